@@ -1,0 +1,39 @@
+# xmppd — the operator interface: make install | run | test | lint
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CONFIG ?= etc/xmppd.toml
+
+.PHONY: install install-test run test lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Editable in "compat" mode: the repo root goes on sys.path, so twistd finds
+# twisted/plugins/xmppd_plugin.py and code changes need no reinstall.
+$(VENV)/.installed: $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install -q -e . --config-settings editable_mode=compat
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+# A self-signed certificate for localhost, then the server in the foreground.
+run: install
+	$(PY) -m xmppd.stream.selfsigned var/tls/localhost.crt var/tls/localhost.key localhost
+	$(VENV)/bin/twistd --pidfile= -n xmppd --config $(CONFIG)
+
+test: install-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(VENV)/bin/ruff check xmppd tests twisted
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,172 @@
+"""The <auth/>, <response/> and <abort/> exchange of RFC 6120 §6 on one stream."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.words.xish import domish
+
+from xmppd import ns
+from xmppd.errors import SASLFailure, StreamError
+from xmppd.sasl import Challenge, Success
+from xmppd.sasl.mechanisms import create_mechanism, offered_mechanisms
+from xmppd.stream.tls import channel_binding_data, channel_binding_types, tls_connection
+
+log = Logger()
+
+MAX_FAILURES = 3  # RFC 6120 §6.4.5: allow retries, but not forever
+
+
+class SaslExchange:
+    """Runs one SASL negotiation; calls ``stream.authenticated(localpart, mechanism)`` at the end."""
+
+    def __init__(self, stream, auth_backend, enabled: list[str], require_encryption: bool) -> None:
+        self.stream = stream
+        self.auth = auth_backend
+        self.enabled = enabled
+        self.require_encryption = require_encryption
+        self.mechanism = None
+        self.failures = 0
+        self.busy = False  # a mechanism step is running; the client must wait for our answer
+
+    # -- features
+
+    def offered(self) -> list[str]:
+        if self.require_encryption and not self.stream.secure:
+            return []
+        connection = tls_connection(self.stream.transport)
+        return offered_mechanisms(self.enabled, self.stream.secure,
+                                  channel_binding_types(connection))
+
+    def features(self) -> list[domish.Element]:
+        offered = self.offered()
+        if not offered:
+            return []
+        mechanisms = domish.Element((ns.SASL, "mechanisms"))
+        for name in offered:
+            mechanisms.addElement("mechanism", content=name)
+        result = [mechanisms]
+        types = channel_binding_types(tls_connection(self.stream.transport))
+        if types:  # XEP-0440: tell the client which channel bindings we can do
+            bindings = domish.Element((ns.SASL_CB, "sasl-channel-binding"))
+            for name in types:
+                bindings.addElement("channel-binding")["type"] = name
+            result.append(bindings)
+        return result
+
+    # -- elements
+
+    def handle(self, element: domish.Element) -> None:
+        if self.busy:
+            raise StreamError("policy-violation", "wait for the server's SASL answer")
+        if element.name == "auth":
+            self._auth(element)
+        elif element.name == "response":
+            self._response(element)
+        elif element.name == "abort":
+            self.mechanism = None
+            self._fail(SASLFailure("aborted"))
+        else:
+            raise StreamError("unsupported-stanza-type", f"unexpected SASL element {element.name}")
+
+    def _auth(self, element: domish.Element) -> None:
+        if self.mechanism is not None:
+            raise StreamError("policy-violation", "an authentication is already under way")
+        name = element.getAttribute("mechanism")
+        offered = self.offered()
+        if not offered and self.require_encryption and not self.stream.secure:
+            self._fail(SASLFailure("encryption-required"))
+            return
+        if name not in offered:
+            self._fail(SASLFailure("invalid-mechanism"))
+            return
+        connection = tls_connection(self.stream.transport)
+        try:
+            self.mechanism = create_mechanism(
+                name, auth=self.auth, domain=self.stream.domain,
+                channel_binding=lambda kind: channel_binding_data(connection, kind),
+                channel_binding_types=channel_binding_types(connection),
+                tls=self.stream.secure)
+            initial = _decode(element, allow_absent=True)
+        except SASLFailure as failure:
+            self.mechanism = None
+            self._fail(failure)
+            return
+        self._run(self.mechanism.start, initial)
+
+    def _response(self, element: domish.Element) -> None:
+        if self.mechanism is None:
+            raise StreamError("policy-violation", "<response/> without <auth/>")
+        try:
+            data = _decode(element, allow_absent=False)
+        except SASLFailure as failure:
+            self.mechanism = None
+            self._fail(failure)
+            return
+        self._run(self.mechanism.step, data)
+
+    def _run(self, step, data: bytes | None) -> None:
+        self.busy = True
+        d = defer.maybeDeferred(step, data)
+        d.addCallbacks(self._answer, self._error)
+        d.addErrback(self._crash)
+
+    def _answer(self, result) -> None:
+        self.busy = False
+        if self.stream.disconnected:
+            return
+        if isinstance(result, Challenge):
+            challenge = domish.Element((ns.SASL, "challenge"))
+            if result.data:
+                challenge.addContent(_encode(result.data))
+            self.stream.send(challenge)
+        elif isinstance(result, Success):
+            success = domish.Element((ns.SASL, "success"))
+            if result.additional_data:
+                success.addContent(_encode(result.additional_data))
+            mechanism = self.mechanism.name
+            self.mechanism = None
+            self.stream.send(success)
+            self.stream.authenticated(result.authcid, mechanism)
+
+    def _error(self, failure) -> None:
+        self.busy = False
+        failure.trap(SASLFailure)
+        self.mechanism = None
+        if not self.stream.disconnected:
+            self._fail(failure.value)
+
+    def _crash(self, failure) -> None:
+        self.busy = False
+        log.failure("SASL mechanism failed", failure)
+        self.mechanism = None
+        if not self.stream.disconnected:
+            self._fail(SASLFailure("temporary-auth-failure"))
+
+    def _fail(self, failure: SASLFailure) -> None:
+        self.failures += 1
+        log.info("SASL failure {condition} for {peer}", condition=failure.condition,
+                 peer=self.stream.peer_address)
+        self.stream.send(failure.to_element())
+        if self.failures >= MAX_FAILURES:
+            self.stream.fail(StreamError("policy-violation", "too many failed authentications"))
+
+
+def _decode(element: domish.Element, allow_absent: bool) -> bytes | None:
+    """Base64 element text; '=' is an empty response, no text is no (initial) response."""
+    text = str(element).strip()
+    if not text:
+        return None if allow_absent else b""
+    if text == "=":
+        return b""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise SASLFailure("incorrect-encoding") from None
+
+
+def _encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

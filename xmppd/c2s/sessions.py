@@ -1,0 +1,104 @@
+"""Bound client sessions, indexed by bare JID then resource."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from xmppd.errors import StanzaError
+from xmppd.interfaces import ISession, ISessionRegistry
+from xmppd.jid import JID, jid_from_parts
+
+log = Logger()
+
+
+@implementer(ISession)
+class ClientSession:
+    """A bound client: the routing entity on top of its stream."""
+
+    def __init__(self, stream, account: JID) -> None:
+        self.stream = stream
+        self.account = account  # bare JID the stream authenticated as
+        self.jid: JID | None = None  # full JID, set at bind
+        self.started = time.time()
+
+    @property
+    def secure(self) -> bool:
+        return self.stream.secure
+
+    @property
+    def authenticated_by(self) -> str | None:
+        return self.stream.mechanism
+
+    @property
+    def peer(self) -> str:
+        return self.stream.peer_address
+
+    def send(self, element) -> None:
+        self.stream.send(element)
+
+    def close(self, condition: str | None = None, text: str | None = None) -> None:
+        self.stream.close_stream(condition, text)
+
+    def __repr__(self) -> str:
+        return f"<ClientSession {self.jid or self.account} from {self.peer}>"
+
+
+@implementer(ISessionRegistry)
+class SessionRegistry:
+    """Resource binding policy lives here: clashes replace the old session or rename the new."""
+
+    def __init__(self, resource_conflict: str = "replace", max_resources: int = 10) -> None:
+        if resource_conflict not in ("replace", "rename"):
+            raise ValueError(f"resource_conflict must be replace or rename: {resource_conflict!r}")
+        self.resource_conflict = resource_conflict
+        self.max_resources = max_resources
+        self._accounts: dict[JID, dict[str, ClientSession]] = {}
+
+    def bind(self, session: ClientSession, resource: str | None) -> JID:
+        """Give ``session`` a full JID; the resource granted may differ from the one asked."""
+        resources = self._accounts.setdefault(session.account, {})
+        if resource is None:
+            resource = _random_resource()
+        elif resource in resources:
+            if self.resource_conflict == "rename":
+                resource = f"{resource}.{_random_resource()[:8]}"
+            else:
+                old = resources.pop(resource)
+                log.info("{jid} replaced by a new session", jid=old.jid)
+                old.close("conflict", "replaced by a new session with the same resource")
+        if len(resources) >= self.max_resources:
+            raise StanzaError("resource-constraint", "too many sessions for this account")
+        full = jid_from_parts(session.account.user, session.account.host, resource)
+        session.jid = full
+        resources[full.resource] = session
+        return full
+
+    def unbind(self, session: ClientSession) -> None:
+        if session.jid is None:
+            return
+        resources = self._accounts.get(session.account)
+        if resources and resources.get(session.jid.resource) is session:
+            del resources[session.jid.resource]
+            if not resources:
+                del self._accounts[session.account]
+
+    def get(self, full_jid: JID) -> ClientSession | None:
+        resources = self._accounts.get(full_jid.bare())
+        return resources.get(full_jid.resource) if resources else None
+
+    def resources(self, bare_jid: JID) -> list[ClientSession]:
+        return list(self._accounts.get(bare_jid, {}).values())
+
+    def all(self) -> list[ClientSession]:
+        return [s for resources in self._accounts.values() for s in resources.values()]
+
+    def __len__(self) -> int:
+        return sum(len(resources) for resources in self._accounts.values())
+
+
+def _random_resource() -> str:
+    return "xmppd-" + secrets.token_hex(8)

@@ -1,0 +1,238 @@
+"""Client-to-server streams (RFC 6120): header checks, STARTTLS, SASL, bind, then stanzas.
+
+The negotiation is a short ladder: ``tls`` (until encrypted, when required) ▸ ``auth`` ▸
+``bind`` ▸ ``ready``. Only in ``ready`` do stanzas reach the router.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.words.xish import domish
+
+from xmppd import events, ns
+from xmppd.c2s.sasl_exchange import SaslExchange
+from xmppd.c2s.sessions import ClientSession
+from xmppd.errors import StanzaError, StreamError
+from xmppd.jid import InvalidJID, jid_from_parts, prepare_domain, prepare_resource
+from xmppd.stanza import make_iq_result
+from xmppd.stream.xmlstream import XmlStream
+from xmppd.xml import StreamHeader
+
+log = Logger()
+
+STANZA_NAMES = frozenset(("iq", "message", "presence"))
+
+
+class ClientStream(XmlStream):
+    content_ns = ns.CLIENT
+
+    def __init__(self, server, tls_context, direct_tls: bool = False) -> None:
+        c2s = server.config.c2s
+        super().__init__(server.reactor, server.config.server.max_stanza_size)
+        self.server = server
+        self.tls_context = tls_context
+        self.secure = direct_tls
+        self.domain: str | None = None
+        self.account = None  # bare JID once SASL succeeded
+        self.mechanism: str | None = None
+        self.session: ClientSession | None = None
+        self.sasl = SaslExchange(self, server.auth, list(c2s.sasl_mechanisms),
+                                 c2s.require_encryption)
+        self.require_encryption = c2s.require_encryption
+        self._auth_timer = None
+
+    @property
+    def state(self) -> str:
+        if self.session is not None and self.session.jid is not None:
+            return "ready"
+        if self.account is not None:
+            return "bind"
+        return "auth"
+
+    # -- XmlStream hooks
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.server.c2s_streams.add(self)
+        timeout = self.server.config.c2s.auth_timeout
+        self._auth_timer = self.reactor.callLater(timeout, self._auth_timed_out)
+
+    def default_from(self) -> str | None:
+        return self.domain or next(iter(sorted(self.server.domains)))
+
+    def header_received(self, header: StreamHeader) -> None:
+        requested = header.attributes.get("to")
+        domain = _prepared_domain(requested)
+        if domain is None or domain not in self.server.domains:
+            raise StreamError("host-unknown", f"this server does not serve {requested!r}")
+        if self.domain is not None and domain != self.domain:
+            raise StreamError("host-unknown", "the domain changed across a stream restart")
+        self.domain = domain
+        if not _version_ok(header.attributes.get("version")):
+            self.send_header(self.domain)
+            raise StreamError("unsupported-version", "only XMPP 1.0 streams are supported")
+        client = header.attributes.get("from") if self.account is None else None
+        self.send_header(self.domain, to=client if client and _is_plausible_jid(client) else None)
+        self.send(self._features())
+
+    def _features(self) -> domish.Element:
+        features = domish.Element((ns.STREAMS, "features"))
+        if self.account is not None:
+            features.addElement((ns.BIND, "bind"))
+            features.addElement((ns.SESSION, "session")).addElement("optional")
+            return features
+        if not self.secure and self.tls_context is not None:
+            starttls = features.addElement((ns.TLS, "starttls"))
+            if self.require_encryption:
+                starttls.addElement("required")
+        for feature in self.sasl.features():
+            features.addChild(feature)
+        return features
+
+    def element_received(self, element: domish.Element) -> None:
+        state = self.state
+        if state == "ready":
+            self._stanza(element)
+        elif element.uri == ns.TLS and self.account is None:
+            self._starttls(element)
+        elif element.uri == ns.SASL and self.account is None:
+            self.sasl.handle(element)
+        elif state == "bind" and element.name == "iq" and element.uri == ns.CLIENT:
+            self._pre_session_iq(element)
+        else:
+            raise StreamError("not-authorized", "authenticate and bind a resource first")
+
+    def stream_ending(self) -> None:
+        if self.session is not None and self.session.jid is not None:
+            self._end_session(polite=True)
+
+    def stream_closed(self, polite: bool) -> None:
+        self._cancel_auth_timer()
+        self.server.c2s_streams.discard(self)
+        if self.session is not None and self.session.jid is not None:
+            self._end_session(polite)
+
+    # -- negotiation steps
+
+    def _starttls(self, element: domish.Element) -> None:
+        if element.name != "starttls" or self.secure or self.tls_context is None:
+            self.send(domish.Element((ns.TLS, "failure")))
+            self.close_stream()
+            return
+        self.send(domish.Element((ns.TLS, "proceed")))
+        self.transport.startTLS(self.tls_context)
+        self.secure = True
+        self.restart()
+
+    def authenticated(self, localpart: str, mechanism: str) -> None:
+        """SASL succeeded: the stream restarts and the account may bind a resource."""
+        self.account = jid_from_parts(localpart, self.domain, None)
+        self.mechanism = mechanism
+        log.info("{account} authenticated with {mechanism} from {peer}", account=self.account,
+                 mechanism=mechanism, peer=self.peer_address)
+        self.restart()
+
+    def _pre_session_iq(self, element: domish.Element) -> None:
+        payload = next(element.elements(), None)
+        if payload is not None and (payload.uri, payload.name) == (ns.SESSION, "session"):
+            self.send(make_iq_result(element))  # RFC 3921 session: accepted, nothing to do
+            return
+        if payload is None or (payload.uri, payload.name) != (ns.BIND, "bind"):
+            raise StreamError("not-authorized", "bind a resource first")
+        if element.getAttribute("type") != "set":
+            self.send(StanzaError("bad-request").to_response(element))
+            return
+        try:
+            full_jid = self._bind(payload)
+        except StanzaError as error:
+            self.send(error.to_response(element))
+            return
+        result = domish.Element((ns.BIND, "bind"))
+        result.addElement("jid", content=full_jid.full())
+        self.send(make_iq_result(element, result))
+        self._cancel_auth_timer()
+        self.server.emit(events.SESSION_BOUND, self.session)
+
+    def _bind(self, bind: domish.Element):
+        requested = None
+        for child in bind.elements():
+            if child.name == "resource":
+                try:
+                    requested = prepare_resource(str(child))
+                except (InvalidJID, ValueError):
+                    raise StanzaError("bad-request", "invalid resource") from None
+        session = ClientSession(self, self.account)
+        full_jid = self.server.sessions.bind(session, requested)
+        self.session = session
+        return full_jid
+
+    # -- the bound session
+
+    def _stanza(self, element: domish.Element) -> None:
+        if element.name not in STANZA_NAMES or element.uri != ns.CLIENT:
+            raise StreamError("unsupported-stanza-type", f"unknown element {element.name}")
+        if element.name == "iq":
+            payload = next(element.elements(), None)
+            if payload is not None and payload.uri == ns.SESSION:
+                self.send(make_iq_result(element))
+                return
+            if payload is not None and payload.uri == ns.BIND:
+                self.send(StanzaError("not-allowed", "already bound").to_response(element))
+                return
+        self.server.router.route_from_client(element, self.session)
+
+    def _end_session(self, polite: bool) -> None:
+        session, self.session = self.session, None
+        self.server.sessions.unbind(session)
+        self.server.emit(events.SESSION_CLOSED, session, polite)
+
+    # -- timers
+
+    def _auth_timed_out(self) -> None:
+        self._auth_timer = None
+        self.fail(StreamError("connection-timeout", "authentication took too long"))
+
+    def _cancel_auth_timer(self) -> None:
+        if self._auth_timer is not None and self._auth_timer.active():
+            self._auth_timer.cancel()
+        self._auth_timer = None
+
+
+class ClientStreamFactory(Factory):
+    def __init__(self, server, tls_context, direct_tls: bool = False) -> None:
+        self.server = server
+        self.tls_context = tls_context
+        self.direct_tls = direct_tls
+
+    def buildProtocol(self, addr) -> ClientStream:
+        stream = ClientStream(self.server, self.tls_context, self.direct_tls)
+        stream.factory = self
+        return stream
+
+
+def _prepared_domain(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return prepare_domain(value)
+    except (InvalidJID, ValueError):
+        return None
+
+
+def _version_ok(version: str | None) -> bool:
+    """RFC 6120 §4.7.5: we speak 1.x; no version at all is a pre-1.0 stream."""
+    if not version:
+        return False
+    major, _, minor = version.partition(".")
+    return major.isdigit() and int(major) == 1 and (minor == "" or minor.isdigit())
+
+
+def _is_plausible_jid(value: str) -> bool:
+    from xmppd.jid import parse_jid
+
+    try:
+        parse_jid(value)
+    except (InvalidJID, ValueError):
+        return False
+    return True

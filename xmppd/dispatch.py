@@ -1,0 +1,124 @@
+"""Dispatch: one dictionary look-up from a stanza's key to the handlers registered for it.
+
+Keys are ``("iq", type, target, namespace, element)`` for IQ requests and
+``(kind, type, target)`` for messages and presence, where ``target`` is 'host', 'bare' or
+'full'. Handlers are sorted by priority when they register, never per stanza.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.words.xish import domish
+
+from xmppd.errors import StanzaError
+from xmppd.stanza import Stanza, make_iq_result
+
+log = Logger()
+
+TARGETS = frozenset(("host", "bare", "full"))
+IQ_REQUEST_TYPES = frozenset(("get", "set"))
+
+
+def iq_key(type: str, target: str, namespace: str | None, element: str) -> tuple:
+    return ("iq", type, target, namespace, element)
+
+
+def stanza_key(kind: str, type: str, target: str) -> tuple:
+    return (kind, type, target)
+
+
+class Dispatcher:
+    """Finds and runs handlers; turns an IQ handler's return or exception into the reply."""
+
+    def __init__(self, reply: Callable[[domish.Element], None]) -> None:
+        self._reply = reply
+        self._table: dict[tuple, list[tuple[int, int, Callable]]] = {}
+        self._order = 0
+
+    # -- registration
+
+    def add_iq(self, type: str, namespace: str, element: str, target: str, handler: Callable,
+               priority: int = 0) -> Callable[[], None]:
+        if type not in IQ_REQUEST_TYPES:
+            raise ValueError(f"IQ handlers take 'get' or 'set', not {type!r}")
+        return self._add(iq_key(type, _target(target), namespace, element), handler, priority)
+
+    def add_stanza(self, kind: str, type: str, target: str, handler: Callable,
+                   priority: int = 0) -> Callable[[], None]:
+        if kind not in ("message", "presence"):
+            raise ValueError(f"stanza handlers are for message or presence, not {kind!r}")
+        return self._add(stanza_key(kind, type, _target(target)), handler, priority)
+
+    def _add(self, key: tuple, handler: Callable, priority: int) -> Callable[[], None]:
+        self._order += 1
+        entry = (-priority, self._order, handler)
+        handlers = self._table.setdefault(key, [])
+        handlers.append(entry)
+        handlers.sort(key=lambda item: item[:2])
+
+        def remove() -> None:
+            if entry in handlers:
+                handlers.remove(entry)
+            if not handlers:
+                self._table.pop(key, None)
+
+        return remove
+
+    def handles_iq(self, type: str, target: str, namespace: str | None, element: str) -> bool:
+        return iq_key(type, target, namespace, element) in self._table
+
+    # -- dispatch
+
+    def dispatch_iq(self, stanza: Stanza, target: str, origin) -> bool:
+        """Answer an IQ get/set; False when nobody handles it (the caller decides the error)."""
+        payload = stanza.payload()
+        if payload is None:
+            return False
+        handlers = self._table.get(iq_key(stanza.type, target, payload.uri, payload.name))
+        if not handlers:
+            return False
+        handler = handlers[0][2]
+        d = defer.maybeDeferred(handler, stanza, origin)
+        d.addCallbacks(self._iq_result, self._iq_error, (stanza,), None, (stanza, handler))
+        return True
+
+    def dispatch(self, stanza: Stanza, target: str, origin) -> bool:
+        """Offer a message or presence to its handlers until one consumes it."""
+        for _, _, handler in self._table.get(stanza_key(stanza.kind, stanza.type, target), ()):
+            try:
+                consumed = handler(stanza, origin)
+            except StanzaError as error:
+                self._reply(error.to_response(stanza.element))
+                return True
+            except Exception:
+                log.failure("handler {handler!r} failed on {stanza!r}", handler=handler,
+                            stanza=stanza)
+                self._reply(StanzaError("internal-server-error").to_response(stanza.element))
+                return True
+            if isinstance(consumed, defer.Deferred):
+                consumed.addErrback(lambda f, h=handler: log.failure("{h!r} failed", f, h=h))
+                return True
+            if consumed:
+                return True
+        return False
+
+    def _iq_result(self, payload, stanza: Stanza) -> None:
+        self._reply(make_iq_result(stanza.element, payload))
+
+    def _iq_error(self, failure, stanza: Stanza, handler: Callable) -> None:
+        if failure.check(StanzaError):
+            error = failure.value
+        else:
+            log.failure("IQ handler {handler!r} failed on {stanza!r}", failure,
+                        handler=handler, stanza=stanza)
+            error = StanzaError("internal-server-error")
+        self._reply(error.to_response(stanza.element))
+
+
+def _target(target: str) -> str:
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {sorted(TARGETS)}, not {target!r}")
+    return target

@@ -1,0 +1,50 @@
+"""Server events: typed constants (xmppd.events) mapped to prioritised listeners."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from xmppd.events import Event
+
+log = Logger()
+
+
+class EventBus:
+    """Listeners run by priority (highest first); one listener's failure never stops the rest."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[Event, list[tuple[int, int, Callable]]] = {}
+        self._order = 0
+
+    def on(self, event: Event, handler: Callable, priority: int = 0) -> Callable[[], None]:
+        """Subscribe; returns a function that undoes the subscription."""
+        if not isinstance(event, Event):
+            raise TypeError(f"events are xmppd.events constants, not {event!r}")
+        self._order += 1
+        entry = (-priority, self._order, handler)
+        listeners = self._listeners.setdefault(event, [])
+        listeners.append(entry)
+        listeners.sort(key=lambda item: item[:2])
+
+        def remove() -> None:
+            if entry in listeners:
+                listeners.remove(entry)
+
+        return remove
+
+    def emit(self, event: Event, *args) -> defer.Deferred:
+        """Call every listener; the Deferred fires when all of them (and theirs) are done."""
+        calls = []
+        for _, _, handler in list(self._listeners.get(event, ())):
+            d = defer.maybeDeferred(handler, *args)
+            d.addErrback(self._report, event, handler)
+            calls.append(d)
+        return defer.gatherResults(calls) if calls else defer.succeed([])
+
+    @staticmethod
+    def _report(failure, event: Event, handler: Callable) -> None:
+        log.failure("listener {handler!r} failed on {event}", failure, handler=handler,
+                    event=event.name)

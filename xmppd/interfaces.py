@@ -1,0 +1,226 @@
+"""Every seam of xmppd as a zope.interface declaration, in one file.
+
+Storage calls return Deferreds; everything else is synchronous unless it says so.
+"""
+
+from __future__ import annotations
+
+from twisted.plugin import IPlugin
+from zope.interface import Attribute, Interface
+
+# --------------------------------------------------------------------------- plugins
+
+
+class IXmppdPlugin(IPlugin):
+    """A server feature, loaded by name from ``[plugins] enabled``.
+
+    Extends twisted.plugin.IPlugin so ``getPlugins`` finds it in ``xmppd.plugins`` and in
+    drop-in directories.
+    """
+
+    name = Attribute("Config name of the plugin, e.g. 'ping'; also its [plugins.NAME] section.")
+    requires = Attribute("Tuple of plugin names that must be set up first.")
+
+    def setup(ctx):
+        """Register handlers, features and event listeners through ``ctx`` (IPluginContext).
+
+        May return a Deferred. A failure stops start-up with the plugin's name in the error.
+        """
+
+
+class IPluginContext(Interface):
+    """What a plugin sees of the server: xmppd's analogue of Prosody's ``module``.
+
+    Every registration is recorded so ``close()`` undoes all of them.
+    """
+
+    name = Attribute("The plugin's name.")
+    config = Attribute("The plugin's own config section, a dict (empty when absent).")
+    storage = Attribute("The IStorage provider.")
+    reactor = Attribute("The reactor.")
+    server = Attribute("The IServer provider.")
+
+    def iq(type, namespace, element, handler, to="host", priority=0):
+        """Handle IQs of ``type`` ('get'/'set') whose payload is ``{namespace}element``.
+
+        ``to`` is 'host' (our domain), 'bare' (an account) or 'full' (a resource).
+        ``handler(stanza, origin)`` returns the result payload (an Element, a list of them or
+        None), or a Deferred of it, or raises StanzaError.
+        """
+
+    def stanza(kind, type, to, handler, priority=0):
+        """Handle message/presence stanzas of ``type`` addressed at 'host', 'bare' or 'full'.
+
+        ``handler(stanza, origin)`` returns True when it consumed the stanza.
+        """
+
+    def on(event, handler, priority=0):
+        """Call ``handler(*args)`` on a server event (a constant from xmppd.events)."""
+
+    def feature(namespace):
+        """Advertise a disco#info feature on the server."""
+
+    def identity(category, type, name=None):
+        """Advertise a disco#info identity on the server."""
+
+    def close():
+        """Remove every registration made through this context."""
+
+
+# --------------------------------------------------------------------------- sessions and routing
+
+
+class ISession(Interface):
+    """One authenticated, bound client stream (or, later, an s2s link or component)."""
+
+    jid = Attribute("The bound full JID (xmppd.jid.JID).")
+    secure = Attribute("True when the stream is encrypted with TLS.")
+    authenticated_by = Attribute("The SASL mechanism name that authenticated the stream.")
+    peer = Attribute("The remote address as 'host:port', for admins.")
+    started = Attribute("Bind time (POSIX seconds).")
+
+    def send(element):
+        """Write one stanza (domish.Element) to the stream."""
+
+    def close(condition=None, text=None):
+        """Close the stream politely, optionally with a stream error condition first."""
+
+
+class ISessionRegistry(Interface):
+    """The bound client sessions of this server."""
+
+    def bind(session, resource):
+        """Claim ``resource`` for ``session``; returns the full JID granted (may differ)."""
+
+    def unbind(session):
+        """Forget a session that has ended."""
+
+    def get(full_jid):
+        """The session bound to ``full_jid``, or None."""
+
+    def resources(bare_jid):
+        """The sessions of an account, a list (empty when offline)."""
+
+    def all():
+        """Every bound session."""
+
+
+class IRouter(Interface):
+    """Where every stanza goes after its stream has authenticated it."""
+
+    def route(stanza, origin):
+        """Deliver ``stanza`` (xmppd.stanza.Stanza) that came in on ``origin`` (ISession or None)."""
+
+
+class IRemoteRouter(Interface):
+    """The server-to-server layer as the router sees it (federation comes in a later issue)."""
+
+    def send(stanza):
+        """Send a stanza for a domain we do not host, or bounce it with an error."""
+
+
+class IServer(Interface):
+    """The running server, as plugins and the admin API see it."""
+
+    config = Attribute("The validated xmppd.config.Config.")
+    domains = Attribute("Frozenset of the domains we host.")
+    sessions = Attribute("The ISessionRegistry provider.")
+    router = Attribute("The IRouter provider.")
+    storage = Attribute("The IStorage provider.")
+
+    def emit(event, *args):
+        """Fire a server event to its listeners; returns a Deferred that fires when all are done."""
+
+
+# --------------------------------------------------------------------------- authentication
+
+
+class IAuthBackend(Interface):
+    """Checks credentials for SASL; backed by IUserStore in the default setup."""
+
+    def scram_credentials(localpart, domain, hash_name):
+        """Deferred firing with xmppd.sasl.credentials.ScramCredentials, or None if unknown."""
+
+    def check_password(localpart, domain, password):
+        """Deferred firing True if ``password`` (PRECIS-prepared) is right (for PLAIN)."""
+
+
+class ISASLMechanism(Interface):
+    """The server side of one SASL exchange (one instance per attempt)."""
+
+    name = Attribute("Mechanism name as advertised, e.g. 'SCRAM-SHA-256-PLUS'.")
+
+    def start(initial_response):
+        """Begin with the client's initial response (bytes or None).
+
+        Returns a Deferred firing with xmppd.sasl.Challenge or xmppd.sasl.Success;
+        errbacks with xmppd.errors.SASLFailure.
+        """
+
+    def step(response):
+        """Continue with the client's next response (bytes); same results as ``start``."""
+
+
+# --------------------------------------------------------------------------- storage
+
+
+class IUserStore(Interface):
+    """Accounts and their SCRAM credentials. No plaintext password is ever stored."""
+
+    def create_user(localpart, domain, credentials):
+        """Create an account with a list of ScramCredentials; errback UserExists if taken."""
+
+    def set_credentials(localpart, domain, credentials):
+        """Replace an account's credentials; errback UserNotFound if absent."""
+
+    def get_credentials(localpart, domain, hash_name):
+        """Deferred firing with the ScramCredentials for ``hash_name``, or None."""
+
+    def delete_user(localpart, domain):
+        """Delete an account and everything it owns; errback UserNotFound if absent."""
+
+    def user_exists(localpart, domain):
+        """Deferred firing a bool."""
+
+    def list_users(domain=None):
+        """Deferred firing a sorted list of 'localpart@domain' strings."""
+
+
+class IStorage(Interface):
+    """One database: opened and migrated at start-up, closed at shutdown."""
+
+    users = Attribute("The IUserStore of this database.")
+
+    def open():
+        """Connect and apply pending schema migrations; returns a Deferred."""
+
+    def close():
+        """Flush and disconnect; returns a Deferred."""
+
+    def schema_version():
+        """Deferred firing the applied schema version, an int."""
+
+
+# --------------------------------------------------------------------------- administration
+
+
+class IAdminAPI(Interface):
+    """The one admin API; the manhole and xmppdctl are its two faces."""
+
+    def add_user(jid, password):
+        """Create an account; Deferred."""
+
+    def delete_user(jid):
+        """Delete an account (and end its sessions when the server runs); Deferred."""
+
+    def set_password(jid, password):
+        """Change an account's password; Deferred."""
+
+    def list_users(domain=None):
+        """Deferred firing the list of accounts."""
+
+    def list_sessions():
+        """The live sessions (needs the running server), as dicts."""
+
+    def kick(jid):
+        """Close the session(s) of a full or bare JID; returns how many were closed."""

@@ -1,0 +1,21 @@
+"""XML namespaces, in one place: a bare string used as a namespace does not pass review."""
+
+STREAMS = "http://etherx.jabber.org/streams"
+CLIENT = "jabber:client"
+SERVER = "jabber:server"
+XML = "http://www.w3.org/XML/1998/namespace"
+
+STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
+STANZA_ERRORS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+SESSION = "urn:ietf:params:xml:ns:xmpp-session"
+SASL_CB = "urn:xmpp:sasl-cb:0"  # XEP-0440 channel-binding types
+
+DISCO_INFO = "http://jabber.org/protocol/disco#info"
+DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+PING = "urn:xmpp:ping"
+VERSION = "jabber:iq:version"
+ROSTER = "jabber:iq:roster"
+DELAY = "urn:xmpp:delay"

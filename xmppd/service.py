@@ -1,0 +1,109 @@
+"""The service tree: storage ▸ plugins ▸ listeners ▸ manhole, started in order, stopped in reverse.
+
+MultiService starts children without waiting; a server must not accept clients before its
+storage is migrated and its plugins are loaded, so this service sequences the start itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from twisted.application import service
+from twisted.internet import defer, endpoints, task
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from xmppd import events
+from xmppd.c2s.stream import ClientStreamFactory
+from xmppd.registry import PluginRegistry
+from xmppd.server import Server
+
+log = Logger()
+
+
+class XmppdService(service.MultiService):
+    def __init__(self, config, storage, tls_context, reactor, manhole_factory=None) -> None:
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.tls_context = tls_context
+        self.server = Server(config, storage, reactor)
+        self.plugins = PluginRegistry(self.server, config.plugins.enabled,
+                                      config.plugins.sections, config.server.plugin_dirs)
+        self.manhole_factory = manhole_factory
+        self.ports: list = []  # listening ports, in start order
+        self.manhole: service.Service | None = None
+        self.ready: defer.Deferred = defer.Deferred()
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        d = self._start()
+        d.addCallbacks(self.ready.callback, self._start_failed)
+
+    @defer.inlineCallbacks
+    def _start(self):
+        yield self.server.storage.open()
+        yield self.plugins.load()
+        for description, factory in self._listeners():
+            endpoint = endpoints.serverFromString(self.reactor, description)
+            self.ports.append((yield endpoint.listen(factory)))
+        if self.manhole_factory is not None:
+            self.manhole = self.manhole_factory(self)
+            if self.manhole is not None:
+                self.manhole.setServiceParent(self)
+        yield self.server.emit(events.SERVER_STARTED)
+        log.info("xmppd is serving {domains}", domains=", ".join(sorted(self.server.domains)))
+        return self
+
+    def _listeners(self) -> list[tuple[str, object]]:
+        """(endpoint description, factory) for every configured listener."""
+        c2s = self.config.c2s
+        plain = ClientStreamFactory(self.server, self.tls_context)
+        direct = TLSMemoryBIOFactory(self.tls_context, False,
+                                     ClientStreamFactory(self.server, None, direct_tls=True))
+        return [(d, plain) for d in c2s.listen] + [(d, direct) for d in c2s.direct_tls]
+
+    def _start_failed(self, failure) -> None:
+        log.failure("xmppd could not start", failure)
+        self.ready.errback(failure)
+        if self.reactor.running:
+            self.reactor.addSystemEventTrigger("after", "shutdown", _exit_failed)
+            self.reactor.stop()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        """Stop listening, close every stream politely, unload plugins, close storage."""
+        if not self.running:
+            return
+        yield self.server.emit(events.SERVER_STOPPING)
+        if self.manhole is not None:
+            yield defer.maybeDeferred(self.manhole.disownServiceParent)
+        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in self.ports])
+        self.ports.clear()
+        yield self._close_streams()
+        service.Service.stopService(self)
+        self.plugins.unload()
+        yield self.server.storage.close()
+        log.info("xmppd stopped")
+
+    def _close_streams(self) -> defer.Deferred:
+        streams = list(self.server.c2s_streams)
+        for stream in streams:
+            stream.close_stream("system-shutdown")
+        deadline = self.reactor.seconds() + self.config.server.shutdown_timeout
+
+        def wait_until_gone():
+            if not self.server.c2s_streams or self.reactor.seconds() >= deadline:
+                for stream in list(self.server.c2s_streams):
+                    stream.transport.abortConnection()
+                return None
+            return task.deferLater(self.reactor, 0.05, wait_until_gone)
+
+        return defer.maybeDeferred(wait_until_gone)
+
+
+def _exit_failed() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)

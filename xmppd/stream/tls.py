@@ -1,0 +1,85 @@
+"""TLS for streams: the server context, and channel-binding data for SCRAM-PLUS."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL, crypto
+from twisted.internet import ssl
+from twisted.internet.ssl import TLSVersion
+
+_MIN_VERSIONS = {"1.2": TLSVersion.TLSv1_2, "1.3": TLSVersion.TLSv1_3}
+EXPORTER_LABEL = b"EXPORTER-Channel-Binding"  # RFC 9266 §2
+
+
+class TLSConfigError(Exception):
+    """The certificate or key cannot be used; the message names the file."""
+
+
+def server_context_factory(certificate: Path, key: Path,
+                           min_version: str = "1.2") -> ssl.CertificateOptions:
+    """A context factory for STARTTLS and direct TLS listeners; checks the files now."""
+    try:
+        cert_pem = Path(certificate).read_bytes()
+        key_pem = Path(key).read_bytes()
+    except OSError as error:
+        raise TLSConfigError(f"cannot read {error.filename}: {error.strerror}") from None
+    try:
+        chain = x509.load_pem_x509_certificates(cert_pem)
+        private_key = crypto.load_privatekey(crypto.FILETYPE_PEM, key_pem)
+    except (ValueError, crypto.Error) as error:
+        raise TLSConfigError(f"{certificate} / {key}: not a PEM certificate and key ({error})")
+    leaf = crypto.X509.from_cryptography(chain[0])
+    extra = [crypto.X509.from_cryptography(c) for c in chain[1:]]
+    try:
+        return ssl.CertificateOptions(
+            privateKey=private_key, certificate=leaf, extraCertChain=extra,
+            raiseMinimumTo=_MIN_VERSIONS[min_version], fixBrokenPeers=False,
+        )
+    except (ValueError, SSL.Error) as error:
+        raise TLSConfigError(f"{certificate} does not match {key}: {error}") from None
+
+
+def tls_connection(transport) -> SSL.Connection | None:
+    """The pyOpenSSL connection under a transport, once TLS is on; None on plain TCP."""
+    get_handle = getattr(transport, "getHandle", None)
+    handle = get_handle() if get_handle else None
+    return handle if isinstance(handle, SSL.Connection) else None
+
+
+def channel_binding_types(connection: SSL.Connection | None) -> list[str]:
+    """The binding types this connection can give, best first.
+
+    tls-exporter only on TLS 1.3 (RFC 9266 §3: on 1.2 it needs extended master secret, which
+    pyOpenSSL cannot confirm); tls-server-end-point whenever we present a certificate.
+    """
+    if connection is None:
+        return []
+    types = []
+    if connection.get_protocol_version_name() == "TLSv1.3":
+        types.append("tls-exporter")
+    if connection.get_certificate() is not None:
+        types.append("tls-server-end-point")
+    return types
+
+
+def channel_binding_data(connection: SSL.Connection | None, binding_type: str) -> bytes | None:
+    if binding_type not in channel_binding_types(connection):
+        return None
+    if binding_type == "tls-exporter":
+        return connection.export_keying_material(EXPORTER_LABEL, 32)
+    return certificate_hash(connection.get_certificate().to_cryptography())
+
+
+def certificate_hash(certificate: x509.Certificate) -> bytes:
+    """RFC 5929 §4.1: the certificate's own signature hash, but never weaker than SHA-256."""
+    algorithm = certificate.signature_hash_algorithm
+    if algorithm is None or isinstance(algorithm, hashes.MD5 | hashes.SHA1):
+        name = "sha256"
+    else:
+        name = algorithm.name
+    return hashlib.new(name, certificate.public_bytes(Encoding.DER)).digest()

@@ -1,0 +1,160 @@
+"""The XML stream protocol shared by every kind of stream: parse, send, restart, close.
+
+Subclasses decide what a stream header and each top-level element mean. Errors from the
+parser or the subclass become stream errors (RFC 6120 §4.9); nothing escapes to the reactor.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.words.xish import domish
+
+from xmppd import ns
+from xmppd.errors import StreamError
+from xmppd.xml import STREAM_END, StreamHeader, StreamParser, serialize, stream_header
+
+log = Logger()
+
+
+class XmlStream(Protocol):
+    content_ns = ns.CLIENT
+    close_timeout = 5.0  # how long we wait for the peer's </stream:stream> after ours
+
+    def __init__(self, reactor, max_stanza_size: int) -> None:
+        self.reactor = reactor
+        self.max_stanza_size = max_stanza_size
+        self.parser: StreamParser | None = None
+        self.header_sent = False
+        self.close_sent = False
+        self.disconnected = False
+        self.secure = False
+        self.stream_id: str | None = None
+        self.lang = "en"
+        self._close_timer = None
+        self._peer_closed = False
+
+    # -- connection events
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.peer_address = f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}"
+        self.restart()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.close_sent and self.parser is None:
+            return
+        try:
+            self.parser.feed(data)
+        except StreamError as error:
+            self.fail(error)
+        except Exception:
+            log.failure("unexpected error on stream from {peer}", peer=self.peer_address)
+            self.fail(StreamError("internal-server-error"))
+
+    def connectionLost(self, reason=None) -> None:
+        self.disconnected = True
+        self.parser = None
+        if self._close_timer is not None and self._close_timer.active():
+            self._close_timer.cancel()
+        self.stream_closed(polite=self._peer_closed)
+
+    # -- stream life
+
+    def restart(self) -> None:
+        """Expect a new stream header (start, after STARTTLS, after SASL success).
+
+        Parser callbacks carry the parser they came from, so bytes an old parser still holds
+        (for example plaintext pipelined after <starttls/>) are ignored, never processed.
+        """
+        self._peer_closed = False
+        self.header_sent = False
+        parser = StreamParser(
+            lambda header: self._if_current(parser, self._on_header, header),
+            lambda element: self._if_current(parser, self.element_received, element),
+            lambda: self._if_current(parser, self._on_peer_close),
+            max_stanza_size=self.max_stanza_size,
+        )
+        self.parser = parser
+
+    def _if_current(self, parser: StreamParser, callback, *args) -> None:
+        if parser is self.parser and not self.disconnected:
+            callback(*args)
+
+    def _on_header(self, header: StreamHeader) -> None:
+        if header.uri != ns.STREAMS or header.name != "stream":
+            raise StreamError("invalid-namespace", "the root element must be a stream:stream")
+        if header.default_namespace != self.content_ns:
+            raise StreamError("invalid-namespace", f"the content namespace must be {self.content_ns}")
+        self.lang = header.attributes.get("xml:lang") or "en"
+        self.header_received(header)
+
+    def send_header(self, from_: str | None, to: str | None = None) -> None:
+        self.stream_id = secrets.token_urlsafe(12)
+        self.transport.write(stream_header(to=to, from_=from_, id=self.stream_id,
+                                           content_ns=self.content_ns, lang=self.lang))
+        self.header_sent = True
+
+    def send(self, element: domish.Element) -> None:
+        if not self.close_sent:
+            self.transport.write(serialize(element, self.content_ns))
+
+    def fail(self, error: StreamError) -> None:
+        """Send a stream error and end the stream at once (RFC 6120 §4.9.1.1)."""
+        if self.close_sent or self.disconnected:
+            return
+        log.info("stream error {condition} to {peer}: {text}", condition=error.condition,
+                 peer=self.peer_address, text=error.text or "")
+        if not self.header_sent:
+            self.send_header(self.default_from())
+        self.send(error.to_element())
+        self._send_close()
+        self.parser = None
+        self.transport.loseConnection()
+
+    def close_stream(self, condition: str | None = None, text: str | None = None) -> None:
+        """Close politely: optional stream error, our </stream:stream>, then wait for theirs."""
+        if condition is not None:
+            self.fail(StreamError(condition, text))
+            return
+        if self.close_sent or self.disconnected:
+            return
+        if not self.header_sent:
+            self.send_header(self.default_from())
+        self._send_close()
+        self._close_timer = self.reactor.callLater(self.close_timeout, self._close_timed_out)
+
+    def _send_close(self) -> None:
+        self.stream_ending()
+        self.transport.write(STREAM_END)
+        self.close_sent = True
+
+    def _close_timed_out(self) -> None:
+        self.transport.abortConnection()
+
+    def _on_peer_close(self) -> None:
+        self._peer_closed = True
+        if not self.close_sent:
+            self._send_close()
+        self.parser = None
+        self.transport.loseConnection()
+
+    # -- for subclasses
+
+    def default_from(self) -> str | None:
+        """The 'from' of a header we must send before an early stream error."""
+        return None
+
+    def header_received(self, header: StreamHeader) -> None:
+        raise NotImplementedError
+
+    def element_received(self, element: domish.Element) -> None:
+        raise NotImplementedError
+
+    def stream_ending(self) -> None:
+        """Called once, just before our </stream:stream> goes out."""
+
+    def stream_closed(self, polite: bool) -> None:
+        """Called once when the connection is gone."""
