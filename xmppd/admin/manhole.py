@@ -11,15 +11,16 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.application import strports
 from twisted.application.service import IService
 from twisted.conch.checkers import IAuthorizedKeysDB, SSHPublicKeyChecker, readAuthorizedKeyFile
 from twisted.conch.insults import insults
+from twisted.conch.interfaces import IConchUser
 from twisted.conch.manhole import ColoredManhole
-from twisted.conch.manhole_ssh import ConchFactory, TerminalRealm
+from twisted.conch.manhole_ssh import ConchFactory, TerminalRealm, TerminalSession
 from twisted.conch.ssh import keys
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
@@ -30,10 +31,8 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from xmppd.admin.passwords import verify_password
-
-if TYPE_CHECKING:
-    from xmppd.config import ManholeConfig
+from xmppd.admin.passwords import parse_hash, verify_password
+from xmppd.config import ConfigError, ManholeConfig
 
 log = Logger()
 
@@ -41,8 +40,8 @@ log = Logger()
 MANHOLE_MODULE_NAME = "__console__"
 
 
-class ManholeSetupError(Exception):
-    """The manhole cannot start as configured; the message names the setting or file."""
+class ManholeSetupError(ConfigError):
+    """The manhole cannot start as configured; the message names the ``manhole.*`` key."""
 
 
 def make_manhole_service(
@@ -76,8 +75,34 @@ def _manhole_realm(namespace: dict[str, Any]) -> TerminalRealm:
         return insults.ServerProtocol(ColoredManhole, session_namespace)
 
     realm = TerminalRealm()
+    realm.sessionFactory = ResizableTerminalSession
     realm.chainedProtocolFactory = terminal
     return realm
+
+
+class ResizableTerminalSession(TerminalSession):
+    """conch's TerminalSession, plus what it leaves out: resizes, end of input, no pty.
+
+    Without these, resizing the operator's window, piping a script into ``ssh`` or asking
+    for a shell without a pty logs a traceback instead of redrawing, ending or working.
+    """
+
+    width, height = 80, 24  # until the client's pty request says otherwise
+    _terminal = None
+
+    def openShell(self, proto) -> None:
+        self._terminal = self.transportFactory(
+            proto, self.chainedProtocolFactory(), IConchUser(self.original), self.width, self.height
+        )
+
+    def windowChanged(self, newWindowSize) -> None:
+        self.height, self.width = newWindowSize[:2]
+        if self._terminal is not None:
+            self._terminal.chainedProtocol.terminalProtocol.terminalSize(self.width, self.height)
+
+    def eofReceived(self) -> None:
+        if self._terminal is not None:
+            self._terminal.chainedProtocol.loseConnection()
 
 
 def _credential_checkers(config_manhole: ManholeConfig, reactor: Any) -> list:
@@ -88,6 +113,10 @@ def _credential_checkers(config_manhole: ManholeConfig, reactor: Any) -> list:
             raise ManholeSetupError(f"manhole.authorized_keys: cannot read {path}")
         checkers.append(SSHPublicKeyChecker(AuthorizedKeysFile(path)))
     if config_manhole.password_hash:
+        try:
+            parse_hash(config_manhole.password_hash)
+        except ValueError as e:
+            raise ManholeSetupError(f"manhole.password_hash: {e}") from None
         checkers.append(PasswordHashChecker(config_manhole.password_hash, reactor))
     if not checkers:
         raise ManholeSetupError(
@@ -108,7 +137,7 @@ class AuthorizedKeysFile:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def getAuthorizedKeys(self, avatarId: bytes) -> list[keys.Key]:  # noqa: N802 (conch API)
+    def getAuthorizedKeys(self, avatarId: bytes) -> list[keys.Key]:  # conch's name
         try:
             with self.path.open("rb") as lines:
                 return list(readAuthorizedKeyFile(lines))
@@ -131,7 +160,7 @@ class PasswordHashChecker:
         self._password_hash = password_hash
         self._reactor = reactor
 
-    def requestAvatarId(self, credentials: IUsernamePassword) -> defer.Deferred:  # noqa: N802
+    def requestAvatarId(self, credentials: IUsernamePassword) -> defer.Deferred:
         username = credentials.username
         if IReactorThreads.providedBy(self._reactor):
             d = threads.deferToThreadPool(
@@ -187,11 +216,19 @@ def _write_new_host_key(path: Path) -> None:
             out.write(key.toString("openssh"))
     except OSError as e:
         raise ManholeSetupError(f"manhole.host_key: cannot create {path}: {e}") from e
-    log.info("manhole: created SSH host key {path} ({fingerprint})",
-             path=str(path), fingerprint=key.fingerprint(keys.FingerprintFormats.SHA256_BASE64))
+    log.info(
+        "manhole: created SSH host key {path} ({fingerprint})",
+        path=str(path),
+        fingerprint=key.fingerprint(keys.FingerprintFormats.SHA256_BASE64),
+    )
 
 
 def _warn_if_exposed(path: Path) -> None:
-    if stat.S_IMODE(path.stat().st_mode) & 0o077:
-        log.warn("manhole: host key {path} is readable by other users; chmod 600 it",
-                 path=str(path))
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return  # loading it will fail with a clearer message
+    if mode & 0o077:
+        log.warn(
+            "manhole: host key {path} is readable by other users; chmod 600 it", path=str(path)
+        )

@@ -89,7 +89,7 @@ class SaslExchange:
                 name, auth=self.auth, domain=self.stream.domain,
                 channel_binding=lambda kind: channel_binding_data(connection, kind),
                 channel_binding_types=channel_binding_types(connection),
-                tls=self.stream.secure)
+                tls=self.stream.secure, enabled=self.enabled)
             initial = _decode(element, allow_absent=True)
         except SASLFailure as failure:
             self.mechanism = None

@@ -1,0 +1,179 @@
+"""Plugin discovery, load order and unloading, including a drop-in plugin from a directory."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+from twisted.words.xish import domish
+
+from xmppd.dispatch import Dispatcher
+from xmppd.eventbus import EventBus
+from xmppd.events import SESSION_BOUND
+from xmppd.features import ServerFeatures
+from xmppd.jid import parse_jid
+from xmppd.registry import PluginError, PluginRegistry, discover, load_order
+from xmppd.stanza import Stanza
+
+
+@pytest.fixture(autouse=True)
+def isolated_plugin_path():
+    """Drop-in directories join xmppd.plugins' path for good; tests put it back."""
+    import xmppd.plugins
+
+    saved = list(xmppd.plugins.__path__)
+    yield
+    xmppd.plugins.__path__[:] = saved
+    for name in [m for m in sys.modules if m.endswith("_test_plugin")]:
+        del sys.modules[name]
+
+
+class FakeServer:
+    """Just the parts a PluginContext touches."""
+
+    def __init__(self):
+        self.replies = []
+        self.dispatcher = Dispatcher(self.replies.append)
+        self.events = EventBus()
+        self.features = ServerFeatures()
+        self.storage = None
+        self.reactor = None
+
+
+def load(server, enabled, sections=None, dirs=()):
+    registry = PluginRegistry(server, enabled, sections or {}, dirs)
+    d = registry.load()
+    failures = []
+    d.addErrback(failures.append)
+    if failures:
+        failures[0].raiseException()
+    return registry
+
+
+def test_builtin_plugins_are_discovered():
+    found = discover()
+    assert {"disco", "ping", "version"} <= set(found)
+
+
+DROP_IN = textwrap.dedent('''
+    from twisted.words.xish import domish
+    from zope.interface import implementer
+    from xmppd.interfaces import IXmppdPlugin
+
+    @implementer(IXmppdPlugin)
+    class Echo:
+        name = "echo_test"
+        requires = ("ping",)
+
+        def setup(self, ctx):
+            self.greeting = ctx.config.get("greeting", "hello")
+            ctx.feature("urn:example:echo")
+            ctx.iq("get", "urn:example:echo", "echo", self.on_echo)
+
+        def on_echo(self, stanza, origin):
+            answer = domish.Element(("urn:example:echo", "echo"))
+            answer.addContent(self.greeting)
+            return answer
+
+    echo = Echo()
+''')
+
+
+def test_drop_in_plugin_answers_its_custom_iq(tmp_path):
+    (tmp_path / "echo_test_plugin.py").write_text(DROP_IN)
+    server = FakeServer()
+    registry = load(server, ["ping", "echo_test"], {"echo_test": {"greeting": "hi there"}},
+                    [tmp_path])
+    assert list(registry.loaded) == ["ping", "echo_test"]
+    assert "urn:example:echo" in server.features.features()
+    request = domish.Element((None, "iq"))
+    request["type"], request["id"], request["from"] = "get", "e1", "a@localhost/r"
+    request["to"] = "localhost"
+    request.addElement(("urn:example:echo", "echo"))
+    stanza = Stanza(request, parse_jid("a@localhost/r"), parse_jid("localhost"))
+    assert server.dispatcher.dispatch_iq(stanza, "host", None)
+    assert str(server.replies[0].firstChildElement()) == "hi there"
+    registry.unload()
+    assert "urn:example:echo" not in server.features.features()
+    assert not server.dispatcher.dispatch_iq(stanza, "host", None)
+
+
+def test_missing_requirement_and_unknown_plugin_are_named():
+    class Needy:
+        name, requires = "needy", ("absent",)
+
+    with pytest.raises(PluginError, match="'absent'"):
+        load_order(["needy"], {"needy": Needy()})
+    with pytest.raises(PluginError, match="'nope' was not found"):
+        load_order(["nope"], {})
+
+
+def test_requirement_must_be_enabled_and_cycles_are_refused():
+    class A:
+        name, requires = "a", ("b",)
+
+    class B:
+        name, requires = "b", ("a",)
+
+    with pytest.raises(PluginError, match="requires 'b', which is not enabled"):
+        load_order(["a"], {"a": A(), "b": B()})
+    with pytest.raises(PluginError, match="require each other"):
+        load_order(["a", "b"], {"a": A(), "b": B()})
+
+
+def test_failing_setup_names_the_plugin_and_undoes_its_registrations(tmp_path):
+    (tmp_path / "broken_test_plugin.py").write_text(textwrap.dedent('''
+        from zope.interface import implementer
+        from xmppd.interfaces import IXmppdPlugin
+
+        @implementer(IXmppdPlugin)
+        class Broken:
+            name, requires = "broken_test", ()
+            def setup(self, ctx):
+                ctx.feature("urn:example:broken")
+                raise RuntimeError("no database")
+
+        broken = Broken()
+    '''))
+    server = FakeServer()
+    with pytest.raises(PluginError, match="'broken_test' failed to set up: no database"):
+        load(server, ["broken_test"], dirs=[tmp_path])
+    assert "urn:example:broken" not in server.features.features()
+
+
+def test_unknown_plugin_section_and_unknown_plugin_key_are_errors():
+    with pytest.raises(PluginError, match=r"\[plugins.nosuch\]"):
+        load(FakeServer(), ["ping"], {"nosuch": {}})
+    with pytest.raises(PluginError, match="unknown key"):
+        load(FakeServer(), ["version"], {"version": {"colour": "blue"}})
+
+
+def test_events_reach_plugins_and_stop_after_unload():
+    server = FakeServer()
+    seen = []
+    registry = load(server, ["ping"])
+    registry.loaded["ping"].on(SESSION_BOUND, seen.append)
+    server.events.emit(SESSION_BOUND, "s1")
+    registry.unload()
+    server.events.emit(SESSION_BOUND, "s2")
+    assert seen == ["s1"]
+
+
+def test_plain_string_event_is_refused():
+    with pytest.raises(TypeError):
+        EventBus().on("session-bound", print)
+
+
+def test_disco_lists_what_plugins_advertise():
+    server = FakeServer()
+    load(server, ["disco", "ping", "version"])
+    request = domish.Element((None, "iq"))
+    request["type"], request["id"], request["to"] = "get", "d1", "localhost"
+    request.addElement(("http://jabber.org/protocol/disco#info", "query"))
+    server.dispatcher.dispatch_iq(Stanza(request, None, parse_jid("localhost")), "host", None)
+    query = server.replies[0].firstChildElement()
+    features = {f["var"] for f in query.elements() if f.name == "feature"}
+    assert {"urn:xmpp:ping", "jabber:iq:version",
+            "http://jabber.org/protocol/disco#info"} <= features
+    assert any(i.name == "identity" and i["category"] == "server" for i in query.elements())

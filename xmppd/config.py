@@ -1,0 +1,497 @@
+# -*- test-case-name: tests.unit.test_config -*-
+"""The TOML configuration, read into frozen dataclasses and checked in full at start-up.
+
+Everything that can be wrong with the file is found here, before the reactor runs: an unknown
+section or key (a typo that would otherwise silently keep a default), a value of the wrong type,
+a bad domain or port. Each problem is one ``ConfigError`` line naming the file and the key, e.g.
+``etc/xmppd.toml: [c2s] require_encryption: expected true or false, got "yes"``.
+Relative paths are relative to the config file's folder, so the server can start from anywhere.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypeVar
+
+from xmppd.jid import JID, InvalidJID, parse_jid, prepare_domain
+
+T = TypeVar("T")
+
+# RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.
+MIN_STANZA_SIZE = 10_000
+SASL_MECHANISMS = (
+    "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN",
+)
+# The trust ladder for federation, weakest first (see ARCHITECTURE.md).
+S2S_POLICIES = ("promiscuous", "verified", "secure", "trusted")
+LOG_LEVELS = ("debug", "info", "warn", "error")
+ENDPOINT_TYPES = ("tcp:", "ssl:", "unix:")
+# What `xmppdctl hash-password` writes: pbkdf2-sha256$iterations$salt_b64$hash_b64.
+_BASE64 = r"[A-Za-z0-9+/_-]+=*"
+PASSWORD_HASH_SHAPE = re.compile(rf"pbkdf2-sha256\$[1-9][0-9]*\${_BASE64}\${_BASE64}")
+# A TOML bare key; plugin names are written as keys ([plugins.NAME]), so they are bare keys too.
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; str() is one line naming the file and the key."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
+
+
+class HostPort(NamedTuple):
+    """A "host:port" setting; ``host`` is a prepared domain or a bare IP address."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    domains: tuple[str, ...]
+    data_dir: Path
+    plugin_dirs: tuple[Path, ...]
+    admins: tuple[JID, ...]
+    max_stanza_size: int
+    shutdown_timeout: float
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    certificate: Path
+    key: Path
+    min_version: str
+
+
+@dataclass(frozen=True)
+class C2SConfig:
+    listen: tuple[str, ...]
+    direct_tls: tuple[str, ...]
+    require_encryption: bool
+    auth_timeout: float
+    resource_conflict: str
+    sasl_mechanisms: tuple[str, ...]
+    max_resources: int
+
+
+@dataclass(frozen=True)
+class S2SConfig:
+    listen: tuple[str, ...]
+    dns_servers: tuple[HostPort, ...]
+    ca_file: Path
+    default_policy: str
+    bind_address: str | None
+    policy: Mapping[str, str]  # prepared domain -> one of S2S_POLICIES
+    hosts: Mapping[str, HostPort]  # prepared domain -> static route
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    backend: str
+    path: Path
+    dsn: str | None
+
+
+@dataclass(frozen=True)
+class ManholeConfig:
+    listen: str  # "" when disabled
+    authorized_keys: Path | None
+    password_hash: str | None
+    host_key: Path
+
+
+@dataclass(frozen=True)
+class PluginsConfig:
+    enabled: tuple[str, ...]
+    sections: Mapping[str, dict]  # plugin name -> its [plugins.NAME] table, checked by the plugin
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    server: ServerConfig
+    tls: TLSConfig
+    c2s: C2SConfig
+    s2s: S2SConfig
+    storage: StorageConfig
+    manhole: ManholeConfig
+    plugins: PluginsConfig
+    log: LogConfig
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and check the TOML file at ``path``; raises ConfigError on the first problem."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as file:
+            document = tomllib.load(file)
+    except OSError as error:
+        raise ConfigError(f"{source}: cannot read: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{source}: not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{source}: not valid UTF-8: {error.reason}") from None
+    location = Path(os.path.abspath(source))
+    return _Reader(source, location.parent).config(location, document)
+
+
+class _Invalid(Exception):
+    """A bad value; the table it came from adds the file and key to the message."""
+
+
+_REQUIRED: Any = object()
+
+
+class _Table:
+    """One TOML table being read: hands out checked values and remembers the keys it knows."""
+
+    def __init__(self, source: str, name: str, values: Any) -> None:
+        self.source = source
+        self.name = name
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: {name}: expected a table [{name}], got {_show(values)}")
+        self.values = values
+        self.known: set[str] = set()
+
+    def get(self, key: str, check: Callable[[Any], T], default: Any = _REQUIRED) -> T:
+        self.known.add(key)
+        if key not in self.values:
+            if default is _REQUIRED:
+                raise self.error(key, "required")
+            return default
+        try:
+            return check(self.values[key])
+        except _Invalid as problem:
+            raise self.error(key, str(problem)) from None
+
+    def table(self, key: str) -> _Table:
+        """A sub-table such as [s2s.policy]; absent means empty."""
+        self.known.add(key)
+        return _Table(self.source, f"{self.name}.{_key(key)}", self.values.get(key, {}))
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: [{self.name}] {_key(key)}: {message}")
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.values) - self.known)
+        if unknown:
+            raise self.error(unknown[0], f"unknown key (known: {', '.join(sorted(self.known))})")
+
+
+class _Reader:
+    """Turns the parsed document into a Config, section by section."""
+
+    SECTIONS = ("server", "tls", "c2s", "s2s", "storage", "manhole", "plugins", "log")
+
+    def __init__(self, source: str, base_dir: Path) -> None:
+        self.source = source
+        self.base_dir = base_dir
+
+    def config(self, location: Path, document: dict) -> Config:
+        unknown = sorted(set(document) - set(self.SECTIONS))
+        if unknown:
+            name = unknown[0]
+            where = f"[{_key(name)}]" if isinstance(document[name], dict) else _key(name)
+            raise ConfigError(f"{self.source}: {where}: unknown section "
+                              f"(known: {', '.join(self.SECTIONS)})")
+        tables = {name: _Table(self.source, name, document.get(name, {}))
+                  for name in self.SECTIONS}
+        server = self.server(tables["server"])
+        parts = {
+            "server": server,
+            "tls": self.tls(tables["tls"]),
+            "c2s": self.c2s(tables["c2s"]),
+            "s2s": self.s2s(tables["s2s"]),
+            "storage": self.storage(tables["storage"], server.data_dir),
+            "manhole": self.manhole(tables["manhole"], server.data_dir),
+            "plugins": self.plugins(tables["plugins"]),
+            "log": LogConfig(level=tables["log"].get("level", _choice(LOG_LEVELS), "info")),
+        }
+        for table in tables.values():
+            table.finish()
+        return Config(path=location, **parts)
+
+    def path(self, value: Any) -> Path:
+        if not isinstance(value, str) or not value:
+            raise _Invalid(f"expected a path, got {_show(value)}")
+        return Path(os.path.normpath(self.base_dir / value))
+
+    def server(self, t: _Table) -> ServerConfig:
+        data_dir = t.get("data_dir", self.path, self.path("var"))
+        return ServerConfig(
+            domains=t.get("domains", _list(_domain, unique=True, non_empty=True)),
+            data_dir=data_dir,
+            plugin_dirs=t.get("plugin_dirs", _list(self.path), ()),
+            admins=t.get("admins", _list(_bare_jid, unique=True), ()),
+            max_stanza_size=t.get("max_stanza_size", _integer(minimum=MIN_STANZA_SIZE), 262_144),
+            shutdown_timeout=t.get("shutdown_timeout", _seconds, 5.0),
+        )
+
+    def tls(self, t: _Table) -> TLSConfig:
+        return TLSConfig(
+            certificate=t.get("certificate", self.path, self.path("var/tls/localhost.crt")),
+            key=t.get("key", self.path, self.path("var/tls/localhost.key")),
+            min_version=t.get("min_version", _choice(("1.2", "1.3")), "1.2"),
+        )
+
+    def c2s(self, t: _Table) -> C2SConfig:
+        return C2SConfig(
+            listen=t.get("listen", _list(_endpoint), ("tcp:5222:interface=127.0.0.1",)),
+            direct_tls=t.get("direct_tls", _list(_endpoint), ("tcp:5223:interface=127.0.0.1",)),
+            require_encryption=t.get("require_encryption", _boolean, True),
+            auth_timeout=t.get("auth_timeout", _seconds, 30.0),
+            resource_conflict=t.get("resource_conflict", _choice(("replace", "rename")),
+                                    "replace"),
+            sasl_mechanisms=t.get("sasl_mechanisms",
+                                  _list(_choice(SASL_MECHANISMS), unique=True, non_empty=True),
+                                  SASL_MECHANISMS),
+            max_resources=t.get("max_resources", _integer(minimum=1), 10),
+        )
+
+    def s2s(self, t: _Table) -> S2SConfig:
+        policy_table, hosts_table = t.table("policy"), t.table("hosts")
+        config = S2SConfig(
+            listen=t.get("listen", _list(_endpoint), ()),
+            dns_servers=t.get("dns_servers", _list(_host_port), ()),
+            ca_file=t.get("ca_file", self.path, Path("/etc/ssl/certs/ca-certificates.crt")),
+            default_policy=t.get("default_policy", _choice(S2S_POLICIES), "secure"),
+            bind_address=t.get("bind_address", _ip_address, None),
+            policy=_domain_map(policy_table, _choice(S2S_POLICIES)),
+            hosts=_domain_map(hosts_table, _host_port),
+        )
+        policy_table.finish()
+        hosts_table.finish()
+        return config
+
+    def storage(self, t: _Table, data_dir: Path) -> StorageConfig:
+        backend = t.get("backend", _choice(("sqlite", "postgresql")), "sqlite")
+        path = t.get("path", self.path, None)
+        dsn = t.get("dsn", _text, None)
+        if backend == "postgresql" and dsn is None:
+            raise t.error("dsn", 'required when backend = "postgresql"')
+        if backend != "postgresql" and dsn is not None:
+            raise t.error("dsn", f'only used when backend = "postgresql", not "{backend}"')
+        if backend != "sqlite" and path is not None:
+            raise t.error("path", f'only used when backend = "sqlite", not "{backend}"')
+        return StorageConfig(backend=backend, path=path or data_dir / "xmppd.sqlite", dsn=dsn)
+
+    def manhole(self, t: _Table, data_dir: Path) -> ManholeConfig:
+        config = ManholeConfig(
+            listen=t.get("listen", _endpoint_or_empty, ""),
+            authorized_keys=t.get("authorized_keys", self.path, None),
+            password_hash=t.get("password_hash", _password_hash, None),
+            host_key=t.get("host_key", self.path, data_dir / "manhole_host_key"),
+        )
+        if config.listen and config.authorized_keys is None and config.password_hash is None:
+            raise t.error("listen", "is set but neither authorized_keys nor password_hash is, "
+                                    "so nobody could log in")
+        return config
+
+    def plugins(self, t: _Table) -> PluginsConfig:
+        enabled = t.get("enabled", _list(_plugin_name, unique=True), ("disco", "ping", "version"))
+        sections = {}
+        for name, value in t.values.items():
+            if name == "enabled":
+                continue
+            if not isinstance(value, dict):
+                raise t.error(name, f"expected a table [plugins.{_key(name)}] of that plugin's "
+                                    f"settings, got {_show(value)}")
+            t.known.add(name)
+            sections[name] = value
+        return PluginsConfig(enabled=enabled, sections=MappingProxyType(sections))
+
+
+# --------------------------------------------------------------------------- value checks
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {_show(value)}")
+    return value
+
+
+def _integer(minimum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Invalid(f"expected a whole number, got {_show(value)}")
+        if value < minimum:
+            raise _Invalid(f"must be at least {minimum}, got {value}")
+        return value
+
+    return check
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Invalid(f"expected a number of seconds, got {_show(value)}")
+    if not math.isfinite(value) or value <= 0:
+        raise _Invalid(f"must be a finite number of seconds above 0, got {_show(value)}")
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _Invalid(f"expected a non-empty string, got {_show(value)}")
+    return value
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if isinstance(value, str) and value in options:
+            return value
+        hint = " (quote it: it is a string)" if str(value) in options else ""
+        raise _Invalid(f"expected one of {', '.join(map(_show, options))}, "
+                       f"got {_show(value)}{hint}")
+
+    return check
+
+
+def _list(check: Callable[[Any], T], unique: bool = False,
+          non_empty: bool = False) -> Callable[[Any], tuple[T, ...]]:
+    def check_list(value: Any) -> tuple[T, ...]:
+        if not isinstance(value, list):
+            raise _Invalid(f"expected a list, got {_show(value)}")
+        if non_empty and not value:
+            raise _Invalid("must not be empty")
+        items = []
+        for number, item in enumerate(value, 1):
+            try:
+                checked = check(item)
+            except _Invalid as problem:
+                raise _Invalid(f"item {number}: {problem}") from None
+            if unique and checked in items:
+                raise _Invalid(f"item {number}: {_show(item)} is listed twice")
+            items.append(checked)
+        return tuple(items)
+
+    return check_list
+
+
+def _endpoint(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(ENDPOINT_TYPES):
+        raise _Invalid(f"expected a Twisted endpoint string starting with "
+                       f"{', '.join(map(_show, ENDPOINT_TYPES))}, got {_show(value)}")
+    return value
+
+
+def _endpoint_or_empty(value: Any) -> str:
+    return "" if value == "" else _endpoint(value)
+
+
+def _domain(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a domain name, got {_show(value)}")
+    try:
+        return prepare_domain(value)
+    except InvalidJID as error:
+        raise _Invalid(f"{_show(value)}: {error}") from None
+
+
+def _bare_jid(value: Any) -> JID:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a bare JID such as \"admin@example.org\", got {_show(value)}")
+    try:
+        jid = parse_jid(value)
+    except InvalidJID as error:
+        raise _Invalid(f"{_show(value)}: {error}") from None
+    if not jid.is_bare():
+        raise _Invalid(f"{_show(value)}: expected a bare JID, without a /resource")
+    return jid
+
+
+def _host_port(value: Any) -> HostPort:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected \"host:port\", got {_show(value)}")
+    host, colon, port = value.rpartition(":")
+    if not colon or not host:
+        raise _Invalid(f"expected \"host:port\", got {_show(value)}")
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise _Invalid(f"{_show(value)}: the port must be a number from 1 to 65535")
+    if ":" in host and not host.startswith("["):
+        raise _Invalid(f"{_show(value)}: write an IPv6 address in brackets, as \"[::1]:53\"")
+    try:
+        host = prepare_domain(host)
+    except InvalidJID as error:
+        raise _Invalid(f"{_show(value)}: bad host: {error}") from None
+    return HostPort(host.strip("[]"), int(port))
+
+
+def _ip_address(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(value if isinstance(value, str) else None))
+    except ValueError:
+        raise _Invalid(f"expected an IP address, got {_show(value)}") from None
+
+
+def _password_hash(value: Any) -> str:
+    if not isinstance(value, str) or not PASSWORD_HASH_SHAPE.fullmatch(value):
+        # Never echo the value: it may be a password typed where its hash belongs.
+        raise _Invalid("expected a hash from `xmppdctl hash-password` "
+                       "(pbkdf2-sha256$iterations$salt$hash)")
+    return value
+
+
+def _plugin_name(value: Any) -> str:
+    if not isinstance(value, str) or not BARE_KEY.fullmatch(value):
+        raise _Invalid(f"expected a plugin name, got {_show(value)}")
+    return value
+
+
+def _domain_map(table: _Table, check: Callable[[Any], T]) -> Mapping[str, T]:
+    """A table keyed by domain, such as [s2s.policy]; keys are prepared, values checked."""
+    result: dict[str, T] = {}
+    for key in table.values:
+        table.known.add(key)
+        try:
+            domain = _domain(key)
+        except _Invalid as problem:
+            raise table.error(key, f"not a domain: {problem}") from None
+        if domain in result:
+            raise table.error(key, f"names the same domain as another key ({domain})")
+        result[domain] = table.get(key, check)
+    return MappingProxyType(result)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _show(value: Any) -> str:
+    """A value as the TOML file would spell it, short and on one line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        shown = json.dumps(value, ensure_ascii=False)
+        return shown if len(shown) <= 60 else shown[:56] + '..."'
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"  # TOML dates and times
+
+
+def _key(key: str) -> str:
+    """A key as TOML needs it written: bare when it can be, quoted otherwise."""
+    return key if BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)

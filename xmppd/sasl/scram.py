@@ -1,0 +1,260 @@
+# -*- test-case-name: tests.unit.test_sasl_scram -*-
+"""SCRAM server (RFC 5802) for SHA-1 and SHA-256 (RFC 7677), and -PLUS with channel binding.
+
+Channel-binding types: tls-exporter (RFC 9266) and tls-server-end-point (RFC 5929). The stream
+hands us a callable that returns a type's binding data, or None when this stream has none.
+
+Failure conditions (RFC 6120 §6.5), chosen so they never reveal whether an account exists:
+
+- malformed-request: anything that breaks the RFC 5802 grammar (bad UTF-8, missing or misplaced
+  attributes, the reserved ``m=`` extension, bad saslname or base64, a proof of the wrong size),
+  a gs2 flag that does not fit the mechanism ('p=' on plain SCRAM, 'n'/'y' on -PLUS), and an
+  unknown or unavailable channel-binding type;
+- not-authorized: wrong password, unknown or invalid user (after a normal-looking exchange with a
+  decoy salt), channel-binding data or nonce that do not match, and the 'y' flag while we offer
+  the -PLUS variant (a downgrade: someone removed -PLUS from the features the client saw);
+- invalid-authzid: a correct login asking to act as someone else.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Callable
+
+from twisted.internet import defer
+from zope.interface import implementer
+
+from xmppd.errors import SASLFailure
+from xmppd.interfaces import IAuthBackend, ISASLMechanism
+from xmppd.sasl import (
+    Challenge,
+    ClientFirstMechanism,
+    Success,
+    ask_backend,
+    check_authzid,
+    prepare_localpart,
+)
+from xmppd.sasl.credentials import DEFAULT_ITERATIONS, HASHES, ScramCredentials
+
+CHANNEL_BINDING_TYPES = ("tls-exporter", "tls-server-end-point")
+
+_SERVER_NONCE_BYTES = 24  # RFC 5802 wants an unpredictable nonce; ≥ 18 bytes of entropy
+_DECOY_SALT_BYTES = 16  # as long as derive_credentials' salts, so decoys look real
+_DECOY_SECRET = os.urandom(32)  # per process: decoy salts are stable, yet unguessable
+
+_PRINTABLE = re.compile(r"[\x21-\x2b\x2d-\x7e]+")  # RFC 5802 'printable': no ','
+_CB_NAME = re.compile(r"[A-Za-z0-9.-]+")
+_SASLNAME = re.compile(r"(?:[^,=\x00]|=2C|=3D)+")
+_SASLNAME_ESCAPE = re.compile(r"=2C|=3D")
+_ATTRIBUTE = re.compile(r"([A-Za-z])=([^\x00]*)", re.DOTALL)
+
+
+def random_nonce() -> str:
+    """The server's part of the nonce: printable, without ','."""
+    return base64.b64encode(os.urandom(_SERVER_NONCE_BYTES)).decode("ascii")
+
+
+def decode_saslname(value: str) -> str:
+    """Undo RFC 5802's '=2C' / '=3D' escaping; any other '=' is malformed."""
+    if not _SASLNAME.fullmatch(value):
+        raise SASLFailure("malformed-request", "bad saslname")
+    return _SASLNAME_ESCAPE.sub(lambda m: "," if m.group() == "=2C" else "=", value)
+
+
+@implementer(ISASLMechanism)
+class ScramServer(ClientFirstMechanism):
+    """One SCRAM exchange: client-first → server-first → client-final → Success(v=...)."""
+
+    def __init__(
+        self,
+        hash_name: str,
+        plus: bool,
+        auth: IAuthBackend,
+        domain: str,
+        channel_binding: Callable[[str], bytes | None],
+        server_supports_plus: bool,
+        nonce_factory: Callable[[], str] | None = None,
+        prepare_username: Callable[[str], str] = prepare_localpart,
+    ) -> None:
+        """``server_supports_plus``: we offer this hash's -PLUS variant on this stream, so a
+        client saying 'y' (it would bind but thinks we cannot) has been downgraded."""
+        if hash_name not in HASHES:
+            raise ValueError(f"unsupported SCRAM hash {hash_name!r}")
+        super().__init__()
+        self.name = "SCRAM-" + hash_name.upper() + ("-PLUS" if plus else "")
+        self.hash_name = hash_name
+        self.plus = plus
+        self.server_supports_plus = server_supports_plus
+        self._digest = HASHES[hash_name]
+        self._auth = auth
+        self._domain = domain
+        self._channel_binding = channel_binding
+        self._nonce_factory = nonce_factory or random_nonce
+        self._prepare_username = prepare_username
+
+    # ------------------------------------------------------------------ client-first-message
+
+    def _first_message(self, data: bytes) -> defer.Deferred:
+        text = _decode_utf8(data)
+        flag, authzid_field, bare = _split_gs2_header(text)
+        self._gs2_header = f"{flag},{authzid_field},"
+        self._cb_data = self._binding_data_for(flag)
+        if authzid_field and not authzid_field.startswith("a="):
+            raise SASLFailure("malformed-request", "bad gs2 header")
+        self._authzid = decode_saslname(authzid_field[2:]) if authzid_field else None
+
+        attributes = _split_attributes(bare)
+        if len(attributes) < 2 or attributes[0][0] != "n" or attributes[1][0] != "r":
+            raise SASLFailure("malformed-request", "expected n= and r=")
+        username = decode_saslname(attributes[0][1])
+        client_nonce = attributes[1][1]
+        if not _PRINTABLE.fullmatch(client_nonce):
+            raise SASLFailure("malformed-request", "bad nonce")
+        server_nonce = self._nonce_factory()
+        if not _PRINTABLE.fullmatch(server_nonce):
+            raise ValueError("nonce_factory must return printable characters without ','")
+        self._client_first_bare = bare
+        self._nonce = client_nonce + server_nonce
+
+        try:
+            self._localpart = self._prepare_username(username)
+        except ValueError:
+            self._localpart = None
+        if self._localpart is None:
+            d = defer.succeed(None)
+            decoy_key = username
+        else:
+            d = ask_backend(
+                self._auth.scram_credentials, self._localpart, self._domain, self.hash_name
+            )
+            decoy_key = self._localpart  # 'User' and 'user' must get the same decoy salt
+        d.addCallback(self._server_first, decoy_key)
+        return d
+
+    def _binding_data_for(self, flag: str) -> bytes:
+        """What c= must carry after the gs2 header (RFC 5802 §6), checking the flag on the way."""
+        if flag in ("n", "y"):
+            if self.plus:
+                raise SASLFailure("malformed-request", f"{self.name} requires channel binding")
+            if flag == "y" and self.server_supports_plus:
+                raise SASLFailure("not-authorized", "channel binding downgrade detected")
+            return b""
+        if not flag.startswith("p="):
+            raise SASLFailure("malformed-request", "bad gs2 channel-binding flag")
+        if not self.plus:
+            raise SASLFailure("malformed-request", "channel binding requires the -PLUS mechanism")
+        cb_name = flag[2:]
+        data = None
+        if _CB_NAME.fullmatch(cb_name) and cb_name in CHANNEL_BINDING_TYPES:
+            data = self._channel_binding(cb_name)
+        if data is None:
+            raise SASLFailure("malformed-request", "unsupported channel binding type")
+        return data
+
+    # ------------------------------------------------------------------ server-first-message
+
+    def _server_first(self, credentials: ScramCredentials | None, decoy_key: str) -> Challenge:
+        self._known_user = credentials is not None and credentials.hash_name == self.hash_name
+        if not self._known_user:
+            credentials = self._decoy_credentials(decoy_key)
+        self._credentials = credentials
+        self._server_first_message = (
+            f"r={self._nonce},s={base64.b64encode(credentials.salt).decode('ascii')},"
+            f"i={credentials.iterations}"
+        )
+        self._expect = self._final_message
+        return Challenge(self._server_first_message.encode("ascii"))
+
+    def _decoy_credentials(self, username: str) -> ScramCredentials:
+        """Credentials nobody can match, with a salt that is the same on every try for a name.
+
+        An unknown user then gets the exchange a real one gets, so SCRAM cannot be used to
+        learn which accounts exist.
+        """
+        seed = "\0".join((self.hash_name, self._domain, username)).encode("utf-8")
+        salt = hmac.new(_DECOY_SECRET, seed, "sha256").digest()[:_DECOY_SALT_BYTES]
+        size = hashlib.new(self._digest).digest_size
+        return ScramCredentials(
+            self.hash_name, salt, DEFAULT_ITERATIONS, os.urandom(size), os.urandom(size)
+        )
+
+    # ------------------------------------------------------------------ client-final-message
+
+    def _final_message(self, data: bytes) -> Success:
+        text = _decode_utf8(data)
+        attributes = _split_attributes(text)
+        if (
+            len(attributes) < 3
+            or attributes[0][0] != "c"
+            or attributes[1][0] != "r"
+            or attributes[-1][0] != "p"
+        ):
+            raise SASLFailure("malformed-request", "expected c=, r= and p= last")
+        binding = _decode_base64(attributes[0][1])
+        proof = _decode_base64(attributes[-1][1])
+        if len(proof) != hashlib.new(self._digest).digest_size:
+            raise SASLFailure("malformed-request", "bad proof length")
+        expected_binding = self._gs2_header.encode("utf-8") + self._cb_data
+        if not hmac.compare_digest(binding, expected_binding):
+            raise SASLFailure("not-authorized", "channel binding mismatch")
+        if attributes[1][1] != self._nonce:
+            raise SASLFailure("not-authorized", "nonce mismatch")
+
+        without_proof = text.rsplit(",", 1)[0]
+        auth_message = ",".join(
+            (self._client_first_bare, self._server_first_message, without_proof)
+        ).encode("utf-8")
+        credentials = self._credentials
+        client_signature = hmac.new(credentials.stored_key, auth_message, self._digest).digest()
+        client_key = bytes(a ^ b for a, b in zip(proof, client_signature, strict=True))
+        proof_ok = hmac.compare_digest(
+            hashlib.new(self._digest, client_key).digest(), credentials.stored_key
+        )
+        if not (proof_ok and self._known_user):
+            raise SASLFailure("not-authorized")
+
+        authzid = check_authzid(
+            self._authzid, self._localpart, self._domain, self._prepare_username
+        )
+        server_signature = hmac.new(credentials.server_key, auth_message, self._digest).digest()
+        return Success(self._localpart, authzid, b"v=" + base64.b64encode(server_signature))
+
+
+def _decode_utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SASLFailure("malformed-request", "not UTF-8")
+
+
+def _split_gs2_header(text: str) -> tuple[str, str, str]:
+    """(cbind flag, authzid field or '', client-first-message-bare)."""
+    parts = text.split(",", 2)
+    if len(parts) != 3:
+        raise SASLFailure("malformed-request", "missing gs2 header")
+    return parts[0], parts[1], parts[2]
+
+
+def _split_attributes(text: str) -> list[tuple[str, str]]:
+    """The ``k=value`` attributes of a SCRAM message, in order; unknown ones are kept for the
+    caller to ignore, but the reserved mandatory extension 'm' is refused (RFC 5802 §5.1)."""
+    attributes = []
+    for item in text.split(","):
+        match = _ATTRIBUTE.fullmatch(item)
+        if match is None:
+            raise SASLFailure("malformed-request", "bad attribute")
+        if match.group(1) == "m":
+            raise SASLFailure("malformed-request", "mandatory extension not supported")
+        attributes.append((match.group(1), match.group(2)))
+    return attributes
+
+
+def _decode_base64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:  # binascii.Error, or non-ASCII input
+        raise SASLFailure("malformed-request", "bad base64")

@@ -1,0 +1,309 @@
+# -*- test-case-name: tests.unit.test_xml_parser -*-
+"""A streaming parser for one XML stream, restricted as RFC 6120 §11 demands.
+
+Built on pyexpat directly rather than on ``domish.ExpatElementStream``, which accepts
+DOCTYPEs, comments and processing instructions and has no depth limit. It turns bytes into
+one ``domish.Element`` per top-level child of the stream root (stanzas and nonzas).
+
+Conventions of the elements it builds (the same as domish's own expat stream, except for
+``xml:`` attributes, so ``element.toXml()`` round-trips):
+
+* ``uri`` is the element's namespace, ``""`` for no namespace; ``defaultUri`` is the default
+  namespace in scope inside it; ``localPrefixes`` holds the prefixes it declares.
+* Attributes in the XML namespace are stored under string keys such as ``"xml:lang"``
+  (domish uses a ``(ns.XML, "lang")`` tuple; the rest of xmppd reads ``"xml:lang"``). Other
+  namespaced attributes use domish's ``(uri, name)`` tuple keys.
+* A stanza's ``parent`` is None: it does not keep the stream root alive.
+
+Decisions worth knowing:
+
+* Non-whitespace text directly inside the stream root is ``bad-format``.
+* Undefined entity references are ``restricted-xml`` (RFC 6120 §11.1 forbids every entity
+  reference but the five predefined ones); character references are allowed.
+* An XML declaration anywhere but the very start is ``restricted-xml``, as any other PI.
+* Every run of input not yet turned into a completed event at the stream level (the header,
+  a stanza, an unfinished tag between stanzas) may be at most ``max_stanza_size`` bytes;
+  beyond that the stream is refused with ``policy-violation`` while the bytes arrive.
+"""
+
+from __future__ import annotations
+
+import pyexpat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pyexpat import errors as expat_errors
+from typing import NoReturn
+
+from twisted.words.xish import domish
+
+from xmppd import ns
+from xmppd.errors import StreamError
+
+# Parse input in slices no bigger than this, so an oversized stanza is noticed after at most
+# this many extra bytes even when it arrives in one huge chunk.
+_SLICE = 65536
+_XML_WHITESPACE = " \t\r\n"
+_UNSET = object()
+
+# The byte order marks and NUL bytes that give away UTF-16 or UTF-32 at the start of a stream.
+_WIDE_ENCODING_MARKS = (b"\xfe\xff", b"\xff\xfe", b"\x00\x00\xfe\xff")
+_UTF8_ONLY = "XMPP streams are UTF-8 (RFC 6120 §11.6)"
+
+_ERROR_CONDITIONS = {
+    expat_errors.codes[expat_errors.XML_ERROR_UNBOUND_PREFIX]: "bad-namespace-prefix",
+    expat_errors.codes[expat_errors.XML_ERROR_UNDEFINED_ENTITY]: "restricted-xml",
+    expat_errors.codes[expat_errors.XML_ERROR_EXTERNAL_ENTITY_HANDLING]: "restricted-xml",
+    expat_errors.codes[expat_errors.XML_ERROR_MISPLACED_XML_PI]: "restricted-xml",
+    expat_errors.codes[expat_errors.XML_ERROR_UNKNOWN_ENCODING]: "unsupported-encoding",
+    expat_errors.codes[expat_errors.XML_ERROR_INCORRECT_ENCODING]: "unsupported-encoding",
+}
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+    """The stream root's start tag, for the stream layer to check (RFC 6120 §4.7)."""
+
+    uri: str | None
+    name: str
+    attributes: dict[str, str]
+    default_namespace: str | None
+    prefixes: dict[str, str]
+
+
+class _Stopped(Exception):
+    """Raised inside expat to end parsing quietly: the stream is over or was stopped."""
+
+
+def _forbid(construct: str) -> Callable[..., NoReturn]:
+    def handler(*_args: object) -> NoReturn:
+        raise StreamError("restricted-xml", f"{construct} not allowed in XMPP (RFC 6120 §11.1)")
+
+    return handler
+
+
+_reject_doctype = _forbid("DTDs are")
+_reject_entity = _forbid("entities are")
+_reject_comment = _forbid("comments are")
+_reject_processing_instruction = _forbid("processing instructions are")
+
+
+def _reject_encoding(_version: str | None, encoding: str | None, _standalone: int) -> None:
+    if encoding is not None and encoding.upper() not in ("UTF-8", "UTF8"):
+        raise StreamError("unsupported-encoding", _UTF8_ONLY)
+
+
+def _qualify(attributes: dict[str, str]) -> dict:
+    """Rename expat's ``"uri name"`` attribute keys to xmppd's keys (see the module docstring)."""
+    qualified: dict = {}
+    for key, value in attributes.items():
+        uri, separator, name = key.rpartition(" ")
+        if not separator:
+            qualified[key] = value
+        elif uri == ns.XML:
+            qualified["xml:" + name] = value
+        else:
+            qualified[(uri, name)] = value
+    return qualified
+
+
+class StreamParser:
+    """Parse one XML stream; make a new one for every stream restart.
+
+    Exceptions raised by the callbacks propagate out of ``feed()`` and end the parser,
+    so the stream layer may reject a header or element by raising ``StreamError``.
+    """
+
+    def __init__(
+        self,
+        on_stream_start: Callable[[StreamHeader], None],
+        on_element: Callable[[domish.Element], None],
+        on_stream_end: Callable[[], None],
+        max_stanza_size: int = 262144,
+        max_depth: int = 64,
+    ) -> None:
+        self._on_stream_start = on_stream_start
+        self._on_element = on_element
+        self._on_stream_end = on_stream_end
+        self._max_stanza_size = max_stanza_size
+        self._max_depth = max_depth
+        self._slice = max(1, min(_SLICE, max_stanza_size))
+
+        self._fed = 0  # bytes handed to expat so far
+        self._anchor = 0  # where the stream-level run being measured began
+        self._head = b""  # the first bytes of the stream, to tell a wrong encoding apart
+        self._depth = 0  # open elements, the stream root included
+        self._current: domish.Element | None = None  # innermost open element below the root
+        self._root_default = ""
+        self._pending_default: object = _UNSET
+        self._pending_prefixes: dict[str, str] = {}
+        self._stopped = False
+        self._finished = False
+        self._failure: StreamError | None = None
+
+        parser = pyexpat.ParserCreate("UTF-8", " ")
+        self._parser = parser
+        parser.buffer_text = True
+        parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+        if hasattr(parser, "SetReparseDeferralEnabled"):
+            # Expat >= 2.6 may hold back a completed tag until more data arrives; a stream
+            # would stall. Re-parse cost stays bounded by max_stanza_size.
+            parser.SetReparseDeferralEnabled(False)
+        parser.XmlDeclHandler = _reject_encoding
+        parser.StartDoctypeDeclHandler = _reject_doctype
+        parser.EntityDeclHandler = _reject_entity
+        parser.UnparsedEntityDeclHandler = _reject_entity
+        parser.ExternalEntityRefHandler = _reject_entity
+        parser.SkippedEntityHandler = _reject_entity
+        parser.CommentHandler = _reject_comment
+        parser.ProcessingInstructionHandler = _reject_processing_instruction
+        parser.StartNamespaceDeclHandler = self._on_namespace
+        parser.StartElementHandler = self._on_root_start
+        parser.EndElementHandler = self._on_end
+        parser.CharacterDataHandler = self._on_text
+
+    def feed(self, data: bytes) -> None:
+        """Parse the next bytes of the stream; raise StreamError on bad input.
+
+        Once an error has been raised every later call raises it again; after the stream
+        has ended (or ``stop()``) further data is ignored.
+        """
+        if self._failure is not None:
+            raise StreamError(self._failure.condition, self._failure.text)
+        if self._finished:
+            return
+        if len(self._head) < 4:
+            self._check_encoding(data)
+        try:
+            if len(data) <= self._slice:
+                self._parse(data)
+            else:
+                for start in range(0, len(data), self._slice):
+                    self._parse(data[start : start + self._slice])
+        except _Stopped:
+            self._finished = True
+        except pyexpat.ExpatError as error:
+            condition = _ERROR_CONDITIONS.get(error.code, "not-well-formed")
+            self._failure = StreamError(condition, str(error))
+            raise self._failure from None
+        except StreamError as error:
+            self._failure = error
+            raise
+        except BaseException:
+            self._failure = StreamError("internal-server-error")
+            raise
+
+    def stop(self) -> None:
+        """Deliver nothing more: the rest of the current chunk and later data are ignored.
+
+        Safe to call from a callback, e.g. when an element ends this stream (a restart).
+        """
+        self._stopped = True
+        self._finished = True
+
+    # -- input accounting
+
+    def _parse(self, chunk: bytes) -> None:
+        self._fed += len(chunk)
+        self._parser.Parse(chunk, False)
+        if self._fed - self._anchor > self._max_stanza_size:
+            self._too_big()
+
+    def _too_big(self) -> NoReturn:
+        raise StreamError(
+            "policy-violation", f"stanza larger than {self._max_stanza_size} bytes"
+        )
+
+    def _check_encoding(self, data: bytes) -> None:
+        # Expat would quietly switch to UTF-16 on a byte order mark or a leading NUL.
+        head = self._head = (self._head + data)[:4]
+        if head.startswith(_WIDE_ENCODING_MARKS) or b"\x00" in head:
+            self._failure = StreamError("unsupported-encoding", _UTF8_ONLY)
+            raise self._failure
+
+    # -- expat handlers
+
+    def _on_namespace(self, prefix: str | None, uri: str | None) -> None:
+        if prefix is None:
+            self._pending_default = uri or ""
+        else:
+            self._pending_prefixes[prefix] = uri or ""
+
+    def _on_root_start(self, name: str, attributes: dict[str, str]) -> None:
+        uri, _, local = name.rpartition(" ")
+        default = self._pending_default
+        self._pending_default = _UNSET
+        prefixes = self._pending_prefixes
+        self._pending_prefixes = {}
+        self._root_default = "" if default is _UNSET else default
+        self._depth = 1
+        self._anchor = self._parser.CurrentByteIndex
+        self._parser.StartElementHandler = self._on_start
+        header = StreamHeader(
+            uri=uri or None,
+            name=local,
+            attributes={
+                (key if isinstance(key, str) else "{%s}%s" % key): value
+                for key, value in _qualify(attributes).items()
+            },
+            default_namespace=None if default is _UNSET else default,
+            prefixes=prefixes,
+        )
+        self._on_stream_start(header)
+        if self._stopped:
+            raise _Stopped
+
+    def _on_start(self, name: str, attributes: dict[str, str]) -> None:
+        depth = self._depth = self._depth + 1
+        if depth > self._max_depth:
+            raise StreamError("policy-violation", f"elements nested deeper than {self._max_depth}")
+        uri, _, local = name.rpartition(" ")
+        parent = self._current
+        default = self._pending_default
+        if default is _UNSET:
+            default = self._root_default if parent is None else parent.defaultUri
+        else:
+            self._pending_default = _UNSET
+        prefixes = self._pending_prefixes
+        if prefixes:
+            self._pending_prefixes = {}
+        if attributes and " " in "".join(attributes):
+            attributes = _qualify(attributes)
+        element = domish.Element((uri, local), default, attributes, prefixes or None)
+        if parent is None:
+            self._anchor = self._parser.CurrentByteIndex
+        else:
+            element.parent = parent
+            parent.children.append(element)
+        self._current = element
+
+    def _on_end(self, _name: str) -> None:
+        self._depth -= 1
+        element = self._current
+        if element is None:
+            self._finished = True
+            self._on_stream_end()
+            raise _Stopped
+        parent = element.parent
+        self._current = parent
+        if parent is None:
+            # expat points at the start of the end tag; count the tag as "</name>".
+            end = self._parser.CurrentByteIndex
+            if end + len(element.name) + 3 - self._anchor > self._max_stanza_size:
+                self._too_big()
+            self._anchor = end
+            self._on_element(element)
+            if self._stopped:
+                raise _Stopped
+
+    def _on_text(self, text: str) -> None:
+        element = self._current
+        if element is None:
+            if text.strip(_XML_WHITESPACE):
+                raise StreamError("bad-format", "text outside stanzas")
+            self._anchor = self._parser.CurrentByteIndex
+            return
+        children = element.children
+        if children and type(children[-1]) is str:
+            children[-1] += text
+        else:
+            children.append(text)
