@@ -130,13 +130,18 @@ class JID:
         raise AttributeError("JID is immutable")
 
     def __reduce__(self):
-        return JID._from_prepared, (self.user, self.host, self.resource)
+        return _unpickle, (self.user, self.host, self.resource)
 
     def __copy__(self) -> JID:
         return self
 
     def __deepcopy__(self, memo: dict) -> JID:
         return self
+
+
+def _unpickle(user: str | None, host: str, resource: str | None) -> JID:
+    # A plain function: Twisted's styles module changes how bound methods pickle.
+    return JID._from_prepared(user, host, resource)
 
 
 def _fill(jid: JID, user: str | None, host: str, resource: str | None) -> None:

@@ -7,6 +7,7 @@ storage is migrated and its plugins are loaded, so this service sequences the st
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from twisted.application import service
@@ -40,6 +41,22 @@ class XmppdService(service.MultiService):
         service.Service.startService(self)
         d = self._start()
         d.addCallbacks(self.ready.callback, self._start_failed)
+        if self.reactor is _global_reactor():
+            self.reactor.callWhenRunning(self._handle_stop_signals)
+
+    def _handle_stop_signals(self) -> None:
+        """SIGTERM/SIGINT mean a clean stop that exits 0.
+
+        Twisted's own handlers re-raise the signal after shutdown, so the process would end
+        "killed by SIGTERM"; an orderly stop is a success, and init systems should see one.
+        """
+
+        def stop(signum, frame) -> None:
+            log.info("received {name}, stopping", name=signal.Signals(signum).name)
+            self.reactor.callFromThread(self.reactor.stop)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, stop)
 
     @defer.inlineCallbacks
     def _start(self):
@@ -101,6 +118,12 @@ class XmppdService(service.MultiService):
             return task.deferLater(self.reactor, 0.05, wait_until_gone)
 
         return defer.maybeDeferred(wait_until_gone)
+
+
+def _global_reactor():
+    from twisted.internet import reactor
+
+    return reactor
 
 
 def _exit_failed() -> None:

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from tests.integration.conftest import PASSWORD, LoginFailed, login, logout
-from tests.integration.rawclient import RawClient
+from tests.integration.rawclient import HEADER, RawClient
 
 
 @pytest.mark.parametrize("direct_tls", [False, True], ids=["starttls", "direct-tls"])
@@ -18,9 +18,9 @@ def test_slixmpp_logs_in_with_scram_sha256_binds_and_pings(server, direct_tls):
         client = await login(server, "alice@localhost/phone", direct_tls=direct_tls)
         try:
             assert str(client.boundjid) == "alice@localhost/phone"
-            rtt = await client["xep_0199"].ping(jid="localhost", timeout=5)
+            rtt = await client.plugin["xep_0199"].ping(jid="localhost", timeout=5)
             assert rtt >= 0
-            info = await client["xep_0030"].get_info(jid="localhost", timeout=5)
+            info = await client.plugin["xep_0030"].get_info(jid="localhost", timeout=5)
             features = info["disco_info"]["features"]
             assert "urn:xmpp:ping" in features
             assert "jabber:iq:version" in features
@@ -69,15 +69,22 @@ def test_scram_is_offered_after_starttls_and_plain_only_inside_tls(server):
     client.close()
 
 
-def _logged_in_client_survives(server, attack: bytes, condition: bytes) -> None:
-    """Run ``attack`` on a second connection while alice stays logged in and keeps pinging."""
+def _logged_in_client_survives(server, attack: bytes, condition: bytes,
+                               prologue: bool = False) -> None:
+    """Run ``attack`` on a second connection while alice stays logged in and keeps pinging.
+
+    With ``prologue`` the attack goes where a DTD can stand: before the stream header.
+    """
     result = {}
 
     def attacker():
         raw = RawClient(server.c2s_port)
-        raw.header()
-        raw.read_until(b"</stream:features>")
-        raw.send(attack)
+        if prologue:
+            raw.send(attack + HEADER.format(to="localhost").encode())
+        else:
+            raw.header()
+            raw.read_until(b"</stream:features>")
+            raw.send(attack)
         result["data"] = raw.read_until_closed(timeout=10)
 
     async def scenario():
@@ -86,7 +93,7 @@ def _logged_in_client_survives(server, attack: bytes, condition: bytes) -> None:
             thread = threading.Thread(target=attacker)
             thread.start()
             await asyncio.get_running_loop().run_in_executor(None, thread.join, 15)
-            assert await client["xep_0199"].ping(jid="localhost", timeout=5) >= 0
+            assert await client.plugin["xep_0199"].ping(jid="localhost", timeout=5) >= 0
         finally:
             await logout(client)
 
@@ -96,16 +103,21 @@ def _logged_in_client_survives(server, attack: bytes, condition: bytes) -> None:
 
 
 def test_doctype_closes_only_that_stream(server):
-    _logged_in_client_survives(
-        server, b"<!DOCTYPE foo [<!ENTITY x 'y'>]><message>&x;</message>", b"<restricted-xml")
+    _logged_in_client_survives(server, b"<?xml version='1.0'?><!DOCTYPE stream:stream>",
+                               b"<restricted-xml", prologue=True)
 
 
 def test_xml_bomb_closes_only_that_stream(server):
     bomb = (b"<!DOCTYPE lolz [<!ENTITY lol 'lol'>"
             + b"".join(b"<!ENTITY lol%d '%s'>" % (i + 1, (b"&lol%d;" % i if i else b"&lol;") * 10)
                        for i in range(9))
-            + b"]><message><body>&lol9;</body></message>")
-    _logged_in_client_survives(server, bomb, b"<restricted-xml")
+            + b"]>")
+    _logged_in_client_survives(server, bomb, b"<restricted-xml", prologue=True)
+
+
+def test_dtd_inside_the_stream_is_refused(server):
+    _logged_in_client_survives(
+        server, b"<!DOCTYPE foo [<!ENTITY x 'y'>]><message>&x;</message>", b"<not-well-formed")
 
 
 def test_malformed_xml_gets_not_well_formed(server):

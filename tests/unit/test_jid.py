@@ -357,6 +357,8 @@ def test_jid_does_not_equal_strings():
 
 
 def test_jid_survives_pickle_and_copy():
+    import twisted.persisted.styles  # noqa: F401 - it changes how bound methods pickle
+
     jid = parse_jid("juliet@example.com/balcony")
     assert pickle.loads(pickle.dumps(jid)) == jid
     assert copy.copy(jid) is jid

@@ -63,11 +63,11 @@ _ERROR_CONDITIONS = {
 class StreamHeader:
     """The stream root's start tag, for the stream layer to check (RFC 6120 §4.7)."""
 
-    uri: str | None
-    name: str
-    attributes: dict[str, str]
-    default_namespace: str | None
-    prefixes: dict[str, str]
+    uri: str | None  # the root's namespace; ns.STREAMS for a real stream (the caller checks)
+    name: str  # the root's local name, "stream"
+    attributes: dict[str, str]  # to/from/id/version, "xml:lang"; others as "{uri}name"
+    default_namespace: str | None  # xmlns='...' on the root (jabber:client...), None if absent
+    prefixes: dict[str, str]  # prefix -> namespace declared on the root
 
 
 class _Stopped(Exception):
