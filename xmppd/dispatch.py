@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppd.errors import StanzaError
+from xmppd.logs import get_logger
 from xmppd.stanza import Stanza, make_iq_result
 
-log = Logger()
+log = get_logger(__name__)
 
 TARGETS = frozenset(("host", "bare", "full"))
 IQ_REQUEST_TYPES = frozenset(("get", "set"))

@@ -81,7 +81,7 @@ class StanzaError(Exception):
         return error
 
     def to_response(self, stanza: domish.Element, by: str | None = None) -> domish.Element:
-        """The error reply to ``stanza``: addresses swapped, original payload kept (RFC 6120 §8.3.1)."""
+        """The error reply to ``stanza``: addresses swapped, payload kept (RFC 6120 §8.3.1)."""
         reply = domish.Element((stanza.uri, stanza.name))
         for key in ("id", "xml:lang"):
             if stanza.hasAttribute(key):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet import defer
-from twisted.logger import Logger
 
 from xmppd.events import Event
+from xmppd.logs import get_logger
 
-log = Logger()
+log = get_logger(__name__)
 
 
 class EventBus:

@@ -109,7 +109,7 @@ class IRouter(Interface):
     """Where every stanza goes after its stream has authenticated it."""
 
     def route(stanza, origin):
-        """Deliver ``stanza`` (xmppd.stanza.Stanza) that came in on ``origin`` (ISession or None)."""
+        """Deliver ``stanza`` (xmppd.stanza.Stanza) from ``origin`` (ISession or None)."""
 
 
 class IRemoteRouter(Interface):

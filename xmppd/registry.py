@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.plugin import getPlugins
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -18,8 +17,9 @@ from zope.interface.verify import verifyObject
 import xmppd.plugins
 from xmppd.events import Event
 from xmppd.interfaces import IPluginContext, IXmppdPlugin
+from xmppd.logs import get_logger
 
-log = Logger()
+log = get_logger(__name__)
 
 
 class PluginError(Exception):

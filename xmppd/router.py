@@ -7,7 +7,6 @@ host go to the remote router (federation), never anywhere else.
 
 from __future__ import annotations
 
-from twisted.logger import Logger
 from twisted.words.xish import domish
 from zope.interface import implementer
 
@@ -15,9 +14,10 @@ from xmppd.dispatch import Dispatcher
 from xmppd.errors import StanzaError, StreamError
 from xmppd.interfaces import IRemoteRouter, IRouter, ISessionRegistry
 from xmppd.jid import JID
+from xmppd.logs import get_logger
 from xmppd.stanza import Stanza, check_type, parse_address
 
-log = Logger()
+log = get_logger(__name__)
 
 
 @implementer(IRemoteRouter)

@@ -12,15 +12,15 @@ import sys
 
 from twisted.application import service
 from twisted.internet import defer, endpoints, task
-from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from xmppd import events
 from xmppd.c2s.stream import ClientStreamFactory
+from xmppd.logs import get_logger
 from xmppd.registry import PluginRegistry
 from xmppd.server import Server
 
-log = Logger()
+log = get_logger(__name__)
 
 
 class XmppdService(service.MultiService):

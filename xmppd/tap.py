@@ -7,6 +7,7 @@ from twisted.internet import reactor as default_reactor
 from twisted.python import usage
 
 from xmppd.config import ConfigError, load_config
+from xmppd.logs import set_level
 from xmppd.stream.tls import TLSConfigError, server_context_factory
 
 
@@ -26,6 +27,7 @@ def makeService(options: Options, reactor=None):
 
     reactor = reactor or default_reactor
     config = options["config_object"]
+    set_level(config.log.level)
     try:
         tls_context = server_context_factory(config.tls.certificate, config.tls.key,
                                              config.tls.min_version)

@@ -176,7 +176,8 @@ class SessionTests(StreamTestCase):
     async def test_spoofed_from_ends_the_stream_with_invalid_from(self):
         h = self.harness()
         await h.login("alice", PASSWORD)
-        h.feed("<message from='bob@localhost/x' to='alice@localhost/test'><body>hi</body></message>")
+        h.feed("<message from='bob@localhost/x' to='alice@localhost/test'>"
+               "<body>hi</body></message>")
         self.assertEqual(h.stream_error(), "invalid-from")
         self.assertTrue(h.closed)
 

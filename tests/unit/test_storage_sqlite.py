@@ -242,7 +242,7 @@ class OpenStorageTests(unittest.TestCase):
     def test_sqlite_defaults_to_a_file_in_the_data_dir(self):
         storage = open_storage(storage_config(data_dir="/srv/xmppd"))
         self.assertIsInstance(storage, SQLiteStorage)
-        self.assertEqual(storage.path, "/srv/xmppd/xmppd.sqlite3")
+        self.assertEqual(storage.path, "/srv/xmppd/xmppd.sqlite")
 
     def test_sqlite_path_from_the_config_wins(self):
         storage = open_storage(storage_config(path=Path("/tmp/x/users.db")))

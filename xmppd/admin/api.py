@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from xmppd import events
 from xmppd.interfaces import IAdminAPI
 from xmppd.jid import JID, InvalidJID, parse_jid, prepare_password
+from xmppd.logs import get_logger
 from xmppd.sasl.credentials import derive_all
 
-log = Logger()
+log = get_logger(__name__)
 
 DELETED_CONDITION, DELETED_TEXT = "not-authorized", "account deleted"
 KICKED_CONDITION, KICKED_TEXT = "policy-violation", "kicked by an administrator"

@@ -28,13 +28,13 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorThreads
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from xmppd.admin.passwords import parse_hash, verify_password
 from xmppd.config import ConfigError, ManholeConfig
+from xmppd.logs import get_logger
 
-log = Logger()
+log = get_logger(__name__)
 
 # What code typed at the prompt sees as its module name, as in the stdlib's interactive console.
 MANHOLE_MODULE_NAME = "__console__"

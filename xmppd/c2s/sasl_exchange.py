@@ -6,22 +6,22 @@ import base64
 import binascii
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppd import ns
 from xmppd.errors import SASLFailure, StreamError
+from xmppd.logs import get_logger
 from xmppd.sasl import Challenge, Success
 from xmppd.sasl.mechanisms import create_mechanism, offered_mechanisms
 from xmppd.stream.tls import channel_binding_data, channel_binding_types, tls_connection
 
-log = Logger()
+log = get_logger(__name__)
 
 MAX_FAILURES = 3  # RFC 6120 §6.4.5: allow retries, but not forever
 
 
 class SaslExchange:
-    """Runs one SASL negotiation; calls ``stream.authenticated(localpart, mechanism)`` at the end."""
+    """One stream's SASL negotiation; ends in ``stream.authenticated(localpart, mechanism)``."""
 
     def __init__(self, stream, auth_backend, enabled: list[str], require_encryption: bool) -> None:
         self.stream = stream

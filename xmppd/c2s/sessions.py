@@ -5,14 +5,14 @@ from __future__ import annotations
 import secrets
 import time
 
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from xmppd.errors import StanzaError
 from xmppd.interfaces import ISession, ISessionRegistry
 from xmppd.jid import JID, jid_from_parts
+from xmppd.logs import get_logger
 
-log = Logger()
+log = get_logger(__name__)
 
 
 @implementer(ISession)

@@ -7,7 +7,6 @@ The negotiation is a short ladder: ``tls`` (until encrypted, when required) ▸ 
 from __future__ import annotations
 
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppd import events, ns
@@ -15,11 +14,12 @@ from xmppd.c2s.sasl_exchange import SaslExchange
 from xmppd.c2s.sessions import ClientSession
 from xmppd.errors import StanzaError, StreamError
 from xmppd.jid import InvalidJID, jid_from_parts, prepare_domain, prepare_resource
+from xmppd.logs import get_logger
 from xmppd.stanza import make_iq_result
 from xmppd.stream.xmlstream import XmlStream
 from xmppd.xml import StreamHeader
 
-log = Logger()
+log = get_logger(__name__)
 
 STANZA_NAMES = frozenset(("iq", "message", "presence"))
 

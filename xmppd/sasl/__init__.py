@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from xmppd.errors import SASLFailure
+from xmppd.logs import get_logger
 
-log = Logger()
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ SQLITE = Dialect(
     begin_write="BEGIN IMMEDIATE",
 )
 
-SQLITE_FILENAME = "xmppd.sqlite3"
+SQLITE_FILENAME = "xmppd.sqlite"  # as config.py defaults it
 
 
 def open_storage(config, reactor=None):

@@ -11,15 +11,15 @@ import sqlite3
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from xmppd.interfaces import IStorage, IUserStore
+from xmppd.logs import get_logger
 from xmppd.sasl.credentials import ScramCredentials
 from xmppd.storage import SQLITE, SchemaError, UserExists, UserNotFound
 from xmppd.storage.migrate import current_version, load_migrations, migrate
 
-log = Logger()
+log = get_logger(__name__)
 
 BUSY_TIMEOUT_MS = 5000  # how long a writer waits for another process's lock before failing
 MEMORY = ":memory:"

@@ -9,14 +9,14 @@ from __future__ import annotations
 import secrets
 
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppd import ns
 from xmppd.errors import StreamError
+from xmppd.logs import get_logger
 from xmppd.xml import STREAM_END, StreamHeader, StreamParser, serialize, stream_header
 
-log = Logger()
+log = get_logger(__name__)
 
 
 class XmlStream(Protocol):
@@ -87,7 +87,8 @@ class XmlStream(Protocol):
         if header.uri != ns.STREAMS or header.name != "stream":
             raise StreamError("invalid-namespace", "the root element must be a stream:stream")
         if header.default_namespace != self.content_ns:
-            raise StreamError("invalid-namespace", f"the content namespace must be {self.content_ns}")
+            raise StreamError("invalid-namespace",
+                              f"the content namespace must be {self.content_ns}")
         self.lang = header.attributes.get("xml:lang") or "en"
         self.header_received(header)
 

@@ -1,0 +1,27 @@
+"""xmppd's loggers, filtered by ``[log] level`` before they reach twistd's log observers."""
+
+from __future__ import annotations
+
+from twisted.logger import (
+    FilteringLogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogPublisher,
+)
+
+LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn,
+          "error": LogLevel.error}
+
+_predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
+_observer = FilteringLogObserver(globalLogPublisher, [_predicate])
+
+
+def get_logger(namespace: str) -> Logger:
+    """A Logger for one module; use ``get_logger(__name__)``."""
+    return Logger(namespace=namespace, observer=_observer)
+
+
+def set_level(name: str) -> None:
+    """Apply the configured level to every xmppd logger (Twisted's own logs are untouched)."""
+    _predicate.setLogLevelForNamespace("xmppd", LEVELS[name])
