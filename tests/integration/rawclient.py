@@ -36,6 +36,19 @@ class RawClient:
             self.received += chunk
         return self.received
 
+    def read_until_any(self, *markers: bytes, timeout: float | None = None) -> bytes:
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while not any(marker in self.received for marker in markers):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"none of {markers!r} in {self.received[-500:]!r}")
+            self.sock.settimeout(remaining)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            self.received += chunk
+        return self.received
+
     def read_until_closed(self, timeout: float | None = None) -> bytes:
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
@@ -57,5 +70,55 @@ class RawClient:
         self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
         self.received = b""
 
+    def starttls_openssl(self, cafile: str, server_hostname: str = "localhost"):
+        """TLS through pyOpenSSL, which (unlike the ssl module) exports keying material."""
+        from OpenSSL import SSL
+
+        context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        context.load_verify_locations(cafile)
+        context.set_verify(SSL.VERIFY_PEER, lambda *args: args[-1])
+        self.sock.settimeout(None)
+        connection = SSL.Connection(context, self.sock)
+        connection.set_tlsext_host_name(server_hostname.encode())
+        connection.set_connect_state()
+        connection.do_handshake()
+        self.sock = _OpenSSLSocket(connection, self.timeout)
+        self.received = b""
+        return connection
+
     def close(self) -> None:
         self.sock.close()
+
+
+class _OpenSSLSocket:
+    """Just enough of a socket over a blocking pyOpenSSL connection for RawClient."""
+
+    def __init__(self, connection, timeout: float) -> None:
+        self.connection = connection
+        self.timeout = timeout
+
+    def settimeout(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    def sendall(self, data: bytes) -> None:
+        self.connection.sendall(data)
+
+    def recv(self, size: int) -> bytes:
+        import select
+
+        from OpenSSL import SSL
+
+        while True:
+            if not self.connection.pending():
+                readable, _, _ = select.select([self.connection], [], [], self.timeout)
+                if not readable:
+                    raise TimeoutError("nothing to read")
+            try:
+                return self.connection.recv(size)
+            except SSL.WantReadError:
+                continue
+            except (SSL.ZeroReturnError, SSL.SysCallError):
+                return b""
+
+    def close(self) -> None:
+        self.connection.close()

@@ -25,7 +25,7 @@ class XmppdProcess:
     """One server: ``start()``, ``ctl(...)``, ``stop()``; its log stays in ``log_path``."""
 
     def __init__(self, directory: Path, domain: str = "localhost", extra: str = "",
-                 c2s_extra: str = "") -> None:
+                 c2s_extra: str = "", auth_timeout: float = 5.0) -> None:
         self.directory = directory
         self.domain = domain
         self.c2s_port = free_port()
@@ -47,7 +47,7 @@ key = "{self.key}"
 [c2s]
 listen = ["tcp:{self.c2s_port}:interface=127.0.0.1"]
 direct_tls = ["tcp:{self.direct_tls_port}:interface=127.0.0.1"]
-auth_timeout = 5.0
+auth_timeout = {auth_timeout}
 {c2s_extra}
 {extra}
 """)

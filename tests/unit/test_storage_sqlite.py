@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -60,6 +61,15 @@ class SQLiteFileTests(unittest.TestCase):
         recorded = raw_query(self.path, "SELECT version, name FROM schema_version ORDER BY version")
         self.assertEqual(recorded, [(m.version, m.name) for m in load_migrations()])
         self.assertEqual(recorded[0], (1, "init"))
+
+    @defer.inlineCallbacks
+    def test_only_the_owner_can_read_the_keys(self):
+        storage = yield self.opened()
+        yield storage.users.create_user("alice", "example.org", derive_all(PASSWORD, FAST))
+        files = list(Path(self.path).parent.iterdir())
+        self.assertIn(Path(self.path + "-wal"), files)
+        for file in files:
+            self.assertEqual(stat.S_IMODE(file.stat().st_mode), 0o600, file)
 
     @defer.inlineCallbacks
     def test_database_is_in_wal_mode_with_foreign_keys_enforced(self):

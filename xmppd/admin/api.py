@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_admin_api -*-
 """The one admin API: the manhole and xmppdctl are its two faces.
 
 It works on the storage alone (xmppdctl, server stopped) or with the running server, when it

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_ctl -*-
 """xmppdctl: manage accounts from the shell, whether the server is running or not.
 
 It opens the database itself (WAL and a busy timeout make that safe beside a running server)
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         if "password" in args:
             args.password = read_password(args.password)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
     except Exception as error:
         return report(error)
     try:
@@ -85,8 +89,12 @@ def read_password(given: str | None, stdin: TextIO | None = None, prompt=None) -
     stdin = sys.stdin if stdin is None else stdin
     if stdin.isatty():
         prompt = getpass.getpass if prompt is None else prompt
-        first = prompt("Password: ")
-        if prompt("Password again: ") != first:
+        try:
+            first = prompt("Password: ")
+            again = prompt("Password again: ")
+        except EOFError:
+            raise ValueError("no password given") from None
+        if again != first:
             raise ValueError("the passwords do not match")
         return first
     line = stdin.readline()

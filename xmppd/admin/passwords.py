@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_ctl -*-
 """Password hashes for operator logins (the manhole's ``password_hash`` config key).
 
 Format: ``pbkdf2-sha256$ITERATIONS$SALT$HASH``, salt and hash in standard base64, so a hash can be

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_storage_sqlite -*-
 """What every storage engine shares: its errors, the SQL dialect notion and the engine factory."""
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class Dialect:
     """How one SQL engine differs from the portable SQL our queries and migrations are written in.
 
     Queries are written with ``?`` placeholders (never a literal ``?`` inside them); migrations
-    write engine-specific column types as ``{tokens}`` that ``ddl`` fills in.
+    write engine-specific column types as ``{tokens}`` that ``ddl`` fills in (so a literal
+    brace in a migration is written doubled).
     """
 
     name: str

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_storage_sqlite -*-
 """SASL's view of the user store: SCRAM keys for SCRAM, a derived-key check for PLAIN."""
 
 from __future__ import annotations

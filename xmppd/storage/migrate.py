@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_storage_sqlite -*-
 """Numbered SQL migrations (``migrations/NNNN_name.sql``), applied in order and recorded.
 
 Each migration runs in its own write transaction that first re-reads the recorded version, so

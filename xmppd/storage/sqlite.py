@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_storage_sqlite -*-
 """The embedded SQLite engine on twisted.enterprise.adbapi: one connection, WAL, migrated at open.
 
 One connection (cp_max=1) serialises our own writes and keeps ":memory:" a single database;
@@ -57,6 +58,7 @@ class SQLiteStorage:
             raise RuntimeError(f"{self.path}: storage is already open")
         if self.path != MEMORY:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            _create_private(self.path)
         self._pool = adbapi.ConnectionPool(
             "sqlite3",
             self.path,
@@ -102,6 +104,15 @@ class SQLiteStorage:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+
+def _create_private(path: str) -> None:
+    """Create the file owner-only: it holds SCRAM keys. SQLite gives its -wal and -shm the same
+    mode. An existing file keeps the mode its operator chose."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _in_write_transaction(cursor, dialect, function, *args):
