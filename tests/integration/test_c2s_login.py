@@ -31,6 +31,15 @@ def test_slixmpp_logs_in_with_scram_sha256_binds_and_pings(server, direct_tls):
     assert "alice@localhost authenticated with SCRAM-SHA-256 from" in server.log()
 
 
+def test_slixmpp_logs_in_with_plain_inside_tls(server):
+    async def scenario():
+        client = await login(server, "bob@localhost/tablet", mechanism="PLAIN")
+        await logout(client)
+
+    asyncio.run(scenario())
+    assert "bob@localhost authenticated with PLAIN" in server.log()
+
+
 def test_wrong_password_gets_not_authorized(server):
     async def scenario():
         with pytest.raises(LoginFailed) as failure:

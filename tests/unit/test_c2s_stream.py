@@ -195,11 +195,55 @@ class SessionTests(StreamTestCase):
         self.assertEqual(first.stream_error(), "conflict")
         self.assertEqual(len(self.server.sessions), 1)
 
-    async def test_server_chosen_resource_and_bad_resource(self):
+    async def test_server_chosen_resource(self):
         h = self.harness()
         jid = await h.login("alice", PASSWORD, resource=None)
         self.assertTrue(jid.startswith("alice@localhost/"))
         self.assertGreater(len(jid), len("alice@localhost/"))
+
+    async def test_bad_resource_is_bad_request_and_the_stream_goes_on(self):
+        h = self.harness()
+        with self.assertRaises(AssertionError):  # login() expects a result
+            await h.login("alice", PASSWORD, resource="\u0085nel")
+        h.feed("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+               "<resource>fine</resource></bind></iq>")
+        (result,) = h.elements()
+        self.assertEqual(result["type"], "result")
+
+    async def test_whitespace_keepalives_are_harmless(self):
+        h = self.harness()
+        jid = await h.login("alice", PASSWORD)
+        h.feed("   \n\t  ")
+        h.feed(f"<message to='{jid}'><body>still here</body></message>\n \n")
+        (message,) = h.elements()
+        self.assertEqual(str(message.body), "still here")
+        self.assertFalse(h.closed)
+
+    async def test_malformed_recipient_is_jid_malformed(self):
+        h = self.harness()
+        await h.login("alice", PASSWORD)
+        h.feed("<message to='a@b@c/' id='m1'><body>x</body></message>"
+               "<iq type='get' id='i1' to='@localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        replies = h.elements()
+        self.assertEqual([r["type"] for r in replies], ["error", "error"])
+        for reply in replies:
+            error = [c for c in reply.elements() if c.name == "error"][0]
+            self.assertEqual(next(error.elements()).name, "jid-malformed")
+        self.assertFalse(h.closed)
+
+    async def test_iq_without_type_is_bad_request(self):
+        h = self.harness()
+        await h.login("alice", PASSWORD)
+        h.feed("<iq id='t1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        (reply,) = h.elements()
+        error = [c for c in reply.elements() if c.name == "error"][0]
+        self.assertEqual(next(error.elements()).name, "bad-request")
+
+    async def test_unknown_top_level_element_is_unsupported_stanza_type(self):
+        h = self.harness()
+        await h.login("alice", PASSWORD)
+        h.feed("<nonsense/>")
+        self.assertEqual(h.stream_error(), "unsupported-stanza-type")
 
     async def test_polite_close_ends_the_session(self):
         closed = []
