@@ -13,6 +13,7 @@ from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppd.errors import StanzaError
+from xmppd.handlers import PrioritizedHandlers
 from xmppd.logs import get_logger
 from xmppd.stanza import Stanza, make_iq_result
 
@@ -35,8 +36,7 @@ class Dispatcher:
 
     def __init__(self, reply: Callable[[domish.Element], None]) -> None:
         self._reply = reply
-        self._table: dict[tuple, list[tuple[int, int, Callable]]] = {}
-        self._order = 0
+        self._table: dict[tuple, PrioritizedHandlers] = {}
 
     # -- registration
 
@@ -53,17 +53,13 @@ class Dispatcher:
         return self._add(stanza_key(kind, type, _target(target)), handler, priority)
 
     def _add(self, key: tuple, handler: Callable, priority: int) -> Callable[[], None]:
-        self._order += 1
-        entry = (-priority, self._order, handler)
-        handlers = self._table.setdefault(key, [])
-        handlers.append(entry)
-        handlers.sort(key=lambda item: item[:2])
+        handlers = self._table.setdefault(key, PrioritizedHandlers())
+        remove_handler = handlers.add(handler, priority)
 
         def remove() -> None:
-            if entry in handlers:
-                handlers.remove(entry)
-            if not handlers:
-                self._table.pop(key, None)
+            remove_handler()
+            if not handlers and self._table.get(key) is handlers:
+                del self._table[key]
 
         return remove
 
@@ -80,14 +76,14 @@ class Dispatcher:
         handlers = self._table.get(iq_key(stanza.type, target, payload.uri, payload.name))
         if not handlers:
             return False
-        handler = handlers[0][2]
+        handler = handlers.handlers[0]
         d = defer.maybeDeferred(handler, stanza, origin)
         d.addCallbacks(self._iq_result, self._iq_error, (stanza,), None, (stanza, handler))
         return True
 
     def dispatch(self, stanza: Stanza, target: str, origin) -> bool:
         """Offer a message or presence to its handlers until one consumes it."""
-        for _, _, handler in self._table.get(stanza_key(stanza.kind, stanza.type, target), ()):
+        for handler in self._table.get(stanza_key(stanza.kind, stanza.type, target), ()):
             try:
                 consumed = handler(stanza, origin)
             except StanzaError as error:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from twisted.internet import defer
 
 from xmppd.events import Event
+from xmppd.handlers import PrioritizedHandlers
 from xmppd.logs import get_logger
 
 log = get_logger(__name__)
@@ -16,29 +17,18 @@ class EventBus:
     """Listeners run by priority (highest first); one listener's failure never stops the rest."""
 
     def __init__(self) -> None:
-        self._listeners: dict[Event, list[tuple[int, int, Callable]]] = {}
-        self._order = 0
+        self._listeners: dict[Event, PrioritizedHandlers] = {}
 
     def on(self, event: Event, handler: Callable, priority: int = 0) -> Callable[[], None]:
         """Subscribe; returns a function that undoes the subscription."""
         if not isinstance(event, Event):
             raise TypeError(f"events are xmppd.events constants, not {event!r}")
-        self._order += 1
-        entry = (-priority, self._order, handler)
-        listeners = self._listeners.setdefault(event, [])
-        listeners.append(entry)
-        listeners.sort(key=lambda item: item[:2])
-
-        def remove() -> None:
-            if entry in listeners:
-                listeners.remove(entry)
-
-        return remove
+        return self._listeners.setdefault(event, PrioritizedHandlers()).add(handler, priority)
 
     def emit(self, event: Event, *args) -> defer.Deferred:
         """Call every listener; the Deferred fires when all of them (and theirs) are done."""
         calls = []
-        for _, _, handler in list(self._listeners.get(event, ())):
+        for handler in self._listeners.get(event, ()):
             d = defer.maybeDeferred(handler, *args)
             d.addErrback(self._report, event, handler)
             calls.append(d)

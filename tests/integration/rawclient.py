@@ -24,17 +24,7 @@ class RawClient:
 
     def read_until(self, marker: bytes, timeout: float | None = None) -> bytes:
         """Read until ``marker`` shows up (or the peer closes); returns all read so far."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while marker not in self.received:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no {marker!r} in {self.received[-500:]!r}")
-            self.sock.settimeout(remaining)
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                break
-            self.received += chunk
-        return self.received
+        return self.read_until_any(marker, timeout=timeout)
 
     def read_until_any(self, *markers: bytes, timeout: float | None = None) -> bytes:
         deadline = time.monotonic() + (timeout or self.timeout)
