@@ -85,6 +85,7 @@ class C2SConfig:
     resource_conflict: str
     sasl_mechanisms: tuple[str, ...]
     max_resources: int
+    bare_message_delivery: str
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,8 @@ class _Reader:
                                   _list(_choice(SASL_MECHANISMS), unique=True, non_empty=True),
                                   SASL_MECHANISMS),
             max_resources=t.get("max_resources", _integer(minimum=1), 10),
+            bare_message_delivery=t.get("bare_message_delivery",
+                                        _choice(("highest", "all")), "highest"),
         )
 
     def s2s(self, t: _Table) -> S2SConfig:

@@ -2,7 +2,9 @@
 
 Keys are ``("iq", type, target, namespace, element)`` for IQ requests and
 ``(kind, type, target)`` for messages and presence, where ``target`` is 'host', 'bare' or
-'full'. Handlers are sorted by priority when they register, never per stanza.
+'full' for stanzas arriving for us, or 'outgoing' for what a local client sends, whatever its
+recipient, before it is routed. Handlers are sorted by priority when they register, never per
+stanza.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from xmppd.stanza import Stanza, make_iq_result
 
 log = get_logger(__name__)
 
-TARGETS = frozenset(("host", "bare", "full"))
+TARGETS = frozenset(("host", "bare", "full", "outgoing"))
 IQ_REQUEST_TYPES = frozenset(("get", "set"))
 
 
@@ -81,8 +83,12 @@ class Dispatcher:
         d.addCallbacks(self._iq_result, self._iq_error, (stanza,), None, (stanza, handler))
         return True
 
-    def dispatch(self, stanza: Stanza, target: str, origin) -> bool:
-        """Offer a message or presence to its handlers until one consumes it."""
+    def dispatch(self, stanza: Stanza, target: str, origin) -> bool | defer.Deferred:
+        """Offer a message or presence to its handlers until one consumes it.
+
+        Returns False if none did, else True or the consuming handler's Deferred (which never
+        errbacks: failures are logged), so the stream can wait for it.
+        """
         for handler in self._table.get(stanza_key(stanza.kind, stanza.type, target), ()):
             try:
                 consumed = handler(stanza, origin)
@@ -95,8 +101,8 @@ class Dispatcher:
                 self._reply(StanzaError("internal-server-error").to_response(stanza.element))
                 return True
             if isinstance(consumed, defer.Deferred):
-                consumed.addErrback(lambda f, h=handler: log.failure("{h!r} failed", f, h=h))
-                return True
+                return consumed.addErrback(
+                    lambda f, h=handler: log.failure("{h!r} failed", f, h=h))
             if consumed:
                 return True
         return False

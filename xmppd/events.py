@@ -16,8 +16,15 @@ class Event:
 SESSION_BOUND = Event("session-bound", "a client session bound a resource: (session,)")
 SESSION_CLOSED = Event("session-closed", "a bound client session ended: (session, polite)")
 USER_CREATED = Event("user-created", "an account was created: (jid,)")
+USER_DELETING = Event("user-deleting", "an account is about to be deleted; its data is still "
+                      "there: (jid,)")
 USER_DELETED = Event("user-deleted", "an account was deleted: (jid,)")
+RESOURCE_AVAILABLE = Event("resource-available",
+                           "a session sent its initial available presence: (session,)")
+RESOURCE_UNAVAILABLE = Event("resource-unavailable",
+                             "an available session became unavailable or ended: (session,)")
 SERVER_STARTED = Event("server-started", "all listeners are up: ()")
 SERVER_STOPPING = Event("server-stopping", "shutdown began, sessions still open: ()")
 
-ALL = (SESSION_BOUND, SESSION_CLOSED, USER_CREATED, USER_DELETED, SERVER_STARTED, SERVER_STOPPING)
+ALL = (SESSION_BOUND, SESSION_CLOSED, USER_CREATED, USER_DELETING, USER_DELETED,
+       RESOURCE_AVAILABLE, RESOURCE_UNAVAILABLE, SERVER_STARTED, SERVER_STOPPING)

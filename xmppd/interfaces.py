@@ -63,6 +63,9 @@ class IPluginContext(Interface):
     def identity(category, type, name=None):
         """Advertise a disco#info identity on the server."""
 
+    def provide(interface, provider):
+        """Offer a service to other plugins and the router, looked up by interface."""
+
     def close():
         """Remove every registration made through this context."""
 
@@ -74,6 +77,9 @@ class ISession(Interface):
     """One authenticated, bound client stream (or, later, an s2s link or component)."""
 
     jid = Attribute("The bound full JID (xmppd.jid.JID).")
+    available = Attribute("True once the client sent available presence (RFC 6121 §4.2).")
+    priority = Attribute("The priority of its last available presence (-128..127), else 0.")
+    presence = Attribute("Its last available presence broadcast (domish.Element) or None.")
     secure = Attribute("True when the stream is encrypted with TLS.")
     authenticated_by = Attribute("The SASL mechanism name that authenticated the stream.")
     peer = Attribute("The remote address as 'host:port', for admins.")
@@ -131,6 +137,9 @@ class IServer(Interface):
     def emit(event, *args):
         """Fire a server event to its listeners; returns a Deferred that fires when all are done."""
 
+    def query(interface):
+        """The provider a plugin registered for ``interface``, or None."""
+
 
 # --------------------------------------------------------------------------- authentication
 
@@ -186,10 +195,61 @@ class IUserStore(Interface):
         """Deferred firing a sorted list of 'localpart@domain' strings."""
 
 
+class IRosterStore(Interface):
+    """Roster items (xmppd.storage.records.RosterItem) and pending inbound subscription requests.
+
+    Contacts are bare JID strings. Every change bumps the account's roster version (an int).
+    Deleting the account deletes all of it.
+    """
+
+    def get_roster(localpart, domain):
+        """Deferred firing RosterSnapshot(version, items) (items sorted by contact)."""
+
+    def get_item(localpart, domain, contact):
+        """Deferred firing the RosterItem or None."""
+
+    def put_item(localpart, domain, item):
+        """Insert or replace an item; Deferred firing the new roster version."""
+
+    def remove_item(localpart, domain, contact):
+        """Delete an item; Deferred firing the new version, or None if there was none."""
+
+    def add_request(localpart, domain, contact, stanza):
+        """Keep an inbound subscribe (serialized XML, str) until answered; one per contact."""
+
+    def remove_request(localpart, domain, contact):
+        """Forget a pending request; Deferred firing True if there was one."""
+
+    def get_requests(localpart, domain):
+        """Deferred firing [(contact, stanza_xml)] oldest first."""
+
+
+class IOfflineStore(Interface):
+    """Messages kept for an account that was offline (XEP-0160), oldest first."""
+
+    def store(localpart, domain, stanza, stamp, limit):
+        """Keep ``stanza`` (serialized XML, str) received at ``stamp`` (POSIX seconds).
+
+        Deferred firing True, or False when the account already holds ``limit`` messages;
+        errback UserNotFound if there is no such account. Committed when it fires.
+        """
+
+    def fetch(localpart, domain):
+        """Deferred firing [(id, stanza_xml, stamp)] oldest first."""
+
+    def delete(localpart, domain, up_to_id):
+        """Delete the messages with id <= ``up_to_id`` (those delivered); Deferred."""
+
+    def count(localpart, domain):
+        """Deferred firing the number of messages kept."""
+
+
 class IStorage(Interface):
     """One database: opened and migrated at start-up, closed at shutdown."""
 
     users = Attribute("The IUserStore of this database.")
+    roster = Attribute("The IRosterStore of this database.")
+    offline = Attribute("The IOfflineStore of this database.")
 
     def open():
         """Connect and apply pending schema migrations; returns a Deferred."""
@@ -199,6 +259,37 @@ class IStorage(Interface):
 
     def schema_version():
         """Deferred firing the applied schema version, an int."""
+
+
+# ------------------------------------------------------------------- services plugins provide
+
+
+class IRoster(Interface):
+    """The roster service (the roster plugin provides it): state per (account, contact) pair,
+    persisted, with roster pushes to the account's interested resources on every change."""
+
+    def get_state(account, contact):
+        """Deferred firing the xmppd.im.subscription.SubState of bare JID ``contact`` in
+        bare JID ``account``'s roster (pending_in included; NONE when there is no item)."""
+
+    def set_state(account, contact, state, request=None):
+        """Persist a new SubState: creates the item if needed, pushes it to interested
+        resources; ``request`` (a subscribe Element) is kept while pending_in is set.
+        Deferred."""
+
+    def items(account):
+        """Deferred firing the account's RosterItems."""
+
+    def pending_requests(account):
+        """Deferred firing the stored subscribe Elements awaiting the account's answer."""
+
+
+class IOfflineDelivery(Interface):
+    """Where the router puts a message for an account with no available resource."""
+
+    def store(stanza):
+        """Keep a xmppd.stanza.Stanza for later; Deferred firing True if kept, False if not
+        (then the router bounces it)."""
 
 
 # --------------------------------------------------------------------------- administration

@@ -1,18 +1,24 @@
-"""The router: who may speak for whom, and where a stanza goes. Nothing else.
+"""The router: who may speak for whom, and where a stanza goes (RFC 6120 §8, RFC 6121 §8).
 
 Client stanzas are stamped with the session's full JID here (RFC 6120 §8.1.2.1); a client
 claiming another address gets the ``invalid-from`` stream error. Stanzas for domains we do not
-host go to the remote router (federation), never anywhere else.
+host go to the remote router (federation), never anywhere else. Local delivery follows
+RFC 6121 §8.5; plugins see stanzas first through the dispatcher and may consume them.
+
+A route may return a Deferred (a message being stored for an offline account): the client's
+stream waits for it before reading on, so a later answer from the server proves the earlier
+stanzas were durably accepted.
 """
 
 from __future__ import annotations
 
+from twisted.internet import defer
 from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd.dispatch import Dispatcher
 from xmppd.errors import StanzaError, StreamError
-from xmppd.interfaces import IRemoteRouter, IRouter, ISessionRegistry
+from xmppd.interfaces import IOfflineDelivery, IRemoteRouter, IRouter, ISessionRegistry
 from xmppd.jid import JID
 from xmppd.logs import get_logger
 from xmppd.stanza import Stanza, check_type, parse_address
@@ -34,15 +40,18 @@ class NoFederation:
 @implementer(IRouter)
 class Router:
     def __init__(self, domains: frozenset[str], sessions: ISessionRegistry,
-                 dispatcher: Dispatcher | None = None, remote: IRemoteRouter | None = None) -> None:
+                 dispatcher: Dispatcher | None = None, remote: IRemoteRouter | None = None,
+                 bare_message_delivery: str = "highest") -> None:
         self.domains = domains
         self.sessions = sessions
         self.dispatcher = dispatcher or Dispatcher(self.send_from_server)
         self.remote = remote or NoFederation(self)
+        self.deliver_to_all = bare_message_delivery == "all"
+        self.query = lambda interface: None  # the server replaces this with its provider look-up
 
     # -- ways in
 
-    def route_from_client(self, element: domish.Element, session) -> None:
+    def route_from_client(self, element: domish.Element, session):
         """A stanza from a bound client: check and stamp its addresses, then route it.
 
         Raises StreamError('invalid-from') when the client speaks for someone else.
@@ -62,53 +71,106 @@ class Router:
         except StanzaError as error:
             if element.getAttribute("type") != "error":
                 session.send(error.to_response(element))
-            return
-        self.route(stanza, session)
+            return None
+        if stanza.kind != "iq":
+            consumed = self.dispatcher.dispatch(stanza, "outgoing", session)
+            if consumed:
+                return consumed
+        return self.route(stanza, session)
 
-    def send_from_server(self, element: domish.Element) -> None:
+    def send_from_server(self, element: domish.Element):
         """Send a stanza the server itself made (replies, errors, notifications)."""
         try:
             stanza = Stanza(element, parse_address(element, "from"), parse_address(element, "to"))
         except StanzaError:
             log.error("server made a stanza with a bad address: {xml}", xml=element.toXml())
-            return
-        self.route(stanza, None)
+            return None
+        return self.route(stanza, None)
 
     # -- routing
 
-    def route(self, stanza: Stanza, origin) -> None:
+    def route(self, stanza: Stanza, origin):
         recipient = stanza.recipient
         if recipient is None:
             # No 'to': the server handles it on behalf of the sender's account (RFC 6120 §10.3).
             if stanza.sender is None:
-                return
+                return None
             recipient = stanza.sender.bare()
         if recipient.host not in self.domains:
-            self.remote.send(stanza)
-            return
+            return self.remote.send(stanza)
         target = _target(recipient)
         if stanza.kind == "iq":
-            self._route_iq(stanza, recipient, target, origin)
-        elif not self.dispatcher.dispatch(stanza, target, origin):
-            self._deliver_default(stanza, recipient, target)
+            return self._route_iq(stanza, recipient, target, origin)
+        consumed = self.dispatcher.dispatch(stanza, target, origin)
+        if consumed:
+            return consumed
+        if stanza.kind == "message":
+            return self._route_message(stanza, recipient, target)
+        if target == "full":  # presence no plugin took: only a connected resource gets it
+            self._deliver_to(recipient, stanza)
+        return None
 
-    def _route_iq(self, stanza: Stanza, recipient: JID, target: str, origin) -> None:
+    def _route_iq(self, stanza: Stanza, recipient: JID, target: str, origin):
+        """RFC 6121 §8.5.2.1.3 / §8.5.3: the server answers for accounts; resources answer
+        for themselves."""
         if stanza.type in ("get", "set"):
             if self.dispatcher.dispatch_iq(stanza, target, origin):
-                return
+                return None
             if target == "full" and self._deliver_to(recipient, stanza):
-                return
+                return None
             self.bounce(stanza, "service-unavailable")
         elif target == "full":
             self._deliver_to(recipient, stanza)
         # results and errors for the server or an account are answers nobody waits for yet
+        return None
 
-    def _deliver_default(self, stanza: Stanza, recipient: JID, target: str) -> None:
-        """What happens to a message or presence that no plugin took."""
-        if target == "full" and self._deliver_to(recipient, stanza):
-            return
-        if stanza.kind == "message":
+    def _route_message(self, stanza: Stanza, recipient: JID, target: str):
+        """RFC 6121 §8.5.2 (bare JID) and §8.5.3 (full JID) for messages no plugin took."""
+        if target == "full":
+            if self._deliver_to(recipient, stanza):
+                return None
+            if stanza.type in ("normal", "chat", "headline"):
+                return self._message_to_account(stanza, recipient.bare())
+        elif target == "bare":
+            return self._message_to_account(stanza, recipient)
+        if stanza.type not in ("error", "headline"):
+            self.bounce(stanza, "service-unavailable")  # groupchat, or to the server itself
+        return None
+
+    def _message_to_account(self, stanza: Stanza, account: JID):
+        if stanza.type not in ("normal", "chat", "headline"):
+            if stanza.type == "groupchat":
+                self.bounce(stanza, "service-unavailable")
+            return None  # errors to an account are dropped
+        resources = [s for s in self.sessions.resources(account) if s.available and s.priority >= 0]
+        if resources:
+            if stanza.type == "chat" or stanza.type == "normal":
+                if not self.deliver_to_all:
+                    top = max(s.priority for s in resources)
+                    resources = [s for s in resources if s.priority == top]
+            for session in resources:
+                session.send(stanza.element)
+            return None
+        if stanza.type == "headline":
+            return None  # headlines are not kept (RFC 6121 §8.5.2.2.1)
+        return self._store_offline(stanza)
+
+    def _store_offline(self, stanza: Stanza):
+        offline = self.query(IOfflineDelivery)
+        if offline is None:
             self.bounce(stanza, "service-unavailable")
+            return None
+        d = defer.maybeDeferred(offline.store, stanza)
+
+        def stored(kept: bool) -> None:
+            if not kept:
+                self.bounce(stanza, "service-unavailable")
+
+        def failed(failure) -> None:
+            log.failure("offline storage failed for {stanza!r}", failure, stanza=stanza)
+            self.bounce(stanza, "internal-server-error")
+
+        return d.addCallbacks(stored, failed)
 
     def _deliver_to(self, full_jid: JID, stanza: Stanza) -> bool:
         session = self.sessions.get(full_jid)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.internet import defer
 from zope.interface import implementer
 
@@ -26,10 +28,26 @@ class Server:
         self.events = EventBus()
         self.features = ServerFeatures()
         self.sessions = SessionRegistry(config.c2s.resource_conflict, config.c2s.max_resources)
-        self.router = Router(self.domains, self.sessions)
+        self.router = Router(self.domains, self.sessions,
+                             bare_message_delivery=config.c2s.bare_message_delivery)
         self.dispatcher = self.router.dispatcher
         self.auth = StorageAuthBackend(storage.users)
         self.c2s_streams: set = set()  # every client stream, bound or not, for shutdown
+        self._providers: dict = {}
+        self.router.query = self.query  # the router asks for IOfflineDelivery
 
     def emit(self, event: Event, *args) -> defer.Deferred:
         return self.events.emit(event, *args)
+
+    def provide(self, interface, provider) -> Callable[[], None]:
+        """Register the one provider of a plugin service; returns the undo function."""
+        if interface in self._providers:
+            raise ValueError(f"{interface.__name__} is already provided by "
+                             f"{self._providers[interface]!r}")
+        if not interface.providedBy(provider):
+            raise TypeError(f"{provider!r} does not provide {interface.__name__}")
+        self._providers[interface] = provider
+        return lambda: self._providers.pop(interface, None)
+
+    def query(self, interface):
+        return self._providers.get(interface)

@@ -218,7 +218,8 @@ class DeleteUserTests(AdminAPITestCase):
             self.assertEqual(session.closed_with, ("not-authorized", "account deleted"))
         self.assertIsNone(self.bob.closed_with)
         alice = parse_jid("alice@example.org")
-        self.assertEqual(self.server.emitted, [(events.USER_DELETED, alice)])
+        self.assertEqual(self.server.emitted,
+                         [(events.USER_DELETING, alice), (events.USER_DELETED, alice)])
         self.assertEqual((yield self.api.list_users()), ["bob@example.org"])
         self.assertFalse((yield self.password_works("alice", "example.org", PASSWORD)))
 

@@ -258,6 +258,26 @@ class SessionTests(StreamTestCase):
         self.assertEqual(len(self.server.sessions), 0)
 
 
+class OrderingTests(StreamTestCase):
+    async def test_stream_waits_for_a_stanzas_work_before_the_next(self):
+        """A handler's Deferred holds back the client's later stanzas (and pauses reading)."""
+        from twisted.internet import defer
+
+        pending = defer.Deferred()
+        self.server.dispatcher.add_stanza("message", "chat", "outgoing",
+                                          lambda stanza, origin: pending)
+        h = self.harness()
+        jid = await h.login("alice", PASSWORD)
+        h.feed(f"<message type='chat' to='{jid}'><body>1</body></message>"
+               "<iq type='get' id='after' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        self.assertEqual(h.elements(), [])
+        self.assertEqual(h.transport.producerState, "paused")
+        pending.callback(True)
+        (pong,) = h.elements()
+        self.assertEqual(pong["id"], "after")
+        self.assertEqual(h.transport.producerState, "producing")
+
+
 class RenameTests(StreamTestCase):
     c2s = 'require_encryption = false\nresource_conflict = "rename"\n'
 

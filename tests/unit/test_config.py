@@ -138,6 +138,7 @@ def test_defaults(tmp_path):
     assert c2s.resource_conflict == "replace"
     assert c2s.sasl_mechanisms == SASL_MECHANISMS
     assert c2s.max_resources == 10
+    assert c2s.bare_message_delivery == "highest"
     s2s = config.s2s
     assert (s2s.listen, s2s.dns_servers, s2s.bind_address) == ((), (), None)
     assert s2s.ca_file == Path("/etc/ssl/certs/ca-certificates.crt")
@@ -275,8 +276,8 @@ ERRORS = [
     (MINIMAL + "domain = 'x'\n", "[server] domain: unknown key (known: admins, data_dir, "
      "domains, max_stanza_size, plugin_dirs, shutdown_timeout)"),
     (MINIMAL + "[c2s]\nrequire_tls = true\n", "[c2s] require_tls: unknown key (known: "
-     "auth_timeout, direct_tls, listen, max_resources, require_encryption, resource_conflict, "
-     "sasl_mechanisms)"),
+     "auth_timeout, bare_message_delivery, direct_tls, listen, max_resources, "
+     "require_encryption, resource_conflict, sasl_mechanisms)"),
     (MINIMAL + "[s2s.policy]\n[s2s.polcy]\n", "[s2s] polcy: unknown key (known: bind_address, "
      "ca_file, default_policy, dns_servers, hosts, listen, policy)"),
     (MINIMAL + "[log]\nlevel = 'info'\nfile = 'x'\n", "[log] file: unknown key (known: level)"),

@@ -17,6 +17,7 @@ from xmppd.interfaces import IAdminAPI
 from xmppd.jid import JID, InvalidJID, parse_jid, prepare_password
 from xmppd.logs import get_logger
 from xmppd.sasl.credentials import derive_all
+from xmppd.storage import UserNotFound
 
 log = get_logger(__name__)
 
@@ -49,6 +50,10 @@ class AdminAPI:
     def delete_user(self, jid: str | JID):
         """Delete an account; its live sessions end with <not-authorized/>. Fires with how many."""
         account = self.account(jid)
+        if not (yield self.storage.users.user_exists(account.user, account.host)):
+            raise UserNotFound(account.user, account.host)
+        if self.server is not None:  # plugins still see the account's data: unsubscribe etc.
+            yield self.server.emit(events.USER_DELETING, account)
         yield self.storage.users.delete_user(account.user, account.host)
         log.info("account {jid} deleted", jid=account.full())
         closed = 0

@@ -24,6 +24,10 @@ class ClientSession:
         self.account = account  # bare JID the stream authenticated as
         self.jid: JID | None = None  # full JID, set at bind
         self.started = time.time()
+        # presence state, kept by the presence plugin, read by the router's delivery rules
+        self.available = False
+        self.priority = 0
+        self.presence = None
 
     @property
     def secure(self) -> bool:

@@ -90,10 +90,10 @@ class ClientStream(XmlStream):
             features.addChild(feature)
         return features
 
-    def element_received(self, element: domish.Element) -> None:
+    def element_received(self, element: domish.Element):
         state = self.state
         if state == "ready":
-            self._stanza(element)
+            return self._stanza(element)
         elif element.uri == ns.TLS and self.account is None:
             self._starttls(element)
         elif element.uri == ns.SASL and self.account is None:
@@ -169,18 +169,18 @@ class ClientStream(XmlStream):
 
     # -- the bound session
 
-    def _stanza(self, element: domish.Element) -> None:
+    def _stanza(self, element: domish.Element):
         if element.name not in STANZA_NAMES or element.uri != ns.CLIENT:
             raise StreamError("unsupported-stanza-type", f"unknown element {element.name}")
         if element.name == "iq":
             payload = next(element.elements(), None)
             if payload is not None and payload.uri == ns.SESSION:
                 self.send(make_iq_result(element))
-                return
+                return None
             if payload is not None and payload.uri == ns.BIND:
                 self.send(StanzaError("not-allowed", "already bound").to_response(element))
-                return
-        self.server.router.route_from_client(element, self.session)
+                return None
+        return self.server.router.route_from_client(element, self.session)
 
     def _end_session(self, polite: bool) -> None:
         session, self.session = self.session, None

@@ -7,8 +7,11 @@ parser or the subclass become stream errors (RFC 6120 §4.9); nothing escapes to
 from __future__ import annotations
 
 import secrets
+from collections import deque
 
+from twisted.internet import defer
 from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
 from twisted.words.xish import domish
 
 from xmppd import ns
@@ -35,6 +38,8 @@ class XmlStream(Protocol):
         self.lang = "en"
         self._close_timer = None
         self._peer_closed = False
+        self._waiting: defer.Deferred | None = None  # an element's work we wait for
+        self._backlog: deque = deque()  # elements parsed while waiting, in order
 
     # -- connection events
 
@@ -73,7 +78,7 @@ class XmlStream(Protocol):
         self.header_sent = False
         parser = StreamParser(
             lambda header: self._if_current(parser, self._on_header, header),
-            lambda element: self._if_current(parser, self.element_received, element),
+            lambda element: self._if_current(parser, self._on_element, element),
             lambda: self._if_current(parser, self._on_peer_close),
             max_stanza_size=self.max_stanza_size,
         )
@@ -82,6 +87,36 @@ class XmlStream(Protocol):
     def _if_current(self, parser: StreamParser, callback, *args) -> None:
         if parser is self.parser and not self.disconnected:
             callback(*args)
+
+    def _on_element(self, element: domish.Element) -> None:
+        """Elements are handled strictly in order: while one's work (a Deferred) is pending,
+        reading pauses and later elements wait, so nothing overtakes a durable write."""
+        if self._waiting is not None:
+            self._backlog.append(element)
+            return
+        result = self.element_received(element)
+        if isinstance(result, defer.Deferred) and not result.called:
+            self._waiting = result
+            self.transport.pauseProducing()
+            result.addBoth(self._work_done)
+
+    def _work_done(self, result) -> None:
+        if isinstance(result, Failure):
+            log.failure("stanza handling failed on {peer}", result, peer=self.peer_address)
+        self._waiting = None
+        while self._backlog and self._waiting is None:
+            if self.disconnected or self.parser is None:
+                self._backlog.clear()
+                return
+            try:
+                self._on_element(self._backlog.popleft())
+            except StreamError as error:
+                self.fail(error)
+            except Exception:
+                log.failure("unexpected error on stream from {peer}", peer=self.peer_address)
+                self.fail(StreamError("internal-server-error"))
+        if self._waiting is None and not self.disconnected:
+            self.transport.resumeProducing()
 
     def _on_header(self, header: StreamHeader) -> None:
         if header.uri != ns.STREAMS or header.name != "stream":
