@@ -66,6 +66,12 @@ class IPluginContext(Interface):
     def provide(interface, provider):
         """Offer a service to other plugins and the router, looked up by interface."""
 
+    def stream_feature(builder):
+        """Add a stream feature offered to authenticated clients (after SASL).
+
+        ``builder(stream)`` returns a domish.Element for <stream:features/>, or None.
+        """
+
     def close():
         """Remove every registration made through this context."""
 

@@ -55,6 +55,9 @@ class PluginContext:
     def identity(self, category: str, type: str, name: str | None = None) -> None:
         self._undo.append(self.server.features.add_identity(category, type, name))
 
+    def stream_feature(self, builder: Callable) -> None:
+        self._undo.append(self.server.stream_features.add(builder))
+
     def provide(self, interface, provider) -> None:
         self._undo.append(self.server.provide(interface, provider))
 

@@ -11,6 +11,7 @@ from xmppd.c2s.sessions import SessionRegistry
 from xmppd.eventbus import EventBus
 from xmppd.events import Event
 from xmppd.features import ServerFeatures
+from xmppd.handlers import PrioritizedHandlers
 from xmppd.interfaces import IServer
 from xmppd.router import Router
 from xmppd.storage.auth import StorageAuthBackend
@@ -27,6 +28,7 @@ class Server:
         self.domains = frozenset(config.server.domains)
         self.events = EventBus()
         self.features = ServerFeatures()
+        self.stream_features = PrioritizedHandlers()  # builders of post-auth stream features
         self.sessions = SessionRegistry(config.c2s.resource_conflict, config.c2s.max_resources)
         self.router = Router(self.domains, self.sessions,
                              bare_message_delivery=config.c2s.bare_message_delivery)

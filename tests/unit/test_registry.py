@@ -12,6 +12,7 @@ from xmppd.dispatch import Dispatcher
 from xmppd.eventbus import EventBus
 from xmppd.events import SESSION_BOUND
 from xmppd.features import ServerFeatures
+from xmppd.handlers import PrioritizedHandlers
 from xmppd.jid import parse_jid
 from xmppd.registry import PluginError, PluginRegistry, discover, load_order
 from xmppd.stanza import Stanza
@@ -37,6 +38,7 @@ class FakeServer:
         self.dispatcher = Dispatcher(self.replies.append)
         self.events = EventBus()
         self.features = ServerFeatures()
+        self.stream_features = PrioritizedHandlers()
         self.storage = None
         self.reactor = None
 
@@ -177,3 +179,12 @@ def test_disco_lists_what_plugins_advertise():
     assert {"urn:xmpp:ping", "jabber:iq:version",
             "http://jabber.org/protocol/disco#info"} <= features
     assert any(i.name == "identity" and i["category"] == "server" for i in query.elements())
+
+
+def test_stream_features_are_added_and_removed_with_the_plugin():
+    server = FakeServer()
+    registry = load(server, ["ping"])
+    registry.loaded["ping"].stream_feature(lambda stream: domish.Element(("urn:x", "feat")))
+    assert [build(None).uri for build in server.stream_features] == ["urn:x"]
+    registry.unload()
+    assert not server.stream_features

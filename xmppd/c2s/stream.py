@@ -81,6 +81,10 @@ class ClientStream(XmlStream):
         if self.account is not None:
             features.addElement((ns.BIND, "bind"))
             features.addElement((ns.SESSION, "session")).addElement("optional")
+            for build in self.server.stream_features:
+                feature = build(self)
+                if feature is not None:
+                    features.addChild(feature)
             return features
         if not self.secure and self.tls_context is not None:
             starttls = features.addElement((ns.TLS, "starttls"))
