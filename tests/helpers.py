@@ -133,7 +133,7 @@ class StreamHarness:
         assert base64.b64decode(str(success)) == client.expected_success_data()
         self.restart_reader()
         self.header()
-        self.events()
+        self.bind_features = [v for k, v in self.events() if k == "element"][0]
         bind_resource = f"<resource>{resource}</resource>" if resource else ""
         self.feed(f"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
                   f"{bind_resource}</bind></iq>")

@@ -1,7 +1,10 @@
-"""The IUserStore contract, written once and run against every storage engine.
+"""The storage contracts (IUserStore, IRosterStore, IOfflineStore), written once and run
+against every storage engine.
 
-Mix ``UserStoreContract`` into a ``twisted.trial.unittest.TestCase`` that defines
-``make_storage()`` returning an unopened IStorage; fixtures go through the interface only.
+Mix ``UserStoreContract``, ``RosterStoreContract`` or ``OfflineStoreContract`` into a
+``twisted.trial.unittest.TestCase`` that defines ``make_storage()`` returning an unopened
+IStorage; fixtures go through the interfaces only. The one seam beyond them: an engine takes
+the time it records from ``storage.now()``, which the tests replace to control it.
 """
 
 from __future__ import annotations
@@ -9,16 +12,17 @@ from __future__ import annotations
 from twisted.internet import defer
 from zope.interface.verify import verifyObject
 
-from xmppd.interfaces import IStorage, IUserStore
+from xmppd.interfaces import IOfflineStore, IRosterStore, IStorage, IUserStore
 from xmppd.sasl.credentials import HASHES, derive_all, derive_credentials
 from xmppd.storage import UserExists, UserNotFound
 from xmppd.storage.migrate import load_migrations
+from xmppd.storage.records import RosterItem, RosterSnapshot
 
 FAST = 64  # iterations: the store keeps whatever it is given, tests need not be slow
 
 
-class UserStoreContract:
-    """What any engine must do with accounts and their SCRAM credentials."""
+class OpenStorage:
+    """Opens a fresh storage for each test and closes it after."""
 
     def make_storage(self):
         raise NotImplementedError("a storage test case defines make_storage()")
@@ -29,6 +33,20 @@ class UserStoreContract:
         yield self.storage.open()
         self.addCleanup(self.storage.close)
         self.users = self.storage.users
+
+    @defer.inlineCallbacks
+    def create_users(self, *accounts: str):
+        """Create 'localpart@domain' accounts one after the other (ids follow that order)."""
+        for account in accounts:
+            yield self.users.create_user(*account.split("@"), derive_all("x", FAST))
+
+    def set_clock(self, seconds: float) -> None:
+        """Make the storage record ``seconds`` as the time of whatever it is told next."""
+        self.storage.now = lambda: seconds
+
+
+class UserStoreContract(OpenStorage):
+    """What any engine must do with accounts and their SCRAM credentials."""
 
     def test_provides_the_interfaces(self):
         self.assertTrue(verifyObject(IStorage, self.storage))
@@ -137,3 +155,364 @@ class UserStoreContract:
         self.assertTrue((yield self.users.user_exists("jürgen", "example.org")))
         self.assertFalse((yield self.users.user_exists("jurgen", "example.org")))
         self.assertEqual((yield self.users.list_users()), ["jürgen@example.org"])
+
+
+ALICE = ("alice", "example.org")  # (localpart, domain), as every store method takes them
+BOB = ("bob", "example.org")
+NOBODY = ("nobody", "example.org")
+
+STANZA = "<presence xmlns='jabber:client' from='{0}' to='alice@example.org' type='subscribe'/>"
+
+
+class RosterStoreContract(OpenStorage):
+    """What any engine must do with rosters, their versions and pending requests."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield super().setUp()
+        self.roster = self.storage.roster
+        yield self.create_users("alice@example.org", "bob@example.org")
+
+    def test_provides_the_interface(self):
+        self.assertTrue(verifyObject(IRosterStore, self.roster))
+
+    @defer.inlineCallbacks
+    def test_a_new_account_has_an_empty_roster_at_version_zero(self):
+        self.assertEqual((yield self.roster.get_roster(*ALICE)), RosterSnapshot(0, ()))
+        self.assertIsNone((yield self.roster.get_item(*ALICE, "bob@example.org")))
+
+    @defer.inlineCallbacks
+    def test_every_change_bumps_the_version_by_one(self):
+        versions = [
+            (yield self.roster.put_item(*ALICE, RosterItem("bob@example.org"))),
+            (yield self.roster.put_item(*ALICE, RosterItem("eve@example.net"))),
+            (yield self.roster.put_item(*ALICE, RosterItem("bob@example.org", subscription="to"))),
+            (yield self.roster.remove_item(*ALICE, "eve@example.net")),
+        ]
+        self.assertEqual(versions, [1, 2, 3, 4])
+        snapshot = yield self.roster.get_roster(*ALICE)
+        self.assertEqual(snapshot.version, 4)
+        self.assertEqual(snapshot.items, (RosterItem("bob@example.org", subscription="to"),))
+
+    @defer.inlineCallbacks
+    def test_items_round_trip_field_for_field(self):
+        items = [
+            RosterItem(
+                "jürgen@bücher.example",
+                "Jürgen 🦉",
+                ("Bücher", "家族", "with space"),
+                "both",
+                False,
+                False,
+            ),
+            RosterItem("nameless@example.org", None, (), "from", True, False),
+            RosterItem("empty-name@example.org", "", ("",), "none", False, True),
+            RosterItem("quotes@example.org", 'O\'Brien "Bob"', ('["json"]', "a,b"), "to"),
+        ]
+        for item in items:
+            yield self.roster.put_item(*ALICE, item)
+        for item in items:
+            self.assertEqual((yield self.roster.get_item(*ALICE, item.contact)), item)
+        snapshot = yield self.roster.get_roster(*ALICE)
+        self.assertEqual(snapshot.items, tuple(sorted(items, key=lambda i: i.contact)))
+
+    @defer.inlineCallbacks
+    def test_the_roster_comes_sorted_by_contact(self):
+        for contact in ("zed@example.org", "Zed@example.org", "amy@example.org", "émile@ex.org"):
+            yield self.roster.put_item(*ALICE, RosterItem(contact))
+        snapshot = yield self.roster.get_roster(*ALICE)
+        self.assertEqual(
+            [i.contact for i in snapshot.items],
+            ["Zed@example.org", "amy@example.org", "zed@example.org", "émile@ex.org"],
+        )
+
+    @defer.inlineCallbacks
+    def test_put_replaces_the_whole_item(self):
+        yield self.roster.put_item(
+            *ALICE,
+            RosterItem("bob@example.org", "Bob", ("Friends", "Work"), "none", True, False),
+        )
+        replacement = RosterItem("bob@example.org", None, (), "both")
+        yield self.roster.put_item(*ALICE, replacement)
+        snapshot = yield self.roster.get_roster(*ALICE)
+        self.assertEqual(snapshot.items, (replacement,))
+
+    @defer.inlineCallbacks
+    def test_removing_an_absent_item_returns_none_and_keeps_the_version(self):
+        yield self.roster.put_item(*ALICE, RosterItem("bob@example.org"))
+        self.assertIsNone((yield self.roster.remove_item(*ALICE, "eve@ex.net")))
+        self.assertIsNone((yield self.roster.remove_item(*BOB, "bob@example.org")))
+        self.assertEqual((yield self.roster.get_roster(*ALICE)).version, 1)
+        self.assertEqual((yield self.roster.remove_item(*ALICE, "bob@example.org")), 2)
+        self.assertIsNone((yield self.roster.remove_item(*ALICE, "bob@example.org")))
+        self.assertEqual((yield self.roster.get_roster(*ALICE)), RosterSnapshot(2, ()))
+
+    @defer.inlineCallbacks
+    def test_each_account_has_its_own_roster_and_version(self):
+        yield self.create_users("alice@example.net")
+        yield self.roster.put_item(*ALICE, RosterItem("bob@example.org"))
+        yield self.roster.put_item(*ALICE, RosterItem("eve@example.org"))
+        self.assertEqual((yield self.roster.put_item(*BOB, RosterItem("alice@example.org"))), 1)
+        self.assertEqual(
+            (yield self.roster.get_roster(*BOB)),
+            RosterSnapshot(1, (RosterItem("alice@example.org"),)),
+        )
+        self.assertEqual(
+            (yield self.roster.get_roster("alice", "example.net")), RosterSnapshot(0, ())
+        )
+        self.assertIsNone((yield self.roster.get_item(*BOB, "eve@example.org")))
+
+    @defer.inlineCallbacks
+    def test_unknown_accounts(self):
+        self.assertEqual((yield self.roster.get_roster(*NOBODY)), RosterSnapshot(0, ()))
+        self.assertIsNone((yield self.roster.get_item(*NOBODY, "bob@ex.org")))
+        self.assertIsNone((yield self.roster.remove_item(*NOBODY, "bob@ex.org")))
+        error = yield self.assertFailure(
+            self.roster.put_item(*NOBODY, RosterItem("bob@ex.org")), UserNotFound
+        )
+        self.assertIn("nobody@example.org", str(error))
+        yield self.assertFailure(
+            self.roster.add_request(*NOBODY, "bob@ex.org", STANZA), UserNotFound
+        )
+        self.assertIs((yield self.roster.remove_request(*NOBODY, "bob@ex.org")), False)
+        self.assertEqual((yield self.roster.get_requests(*NOBODY)), [])
+        self.assertFalse((yield self.users.user_exists(*NOBODY)))
+
+    @defer.inlineCallbacks
+    def test_put_item_refuses_anything_but_a_roster_item(self):
+        yield self.assertFailure(self.roster.put_item(*ALICE, {"contact": "bob@ex.org"}), TypeError)
+        self.assertEqual((yield self.roster.get_roster(*ALICE)), RosterSnapshot(0, ()))
+
+    @defer.inlineCallbacks
+    def test_requests_come_back_oldest_first_one_per_contact(self):
+        for seconds, contact in [(30, "eve@ex.net"), (10, "bob@ex.org"), (20, "carol@ex.org")]:
+            self.set_clock(seconds)
+            yield self.roster.add_request(*ALICE, contact, STANZA.format(contact))
+        # A second subscribe from bob replaces his first and is now the newest.
+        self.set_clock(40)
+        yield self.roster.add_request(*ALICE, "bob@ex.org", "<presence again/>")
+        self.assertEqual(
+            (yield self.roster.get_requests(*ALICE)),
+            [
+                ("carol@ex.org", STANZA.format("carol@ex.org")),
+                ("eve@ex.net", STANZA.format("eve@ex.net")),
+                ("bob@ex.org", "<presence again/>"),
+            ],
+        )
+
+    @defer.inlineCallbacks
+    def test_requests_received_together_come_in_contact_order(self):
+        self.set_clock(5)
+        for contact in ("zed@ex.org", "amy@ex.org"):
+            yield self.roster.add_request(*ALICE, contact, STANZA.format(contact))
+        requests = yield self.roster.get_requests(*ALICE)
+        self.assertEqual([contact for contact, _ in requests], ["amy@ex.org", "zed@ex.org"])
+
+    @defer.inlineCallbacks
+    def test_a_request_stanza_round_trips_unchanged(self):
+        stanza = (
+            "<presence from='jürgen@bücher.example' type='subscribe'>"
+            "<status>Hallo 👋 &amp; ;</status></presence>"
+        )
+        yield self.roster.add_request(*ALICE, "jürgen@bücher.example", stanza)
+        self.assertEqual(
+            (yield self.roster.get_requests(*ALICE)),
+            [("jürgen@bücher.example", stanza)],
+        )
+
+    @defer.inlineCallbacks
+    def test_removing_a_request_forgets_only_that_one(self):
+        yield self.roster.add_request(*ALICE, "bob@ex.org", "<bob/>")
+        yield self.roster.add_request(*ALICE, "eve@ex.org", "<eve/>")
+        yield self.roster.add_request(*BOB, "bob@ex.org", "<to bob/>")
+        self.assertIs((yield self.roster.remove_request(*ALICE, "bob@ex.org")), True)
+        self.assertIs((yield self.roster.remove_request(*ALICE, "bob@ex.org")), False)
+        self.assertEqual((yield self.roster.get_requests(*ALICE)), [("eve@ex.org", "<eve/>")])
+        self.assertEqual((yield self.roster.get_requests(*BOB)), [("bob@ex.org", "<to bob/>")])
+
+    @defer.inlineCallbacks
+    def test_requests_do_not_touch_the_roster(self):
+        yield self.roster.add_request(*ALICE, "bob@ex.org", STANZA)
+        yield self.roster.remove_request(*ALICE, "bob@ex.org")
+        self.assertEqual((yield self.roster.get_roster(*ALICE)), RosterSnapshot(0, ()))
+
+    @defer.inlineCallbacks
+    def test_a_request_must_be_serialized_xml(self):
+        yield self.assertFailure(
+            self.roster.add_request(*ALICE, "bob@ex.org", b"<presence/>"),
+            TypeError,
+        )
+        self.assertEqual((yield self.roster.get_requests(*ALICE)), [])
+
+    @defer.inlineCallbacks
+    def test_deleting_the_account_deletes_its_roster_and_requests(self):
+        # alice is the newest account, so an engine that reuses ids gives hers to carol: any
+        # row left behind would then show up in carol's roster.
+        yield self.users.delete_user(*BOB)
+        yield self.roster.put_item(*ALICE, RosterItem("bob@example.org"))
+        yield self.roster.add_request(*ALICE, "eve@ex.org", STANZA)
+        yield self.users.delete_user(*ALICE)
+        yield self.create_users("carol@example.org")
+        for localpart in ("alice", "carol"):
+            self.assertEqual(
+                (yield self.roster.get_roster(localpart, "example.org")), RosterSnapshot(0, ())
+            )
+            self.assertEqual((yield self.roster.get_requests(localpart, "example.org")), [])
+        yield self.create_users("alice@example.org")
+        self.assertEqual((yield self.roster.get_roster(*ALICE)), RosterSnapshot(0, ()))
+
+
+class OfflineStoreContract(OpenStorage):
+    """What any engine must do with the messages kept for offline accounts."""
+
+    LIMIT = 100
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield super().setUp()
+        self.offline = self.storage.offline
+        yield self.create_users("alice@example.org", "bob@example.org")
+
+    def message(self, n: int) -> str:
+        return f"<message xmlns='jabber:client' to='alice@example.org'><body>{n}</body></message>"
+
+    @defer.inlineCallbacks
+    def store_all(self, localpart: str, bodies, limit: int = LIMIT):
+        """Store one message per body, stamped 1000 + body; the list of results."""
+        results = []
+        for n in bodies:
+            stored = yield self.offline.store(
+                localpart, "example.org", self.message(n), 1000.0 + n, limit
+            )
+            results.append(stored)
+        return results
+
+    def test_provides_the_interface(self):
+        self.assertTrue(verifyObject(IOfflineStore, self.offline))
+
+    @defer.inlineCallbacks
+    def test_nothing_is_kept_at_first(self):
+        self.assertEqual((yield self.offline.fetch(*ALICE)), [])
+        self.assertEqual((yield self.offline.count(*ALICE)), 0)
+
+    @defer.inlineCallbacks
+    def test_messages_come_back_in_the_order_stored(self):
+        self.assertEqual((yield self.store_all("alice", [1, 2, 3])), [True, True, True])
+        fetched = yield self.offline.fetch(*ALICE)
+        self.assertEqual(
+            [(stanza, stamp) for _, stanza, stamp in fetched],
+            [(self.message(n), 1000.0 + n) for n in (1, 2, 3)],
+        )
+        ids = [id for id, _, _ in fetched]
+        self.assertEqual(ids, sorted(set(ids)))
+        self.assertTrue(all(isinstance(id, int) for id in ids))
+        self.assertEqual((yield self.offline.count(*ALICE)), 3)
+
+    @defer.inlineCallbacks
+    def test_the_order_stored_wins_over_the_stamps(self):
+        # Messages are delivered in the order accepted (RFC 6120 §10.1), even when the clock
+        # stepped back between two of them.
+        yield self.store_all("alice", [5, 2, 9])
+        fetched = yield self.offline.fetch(*ALICE)
+        self.assertEqual([stamp for _, _, stamp in fetched], [1005.0, 1002.0, 1009.0])
+
+    @defer.inlineCallbacks
+    def test_stanzas_round_trip_unchanged(self):
+        stanza = (
+            "<message from='jürgen@bücher.example/📱'><body>Grüße &lt;3 ; '--\n\ttab"
+            + "x" * 100_000
+            + "</body></message>"
+        )
+        yield self.offline.store(*ALICE, stanza, 1.5, self.LIMIT)
+        self.assertEqual(
+            [(s, t) for _, s, t in (yield self.offline.fetch(*ALICE))],
+            [(stanza, 1.5)],
+        )
+
+    @defer.inlineCallbacks
+    def test_the_limit_refuses_further_messages(self):
+        stored = yield self.store_all("alice", [1, 2, 3, 4], limit=3)
+        self.assertEqual(stored, [True, True, True, False])
+        self.assertEqual((yield self.offline.count(*ALICE)), 3)
+        # The limit is per account, and a higher limit takes more.
+        self.assertEqual((yield self.store_all("bob", [1], limit=3)), [True])
+        self.assertEqual((yield self.store_all("alice", [5], limit=4)), [True])
+        fetched = yield self.offline.fetch(*ALICE)
+        self.assertEqual([t for _, _, t in fetched], [1001.0, 1002.0, 1003.0, 1005.0])
+
+    @defer.inlineCallbacks
+    def test_delivered_messages_free_their_places(self):
+        yield self.store_all("alice", [1, 2], limit=2)
+        first, _ = yield self.offline.fetch(*ALICE)
+        yield self.offline.delete(*ALICE, first[0])
+        self.assertEqual((yield self.store_all("alice", [3, 4], limit=2)), [True, False])
+
+    @defer.inlineCallbacks
+    def test_a_zero_limit_keeps_nothing(self):
+        self.assertEqual((yield self.store_all("alice", [1], limit=0)), [False])
+        self.assertEqual((yield self.offline.count(*ALICE)), 0)
+
+    @defer.inlineCallbacks
+    def test_delete_up_to_touches_only_that_account_and_older_ids(self):
+        yield self.store_all("alice", [1])
+        yield self.store_all("bob", [2])
+        yield self.store_all("alice", [3])
+        yield self.store_all("bob", [4])
+        yield self.store_all("alice", [5])
+        alice = yield self.offline.fetch(*ALICE)
+        # alice's second id is above bob's first: only the account keeps bob's safe.
+        yield self.offline.delete(*ALICE, alice[1][0])
+        self.assertEqual((yield self.offline.fetch(*ALICE)), alice[2:])
+        self.assertEqual([t for _, _, t in (yield self.offline.fetch(*BOB))], [1002.0, 1004.0])
+        self.assertEqual((yield self.offline.count(*BOB)), 2)
+
+    @defer.inlineCallbacks
+    def test_ids_are_never_reused(self):
+        # A late "delete up to N" (from a second resource that fetched the same messages)
+        # must not reach messages stored after the first delete emptied the table.
+        yield self.store_all("alice", [1, 2])
+        fetched = yield self.offline.fetch(*ALICE)
+        newest = fetched[-1][0]
+        yield self.offline.delete(*ALICE, newest)
+        yield self.store_all("alice", [3])
+        yield self.offline.delete(*ALICE, newest)
+        (kept,) = yield self.offline.fetch(*ALICE)
+        self.assertGreater(kept[0], newest)
+        self.assertEqual(kept[2], 1003.0)
+
+    @defer.inlineCallbacks
+    def test_unknown_accounts(self):
+        error = yield self.assertFailure(
+            self.offline.store(*NOBODY, self.message(1), 1.0, self.LIMIT),
+            UserNotFound,
+        )
+        self.assertIn("nobody@example.org", str(error))
+        self.assertEqual((yield self.offline.fetch(*NOBODY)), [])
+        self.assertEqual((yield self.offline.count(*NOBODY)), 0)
+        yield self.offline.delete(*NOBODY, 10**9)
+        self.assertFalse((yield self.users.user_exists(*NOBODY)))
+
+    @defer.inlineCallbacks
+    def test_bad_arguments_fail_clearly(self):
+        bad = [
+            (b"<message/>", 1.0, self.LIMIT, TypeError),
+            ("<message/>", "yesterday", self.LIMIT, TypeError),
+            ("<message/>", 1.0, -1, ValueError),
+            ("<message/>", 1.0, 2.5, ValueError),
+            ("<message/>", 1.0, None, ValueError),
+        ]
+        for stanza, stamp, limit, exception in bad:
+            yield self.assertFailure(self.offline.store(*ALICE, stanza, stamp, limit), exception)
+        yield self.assertFailure(self.offline.delete(*ALICE, "all"), TypeError)
+        self.assertEqual((yield self.offline.count(*ALICE)), 0)
+
+    @defer.inlineCallbacks
+    def test_deleting_the_account_deletes_its_messages(self):
+        # As for the roster: carol may be handed alice's id, and must not inherit her mail.
+        yield self.users.delete_user(*BOB)
+        yield self.store_all("alice", [1, 2])
+        yield self.users.delete_user(*ALICE)
+        yield self.create_users("carol@example.org", "alice@example.org")
+        for localpart in ("alice", "carol"):
+            self.assertEqual((yield self.offline.fetch(localpart, "example.org")), [])
+            self.assertEqual((yield self.offline.count(localpart, "example.org")), 0)

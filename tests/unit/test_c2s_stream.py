@@ -258,6 +258,20 @@ class SessionTests(StreamTestCase):
         self.assertEqual(len(self.server.sessions), 0)
 
 
+class RosterFeatureTests(StreamTestCase):
+    c2s = 'require_encryption = false\n[plugins]\nenabled = ["roster"]\n'
+
+    async def test_roster_versioning_is_a_post_auth_stream_feature(self):
+        h = self.harness()
+        await h.login("alice", PASSWORD)
+        offered = [(c.uri, c.name) for c in h.bind_features.elements()]
+        self.assertIn(("urn:xmpp:features:rosterver", "ver"), offered)
+        h2 = self.harness()
+        h2.header()
+        pre_auth = [c.name for c in h2.elements()[0].elements()]
+        self.assertNotIn("ver", pre_auth)
+
+
 class OrderingTests(StreamTestCase):
     async def test_stream_waits_for_a_stanzas_work_before_the_next(self):
         """A handler's Deferred holds back the client's later stanzas (and pauses reading)."""

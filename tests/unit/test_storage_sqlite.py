@@ -1,4 +1,4 @@
-"""The SQLite engine: the user-store contract, migrations, the file on disk, PLAIN checks."""
+"""The SQLite engine: the store contracts, migrations, the file on disk, PLAIN checks."""
 
 from __future__ import annotations
 
@@ -12,12 +12,18 @@ from twisted.internet import defer
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from tests.storage_contract import FAST, UserStoreContract
+from tests.storage_contract import (
+    FAST,
+    OfflineStoreContract,
+    RosterStoreContract,
+    UserStoreContract,
+)
 from xmppd.interfaces import IAuthBackend
 from xmppd.sasl.credentials import derive_all, derive_credentials
 from xmppd.storage import SQLITE, Dialect, SchemaError, open_storage
 from xmppd.storage.auth import StorageAuthBackend
 from xmppd.storage.migrate import Migration, load_migrations, migrate
+from xmppd.storage.records import RosterItem, RosterSnapshot
 from xmppd.storage.sqlite import SQLiteStorage
 
 PASSWORD = "a very distinctive passphrase"
@@ -31,6 +37,26 @@ class MemoryUserStoreTests(UserStoreContract, unittest.TestCase):
 class FileUserStoreTests(UserStoreContract, unittest.TestCase):
     def make_storage(self):
         return SQLiteStorage(os.path.join(self.mktemp(), "var", "xmppd.sqlite3"))
+
+
+class MemoryRosterStoreTests(RosterStoreContract, unittest.TestCase):
+    def make_storage(self):
+        return SQLiteStorage(":memory:")
+
+
+class FileRosterStoreTests(RosterStoreContract, unittest.TestCase):
+    def make_storage(self):
+        return SQLiteStorage(os.path.join(self.mktemp(), "xmppd.sqlite3"))
+
+
+class MemoryOfflineStoreTests(OfflineStoreContract, unittest.TestCase):
+    def make_storage(self):
+        return SQLiteStorage(":memory:")
+
+
+class FileOfflineStoreTests(OfflineStoreContract, unittest.TestCase):
+    def make_storage(self):
+        return SQLiteStorage(os.path.join(self.mktemp(), "xmppd.sqlite3"))
 
 
 def raw_query(path: str, query: str) -> list[tuple]:
@@ -78,11 +104,12 @@ class SQLiteFileTests(unittest.TestCase):
         pragmas = yield storage.read(
             lambda cursor: [
                 cursor.execute(f"PRAGMA {name}").fetchone()[0]
-                for name in ("foreign_keys", "busy_timeout")
+                for name in ("foreign_keys", "busy_timeout", "synchronous")
             ]
         )
         self.assertEqual(pragmas[0], 1)
         self.assertGreater(pragmas[1], 0)
+        self.assertEqual(pragmas[2], 2)  # FULL: every commit is on disk when it returns
 
     @defer.inlineCallbacks
     def test_reopening_keeps_the_data(self):
@@ -97,7 +124,9 @@ class SQLiteFileTests(unittest.TestCase):
             (yield again.users.get_credentials("alice", "example.org", "sha-256")),
             next(c for c in credentials if c.hash_name == "sha-256"),
         )
-        self.assertEqual(len(raw_query(self.path, "SELECT * FROM schema_version")), 1)
+        self.assertEqual(
+            len(raw_query(self.path, "SELECT * FROM schema_version")), len(load_migrations())
+        )
 
     @defer.inlineCallbacks
     def test_a_newer_schema_refuses_to_open(self):
@@ -147,7 +176,9 @@ class SQLiteFileTests(unittest.TestCase):
         yield ctl.users.create_user("alice", "example.org", derive_all(PASSWORD, FAST))
         yield ctl.close()
         self.assertTrue((yield server.users.user_exists("alice", "example.org")))
-        self.assertEqual(len(raw_query(self.path, "SELECT * FROM schema_version")), 1)
+        self.assertEqual(
+            len(raw_query(self.path, "SELECT * FROM schema_version")), len(load_migrations())
+        )
 
     @defer.inlineCallbacks
     def test_using_a_closed_storage_fails_clearly(self):
@@ -311,3 +342,171 @@ class StorageAuthBackendTests(unittest.TestCase):
         odd = derive_credentials(PASSWORD, "sha-256", salt=b"salt", iterations=FAST + 7)
         yield self.storage.users.set_credentials("alice", "example.org", [odd])
         self.assertIs((yield self.auth.check_password("alice", "example.org", PASSWORD)), True)
+
+
+ALICE = ("alice", "example.org")
+TABLES_OF_AN_ACCOUNT = (
+    "scram_credentials",
+    "roster_items",
+    "roster_versions",
+    "subscription_requests",
+    "offline_messages",
+)
+
+
+class SQLiteIMFileTests(unittest.TestCase):
+    """Rosters and offline messages in a real file, as the server and xmppdctl share it."""
+
+    def setUp(self):
+        self.path = os.path.join(self.mktemp(), "xmppd.sqlite3")
+
+    @defer.inlineCallbacks
+    def opened(self):
+        storage = SQLiteStorage(self.path)
+        yield storage.open()
+        self.addCleanup(storage.close)
+        return storage
+
+    @defer.inlineCallbacks
+    def with_alice(self):
+        storage = yield self.opened()
+        yield storage.users.create_user(*ALICE, derive_all(PASSWORD, FAST))
+        return storage
+
+    @defer.inlineCallbacks
+    def test_a_stored_message_is_committed_when_store_fires(self):
+        storage = yield self.with_alice()
+        self.assertIs((yield storage.offline.store(*ALICE, "<message/>", 7.0, 10)), True)
+        # Another connection sees it at once: nothing waits in a transaction or a buffer.
+        self.assertEqual(
+            raw_query(self.path, "SELECT stanza, stamp FROM offline_messages"),
+            [("<message/>", 7.0)],
+        )
+
+    @defer.inlineCallbacks
+    def test_messages_and_rosters_survive_closing_and_reopening(self):
+        storage = yield self.with_alice()
+        yield storage.offline.store(*ALICE, "<message>1</message>", 1.0, 10)
+        yield storage.offline.store(*ALICE, "<message>2</message>", 2.0, 10)
+        item = RosterItem("bob@example.org", "Bob", ("Friends",), "both")
+        yield storage.roster.put_item(*ALICE, item)
+        yield storage.roster.add_request(*ALICE, "eve@example.org", "<presence/>")
+        before = yield storage.offline.fetch(*ALICE)
+        yield storage.close()
+
+        again = yield self.opened()
+        self.assertEqual((yield again.offline.fetch(*ALICE)), before)
+        self.assertEqual((yield again.roster.get_roster(*ALICE)), RosterSnapshot(1, (item,)))
+        self.assertEqual(
+            (yield again.roster.get_requests(*ALICE)), [("eve@example.org", "<presence/>")]
+        )
+
+    @defer.inlineCallbacks
+    def test_deleting_an_account_leaves_no_row_behind(self):
+        storage = yield self.with_alice()
+        yield storage.users.create_user("bob", "example.org", derive_all(PASSWORD, FAST))
+        for localpart in ("alice", "bob"):
+            account = (localpart, "example.org")
+            yield storage.roster.put_item(*account, RosterItem("carol@example.org"))
+            yield storage.roster.add_request(*account, "carol@example.org", "<presence/>")
+            yield storage.offline.store(*account, "<message/>", 1.0, 10)
+        yield storage.users.delete_user(*ALICE)
+        yield storage.close()
+        (bob,) = raw_query(self.path, "SELECT id FROM users")
+        for table in TABLES_OF_AN_ACCOUNT:
+            owners = {row[0] for row in raw_query(self.path, f"SELECT user_id FROM {table}")}
+            self.assertEqual(owners, set(bob), table)
+
+    @defer.inlineCallbacks
+    def test_two_storages_writing_at_once_lose_nothing(self):
+        # The server and xmppdctl each have their own connection (and thread) on one file.
+        server = yield self.with_alice()
+        ctl = yield self.opened()
+        rounds = 25
+        writes = []
+        for n in range(rounds):
+            for name, storage in (("server", server), ("ctl", ctl)):
+                writes.append(storage.offline.store(*ALICE, f"<m>{name} {n}</m>", n, 1000))
+                item = RosterItem(f"{name}{n}@example.org")
+                writes.append(storage.roster.put_item(*ALICE, item))
+        results = yield defer.gatherResults(writes)
+
+        self.assertEqual(results[0::2], [True] * 2 * rounds)
+        # Each roster change got a version of its own: none was lost or counted twice.
+        self.assertEqual(sorted(results[1::2]), list(range(1, 2 * rounds + 1)))
+        for storage in (server, ctl):
+            messages = yield storage.offline.fetch(*ALICE)
+            self.assertEqual(len({id for id, _, _ in messages}), 2 * rounds)
+            self.assertEqual(
+                sorted(stanza for _, stanza, _ in messages),
+                sorted(f"<m>{name} {n}</m>" for name in ("server", "ctl") for n in range(rounds)),
+            )
+            snapshot = yield storage.roster.get_roster(*ALICE)
+            self.assertEqual((snapshot.version, len(snapshot.items)), (2 * rounds, 2 * rounds))
+
+    @defer.inlineCallbacks
+    def test_two_storages_racing_for_the_last_places_respect_the_limit(self):
+        server = yield self.with_alice()
+        ctl = yield self.opened()
+        stores = [
+            storage.offline.store(*ALICE, "<message/>", 1.0, 5)
+            for _ in range(6)
+            for storage in (server, ctl)
+        ]
+        results = yield defer.gatherResults(stores)
+        self.assertEqual(sorted(results), [False] * 7 + [True] * 5)
+        self.assertEqual((yield server.offline.count(*ALICE)), 5)
+
+    @defer.inlineCallbacks
+    def test_the_schema_refuses_what_the_code_never_writes(self):
+        # The checks in the tables guard the file against other writers (an operator's shell).
+        yield self.with_alice()
+        connection = sqlite3.connect(self.path)
+        self.addCleanup(connection.close)
+        connection.execute("PRAGMA foreign_keys = ON")
+        (alice_id,) = connection.execute("SELECT id FROM users").fetchone()
+        bad_rows = [
+            ("roster_items", (alice_id, "b@ex.org", None, "[]", "both ways", 0, 0)),
+            ("roster_items", (alice_id, "b@ex.org", None, "[]", "none", 2, 0)),
+            ("roster_items", (alice_id + 1, "b@ex.org", None, "[]", "none", 0, 0)),
+            ("roster_versions", (alice_id + 1, 1)),
+        ]
+        for table, row in bad_rows:
+            marks = ", ".join("?" for _ in row)
+            try:
+                with connection:
+                    connection.execute(f"INSERT INTO {table} VALUES ({marks})", row)
+            except sqlite3.IntegrityError:
+                continue
+            self.fail(f"{table} accepted {row}")
+
+
+class RosterItemTests(unittest.TestCase):
+    def test_defaults_are_an_item_with_no_subscription(self):
+        item = RosterItem("bob@example.org")
+        self.assertEqual(
+            (item.name, item.groups, item.subscription, item.pending_out, item.approved),
+            (None, (), "none", False, False),
+        )
+
+    def test_items_are_values(self):
+        same = [RosterItem("a@ex.org", groups=("x",)) for _ in range(2)]
+        self.assertEqual(same[0], same[1])
+        self.assertEqual(len({RosterItem("a@ex.org"), RosterItem("a@ex.org")}), 1)
+
+    def test_bad_fields_are_refused_by_name(self):
+        bad = [
+            (dict(contact=""), ValueError, "contact"),
+            (dict(contact=None), ValueError, "contact"),
+            (dict(name=5), TypeError, "name"),
+            (dict(groups="Friends"), TypeError, "groups"),
+            (dict(groups=["Friends"]), TypeError, "groups"),
+            (dict(groups=("Friends", None)), TypeError, "groups"),
+            (dict(subscription="remove"), ValueError, "subscription"),
+            (dict(pending_out=1), TypeError, "pending_out"),
+            (dict(approved="yes"), TypeError, "approved"),
+        ]
+        for fields, exception, field in bad:
+            fields = {"contact": "bob@example.org", **fields}
+            error = self.assertRaises(exception, RosterItem, **fields)
+            self.assertIn(f"RosterItem.{field}", str(error))

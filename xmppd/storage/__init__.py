@@ -36,13 +36,21 @@ class Dialect:
 
     Queries are written with ``?`` placeholders (never a literal ``?`` inside them); migrations
     write engine-specific column types as ``{tokens}`` that ``ddl`` fills in (so a literal
-    brace in a migration is written doubled).
+    brace in a migration is written doubled). The tokens every engine must define:
+
+    - ``serial``: an integer primary key the engine assigns;
+    - ``monotonic_serial``: the same, but never handed out twice, even after the newest row
+      is deleted (ids that callers remember, like "delete up to this one", need that);
+    - ``bytes``: a binary string.
     """
 
     name: str
     placeholder: str  # what "?" becomes: "?" for sqlite3, "%s" for psycopg
     types: Mapping[str, str]  # migration tokens, e.g. {"bytes": "BLOB"}
     begin_write: str | None  # opens a write transaction, or None when the driver opens one itself
+    # Ends a SELECT whose rows must stay locked until commit: " FOR UPDATE" where transactions
+    # lock rows (PostgreSQL), "" where a write transaction already locks the whole database.
+    for_update: str = ""
 
     def sql(self, query: str) -> str:
         """``query`` with this engine's placeholder style."""
@@ -65,7 +73,12 @@ class Dialect:
 SQLITE = Dialect(
     name="sqlite",
     placeholder="?",
-    types={"serial": "INTEGER PRIMARY KEY", "bytes": "BLOB"},
+    types={
+        "serial": "INTEGER PRIMARY KEY",
+        # Without AUTOINCREMENT SQLite hands out max(rowid) + 1, reusing a deleted newest id.
+        "monotonic_serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "bytes": "BLOB",
+    },
     # IMMEDIATE takes the write lock up front, so a read-then-write never hits SQLITE_BUSY midway.
     begin_write="BEGIN IMMEDIATE",
 )

@@ -3,10 +3,14 @@
 
 One connection (cp_max=1) serialises our own writes and keeps ":memory:" a single database;
 WAL and a busy timeout let xmppdctl write to the same file while the server runs.
+
+The stores (users, rosters, offline messages) are written in portable SQL over the Dialect, so
+a later engine reuses them: it only has to offer read/write/dialect/dbapi/now.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 
@@ -14,11 +18,12 @@ from twisted.enterprise import adbapi
 from twisted.internet import defer
 from zope.interface import implementer
 
-from xmppd.interfaces import IStorage, IUserStore
+from xmppd.interfaces import IOfflineStore, IRosterStore, IStorage, IUserStore
 from xmppd.logs import get_logger
 from xmppd.sasl.credentials import ScramCredentials
 from xmppd.storage import SQLITE, SchemaError, UserExists, UserNotFound
 from xmppd.storage.migrate import current_version, load_migrations, migrate
+from xmppd.storage.records import RosterItem, RosterSnapshot
 
 log = get_logger(__name__)
 
@@ -27,10 +32,13 @@ MEMORY = ":memory:"
 
 
 def configure_connection(connection: sqlite3.Connection) -> None:
-    """Run on every new connection: wait on locks, write-ahead log, enforce foreign keys."""
+    """Run on every new connection: wait on locks, write-ahead log, enforce foreign keys (the
+    cascade that deletes what an account owns), and sync every commit to disk (an accepted
+    offline message must survive a power cut, and some builds default WAL to NORMAL)."""
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute("PRAGMA synchronous = FULL")
 
 
 @implementer(IStorage)
@@ -47,6 +55,8 @@ class SQLiteStorage:
         self._reactor = reactor
         self._pool: adbapi.ConnectionPool | None = None
         self.users = SQLUserStore(self)
+        self.roster = SQLRosterStore(self)
+        self.offline = SQLOfflineStore(self)
 
     def __repr__(self) -> str:
         return f"<SQLiteStorage {self.path}>"
@@ -121,13 +131,33 @@ def _in_write_transaction(cursor, dialect, function, *args):
     return function(cursor, *args)
 
 
-@implementer(IUserStore)
-class SQLUserStore:
-    """Accounts in portable SQL over any ``database`` offering read/write/dialect/dbapi/now."""
+class _SQLStore:
+    """What the stores share: the database, and finding the account a call is about."""
 
     def __init__(self, database) -> None:
         self._db = database
         self._sql = database.dialect.sql
+
+    def _user_id(self, cursor, localpart, domain, lock=False) -> int | None:
+        query = "SELECT id FROM users WHERE localpart = ? AND domain = ?"
+        if lock:
+            query += self._db.dialect.for_update
+        cursor.execute(self._sql(query), (localpart, domain))
+        row = cursor.fetchone()
+        return None if row is None else row[0]
+
+    def _owner(self, cursor, localpart, domain) -> int:
+        """The id of the account a write changes, locked until commit so that concurrent
+        writes for one account take turns; UserNotFound when there is no such account."""
+        user_id = self._user_id(cursor, localpart, domain, lock=True)
+        if user_id is None:
+            raise UserNotFound(localpart, domain)
+        return user_id
+
+
+@implementer(IUserStore)
+class SQLUserStore(_SQLStore):
+    """Accounts in portable SQL over any ``database`` offering read/write/dialect/dbapi/now."""
 
     def create_user(self, localpart: str, domain: str, credentials):
         return self._db.write(self._create, localpart, domain, list(credentials), self._db.now())
@@ -160,9 +190,7 @@ class SQLUserStore:
         self._store_credentials(cursor, self._user_id(cursor, localpart, domain), credentials)
 
     def _replace_credentials(self, cursor, localpart, domain, credentials) -> None:
-        user_id = self._user_id(cursor, localpart, domain)
-        if user_id is None:
-            raise UserNotFound(localpart, domain)
+        user_id = self._owner(cursor, localpart, domain)
         kept = [c.hash_name for c in credentials]
         query = "DELETE FROM scram_credentials WHERE user_id = ?"
         if kept:
@@ -216,8 +244,231 @@ class SQLUserStore:
         cursor.execute(self._sql(query), params)
         return sorted(f"{localpart}@{host}" for localpart, host in cursor.fetchall())
 
-    def _user_id(self, cursor, localpart, domain) -> int | None:
-        query = "SELECT id FROM users WHERE localpart = ? AND domain = ?"
-        cursor.execute(self._sql(query), (localpart, domain))
+
+ROSTER_COLUMNS = ("contact", "name", "group_names", "subscription", "pending_out", "approved")
+SELECT_ROSTER_ITEMS = (
+    f"SELECT {', '.join('r.' + c for c in ROSTER_COLUMNS)}"
+    " FROM roster_items r JOIN users u ON u.id = r.user_id"
+    " WHERE u.localpart = ? AND u.domain = ?"
+)
+
+
+@implementer(IRosterStore)
+class SQLRosterStore(_SQLStore):
+    """Rosters and pending subscription requests in portable SQL.
+
+    Each change to an item bumps the account's version in the same transaction, so a version
+    names exactly one roster state (what XEP-0237 versioning relies on).
+    """
+
+    def get_roster(self, localpart: str, domain: str):
+        return self._db.read(self._snapshot, localpart, domain)
+
+    def get_item(self, localpart: str, domain: str, contact: str):
+        return self._db.read(self._item, localpart, domain, contact)
+
+    def put_item(self, localpart: str, domain: str, item: RosterItem):
+        if not isinstance(item, RosterItem):
+            return defer.fail(TypeError(f"put_item takes a RosterItem, not {item!r}"))
+        return self._db.write(self._put, localpart, domain, item)
+
+    def remove_item(self, localpart: str, domain: str, contact: str):
+        return self._db.write(self._remove, localpart, domain, contact)
+
+    def add_request(self, localpart: str, domain: str, contact: str, stanza: str):
+        if not isinstance(stanza, str):
+            return defer.fail(TypeError(f"a request is kept as serialized XML, not {stanza!r}"))
+        return self._db.write(self._add_request, localpart, domain, contact, stanza, self._db.now())
+
+    def remove_request(self, localpart: str, domain: str, contact: str):
+        return self._db.write(self._remove_request, localpart, domain, contact)
+
+    def get_requests(self, localpart: str, domain: str):
+        return self._db.read(self._requests, localpart, domain)
+
+    # ------------------------------------------------------------------ on the database thread
+
+    def _snapshot(self, cursor, localpart, domain) -> RosterSnapshot:
+        # The version is read before the items: a change landing in between then pairs newer
+        # items with an older version, which only makes a client fetch again, never miss one.
+        cursor.execute(
+            self._sql(
+                "SELECT v.version FROM roster_versions v JOIN users u ON u.id = v.user_id"
+                " WHERE u.localpart = ? AND u.domain = ?"
+            ),
+            (localpart, domain),
+        )
         row = cursor.fetchone()
-        return None if row is None else row[0]
+        version = 0 if row is None else row[0]
+        cursor.execute(self._sql(SELECT_ROSTER_ITEMS), (localpart, domain))
+        # Sorted here, not by ORDER BY: engines collate text differently.
+        items = sorted((_roster_item(row) for row in cursor.fetchall()), key=_by_contact)
+        return RosterSnapshot(version, tuple(items))
+
+    def _item(self, cursor, localpart, domain, contact) -> RosterItem | None:
+        cursor.execute(
+            self._sql(SELECT_ROSTER_ITEMS + " AND r.contact = ?"), (localpart, domain, contact)
+        )
+        row = cursor.fetchone()
+        return None if row is None else _roster_item(row)
+
+    def _put(self, cursor, localpart, domain, item) -> int:
+        user_id = self._owner(cursor, localpart, domain)
+        upsert = self._db.dialect.upsert(
+            "roster_items", ("user_id", *ROSTER_COLUMNS), key=("user_id", "contact")
+        )
+        cursor.execute(upsert, (user_id, *_roster_row(item)))
+        return self._bump_version(cursor, user_id)
+
+    def _remove(self, cursor, localpart, domain, contact) -> int | None:
+        user_id = self._user_id(cursor, localpart, domain, lock=True)
+        if user_id is None:
+            return None
+        cursor.execute(
+            self._sql("DELETE FROM roster_items WHERE user_id = ? AND contact = ?"),
+            (user_id, contact),
+        )
+        if cursor.rowcount == 0:
+            return None
+        return self._bump_version(cursor, user_id)
+
+    def _bump_version(self, cursor, user_id) -> int:
+        # Safe as read-then-write: the caller holds the account's lock (see _owner).
+        cursor.execute(
+            self._sql("UPDATE roster_versions SET version = version + 1 WHERE user_id = ?"),
+            (user_id,),
+        )
+        if cursor.rowcount == 0:
+            cursor.execute(
+                self._sql("INSERT INTO roster_versions (user_id, version) VALUES (?, 1)"),
+                (user_id,),
+            )
+            return 1
+        cursor.execute(
+            self._sql("SELECT version FROM roster_versions WHERE user_id = ?"), (user_id,)
+        )
+        return cursor.fetchone()[0]
+
+    def _add_request(self, cursor, localpart, domain, contact, stanza, received) -> None:
+        user_id = self._owner(cursor, localpart, domain)
+        upsert = self._db.dialect.upsert(
+            "subscription_requests",
+            ("user_id", "contact", "stanza", "received"),
+            key=("user_id", "contact"),
+        )
+        cursor.execute(upsert, (user_id, contact, stanza, received))
+
+    def _remove_request(self, cursor, localpart, domain, contact) -> bool:
+        user_id = self._user_id(cursor, localpart, domain, lock=True)
+        if user_id is None:
+            return False
+        cursor.execute(
+            self._sql("DELETE FROM subscription_requests WHERE user_id = ? AND contact = ?"),
+            (user_id, contact),
+        )
+        return cursor.rowcount > 0
+
+    def _requests(self, cursor, localpart, domain) -> list[tuple[str, str]]:
+        cursor.execute(
+            self._sql(
+                "SELECT r.received, r.contact, r.stanza"
+                " FROM subscription_requests r JOIN users u ON u.id = r.user_id"
+                " WHERE u.localpart = ? AND u.domain = ?"
+            ),
+            (localpart, domain),
+        )
+        # Oldest first; requests received at the same instant come in contact order.
+        return [(contact, stanza) for _, contact, stanza in sorted(cursor.fetchall())]
+
+
+def _roster_row(item: RosterItem) -> tuple:
+    """The item as ROSTER_COLUMNS values; the flags as 0/1, the portable spelling of a bool."""
+    groups = json.dumps(list(item.groups), ensure_ascii=False)
+    flags = (int(item.pending_out), int(item.approved))
+    return (item.contact, item.name, groups, item.subscription, *flags)
+
+
+def _roster_item(row) -> RosterItem:
+    contact, name, groups, subscription, pending_out, approved = row
+    return RosterItem(
+        contact, name, tuple(json.loads(groups)), subscription, bool(pending_out), bool(approved)
+    )
+
+
+def _by_contact(item: RosterItem) -> str:
+    return item.contact
+
+
+@implementer(IOfflineStore)
+class SQLOfflineStore(_SQLStore):
+    """Messages kept for offline accounts (XEP-0160) in portable SQL, in the order stored."""
+
+    def store(self, localpart: str, domain: str, stanza: str, stamp: float, limit: int):
+        if not isinstance(stanza, str):
+            return defer.fail(TypeError(f"a message is kept as serialized XML, not {stanza!r}"))
+        if not _is_number(stamp):
+            return defer.fail(TypeError(f"stamp must be POSIX seconds, not {stamp!r}"))
+        if not _is_number(limit, int) or limit < 0:
+            return defer.fail(ValueError(f"limit must be a count of messages, not {limit!r}"))
+        return self._db.write(self._store, localpart, domain, stanza, float(stamp), limit)
+
+    def fetch(self, localpart: str, domain: str):
+        return self._db.read(self._fetch, localpart, domain)
+
+    def delete(self, localpart: str, domain: str, up_to_id: int):
+        if not _is_number(up_to_id, int):
+            return defer.fail(TypeError(f"up_to_id must be a message id, not {up_to_id!r}"))
+        return self._db.write(self._delete, localpart, domain, up_to_id)
+
+    def count(self, localpart: str, domain: str):
+        return self._db.read(self._count, localpart, domain)
+
+    # ------------------------------------------------------------------ on the database thread
+
+    def _store(self, cursor, localpart, domain, stanza, stamp, limit) -> bool:
+        # Counting and inserting under the account's lock: two messages racing for the last
+        # place cannot both take it.
+        user_id = self._owner(cursor, localpart, domain)
+        cursor.execute(
+            self._sql("SELECT COUNT(*) FROM offline_messages WHERE user_id = ?"), (user_id,)
+        )
+        if cursor.fetchone()[0] >= limit:
+            return False
+        cursor.execute(
+            self._sql("INSERT INTO offline_messages (user_id, stanza, stamp) VALUES (?, ?, ?)"),
+            (user_id, stanza, stamp),
+        )
+        return True
+
+    def _fetch(self, cursor, localpart, domain) -> list[tuple[int, str, float]]:
+        cursor.execute(
+            self._sql(
+                "SELECT m.id, m.stanza, m.stamp"
+                " FROM offline_messages m JOIN users u ON u.id = m.user_id"
+                " WHERE u.localpart = ? AND u.domain = ? ORDER BY m.id"
+            ),
+            (localpart, domain),
+        )
+        return [tuple(row) for row in cursor.fetchall()]
+
+    def _delete(self, cursor, localpart, domain, up_to_id) -> None:
+        user_id = self._user_id(cursor, localpart, domain, lock=True)
+        if user_id is not None:
+            cursor.execute(
+                self._sql("DELETE FROM offline_messages WHERE user_id = ? AND id <= ?"),
+                (user_id, up_to_id),
+            )
+
+    def _count(self, cursor, localpart, domain) -> int:
+        cursor.execute(
+            self._sql(
+                "SELECT COUNT(*) FROM offline_messages m JOIN users u ON u.id = m.user_id"
+                " WHERE u.localpart = ? AND u.domain = ?"
+            ),
+            (localpart, domain),
+        )
+        return cursor.fetchone()[0]
+
+
+def _is_number(value, kind=(int, float)) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)

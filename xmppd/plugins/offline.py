@@ -1,0 +1,158 @@
+# -*- test-case-name: tests.unit.test_offline -*-
+"""XEP-0160 offline messages: keep what the router could not deliver, hand it over later.
+
+The router decides *when* a message is kept (RFC 6121 §8.5.2.1.1: no available resource with
+a non-negative priority) and calls ``IOfflineDelivery.store``. This plugin stamps it with a
+XEP-0203 delay, persists it, and delivers it to the first resource that becomes available
+with a non-negative priority.
+
+Delivery is at-least-once: messages are deleted only after every one of them was written to
+the session, so a crash in between may repeat a message but never lose one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from twisted.internet import defer
+from twisted.words.xish import domish
+from zope.interface import implementer
+
+from xmppd import events, ns
+from xmppd.interfaces import IOfflineDelivery, IXmppdPlugin
+from xmppd.jid import JID
+from xmppd.logs import get_logger
+from xmppd.plugins._config import reject_unknown_keys
+from xmppd.stanza import Stanza
+from xmppd.storage import UserNotFound
+from xmppd.xml.stored import stanza_from_text, stanza_to_text
+
+log = get_logger(__name__)
+
+DEFAULT_MAX_MESSAGES = 500
+STORABLE_TYPES = frozenset(("normal", "chat"))  # XEP-0160 §3: the others are never kept
+
+
+
+@implementer(IXmppdPlugin)
+class Offline:
+    name = "offline"
+    requires = ()
+
+    def setup(self, ctx) -> None:
+        max_messages = _max_messages(ctx)
+        messages = OfflineMessages(ctx.server, max_messages)
+        ctx.provide(IOfflineDelivery, messages)
+        ctx.on(events.RESOURCE_AVAILABLE, messages.resource_available)
+        if max_messages:
+            ctx.feature(ns.MSG_OFFLINE)
+
+
+@implementer(IOfflineDelivery)
+class OfflineMessages:
+    """Stores messages for offline accounts and delivers them when a resource comes online."""
+
+    def __init__(self, server, max_messages: int) -> None:
+        self.server = server
+        self.storage = server.storage.offline
+        self.max_messages = max_messages
+        self._delivering: set[JID] = set()  # accounts whose delivery is under way
+
+    def store(self, stanza: Stanza) -> defer.Deferred:
+        """Keep a normal or chat message; fires True once committed, False if refused."""
+        recipient = stanza.recipient
+        if (stanza.kind != "message" or stanza.type not in STORABLE_TYPES
+                or recipient is None or recipient.user is None or not self.max_messages):
+            return defer.succeed(False)
+        seconds = self.server.reactor.seconds()
+        element = _with_delay(stanza, recipient.host, _xep0082_stamp(seconds))
+        xml = stanza_to_text(element)
+        d = self.storage.store(recipient.user, recipient.host, xml, seconds, self.max_messages)
+        d.addErrback(_refuse_unknown_account, recipient)
+        return d
+
+    def resource_available(self, session) -> defer.Deferred | None:
+        """RESOURCE_AVAILABLE: the first resource with priority >= 0 gets the messages."""
+        account = session.account
+        if session.priority < 0 or account in self._delivering:
+            return None
+        self._delivering.add(account)
+        d = defer.ensureDeferred(self._deliver(session, account))
+        d.addBoth(self._done, account)
+        return d
+
+    async def _deliver(self, session, account: JID) -> None:
+        rows = await self.storage.fetch(account.user, account.host)
+        last_handled = None
+        for message_id, xml, _stamp in rows:
+            if not self._still_bound(session):
+                break  # the rest stays stored for the next resource
+            element = stanza_from_text(xml)
+            if element is None:
+                log.error("dropping unreadable offline message {id} for {account}",
+                          id=message_id, account=account)
+            else:
+                session.send(element)
+            last_handled = message_id
+        if last_handled is not None:
+            await self.storage.delete(account.user, account.host, last_handled)
+            log.info("delivered offline messages up to {id} to {jid}", id=last_handled,
+                     jid=session.jid)
+
+    def _still_bound(self, session) -> bool:
+        """A session unbound while we read the database would drop what we send it."""
+        return session.jid is not None and self.server.sessions.get(session.jid) is session
+
+    def _done(self, result, account: JID):
+        self._delivering.discard(account)
+        return result
+
+
+def _max_messages(ctx) -> int:
+    reject_unknown_keys(ctx, ("max_messages",))
+    value = ctx.config.get("max_messages", DEFAULT_MAX_MESSAGES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"[plugins.{ctx.name}] max_messages: expected an integer >= 0, "
+                         f"got {value!r}")
+    return value
+
+
+def _refuse_unknown_account(failure, recipient: JID) -> bool:
+    """RFC 6121 §8.5.2.1.1: no such account means no storage; the router bounces it."""
+    failure.trap(UserNotFound)
+    log.debug("not storing a message for unknown account {jid}", jid=recipient)
+    return False
+
+
+def _xep0082_stamp(seconds: float) -> str:
+    """A XEP-0082 DateTime in UTC with milliseconds: 2002-09-10T23:08:25.000Z."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _with_delay(stanza: Stanza, domain: str, stamp: str) -> domish.Element:
+    """A copy of the message with our XEP-0203 delay; the caller's element is left alone.
+
+    Only the top element is copied: its children are shared, read-only, with the original,
+    which is enough because the copy is serialized at once.
+    """
+    original = stanza.element
+    copy = domish.Element((original.uri, original.name), original.defaultUri,
+                          dict(original.attributes), dict(original.localPrefixes or {}))
+    copy.children = list(original.children)
+    if not copy.hasAttribute("from") and stanza.sender is not None:
+        copy["from"] = stanza.sender.full()
+    if not _has_delay_from(original, domain):
+        delay = domish.Element((ns.DELAY, "delay"))
+        delay["from"] = domain
+        delay["stamp"] = stamp
+        copy.addChild(delay)
+    return copy
+
+
+def _has_delay_from(element: domish.Element, domain: str) -> bool:
+    return any(child.uri == ns.DELAY and child.name == "delay"
+               and child.getAttribute("from") == domain for child in element.elements())
+
+
+offline = Offline()
