@@ -1,0 +1,167 @@
+"""How much proof each peer domain must give before we accept its stanzas: the trust ladder.
+
+Levels, weakest first (``[s2s] default_policy`` and ``[s2s.policy]`` per domain):
+
+- promiscuous: the asserted identity is accepted, no proof (isolated test networks only);
+- verified: dialback or a valid certificate;
+- secure: TLS, and dialback or a valid certificate (the default);
+- trusted: TLS and a valid certificate; dialback alone is not enough.
+
+"Valid certificate" means CertCheck.valid: chains to our CA store *and* names the domain. It
+counts only on a TLS stream (a certificate cannot be presented otherwise). ``external`` (SASL
+EXTERNAL succeeded, XEP-0178) is recorded for logs and the admin listing but proves nothing by
+itself: EXTERNAL is only accepted on a valid certificate, so ``cert_valid`` carries the proof.
+
+Refusals use these RFC 6120 §4.9.3 stream errors:
+
+- ``policy-violation`` when the domain is denied (deny list, or not on the allow list), when
+  TLS is required but absent, and when the level needs a certificate that is missing or
+  invalid although the peer did authenticate (e.g. dialback alone at trusted);
+- ``not-authorized`` when the peer gave no proof of identity at all.
+
+A new level (e.g. "buddies-only") is one more Requirement in REQUIREMENTS, plus whatever
+predicate it needs in ``decide``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from xmppd.jid import prepare_domain
+
+DEFAULT_LEVEL = "secure"
+POLICY_VIOLATION = "policy-violation"
+NOT_AUTHORIZED = "not-authorized"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What one level asks of a peer."""
+
+    tls: bool  # the stream must be encrypted
+    authentication: bool  # some proof of identity: dialback or a valid certificate
+    certificate: bool  # the proof must be a valid certificate
+    text: str  # for log lines
+
+
+REQUIREMENTS: dict[str, Requirement] = {
+    "promiscuous": Requirement(False, False, False, "nothing (the asserted identity is taken)"),
+    "verified": Requirement(False, True, False, "dialback or a valid certificate"),
+    "secure": Requirement(True, True, False, "TLS and (dialback or a valid certificate)"),
+    "trusted": Requirement(True, True, True, "TLS and a valid certificate"),
+}
+LEVELS = tuple(REQUIREMENTS)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What a peer has shown on one stream, for one domain."""
+
+    tls: bool = False
+    cert_valid: bool = False  # chain and name ok against our CA store
+    dialback: bool = False  # dialback verified for this domain pair
+    external: bool = False  # SASL EXTERNAL succeeded
+
+    @property
+    def certificate(self) -> bool:
+        """A valid certificate, which only exists on a TLS stream."""
+        return self.tls and self.cert_valid
+
+    @property
+    def authenticated(self) -> bool:
+        return self.certificate or self.dialback
+
+    def describe(self) -> str:
+        """How the peer proved itself, e.g. 'certificate (SASL EXTERNAL), TLS'."""
+        methods = []
+        if self.certificate:
+            methods.append("certificate (SASL EXTERNAL)" if self.external else "certificate")
+        if self.dialback:
+            methods.append("dialback")
+        return f"{' + '.join(methods) or 'no proof'}, {'TLS' if self.tls else 'no TLS'}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Accept or refuse; ``condition`` is the stream error to close with when refused."""
+
+    ok: bool
+    reason: str
+    condition: str | None = None
+
+
+def required_proof_text(level: str) -> str:
+    """What ``level`` asks for, in words for log lines."""
+    return _requirement(level).text
+
+
+class FederationPolicy:
+    """The configured ladder: a default level, per-domain levels, and allow/deny lists.
+
+    Domains are compared in their prepared form (RFC 7622: lower case, U-labels, no trailing
+    dot), so "Example.ORG." in the config and "example.org" on the wire are the same peer.
+    A per-domain level applies to that exact domain, not to its subdomains. Invalid domains
+    raise xmppd.jid.InvalidJID (a ValueError) naming the problem.
+    """
+
+    def __init__(self, default: str, per_domain: Mapping[str, str] | None = None,
+                 allow: Iterable[str] | None = None, deny: Iterable[str] = ()) -> None:
+        _requirement(default)
+        self.default = default
+        self._levels: dict[str, str] = {}
+        for domain, level in (per_domain or {}).items():
+            _requirement(level, where=f"policy for {domain!r}")
+            self._levels[prepare_domain(domain)] = level
+        self._allow = None if allow is None else frozenset(map(prepare_domain, allow))
+        self._deny = frozenset(map(prepare_domain, deny))
+
+    def level_for(self, domain: str) -> str:
+        return self._levels.get(prepare_domain(domain), self.default)
+
+    def allowed(self, domain: str) -> bool:
+        """The deny list wins; with an allow list, only the domains on it."""
+        return self._refusal(prepare_domain(domain)) is None
+
+    def needs_tls(self, domain: str) -> bool:
+        return REQUIREMENTS[self.level_for(domain)].tls
+
+    def needs_certificate(self, domain: str) -> bool:
+        return REQUIREMENTS[self.level_for(domain)].certificate
+
+    def can_offer_dialback(self, domain: str) -> bool:
+        """Dialback is pointless where it cannot satisfy the level (trusted)."""
+        return not self.needs_certificate(domain)
+
+    def decide(self, domain: str, proof: Proof) -> Decision:
+        """Whether ``proof`` is enough for ``domain``; checks in the order a reader expects:
+        is the domain welcome at all, is TLS there, did it prove anything, was it enough."""
+        domain = prepare_domain(domain)
+        refusal = self._refusal(domain)
+        if refusal:
+            return Decision(False, refusal, POLICY_VIOLATION)
+        level = self.level_for(domain)
+        need = REQUIREMENTS[level]
+        if need.tls and not proof.tls:
+            return Decision(False, f"TLS required (policy {level})", POLICY_VIOLATION)
+        if need.authentication and not proof.authenticated:
+            return Decision(False, f"not authenticated (policy {level} needs {need.text})",
+                            NOT_AUTHORIZED)
+        if need.certificate and not proof.certificate:
+            return Decision(False, f"valid certificate required (policy {level}; dialback "
+                            "alone is not enough)", POLICY_VIOLATION)
+        return Decision(True, f"policy {level} met: {proof.describe()}")
+
+    def _refusal(self, domain: str) -> str | None:
+        if domain in self._deny:
+            return f"{domain} is on the deny list"
+        if self._allow is not None and domain not in self._allow:
+            return f"{domain} is not on the allow list"
+        return None
+
+
+def _requirement(level: str, where: str = "federation policy") -> Requirement:
+    try:
+        return REQUIREMENTS[level]
+    except (KeyError, TypeError):
+        raise ValueError(f"{where}: unknown level {level!r} (one of {', '.join(LEVELS)})")
