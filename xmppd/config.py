@@ -76,6 +76,9 @@ class TLSConfig:
     min_version: str
 
 
+DEFAULT_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline")
+
+
 @dataclass(frozen=True)
 class C2SConfig:
     listen: tuple[str, ...]
@@ -97,6 +100,11 @@ class S2SConfig:
     bind_address: str | None
     policy: Mapping[str, str]  # prepared domain -> one of S2S_POLICIES
     hosts: Mapping[str, HostPort]  # prepared domain -> static route
+    allow: tuple[str, ...] | None  # only these peers, when set
+    deny: tuple[str, ...]  # never these peers
+    connect_timeout: float
+    auth_timeout: float
+    queue_limit: int
 
 
 @dataclass(frozen=True)
@@ -282,6 +290,11 @@ class _Reader:
             bind_address=t.get("bind_address", _ip_address, None),
             policy=_domain_map(policy_table, _choice(S2S_POLICIES)),
             hosts=_domain_map(hosts_table, _host_port),
+            allow=t.get("allow", _list(_domain, unique=True), None),
+            deny=t.get("deny", _list(_domain, unique=True), ()),
+            connect_timeout=t.get("connect_timeout", _seconds, 10.0),
+            auth_timeout=t.get("auth_timeout", _seconds, 30.0),
+            queue_limit=t.get("queue_limit", _integer(minimum=1), 1000),
         )
         policy_table.finish()
         hosts_table.finish()
@@ -312,7 +325,7 @@ class _Reader:
         return config
 
     def plugins(self, t: _Table) -> PluginsConfig:
-        enabled = t.get("enabled", _list(_plugin_name, unique=True), ("disco", "ping", "version"))
+        enabled = t.get("enabled", _list(_plugin_name, unique=True), DEFAULT_PLUGINS)
         sections = {}
         for name, value in t.values.items():
             if name == "enabled":

@@ -47,6 +47,7 @@ async def login(proc: XmppdProcess, jid: str, password: str = PASSWORD, *,
     client.ssl_context = ssl.create_default_context(cafile=str(proc.cert))
     client.register_plugin("xep_0030")
     client.register_plugin("xep_0199")
+    client.register_plugin("xep_0203")
     outcome = asyncio.get_running_loop().create_future()
 
     def started(_event) -> None:

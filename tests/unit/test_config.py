@@ -61,7 +61,8 @@ def test_sample_config_loads():
     assert config.storage.backend == "sqlite"
     assert config.storage.path == var / "xmppd.sqlite"
     assert config.manhole.listen == ""
-    assert config.plugins.enabled == ("disco", "ping", "version")
+    assert config.plugins.enabled == ("disco", "ping", "version", "roster", "presence",
+                                      "offline")
 
 
 def _sample_keys() -> dict[str, set[str]]:
@@ -146,7 +147,8 @@ def test_defaults(tmp_path):
     assert (dict(s2s.policy), dict(s2s.hosts)) == ({}, {})
     assert config.storage == type(config.storage)("sqlite", var / "xmppd.sqlite", None)
     assert config.manhole == type(config.manhole)("", None, None, var / "manhole_host_key")
-    assert config.plugins.enabled == ("disco", "ping", "version")
+    assert config.plugins.enabled == ("disco", "ping", "version", "roster", "presence",
+                                      "offline")
     assert dict(config.plugins.sections) == {}
     assert config.log.level == "info"
 
@@ -278,8 +280,9 @@ ERRORS = [
     (MINIMAL + "[c2s]\nrequire_tls = true\n", "[c2s] require_tls: unknown key (known: "
      "auth_timeout, bare_message_delivery, direct_tls, listen, max_resources, "
      "require_encryption, resource_conflict, sasl_mechanisms)"),
-    (MINIMAL + "[s2s.policy]\n[s2s.polcy]\n", "[s2s] polcy: unknown key (known: bind_address, "
-     "ca_file, default_policy, dns_servers, hosts, listen, policy)"),
+    (MINIMAL + "[s2s.policy]\n[s2s.polcy]\n", "[s2s] polcy: unknown key (known: allow, "
+     "auth_timeout, bind_address, ca_file, connect_timeout, default_policy, deny, dns_servers, "
+     "hosts, listen, policy, queue_limit)"),
     (MINIMAL + "[log]\nlevel = 'info'\nfile = 'x'\n", "[log] file: unknown key (known: level)"),
     # sections of the wrong shape
     ("server = 3\n", "server: expected a table [server], got 3"),

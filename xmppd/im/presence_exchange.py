@@ -1,0 +1,205 @@
+# -*- test-case-name: tests.unit.test_presence -*-
+"""Presence exchange for local accounts (RFC 6121 §4): broadcasts, probes, directed presence.
+
+A session keeps its own presence state (``available``, ``priority``, its last ``presence``);
+this class keeps the one thing sessions do not: whom each session sent directed presence to
+(§4.6), so its unavailable presence reaches them as well.
+
+Decisions worth knowing:
+
+* An account is implicitly subscribed to its own presence (§4.2.2): a broadcast goes to every
+  available resource of the account, the sender included, with 'to' set to each resource's
+  full JID, and a newly available resource is shown the presence of the others at once.
+* Directed presence is remembered per recipient as addressed; when the session goes
+  unavailable, recipients already reached by the broadcast (their bare JID is a 'from'
+  contact, or the account itself) are not sent a second unavailable.
+* Directed presence sent while not available is remembered too, so those recipients also
+  learn when the session ends.
+* A probe from an entity without a 'from' subscription is answered with 'unsubscribed' from
+  the account's bare JID (§4.3.2 rule 1), the same answer whether the account exists or not.
+  A probe from the account itself is answered like one from a subscriber.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from twisted.internet import defer
+from twisted.words.xish import domish
+
+from xmppd import events
+from xmppd.errors import StanzaError
+from xmppd.im.presence_stanzas import make_presence, readdressed
+from xmppd.interfaces import IRoster
+from xmppd.jid import JID, InvalidJID, parse_jid
+from xmppd.logs import get_logger
+from xmppd.stanza import Stanza
+
+log = get_logger(__name__)
+
+# How many entities one session may have sent directed presence to at once: the memory a
+# client can make the server keep is bounded.
+MAX_DIRECTED = 1000
+
+
+@dataclass(frozen=True)
+class Contacts:
+    """An account's roster, split the two ways presence needs it."""
+
+    subscribers: tuple[JID, ...]  # 'from' or 'both': they get the account's presence
+    subscriptions: tuple[JID, ...]  # 'to' or 'both': the account gets theirs (probed)
+
+
+def contacts_of(items: Iterable) -> Contacts:
+    """Split RosterItems by direction; an item whose contact does not parse is skipped."""
+    subscribers, subscriptions = [], []
+    for item in items:
+        try:
+            contact = parse_jid(item.contact)
+        except InvalidJID:
+            log.warn("roster item with a bad JID skipped: {contact!r}", contact=item.contact)
+            continue
+        if item.subscription in ("from", "both"):
+            subscribers.append(contact)
+        if item.subscription in ("to", "both"):
+            subscriptions.append(contact)
+    return Contacts(tuple(subscribers), tuple(subscriptions))
+
+
+class PresenceExchange:
+    """Who sees a local account's presence, and what local accounts see of others'."""
+
+    def __init__(self, server, roster: Callable[[], IRoster]) -> None:
+        self.server = server
+        self._roster = roster  # looked up on use: the roster plugin may be reloaded
+        self._directed: dict[object, set[JID]] = {}  # session -> its directed presence recipients
+
+    # -- what a local client sends
+
+    async def broadcast_available(self, session, element: domish.Element, priority: int) -> None:
+        """Initial or updated presence (§4.2.2, §4.4.2); ``element`` is already checked."""
+        initial = not session.available
+        presence = readdressed(element, session.jid, None)
+        session.available, session.priority, session.presence = True, priority, presence
+        contacts = contacts_of(await self._roster().items(session.account))
+        if initial and session.available:
+            for contact in contacts.subscriptions:
+                self.route(make_presence("probe", session.account, contact), session.account,
+                           contact)
+        if session.presence is presence:  # not superseded or ended while we read the roster
+            self._send_to_all(session, presence, contacts.subscribers, echo=True)
+        if not (initial and session.available):
+            return
+        self._show_own_resources(session)
+        for request in await self._roster().pending_requests(session.account):
+            if session.available:
+                session.send(request)  # §3.1.3: stored requests, at every initial presence
+        if session.available:
+            await self.server.emit(events.RESOURCE_AVAILABLE, session)
+
+    async def broadcast_unavailable(self, session, element: domish.Element | None = None) -> None:
+        """Unavailable presence (§4.5.2), the client's own or, when ``element`` is None because
+        the session ended, one the server makes."""
+        was_available = session.available
+        ended = element is None
+        if ended:
+            element = make_presence("unavailable", session.jid, None)
+        session.available, session.priority, session.presence = False, 0, None
+        directed = self._directed.pop(session, set())
+        reached: set[JID] = set()  # bare JIDs the broadcast itself reaches
+        if was_available:
+            contacts = contacts_of(await self._roster().items(session.account))
+            self._send_to_all(session, element, contacts.subscribers, echo=not ended)
+            reached = {session.account, *contacts.subscribers}
+        for recipient in directed:
+            if recipient.bare() not in reached:
+                self.route(readdressed(element, session.jid, recipient), session.jid, recipient)
+        if was_available:
+            await self.server.emit(events.RESOURCE_UNAVAILABLE, session)
+
+    def directed(self, session, element: domish.Element, recipient: JID) -> None:
+        """Directed presence (§4.6): route it, and remember who must see it end.
+
+        Raises StanzaError('resource-constraint') past MAX_DIRECTED recipients.
+        """
+        recipients = self._directed.setdefault(session, set())
+        if element.getAttribute("type") == "unavailable":
+            recipients.discard(recipient)
+        elif recipient not in recipients:
+            if len(recipients) >= MAX_DIRECTED:
+                raise StanzaError("resource-constraint",
+                                  f"directed presence to more than {MAX_DIRECTED} entities")
+            recipients.add(recipient)
+        self.route(readdressed(element, session.jid, recipient), session.jid, recipient)
+
+    # -- what arrives for a local account
+
+    async def answer_probe(self, account: JID, prober: JID) -> None:
+        """§4.3.2: the last presence of each available resource, to subscribers only."""
+        if prober.bare() != account:
+            state = await self._roster().get_state(account, prober.bare())
+            if not state.has_from:
+                self.route(make_presence("unsubscribed", account, prober.bare()), account,
+                           prober.bare())
+                return
+        resources = self.available(account)
+        if not resources:
+            self.route(make_presence("unavailable", account, prober), account, prober)
+        for session in resources:
+            self.route(readdressed(session.presence, session.jid, prober), session.jid, prober)
+
+    def deliver_to_account(self, element: domish.Element, account: JID) -> None:
+        """Presence for a bare JID reaches every available resource (RFC 6121 §8.5.2.1.2);
+        with none available it is dropped (§8.5.2.2.2)."""
+        for session in self.available(account):
+            session.send(element)
+
+    def deliver_to_resource(self, element: domish.Element, full_jid: JID) -> None:
+        """Presence for a full JID reaches that resource, or nobody (§8.5.3.2.2)."""
+        session = self.server.sessions.get(full_jid)
+        if session is not None:
+            session.send(element)
+
+    # -- what subscription changes show (§3.1.5, §3.2.2, §3.3.3)
+
+    def send_presence(self, account: JID, contact: JID) -> None:
+        """A new subscriber sees the current presence of each available resource."""
+        for session in self.available(account):
+            self.route(readdressed(session.presence, session.jid, contact), session.jid, contact)
+
+    def send_unavailable(self, account: JID, contact: JID) -> None:
+        """A former subscriber sees each available resource go unavailable."""
+        for session in self.available(account):
+            self.route(make_presence("unavailable", session.jid, contact), session.jid, contact)
+
+    # -- helpers
+
+    def available(self, account: JID) -> list:
+        """The account's sessions that sent available presence."""
+        return [s for s in self.server.sessions.resources(account) if s.available]
+
+    def route(self, element: domish.Element, sender: JID, recipient: JID) -> None:
+        """Send a stanza the server made for an account on its way (local or remote)."""
+        stanza = Stanza(element, sender, recipient)
+        result = self.server.router.route(stanza, None)
+        if isinstance(result, defer.Deferred):
+            result.addErrback(lambda failure: log.failure("routing {stanza!r} failed", failure,
+                                                          stanza=stanza))
+
+    def _send_to_all(self, session, element: domish.Element, subscribers: Iterable[JID],
+                     echo: bool) -> None:
+        """A broadcast: to the subscribers, to the account's other available resources and,
+        with ``echo``, back to the sender."""
+        for contact in subscribers:
+            self.route(readdressed(element, session.jid, contact), session.jid, contact)
+        own = [s for s in self.available(session.account) if s is not session]
+        if echo:
+            own.append(session)
+        for resource in own:
+            resource.send(readdressed(element, session.jid, resource.jid))
+
+    def _show_own_resources(self, session) -> None:
+        for other in self.available(session.account):
+            if other is not session and other.presence is not None:
+                session.send(readdressed(other.presence, other.jid, session.jid))

@@ -1,0 +1,183 @@
+# -*- test-case-name: tests.unit.test_presence -*-
+"""Presence (RFC 6121 §3, §4 and the presence rules of §8.5): subscriptions and presence
+exchange for local accounts.
+
+This module only sorts stanzas and events to where they are handled:
+xmppd.im.subscription_flow for subscription stanzas and xmppd.im.presence_exchange for the
+rest. Subscription state lives in the roster plugin, reached through ``IRoster``.
+
+Decisions worth knowing:
+
+* A client's presence probe is routed (from its full JID, so the answer comes back to that
+  resource, as in XEP-0318) only to a contact it has a 'to' subscription with, or to its own
+  account. To anyone else it is dropped without an answer: the contact's server would answer
+  'unsubscribed' (§4.3.2), and that would cancel a subscription request still pending.
+* Presence errors are not handled here: the router delivers one addressed to a connected
+  resource and drops the rest, as §8.5 says.
+* Pre-approval (§3.4) is offered and advertised as a stream feature.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.words.xish import domish
+from zope.interface import implementer
+
+from xmppd import events, ns
+from xmppd.errors import StanzaError
+from xmppd.im.keyed_queue import KeyedQueue
+from xmppd.im.presence_exchange import PresenceExchange
+from xmppd.im.presence_stanzas import check_presence
+from xmppd.im.subscription import SUBSCRIPTION_TYPES
+from xmppd.im.subscription_flow import SubscriptionFlow
+from xmppd.interfaces import IRoster, IXmppdPlugin
+from xmppd.jid import JID
+from xmppd.logs import get_logger
+from xmppd.plugins._config import reject_unknown_keys
+from xmppd.stanza import Stanza
+
+log = get_logger(__name__)
+
+BROADCAST_TYPES = ("available", "unavailable")
+
+
+@implementer(IXmppdPlugin)
+class Presence:
+    name = "presence"
+    requires = ("roster",)
+
+    def setup(self, ctx) -> None:
+        reject_unknown_keys(ctx, ())
+        handlers = PresenceHandlers(ctx.server)
+        for type in BROADCAST_TYPES:
+            ctx.stanza("presence", type, "outgoing", handlers.on_client_presence)
+            ctx.stanza("presence", type, "bare", handlers.on_presence_to_account)
+        for type in SUBSCRIPTION_TYPES:
+            ctx.stanza("presence", type, "outgoing", handlers.on_client_subscription)
+            for target in ("bare", "full"):  # §8.5.3.2.2: as if sent to the bare JID
+                ctx.stanza("presence", type, target, handlers.on_subscription)
+        ctx.stanza("presence", "probe", "outgoing", handlers.on_client_probe)
+        for target in ("bare", "full"):
+            ctx.stanza("presence", "probe", target, handlers.on_probe)
+        ctx.on(events.SESSION_CLOSED, handlers.on_session_closed)
+        ctx.on(events.USER_DELETING, handlers.on_user_deleting)
+        ctx.on(events.USER_DELETED, handlers.on_user_deleted)
+        ctx.stream_feature(lambda stream: domish.Element((ns.PRE_APPROVAL, "sub")))
+
+
+class PresenceHandlers:
+    """The handlers of one loaded plugin: they own its per-session and per-pair state."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.queue = KeyedQueue()
+        self.exchange = PresenceExchange(server, self._roster)
+        self.flow = SubscriptionFlow(server, self._roster, self.exchange, self.queue)
+
+    def _roster(self) -> IRoster:
+        roster = self.server.query(IRoster)
+        if roster is None:
+            raise RuntimeError("the presence plugin needs the roster plugin's IRoster")
+        return roster
+
+    # -- what local clients send ('outgoing': before routing, consumed here)
+
+    def on_client_presence(self, stanza: Stanza, session) -> bool | defer.Deferred:
+        try:
+            priority = check_presence(stanza.element)
+            if stanza.recipient is not None:
+                self.exchange.directed(session, stanza.element, stanza.recipient)
+                return True
+        except StanzaError as error:
+            session.send(error.to_response(stanza.element))
+            return True
+        if stanza.type == "available":
+            work = self.exchange.broadcast_available(session, stanza.element, priority)
+        else:
+            work = self.exchange.broadcast_unavailable(session, stanza.element)
+        return _reporting(defer.ensureDeferred(work), stanza, session)
+
+    def on_client_subscription(self, stanza: Stanza, session) -> bool | defer.Deferred:
+        contact = _required_recipient(stanza, session)
+        if contact is None:
+            return True
+        work = self.flow.send(session.account, contact.bare(), stanza.type, stanza.element)
+        return _reporting(work, stanza, session)
+
+    def on_client_probe(self, stanza: Stanza, session) -> bool | defer.Deferred:
+        contact = _required_recipient(stanza, session)
+        if contact is None:
+            return True
+        if contact.bare() == session.account:
+            self.exchange.route(stanza.element, session.jid, contact)
+            return True
+        d = self._roster().get_state(session.account, contact.bare())
+
+        def decided(state) -> None:
+            if state.has_to:
+                self.exchange.route(stanza.element, session.jid, contact)
+
+        return _reporting(d.addCallback(decided), stanza, session)
+
+    # -- what arrives for local accounts
+
+    def on_presence_to_account(self, stanza: Stanza, origin) -> bool | defer.Deferred:
+        account = stanza.recipient
+        if stanza.sender is None:
+            self.exchange.deliver_to_account(stanza.element, account)
+            return True
+        # queued behind the pair's subscription changes, so presence never overtakes them
+        return self.queue.run((account, stanza.sender.bare()), self.exchange.deliver_to_account,
+                              stanza.element, account)
+
+    def on_subscription(self, stanza: Stanza, origin) -> bool | defer.Deferred:
+        if stanza.sender is not None:
+            return self.flow.receive(stanza.recipient.bare(), stanza.sender.bare(), stanza.type,
+                                     stanza.element)
+        return True
+
+    def on_probe(self, stanza: Stanza, origin) -> bool | defer.Deferred:
+        if stanza.sender is None:
+            return True
+        account = stanza.recipient.bare()
+        return self.queue.run((account, stanza.sender.bare()), self.exchange.answer_probe,
+                              account, stanza.sender)
+
+    # -- server events
+
+    def on_session_closed(self, session, polite: bool = False) -> defer.Deferred:
+        """Polite or not, everyone who saw the session available sees it go (§4.5.2); after
+        the client's own unavailable presence there is nobody left to tell."""
+        return defer.ensureDeferred(self.exchange.broadcast_unavailable(session))
+
+    def on_user_deleting(self, account: JID) -> defer.Deferred:
+        return defer.ensureDeferred(self.flow.cancel_all(account.bare()))
+
+    def on_user_deleted(self, account: JID) -> None:
+        self.flow.deleted(account.bare())
+
+
+def _required_recipient(stanza: Stanza, session) -> JID | None:
+    """Subscription stanzas and probes name a contact; without one they are bad-request."""
+    if stanza.recipient is None:
+        error = StanzaError("bad-request", f"a presence of type {stanza.type!r} needs a 'to'")
+        session.send(error.to_response(stanza.element))
+    return stanza.recipient
+
+
+def _reporting(work: defer.Deferred, stanza: Stanza, session) -> defer.Deferred:
+    """The client hears of a failure (the roster's own error, e.g. a full roster's
+    not-allowed, else internal-server-error) instead of silence."""
+
+    def failed(failure) -> None:
+        if failure.check(StanzaError):
+            error = failure.value
+        else:
+            log.failure("presence handling failed for {stanza!r}", failure, stanza=stanza)
+            error = StanzaError("internal-server-error")
+        session.send(error.to_response(stanza.element))
+
+    return work.addCallbacks(lambda _: True, failed)
+
+
+presence = Presence()
