@@ -23,8 +23,11 @@ RESOURCE_AVAILABLE = Event("resource-available",
                            "a session sent its initial available presence: (session,)")
 RESOURCE_UNAVAILABLE = Event("resource-unavailable",
                              "an available session became unavailable or ended: (session,)")
+S2S_LINK_UP = Event("s2s-link-up", "a remote domain is authenticated on a link: (domain,)")
+S2S_LINK_DOWN = Event("s2s-link-down", "an authenticated link to a remote domain closed: (domain,)")
 SERVER_STARTED = Event("server-started", "all listeners are up: ()")
 SERVER_STOPPING = Event("server-stopping", "shutdown began, sessions still open: ()")
 
 ALL = (SESSION_BOUND, SESSION_CLOSED, USER_CREATED, USER_DELETING, USER_DELETED,
-       RESOURCE_AVAILABLE, RESOURCE_UNAVAILABLE, SERVER_STARTED, SERVER_STOPPING)
+       RESOURCE_AVAILABLE, RESOURCE_UNAVAILABLE, S2S_LINK_UP, S2S_LINK_DOWN, SERVER_STARTED,
+       SERVER_STOPPING)

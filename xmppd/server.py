@@ -36,6 +36,7 @@ class Server:
         self.auth = StorageAuthBackend(storage.users)
         self.c2s_streams: set = set()  # every client stream, bound or not, for shutdown
         self._providers: dict = {}
+        self.s2s = None  # the S2SManager, once the service turns federation on
         self.router.query = self.query  # the router asks for IOfflineDelivery
 
     def emit(self, event: Event, *args) -> defer.Deferred:

@@ -18,6 +18,7 @@ from xmppd import events
 from xmppd.c2s.stream import ClientStreamFactory
 from xmppd.logs import get_logger
 from xmppd.registry import PluginRegistry
+from xmppd.s2s.manager import IncomingServerFactory, federation_from_config
 from xmppd.server import Server
 
 log = get_logger(__name__)
@@ -35,6 +36,7 @@ class XmppdService(service.MultiService):
         self.manhole_factory = manhole_factory
         self.ports: list = []  # listening ports, in start order
         self.manhole: service.Service | None = None
+        self.s2s = None  # the S2SManager when federation is on
         self.ready: defer.Deferred = defer.Deferred()
 
     def startService(self) -> None:
@@ -61,6 +63,9 @@ class XmppdService(service.MultiService):
     @defer.inlineCallbacks
     def _start(self):
         yield self.server.storage.open()
+        self.s2s = federation_from_config(self.server)
+        if self.s2s is not None:
+            self.server.router.remote = self.server.s2s = self.s2s
         yield self.plugins.load()
         for description, factory in self._listeners():
             endpoint = endpoints.serverFromString(self.reactor, description)
@@ -79,7 +84,10 @@ class XmppdService(service.MultiService):
         plain = ClientStreamFactory(self.server, self.tls_context)
         direct = TLSMemoryBIOFactory(self.tls_context, False,
                                      ClientStreamFactory(self.server, None, direct_tls=True))
-        return [(d, plain) for d in c2s.listen] + [(d, direct) for d in c2s.direct_tls]
+        listeners = [(d, plain) for d in c2s.listen] + [(d, direct) for d in c2s.direct_tls]
+        if self.s2s is not None:
+            listeners += [(d, IncomingServerFactory(self.s2s)) for d in self.config.s2s.listen]
+        return listeners
 
     def _start_failed(self, failure) -> None:
         log.failure("xmppd could not start", failure)
@@ -104,15 +112,20 @@ class XmppdService(service.MultiService):
         yield self.server.storage.close()
         log.info("xmppd stopped")
 
-    def _close_streams(self) -> defer.Deferred:
+    def _open_streams(self) -> list:
         streams = list(self.server.c2s_streams)
-        for stream in streams:
+        if self.s2s is not None:
+            streams += self.s2s.open_streams()
+        return [s for s in streams if not s.disconnected]
+
+    def _close_streams(self) -> defer.Deferred:
+        for stream in self._open_streams():
             stream.close_stream("system-shutdown")
         deadline = self.reactor.seconds() + self.config.server.shutdown_timeout
 
         def wait_until_gone():
-            if not self.server.c2s_streams or self.reactor.seconds() >= deadline:
-                for stream in list(self.server.c2s_streams):
+            if not self._open_streams() or self.reactor.seconds() >= deadline:
+                for stream in self._open_streams():
                     stream.transport.abortConnection()
                 return None
             return task.deferLater(self.reactor, 0.05, wait_until_gone)

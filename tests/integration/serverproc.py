@@ -25,14 +25,20 @@ class XmppdProcess:
     """One server: ``start()``, ``ctl(...)``, ``stop()``; its log stays in ``log_path``."""
 
     def __init__(self, directory: Path, domain: str = "localhost", extra: str = "",
-                 c2s_extra: str = "", auth_timeout: float = 5.0) -> None:
+                 c2s_extra: str = "", auth_timeout: float = 5.0,
+                 certificate: tuple[Path, Path] | None = None) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.domain = domain
         self.c2s_port = free_port()
         self.direct_tls_port = free_port()
-        self.cert = directory / "tls" / f"{domain}.crt"
-        self.key = directory / "tls" / f"{domain}.key"
-        make_self_signed(self.cert, self.key, [domain])
+        self.s2s_port = free_port()
+        if certificate is None:
+            self.cert = directory / "tls" / f"{domain}.crt"
+            self.key = directory / "tls" / f"{domain}.key"
+            make_self_signed(self.cert, self.key, [domain])
+        else:
+            self.cert, self.key = certificate
         self.config = directory / "xmppd.toml"
         self.config.write_text(f"""
 [server]

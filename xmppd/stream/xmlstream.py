@@ -24,6 +24,8 @@ log = get_logger(__name__)
 
 class XmlStream(Protocol):
     content_ns = ns.CLIENT
+    prefixes: dict[str, str] = {}  # namespace → prefix declared on our root (s2s: db)
+    receiving = True  # we answer headers; False for streams we initiate
     close_timeout = 5.0  # how long we wait for the peer's </stream:stream> after ours
 
     def __init__(self, reactor, max_stanza_size: int) -> None:
@@ -128,14 +130,16 @@ class XmlStream(Protocol):
         self.header_received(header)
 
     def send_header(self, from_: str | None, to: str | None = None) -> None:
-        self.stream_id = secrets.token_urlsafe(12)
+        """Our stream header; the receiving side names the stream (RFC 6120 §4.7.3)."""
+        self.stream_id = secrets.token_urlsafe(12) if self.receiving else None
         self.transport.write(stream_header(to=to, from_=from_, id=self.stream_id,
-                                           content_ns=self.content_ns, lang=self.lang))
+                                           content_ns=self.content_ns, lang=self.lang,
+                                           prefixes=self.prefixes))
         self.header_sent = True
 
     def send(self, element: domish.Element) -> None:
         if not self.close_sent:
-            self.transport.write(serialize(element, self.content_ns))
+            self.transport.write(serialize(element, self.content_ns, self.prefixes))
 
     def fail(self, error: StreamError) -> None:
         """Send a stream error and end the stream at once (RFC 6120 §4.9.1.1)."""

@@ -1,0 +1,271 @@
+"""The server-to-server layer as the router sees it: links per domain pair, queues, retries.
+
+``send`` takes a stanza for a remote domain: it goes out on an authenticated outgoing link,
+or waits in a bounded queue while one is set up (SRV look-up, connect, TLS, authentication).
+When setting up fails, the queued stanzas bounce with remote-server-not-found or
+remote-server-timeout, and the domain is not tried again until its back-off has passed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from twisted.internet import defer, endpoints, protocol
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from zope.interface import implementer
+
+from xmppd import events
+from xmppd.interfaces import IRemoteRouter
+from xmppd.logs import get_logger
+from xmppd.s2s.dialback_keys import dialback_key, verify_key
+from xmppd.s2s.streams import IncomingServerStream, OutgoingServerStream
+from xmppd.stanza import Stanza
+
+log = get_logger(__name__)
+
+FIRST_BACKOFF, MAX_BACKOFF = 5.0, 300.0
+
+
+@dataclass(eq=False)
+class OutgoingLink:
+    """Our link from one of our domains to one remote domain."""
+
+    local: str
+    remote: str
+    queue: deque = field(default_factory=deque)
+    stream: OutgoingServerStream | None = None
+    connecting: bool = False
+    failure_reason: str | None = None
+    retry_after: float = 0.0
+    backoff: float = FIRST_BACKOFF
+
+
+@implementer(IRemoteRouter)
+class S2SManager:
+    def __init__(self, server, *, tls, trust, policy, resolver, secret: bytes,
+                 bind_address: str | None = None, connect_timeout: float = 10.0,
+                 auth_timeout: float = 30.0, queue_limit: int = 1000) -> None:
+        self.server = server
+        self.router = server.router
+        self.reactor = server.reactor
+        self.domains = server.domains
+        self.max_stanza_size = server.config.server.max_stanza_size
+        self.tls, self.trust, self.policy, self.resolver = tls, trust, policy, resolver
+        self._secret = secret
+        self.bind_address = bind_address
+        self.connect_timeout = connect_timeout
+        self.auth_timeout = auth_timeout
+        self.queue_limit = queue_limit
+        self.links: dict[tuple[str, str], OutgoingLink] = {}
+        self.incoming: set[IncomingServerStream] = set()
+
+    # -- IRemoteRouter
+
+    def send(self, stanza: Stanza) -> None:
+        local = stanza.sender.host if stanza.sender is not None else None
+        remote = stanza.recipient.host
+        if local not in self.domains:
+            log.warn("not relaying {stanza!r}: it is not from a domain of ours", stanza=stanza)
+            return
+        if not self.policy.allowed(remote):
+            self.router.bounce(stanza, "not-allowed", f"federation with {remote} is not allowed")
+            return
+        link = self.links.get((local, remote))
+        if link is None:
+            link = self.links[(local, remote)] = OutgoingLink(local, remote)
+        if link.stream is not None and link.stream.ready:
+            link.stream.send(stanza.element)
+            return
+        if self.reactor.seconds() < link.retry_after:
+            self.router.bounce(stanza, "remote-server-not-found", link.failure_reason)
+            return
+        if len(link.queue) >= self.queue_limit:
+            self.router.bounce(stanza, "resource-constraint", f"too much waiting for {remote}")
+            return
+        link.queue.append(stanza)
+        if not link.connecting:
+            self._connect(link)
+
+    # -- connecting out
+
+    def _connect(self, link: OutgoingLink) -> None:
+        link.connecting = True
+        link.failure_reason = None
+        deadline = self.reactor.callLater(self.connect_timeout + self.auth_timeout,
+                                          self._timed_out, link)
+        d = self.resolver.resolve(link.remote)
+        d.addCallback(self._try_targets, link.local, link.remote, link)
+        d.addErrback(lambda failure: self._link_failed(link, f"connecting failed: "
+                                                       f"{failure.getErrorMessage()}",
+                                                       "remote-server-not-found"))
+        d.addBoth(lambda _: deadline.cancel() if deadline.active() and not link.connecting
+                  else None)
+
+    @defer.inlineCallbacks
+    def _try_targets(self, targets, local: str, remote: str, link: OutgoingLink | None,
+                     verify=None):
+        """Connect to the first target that answers; returns the stream or fails."""
+        if not targets:
+            raise ConnectionError(f"{remote} offers no server-to-server service")
+        errors = []
+        for target in targets:
+            factory = _OutgoingFactory(self, local, remote, link, verify, target.direct_tls)
+            endpoint = endpoints.HostnameEndpoint(
+                self.reactor, target.host.encode("idna"), target.port,
+                timeout=self.connect_timeout,
+                bindAddress=(self.bind_address, 0) if self.bind_address else None)
+            if target.direct_tls:
+                factory = TLSMemoryBIOFactory(self.tls, True, factory)
+            try:
+                stream = yield endpoint.connect(factory)
+            except Exception as error:
+                errors.append(f"{target.host}:{target.port}: {error}")
+                continue
+            return getattr(stream, "wrappedProtocol", stream)
+        raise ConnectionError("; ".join(errors))
+
+    def _timed_out(self, link: OutgoingLink) -> None:
+        if link.connecting:
+            if link.stream is not None:
+                link.stream.transport.abortConnection()
+            self._link_failed(link, "timed out", "remote-server-timeout")
+
+    def outgoing_ready(self, stream: OutgoingServerStream) -> None:
+        link = stream.link
+        link.stream, link.connecting = stream, False
+        link.backoff = FIRST_BACKOFF
+        while link.queue:
+            stream.send(link.queue.popleft().element)
+        self.server.emit(events.S2S_LINK_UP, link.remote)
+
+    def outgoing_closed(self, stream: OutgoingServerStream) -> None:
+        link = stream.link
+        if link.stream is stream and stream.ready:
+            link.stream = None
+            log.info("s2s link to {remote} closed", remote=link.remote)
+            self.server.emit(events.S2S_LINK_DOWN, link.remote)
+            if link.queue and not link.connecting:
+                self._connect(link)
+        elif link.connecting:
+            self._link_failed(link, link.failure_reason or "the connection closed",
+                              "remote-server-not-found")
+
+    def _link_failed(self, link: OutgoingLink, reason: str, condition: str) -> None:
+        if not link.connecting:
+            return
+        link.connecting = False
+        link.failure_reason = reason
+        link.retry_after = self.reactor.seconds() + link.backoff
+        link.backoff = min(link.backoff * 2, MAX_BACKOFF)
+        log.warn("s2s to {remote} failed: {reason}; retry after {backoff}s", remote=link.remote,
+                 reason=reason, backoff=link.backoff / 2)
+        while link.queue:
+            self.router.bounce(link.queue.popleft(), condition, reason)
+
+    # -- dialback keys and verification
+
+    def make_key(self, receiving: str, originating: str, stream_id: str) -> str:
+        return dialback_key(self._secret, receiving, originating, stream_id)
+
+    def check_key(self, receiving: str, originating: str, stream_id: str, key: str) -> bool:
+        if originating not in self.domains:
+            return False
+        return verify_key(self._secret, receiving, originating, stream_id, key)
+
+    def verify_dialback(self, peer: str, ours: str, stream_id: str, key: str) -> defer.Deferred:
+        """Ask the peer's authoritative server, over a new connection, if ``key`` is its own."""
+        answer: defer.Deferred = defer.Deferred()
+        timeout = self.reactor.callLater(self.connect_timeout + self.auth_timeout,
+                                         lambda: answer.called or answer.callback(False))
+        d = self.resolver.resolve(peer)
+        d.addCallback(self._try_targets, ours, peer, None, (stream_id, key, answer))
+
+        def failed(failure) -> None:
+            log.warn("dialback verification with {peer} failed: {why}", peer=peer,
+                     why=failure.getErrorMessage())
+            if not answer.called:
+                answer.callback(False)
+
+        d.addErrback(failed)
+        answer.addBoth(lambda valid: (timeout.active() and timeout.cancel(), valid)[1])
+        return answer
+
+    # -- incoming
+
+    def incoming_authenticated(self, stream: IncomingServerStream, peer: str) -> None:
+        self.server.emit(events.S2S_LINK_UP, peer)
+
+    def incoming_closed(self, stream: IncomingServerStream) -> None:
+        for peer, _ours in stream.verified:
+            self.server.emit(events.S2S_LINK_DOWN, peer)
+
+    def refused(self, stream, domain: str | None, reason: str) -> None:
+        log.warn("s2s {direction} {domain} ({peer}) refused: {reason}",
+                 direction=stream.direction, domain=domain or "?", peer=stream.peer_address,
+                 reason=reason)
+
+    # -- administration
+
+    def list_links(self) -> list[dict]:
+        outgoing = [link.stream.describe() for link in self.links.values()
+                    if link.stream is not None and link.stream.ready]
+        incoming = [stream.describe() for stream in self.incoming if stream.verified]
+        return outgoing + incoming
+
+    def close_links(self, domain: str) -> int:
+        streams = [link.stream for link in self.links.values()
+                   if link.remote == domain and link.stream is not None]
+        streams += [s for s in self.incoming if s.remote_domain == domain]
+        for stream in streams:
+            stream.close_stream()
+        return len(streams)
+
+    def open_streams(self) -> list:
+        """Every s2s stream with a connection, for shutdown."""
+        outgoing = [link.stream for link in self.links.values() if link.stream is not None]
+        return outgoing + list(self.incoming)
+
+
+class _OutgoingFactory(protocol.ClientFactory):
+    def __init__(self, manager, local, remote, link, verify, direct_tls) -> None:
+        self.args = (manager, local, remote, link, verify, direct_tls)
+
+    def buildProtocol(self, addr) -> OutgoingServerStream:
+        manager, local, remote, link, verify, direct_tls = self.args
+        stream = OutgoingServerStream(manager, local, remote, link, verify, direct_tls)
+        if link is not None:
+            link.stream = stream
+        return stream
+
+
+class IncomingServerFactory(protocol.Factory):
+    def __init__(self, manager: S2SManager) -> None:
+        self.manager = manager
+
+    def buildProtocol(self, addr) -> IncomingServerStream:
+        return IncomingServerStream(self.manager)
+
+
+def federation_from_config(server) -> S2SManager | None:
+    """The S2S manager the [s2s] section asks for; None when federation is off (no listener)."""
+    from xmppd.s2s.certs import TrustStore
+    from xmppd.s2s.dialback_keys import load_or_create_secret
+    from xmppd.s2s.policy import FederationPolicy
+    from xmppd.s2s.srv import S2SResolver
+    from xmppd.s2s.tlsctx import S2STLS
+
+    config = server.config
+    s2s = config.s2s
+    if not s2s.listen:
+        return None
+    return S2SManager(
+        server,
+        tls=S2STLS(config.tls.certificate, config.tls.key, config.tls.min_version),
+        trust=TrustStore.from_file(s2s.ca_file),
+        policy=FederationPolicy(s2s.default_policy, s2s.policy, s2s.allow, s2s.deny),
+        resolver=S2SResolver([tuple(a) for a in s2s.dns_servers] or None, s2s.hosts,
+                             server.reactor),
+        secret=load_or_create_secret(config.server.data_dir / "dialback.secret"),
+        bind_address=s2s.bind_address, connect_timeout=s2s.connect_timeout,
+        auth_timeout=s2s.auth_timeout, queue_limit=s2s.queue_limit)
