@@ -18,6 +18,8 @@ Decisions worth knowing:
 * A probe from an entity without a 'from' subscription is answered with 'unsubscribed' from
   the account's bare JID (§4.3.2 rule 1), the same answer whether the account exists or not.
   A probe from the account itself is answered like one from a subscriber.
+* Presence from remote entities is delivered like any other, and noted in ``remote_seen``
+  (xmppd.im.remote_presence) so a lost s2s link can end it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from twisted.words.xish import domish
 from xmppd import events
 from xmppd.errors import StanzaError
 from xmppd.im.presence_stanzas import make_presence, readdressed
+from xmppd.im.remote_presence import RemotePresenceBook
 from xmppd.interfaces import IRoster
 from xmppd.jid import JID, InvalidJID, parse_jid
 from xmppd.logs import get_logger
@@ -74,6 +77,7 @@ class PresenceExchange:
         self.server = server
         self._roster = roster  # looked up on use: the roster plugin may be reloaded
         self._directed: dict[object, set[JID]] = {}  # session -> its directed presence recipients
+        self.remote_seen = RemotePresenceBook()
 
     # -- what a local client sends
 
@@ -82,7 +86,7 @@ class PresenceExchange:
         initial = not session.available
         presence = readdressed(element, session.jid, None)
         session.available, session.priority, session.presence = True, priority, presence
-        contacts = contacts_of(await self._roster().items(session.account))
+        contacts = await self.contacts(session.account)
         if initial and session.available:
             for contact in contacts.subscriptions:
                 self.route(make_presence("probe", session.account, contact), session.account,
@@ -106,10 +110,12 @@ class PresenceExchange:
         if ended:
             element = make_presence("unavailable", session.jid, None)
         session.available, session.priority, session.presence = False, 0, None
+        if not self.available(session.account):
+            self.remote_seen.forget_account(session.account)
         directed = self._directed.pop(session, set())
         reached: set[JID] = set()  # bare JIDs the broadcast itself reaches
         if was_available:
-            contacts = contacts_of(await self._roster().items(session.account))
+            contacts = await self.contacts(session.account)
             self._send_to_all(session, element, contacts.subscribers, echo=not ended)
             reached = {session.account, *contacts.subscribers}
         for recipient in directed:
@@ -149,17 +155,24 @@ class PresenceExchange:
         for session in resources:
             self.route(readdressed(session.presence, session.jid, prober), session.jid, prober)
 
-    def deliver_to_account(self, element: domish.Element, account: JID) -> None:
+    def deliver_to_account(self, element: domish.Element, account: JID,
+                           sender: JID | None = None) -> None:
         """Presence for a bare JID reaches every available resource (RFC 6121 §8.5.2.1.2);
-        with none available it is dropped (§8.5.2.2.2)."""
-        for session in self.available(account):
+        with none available it is dropped (§8.5.2.2.2). Give ``sender`` for presence that
+        remote entities' presence tracking must see."""
+        resources = self.available(account)
+        for session in resources:
             session.send(element)
+        self._note_remote(element, account, sender, shown=bool(resources))
 
-    def deliver_to_resource(self, element: domish.Element, full_jid: JID) -> None:
+    def deliver_to_resource(self, element: domish.Element, full_jid: JID,
+                            sender: JID | None = None) -> None:
         """Presence for a full JID reaches that resource, or nobody (§8.5.3.2.2)."""
         session = self.server.sessions.get(full_jid)
         if session is not None:
             session.send(element)
+        shown = session is not None and session.available
+        self._note_remote(element, full_jid.bare(), sender, shown)
 
     # -- what subscription changes show (§3.1.5, §3.2.2, §3.3.3)
 
@@ -174,6 +187,9 @@ class PresenceExchange:
             self.route(make_presence("unavailable", session.jid, contact), session.jid, contact)
 
     # -- helpers
+
+    async def contacts(self, account: JID) -> Contacts:
+        return contacts_of(await self._roster().items(account))
 
     def available(self, account: JID) -> list:
         """The account's sessions that sent available presence."""
@@ -198,6 +214,18 @@ class PresenceExchange:
             own.append(session)
         for resource in own:
             resource.send(readdressed(element, session.jid, resource.jid))
+
+    def _note_remote(self, element: domish.Element, account: JID, sender: JID | None,
+                     shown: bool) -> None:
+        """Remember remote available presence an available account was shown; forget it at
+        the remote entity's unavailable presence."""
+        if sender is None or sender.host in self.server.domains:
+            return
+        type = element.getAttribute("type")
+        if type == "unavailable":
+            self.remote_seen.unavailable(account, sender)
+        elif type is None and shown:
+            self.remote_seen.available(account, sender)
 
     def _show_own_resources(self, session) -> None:
         for other in self.available(session.account):

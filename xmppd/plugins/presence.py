@@ -15,6 +15,10 @@ Decisions worth knowing:
 * Presence errors are not handled here: the router delivers one addressed to a connected
   resource and drops the rest, as §8.5 says.
 * Pre-approval (§3.4) is offered and advertised as a stream feature.
+* Stanzas from remote servers reach the same inbound handlers as those from local accounts;
+  none of them looks at the origin. Available and unavailable presence for a full JID is
+  delivered here too (not left to the router), so remote presence is always tracked and a
+  lost s2s link can end it (xmppd.im.remote_presence).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from xmppd.errors import StanzaError
 from xmppd.im.keyed_queue import KeyedQueue
 from xmppd.im.presence_exchange import PresenceExchange
 from xmppd.im.presence_stanzas import check_presence
+from xmppd.im.remote_presence import LinkPresence
 from xmppd.im.subscription import SUBSCRIPTION_TYPES
 from xmppd.im.subscription_flow import SubscriptionFlow
 from xmppd.interfaces import IRoster, IXmppdPlugin
@@ -52,6 +57,7 @@ class Presence:
         for type in BROADCAST_TYPES:
             ctx.stanza("presence", type, "outgoing", handlers.on_client_presence)
             ctx.stanza("presence", type, "bare", handlers.on_presence_to_account)
+            ctx.stanza("presence", type, "full", handlers.on_presence_to_resource)
         for type in SUBSCRIPTION_TYPES:
             ctx.stanza("presence", type, "outgoing", handlers.on_client_subscription)
             for target in ("bare", "full"):  # §8.5.3.2.2: as if sent to the bare JID
@@ -62,6 +68,8 @@ class Presence:
         ctx.on(events.SESSION_CLOSED, handlers.on_session_closed)
         ctx.on(events.USER_DELETING, handlers.on_user_deleting)
         ctx.on(events.USER_DELETED, handlers.on_user_deleted)
+        ctx.on(events.S2S_LINK_DOWN, handlers.links.link_down)
+        ctx.on(events.S2S_LINK_UP, handlers.on_link_up)
         ctx.stream_feature(lambda stream: domish.Element((ns.PRE_APPROVAL, "sub")))
 
 
@@ -73,6 +81,7 @@ class PresenceHandlers:
         self.queue = KeyedQueue()
         self.exchange = PresenceExchange(server, self._roster)
         self.flow = SubscriptionFlow(server, self._roster, self.exchange, self.queue)
+        self.links = LinkPresence(server, self.exchange)
 
     def _roster(self) -> IRoster:
         roster = self.server.query(IRoster)
@@ -122,13 +131,19 @@ class PresenceHandlers:
     # -- what arrives for local accounts
 
     def on_presence_to_account(self, stanza: Stanza, origin) -> bool | defer.Deferred:
-        account = stanza.recipient
+        return self._in_pair_order(stanza, self.exchange.deliver_to_account)
+
+    def on_presence_to_resource(self, stanza: Stanza, origin) -> bool | defer.Deferred:
+        return self._in_pair_order(stanza, self.exchange.deliver_to_resource)
+
+    def _in_pair_order(self, stanza: Stanza, deliver) -> bool | defer.Deferred:
+        """Deliver ``stanza`` to its recipient, queued behind the pair's subscription changes
+        so presence never overtakes them."""
         if stanza.sender is None:
-            self.exchange.deliver_to_account(stanza.element, account)
+            deliver(stanza.element, stanza.recipient)
             return True
-        # queued behind the pair's subscription changes, so presence never overtakes them
-        return self.queue.run((account, stanza.sender.bare()), self.exchange.deliver_to_account,
-                              stanza.element, account)
+        key = (stanza.recipient.bare(), stanza.sender.bare())
+        return self.queue.run(key, deliver, stanza.element, stanza.recipient, stanza.sender)
 
     def on_subscription(self, stanza: Stanza, origin) -> bool | defer.Deferred:
         if stanza.sender is not None:
@@ -149,6 +164,9 @@ class PresenceHandlers:
         """Polite or not, everyone who saw the session available sees it go (§4.5.2); after
         the client's own unavailable presence there is nobody left to tell."""
         return defer.ensureDeferred(self.exchange.broadcast_unavailable(session))
+
+    def on_link_up(self, domain: str) -> defer.Deferred:
+        return defer.ensureDeferred(self.links.link_up(domain))
 
     def on_user_deleting(self, account: JID) -> defer.Deferred:
         return defer.ensureDeferred(self.flow.cancel_all(account.bare()))
