@@ -31,8 +31,9 @@ MIN_STANZA_SIZE = 10_000
 SASL_MECHANISMS = (
     "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN",
 )
-# The trust ladder for federation, weakest first (see ARCHITECTURE.md).
-S2S_POLICIES = ("promiscuous", "verified", "secure", "trusted")
+# The trust ladder for federation, weakest first (see ARCHITECTURE.md), then buddies-only:
+# secure, and only XEP-0267 server buddies beyond the subscription itself (xmppd.s2s.policy).
+S2S_POLICIES = ("promiscuous", "verified", "secure", "trusted", "buddies-only")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 ENDPOINT_TYPES = ("tcp:", "ssl:", "unix:")
 # What `xmppdctl hash-password` writes: pbkdf2-sha256$iterations$salt_b64$hash_b64.
@@ -67,6 +68,7 @@ class ServerConfig:
     admins: tuple[JID, ...]
     max_stanza_size: int
     shutdown_timeout: float
+    control_socket: Path | None  # the admin control channel (UNIX socket); None when off
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class C2SConfig:
 @dataclass(frozen=True)
 class S2SConfig:
     listen: tuple[str, ...]
+    direct_tls: tuple[str, ...]  # XEP-0368 listeners (_xmpps-server)
     dns_servers: tuple[HostPort, ...]
     ca_file: Path
     default_policy: str
@@ -246,6 +249,10 @@ class _Reader:
             raise _Invalid(f"expected a path, got {_show(value)}")
         return Path(os.path.normpath(self.base_dir / value))
 
+    def path_or_off(self, value: Any) -> Path | None:
+        """A path, or None for "" (the feature it locates is turned off)."""
+        return None if value == "" else self.path(value)
+
     def server(self, t: _Table) -> ServerConfig:
         data_dir = t.get("data_dir", self.path, self.path("var"))
         return ServerConfig(
@@ -255,6 +262,7 @@ class _Reader:
             admins=t.get("admins", _list(_bare_jid, unique=True), ()),
             max_stanza_size=t.get("max_stanza_size", _integer(minimum=MIN_STANZA_SIZE), 262_144),
             shutdown_timeout=t.get("shutdown_timeout", _seconds, 5.0),
+            control_socket=t.get("control_socket", self.path_or_off, data_dir / "control.sock"),
         )
 
     def tls(self, t: _Table) -> TLSConfig:
@@ -284,6 +292,7 @@ class _Reader:
         policy_table, hosts_table = t.table("policy"), t.table("hosts")
         config = S2SConfig(
             listen=t.get("listen", _list(_endpoint), ()),
+            direct_tls=t.get("direct_tls", _list(_endpoint), ()),
             dns_servers=t.get("dns_servers", _list(_host_port), ()),
             ca_file=t.get("ca_file", self.path, Path("/etc/ssl/certs/ca-certificates.crt")),
             default_policy=t.get("default_policy", _choice(S2S_POLICIES), "secure"),

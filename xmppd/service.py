@@ -86,7 +86,11 @@ class XmppdService(service.MultiService):
                                      ClientStreamFactory(self.server, None, direct_tls=True))
         listeners = [(d, plain) for d in c2s.listen] + [(d, direct) for d in c2s.direct_tls]
         if self.s2s is not None:
-            listeners += [(d, IncomingServerFactory(self.s2s)) for d in self.config.s2s.listen]
+            s2s = self.config.s2s
+            listeners += [(d, IncomingServerFactory(self.s2s)) for d in s2s.listen]
+            direct = TLSMemoryBIOFactory(self.s2s.tls, False,
+                                         IncomingServerFactory(self.s2s, direct_tls=True))
+            listeners += [(d, direct) for d in s2s.direct_tls]
         return listeners
 
     def _start_failed(self, failure) -> None:

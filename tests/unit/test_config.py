@@ -115,6 +115,7 @@ def test_sample_config_commented_examples_are_valid(tmp_path):
     assert config.s2s.dns_servers == (HostPort("127.0.0.1", 53),)
     assert config.manhole.listen == "tcp:2222:interface=127.0.0.1"
     assert config.plugins.sections == {"version": {"show_os": False}}
+    assert config.server.control_socket == tmp_path.parent / "var" / "control.sock"
 
 
 # --------------------------------------------------------------------------- defaults
@@ -128,6 +129,7 @@ def test_defaults(tmp_path):
     assert server.data_dir == var
     assert (server.plugin_dirs, server.admins) == ((), ())
     assert (server.max_stanza_size, server.shutdown_timeout) == (262144, 5.0)
+    assert server.control_socket == var / "control.sock"
     assert config.tls.certificate == var / "tls" / "localhost.crt"
     assert config.tls.key == var / "tls" / "localhost.key"
     assert config.tls.min_version == "1.2"
@@ -255,6 +257,17 @@ authorized_keys = "keys/admins"
     assert config.tls.certificate.is_absolute()
 
 
+def test_control_socket_follows_data_dir_is_relative_and_can_be_turned_off(tmp_path):
+    moved = load_text(tmp_path, MINIMAL + 'data_dir = "state"\n')
+    assert moved.server.control_socket == tmp_path / "state" / "control.sock"
+    relative = load_text(tmp_path, MINIMAL + 'control_socket = "run/xmppd.sock"\n')
+    assert relative.server.control_socket == tmp_path / "run" / "xmppd.sock"
+    off = load_text(tmp_path, MINIMAL + 'control_socket = ""\n')
+    assert off.server.control_socket is None
+    assert error_of(tmp_path, MINIMAL + "control_socket = 1\n") == (
+        "[server] control_socket: expected a path, got 1")
+
+
 def test_config_path_given_relative(tmp_path, monkeypatch):
     write(tmp_path, MINIMAL + '[storage]\npath = "db/x.sqlite"\n')
     monkeypatch.chdir(tmp_path)
@@ -275,14 +288,14 @@ ERRORS = [
      "plugins, log)"),
     ('domains = ["localhost"]\n', "domains: unknown section (known: server, tls, c2s, s2s, "
      "storage, manhole, plugins, log)"),
-    (MINIMAL + "domain = 'x'\n", "[server] domain: unknown key (known: admins, data_dir, "
-     "domains, max_stanza_size, plugin_dirs, shutdown_timeout)"),
+    (MINIMAL + "domain = 'x'\n", "[server] domain: unknown key (known: admins, "
+     "control_socket, data_dir, domains, max_stanza_size, plugin_dirs, shutdown_timeout)"),
     (MINIMAL + "[c2s]\nrequire_tls = true\n", "[c2s] require_tls: unknown key (known: "
      "auth_timeout, bare_message_delivery, direct_tls, listen, max_resources, "
      "require_encryption, resource_conflict, sasl_mechanisms)"),
     (MINIMAL + "[s2s.policy]\n[s2s.polcy]\n", "[s2s] polcy: unknown key (known: allow, "
-     "auth_timeout, bind_address, ca_file, connect_timeout, default_policy, deny, dns_servers, "
-     "hosts, listen, policy, queue_limit)"),
+     "auth_timeout, bind_address, ca_file, connect_timeout, default_policy, deny, direct_tls, "
+     "dns_servers, hosts, listen, policy, queue_limit)"),
     (MINIMAL + "[log]\nlevel = 'info'\nfile = 'x'\n", "[log] file: unknown key (known: level)"),
     # sections of the wrong shape
     ("server = 3\n", "server: expected a table [server], got 3"),
@@ -346,7 +359,7 @@ ERRORS = [
     (MINIMAL + "[c2s]\nmax_resources = 0\n", "[c2s] max_resources: must be at least 1, got 0"),
     # [s2s]
     (MINIMAL + "[s2s]\ndefault_policy = 'paranoid'\n", '[s2s] default_policy: expected one of '
-     '"promiscuous", "verified", "secure", "trusted", got "paranoid"'),
+     '"promiscuous", "verified", "secure", "trusted", "buddies-only", got "paranoid"'),
     (MINIMAL + "[s2s]\ndns_servers = ['127.0.0.1']\n", '[s2s] dns_servers: item 1: expected '
      '"host:port", got "127.0.0.1"'),
     (MINIMAL + "[s2s]\ndns_servers = ['127.0.0.1:0']\n", '[s2s] dns_servers: item 1: '
@@ -366,7 +379,7 @@ ERRORS = [
     (MINIMAL + "[s2s]\nlisten = ['tcp:5269', 'xmpp:5269']\n", '[s2s] listen: item 2: expected '
      'a Twisted endpoint string starting with "tcp:", "ssl:", "unix:", got "xmpp:5269"'),
     (MINIMAL + "[s2s.policy]\n'example.org' = 'yes'\n", '[s2s.policy] "example.org": expected '
-     'one of "promiscuous", "verified", "secure", "trusted", got "yes"'),
+     'one of "promiscuous", "verified", "secure", "trusted", "buddies-only", got "yes"'),
     (MINIMAL + "[s2s.policy]\n'not a domain' = 'secure'\n", '[s2s.policy] "not a domain": not '
      'a domain: "not a domain": invalid domainpart: U+0020 (SPACE) is not allowed in a domain '
      'name'),
@@ -447,3 +460,14 @@ def test_not_utf8(tmp_path):
     path.write_bytes(b"[server]\ndomains = ['\xff']\n")
     with pytest.raises(ConfigError, match=r": not valid (TOML|UTF-8)"):
         load_config(path)
+
+
+def test_buddies_only_is_a_federation_policy(tmp_path):
+    config = load_text(tmp_path, MINIMAL + """
+[s2s]
+default_policy = "buddies-only"
+[s2s.policy]
+"lab.example" = "buddies-only"
+""")
+    assert config.s2s.default_policy == "buddies-only"
+    assert dict(config.s2s.policy) == {"lab.example": "buddies-only"}

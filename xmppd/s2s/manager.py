@@ -240,15 +240,19 @@ class _OutgoingFactory(protocol.ClientFactory):
 
 
 class IncomingServerFactory(protocol.Factory):
-    def __init__(self, manager: S2SManager) -> None:
+    def __init__(self, manager: S2SManager, direct_tls: bool = False) -> None:
         self.manager = manager
+        self.direct_tls = direct_tls
 
     def buildProtocol(self, addr) -> IncomingServerStream:
-        return IncomingServerStream(self.manager)
+        stream = IncomingServerStream(self.manager)
+        stream.secure = self.direct_tls
+        return stream
 
 
 def federation_from_config(server) -> S2SManager | None:
-    """The S2S manager the [s2s] section asks for; None when federation is off (no listener)."""
+    """The S2S manager the [s2s] section asks for; None when federation is off (no listener:
+    a peer could not reach us back for dialback or bidirectional streams)."""
     from xmppd.s2s.certs import TrustStore
     from xmppd.s2s.dialback_keys import load_or_create_secret
     from xmppd.s2s.policy import FederationPolicy
@@ -257,7 +261,7 @@ def federation_from_config(server) -> S2SManager | None:
 
     config = server.config
     s2s = config.s2s
-    if not s2s.listen:
+    if not s2s.listen and not s2s.direct_tls:
         return None
     return S2SManager(
         server,
