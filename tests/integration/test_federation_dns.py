@@ -8,7 +8,7 @@ import asyncio
 from tests.certs import make_test_pki
 from tests.integration.conftest import PASSWORD
 from tests.integration.serverproc import XmppdProcess, free_port
-from tests.integration.test_federation import A, B, PLUGINS, chat_across, close
+from tests.integration.test_federation import PLUGINS, A, B, chat_across, close
 from tests.interop.dnsserver import TestDNSServer, xmpp_server_zone
 
 
