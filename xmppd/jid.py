@@ -423,3 +423,13 @@ def _describe(c: str) -> str:
 
 def _clip(s: str, limit: int = 60) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def domain_or_none(value: str | None) -> str | None:
+    """The prepared domain, or None for a missing or invalid one (for stream headers)."""
+    if not value:
+        return None
+    try:
+        return prepare_domain(value)
+    except (InvalidJID, ValueError):
+        return None

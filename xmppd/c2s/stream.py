@@ -13,7 +13,7 @@ from xmppd import events, ns
 from xmppd.c2s.sasl_exchange import SaslExchange
 from xmppd.c2s.sessions import ClientSession
 from xmppd.errors import StanzaError, StreamError
-from xmppd.jid import InvalidJID, jid_from_parts, prepare_domain, prepare_resource
+from xmppd.jid import InvalidJID, domain_or_none, jid_from_parts, parse_jid, prepare_resource
 from xmppd.logs import get_logger
 from xmppd.stanza import make_iq_result
 from xmppd.stream.xmlstream import XmlStream
@@ -63,7 +63,7 @@ class ClientStream(XmlStream):
 
     def header_received(self, header: StreamHeader) -> None:
         requested = header.attributes.get("to")
-        domain = _prepared_domain(requested)
+        domain = domain_or_none(requested)
         if domain is None or domain not in self.server.domains:
             raise StreamError("host-unknown", f"this server does not serve {requested!r}")
         if self.domain is not None and domain != self.domain:
@@ -215,15 +215,6 @@ class ClientStreamFactory(Factory):
         return stream
 
 
-def _prepared_domain(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        return prepare_domain(value)
-    except (InvalidJID, ValueError):
-        return None
-
-
 def _version_ok(version: str | None) -> bool:
     """RFC 6120 §4.7.5: we speak 1.x; no version at all is a pre-1.0 stream."""
     if not version:
@@ -233,8 +224,6 @@ def _version_ok(version: str | None) -> bool:
 
 
 def _is_plausible_jid(value: str) -> bool:
-    from xmppd.jid import parse_jid
-
     try:
         parse_jid(value)
     except (InvalidJID, ValueError):

@@ -16,7 +16,7 @@ from twisted.words.xish import domish
 
 from xmppd import ns
 from xmppd.errors import StanzaError, StreamError
-from xmppd.jid import InvalidJID, prepare_domain
+from xmppd.jid import domain_or_none
 from xmppd.logs import get_logger
 from xmppd.s2s import dialback
 from xmppd.s2s.certs import chain_from_pyopenssl, check_certificate
@@ -94,7 +94,7 @@ class IncomingServerStream(ServerStream):
         return self.local_domain or next(iter(sorted(self.manager.domains)))
 
     def header_received(self, header: StreamHeader) -> None:
-        to = _domain_or_none(header.attributes.get("to"))
+        to = domain_or_none(header.attributes.get("to"))
         if to is None or to not in self.manager.domains:
             raise StreamError("host-unknown",
                               f"this server does not serve {header.attributes.get('to')!r}")
@@ -102,7 +102,7 @@ class IncomingServerStream(ServerStream):
             raise StreamError("unsupported-version", "only XMPP 1.0 streams are supported")
         self.local_domain = to
         self.dialback_allowed = header.prefixes.get("db") == ns.DIALBACK
-        claimed = _domain_or_none(header.attributes.get("from"))
+        claimed = domain_or_none(header.attributes.get("from"))
         if claimed is not None:
             self.remote_domain = self.remote_domain or claimed
             if not self.manager.policy.allowed(claimed):
@@ -167,7 +167,7 @@ class IncomingServerStream(ServerStream):
         except (binascii.Error, ValueError):
             self.send(_sasl_failure("incorrect-encoding"))
             return
-        domain = _domain_or_none(authzid) if authzid else self.remote_domain
+        domain = domain_or_none(authzid) if authzid else self.remote_domain
         if domain is None:
             self.send(_sasl_failure("invalid-authzid"))
             return
@@ -389,15 +389,6 @@ class OutgoingServerStream(ServerStream):
         if self.link is not None:
             self.link.failure_reason = reason
         self.close_stream("policy-violation", reason)
-
-
-def _domain_or_none(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        return prepare_domain(value)
-    except (InvalidJID, ValueError):
-        return None
 
 
 def _address(element: domish.Element, attribute: str):
