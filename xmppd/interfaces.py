@@ -321,3 +321,88 @@ class IAdminAPI(Interface):
 
     def kick(jid):
         """Close the session(s) of a full or bare JID; returns how many were closed."""
+
+    def list_s2s():
+        """The authenticated server-to-server links (needs the running server), as dicts."""
+
+    def close_s2s(domain):
+        """Close every s2s stream with ``domain``; returns how many."""
+
+
+# --------------------------------------------------------------------------- server trust
+
+
+class IServerRosterStore(Interface):
+    """The server roster of XEP-0267: xmppd.storage.records.ServerPeer rows, one per
+    (our domain, peer domain) relationship; a relationship with nothing left has no row.
+    The storage offers it as ``storage.server_roster``."""
+
+    def get_peers():
+        """Deferred firing every ServerPeer, sorted by (local, peer)."""
+
+    def put_peer(peer):
+        """Insert or replace the row of ``peer.local`` and ``peer.peer``; Deferred."""
+
+    def remove_peer(local, peer):
+        """Delete a relationship; Deferred firing True if there was one."""
+
+
+class IIncidentStore(Interface):
+    """Incident reports (XEP-0268) received from or sent to trusted peers, kept for admins.
+    The storage offers it as ``storage.incidents``."""
+
+    def add_incident(record):
+        """Keep an xmppd.storage.records.IncidentRecord (its ``id`` is ignored); Deferred
+        firing the id given to it, larger than any given before."""
+
+    def list_incidents():
+        """Deferred firing every IncidentRecord, oldest first, ids filled in."""
+
+
+class IServerTrust(Interface):
+    """The server roster as the rest of the server sees it (the server_trust plugin provides it).
+
+    Queries answer synchronously, from memory. Actions are for administrators only; they
+    return Deferreds that fail with xmppd.trust.TrustError (a ValueError) when the action does
+    not apply, and take ``local`` (one of our domains) to pick one relationship when a peer
+    has several; None means the first configured domain for ``request`` and every
+    relationship with the peer otherwise.
+    """
+
+    def is_trusted_buddy(domain):
+        """True when ``domain`` and one of our domains are subscribed to each other ('both')."""
+
+    def buddies():
+        """The trusted buddies as sorted (our domain, peer domain) pairs."""
+
+    def is_available(domain):
+        """True while an authenticated s2s link with ``domain`` is up (its server presence)."""
+
+    def peers():
+        """Every relationship as a dict: domain, local, subscription, pending_in, pending_out,
+        available, state (its RFC 6121 name), since."""
+
+    def pending():
+        """The relationships with a request waiting for an admin's answer, as ``peers()``."""
+
+    def request(domain, local=None):
+        """Send a subscription request to ``domain`` (the only way one is ever sent)."""
+
+    def approve(domain, local=None):
+        """Grant ``domain``'s pending request and ask for its presence in return."""
+
+    def deny(domain, local=None):
+        """Refuse ``domain``'s pending request."""
+
+    def revoke(domain, local=None):
+        """End the relationship with ``domain`` in both directions."""
+
+
+class IIncidentReports(Interface):
+    """Files incident reports (XEP-0268) with the trusted buddies (the incident plugin
+    provides it)."""
+
+    def report(description, sources=(), severity=None):
+        """Send a report to every trusted buddy; ``sources`` are the offending JIDs and
+        ``severity`` is 'low', 'medium' or 'high' (None: not assessed). Deferred firing the
+        sorted peer domains it was sent to; ValueError for bad arguments."""

@@ -15,6 +15,8 @@ from twisted.internet import defer, endpoints, task
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from xmppd import events
+from xmppd.admin.api import AdminAPI
+from xmppd.admin.control import make_control_service
 from xmppd.c2s.stream import ClientStreamFactory
 from xmppd.logs import get_logger
 from xmppd.registry import PluginRegistry
@@ -37,6 +39,7 @@ class XmppdService(service.MultiService):
         self.ports: list = []  # listening ports, in start order
         self.manhole: service.Service | None = None
         self.s2s = None  # the S2SManager when federation is on
+        self.control: service.Service | None = None  # the admin socket xmppdctl talks to
         self.ready: defer.Deferred = defer.Deferred()
 
     def startService(self) -> None:
@@ -74,6 +77,11 @@ class XmppdService(service.MultiService):
             self.manhole = self.manhole_factory(self)
             if self.manhole is not None:
                 self.manhole.setServiceParent(self)
+        self.control = make_control_service(
+            self.config.server.control_socket,
+            AdminAPI(self.server.storage, self.server.domains, self.server), self.reactor)
+        if self.control is not None:
+            self.control.setServiceParent(self)
         yield self.server.emit(events.SERVER_STARTED)
         log.info("xmppd is serving {domains}", domains=", ".join(sorted(self.server.domains)))
         return self
@@ -105,6 +113,8 @@ class XmppdService(service.MultiService):
         """Stop listening, close every stream politely, unload plugins, close storage."""
         if not self.running:
             return
+        if self.control is not None:  # no admin commands while we shut down
+            yield defer.maybeDeferred(self.control.disownServiceParent)
         yield self.server.emit(events.SERVER_STOPPING)
         if self.manhole is not None:
             yield defer.maybeDeferred(self.manhole.disownServiceParent)

@@ -64,4 +64,6 @@ xmppd manhole. Names: server (the running server), admin (the admin API), servic
   admin.list_sessions()            the bound client sessions
   admin.kick("user@host[/res]")    close a session (or all of an account's)
   admin.add_user(jid, password)    Deferred; also delete_user, set_password, list_users
+  admin.list_s2s()                 the authenticated server-to-server links
+  admin.close_s2s("example.net")   close the links with a domain (the next stanza reconnects)
 """

@@ -66,10 +66,26 @@ class FakeRegistry:
         return list(self.sessions)
 
 
+class FakeFederation:
+    """The part of S2SManager the admin API uses: list_links and close_links."""
+
+    def __init__(self, links: list[dict]) -> None:
+        self.links = links
+        self.closed: list[str] = []
+
+    def list_links(self) -> list[dict]:
+        return [dict(link) for link in self.links]
+
+    def close_links(self, domain: str) -> int:
+        self.closed.append(domain)
+        return sum(1 for link in self.links if link["remote"] == domain)
+
+
 class FakeServer:
     def __init__(self) -> None:
         self.sessions = FakeRegistry()
         self.emitted: list[tuple] = []
+        self.s2s: FakeFederation | None = None  # federation off, as without [s2s] listen
 
     def emit(self, event, *args):
         self.emitted.append((event, *args))
@@ -283,3 +299,59 @@ class SessionTests(AdminAPITestCase):
 
     def test_kick_a_bad_jid(self):
         self.assertRaises(ValueError, self.api.kick, "alice@@example.org")
+
+
+def s2s_link(direction: str, remote: str, auth: str = "dialback", tls: bool = True,
+             peer: str = "192.0.2.9:5269", local: str = "example.org") -> dict:
+    return {"direction": direction, "local": local, "remote": remote, "auth": auth,
+            "tls": tls, "peer": peer}
+
+
+class FederationTests(AdminAPITestCase):
+    def setUp(self):
+        d = super().setUp()
+        self.links = [
+            s2s_link("outgoing", "b.example", "certificate", peer="198.51.100.2:5269"),
+            s2s_link("incoming", "b.example", "dialback+certificate", peer="198.51.100.2:41000"),
+            s2s_link("incoming", "a.example", "dialback", tls=False, local="example.net"),
+        ]
+        return d
+
+    def test_list_s2s_gives_each_link_sorted_by_remote_then_direction(self):
+        self.server.s2s = FakeFederation(self.links)
+        self.assertEqual(self.api.list_s2s(), [self.links[2], self.links[1], self.links[0]])
+
+    def test_list_s2s_keeps_only_the_documented_fields(self):
+        link = dict(self.links[0], stream_id="abc", queue=3)
+        self.server.s2s = FakeFederation([link])
+        (row,) = self.api.list_s2s()
+        self.assertEqual(sorted(row), ["auth", "direction", "local", "peer", "remote", "tls"])
+
+    def test_list_s2s_is_empty_when_federation_is_off(self):
+        self.assertIsNone(self.server.s2s)
+        self.assertEqual(self.api.list_s2s(), [])
+
+    def test_close_s2s_closes_the_links_of_the_prepared_domain(self):
+        federation = self.server.s2s = FakeFederation(self.links)
+        self.assertEqual(self.api.close_s2s("B.Example."), 2)
+        self.assertEqual(federation.closed, ["b.example"])
+
+    def test_close_s2s_of_an_unknown_domain_closes_nothing(self):
+        self.server.s2s = FakeFederation(self.links)
+        self.assertEqual(self.api.close_s2s("c.example"), 0)
+
+    def test_close_s2s_with_federation_off_closes_nothing(self):
+        self.assertEqual(self.api.close_s2s("b.example"), 0)
+
+    def test_close_s2s_refuses_a_bad_domain_before_touching_links(self):
+        federation = self.server.s2s = FakeFederation(self.links)
+        for bad in ("", "user@b.example", "b.example/res", "b example", None):
+            error = self.assertRaises(ValueError, self.api.close_s2s, bad)
+            self.assertIn("invalid domain", str(error))
+        self.assertEqual(federation.closed, [])
+
+    def test_s2s_commands_need_the_server(self):
+        commands = ((self.offline.list_s2s, ()), (self.offline.close_s2s, ("b.example",)))
+        for command, args in commands:
+            error = self.assertRaises(RuntimeError, command, *args)
+            self.assertEqual(str(error), "the server is not running")

@@ -1,23 +1,29 @@
-"""xmppdctl: argument handling in-process, database commands on the test reactor, one real run.
+"""xmppdctl: argument handling in-process, commands on the test reactor, one real run.
 
 ``main()`` ends in ``task.react``, which stops the global reactor for good, so in this process it
-is only driven down the paths that finish before the reactor starts; the database commands go
-through ``run()`` (what ``main`` hands to ``react``) and the whole program runs in a subprocess.
+is only driven down the paths that finish before the reactor starts; the commands go through
+``run()`` (what ``main`` hands to ``react``), against the database (no server) or a control
+socket served in this process, and the whole program runs in a subprocess.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from xmppd.admin import ctl
+from xmppd.admin import control, ctl
+from xmppd.admin.api import AdminAPI
 from xmppd.admin.passwords import hash_password, verify_password
 from xmppd.config import PASSWORD_HASH_SHAPE, load_config
 from xmppd.storage.auth import StorageAuthBackend
@@ -160,13 +166,7 @@ def test_no_password_on_standard_input(tmp_path, monkeypatch, capsys):
 # --------------------------------------------------------------------------- run(), on the reactor
 
 
-class RunTests(unittest.TestCase):
-    def setUp(self):
-        self.folder = Path(self.mktemp())
-        self.folder.mkdir()
-        self.config = load_config(write_config(self.folder))
-        self.database = self.folder / "var" / "xmppd.sqlite"
-
+class CtlTestCase(unittest.TestCase):
     @defer.inlineCallbacks
     def ctl(self, *argv, config=None):
         args = ctl.build_parser().parse_args(["--config", "unused", *argv])
@@ -175,6 +175,16 @@ class RunTests(unittest.TestCase):
             ctl.run(reactor, config or self.config, args, out, err)
         )
         return status, out.getvalue(), err.getvalue()
+
+
+class RunTests(CtlTestCase):
+    """No server runs: the account commands use the database, the others say so."""
+
+    def setUp(self):
+        self.folder = Path(self.mktemp())
+        self.folder.mkdir()
+        self.config = load_config(write_config(self.folder))
+        self.database = self.folder / "var" / "xmppd.sqlite"
 
     @defer.inlineCallbacks
     def password_works(self, localpart, domain, password):
@@ -269,6 +279,162 @@ class RunTests(unittest.TestCase):
         status, out, err = yield self.ctl("users", config=config)
         self.assertEqual((status, out), (1, ""))
         assert_one_error_line(err, "postgresql backend arrives in a later release")
+
+
+    @defer.inlineCallbacks
+    def test_server_commands_say_the_server_is_not_running(self):
+        expected = (f"xmppdctl: xmppd is not running (no control socket at "
+                    f"{self.folder.resolve() / 'var' / 'control.sock'})\n")
+        for argv in (["sessions"], ["kick", "alice@example.org"], ["s2s"],
+                     ["s2s-close", "example.com"]):
+            self.assertEqual((yield self.ctl(*argv)), (1, "", expected))
+        self.assertFalse(self.database.exists())
+
+    @defer.inlineCallbacks
+    def test_with_the_control_socket_off_only_the_database_commands_work(self):
+        config = load_config(write_config(self.folder, 'control_socket = ""\n'))
+        self.assertIsNone(config.server.control_socket)
+        self.assertEqual((yield self.ctl("adduser", "alice@example.org", "x", config=config)),
+                         (0, "created alice@example.org\n", ""))
+        status, out, err = yield self.ctl("sessions", config=config)
+        self.assertEqual((status, out), (1, ""))
+        assert_one_error_line(err, 'control socket is turned off ([server] control_socket = "")')
+
+
+class LiveAdmin(AdminAPI):
+    """The real account commands on in-memory SQLite, with canned sessions and s2s links."""
+
+    def __init__(self, storage) -> None:
+        super().__init__(storage, ["example.org", "example.net"])
+        self.sessions = [
+            {"jid": "alice@example.org/phone", "peer": "127.0.0.1:40000", "secure": True,
+             "mechanism": "SCRAM-SHA-256-PLUS", "since": 1_700_000_000.0},
+            {"jid": "bob@example.net/laptop", "peer": "127.0.0.1:40001", "secure": False,
+             "mechanism": "PLAIN", "since": 1_700_000_060.0},
+        ]
+        self.closed_links: list[str] = []
+
+    def delete_user(self, jid):
+        # As with the real server: the account's sessions end after it is deleted.
+        return super().delete_user(jid).addCallback(lambda _: self.kick(jid.lower()))
+
+    def list_sessions(self):
+        return list(self.sessions)
+
+    def kick(self, jid):
+        gone = [s for s in self.sessions if jid in (s["jid"], s["jid"].split("/")[0])]
+        self.sessions = [s for s in self.sessions if s not in gone]
+        return len(gone)
+
+    def list_s2s(self):
+        return []
+
+    def close_s2s(self, domain):
+        self.closed_links.append(domain)
+        return 2 if domain == "b.example" else 0
+
+
+class LiveTests(CtlTestCase):
+    """A server runs (its control socket served in this process): commands go to it."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.folder = Path(tempfile.mkdtemp(prefix="xmppdctl-"))  # short socket paths
+        self.addCleanup(shutil.rmtree, self.folder, ignore_errors=True)
+        self.config = load_config(write_config(self.folder))
+        self.storage = SQLiteStorage(":memory:")
+        yield self.storage.open()
+        self.addCleanup(self.storage.close)
+        self.admin = LiveAdmin(self.storage)
+        service = control.make_control_service(self.config.server.control_socket, self.admin,
+                                               reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+
+    @defer.inlineCallbacks
+    def test_account_commands_go_to_the_running_server(self):
+        self.assertEqual((yield self.ctl("adduser", "Alice@Example.org", PASSWORD)),
+                         (0, "created alice@example.org\n", ""))
+        self.assertEqual((yield self.ctl("users")), (0, "alice@example.org\n", ""))
+        self.assertEqual((yield self.storage.users.list_users(None)), ["alice@example.org"])
+        self.assertEqual((yield self.ctl("passwd", "alice@example.org", "new")),
+                         (0, "password changed for alice@example.org\n", ""))
+        self.assertEqual((yield self.ctl("deluser", "alice@example.org")),
+                         (0, "deleted alice@example.org, ended 1 session\n", ""))
+        self.assertEqual([s["jid"] for s in self.admin.sessions], ["bob@example.net/laptop"])
+        self.assertEqual((yield self.storage.users.list_users(None)), [])
+        # The server's database was used, not a file of xmppdctl's own.
+        self.assertFalse((self.folder / "var" / "xmppd.sqlite").exists())
+
+    @defer.inlineCallbacks
+    def test_the_servers_errors_are_one_line(self):
+        yield self.ctl("adduser", "alice@example.org", PASSWORD)
+        status, out, err = yield self.ctl("adduser", "alice@example.org", "other")
+        self.assertEqual((status, out), (1, ""))
+        assert_one_error_line(err, "user alice@example.org already exists")
+        status, out, err = yield self.ctl("deluser", "carol@example.org")
+        self.assertEqual((status, out), (1, ""))
+        assert_one_error_line(err, "no such user: carol@example.org")
+
+    @defer.inlineCallbacks
+    def test_sessions_are_listed_as_a_table(self):
+        def local(seconds):
+            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+        status, out, err = yield self.ctl("sessions")
+        self.assertEqual((status, err), (0, ""))
+        self.assertEqual(out.splitlines(), [
+            "JID                      PEER             SECURE  MECHANISM           SINCE",
+            f"alice@example.org/phone  127.0.0.1:40000  yes     SCRAM-SHA-256-PLUS  "
+            f"{local(1_700_000_000)}",
+            f"bob@example.net/laptop   127.0.0.1:40001  no      PLAIN               "
+            f"{local(1_700_000_060)}",
+        ])
+
+    @defer.inlineCallbacks
+    def test_kick_ends_sessions_and_says_when_there_is_none(self):
+        self.assertEqual((yield self.ctl("kick", "alice@example.org/phone")),
+                         (0, "closed 1 session of alice@example.org/phone\n", ""))
+        status, out, err = yield self.ctl("kick", "alice@example.org/phone")
+        self.assertEqual((status, out), (1, ""))
+        assert_one_error_line(err, "no session of alice@example.org/phone")
+        self.assertEqual((yield self.ctl("sessions"))[1].count("\n"), 2)  # header + bob
+
+    @defer.inlineCallbacks
+    def test_s2s_links_are_listed_and_closed(self):
+        self.assertEqual((yield self.ctl("s2s")), (0, "", ""))
+        self.assertEqual((yield self.ctl("s2s-close", "b.example")),
+                         (0, "closed 2 s2s streams with b.example\n", ""))
+        status, out, err = yield self.ctl("s2s-close", "c.example")
+        self.assertEqual((status, out), (1, ""))
+        assert_one_error_line(err, "no s2s link with c.example")
+        self.assertEqual(self.admin.closed_links, ["b.example", "c.example"])
+
+    @defer.inlineCallbacks
+    def test_a_new_command_is_one_row_even_with_two_words(self):
+        row = ctl.Command("close_s2s", True, ("domain",), "close a peer's links")
+        self.patch(ctl, "COMMANDS", {**ctl.COMMANDS, "peer close": row})
+        args = ctl.build_parser().parse_args(["peer", "close", "b.example"])
+        self.assertEqual((args.command_name, args.domain), ("peer close", "b.example"))
+        self.assertEqual((yield self.ctl("peer", "close", "b.example")), (0, "2\n", ""))
+
+
+class StaleSocketTests(CtlTestCase):
+    @defer.inlineCallbacks
+    def test_a_socket_left_by_a_dead_server_means_the_database_is_used(self):
+        folder = Path(tempfile.mkdtemp(prefix="xmppdctl-"))
+        self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
+        self.config = load_config(write_config(folder))
+        path = self.config.server.control_socket
+        path.parent.mkdir()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+            dead.bind(str(path))  # and never listens, as after a SIGKILL
+        self.assertEqual((yield self.ctl("adduser", "alice@example.org", PASSWORD)),
+                         (0, "created alice@example.org\n", ""))
+        self.assertTrue((folder / "var" / "xmppd.sqlite").exists())
+        self.assertEqual((yield self.ctl("sessions")),
+                         (1, "", f"xmppdctl: xmppd is not running (no control socket at "
+                                 f"{path})\n"))
 
 
 # --------------------------------------------------------------------------- the real program

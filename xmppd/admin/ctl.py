@@ -1,8 +1,15 @@
 # -*- test-case-name: tests.unit.test_ctl -*-
-"""xmppdctl: manage accounts from the shell, whether the server is running or not.
+"""xmppdctl: run the server's admin commands from the shell.
 
-It opens the database itself (WAL and a busy timeout make that safe beside a running server)
-and goes through the same AdminAPI as the manhole. Errors are one line on stderr and exit 1.
+When the server runs, every command goes through its control socket (xmppd.admin.control),
+so the live server does the work: a deleted account's sessions end and plugins clean up after
+it. When it does not run, the account commands open the database themselves (WAL and a busy
+timeout make that safe) and go through the same AdminAPI; the commands that only a live server
+can answer (sessions, kick, s2s) say it is not running. Errors are one line on stderr, exit 1.
+
+Each command is one row of COMMANDS: the AdminAPI method, whether it needs the running server,
+and its arguments by name (see ARGUMENTS). A row whose name has two words ("trust approve")
+becomes a sub-command of the first.
 """
 
 from __future__ import annotations
@@ -11,10 +18,14 @@ import argparse
 import getpass
 import os
 import sys
-from typing import TextIO
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
 
-from twisted.internet import task
+from twisted.internet import defer, task
 
+from xmppd.admin import control
 from xmppd.admin.api import AdminAPI
 from xmppd.admin.passwords import hash_password
 from xmppd.config import load_config
@@ -23,10 +34,130 @@ from xmppd.storage import open_storage
 PROG = "xmppdctl"
 DEFAULT_CONFIG = "etc/xmppd.toml"
 CONFIG_VARIABLE = "XMPPD_CONFIG"
+PASSWORD_HELP = (
+    "asked for when omitted (twice on a terminal, else one line of standard input); "
+    "a password on the command line is visible to other local users"
+)
+
+# How a command prints its result: show(result, arguments by name, output).
+Show = Callable[[Any, Mapping[str, Any], TextIO], None]
+
+
+@dataclass(frozen=True)
+class Argument:
+    metavar: str
+    help: str | None = None
+
+
+# The arguments commands take, by the name used in COMMANDS; "name?" makes one optional.
+ARGUMENTS = {
+    "account": Argument("USER@DOMAIN"),  # a bare JID on one of our domains, checked up front
+    "password": Argument("PASSWORD", PASSWORD_HELP),  # read by read_password() when omitted
+    "jid": Argument("JID", "a full JID (one session) or a bare one (all of the account's)"),
+    "domain": Argument("DOMAIN"),
+}
+
+
+def show_result(result: Any, values: Mapping[str, Any], out: TextIO) -> None:
+    """Print any result: nothing for None, a table for a list of dicts, one line per item."""
+    if result is None:
+        return
+    if isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
+        for line in table(result):
+            print(line, file=out)
+    elif isinstance(result, list):
+        for item in result:
+            print(cell("", item), file=out)
+    elif isinstance(result, dict):
+        for key, value in result.items():
+            print(f"{key}: {cell(key, value)}", file=out)
+    else:
+        print(cell("", result), file=out)
+
+
+def table(rows: list[dict]) -> list[str]:
+    """Rows of dicts as aligned text columns under a header of their keys."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    cells = [[column.upper() for column in columns]]
+    cells += [[cell(column, row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return ["  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+            for line in cells]
+
+
+def cell(key: str, value: Any) -> str:
+    """One value as an operator reads it; times (``since``) are POSIX seconds, shown local."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key == "since" and isinstance(value, (int, float)):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+    if isinstance(value, list):
+        return ", ".join(cell("", item) for item in value)
+    return str(value)
+
+
+def say(template: str) -> Show:
+    """Print ``template`` filled with the command's arguments."""
+
+    def show(result: Any, values: Mapping[str, Any], out: TextIO) -> None:
+        print(template.format(**values), file=out)
+
+    return show
+
+
+def count(template: str, none: str) -> Show:
+    """Print ``template`` with ``{count}`` closed; when nothing was, fail with ``none``."""
+
+    def show(result: Any, values: Mapping[str, Any], out: TextIO) -> None:
+        number = 1 if result is None else int(result)
+        if not number:
+            raise LookupError(none.format(**values))
+        plural = "" if number == 1 else "s"
+        print(template.format(count=number, s=plural, **values), file=out)
+
+    return show
+
+
+def show_deleted(result: Any, values: Mapping[str, Any], out: TextIO) -> None:
+    ended = f", ended {result} session{'' if result == 1 else 's'}" if result else ""
+    print(f"deleted {values['account']}{ended}", file=out)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One xmppdctl command: which AdminAPI method it calls, and whether offline is possible."""
+
+    method: str
+    needs_server: bool
+    arguments: tuple[str, ...]
+    help: str
+    show: Show = show_result
+
+
+COMMANDS: dict[str, Command] = {
+    "adduser": Command("add_user", False, ("account", "password?"), "create an account",
+                       say("created {account}")),
+    "deluser": Command("delete_user", False, ("account",), "delete an account and all its data",
+                       show_deleted),
+    "passwd": Command("set_password", False, ("account", "password?"), "set an account's "
+                      "password", say("password changed for {account}")),
+    "users": Command("list_users", False, ("domain?",), "list the accounts, of one domain or "
+                     "of all"),
+    "sessions": Command("list_sessions", True, (), "list the client sessions of the running "
+                        "server"),
+    "kick": Command("kick", True, ("jid",), "end a client session, or all of an account's",
+                    count("closed {count} session{s} of {jid}", "no session of {jid}")),
+    "s2s": Command("list_s2s", True, (), "list the server-to-server links"),
+    "s2s-close": Command("close_s2s", True, ("domain",), "close the links with a server",
+                         count("closed {count} s2s stream{s} with {domain}",
+                               "no s2s link with {domain}")),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Manage an xmppd server's accounts.")
+    parser = argparse.ArgumentParser(prog=PROG, description="Manage an xmppd server.")
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -34,29 +165,23 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the server's TOML config (default: ${CONFIG_VARIABLE} or {DEFAULT_CONFIG})",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    password_help = (
-        "asked for when omitted (twice on a terminal, else one line of standard input); "
-        "a password on the command line is visible to other local users"
-    )
-
-    adduser = commands.add_parser("adduser", help="create an account")
-    adduser.add_argument("jid", metavar="USER@DOMAIN")
-    adduser.add_argument("password", nargs="?", metavar="PASSWORD", help=password_help)
-
-    deluser = commands.add_parser("deluser", help="delete an account and all its data")
-    deluser.add_argument("jid", metavar="USER@DOMAIN")
-
-    passwd = commands.add_parser("passwd", help="set an account's password")
-    passwd.add_argument("jid", metavar="USER@DOMAIN")
-    passwd.add_argument("password", nargs="?", metavar="PASSWORD", help=password_help)
-
-    users = commands.add_parser("users", help="list the accounts, of one domain or of all")
-    users.add_argument("domain", nargs="?", metavar="DOMAIN")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for name, command in COMMANDS.items():
+        group, _, leaf = name.rpartition(" ")
+        if group and group not in groups:
+            groups[group] = commands.add_parser(group, help=f"{group} commands").add_subparsers(
+                dest=f"{group}_command", required=True, metavar="COMMAND")
+        sub = (groups[group] if group else commands).add_parser(leaf, help=command.help)
+        sub.set_defaults(command_name=name)
+        for spec in command.arguments:
+            argument = ARGUMENTS[spec.rstrip("?")]
+            sub.add_argument(spec.rstrip("?"), metavar=argument.metavar, help=argument.help,
+                             nargs="?" if spec.endswith("?") else None)
 
     hashpw = commands.add_parser(
         "hash-password", help="print a hash for the config's manhole.password_hash"
     )
-    hashpw.add_argument("password", nargs="?", metavar="PASSWORD", help=password_help)
+    hashpw.add_argument("password", nargs="?", metavar="PASSWORD", help=PASSWORD_HELP)
     return parser
 
 
@@ -106,23 +231,57 @@ def read_password(given: str | None, stdin: TextIO | None = None, prompt=None) -
 async def run(
     reactor, config, args, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
-    """Carry out a database command on the running ``reactor``; returns the exit status."""
+    """Carry out one command on the running ``reactor``; returns the exit status."""
     stdout = sys.stdout if stdout is None else stdout
+    command = COMMANDS[args.command_name]
     try:
-        storage = open_storage(config, reactor=reactor)
-        api = AdminAPI(storage, config.server.domains)
-        if "jid" in args:
-            api.account(args.jid)  # a typo fails here, before the database is touched
+        values = arguments_of(command, args, config)
+        result = await execute(reactor, config, command, list(values.values()))
+        command.show(result, values, stdout)
     except Exception as error:
         return report(error, stderr)
+    return 0
+
+
+def arguments_of(command: Command, args: argparse.Namespace, config) -> dict[str, Any]:
+    """The command's arguments by name, in call order; accounts are checked and normalized
+    here, so a typo fails before the server or the database is touched."""
+    values = {}
+    for spec in command.arguments:
+        name = spec.rstrip("?")
+        value = getattr(args, name)
+        if name == "account":
+            value = AdminAPI(None, config.server.domains).account(value).full()
+        values[name] = value
+    return values
+
+
+async def execute(reactor, config, command: Command, arguments: list) -> Any:
+    """Call the command's AdminAPI method in the running server, or on the database if it
+    is stopped and the command can do without it."""
+    path = config.server.control_socket
+    if path is not None:
+        try:
+            return await control.call(path, command.method, *arguments, reactor=reactor)
+        except control.ServerNotRunning:
+            if command.needs_server:
+                raise
+    elif command.needs_server:
+        raise control.ControlError(
+            'the control socket is turned off ([server] control_socket = ""), so xmppdctl '
+            "cannot reach the running server")
+    return await offline(reactor, config, command, arguments)
+
+
+async def offline(reactor, config, command: Command, arguments: list) -> Any:
+    """Run the command's AdminAPI method on the database, with no server around."""
+    storage = open_storage(config, reactor=reactor)
+    api = AdminAPI(storage, config.server.domains)
     try:
         await storage.open()
-        await COMMANDS[args.command](api, args, stdout)
-    except Exception as error:
-        return report(error, stderr)
+        return await defer.maybeDeferred(getattr(api, command.method), *arguments)
     finally:
         await storage.close()
-    return 0
 
 
 def report(error: BaseException, stderr: TextIO | None = None) -> int:
@@ -130,34 +289,6 @@ def report(error: BaseException, stderr: TextIO | None = None) -> int:
     message = " ".join(str(error).split()) or type(error).__name__
     print(f"{PROG}: {message}", file=sys.stderr if stderr is None else stderr)
     return 1
-
-
-async def _add_user(api: AdminAPI, args, out: TextIO) -> None:
-    await api.add_user(args.jid, args.password)
-    print(f"created {api.account(args.jid).full()}", file=out)
-
-
-async def _delete_user(api: AdminAPI, args, out: TextIO) -> None:
-    await api.delete_user(args.jid)
-    print(f"deleted {api.account(args.jid).full()}", file=out)
-
-
-async def _set_password(api: AdminAPI, args, out: TextIO) -> None:
-    await api.set_password(args.jid, args.password)
-    print(f"password changed for {api.account(args.jid).full()}", file=out)
-
-
-async def _list_users(api: AdminAPI, args, out: TextIO) -> None:
-    for user in await api.list_users(args.domain):
-        print(user, file=out)
-
-
-COMMANDS = {
-    "adduser": _add_user,
-    "deluser": _delete_user,
-    "passwd": _set_password,
-    "users": _list_users,
-}
 
 
 async def _react_main(reactor, config, args) -> None:

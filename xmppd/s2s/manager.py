@@ -39,6 +39,17 @@ class OutgoingLink:
     failure_reason: str | None = None
     retry_after: float = 0.0
     backoff: float = FIRST_BACKOFF
+    deadline: object = None  # the pending connect+authenticate timeout (an IDelayedCall)
+
+    def cancel_deadline(self) -> None:
+        if self.deadline is not None and self.deadline.active():
+            self.deadline.cancel()
+        self.deadline = None
+
+    @property
+    def usable(self) -> bool:
+        """Authenticated and not closing: what we write now will go out."""
+        return self.stream is not None and self.stream.ready and not self.stream.close_sent
 
 
 @implementer(IRemoteRouter)
@@ -74,7 +85,7 @@ class S2SManager:
         link = self.links.get((local, remote))
         if link is None:
             link = self.links[(local, remote)] = OutgoingLink(local, remote)
-        if link.stream is not None and link.stream.ready:
+        if link.usable:
             link.stream.send(stanza.element)
             return
         if self.reactor.seconds() < link.retry_after:
@@ -92,15 +103,14 @@ class S2SManager:
     def _connect(self, link: OutgoingLink) -> None:
         link.connecting = True
         link.failure_reason = None
-        deadline = self.reactor.callLater(self.connect_timeout + self.auth_timeout,
-                                          self._timed_out, link)
+        link.cancel_deadline()
+        link.deadline = self.reactor.callLater(self.connect_timeout + self.auth_timeout,
+                                               self._timed_out, link)
         d = self.resolver.resolve(link.remote)
         d.addCallback(self._try_targets, link.local, link.remote, link)
         d.addErrback(lambda failure: self._link_failed(link, f"connecting failed: "
                                                        f"{failure.getErrorMessage()}",
                                                        "remote-server-not-found"))
-        d.addBoth(lambda _: deadline.cancel() if deadline.active() and not link.connecting
-                  else None)
 
     @defer.inlineCallbacks
     def _try_targets(self, targets, local: str, remote: str, link: OutgoingLink | None,
@@ -134,6 +144,7 @@ class S2SManager:
     def outgoing_ready(self, stream: OutgoingServerStream) -> None:
         link = stream.link
         link.stream, link.connecting = stream, False
+        link.cancel_deadline()
         link.backoff = FIRST_BACKOFF
         while link.queue:
             stream.send(link.queue.popleft().element)
@@ -141,8 +152,10 @@ class S2SManager:
 
     def outgoing_closed(self, stream: OutgoingServerStream) -> None:
         link = stream.link
-        if link.stream is stream and stream.ready:
-            link.stream = None
+        if link.stream is not stream:
+            return  # an older stream of this link closing; a newer one is in charge
+        link.stream = None
+        if stream.ready:
             log.info("s2s link to {remote} closed", remote=link.remote)
             self.server.emit(events.S2S_LINK_DOWN, link.remote)
             if link.queue and not link.connecting:
@@ -155,6 +168,7 @@ class S2SManager:
         if not link.connecting:
             return
         link.connecting = False
+        link.cancel_deadline()
         link.failure_reason = reason
         link.retry_after = self.reactor.seconds() + link.backoff
         link.backoff = min(link.backoff * 2, MAX_BACKOFF)
@@ -208,8 +222,7 @@ class S2SManager:
     # -- administration
 
     def list_links(self) -> list[dict]:
-        outgoing = [link.stream.describe() for link in self.links.values()
-                    if link.stream is not None and link.stream.ready]
+        outgoing = [link.stream.describe() for link in self.links.values() if link.usable]
         incoming = [stream.describe() for stream in self.incoming if stream.verified]
         return outgoing + incoming
 

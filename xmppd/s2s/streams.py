@@ -57,6 +57,19 @@ class ServerStream(XmlStream):
         return Proof(tls=self.secure, cert_valid=bool(check and check.valid),
                      dialback=dialback_ok, external=external)
 
+    def peer_stream_error(self, element: domish.Element) -> None:
+        """The peer ended the stream with an error: log it, close without answering back."""
+        condition = next((child.name for child in element.elements()
+                          if child.uri == ns.STREAM_ERRORS and child.name != "text"), "unknown")
+        log.info("s2s {direction} {remote} ({peer}) sent stream error {condition}",
+                 direction=self.direction, remote=self.remote_domain or "?",
+                 peer=self.peer_address, condition=condition)
+        self.stream_error_received(condition)
+        self.close_stream()
+
+    def stream_error_received(self, condition: str) -> None:
+        """Hook for what a peer's stream error means to this kind of stream."""
+
     def describe(self) -> dict:
         return {"direction": self.direction, "local": self.local_domain,
                 "remote": self.remote_domain, "auth": self.auth_method,
@@ -131,6 +144,8 @@ class IncomingServerStream(ServerStream):
         return features
 
     def element_received(self, element: domish.Element):
+        if (element.uri, element.name) == (ns.STREAMS, "error"):
+            return self.peer_stream_error(element)
         if element.uri == ns.TLS:
             return self._starttls(element)
         if element.uri == ns.SASL:
@@ -211,6 +226,10 @@ class IncomingServerStream(ServerStream):
             self.manager.refused(self, peer, f"dialback refused: {decision.reason}")
             self.send(dialback.error("result", ours, peer, "policy-violation"))
             return None
+        if policy.level_for(peer) == "promiscuous":  # its word is taken, by configuration
+            self._accept(peer, ours, "asserted", decision.reason)
+            self.send(dialback.answer("result", ours, peer, True))
+            return None
         if cert_ok:  # XEP-0344: a valid certificate for the domain makes the callback moot
             self._accept(peer, ours, "dialback+certificate", decision.reason)
             self.send(dialback.answer("result", ours, peer, True))
@@ -285,6 +304,12 @@ class OutgoingServerStream(ServerStream):
         self.peer_stream_id = header.attributes.get("id")
         if header.attributes.get("version") != "1.0":
             raise StreamError("unsupported-version", "only XMPP 1.0 streams are supported")
+        if not self.peer_stream_id:
+            raise StreamError("invalid-xml", "the receiving server must name the stream (id)")
+
+    def stream_error_received(self, condition: str) -> None:
+        if self.link is not None and not self.ready:
+            self.link.failure_reason = f"{self.remote_domain} refused us: {condition}"
 
     def stream_closed(self, polite: bool) -> None:
         if self.verify is not None and not self.verify[2].called:
@@ -294,6 +319,8 @@ class OutgoingServerStream(ServerStream):
 
     def element_received(self, element: domish.Element):
         key = (element.uri, element.name)
+        if key == (ns.STREAMS, "error"):
+            return self.peer_stream_error(element)
         if key == (ns.STREAMS, "features"):
             return self._features(element)
         if key == (ns.TLS, "proceed"):
