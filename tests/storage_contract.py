@@ -1,7 +1,8 @@
-"""The storage contracts (IUserStore, IRosterStore, IOfflineStore), written once and run
-against every storage engine.
+"""The storage contracts (IUserStore, IRosterStore, IOfflineStore, IServerRosterStore,
+IIncidentStore), written once and run against every storage engine.
 
-Mix ``UserStoreContract``, ``RosterStoreContract`` or ``OfflineStoreContract`` into a
+Mix ``UserStoreContract``, ``RosterStoreContract``, ``OfflineStoreContract``,
+``ServerRosterStoreContract`` or ``IncidentStoreContract`` into a
 ``twisted.trial.unittest.TestCase`` that defines ``make_storage()`` returning an unopened
 IStorage; fixtures go through the interfaces only. The one seam beyond them: an engine takes
 the time it records from ``storage.now()``, which the tests replace to control it.
@@ -9,14 +10,23 @@ the time it records from ``storage.now()``, which the tests replace to control i
 
 from __future__ import annotations
 
+import dataclasses
+
 from twisted.internet import defer
 from zope.interface.verify import verifyObject
 
-from xmppd.interfaces import IOfflineStore, IRosterStore, IStorage, IUserStore
+from xmppd.interfaces import (
+    IIncidentStore,
+    IOfflineStore,
+    IRosterStore,
+    IServerRosterStore,
+    IStorage,
+    IUserStore,
+)
 from xmppd.sasl.credentials import HASHES, derive_all, derive_credentials
 from xmppd.storage import UserExists, UserNotFound
 from xmppd.storage.migrate import load_migrations
-from xmppd.storage.records import RosterItem, RosterSnapshot
+from xmppd.storage.records import IncidentRecord, RosterItem, RosterSnapshot, ServerPeer
 
 FAST = 64  # iterations: the store keeps whatever it is given, tests need not be slow
 
@@ -516,3 +526,143 @@ class OfflineStoreContract(OpenStorage):
         for localpart in ("alice", "carol"):
             self.assertEqual((yield self.offline.fetch(localpart, "example.org")), [])
             self.assertEqual((yield self.offline.count(localpart, "example.org")), 0)
+
+
+class ServerRosterStoreContract(OpenStorage):
+    """What any engine must do with the server roster (XEP-0267)."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield super().setUp()
+        self.server_roster = self.storage.server_roster
+
+    def test_provides_the_interface(self):
+        self.assertTrue(verifyObject(IServerRosterStore, self.server_roster))
+
+    @defer.inlineCallbacks
+    def test_empty_at_first(self):
+        self.assertEqual((yield self.server_roster.get_peers()), [])
+
+    @defer.inlineCallbacks
+    def test_peers_round_trip_field_for_field_sorted(self):
+        peers = [
+            ServerPeer("example.org", "zed.example", "both", False, False, 1700000000.25),
+            ServerPeer("example.org", "bücher.example", "none", True, True, 5.0),
+            ServerPeer("example.net", "zed.example", "to", False, True, 0.0),
+            ServerPeer("example.org", "amy.example", "from", True, False, 12.5),
+        ]
+        for peer in peers:
+            yield self.server_roster.put_peer(peer)
+        self.assertEqual(
+            (yield self.server_roster.get_peers()),
+            sorted(peers, key=lambda p: (p.local, p.peer)),
+        )
+
+    @defer.inlineCallbacks
+    def test_put_replaces_the_row_of_the_same_pair(self):
+        yield self.server_roster.put_peer(ServerPeer("example.org", "peer.example", "none", True))
+        yield self.server_roster.put_peer(ServerPeer("example.net", "peer.example", "none", True))
+        replacement = ServerPeer("example.org", "peer.example", "both", since=99.0)
+        yield self.server_roster.put_peer(replacement)
+        self.assertEqual(
+            (yield self.server_roster.get_peers()),
+            [ServerPeer("example.net", "peer.example", "none", True), replacement],
+        )
+
+    @defer.inlineCallbacks
+    def test_remove_forgets_only_that_pair(self):
+        yield self.server_roster.put_peer(ServerPeer("example.org", "a.example", "both"))
+        yield self.server_roster.put_peer(ServerPeer("example.org", "b.example", "to"))
+        self.assertIs((yield self.server_roster.remove_peer("example.org", "a.example")), True)
+        self.assertIs((yield self.server_roster.remove_peer("example.org", "a.example")), False)
+        self.assertIs((yield self.server_roster.remove_peer("example.net", "b.example")), False)
+        self.assertEqual(
+            (yield self.server_roster.get_peers()), [ServerPeer("example.org", "b.example", "to")]
+        )
+
+    @defer.inlineCallbacks
+    def test_put_refuses_anything_but_a_server_peer(self):
+        yield self.assertFailure(
+            self.server_roster.put_peer(("example.org", "peer.example", "both")), TypeError
+        )
+        self.assertEqual((yield self.server_roster.get_peers()), [])
+
+    @defer.inlineCallbacks
+    def test_the_roster_has_nothing_to_do_with_accounts(self):
+        yield self.create_users("alice@example.org")
+        yield self.server_roster.put_peer(ServerPeer("example.org", "peer.example", "both"))
+        yield self.users.delete_user("alice", "example.org")
+        self.assertEqual(len((yield self.server_roster.get_peers())), 1)
+
+    def test_impossible_states_are_refused_where_made(self):
+        for bad in (dict(subscription="to", pending_out=True),
+                    dict(subscription="both", pending_in=True),
+                    dict(subscription="maybe")):
+            with self.assertRaises(ValueError):
+                ServerPeer("example.org", "peer.example", **bad)
+        with self.assertRaises(TypeError):
+            ServerPeer("example.org", "peer.example", pending_in=1)
+        with self.assertRaises(ValueError):
+            ServerPeer("example.org", "")
+
+
+def incident(n: int, direction: str = "received", peer: str = "peer.example") -> IncidentRecord:
+    report = f"<report xmlns='urn:xmpp:incident:2'><n>{n}</n></report>"
+    return IncidentRecord(direction, "example.org", peer, f"id-{n}", f"incident {n}", report,
+                          1000.0 + n)
+
+
+class IncidentStoreContract(OpenStorage):
+    """What any engine must do with incident reports (XEP-0268)."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield super().setUp()
+        self.incidents = self.storage.incidents
+
+    def test_provides_the_interface(self):
+        self.assertTrue(verifyObject(IIncidentStore, self.incidents))
+
+    @defer.inlineCallbacks
+    def test_reports_come_back_in_the_order_kept_with_growing_ids(self):
+        self.assertEqual((yield self.incidents.list_incidents()), [])
+        records = [incident(3), incident(1, "sent", "other.example"), incident(2)]
+        ids = []
+        for record in records:
+            ids.append((yield self.incidents.add_incident(record)))
+        self.assertEqual(ids, sorted(set(ids)))
+        listed = yield self.incidents.list_incidents()
+        self.assertEqual([r.id for r in listed], ids)
+        self.assertEqual(
+            [dataclasses.replace(r, id=None) for r in listed], records
+        )
+
+    @defer.inlineCallbacks
+    def test_a_report_round_trips_unchanged(self):
+        record = IncidentRecord(
+            "received", "example.org", "bücher.example", "4BF5D2CE-7C90",
+            "spam from 'clueless.lit' -- again; 👋", "<report>" + "x" * 50_000 + "</report>",
+            1.5,
+        )
+        yield self.incidents.add_incident(record)
+        (listed,) = yield self.incidents.list_incidents()
+        self.assertEqual(dataclasses.replace(listed, id=None), record)
+
+    @defer.inlineCallbacks
+    def test_a_given_id_is_ignored(self):
+        first = yield self.incidents.add_incident(dataclasses.replace(incident(1), id=10**6))
+        second = yield self.incidents.add_incident(incident(2))
+        self.assertGreater(second, first)
+
+    @defer.inlineCallbacks
+    def test_add_refuses_anything_but_a_record(self):
+        yield self.assertFailure(self.incidents.add_incident({"peer": "x"}), TypeError)
+        self.assertEqual((yield self.incidents.list_incidents()), [])
+
+    def test_bad_records_are_refused_where_made(self):
+        with self.assertRaises(ValueError):
+            dataclasses.replace(incident(1), direction="forwarded")
+        with self.assertRaises(TypeError):
+            dataclasses.replace(incident(1), report=b"<report/>")
+        with self.assertRaises(TypeError):
+            dataclasses.replace(incident(1), stamp="now")

@@ -26,3 +26,7 @@ DIALBACK = "jabber:server:dialback"  # XEP-0220 <db:result/> and <db:verify/>
 DIALBACK_FEATURE = "urn:xmpp:features:dialback"  # XEP-0220 §2.1 stream feature
 BIDI = "urn:xmpp:bidi"  # XEP-0288 <bidi/> request
 BIDI_FEATURE = "urn:xmpp:features:bidi"  # XEP-0288 stream feature
+SERVER_PRESENCE = "urn:xmpp:server-presence"  # XEP-0267 disco feature: server buddies
+INCIDENT = "urn:xmpp:incident:2"  # XEP-0268 incident reports
+IODEF = "urn:ietf:params:xml:ns:iodef-1.0"  # RFC 5070 incident documents, inside XEP-0268
+XMPP_JID = "urn:xmpp:jid:0"  # XEP-0268 <jid/>: an XMPP address in IODEF AdditionalData

@@ -65,6 +65,7 @@ auth_timeout = {auth_timeout}
                               capture_output=True, text=True, input=input, timeout=60)
 
     def start(self, timeout: float = 30.0) -> None:
+        already = len(self.log())  # a restart appends: only what this run logs counts
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(BIN / "twistd"), "--pidfile=", "-n", "xmppd", "--config", str(self.config)],
@@ -74,7 +75,7 @@ auth_timeout = {auth_timeout}
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"xmppd exited with {self.process.returncode}:\n{self.log()}")
-            if "xmppd is serving" in self.log():
+            if "xmppd is serving" in self.log()[already:]:
                 return
             time.sleep(0.1)
         self.stop(signal.SIGKILL)

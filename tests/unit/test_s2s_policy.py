@@ -1,9 +1,12 @@
-"""The federation trust ladder: every level against every proof, allow/deny, per-domain levels."""
+"""The federation trust ladder: every level against every proof, allow/deny, per-domain levels,
+and buddies-only's per-stanza check."""
 
 from __future__ import annotations
 
 import pytest
+from twisted.words.xish import domish
 
+from xmppd.jid import parse_jid
 from xmppd.s2s.policy import (
     DEFAULT_LEVEL,
     LEVELS,
@@ -12,28 +15,30 @@ from xmppd.s2s.policy import (
     Proof,
     required_proof_text,
 )
+from xmppd.stanza import Stanza
 
 OK, PV, NA = "ok", "policy-violation", "not-authorized"
 
-# (tls, cert_valid, dialback, external) -> outcome at promiscuous, verified, secure, trusted.
-# Written out by hand from the level definitions, not computed.
+# (tls, cert_valid, dialback, external) -> outcome at promiscuous, verified, secure, trusted,
+# buddies-only. Written out by hand from the level definitions, not computed. buddies-only asks
+# for the proof secure asks for; who is a buddy is decided per stanza (see ``admits`` below).
 TABLE = [
-    ((False, False, False, False), (OK, NA, PV, PV)),
-    ((False, False, False, True), (OK, NA, PV, PV)),
-    ((False, False, True, False), (OK, OK, PV, PV)),
-    ((False, False, True, True), (OK, OK, PV, PV)),
-    ((False, True, False, False), (OK, NA, PV, PV)),  # a "valid cert" without TLS is no proof
-    ((False, True, False, True), (OK, NA, PV, PV)),
-    ((False, True, True, False), (OK, OK, PV, PV)),
-    ((False, True, True, True), (OK, OK, PV, PV)),
-    ((True, False, False, False), (OK, NA, NA, NA)),
-    ((True, False, False, True), (OK, NA, NA, NA)),  # EXTERNAL without a valid cert: nothing
-    ((True, False, True, False), (OK, OK, OK, PV)),  # dialback alone is not enough for trusted
-    ((True, False, True, True), (OK, OK, OK, PV)),
-    ((True, True, False, False), (OK, OK, OK, OK)),
-    ((True, True, False, True), (OK, OK, OK, OK)),
-    ((True, True, True, False), (OK, OK, OK, OK)),
-    ((True, True, True, True), (OK, OK, OK, OK)),
+    ((False, False, False, False), (OK, NA, PV, PV, PV)),
+    ((False, False, False, True), (OK, NA, PV, PV, PV)),
+    ((False, False, True, False), (OK, OK, PV, PV, PV)),
+    ((False, False, True, True), (OK, OK, PV, PV, PV)),
+    ((False, True, False, False), (OK, NA, PV, PV, PV)),  # a "valid cert" without TLS: no proof
+    ((False, True, False, True), (OK, NA, PV, PV, PV)),
+    ((False, True, True, False), (OK, OK, PV, PV, PV)),
+    ((False, True, True, True), (OK, OK, PV, PV, PV)),
+    ((True, False, False, False), (OK, NA, NA, NA, NA)),
+    ((True, False, False, True), (OK, NA, NA, NA, NA)),  # EXTERNAL without a valid cert: none
+    ((True, False, True, False), (OK, OK, OK, PV, OK)),  # dialback alone: not enough, trusted
+    ((True, False, True, True), (OK, OK, OK, PV, OK)),
+    ((True, True, False, False), (OK, OK, OK, OK, OK)),
+    ((True, True, False, True), (OK, OK, OK, OK, OK)),
+    ((True, True, True, False), (OK, OK, OK, OK, OK)),
+    ((True, True, True, True), (OK, OK, OK, OK, OK)),
 ]
 CASES = [(level, Proof(*flags), outcomes[i])
          for flags, outcomes in TABLE for i, level in enumerate(LEVELS)]
@@ -44,13 +49,13 @@ def outcome(decision: Decision) -> str:
 
 
 def test_levels_are_the_documented_ladder():
-    assert LEVELS == ("promiscuous", "verified", "secure", "trusted")
+    assert LEVELS == ("promiscuous", "verified", "secure", "trusted", "buddies-only")
     assert DEFAULT_LEVEL == "secure"
 
 
 def test_table_covers_every_proof_combination():
     assert len({flags for flags, _ in TABLE}) == 16
-    assert len(CASES) == 64
+    assert len(CASES) == 80
 
 
 @pytest.mark.parametrize("level, proof, expected", CASES,
@@ -101,6 +106,8 @@ def test_reasons_for_acceptance(level, proof, reason):
     ("verified", "dialback or a valid certificate"),
     ("secure", "TLS and (dialback or a valid certificate)"),
     ("trusted", "TLS and a valid certificate"),
+    ("buddies-only", "TLS and (dialback or a valid certificate), and mutual server presence "
+     "subscriptions"),
 ])
 def test_required_proof_text(level, text):
     assert required_proof_text(level) == text
@@ -151,7 +158,7 @@ def test_idn_domain_as_a_label_or_u_label():
 
 def test_unknown_default_level_is_refused():
     with pytest.raises(ValueError, match=r"federation policy: unknown level 'strict' \(one of "
-                                         r"promiscuous, verified, secure, trusted\)"):
+                                         r"promiscuous, verified, secure, trusted, buddies-only\)"):
         FederationPolicy("strict")
 
 
@@ -213,9 +220,123 @@ def test_empty_allow_list_admits_nobody():
     ("verified", False, False, True),
     ("secure", True, False, True),
     ("trusted", True, True, False),
+    ("buddies-only", True, False, True),
 ])
 def test_what_each_level_asks_of_the_stream(level, tls, certificate, dialback):
     policy = FederationPolicy("secure", {"peer.example": level})
     assert policy.needs_tls("Peer.Example") is tls
     assert policy.needs_certificate("peer.example") is certificate
     assert policy.can_offer_dialback("peer.example") is dialback
+
+
+# --------------------------------------------------------------------------- buddies-only
+
+PROOF = Proof(tls=True, dialback=True)
+
+
+class Buddies:
+    """Just the question the policy asks of IServerTrust (the real one is tested in
+    test_server_trust, against this policy too)."""
+
+    def __init__(self, *domains: str) -> None:
+        self.domains = set(domains)
+        self.asked: list[str] = []
+
+    def is_trusted_buddy(self, domain: str) -> bool:
+        self.asked.append(domain)
+        return domain in self.domains
+
+
+def stanza(xml_kind: str, type: str | None, sender: str, recipient: str) -> Stanza:
+    element = domish.Element((None, xml_kind))
+    if type is not None:
+        element["type"] = type
+    return Stanza(element, parse_jid(sender), parse_jid(recipient))
+
+
+SERVER_SUBSCRIPTIONS = [stanza("presence", t, "peer.example", "example.org")
+                        for t in ("subscribe", "subscribed", "unsubscribe", "unsubscribed",
+                                  "error")]
+OTHER_STANZAS = [
+    stanza("message", "chat", "bob@peer.example/phone", "alice@example.org"),
+    stanza("presence", None, "bob@peer.example/phone", "alice@example.org"),
+    stanza("presence", "subscribe", "bob@peer.example", "alice@example.org"),  # a user's
+    stanza("presence", "subscribe", "peer.example/x", "example.org"),  # not a bare domain
+    stanza("presence", "subscribe", "peer.example", "alice@example.org"),
+    stanza("presence", "probe", "peer.example", "example.org"),
+    stanza("presence", None, "peer.example", "example.org"),
+    stanza("iq", "set", "peer.example", "example.org"),
+    stanza("message", "normal", "peer.example", "example.org"),
+]
+
+
+def test_buddies_only_takes_the_proof_secure_takes_from_buddies_and_strangers():
+    policy = FederationPolicy("buddies-only", trust=Buddies("peer.example"))
+    assert policy.decide("peer.example", PROOF) == Decision(
+        True, "policy buddies-only met: dialback, TLS", None)
+    assert policy.decide("stranger.example", PROOF) == Decision(
+        True, "policy buddies-only met: dialback, TLS; not a trusted buddy: server "
+        "subscription presence only", None)
+    assert policy.decide("peer.example", Proof(dialback=True)).condition == "policy-violation"
+    assert policy.decide("peer.example", Proof(tls=True)).condition == "not-authorized"
+
+
+@pytest.mark.parametrize("item", OTHER_STANZAS, ids=repr)
+def test_buddies_only_refuses_everything_but_server_subscriptions_from_strangers(item):
+    trust = Buddies("buddy.example")
+    policy = FederationPolicy("buddies-only", trust=trust)
+    decision = policy.admits("Peer.Example", item)
+    assert decision == Decision(False, "policy buddies-only: peer.example is not a trusted "
+                                "buddy (XEP-0267 server presence subscriptions both ways)",
+                                "not-allowed")
+    assert trust.asked == ["Peer.Example"]
+
+
+@pytest.mark.parametrize("item", SERVER_SUBSCRIPTIONS, ids=repr)
+def test_buddies_only_lets_server_subscriptions_through_so_trust_can_be_made(item):
+    for trust in (Buddies(), Buddies("peer.example"), None):
+        assert FederationPolicy("buddies-only", trust=trust).admits("peer.example", item).ok
+
+
+@pytest.mark.parametrize("item", OTHER_STANZAS, ids=repr)
+def test_buddies_only_admits_everything_from_a_buddy(item):
+    policy = FederationPolicy("buddies-only", trust=Buddies("peer.example"))
+    assert policy.admits("peer.example", item) == Decision(
+        True, "policy buddies-only: a trusted buddy", None)
+
+
+def test_without_a_trust_service_nobody_is_a_buddy():
+    policy = FederationPolicy("buddies-only")
+    assert not policy.admits("peer.example", OTHER_STANZAS[0]).ok
+
+
+def test_trust_changes_take_effect_on_the_next_stanza():
+    trust = Buddies()
+    policy = FederationPolicy("buddies-only", trust=trust)
+    assert not policy.admits("peer.example", OTHER_STANZAS[0]).ok
+    trust.domains.add("peer.example")
+    assert policy.admits("peer.example", OTHER_STANZAS[0]).ok
+    trust.domains.clear()
+    assert not policy.admits("peer.example", OTHER_STANZAS[0]).ok
+
+
+@pytest.mark.parametrize("level", ["promiscuous", "verified", "secure", "trusted"])
+def test_other_levels_admit_every_stanza_without_asking(level):
+    trust = Buddies()
+    policy = FederationPolicy(level, trust=trust)
+    for item in OTHER_STANZAS + SERVER_SUBSCRIPTIONS:
+        assert policy.admits("peer.example", item) == Decision(True, f"policy {level}", None)
+    assert trust.asked == []
+
+
+def test_buddies_only_per_domain():
+    policy = FederationPolicy("secure", {"lab.example": "buddies-only"}, trust=Buddies())
+    assert policy.admits("peer.example", OTHER_STANZAS[0]).ok
+    assert not policy.admits("lab.example", OTHER_STANZAS[0]).ok
+    assert policy.level_for("lab.example") == "buddies-only"
+
+
+def test_existing_calls_without_trust_keep_working():
+    policy = FederationPolicy("secure", {"example.org": "trusted"}, None, ())
+    assert policy.trust is None
+    assert policy.decide("example.net", PROOF).ok

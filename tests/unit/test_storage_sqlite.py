@@ -14,8 +14,10 @@ from zope.interface.verify import verifyObject
 
 from tests.storage_contract import (
     FAST,
+    IncidentStoreContract,
     OfflineStoreContract,
     RosterStoreContract,
+    ServerRosterStoreContract,
     UserStoreContract,
 )
 from xmppd.interfaces import IAuthBackend
@@ -55,6 +57,26 @@ class MemoryOfflineStoreTests(OfflineStoreContract, unittest.TestCase):
 
 
 class FileOfflineStoreTests(OfflineStoreContract, unittest.TestCase):
+    def make_storage(self):
+        return SQLiteStorage(os.path.join(self.mktemp(), "xmppd.sqlite3"))
+
+
+class MemoryServerRosterStoreTests(ServerRosterStoreContract, unittest.TestCase):
+    def make_storage(self):
+        return SQLiteStorage(":memory:")
+
+
+class FileServerRosterStoreTests(ServerRosterStoreContract, unittest.TestCase):
+    def make_storage(self):
+        return SQLiteStorage(os.path.join(self.mktemp(), "xmppd.sqlite3"))
+
+
+class MemoryIncidentStoreTests(IncidentStoreContract, unittest.TestCase):
+    def make_storage(self):
+        return SQLiteStorage(":memory:")
+
+
+class FileIncidentStoreTests(IncidentStoreContract, unittest.TestCase):
     def make_storage(self):
         return SQLiteStorage(os.path.join(self.mktemp(), "xmppd.sqlite3"))
 

@@ -195,7 +195,7 @@ class AdminAPI:
         domains it went to (none when there is no buddy)."""
         try:
             reports = self._provider(IIncidentReports, "incident")
-        except RuntimeError as error:
+        except (RuntimeError, ValueError) as error:
             return defer.fail(error)
         return reports.report(description, sources, severity)
 
@@ -208,7 +208,7 @@ class AdminAPI:
     def _trust_action(self, action: str, domain: str, local: str | None):
         try:
             trust = self._provider(IServerTrust, "server_trust")
-        except RuntimeError as error:
+        except (RuntimeError, ValueError) as error:
             return defer.fail(error)
         return getattr(trust, action)(domain, local)
 
@@ -218,7 +218,8 @@ class AdminAPI:
     def _provider(self, interface, plugin: str):
         provider = self._running().query(interface)
         if provider is None:
-            raise RuntimeError(f"the {plugin} plugin is not enabled")
+            # the operator's to fix in [plugins] enabled: a ValueError reaches xmppdctl as is
+            raise ValueError(f"the {plugin} plugin is not enabled")
         return provider
 
 

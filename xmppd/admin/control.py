@@ -48,6 +48,8 @@ CALLS = frozenset({
     "add_user", "delete_user", "set_password", "list_users",
     "list_sessions", "kick",
     "list_s2s", "close_s2s",
+    "trust_request", "trust_approve", "trust_deny", "trust_revoke", "trust_list",
+    "trust_pending", "incident_report", "incident_list",
 })
 # Exceptions whose message is meant for the operator; anything else is a bug, logged here.
 OPERATOR_ERRORS = (ValueError, UserExists, UserNotFound)

@@ -55,6 +55,7 @@ ARGUMENTS = {
     "password": Argument("PASSWORD", PASSWORD_HELP),  # read by read_password() when omitted
     "jid": Argument("JID", "a full JID (one session) or a bare one (all of the account's)"),
     "domain": Argument("DOMAIN"),
+    "description": Argument("DESCRIPTION", "what happened, in words"),
 }
 
 
@@ -153,6 +154,18 @@ COMMANDS: dict[str, Command] = {
     "s2s-close": Command("close_s2s", True, ("domain",), "close the links with a server",
                          count("closed {count} s2s stream{s} with {domain}",
                                "no s2s link with {domain}")),
+    "trust request": Command("trust_request", True, ("domain",),
+                             "ask DOMAIN's server for a trust relationship (XEP-0267)"),
+    "trust approve": Command("trust_approve", True, ("domain",),
+                             "approve DOMAIN's pending request, and ask back"),
+    "trust deny": Command("trust_deny", True, ("domain",), "refuse DOMAIN's pending request"),
+    "trust revoke": Command("trust_revoke", True, ("domain",),
+                            "end the relationship with DOMAIN both ways"),
+    "trust list": Command("trust_list", False, (), "the server roster"),
+    "trust pending": Command("trust_pending", False, (), "requests waiting for an answer"),
+    "incident report": Command("incident_report", True, ("description",),
+                               "send an incident report (XEP-0268) to every trusted buddy"),
+    "incident list": Command("incident_list", False, (), "incident reports sent and received"),
 }
 
 

@@ -82,6 +82,10 @@ class S2SManager:
         if not self.policy.allowed(remote):
             self.router.bounce(stanza, "not-allowed", f"federation with {remote} is not allowed")
             return
+        decision = self.policy.admits(remote, stanza)  # buddies-only: XEP-0267 trust first
+        if not decision.ok:
+            self.router.bounce(stanza, decision.condition, decision.reason)
+            return
         link = self.links.get((local, remote))
         if link is None:
             link = self.links[(local, remote)] = OutgoingLink(local, remote)
@@ -271,6 +275,7 @@ def federation_from_config(server) -> S2SManager | None:
     from xmppd.s2s.policy import FederationPolicy
     from xmppd.s2s.srv import S2SResolver
     from xmppd.s2s.tlsctx import S2STLS
+    from xmppd.trust.service import ServerTrustLookup
 
     config = server.config
     s2s = config.s2s
@@ -280,7 +285,8 @@ def federation_from_config(server) -> S2SManager | None:
         server,
         tls=S2STLS(config.tls.certificate, config.tls.key, config.tls.min_version),
         trust=TrustStore.from_file(s2s.ca_file),
-        policy=FederationPolicy(s2s.default_policy, s2s.policy, s2s.allow, s2s.deny),
+        policy=FederationPolicy(s2s.default_policy, s2s.policy, s2s.allow, s2s.deny,
+                                trust=ServerTrustLookup(server)),
         resolver=S2SResolver([tuple(a) for a in s2s.dns_servers] or None, s2s.hosts,
                              server.reactor),
         secret=load_or_create_secret(config.server.data_dir / "dialback.secret"),

@@ -5,7 +5,15 @@ Levels, weakest first (``[s2s] default_policy`` and ``[s2s.policy]`` per domain)
 - promiscuous: the asserted identity is accepted, no proof (isolated test networks only);
 - verified: dialback or a valid certificate;
 - secure: TLS, and dialback or a valid certificate (the default);
-- trusted: TLS and a valid certificate; dialback alone is not enough.
+- trusted: TLS and a valid certificate; dialback alone is not enough;
+- buddies-only: what secure asks, and the peer must be a trusted buddy: our server and the peer
+  are subscribed to each other's server presence (XEP-0267, mutual 'both' in the server roster,
+  asked of the IServerTrust given to the policy). A peer that is not (yet) a buddy may still
+  authenticate, but the only stanzas ``admits`` lets through, either way, are the server
+  subscription presences of XEP-0267 between the two bare domains (and presence errors
+  bouncing them): without them two admins could never make their servers buddies. Everything
+  else is refused per stanza with ``not-allowed``, so trust given or revoked takes effect on
+  the next stanza, with no need to close links. Without an IServerTrust nobody is a buddy.
 
 "Valid certificate" means CertCheck.valid: chains to our CA store *and* names the domain. It
 counts only on a TLS stream (a certificate cannot be presented otherwise). ``external`` (SASL
@@ -19,8 +27,12 @@ Refusals use these RFC 6120 §4.9.3 stream errors:
   invalid although the peer did authenticate (e.g. dialback alone at trusted);
 - ``not-authorized`` when the peer gave no proof of identity at all.
 
-A new level (e.g. "buddies-only") is one more Requirement in REQUIREMENTS, plus whatever
-predicate it needs in ``decide``.
+A new level is one more Requirement in REQUIREMENTS, plus whatever predicate it needs in
+``decide`` (per stream) or ``admits`` (per stanza).
+
+The s2s streams ask ``decide`` when a peer authenticates, and ``admits`` for every stanza:
+incoming, before routing it (peer = the sender's domain), and outgoing, before sending it
+(peer = the recipient's domain).
 """
 
 from __future__ import annotations
@@ -28,11 +40,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from xmppd.interfaces import IServerTrust
 from xmppd.jid import prepare_domain
+from xmppd.stanza import Stanza
+from xmppd.trust.server_roster import is_server_subscription
 
 DEFAULT_LEVEL = "secure"
 POLICY_VIOLATION = "policy-violation"
 NOT_AUTHORIZED = "not-authorized"
+NOT_ALLOWED = "not-allowed"  # the stanza error for a stanza ``admits`` refuses
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,8 @@ class Requirement:
     authentication: bool  # some proof of identity: dialback or a valid certificate
     certificate: bool  # the proof must be a valid certificate
     text: str  # for log lines
+    buddies: bool = False  # only trusted buddies (XEP-0267) may exchange stanzas beyond
+    # the server subscription presences
 
 
 REQUIREMENTS: dict[str, Requirement] = {
@@ -50,6 +68,8 @@ REQUIREMENTS: dict[str, Requirement] = {
     "verified": Requirement(False, True, False, "dialback or a valid certificate"),
     "secure": Requirement(True, True, False, "TLS and (dialback or a valid certificate)"),
     "trusted": Requirement(True, True, True, "TLS and a valid certificate"),
+    "buddies-only": Requirement(True, True, False, "TLS and (dialback or a valid certificate), "
+                                "and mutual server presence subscriptions", buddies=True),
 }
 LEVELS = tuple(REQUIREMENTS)
 
@@ -84,7 +104,8 @@ class Proof:
 
 @dataclass(frozen=True)
 class Decision:
-    """Accept or refuse; ``condition`` is the stream error to close with when refused."""
+    """Accept or refuse; ``condition`` is the error to answer with when refused: a stream
+    error from ``decide``, a stanza error from ``admits``."""
 
     ok: bool
     reason: str
@@ -106,7 +127,8 @@ class FederationPolicy:
     """
 
     def __init__(self, default: str, per_domain: Mapping[str, str] | None = None,
-                 allow: Iterable[str] | None = None, deny: Iterable[str] = ()) -> None:
+                 allow: Iterable[str] | None = None, deny: Iterable[str] = (),
+                 trust: IServerTrust | None = None) -> None:
         _requirement(default)
         self.default = default
         self._levels: dict[str, str] = {}
@@ -115,6 +137,9 @@ class FederationPolicy:
             self._levels[prepare_domain(domain)] = level
         self._allow = None if allow is None else frozenset(map(prepare_domain, allow))
         self._deny = frozenset(map(prepare_domain, deny))
+        # Asked only at buddies-only; anything with is_trusted_buddy(domain) will do, e.g.
+        # xmppd.trust.service.ServerTrustLookup for a policy made before plugins load.
+        self.trust = trust
 
     def level_for(self, domain: str) -> str:
         return self._levels.get(prepare_domain(domain), self.default)
@@ -150,7 +175,25 @@ class FederationPolicy:
         if need.certificate and not proof.certificate:
             return Decision(False, f"valid certificate required (policy {level}; dialback "
                             "alone is not enough)", POLICY_VIOLATION)
+        if need.buddies and not self._is_buddy(domain):
+            return Decision(True, f"policy {level} met: {proof.describe()}; not a trusted "
+                            "buddy: server subscription presence only")
         return Decision(True, f"policy {level} met: {proof.describe()}")
+
+    def admits(self, domain: str, stanza: Stanza) -> Decision:
+        """Whether ``stanza``, exchanged with the authenticated peer ``domain`` in either
+        direction, may pass; refused only at buddies-only, with the stanza error
+        ``not-allowed``."""
+        level = self.level_for(domain)
+        if not REQUIREMENTS[level].buddies or is_server_subscription(stanza):
+            return Decision(True, f"policy {level}")
+        if self._is_buddy(domain):
+            return Decision(True, f"policy {level}: a trusted buddy")
+        return Decision(False, f"policy {level}: {prepare_domain(domain)} is not a trusted "
+                        "buddy (XEP-0267 server presence subscriptions both ways)", NOT_ALLOWED)
+
+    def _is_buddy(self, domain: str) -> bool:
+        return self.trust is not None and bool(self.trust.is_trusted_buddy(domain))
 
     def _refusal(self, domain: str) -> str | None:
         if domain in self._deny:

@@ -61,9 +61,10 @@ class ServerStream(XmlStream):
         """The peer ended the stream with an error: log it, close without answering back."""
         condition = next((child.name for child in element.elements()
                           if child.uri == ns.STREAM_ERRORS and child.name != "text"), "unknown")
-        log.info("s2s {direction} {remote} ({peer}) sent stream error {condition}",
+        text = next((str(child) for child in element.elements() if child.name == "text"), "")
+        log.info("s2s {direction} {remote} ({peer}) sent stream error {condition}: {text}",
                  direction=self.direction, remote=self.remote_domain or "?",
-                 peer=self.peer_address, condition=condition)
+                 peer=self.peer_address, condition=condition, text=text[:300])
         self.stream_error_received(condition)
         self.close_stream()
 
@@ -249,6 +250,8 @@ class IncomingServerStream(ServerStream):
         return d.addCallback(verified)
 
     def _accept(self, peer: str, ours: str, method: str, why: str) -> None:
+        if (peer, ours) in self.verified:
+            return  # a repeated dialback for a pair already proven changes nothing
         self.verified.add((peer, ours))
         self.remote_domain = self.remote_domain or peer
         self.auth_method = method
@@ -271,6 +274,12 @@ class IncomingServerStream(ServerStream):
         except StanzaError as error:
             if stanza.type != "error":
                 self.send(error.to_response(element))
+            return None
+        decision = self.manager.policy.admits(sender.host, stanza)
+        if not decision.ok:  # answered here: the router would not send it to a non-buddy
+            self.manager.refused(self, sender.host, decision.reason)
+            if stanza.type != "error":
+                self.send(StanzaError(decision.condition, decision.reason).to_response(element))
             return None
         return self.manager.router.route(stanza, self)
 

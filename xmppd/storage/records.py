@@ -56,3 +56,79 @@ class RosterSnapshot:
 
     version: int
     items: tuple[RosterItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerPeer:
+    """One relationship in the server roster (XEP-0267): one of our domains and a peer domain.
+
+    The RFC 6121 state as our side sees it: 'to' = we see the peer's server presence, 'from' =
+    it sees ours. Unlike an account's roster, the pending inbound request is part of the row:
+    there is no stanza worth keeping, only the fact. ``since`` is when it last changed (POSIX
+    seconds), which is what an admin wants to see of a pending request.
+    """
+
+    local: str  # our domain
+    peer: str  # the peer's domain
+    subscription: str = "none"
+    pending_out: bool = False
+    pending_in: bool = False
+    since: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("local", "peer"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"ServerPeer.{name} must be a domain, not {getattr(self, name)!r}")
+        if self.subscription not in SUBSCRIPTIONS:
+            raise ValueError(
+                f"ServerPeer.subscription must be one of {', '.join(SUBSCRIPTIONS)}, "
+                f"not {self.subscription!r}"
+            )
+        for flag in ("pending_out", "pending_in"):
+            if type(getattr(self, flag)) is not bool:
+                raise TypeError(f"ServerPeer.{flag} must be a bool, not {getattr(self, flag)!r}")
+        # RFC 6121 A.1: nobody asks for a subscription they already have.
+        if self.pending_out and self.subscription in ("to", "both"):
+            raise ValueError(f"ServerPeer: pending_out is impossible with {self.subscription!r}")
+        if self.pending_in and self.subscription in ("from", "both"):
+            raise ValueError(f"ServerPeer: pending_in is impossible with {self.subscription!r}")
+        _check_stamp("ServerPeer.since", self.since)
+
+
+INCIDENT_DIRECTIONS = ("received", "sent")
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRecord:
+    """An incident report (XEP-0268) a trusted peer sent us, or one we sent a trusted peer.
+
+    ``report`` is the serialized <report/> element as it went over the wire; ``incident_id``
+    and ``description`` are read out of it once, for listings. ``id`` is None until stored.
+    """
+
+    direction: str  # "received" or "sent"
+    local: str  # our domain
+    peer: str  # the peer's domain
+    incident_id: str
+    description: str
+    report: str
+    stamp: float
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in INCIDENT_DIRECTIONS:
+            raise ValueError(
+                f"IncidentRecord.direction must be one of {', '.join(INCIDENT_DIRECTIONS)}, "
+                f"not {self.direction!r}"
+            )
+        for name in ("local", "peer", "incident_id", "description", "report"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"IncidentRecord.{name} must be a str, not {getattr(self, name)!r}")
+        _check_stamp("IncidentRecord.stamp", self.stamp)
+        if self.id is not None and (type(self.id) is not int):
+            raise TypeError(f"IncidentRecord.id must be an int or None, not {self.id!r}")
+
+
+def _check_stamp(name: str, value) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{name} must be POSIX seconds, not {value!r}")

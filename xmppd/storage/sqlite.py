@@ -4,8 +4,9 @@
 One connection (cp_max=1) serialises our own writes and keeps ":memory:" a single database;
 WAL and a busy timeout let xmppdctl write to the same file while the server runs.
 
-The stores (users, rosters, offline messages) are written in portable SQL over the Dialect, so
-a later engine reuses them: it only has to offer read/write/dialect/dbapi/now.
+The stores (users, rosters, offline messages, the server roster, incident reports) are written
+in portable SQL over the Dialect, so a later engine reuses them: it only has to offer
+read/write/dialect/dbapi/now.
 """
 
 from __future__ import annotations
@@ -18,12 +19,19 @@ from twisted.enterprise import adbapi
 from twisted.internet import defer
 from zope.interface import implementer
 
-from xmppd.interfaces import IOfflineStore, IRosterStore, IStorage, IUserStore
+from xmppd.interfaces import (
+    IIncidentStore,
+    IOfflineStore,
+    IRosterStore,
+    IServerRosterStore,
+    IStorage,
+    IUserStore,
+)
 from xmppd.logs import get_logger
 from xmppd.sasl.credentials import ScramCredentials
 from xmppd.storage import SQLITE, SchemaError, UserExists, UserNotFound
 from xmppd.storage.migrate import current_version, load_migrations, migrate
-from xmppd.storage.records import RosterItem, RosterSnapshot
+from xmppd.storage.records import IncidentRecord, RosterItem, RosterSnapshot, ServerPeer
 
 log = get_logger(__name__)
 
@@ -57,6 +65,8 @@ class SQLiteStorage:
         self.users = SQLUserStore(self)
         self.roster = SQLRosterStore(self)
         self.offline = SQLOfflineStore(self)
+        self.server_roster = SQLServerRosterStore(self)
+        self.incidents = SQLIncidentStore(self)
 
     def __repr__(self) -> str:
         return f"<SQLiteStorage {self.path}>"
@@ -472,3 +482,98 @@ class SQLOfflineStore(_SQLStore):
 
 def _is_number(value, kind=(int, float)) -> bool:
     return isinstance(value, kind) and not isinstance(value, bool)
+
+
+SERVER_ROSTER_COLUMNS = (
+    "local_domain", "peer", "subscription", "pending_out", "pending_in", "since",
+)
+
+
+@implementer(IServerRosterStore)
+class SQLServerRosterStore(_SQLStore):
+    """The server roster (XEP-0267) in portable SQL: a small table, read whole at start-up."""
+
+    def get_peers(self):
+        return self._db.read(self._peers)
+
+    def put_peer(self, peer: ServerPeer):
+        if not isinstance(peer, ServerPeer):
+            return defer.fail(TypeError(f"put_peer takes a ServerPeer, not {peer!r}"))
+        return self._db.write(self._put, peer)
+
+    def remove_peer(self, local: str, peer: str):
+        return self._db.write(self._remove, local, peer)
+
+    # ------------------------------------------------------------------ on the database thread
+
+    def _peers(self, cursor) -> list[ServerPeer]:
+        cursor.execute(self._sql(f"SELECT {', '.join(SERVER_ROSTER_COLUMNS)} FROM server_roster"))
+        peers = (
+            ServerPeer(local, peer, subscription, bool(out), bool(in_), float(since))
+            for local, peer, subscription, out, in_, since in cursor.fetchall()
+        )
+        # Sorted here, not by ORDER BY: engines collate text differently.
+        return sorted(peers, key=lambda p: (p.local, p.peer))
+
+    def _put(self, cursor, peer: ServerPeer) -> None:
+        upsert = self._db.dialect.upsert(
+            "server_roster", SERVER_ROSTER_COLUMNS, key=("local_domain", "peer")
+        )
+        cursor.execute(
+            upsert,
+            (peer.local, peer.peer, peer.subscription, int(peer.pending_out),
+             int(peer.pending_in), float(peer.since)),
+        )
+
+    def _remove(self, cursor, local, peer) -> bool:
+        cursor.execute(
+            self._sql("DELETE FROM server_roster WHERE local_domain = ? AND peer = ?"),
+            (local, peer),
+        )
+        return cursor.rowcount > 0
+
+
+INCIDENT_COLUMNS = (
+    "direction", "local_domain", "peer", "incident_id", "description", "report", "stamp",
+)
+
+
+@implementer(IIncidentStore)
+class SQLIncidentStore(_SQLStore):
+    """Incident reports (XEP-0268) in portable SQL, in the order they were kept."""
+
+    def add_incident(self, record: IncidentRecord):
+        if not isinstance(record, IncidentRecord):
+            return defer.fail(TypeError(f"add_incident takes an IncidentRecord, not {record!r}"))
+        return self._db.write(self._add, record)
+
+    def list_incidents(self):
+        return self._db.read(self._list)
+
+    # ------------------------------------------------------------------ on the database thread
+
+    def _add(self, cursor, record: IncidentRecord) -> int:
+        cursor.execute(
+            self._sql(
+                f"INSERT INTO incident_reports ({', '.join(INCIDENT_COLUMNS)})"
+                f" VALUES ({', '.join('?' for _ in INCIDENT_COLUMNS)})"
+            ),
+            (record.direction, record.local, record.peer, record.incident_id,
+             record.description, record.report, float(record.stamp)),
+        )
+        # Ours is the newest id: the write transaction locks out other writers on SQLite, and
+        # only the running server files reports (an engine with concurrent writers would use
+        # INSERT ... RETURNING, which SQLite has only since 3.35).
+        cursor.execute(self._sql("SELECT MAX(id) FROM incident_reports"))
+        return cursor.fetchone()[0]
+
+    def _list(self, cursor) -> list[IncidentRecord]:
+        cursor.execute(
+            self._sql(f"SELECT id, {', '.join(INCIDENT_COLUMNS)} FROM incident_reports ORDER BY id")
+        )
+        return [
+            IncidentRecord(direction, local, peer, incident_id, description, report,
+                           float(stamp), id)
+            for id, direction, local, peer, incident_id, description, report, stamp
+            in cursor.fetchall()
+        ]
