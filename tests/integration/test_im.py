@@ -270,3 +270,32 @@ def test_sigkill_loses_no_accepted_message(im):
     asyncio.run(send())
     im.start()
     asyncio.run(receive())
+
+
+def test_deleting_an_account_cancels_its_subscriptions(im):
+    """xmppdctl deluser on the running server: contacts get unsubscribe + unsubscribed and the
+    account's roster and offline messages are gone with it."""
+    async def scenario():
+        await befriend(im, "alice", "bob")
+        alice, alice_msgs, alice_pres = await online(im, "alice@localhost/phone")
+        assert alice.client_roster["bob@localhost"]["subscription"] == "both"
+        alice.send_message(mto="bob@localhost", mbody="kept for bob", mtype="chat")  # offline
+        await alice.plugin["xep_0199"].ping(jid="localhost", timeout=5)
+        result = im.ctl("deluser", "bob@localhost")
+        assert result.returncode == 0, result.stderr
+        for kind in ("unsubscribe", "unsubscribed"):
+            await alice_pres.wait_for(lambda p, k=kind: p["type"] == k
+                                      and p["from"].bare == "bob@localhost")
+        await settle()
+        assert alice.client_roster["bob@localhost"]["subscription"] == "none"
+        await logout(alice)
+        # a new bob starts from nothing: no roster items, no old messages
+        assert im.ctl("adduser", "bob@localhost", PASSWORD).returncode == 0
+        bob, bob_msgs, _ = await online(im, "bob@localhost/new", roster=False)
+        roster = await bob.get_roster()
+        assert [str(jid) for jid in roster["roster"]["items"]] == []
+        await settle(1)
+        assert not bob_msgs.matching(body_is("kept for bob"))
+        await logout(bob)
+
+    asyncio.run(scenario())
