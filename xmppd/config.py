@@ -33,7 +33,8 @@ SASL_MECHANISMS = (
 )
 # The trust ladder for federation, weakest first (see ARCHITECTURE.md), then buddies-only:
 # secure, and only XEP-0267 server buddies beyond the subscription itself (xmppd.s2s.policy).
-S2S_POLICIES = ("promiscuous", "verified", "secure", "trusted", "buddies-only")
+BUDDIES_ONLY = "buddies-only"
+S2S_POLICIES = ("promiscuous", "verified", "secure", "trusted", BUDDIES_ONLY)
 LOG_LEVELS = ("debug", "info", "warn", "error")
 ENDPOINT_TYPES = ("tcp:", "ssl:", "unix:")
 # What `xmppdctl hash-password` writes: pbkdf2-sha256$iterations$salt_b64$hash_b64.
@@ -108,6 +109,7 @@ class S2SConfig:
     connect_timeout: float
     auth_timeout: float
     queue_limit: int
+    bidi: bool  # offer and use bidirectional streams (XEP-0288)
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,21 @@ class _Reader:
         }
         for table in tables.values():
             table.finish()
+        self.check_buddies_only(tables["s2s"], parts["s2s"], parts["plugins"])
         return Config(path=location, **parts)
+
+    def check_buddies_only(self, table: _Table, s2s: S2SConfig, plugins: PluginsConfig) -> None:
+        """buddies-only asks the server_trust plugin who the buddies are: without it every
+        peer at that level would be refused, with nothing to say why until stanzas bounce."""
+        if "server_trust" in plugins.enabled:
+            return
+        problem = f"{BUDDIES_ONLY} needs the server_trust plugin in [plugins] enabled"
+        if s2s.default_policy == BUDDIES_ONLY:
+            raise table.error("default_policy", problem)
+        per_domain = table.table("policy")
+        for key, level in per_domain.values.items():  # as written, already checked
+            if level == BUDDIES_ONLY:
+                raise per_domain.error(key, problem)
 
     def path(self, value: Any) -> Path:
         if not isinstance(value, str) or not value:
@@ -304,6 +320,7 @@ class _Reader:
             connect_timeout=t.get("connect_timeout", _seconds, 10.0),
             auth_timeout=t.get("auth_timeout", _seconds, 30.0),
             queue_limit=t.get("queue_limit", _integer(minimum=1), 1000),
+            bidi=t.get("bidi", _boolean, True),
         )
         policy_table.finish()
         hosts_table.finish()

@@ -256,6 +256,8 @@ class IStorage(Interface):
     users = Attribute("The IUserStore of this database.")
     roster = Attribute("The IRosterStore of this database.")
     offline = Attribute("The IOfflineStore of this database.")
+    server_roster = Attribute("The IServerRosterStore of this database (XEP-0267).")
+    incidents = Attribute("The IIncidentStore of this database (XEP-0268).")
 
     def open():
         """Connect and apply pending schema migrations; returns a Deferred."""

@@ -30,7 +30,8 @@ def test_peers_found_through_srv_with_direct_tls(tmp_path):
             proc.config.write_text(proc.config.read_text() + PLUGINS + (
                 f'[s2s]\nlisten = ["tcp:{proc.s2s_port}:interface=127.0.0.1"]\n{direct}'
                 f'dns_servers = ["127.0.0.1:{dns.port}"]\nca_file = "{pki.ca.ca_path}"\n'
-                'default_policy = "trusted"\nconnect_timeout = 3.0\nauth_timeout = 5.0\n'))
+                'default_policy = "trusted"\nconnect_timeout = 3.0\nauth_timeout = 5.0\n'
+                'bidi = false\n'))  # each side must look the other up
             proc.ca = pki.ca.ca_path
             proc.client_hostname_check = True
         assert a.ctl("adduser", f"alice@{A}", PASSWORD).returncode == 0

@@ -3,8 +3,8 @@ federating on loopback (test_federation's pair()), driven by their admins in the
 an admin's request, pending on the other side, approval there and back, mutual trust, an
 incident report reaching the buddy, all of it surviving a restart, then revocation.
 
-The buddies-only policy is not exercised here yet: it needs the s2s streams to ask
-FederationPolicy.admits for each stanza (see xmppd.s2s.policy).
+The same through xmppdctl, with a third server, the buddies-only policy, a flood of requests
+and a restart of both sides, is in test_server_trust_three.
 """
 
 from __future__ import annotations

@@ -161,20 +161,28 @@ def body(text: str):
     return lambda message: message["body"] == text
 
 
-def subscribe_and_chat(fed: Federation) -> None:
+def subscribe_and_chat(fed: Federation, bob_first: bool = False) -> None:
     """alice and bob subscribe to each other, see each other online, chat both ways, and
-    ping each other's server."""
+    ping each other's server. alice asks first (so xmppd connects first) unless
+    ``bob_first``."""
 
     async def scenario():
         alice, alice_msgs, alice_pres = await user(fed.xmppd, ALICE_FULL)
         bob = None
         try:
             bob, bob_msgs, bob_pres = await bob_online(fed.prosody)
-            alice.send_presence_subscription(pto=BOB)
-            await bob_pres.wait_for(presence("subscribe", ALICE), WAIT)
-            await alice_pres.wait_for(presence("subscribed", BOB), WAIT)
-            await alice_pres.wait_for(presence("subscribe", BOB), WAIT)  # bob asks back
-            await bob_pres.wait_for(presence("subscribed", ALICE), WAIT)
+            if bob_first:
+                bob.send_presence_subscription(pto=ALICE)
+                await alice_pres.wait_for(presence("subscribe", BOB), WAIT)
+                await bob_pres.wait_for(presence("subscribed", ALICE), WAIT)
+                await bob_pres.wait_for(presence("subscribe", ALICE), WAIT)  # alice asks back
+                await alice_pres.wait_for(presence("subscribed", BOB), WAIT)
+            else:
+                alice.send_presence_subscription(pto=BOB)
+                await bob_pres.wait_for(presence("subscribe", ALICE), WAIT)
+                await alice_pres.wait_for(presence("subscribed", BOB), WAIT)
+                await alice_pres.wait_for(presence("subscribe", BOB), WAIT)  # bob asks back
+                await bob_pres.wait_for(presence("subscribed", ALICE), WAIT)
             await alice_pres.wait_for(presence("available", BOB_FULL), WAIT)
             await bob_pres.wait_for(presence("available", ALICE_FULL), WAIT)
 
@@ -271,9 +279,10 @@ def test_dialback_over_tls_with_self_signed_certificates(federation, pki):
 @pytest.mark.parametrize("bidi", [False, True], ids=["plain", "prosody-bidi"])
 def test_ca_certificates_and_sasl_external_both_ways(federation, pki, bidi):
     """CA-signed certificates on both sides, dialback off in Prosody, s2s_secure_auth on;
-    xmppd's policy for prosody.example is 'trusted' (a certificate or nothing). With
-    Prosody's mod_s2s_bidi loaded too, it still takes one stream each way (XEP-0288 is only
-    used when both sides offer it)."""
+    xmppd's policy for prosody.example is 'trusted' (a certificate or nothing). Without
+    Prosody's mod_s2s_bidi it takes one stream each way. With it, both sides offer XEP-0288:
+    xmppd, connecting first, asks for it, and Prosody sends everything back on that one
+    stream (it never connects to xmppd), which xmppd takes on Prosody's certificate."""
     fed = federation(policy="trusted", xmppd_certificate=cert(pki.good[XMPPD]),
                      certificate=cert(pki.good[PROSODY]), ca_file=pki.ca.ca_path,
                      dialback=False, s2s_secure_auth=True, bidi=bidi)
@@ -283,12 +292,44 @@ def test_ca_certificates_and_sasl_external_both_ways(federation, pki, bidi):
     log = fed.xmppd.log()
     assert (f"outgoing s2s to {PROSODY} from {XMPPD} authenticated by certificate: "
             "policy trusted met: certificate (SASL EXTERNAL), TLS") in log
-    assert (f"incoming s2s from {PROSODY} authenticated for {XMPPD} by certificate: "
-            "policy trusted met: certificate (SASL EXTERNAL), TLS") in log
+    incoming = (f"incoming s2s from {PROSODY} authenticated for {XMPPD} by certificate: "
+                "policy trusted met: certificate (SASL EXTERNAL), TLS")
+    bidirectional = (f"outgoing s2s to {PROSODY} from {XMPPD} is bidirectional: stanzas "
+                     f"from {PROSODY} to {XMPPD} are taken on it")
     assert "dialback" not in log
-    fed.prosody.wait_for_log(rf"SASL EXTERNAL with {re.escape(XMPPD)} succeeded")  # out
     fed.prosody.wait_for_log(rf"Accepting SASL EXTERNAL identity from {re.escape(XMPPD)}")
+    if bidi:
+        assert bidirectional in log and incoming not in log
+        fed.prosody.wait_for_log(r"Requested bidirectional stream")
+        fed.prosody.wait_for_log(rf"Setting up to handle route from {re.escape(PROSODY)} to "
+                                 rf"{re.escape(XMPPD)}")
+        assert f"SASL EXTERNAL with {XMPPD} succeeded" not in fed.prosody.log()
+    else:
+        assert incoming in log and bidirectional not in log
+        fed.prosody.wait_for_log(rf"SASL EXTERNAL with {re.escape(XMPPD)} succeeded")  # out
     assert "dialback" not in fed.prosody.log()
+    assert fed.prosody.stop() == 0
+    assert fed.prosody.errors() == []
+
+
+def test_prosody_asks_for_a_bidirectional_stream_with_dialback(federation, pki):
+    """Prosody connects first (bob asks first), over TLS with a self-signed s2s certificate,
+    and asks for XEP-0288 before dialback: once xmppd has verified Prosody's key (over a
+    connection of its own to Prosody, which is only for that), everything xmppd sends goes
+    back on Prosody's stream; xmppd never sets up a link of its own."""
+    fed = federation(policy="secure", certificate=cert(pki.good[PROSODY]),
+                     ca_file=pki.ca.ca_path, s2s_certificate=cert(pki.self_signed[PROSODY]),
+                     bidi=True)
+
+    subscribe_and_chat(fed, bob_first=True)
+
+    log = fed.xmppd.log()
+    assert (f"incoming s2s from {PROSODY} authenticated for {XMPPD} by dialback: "
+            "policy secure met: dialback, TLS") in log
+    assert (f"s2s to {PROSODY} from {XMPPD} may go out on the bidirectional stream from "
+            f"{PROSODY} ({PROSODY_IP}:") in log
+    assert f"outgoing s2s to {PROSODY} from {XMPPD} authenticated" not in log
+    fed.prosody.wait_for_log(r"Requesting bidirectional stream")
     assert fed.prosody.stop() == 0
     assert fed.prosody.errors() == []
 

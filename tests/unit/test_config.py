@@ -147,6 +147,7 @@ def test_defaults(tmp_path):
     assert s2s.ca_file == Path("/etc/ssl/certs/ca-certificates.crt")
     assert s2s.default_policy == "secure"
     assert (dict(s2s.policy), dict(s2s.hosts)) == ({}, {})
+    assert s2s.bidi is True  # XEP-0288 offered and asked for unless turned off
     assert config.storage == type(config.storage)("sqlite", var / "xmppd.sqlite", None)
     assert config.manhole == type(config.manhole)("", None, None, var / "manhole_host_key")
     assert config.plugins.enabled == ("disco", "ping", "version", "roster", "presence",
@@ -173,6 +174,7 @@ shutdown_timeout = 2
 [s2s]
 dns_servers = ["[::1]:53", "ns.Example.net:5353"]
 bind_address = "::1"
+bidi = false
 [s2s.policy]
 "EXAMPLE.net" = "verified"
 [s2s.hosts]
@@ -185,6 +187,7 @@ bind_address = "::1"
     assert config.s2s.dns_servers == (HostPort("::1", 53), HostPort("ns.example.net", 5353))
     assert [str(hp) for hp in config.s2s.dns_servers] == ["[::1]:53", "ns.example.net:5353"]
     assert config.s2s.bind_address == "::1"
+    assert config.s2s.bidi is False
     assert dict(config.s2s.policy) == {"example.net": "verified"}
     assert dict(config.s2s.hosts) == {"example.net": HostPort("relay.example.net", 5269)}
 
@@ -294,8 +297,8 @@ ERRORS = [
      "auth_timeout, bare_message_delivery, direct_tls, listen, max_resources, "
      "require_encryption, resource_conflict, sasl_mechanisms)"),
     (MINIMAL + "[s2s.policy]\n[s2s.polcy]\n", "[s2s] polcy: unknown key (known: allow, "
-     "auth_timeout, bind_address, ca_file, connect_timeout, default_policy, deny, direct_tls, "
-     "dns_servers, hosts, listen, policy, queue_limit)"),
+     "auth_timeout, bidi, bind_address, ca_file, connect_timeout, default_policy, deny, "
+     "direct_tls, dns_servers, hosts, listen, policy, queue_limit)"),
     (MINIMAL + "[log]\nlevel = 'info'\nfile = 'x'\n", "[log] file: unknown key (known: level)"),
     # sections of the wrong shape
     ("server = 3\n", "server: expected a table [server], got 3"),
@@ -358,6 +361,7 @@ ERRORS = [
      '"PLAIN" is listed twice'),
     (MINIMAL + "[c2s]\nmax_resources = 0\n", "[c2s] max_resources: must be at least 1, got 0"),
     # [s2s]
+    (MINIMAL + "[s2s]\nbidi = 'yes'\n", '[s2s] bidi: expected true or false, got "yes"'),
     (MINIMAL + "[s2s]\ndefault_policy = 'paranoid'\n", '[s2s] default_policy: expected one of '
      '"promiscuous", "verified", "secure", "trusted", "buddies-only", got "paranoid"'),
     (MINIMAL + "[s2s]\ndns_servers = ['127.0.0.1']\n", '[s2s] dns_servers: item 1: expected '
@@ -462,8 +466,11 @@ def test_not_utf8(tmp_path):
         load_config(path)
 
 
+TRUST_PLUGINS = '[plugins]\nenabled = ["presence", "server_trust"]\n'
+
+
 def test_buddies_only_is_a_federation_policy(tmp_path):
-    config = load_text(tmp_path, MINIMAL + """
+    config = load_text(tmp_path, MINIMAL + TRUST_PLUGINS + """
 [s2s]
 default_policy = "buddies-only"
 [s2s.policy]
@@ -471,3 +478,17 @@ default_policy = "buddies-only"
 """)
     assert config.s2s.default_policy == "buddies-only"
     assert dict(config.s2s.policy) == {"lab.example": "buddies-only"}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (MINIMAL + "[s2s]\ndefault_policy = 'buddies-only'\n",
+     "[s2s] default_policy: buddies-only needs the server_trust plugin in [plugins] enabled"),
+    (MINIMAL + "[s2s.policy]\n'a.example' = 'secure'\n'Lab.Example' = 'buddies-only'\n",
+     '[s2s.policy] "Lab.Example": buddies-only needs the server_trust plugin in [plugins] '
+     "enabled"),
+    (MINIMAL + "[plugins]\nenabled = ['incident']\n[s2s]\ndefault_policy = 'buddies-only'\n",
+     "[s2s] default_policy: buddies-only needs the server_trust plugin in [plugins] enabled"),
+])
+def test_buddies_only_needs_the_server_trust_plugin(tmp_path, text, message):
+    # Without the plugin nobody is a buddy: every peer at that level would be refused.
+    assert error_of(tmp_path, text) == message

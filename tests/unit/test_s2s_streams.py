@@ -51,9 +51,13 @@ class RecordingRouter:
     def __init__(self) -> None:
         self.routed: list[tuple[Stanza, object]] = []
         self.bounced: list[tuple[Stanza, str, str | None]] = []
+        self.sent_from_server: list[tuple[object, None]] = []
 
     def route(self, stanza: Stanza, origin) -> None:
         self.routed.append((stanza, origin))
+
+    def send_from_server(self, element) -> None:
+        self.sent_from_server.append((element, None))
 
     def bounce(self, stanza: Stanza, condition: str, text: str | None = None) -> None:
         self.bounced.append((stanza, condition, text))
@@ -676,13 +680,16 @@ class TestIncomingStanzas:
         assert str(stanza.element.body) == "across"
         assert wire.events() == []
 
-    def test_a_bad_stanza_type_is_answered_not_routed(self):
+    def test_a_bad_stanza_type_is_answered_through_the_router_not_routed(self):
+        """The peer does not read its outgoing stream: the answer goes back like any stanza
+        for its domain (over our own link), and the bad stanza itself goes nowhere."""
         manager = make_manager("verified")
         wire, _ = verified_incoming(manager, (PEER, OURS))
         wire.feed(f"<iq from='bob@{PEER}/w' to='{OURS}' id='q1' type='fetch'/>")
-        (reply,) = wire.elements()
-        assert (reply.name, reply["type"], reply["to"]) == ("iq", "error", f"bob@{PEER}/w")
+        assert wire.elements() == []
         assert manager.server.router.routed == []
+        ((reply, _),) = manager.server.router.sent_from_server
+        assert (reply.name, reply["type"], reply["to"]) == ("iq", "error", f"bob@{PEER}/w")
         assert not wire.closed
 
 

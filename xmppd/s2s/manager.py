@@ -4,6 +4,12 @@
 or waits in a bounded queue while one is set up (SRV look-up, connect, TLS, authentication).
 When setting up fails, the queued stanzas bounce with remote-server-not-found or
 remote-server-timeout, and the domain is not tried again until its back-off has passed.
+
+A peer's bidirectional stream (XEP-0288) that proved the peer's domain for one of ours is a
+link too: our stanzas for that pair go out on it whenever we have no outgoing stream of our
+own, with no new connection. S2S_LINK_UP is told once per domain a stream authenticated and
+S2S_LINK_DOWN once for each of those when the stream closes, however many directions it
+carried.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class OutgoingLink:
     retry_after: float = 0.0
     backoff: float = FIRST_BACKOFF
     deadline: object = None  # the pending connect+authenticate timeout (an IDelayedCall)
+    bidi: IncomingServerStream | None = None  # the peer's bidirectional stream (XEP-0288)
 
     def cancel_deadline(self) -> None:
         if self.deadline is not None and self.deadline.active():
@@ -51,12 +58,23 @@ class OutgoingLink:
         """Authenticated and not closing: what we write now will go out."""
         return self.stream is not None and self.stream.ready and not self.stream.close_sent
 
+    @property
+    def carrier(self) -> OutgoingServerStream | IncomingServerStream | None:
+        """Where a stanza for this pair goes out now: our own stream, else the peer's
+        bidirectional one; None when we must connect (or wait for a connection)."""
+        if self.usable:
+            return self.stream
+        if self.bidi is not None and self.bidi.carries(self.local, self.remote):
+            return self.bidi
+        return None
+
 
 @implementer(IRemoteRouter)
 class S2SManager:
     def __init__(self, server, *, tls, trust, policy, resolver, secret: bytes,
                  bind_address: str | None = None, connect_timeout: float = 10.0,
-                 auth_timeout: float = 30.0, queue_limit: int = 1000) -> None:
+                 auth_timeout: float = 30.0, queue_limit: int = 1000,
+                 bidi: bool = False) -> None:
         self.server = server
         self.router = server.router
         self.reactor = server.reactor
@@ -68,8 +86,10 @@ class S2SManager:
         self.connect_timeout = connect_timeout
         self.auth_timeout = auth_timeout
         self.queue_limit = queue_limit
+        self.bidi = bidi  # offer and ask for XEP-0288; the [s2s] bidi setting, on by default
         self.links: dict[tuple[str, str], OutgoingLink] = {}
         self.incoming: set[IncomingServerStream] = set()
+        self._announced: dict[object, list[str]] = {}  # stream -> domains told S2S_LINK_UP
 
     # -- IRemoteRouter
 
@@ -86,11 +106,10 @@ class S2SManager:
         if not decision.ok:
             self.router.bounce(stanza, decision.condition, decision.reason)
             return
-        link = self.links.get((local, remote))
-        if link is None:
-            link = self.links[(local, remote)] = OutgoingLink(local, remote)
-        if link.usable:
-            link.stream.send(stanza.element)
+        link = self._link(local, remote)
+        carrier = link.carrier
+        if carrier is not None:
+            carrier.send(stanza.element)
             return
         if self.reactor.seconds() < link.retry_after:
             self.router.bounce(stanza, "remote-server-not-found", link.failure_reason)
@@ -101,6 +120,18 @@ class S2SManager:
         link.queue.append(stanza)
         if not link.connecting:
             self._connect(link)
+
+    def _link(self, local: str, remote: str) -> OutgoingLink:
+        link = self.links.get((local, remote))
+        if link is None:
+            link = self.links[(local, remote)] = OutgoingLink(local, remote)
+        return link
+
+    def _flush(self, link: OutgoingLink) -> None:
+        """Stanzas waiting for a link go out, in order, on whatever carries it now."""
+        carrier = link.carrier
+        while link.queue and carrier is not None:
+            carrier.send(link.queue.popleft().element)
 
     # -- connecting out
 
@@ -150,18 +181,17 @@ class S2SManager:
         link.stream, link.connecting = stream, False
         link.cancel_deadline()
         link.backoff = FIRST_BACKOFF
-        while link.queue:
-            stream.send(link.queue.popleft().element)
-        self.server.emit(events.S2S_LINK_UP, link.remote)
+        self._flush(link)
+        self._link_up(stream, link.remote)
 
     def outgoing_closed(self, stream: OutgoingServerStream) -> None:
         link = stream.link
+        self._links_down(stream)
         if link.stream is not stream:
             return  # an older stream of this link closing; a newer one is in charge
         link.stream = None
         if stream.ready:
             log.info("s2s link to {remote} closed", remote=link.remote)
-            self.server.emit(events.S2S_LINK_DOWN, link.remote)
             if link.queue and not link.connecting:
                 self._connect(link)
         elif link.connecting:
@@ -209,14 +239,38 @@ class S2SManager:
         answer.addBoth(lambda valid: (timeout.active() and timeout.cancel(), valid)[1])
         return answer
 
-    # -- incoming
+    # -- incoming, and bidirectional streams
 
-    def incoming_authenticated(self, stream: IncomingServerStream, peer: str) -> None:
-        self.server.emit(events.S2S_LINK_UP, peer)
+    def peer_authenticated(self, stream, peer: str, ours: str) -> None:
+        """``peer`` proved itself for ``ours`` on ``stream`` (incoming, or the receiving
+        server's extra domains on our bidirectional outgoing stream)."""
+        self._link_up(stream, peer)
+
+    def bidi_ready(self, stream: IncomingServerStream, local: str, remote: str) -> None:
+        """A peer's bidirectional stream may carry our stanzas from ``local`` to ``remote``.
+        Our own outgoing stream, if one is up, stays first; the stanzas waiting for one that
+        is being set up go out here at once."""
+        link = self._link(local, remote)
+        link.bidi = stream
+        log.info("s2s to {remote} from {local} may go out on the bidirectional stream from "
+                 "{remote} ({peer})", remote=remote, local=local, peer=stream.peer_address)
+        self._flush(link)
 
     def incoming_closed(self, stream: IncomingServerStream) -> None:
-        for peer, _ours in stream.verified:
-            self.server.emit(events.S2S_LINK_DOWN, peer)
+        for peer, ours in stream.verified:
+            link = self.links.get((ours, peer))
+            if link is not None and link.bidi is stream:
+                link.bidi = None
+        self._links_down(stream)
+
+    def _link_up(self, stream, domain: str) -> None:
+        self._announced.setdefault(stream, []).append(domain)
+        self.server.emit(events.S2S_LINK_UP, domain)
+
+    def _links_down(self, stream) -> None:
+        """Each S2S_LINK_UP told for ``stream`` gets its S2S_LINK_DOWN, once."""
+        for domain in self._announced.pop(stream, ()):
+            self.server.emit(events.S2S_LINK_DOWN, domain)
 
     def refused(self, stream, domain: str | None, reason: str) -> None:
         log.warn("s2s {direction} {domain} ({peer}) refused: {reason}",
@@ -226,17 +280,24 @@ class S2SManager:
     # -- administration
 
     def list_links(self) -> list[dict]:
-        outgoing = [link.stream.describe() for link in self.links.values() if link.usable]
-        incoming = [stream.describe() for stream in self.incoming if stream.verified]
-        return outgoing + incoming
+        """One row per authenticated direction; a bidirectional stream gives two rows (one
+        each way) with the same peer address."""
+        rows = [row for link in self.links.values() if link.usable
+                for row in link.stream.describe_links()]
+        rows += [row for stream in self.incoming if stream.verified
+                 for row in stream.describe_links()]
+        return rows
 
     def close_links(self, domain: str) -> int:
+        """Close every stream with ``domain``; returns how many links (directions) that
+        ended, as ``list_links`` counts them."""
         streams = [link.stream for link in self.links.values()
                    if link.remote == domain and link.stream is not None]
         streams += [s for s in self.incoming if s.remote_domain == domain]
+        count = sum(len(stream.describe_links()) for stream in streams)
         for stream in streams:
             stream.close_stream()
-        return len(streams)
+        return count
 
     def open_streams(self) -> list:
         """Every s2s stream with a connection, for shutdown."""
@@ -291,4 +352,4 @@ def federation_from_config(server) -> S2SManager | None:
                              server.reactor),
         secret=load_or_create_secret(config.server.data_dir / "dialback.secret"),
         bind_address=s2s.bind_address, connect_timeout=s2s.connect_timeout,
-        auth_timeout=s2s.auth_timeout, queue_limit=s2s.queue_limit)
+        auth_timeout=s2s.auth_timeout, queue_limit=s2s.queue_limit, bidi=s2s.bidi)

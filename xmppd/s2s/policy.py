@@ -183,10 +183,12 @@ class FederationPolicy:
     def admits(self, domain: str, stanza: Stanza) -> Decision:
         """Whether ``stanza``, exchanged with the authenticated peer ``domain`` in either
         direction, may pass; refused only at buddies-only, with the stanza error
-        ``not-allowed``."""
+        ``not-allowed``. Error replies always pass, so refusals reach the refused."""
         level = self.level_for(domain)
         if not REQUIREMENTS[level].buddies or is_server_subscription(stanza):
             return Decision(True, f"policy {level}")
+        if stanza.type == "error":  # an answer to what the peer sent: it may always have it
+            return Decision(True, f"policy {level}: an error reply")
         if self._is_buddy(domain):
             return Decision(True, f"policy {level}: a trusted buddy")
         return Decision(False, f"policy {level}: {prepare_domain(domain)} is not a trusted "

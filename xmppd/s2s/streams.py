@@ -1,10 +1,29 @@
-"""Server-to-server streams (RFC 6120, XEP-0220, XEP-0178): one incoming, one outgoing kind.
+"""Server-to-server streams (RFC 6120, XEP-0220, XEP-0178, XEP-0288): incoming and outgoing.
 
 An incoming stream authenticates the peer's domains (SASL EXTERNAL with a certificate, or
 dialback, or both) and only then routes the stanzas that come from those domains to ours.
 An outgoing stream authenticates us to the peer and then carries our stanzas. What is
 enough proof is the federation policy's decision, per peer domain; every refusal is logged
 with its reason.
+
+Bidirectional streams (XEP-0288), when both sides want them: the receiving server offers
+<bidi xmlns='urn:xmpp:features:bidi'/>, the initiating one answers <bidi xmlns='urn:xmpp:bidi'/>
+after TLS and before SASL or dialback. Then one TCP connection carries both directions, each
+only for the domain pairs proven on it:
+
+- the incoming stream may carry our stanzas from ``ours`` to ``peer`` for each (peer, ours)
+  the peer authenticated (SASL: the stream's 'to'; dialback: each verified pair, reversed),
+  and never before; the manager then uses it as the link for that pair;
+- the outgoing stream accepts stanzas from the receiving server's domain to ours once it is
+  authenticated, on the proof that let us send to it (its certificate for the domain, or
+  dialback: we reached the domain's own server through DNS, which is all a dialback
+  callback proves, XEP-0220 §Security) and only if the policy takes that proof for that
+  domain; the same checks as on an incoming stream apply to every stanza. The receiving
+  server may also prove more of its domains there with dialback (XEP-0288 §2.2): we verify
+  them as we would on an incoming stream, over a new connection.
+
+Dialback answers are only taken for a request we made on that stream (XEP-0220 §Security,
+the "unsolicited dialback" attack, which XEP-0288 makes worse): anything else ends the stream.
 """
 
 from __future__ import annotations
@@ -32,6 +51,10 @@ STANZAS = frozenset(("iq", "message", "presence"))
 
 
 class ServerStream(XmlStream):
+    """What both kinds share: the peer's certificate, proofs, and the receiving server's
+    part (dialback requests, stanzas from proven domains), which an outgoing stream plays
+    too once it is bidirectional."""
+
     content_ns = ns.SERVER
     prefixes = {ns.DIALBACK: "db"}
 
@@ -41,6 +64,15 @@ class ServerStream(XmlStream):
         self.local_domain: str | None = None
         self.remote_domain: str | None = None
         self.auth_method: str | None = None  # "certificate", "dialback" or "dialback+certificate"
+        self.verified: set[tuple[str, str]] = set()  # (peer domain, our domain): stanzas
+        # from the first to the second are taken on this stream
+        self.bidi = False  # XEP-0288 requested on this stream (by the peer, or by us)
+
+    @property
+    def dialback_stream_id(self) -> str | None:
+        """The stream id a dialback key made for this stream is bound to: the receiving
+        server's (ours on an incoming stream, the peer's on an outgoing one)."""
+        raise NotImplementedError
 
     def certificate_check(self, domain: str):
         """RFC 6125 check of the peer's certificate for ``domain``; None without one."""
@@ -76,6 +108,112 @@ class ServerStream(XmlStream):
                 "remote": self.remote_domain, "auth": self.auth_method,
                 "tls": self.secure, "peer": self.peer_address}
 
+    @property
+    def two_way(self) -> bool:
+        """Bidirectional and authenticated: stanzas flow both ways on this one connection."""
+        return self.bidi and bool(self.verified)
+
+    def describe_links(self) -> list[dict]:
+        """One row per direction this stream carries, for the admin listing: two, with the
+        same peer address, for a bidirectional one."""
+        row = self.describe()
+        if not self.two_way:
+            return [row]
+        other = "outgoing" if self.direction == "incoming" else "incoming"
+        return [row, {**row, "direction": other}]
+
+    # -- this server as the receiving server (or the authoritative one) of dialback
+
+    def _dialback_request(self, db: dialback.DialbackElement):
+        if db.name == "verify":
+            valid = self.manager.check_key(receiving=db.sender, originating=db.receiver,
+                                           stream_id=db.id or "", key=db.key)
+            self.send(dialback.answer("verify", db.receiver, db.sender, valid, db.id))
+            return None
+        if db.receiver not in self.manager.domains:
+            self.send(dialback.error("result", db.receiver, db.sender, "item-not-found"))
+            return None
+        return self._dialback_result(db)
+
+    def _dialback_result(self, db: dialback.DialbackElement):
+        peer, ours = db.sender, db.receiver
+        policy = self.manager.policy
+        check = self.certificate_check(peer) if self.secure else None
+        cert_ok = bool(check and check.valid)
+        decision = policy.decide(peer, Proof(tls=self.secure, cert_valid=cert_ok, dialback=True))
+        if not decision.ok:
+            self.manager.refused(self, peer, f"dialback refused: {decision.reason}")
+            self.send(dialback.error("result", ours, peer, "policy-violation"))
+            return None
+        if policy.level_for(peer) == "promiscuous":  # its word is taken, by configuration
+            self._accept(peer, ours, "asserted", decision.reason)
+            self.send(dialback.answer("result", ours, peer, True))
+            return None
+        if cert_ok:  # XEP-0344: a valid certificate for the domain makes the callback moot
+            self._accept(peer, ours, "dialback+certificate", decision.reason)
+            self.send(dialback.answer("result", ours, peer, True))
+            return None
+        # always over a new connection: never on the one the request came on (XEP-0288 §2.2)
+        d = self.manager.verify_dialback(peer, ours, self.dialback_stream_id or "", db.key)
+
+        def verified(valid: bool) -> None:
+            if self.disconnected:
+                return
+            self.send(dialback.answer("result", ours, peer, valid))
+            if valid:
+                self._accept(peer, ours, "dialback", decision.reason)
+            else:
+                self.manager.refused(self, peer, "dialback key did not verify")
+                self.close_stream()
+
+        return d.addCallback(verified)
+
+    def _accept(self, peer: str, ours: str, method: str, why: str) -> None:
+        if (peer, ours) in self.verified:
+            return  # a repeated dialback for a pair already proven changes nothing
+        self.verified.add((peer, ours))
+        self.peer_accepted(peer, ours, method)
+        log.info("incoming s2s from {peer} authenticated for {ours} by {method}: {why}",
+                 peer=peer, ours=ours, method=method, why=why)
+        self.manager.peer_authenticated(self, peer, ours)
+
+    def peer_accepted(self, peer: str, ours: str, method: str) -> None:
+        """Hook: ``peer`` may now send to ``ours`` on this stream (before the manager hears)."""
+
+    # -- stanzas from the peer
+
+    def _stanza(self, element: domish.Element):
+        sender = _address(element, "from")
+        recipient = _address(element, "to")
+        if (sender.host, recipient.host) not in self.verified:
+            if recipient.host not in self.manager.domains:
+                raise StreamError("host-unknown", f"{recipient.host} is not served here")
+            raise StreamError("invalid-from", f"{sender.host} is not authenticated on this stream")
+        stanza = Stanza(element, sender, recipient)
+        try:
+            check_type(stanza)
+        except StanzaError as error:
+            self._refuse(stanza, error)
+            return None
+        decision = self.manager.policy.admits(sender.host, stanza)
+        if not decision.ok:
+            self.manager.refused(self, sender.host, decision.reason)
+            self._refuse(stanza, StanzaError(decision.condition, decision.reason))
+            return None
+        return self.manager.router.route(stanza, self)
+
+    def _refuse(self, stanza: Stanza, error: StanzaError) -> None:
+        """Answer a stanza we will not route. An outgoing or bidirectional stream carries the
+        answer back itself; on a plain incoming one the peer does not read, so the answer goes
+        out through the router like any stanza for that domain (policies let errors pass)."""
+        if stanza.type == "error":
+            return
+        reply = error.to_response(stanza.element)
+        if self.direction == "outgoing" or self.two_way:
+            self.send(reply)
+        else:
+            self.manager.router.send_from_server(reply)
+
 
 class IncomingServerStream(ServerStream):
     """A peer connected to us: it must prove each domain it sends from."""
@@ -84,9 +222,19 @@ class IncomingServerStream(ServerStream):
 
     def __init__(self, manager) -> None:
         super().__init__(manager)
-        self.verified: set[tuple[str, str]] = set()  # (peer domain, our domain) pairs
         self.sasl_done = False
         self.dialback_allowed = False
+        self._held: list[domish.Element] = []  # written once the restarted stream is open
+
+    @property
+    def dialback_stream_id(self) -> str | None:
+        return self.stream_id
+
+    def carries(self, local: str, remote: str) -> bool:
+        """Whether our stanzas from ``local`` to ``remote`` may go out on this stream now:
+        only when bidirectional and ``remote`` proved itself here for ``local``."""
+        return (self.bidi and (remote, local) in self.verified
+                and not self.close_sent and not self.disconnected)
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -124,6 +272,18 @@ class IncomingServerStream(ServerStream):
                 raise StreamError("policy-violation", "federation with you is not allowed")
         self.send_header(self.local_domain, to=self.remote_domain)
         self.send(self._features())
+        held, self._held = self._held, []
+        for element in held:
+            self.send(element)
+
+    def send(self, element: domish.Element) -> None:
+        """Between SASL success and our answer to the peer's restarted stream header nothing
+        may be written: a stanza of ours routed here then (bidi: the peer is authenticated
+        already) waits, and follows our new header and features."""
+        if not self.header_sent and not self.close_sent:
+            self._held.append(element)
+            return
+        super().send(element)
 
     def _features(self) -> domish.Element:
         features = domish.Element((ns.STREAMS, "features"))
@@ -142,6 +302,8 @@ class IncomingServerStream(ServerStream):
                 mechanisms.addElement("mechanism", content="EXTERNAL")
         if self.dialback_allowed and (hint is None or policy.can_offer_dialback(hint)):
             features.addElement((ns.DIALBACK_FEATURE, "dialback")).addElement("errors")
+        if self.manager.bidi:  # before and after TLS (XEP-0288 §2.1)
+            features.addElement((ns.BIDI_FEATURE, "bidi"))
         return features
 
     def element_received(self, element: domish.Element):
@@ -155,6 +317,8 @@ class IncomingServerStream(ServerStream):
             return self._dialback(element)
         if element.uri == ns.SERVER and element.name in STANZAS:
             return self._stanza(element)
+        if (element.uri, element.name) == (ns.BIDI, "bidi"):
+            return self._bidi_request()
         raise StreamError("unsupported-stanza-type", f"unexpected element {element.name}")
 
     # -- STARTTLS
@@ -167,7 +331,30 @@ class IncomingServerStream(ServerStream):
         self.send(domish.Element((ns.TLS, "proceed")))
         self.transport.startTLS(self.manager.tls)
         self.secure = True
+        # TLS comes before bidi (XEP-0288 §2.1) and what was said in the clear is forgotten
+        # (RFC 6120 §5.4.3.3): a <bidi/> sent before STARTTLS does not count.
+        self.bidi = False
         self.restart()
+
+    # -- bidirectional streams (XEP-0288)
+
+    def _bidi_request(self) -> None:
+        if not self.manager.bidi:
+            raise StreamError("unsupported-stanza-type",
+                              "bidirectional streams (XEP-0288) are not offered here")
+        if self.bidi:
+            return
+        self.bidi = True
+        log.debug("incoming s2s from {remote} ({peer}) asked for a bidirectional stream",
+                  remote=self.remote_domain or "?", peer=self.peer_address)
+        for peer, ours in sorted(self.verified):  # asked late: the pairs proven so far count
+            self.manager.bidi_ready(self, ours, peer)
+
+    def peer_accepted(self, peer: str, ours: str, method: str) -> None:
+        self.remote_domain = self.remote_domain or peer
+        self.auth_method = method
+        if self.bidi:  # only now, and only for this pair reversed (XEP-0288 §2.2)
+            self.manager.bidi_ready(self, ours, peer)
 
     # -- SASL EXTERNAL (XEP-0178)
 
@@ -205,87 +392,14 @@ class IncomingServerStream(ServerStream):
 
     def _dialback(self, element: domish.Element):
         db = dialback.read(element)
-        if db.type is not None:
+        if db.type is not None:  # we never ask on an incoming stream: unsolicited
             raise StreamError("bad-format", "dialback answers do not belong on an incoming stream")
-        if db.name == "verify":
-            valid = self.manager.check_key(receiving=db.sender, originating=db.receiver,
-                                           stream_id=db.id or "", key=db.key)
-            self.send(dialback.answer("verify", db.receiver, db.sender, valid, db.id))
-            return None
-        if db.receiver not in self.manager.domains:
-            self.send(dialback.error("result", db.receiver, db.sender, "item-not-found"))
-            return None
-        return self._dialback_result(db)
-
-    def _dialback_result(self, db):
-        peer, ours = db.sender, db.receiver
-        policy = self.manager.policy
-        check = self.certificate_check(peer) if self.secure else None
-        cert_ok = bool(check and check.valid)
-        decision = policy.decide(peer, Proof(tls=self.secure, cert_valid=cert_ok, dialback=True))
-        if not decision.ok:
-            self.manager.refused(self, peer, f"dialback refused: {decision.reason}")
-            self.send(dialback.error("result", ours, peer, "policy-violation"))
-            return None
-        if policy.level_for(peer) == "promiscuous":  # its word is taken, by configuration
-            self._accept(peer, ours, "asserted", decision.reason)
-            self.send(dialback.answer("result", ours, peer, True))
-            return None
-        if cert_ok:  # XEP-0344: a valid certificate for the domain makes the callback moot
-            self._accept(peer, ours, "dialback+certificate", decision.reason)
-            self.send(dialback.answer("result", ours, peer, True))
-            return None
-        d = self.manager.verify_dialback(peer, ours, self.stream_id, db.key)
-
-        def verified(valid: bool) -> None:
-            if self.disconnected:
-                return
-            self.send(dialback.answer("result", ours, peer, valid))
-            if valid:
-                self._accept(peer, ours, "dialback", decision.reason)
-            else:
-                self.manager.refused(self, peer, "dialback key did not verify")
-                self.close_stream()
-
-        return d.addCallback(verified)
-
-    def _accept(self, peer: str, ours: str, method: str, why: str) -> None:
-        if (peer, ours) in self.verified:
-            return  # a repeated dialback for a pair already proven changes nothing
-        self.verified.add((peer, ours))
-        self.remote_domain = self.remote_domain or peer
-        self.auth_method = method
-        log.info("incoming s2s from {peer} authenticated for {ours} by {method}: {why}",
-                 peer=peer, ours=ours, method=method, why=why)
-        self.manager.incoming_authenticated(self, peer)
-
-    # -- stanzas
-
-    def _stanza(self, element: domish.Element):
-        sender = _address(element, "from")
-        recipient = _address(element, "to")
-        if (sender.host, recipient.host) not in self.verified:
-            if recipient.host not in self.manager.domains:
-                raise StreamError("host-unknown", f"{recipient.host} is not served here")
-            raise StreamError("invalid-from", f"{sender.host} is not authenticated on this stream")
-        stanza = Stanza(element, sender, recipient)
-        try:
-            check_type(stanza)
-        except StanzaError as error:
-            if stanza.type != "error":
-                self.send(error.to_response(element))
-            return None
-        decision = self.manager.policy.admits(sender.host, stanza)
-        if not decision.ok:  # answered here: the router would not send it to a non-buddy
-            self.manager.refused(self, sender.host, decision.reason)
-            if stanza.type != "error":
-                self.send(StanzaError(decision.condition, decision.reason).to_response(element))
-            return None
-        return self.manager.router.route(stanza, self)
+        return self._dialback_request(db)
 
 
 class OutgoingServerStream(ServerStream):
-    """We connected to a peer: authenticate our domain, then carry stanzas (or verify a key)."""
+    """We connected to a peer: authenticate our domain, then carry stanzas (or verify a key);
+    when bidirectional, take the peer's stanzas too."""
 
     direction = "outgoing"
     receiving = False
@@ -301,6 +415,11 @@ class OutgoingServerStream(ServerStream):
         self.peer_stream_id: str | None = None
         self.ready = False
         self.sasl_done = False
+        self.dialback_asked = False  # our <db:result/> went out and waits for its answer
+
+    @property
+    def dialback_stream_id(self) -> str | None:
+        return self.peer_stream_id
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -342,6 +461,8 @@ class OutgoingServerStream(ServerStream):
             return self._sasl_answer(element)
         if element.uri == ns.DIALBACK:
             return self._dialback_answer(dialback.read(element))
+        if self.bidi and element.uri == ns.SERVER and element.name in STANZAS:
+            return self._stanza(element)
         raise StreamError("unsupported-stanza-type", f"unexpected element {element.name}")
 
     def _features(self, features: domish.Element) -> None:
@@ -364,6 +485,11 @@ class OutgoingServerStream(ServerStream):
             stream_id, key, _ = self.verify
             self.send(dialback.request("verify", self.local_domain, remote, key, stream_id))
             return
+        if (self.manager.bidi and not self.bidi and not self.sasl_done
+                and (ns.BIDI_FEATURE, "bidi") in offered):
+            # after TLS (we would have asked for it above) and before SASL or dialback
+            self.send(domish.Element((ns.BIDI, "bidi")))
+            self.bidi = True
         if self.sasl_done:
             self._authenticated("certificate")
             return
@@ -381,6 +507,7 @@ class OutgoingServerStream(ServerStream):
         key = self.manager.make_key(receiving=remote, originating=self.local_domain,
                                     stream_id=self.peer_stream_id or "")
         self.send(dialback.request("result", self.local_domain, remote, key))
+        self.dialback_asked = True
 
     def _sasl_answer(self, element: domish.Element) -> None:
         if element.name == "success":
@@ -390,20 +517,28 @@ class OutgoingServerStream(ServerStream):
         else:
             self._give_up(f"the peer refused SASL EXTERNAL ({element.toXml()[:200]})")
 
-    def _dialback_answer(self, db) -> None:
-        if db.name == "verify" and self.verify is not None and db.type is not None:
+    def _dialback_answer(self, db: dialback.DialbackElement):
+        if db.type is None:  # a request: the peer's, as receiving server of our bidi stream
+            if self.bidi and self.ready:
+                return self._dialback_request(db)
+            raise StreamError("bad-format", "unexpected dialback request on an outgoing stream")
+        answers_us = (db.sender, db.receiver) == (self.remote_domain, self.local_domain)
+        if db.name == "verify" and self.verify is not None and answers_us \
+                and db.id in (None, self.verify[0]):
             deferred = self.verify[2]
             if not deferred.called:
                 deferred.callback(db.type == "valid")
             self.close_stream()
-            return
-        if db.name == "result" and db.type is not None:
+            return None
+        if db.name == "result" and self.dialback_asked and answers_us:
+            self.dialback_asked = False
             if db.type == "valid":
                 self._authenticated("dialback")
             else:
                 self._give_up(f"the peer refused our dialback ({db.type})")
-            return
-        raise StreamError("bad-format", "unexpected dialback element on an outgoing stream")
+            return None
+        raise StreamError("bad-format", f"unsolicited dialback answer ({db.name} from "
+                          f"{db.sender} to {db.receiver}) on an outgoing stream")
 
     def _authenticated(self, method: str) -> None:
         check = self.certificate_check(self.remote_domain) if self.secure else None
@@ -418,6 +553,14 @@ class OutgoingServerStream(ServerStream):
         log.info("outgoing s2s to {remote} from {local} authenticated by {method}: {why}",
                  remote=self.remote_domain, local=self.local_domain, method=method,
                  why=decision.reason)
+        if self.bidi:
+            # The decision just made is about the receiving server's identity (its
+            # certificate for the domain, or the dialback reach through DNS): the policy
+            # took it for this domain, so its stanzas to us are taken on that same proof.
+            self.verified.add((self.remote_domain, self.local_domain))
+            log.info("outgoing s2s to {remote} from {local} is bidirectional: stanzas from "
+                     "{remote} to {local} are taken on it", remote=self.remote_domain,
+                     local=self.local_domain)
         self.manager.outgoing_ready(self)
 
     def _give_up(self, reason: str) -> None:
