@@ -211,3 +211,39 @@ def test_forged_dialback_key_is_refused(servers):
     raw.send(f"<db:result from='{B}' to='{A}'>00deadbeef</db:result>")
     data = raw.read_until_any(b"type='invalid'", b'type="invalid"', timeout=15)
     assert b"invalid" in data
+
+
+def test_verified_level_with_dialback(servers):
+    a, b = servers("verified", "verified", cert_kind="self_signed")
+
+    async def scenario():
+        clients = await chat_across(a, b)
+        await close(*clients)
+
+    asyncio.run(scenario())
+    assert "policy verified met: dialback" in a.log() + b.log()
+
+
+def test_promiscuous_takes_the_asserted_identity(servers):
+    a, b = servers("verified", "promiscuous", cert_kind="self_signed")
+
+    async def scenario():  # alice writes first: a.example connects, b.example receives
+        clients = await chat_across(a, b)
+        await close(*clients)
+
+    asyncio.run(scenario())
+    assert f"incoming s2s from {A} authenticated for {B} by asserted" in b.log()
+
+
+def test_secure_refuses_dialback_without_tls(servers):
+    a, b = servers("secure", "secure")
+    raw = RawClient(a.s2s_port)
+    raw.send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+             "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' "
+             f"from='{B}' to='{A}' version='1.0'>")
+    features = raw.read_until(b"</stream:features>")
+    assert b"<required" in features  # STARTTLS is mandatory for this peer
+    raw.send(f"<db:result from='{B}' to='{A}'>0123abcd</db:result>")
+    data = raw.read_until_any(b"policy-violation", timeout=10)
+    assert b"type='error'" in data or b'type="error"' in data
+    assert "TLS required (policy secure)" in a.log()
