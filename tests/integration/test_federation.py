@@ -108,6 +108,10 @@ async def chat_across(a, b) -> tuple:
     return alice, bob
 
 
+async def chat_and_close(a, b) -> None:
+    await close(*await chat_across(a, b))
+
+
 async def close(*clients) -> None:
     for client in clients:
         client.disconnect()
@@ -117,11 +121,7 @@ async def close(*clients) -> None:
 def test_secure_with_ca_certificates_uses_sasl_external(servers):
     a, b = servers("secure", "secure")
 
-    async def scenario():
-        clients = await chat_across(a, b)
-        await close(*clients)
-
-    asyncio.run(scenario())
+    asyncio.run(chat_and_close(a, b))
     logs = a.log() + b.log()
     assert f"outgoing s2s to {B} from {A} authenticated by certificate" in logs
     assert f"incoming s2s from {A} authenticated for {B} by certificate" in logs
@@ -130,11 +130,7 @@ def test_secure_with_ca_certificates_uses_sasl_external(servers):
 def test_trusted_policy_with_valid_certificates(servers):
     a, b = servers("trusted", "trusted")
 
-    async def scenario():
-        clients = await chat_across(a, b)
-        await close(*clients)
-
-    asyncio.run(scenario())
+    asyncio.run(chat_and_close(a, b))
     logs = a.log() + b.log()
     assert "authenticated by certificate" in logs
     assert "authenticated by dialback" not in logs
@@ -143,11 +139,7 @@ def test_trusted_policy_with_valid_certificates(servers):
 def test_dialback_when_certificates_do_not_validate(servers):
     a, b = servers("secure", "secure", cert_kind="self_signed")
 
-    async def scenario():
-        clients = await chat_across(a, b)
-        await close(*clients)
-
-    asyncio.run(scenario())
+    asyncio.run(chat_and_close(a, b))
     assert "authenticated by dialback" in a.log() + b.log()
 
 
@@ -216,22 +208,14 @@ def test_forged_dialback_key_is_refused(servers):
 def test_verified_level_with_dialback(servers):
     a, b = servers("verified", "verified", cert_kind="self_signed")
 
-    async def scenario():
-        clients = await chat_across(a, b)
-        await close(*clients)
-
-    asyncio.run(scenario())
+    asyncio.run(chat_and_close(a, b))
     assert "policy verified met: dialback" in a.log() + b.log()
 
 
 def test_promiscuous_takes_the_asserted_identity(servers):
     a, b = servers("verified", "promiscuous", cert_kind="self_signed")
 
-    async def scenario():  # alice writes first: a.example connects, b.example receives
-        clients = await chat_across(a, b)
-        await close(*clients)
-
-    asyncio.run(scenario())
+    asyncio.run(chat_and_close(a, b))  # alice first: a.example connects, b.example receives
     assert f"incoming s2s from {A} authenticated for {B} by asserted" in b.log()
 
 
