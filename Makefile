@@ -35,5 +35,15 @@ test: install-test
 lint: install-test
 	$(VENV)/bin/ruff check xmppd tests twisted
 
+# xmppd beside Prosody (installed with apt if missing), every workload; about 15 minutes on
+# 2 cores. The table goes to the terminal, the JSON to bench/results/. BENCH_QUICK=1: tiny run.
+.PHONY: bench
+bench: $(VENV)/.installed-bench
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[bench]' --config-settings editable_mode=compat
+	touch $@
+
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -48,6 +48,12 @@ class XmlStream(Protocol):
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         self.peer_address = f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}"
+        # Without TCP_NODELAY, our stream features after STARTTLS wait behind the TLS 1.3
+        # session tickets until the client's delayed ACK: ~40 ms added to every login
+        # (measured by bench/). Writes are still coalesced per reactor turn by Twisted.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         self.restart()
 
     def dataReceived(self, data: bytes) -> None:

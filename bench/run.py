@@ -1,0 +1,202 @@
+"""``make bench``: every workload against xmppd and Prosody, side by side.
+
+    python -m bench.run [--quick] [--servers xmppd,prosody] [--workloads ...] [--output FILE]
+
+Each workload runs against a freshly started server (so one workload's leftovers never
+flatter or burden the next) that has one core to itself: the server is pinned to the first
+usable core and this process (the load generator, and py-spy) to the others. Only one server
+runs at a time. The table shows medians of the repetitions with their range; everything,
+every repetition included, goes to bench/results/bench-<time>.json. ``BENCH_QUICK=1`` (or
+``--quick``) makes everything tiny: a smoke test of the tooling, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import procstats
+from bench.profile import LOADS, profile
+from bench.report import comparison, render
+from bench.servers import DOMAIN, ProsodyUnderTest, XmppdUnderTest, ensure_prosody
+from bench.stats import summarize
+from bench.workloads import FULL, QUICK, WORKLOADS
+from xmppd.stream.selfsigned import make_self_signed
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SERVERS = {"xmppd": XmppdUnderTest, "prosody": ProsodyUnderTest}
+PROFILE_SECONDS = {False: 12.0, True: 1.0}  # full run, quick run
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes and durations (also BENCH_QUICK=1)")
+    parser.add_argument("--servers", default="xmppd,prosody",
+                        help="comma-separated, from: " + ", ".join(SERVERS))
+    parser.add_argument("--workloads", default=",".join(WORKLOADS),
+                        help="comma-separated, from: " + ", ".join(WORKLOADS))
+    parser.add_argument("--output", type=Path, help="the JSON file (default: bench/results/)")
+    parser.add_argument("--no-pin", action="store_true", help="leave CPU placement to the OS")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    args = parser.parse_args(argv)
+    args.quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    args.servers = _choices(parser, args.servers, SERVERS)
+    args.workloads = _choices(parser, args.workloads, WORKLOADS)
+    return args
+
+
+def _choices(parser, text: str, known) -> list[str]:
+    chosen = [item.strip() for item in text.split(",") if item.strip()]
+    unknown = [item for item in chosen if item not in known]
+    if unknown or not chosen:
+        parser.error(f"unknown or no choice in {text!r}; known: {', '.join(known)}")
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    sessions = plan.users + 2
+    files = procstats.raise_open_files(2 * sessions + 1024)
+    if files < sessions + 256:
+        print(f"the open-file limit ({files}) is too low for {sessions} sessions: raise the hard "
+              "limit (ulimit -Hn) and try again", file=sys.stderr)
+        return 1
+    cores = None if args.no_pin else procstats.plan_cores()
+    if cores is not None:
+        procstats.pin(0, cores[1])
+    if "prosody" in args.servers and not ensure_prosody():
+        args.servers.remove("prosody")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="xmppd-bench-") as tmp:
+        under_test = _prepare(Path(tmp), args.servers, plan)
+        results = {server.name: {} for server in under_test}
+        for workload in args.workloads:
+            for server in under_test:
+                _say(f"{workload} on {server.name}")
+                results[server.name][workload] = _measure(server, workload, plan, cores)
+        xmppd = next((s for s in under_test if s.name == "xmppd"), None)
+        profiles = {}
+        if xmppd is not None and not args.no_profile:
+            for load in LOADS:
+                _say(f"profiling xmppd under {load} with py-spy")
+                profiles[load] = profile(xmppd, plan, load, PROFILE_SECONDS[args.quick],
+                                         pin_server=_pinner(cores))
+        versions = {server.name: server.version() for server in under_test}
+        problems = {server.name: server.problems for server in under_test}
+    table = comparison(plan, results)
+    print()
+    print(render(table, args.servers))
+    for load, summary in profiles.items():
+        _print_profile(load, summary)
+    for warning in _interference(results):
+        print(f"warning: {warning}")
+    for name, seen in problems.items():
+        for problem in seen:
+            print(f"warning: {name}: {problem}")
+    report = {
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "seconds": round(time.monotonic() - started, 1),
+        "machine": _machine(cores),
+        "versions": versions,
+        "plan": plan.__dict__,
+        "table": table,
+        "results": results,
+        "profiles": profiles,
+        "problems": problems,
+    }
+    output = args.output or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    print(f"\nwritten to {output} ({report['seconds']:.0f} s)")
+    return 0
+
+
+def _prepare(workdir: Path, names: list[str], plan) -> list:
+    cert, key = workdir / "tls" / f"{DOMAIN}.crt", workdir / "tls" / f"{DOMAIN}.key"
+    make_self_signed(cert, key, [DOMAIN])
+    under_test = []
+    for name in names:
+        server = SERVERS[name](workdir / name, (cert, key), plan.users, plan.fanout_contacts)
+        _say(f"writing {plan.users + 1:,} accounts for {name}")
+        server.prepare()
+        under_test.append(server)
+    return under_test
+
+
+def _measure(server, workload: str, plan, cores) -> dict:
+    target = server.start(workload)
+    _pinner(cores)(target.pid)
+    try:
+        raw = asyncio.run(WORKLOADS[workload](target, plan))
+    finally:
+        server.stop()
+    return {metric: summarize(values) for metric, values in raw.items()}
+
+
+def _interference(results: dict, limit: float = 0.1) -> list[str]:
+    """Workloads during which other processes used more than ``limit`` of a core (median):
+    on a shared machine their numbers may be low."""
+    warnings = []
+    for server, workloads in results.items():
+        for workload, metrics in workloads.items():
+            for metric in ("others_cpu", "latency_others_cpu"):
+                if metric in metrics and metrics[metric]["median"] > limit:
+                    warnings.append(f"{workload} on {server}: other processes used "
+                                    f"{metrics[metric]['median']:.2f} cores ({metric})")
+    return warnings
+
+
+def _pinner(cores):
+    if cores is None:
+        return lambda pid: None
+    return lambda pid: procstats.pin(pid, cores[0])
+
+
+def _machine(cores) -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "kernel": platform.release(), "commit": commit,
+            "server_cores": sorted(cores[0]) if cores else None,
+            "loadgen_cores": sorted(cores[1]) if cores else None}
+
+
+def _print_profile(load: str, profile: dict) -> None:
+    if "skipped" in profile:
+        print(f"\nprofile under {load} skipped: {profile['skipped']}")
+        return
+    print(f"\nxmppd under {load}: {profile['samples']} busy py-spy samples (and "
+          f"{profile['idle_samples']} of threads waiting); self time by layer")
+    for name, share in profile["layers"]:
+        print(f"  {100 * share:5.1f}%  {name}")
+    print("top functions by self time")
+    for name, share in profile["functions"]:
+        print(f"  {100 * share:5.1f}%  {name}")
+
+
+def _say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The servers under test, configured alike, each started afresh for every workload.
+
+Both get the same certificate (ECDSA P-256, self-signed), TLS required before
+authentication, SCRAM-SHA-256 with 10,000 iterations (Prosody: ``password_hash = "SHA-256"``),
+storage on local disk (xmppd: SQLite in WAL mode; Prosody: its internal file store), a loopback
+listener, logging at info to a file, and the same IM features (roster, presence, offline
+messages, disco, ping, version). They run through the test harnesses
+(tests/integration/serverproc.py, tests/interop/prosody.py); the accounts are written once into
+a template data directory that each fresh start copies (bench/accounts.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from bench.accounts import seed_xmppd, write_prosody_data
+from bench.loadgen import Target
+from tests.integration.serverproc import XmppdProcess
+from tests.interop import prosody as prosody_harness
+from xmppd.storage import SQLITE_FILENAME
+
+DOMAIN = "localhost"
+
+
+class XmppdUnderTest:
+    name = "xmppd"
+
+    def __init__(self, workdir: Path, certificate: tuple[Path, Path], users: int,
+                 hub_contacts: int) -> None:
+        self.workdir = workdir
+        self.certificate = certificate
+        self.users = users
+        self.hub_contacts = hub_contacts
+        self.process: XmppdProcess | None = None
+        self.problems: list[str] = []  # tracebacks and unclean exits seen, for the report
+
+    def _config(self, directory: Path) -> XmppdProcess:
+        # The hub's roster is as long as the fan-out; the default cap is 1,000 items.
+        roster = f"[plugins.roster]\nmax_items = {max(self.hub_contacts + 10, 1000)}\n"
+        return XmppdProcess(directory, DOMAIN, extra=roster, auth_timeout=60.0,
+                            certificate=self.certificate)
+
+    def prepare(self) -> None:
+        template = self._config(self.workdir / "template")
+        seed_xmppd(template.config, self.users, self.hub_contacts)
+
+    def version(self) -> str:
+        from importlib.metadata import version
+
+        return version("xmppd")
+
+    def start(self, label: str) -> Target:
+        directory = self.workdir / label
+        self.process = self._config(directory)
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(self.workdir / "template" / "data" / SQLITE_FILENAME,
+                     directory / "data" / SQLITE_FILENAME)
+        self.process.start(timeout=60)
+        return Target(self.name, "127.0.0.1", self.process.c2s_port, DOMAIN,
+                      self.certificate[0], self.process.process.pid)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            code = process.stop(timeout=60)
+        except subprocess.TimeoutExpired:
+            code = "killed after 60 s"
+        log = process.log()
+        if code != 0:
+            self.problems.append(f"{process.directory.name}: exit status {code}")
+        if "Traceback" in log:
+            self.problems.append(f"{process.directory.name}: traceback in {process.log_path}")
+
+
+class ProsodyUnderTest:
+    name = "prosody"
+
+    def __init__(self, workdir: Path, certificate: tuple[Path, Path], users: int,
+                 hub_contacts: int) -> None:
+        self.workdir = workdir
+        self.certificate = certificate
+        self.users = users
+        self.hub_contacts = hub_contacts
+        self.process: prosody_harness.ProsodyProcess | None = None
+        self.problems: list[str] = []
+
+    def prepare(self) -> None:
+        write_prosody_data(self.workdir / "template" / "data", DOMAIN, self.users,
+                           self.hub_contacts)
+
+    def version(self) -> str:
+        result = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "prosody"],
+                                capture_output=True, text=True)
+        return result.stdout.strip() or "unknown"
+
+    def start(self, label: str) -> Target:
+        directory = self.workdir / label
+        shutil.copytree(self.workdir / "template" / "data", directory / "data")
+        self.process = prosody_harness.ProsodyProcess(
+            directory, DOMAIN, certificate=self.certificate, log_level="info",
+            modules=("offline", "version"),
+            extra_config='password_hash = "SHA-256"\ndefault_iteration_count = 10000')
+        self.process.start(timeout=60)
+        return Target(self.name, self.process.ip, self.process.c2s_port, DOMAIN,
+                      self.certificate[0], self.process.process.pid)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        errors = process.errors()
+        code = process.stop(timeout=60)
+        if code not in (0, None):
+            self.problems.append(f"{process.directory.name}: exit status {code}")
+        if errors:
+            self.problems.append(f"{process.directory.name}: {len(errors)} error lines, first: "
+                                 f"{errors[0]}")
+
+
+def ensure_prosody() -> bool:
+    """Install Debian's prosody package if it is missing and we may (root, apt-get); its own
+    service is kept from starting, as in .ci/run. Whether Prosody is available now."""
+    if prosody_harness.available():
+        return True
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        print("prosody is not installed and cannot be installed here (needs root and apt-get): "
+              "measuring xmppd alone")
+        return False
+    policy = Path("/usr/sbin/policy-rc.d")
+    ours = not policy.exists()
+    if ours:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-q", "prosody"], check=True, env=env)
+    except subprocess.CalledProcessError as error:
+        print(f"installing prosody failed ({error}): measuring xmppd alone")
+    finally:
+        if ours:
+            policy.unlink(missing_ok=True)
+    return prosody_harness.available()

@@ -1,0 +1,83 @@
+"""Keep ``make bench`` from rotting: its quick mode against xmppd alone, and its arithmetic.
+
+Not a performance test: nothing here is timed against a threshold. The quick run only has to
+finish and produce sane numbers (positive rates, no lost messages, every contact reached).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.profile import summarize_collapsed
+from bench.stats import percentile, summarize
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_bench_against_xmppd_produces_sane_numbers(tmp_path):
+    output = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--servers", "xmppd", "--no-pin", "--no-profile",
+         "--output", str(output)],
+        cwd=ROOT, env={**os.environ, "BENCH_QUICK": "1"}, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(output.read_text())
+    assert report["quick"] is True
+    assert report["problems"] == {"xmppd": []}
+    xmppd = report["results"]["xmppd"]
+
+    def median(workload: str, metric: str) -> float:
+        return xmppd[workload][metric]["median"]
+
+    for workload in ("login_scram", "login_plain"):
+        assert median(workload, "logins_per_s") > 0
+        assert 0 < median(workload, "login_p50_ms") <= median(workload, "login_p99_ms")
+        assert median(workload, "errors") == 0
+    assert median("messages", "msgs_per_s") > 0
+    assert median("messages", "latency_p99_ms") > 0
+    assert median("messages", "latency_lost") == 0
+    assert median("memory", "rss_idle_kib") > 0
+    assert median("memory", "rss_20_kib") >= median("memory", "rss_idle_kib")
+    assert median("fanout", "deliveries_per_s") > 0
+    assert median("fanout", "missing") == 0
+    # The table names every headline row, with xmppd's median and no Prosody column.
+    labels = [row["label"] for row in report["table"]]
+    assert "Logins/s, SCRAM-SHA-256 over STARTTLS" in labels
+    assert all("prosody" not in row for row in report["table"])
+    assert "| Logins/s, SCRAM-SHA-256 over STARTTLS" in result.stdout
+
+
+def test_percentile_interpolates_between_ranks():
+    assert percentile([], 99) == 0.0
+    assert percentile([5.0], 50) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile(list(range(101)), 99) == 99.0
+    assert summarize([3, 1, 2]) == {"median": 2.0, "min": 1.0, "max": 3.0,
+                                    "values": [3.0, 1.0, 2.0]}
+
+
+def test_profile_summary_attributes_self_time_to_the_innermost_known_layer():
+    collapsed = "\n".join([
+        "<module> (twistd:8);doRead (twisted/internet/tcp.py:250);"
+        "dataReceived (twisted/protocols/tls.py:300);recv (OpenSSL/SSL.py:2000) 6",
+        "<module> (twistd:8);_parse (xmppd/xml/parser.py:217);"
+        "__init__ (twisted/words/xish/domish.py:500) 3",
+        "<module> (twistd:8);select (unknown.py:1) 1",
+        "<module> (twistd:8);doPoll (twisted/internet/epollreactor.py:10);"
+        "untilConcludes (twisted/python/util.py:5) 7",
+        "_bootstrap (threading.py:1);Condition.wait (threading.py:320) 2",
+        "garbage line",
+    ])
+    summary = summarize_collapsed(collapsed)
+    assert summary["samples"] == 10
+    assert summary["idle_samples"] == 9
+    assert dict(summary["layers"]) == {"TLS (pyOpenSSL, Twisted's TLS protocol)": 0.6,
+                                       "XML parsing (expat, building elements)": 0.3,
+                                       "other": 0.1}
+    assert summary["functions"][0] == ("recv (OpenSSL/SSL.py)", 0.6)
+    assert ("__init__ (twisted/words/xish/domish.py)", 0.3) in summary["functions"]
