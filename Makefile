@@ -33,7 +33,7 @@ test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-test
-	$(VENV)/bin/ruff check xmppd tests twisted
+	$(VENV)/bin/ruff check xmppd tests twisted bench
 
 # xmppd beside Prosody (installed with apt if missing), every workload; about 15 minutes on
 # 2 cores. The table goes to the terminal, the JSON to bench/results/. BENCH_QUICK=1: tiny run.
