@@ -30,8 +30,8 @@ def write_config(directory: Path, body: str = "") -> Path:
 
 
 def sync(d):
-    """The result of a Deferred that has already fired (in-memory storage fires at once...
-    almost: adbapi runs in a thread, so callers use trial's TestCase and yield instead)."""
+    """The result of a Deferred that has already fired (fakes that answer at once); anything
+    that waits on a thread or the network belongs in a trial TestCase that awaits it."""
     results = []
     d.addBoth(results.append)
     assert results, "Deferred has not fired"

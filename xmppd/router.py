@@ -41,13 +41,14 @@ class NoFederation:
 class Router:
     def __init__(self, domains: frozenset[str], sessions: ISessionRegistry,
                  dispatcher: Dispatcher | None = None, remote: IRemoteRouter | None = None,
-                 bare_message_delivery: str = "highest") -> None:
+                 bare_message_delivery: str = "highest", query=None) -> None:
         self.domains = domains
         self.sessions = sessions
         self.dispatcher = dispatcher or Dispatcher(self.send_from_server)
         self.remote = remote or NoFederation(self)
         self.deliver_to_all = bare_message_delivery == "all"
-        self.query = lambda interface: None  # the server replaces this with its provider look-up
+        # the server's look-up of plugin-provided services (IOfflineDelivery)
+        self.query = query or (lambda interface: None)
 
     # -- ways in
 

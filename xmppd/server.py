@@ -31,13 +31,13 @@ class Server:
         self.stream_features = PrioritizedHandlers()  # builders of post-auth stream features
         self.sessions = SessionRegistry(config.c2s.resource_conflict, config.c2s.max_resources)
         self.router = Router(self.domains, self.sessions,
-                             bare_message_delivery=config.c2s.bare_message_delivery)
+                             bare_message_delivery=config.c2s.bare_message_delivery,
+                             query=self.query)
         self.dispatcher = self.router.dispatcher
         self.auth = StorageAuthBackend(storage.users)
         self.c2s_streams: set = set()  # every client stream, bound or not, for shutdown
         self._providers: dict = {}
         self.s2s = None  # the S2SManager, once the service turns federation on
-        self.router.query = self.query  # the router asks for IOfflineDelivery
 
     def emit(self, event: Event, *args) -> defer.Deferred:
         return self.events.emit(event, *args)
