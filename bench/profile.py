@@ -1,11 +1,12 @@
 """Where xmppd's CPU goes: py-spy samples the running server (no restart, no
 instrumentation: ``--nonblocking`` never stops it) while a workload keeps it busy, and the
-samples are summarised by layer and by function. Two loads: saturated one-to-one messages
-(the message path) and back-to-back presence fan-out rounds."""
+samples are summarised by layer and by function. Three loads: saturated one-to-one messages
+(the message path), back-to-back presence fan-out rounds, and SCRAM logins in a loop."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import shutil
 import sys
@@ -13,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.accounts import user_names
-from bench.loadgen import close_all, login_many, settle
+from bench.loadgen import LoginError, close_all, login, login_many, settle
 from bench.workloads import Chat, FanOut, Plan
 
 # A sample's layer: the first of these found walking from the innermost frame outwards, so
@@ -159,4 +160,28 @@ async def _while_presence_fans_out(target, plan: Plan, record) -> str | None:
         await settle(plan.settle)
 
 
-LOADS = {"messages": _while_messages_flow, "fanout": _while_presence_fans_out}
+async def _while_logins_run(target, plan: Plan, record) -> str | None:
+    """``login_concurrency`` clients log in and out (SCRAM-SHA-256) until py-spy is done."""
+    context = target.client_context()
+    users = user_names(plan.users)[plan.fanout_contacts:]  # empty rosters, as in the workload
+    numbers = itertools.count()
+    recording = asyncio.ensure_future(record())
+
+    async def client() -> None:
+        while not recording.done():
+            number = next(numbers)
+            try:
+                connection = await login(target, users[number % len(users)], context,
+                                         resource=f"p{number}")
+            except (LoginError, OSError):
+                await asyncio.sleep(0.05)
+                continue
+            connection.close()
+
+    await asyncio.gather(*(client() for _ in range(plan.login_concurrency)))
+    await settle(plan.settle)
+    return recording.result()
+
+
+LOADS = {"messages": _while_messages_flow, "fanout": _while_presence_fans_out,
+         "logins": _while_logins_run}

@@ -48,10 +48,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help="the JSON file (default: bench/results/)")
     parser.add_argument("--no-pin", action="store_true", help="leave CPU placement to the OS")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument("--profiles", default=",".join(LOADS),
+                        help="the loads to profile xmppd under, from: " + ", ".join(LOADS))
     args = parser.parse_args(argv)
     args.quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
     args.servers = _choices(parser, args.servers, SERVERS)
     args.workloads = _choices(parser, args.workloads, WORKLOADS)
+    args.profiles = _choices(parser, args.profiles, LOADS)
     return args
 
 
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         xmppd = next((s for s in under_test if s.name == "xmppd"), None)
         profiles = {}
         if xmppd is not None and not args.no_profile:
-            for load in LOADS:
+            for load in args.profiles:
                 _say(f"profiling xmppd under {load} with py-spy")
                 profiles[load] = profile(xmppd, plan, load, PROFILE_SECONDS[args.quick],
                                          pin_server=_pinner(cores))

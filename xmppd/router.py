@@ -143,18 +143,34 @@ class Router:
             if stanza.type == "groupchat":
                 self.bounce(stanza, "service-unavailable")
             return None  # errors to an account are dropped
-        resources = [s for s in self.sessions.resources(account) if s.available and s.priority >= 0]
-        if resources:
-            if stanza.type == "chat" or stanza.type == "normal":
-                if not self.deliver_to_all:
-                    top = max(s.priority for s in resources)
-                    resources = [s for s in resources if s.priority == top]
-            for session in resources:
-                session.send(stanza.element)
+        chosen = self._message_recipients(account,
+                                          everyone=self.deliver_to_all or stanza.type == "headline")
+        if chosen:
+            element = stanza.element
+            for session in chosen:
+                session.send(element)
             return None
         if stanza.type == "headline":
             return None  # headlines are not kept (RFC 6121 §8.5.2.2.1)
         return self._store_offline(stanza)
+
+    def _message_recipients(self, account: JID, everyone: bool) -> list:
+        """RFC 6121 §8.5.2.1.1: the available resources of non-negative priority; unless
+        ``everyone``, only those of the highest priority. One pass, on every message."""
+        chosen: list = []
+        top = 0
+        for session in self.sessions.resources(account):
+            if not session.available:
+                continue
+            priority = session.priority
+            if priority < 0:
+                continue
+            if everyone or priority == top and chosen:
+                chosen.append(session)
+            elif not chosen or priority > top:
+                chosen = [session]
+                top = priority
+        return chosen
 
     def _store_offline(self, stanza: Stanza):
         offline = self.query(IOfflineDelivery)

@@ -95,7 +95,8 @@ class SessionRegistry:
         return resources.get(full_jid.resource) if resources else None
 
     def resources(self, bare_jid: JID) -> list[ClientSession]:
-        return list(self._accounts.get(bare_jid, {}).values())
+        resources = self._accounts.get(bare_jid)
+        return list(resources.values()) if resources else []
 
     def all(self) -> list[ClientSession]:
         return [s for resources in self._accounts.values() for s in resources.values()]

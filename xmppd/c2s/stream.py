@@ -125,7 +125,7 @@ class ClientStream(XmlStream):
             self.close_stream()
             return
         self.send(domish.Element((ns.TLS, "proceed")))
-        self.transport.startTLS(self.tls_context)
+        self.start_tls(self.tls_context)
         self.secure = True
         self.restart()
 

@@ -329,7 +329,7 @@ class IncomingServerStream(ServerStream):
             self.close_stream()
             return
         self.send(domish.Element((ns.TLS, "proceed")))
-        self.transport.startTLS(self.manager.tls)
+        self.start_tls(self.manager.tls)
         self.secure = True
         # TLS comes before bidi (XEP-0288 §2.1) and what was said in the clear is forgotten
         # (RFC 6120 §5.4.3.3): a <bidi/> sent before STARTTLS does not count.
@@ -452,7 +452,7 @@ class OutgoingServerStream(ServerStream):
         if key == (ns.STREAMS, "features"):
             return self._features(element)
         if key == (ns.TLS, "proceed"):
-            self.transport.startTLS(self.manager.tls)
+            self.start_tls(self.manager.tls)
             self.secure = True
             self.restart()
             self.send_header(self.local_domain, to=self.remote_domain)

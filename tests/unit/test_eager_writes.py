@@ -1,0 +1,86 @@
+"""Eager TCP sends (xmppd.stream.eager), over real loopback sockets and the real reactor."""
+
+from __future__ import annotations
+
+from twisted.internet import defer, protocol, reactor, tcp
+from twisted.trial import unittest
+
+from xmppd.stream.eager import EagerClient, EagerServer, send_eagerly
+
+
+class Collector(protocol.Protocol):
+    """The far end: collects bytes until it has ``expected`` of them."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.received = bytearray()
+        self.done = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+        if len(self.received) >= self.expected and not self.done.called:
+            self.done.callback(bytes(self.received))
+
+
+class EagerServerProtocol(protocol.Protocol):
+    def connectionMade(self) -> None:
+        self.switched = send_eagerly(self.transport)
+        self.factory.connected.callback(self)
+
+
+class EagerWritesTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def connect(self, expected: int):
+        factory = protocol.Factory.forProtocol(EagerServerProtocol)
+        factory.connected = defer.Deferred()
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        collector = Collector(expected)
+        client = yield protocol.ClientCreator(reactor, lambda: collector).connectTCP(
+            "127.0.0.1", port.getHost().port)
+        server = yield factory.connected
+        self.addCleanup(client.transport.loseConnection)
+        self.addCleanup(server.transport.loseConnection)
+        return server, collector
+
+    @defer.inlineCallbacks
+    def test_a_small_write_leaves_at_once_without_waiting_for_writability(self):
+        server, collector = yield self.connect(5)
+        self.assertTrue(server.switched)
+        self.assertIsInstance(server.transport, EagerServer)
+        server.transport.write(b"hello")
+        # Sent by the write itself: nothing queued, the reactor not asked to watch the socket.
+        self.assertEqual(server.transport._tempDataBuffer, [])
+        self.assertNotIn(server.transport, reactor.getWriters())
+        self.assertEqual((yield collector.done), b"hello")
+
+    @defer.inlineCallbacks
+    def test_what_the_kernel_does_not_take_is_sent_later_in_order(self):
+        chunk = bytes(range(256)) * 65536  # 16 MiB, more than a socket buffer takes at once
+        server, collector = yield self.connect(3 * len(chunk))
+        server.transport.write(chunk)
+        self.assertIn(server.transport, reactor.getWriters())  # the rest waits for the reactor
+        server.transport.write(chunk)
+        server.transport.write(chunk)
+        self.assertEqual((yield collector.done), chunk * 3)
+
+    @defer.inlineCallbacks
+    def test_writes_after_lose_connection_request_are_not_sent_eagerly(self):
+        server, collector = yield self.connect(3)
+        server.transport.write(b"one")
+        server.transport.loseConnection()
+        server.transport.write(b"two")  # Twisted drops writes once disconnecting
+        self.assertEqual((yield collector.done), b"one")
+
+
+def test_switching_finds_the_tcp_connection_under_wrappers():
+    class Wrapper:
+        def __init__(self, transport) -> None:
+            self.transport = transport
+
+    client = tcp.Client.__new__(tcp.Client)
+    assert send_eagerly(Wrapper(Wrapper(client)))
+    assert type(client) is EagerClient
+    assert send_eagerly(client)  # already switched: still fine
+    assert not send_eagerly(Wrapper(object()))
+    assert not send_eagerly(None)
