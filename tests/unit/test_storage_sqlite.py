@@ -111,6 +111,35 @@ class SQLiteFileTests(unittest.TestCase):
         self.assertEqual(recorded[0], (1, "init"))
 
     @defer.inlineCallbacks
+    def test_reads_of_a_file_answer_at_once_and_see_every_committed_write(self):
+        storage = yield self.opened()
+        yield storage.users.create_user("alice", "example.org", derive_all(PASSWORD, FAST))
+        exists = storage.users.user_exists("alice", "example.org")
+        self.assertTrue(exists.called)  # no trip through the database thread
+        self.assertTrue((yield exists))
+        # A write made by another process (xmppdctl) while the server runs is seen too.
+        connection = sqlite3.connect(self.path)
+        connection.execute("DELETE FROM users")
+        connection.commit()
+        connection.close()
+        self.assertFalse((yield storage.users.user_exists("alice", "example.org")))
+
+    @defer.inlineCallbacks
+    def test_a_failing_read_fails_its_deferred_and_reads_go_on(self):
+        storage = yield self.opened()
+
+        def broken(cursor):
+            cursor.execute("SELECT no_such_column FROM users")
+
+        yield self.assertFailure(storage.read(broken), sqlite3.OperationalError)
+
+        def sneaky_write(cursor):
+            cursor.execute("DELETE FROM users")
+
+        yield self.assertFailure(storage.read(sneaky_write), sqlite3.OperationalError)
+        self.assertFalse((yield storage.users.user_exists("alice", "example.org")))
+
+    @defer.inlineCallbacks
     def test_only_the_owner_can_read_the_keys(self):
         storage = yield self.opened()
         yield storage.users.create_user("alice", "example.org", derive_all(PASSWORD, FAST))
