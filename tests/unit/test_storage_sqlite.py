@@ -125,6 +125,15 @@ class SQLiteFileTests(unittest.TestCase):
         self.assertFalse((yield storage.users.user_exists("alice", "example.org")))
 
     @defer.inlineCallbacks
+    def test_a_read_asked_for_after_a_write_sees_it_even_before_it_is_committed(self):
+        storage = yield self.opened()
+        created = storage.users.create_user("alice", "example.org", derive_all(PASSWORD, FAST))
+        exists = storage.users.user_exists("alice", "example.org")  # the write is still queued
+        self.assertTrue((yield exists))
+        yield created
+        self.assertTrue(storage.users.user_exists("alice", "example.org").called)
+
+    @defer.inlineCallbacks
     def test_a_failing_read_fails_its_deferred_and_reads_go_on(self):
         storage = yield self.opened()
 

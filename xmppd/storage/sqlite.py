@@ -6,9 +6,9 @@ writes, whose commits wait for fsync. Reads of a database file run at once on th
 thread, on a second, query-only connection: in WAL mode they never wait for a writer, a
 small database lives in the page cache, and a read costs tens of microseconds where handing
 it to a thread and back costs more than the query (``make bench``: about a quarter more
-logins per CPU second). Such a read sees every committed write, not the ones still queued,
-so code that must read its own write waits for the write first (all of ours does, under
-per-account locks). ":memory:" has no second connection: there reads use the thread too.
+logins per CPU second). A read never overtakes a write asked for before it: while any write
+is queued or running, reads queue behind it on the thread, as they always did. ":memory:"
+has no second connection: there reads use the thread too.
 WAL and a busy timeout let xmppdctl write to the same file while the server runs.
 
 The stores (users, rosters, offline messages, the server roster, incident reports) are written
@@ -70,6 +70,7 @@ class SQLiteStorage:
         self._reactor = reactor
         self._pool: adbapi.ConnectionPool | None = None
         self._reader: sqlite3.Connection | None = None  # reads on the reactor thread
+        self._writes_pending = 0
         self.users = SQLUserStore(self)
         self.roster = SQLRosterStore(self)
         self.offline = SQLOfflineStore(self)
@@ -123,11 +124,11 @@ class SQLiteStorage:
     def read(self, function, *args):
         """Deferred result of ``function(cursor, *args)``, which must not write.
 
-        On a database file it runs at once, on this thread, in one read transaction of a
-        connection of its own: it sees every committed write (not those still queued).
+        On a database file, with no write pending, it runs at once on this thread in one read
+        transaction of a connection of its own; otherwise behind the writes, on their thread.
         """
         reader = self._reader
-        if reader is None:
+        if reader is None or self._writes_pending:
             return self._on_database_thread(function, *args)
         try:
             reader.execute("BEGIN")
@@ -141,7 +142,13 @@ class SQLiteStorage:
     def write(self, function, *args):
         """Deferred result of ``function(cursor, *args)`` in a write transaction on the database
         thread: committed on return, rolled back on error."""
-        return self._on_database_thread(_in_write_transaction, self.dialect, function, *args)
+        d = self._on_database_thread(_in_write_transaction, self.dialect, function, *args)
+        self._writes_pending += 1
+        return d.addBoth(self._write_done)
+
+    def _write_done(self, result):
+        self._writes_pending -= 1
+        return result
 
     def _on_database_thread(self, function, *args):
         if self._pool is None:
