@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from twisted.internet import defer, protocol, reactor, tcp
+from pathlib import Path
+
+from twisted.internet import defer, protocol, reactor, ssl, tcp
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial import unittest
 
+from tests.certs import make_self_signed
 from xmppd.stream.eager import EagerClient, EagerServer, send_eagerly
+from xmppd.stream.tls import server_context_factory
 
 
 class Collector(protocol.Protocol):
@@ -71,6 +76,72 @@ class EagerWritesTests(unittest.TestCase):
         server.transport.loseConnection()
         server.transport.write(b"two")  # Twisted drops writes once disconnecting
         self.assertEqual((yield collector.done), b"one")
+
+
+class TLSClient(Collector):
+    """Collects what arrives; with ``starttls`` set, switches to TLS first."""
+
+    starttls = False
+
+    def connectionMade(self) -> None:
+        if self.starttls:
+            self.transport.startTLS(ssl.CertificateOptions(verify=False))
+
+
+class StartTLSServerProtocol(protocol.Protocol):
+    def connectionMade(self) -> None:
+        send_eagerly(self.transport)
+        self.transport.startTLS(self.factory.context)
+        send_eagerly(self.transport.protocol)
+        self.factory.connected.callback(self)
+
+
+class EagerTLSTests(unittest.TestCase):
+    """Under TLS, a write becomes a TLS record and leaves at once: no timer, no reactor turn."""
+
+    def setUp(self) -> None:
+        issued = make_self_signed(Path(self.mktemp()), "example.org")
+        self.context = server_context_factory(issued.cert_path, issued.key_path)
+
+    @defer.inlineCallbacks
+    def exchange(self, server_protocol, wrap, starttls: bool):
+        factory = protocol.Factory.forProtocol(server_protocol)
+        factory.connected = defer.Deferred()
+        factory.context = self.context
+        port = reactor.listenTCP(0, wrap(factory), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        collector = TLSClient(5)
+        collector.starttls = starttls
+        client_factory = protocol.Factory.forProtocol(lambda: collector)
+        if not starttls:
+            client_factory = TLSMemoryBIOFactory(ssl.CertificateOptions(verify=False), True,
+                                                 client_factory)
+        yield protocol.ClientCreator(reactor, lambda: client_factory.buildProtocol(None)
+                                     ).connectTCP("127.0.0.1", port.getHost().port)
+        server = yield factory.connected
+        self.addCleanup(server.transport.loseConnection)
+        self.addCleanup(collector.transport.loseConnection)
+        return server, collector
+
+    @defer.inlineCallbacks
+    def check_written_through(self, server, collector):
+        timers_before = len(reactor.getDelayedCalls())
+        server.transport.write(b"hello")
+        self.assertEqual(len(reactor.getDelayedCalls()), timers_before)  # no flush scheduled
+        self.assertEqual((yield collector.done), b"hello")
+
+    @defer.inlineCallbacks
+    def test_direct_tls(self):
+        server, collector = yield self.exchange(
+            EagerServerProtocol, lambda f: TLSMemoryBIOFactory(self.context, False, f), False)
+        self.assertIsInstance(server.transport.transport, EagerServer)
+        yield self.check_written_through(server, collector)
+
+    @defer.inlineCallbacks
+    def test_starttls(self):
+        server, collector = yield self.exchange(StartTLSServerProtocol, lambda f: f, True)
+        self.assertIsInstance(server.transport, EagerServer)
+        yield self.check_written_through(server, collector)
 
 
 def test_switching_finds_the_tcp_connection_under_wrappers():

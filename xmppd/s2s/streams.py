@@ -385,8 +385,10 @@ class IncomingServerStream(ServerStream):
         self.send(domish.Element((ns.SASL, "success")))
         self.sasl_done = True
         self.remote_domain = domain
-        self._accept(domain, self.local_domain, "certificate", decision.reason)
+        # Restart first: what the link-up makes us send (probes, queued stanzas) is held
+        # until our new stream header, never written into the stream that just ended.
         self.restart()
+        self._accept(domain, self.local_domain, "certificate", decision.reason)
 
     # -- dialback (XEP-0220), this server as the receiving server or the authoritative one
 

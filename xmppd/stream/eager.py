@@ -11,11 +11,18 @@ The switch is made per connection by changing the class of Twisted's own transpo
 (``tcp.Server``/``tcp.Client``) to a subclass that overrides one method, ``startWriting``,
 which ``FileDescriptor.write`` calls after queueing data: STARTTLS, whose TLS layer writes
 through ``FileDescriptor.write`` directly, is covered as well.
+
+Twisted's TLS transport (``BufferingTLSTransport``) holds small writes back until the next
+reactor turn (a ``callLater(0)`` per connection per turn) to make fewer, larger TLS records.
+Our streams already coalesce their output per read (xmppd.stream.output), so for them that
+wait only costs a timer and latency: their TLS layer writes straight through.
 """
 
 from __future__ import annotations
 
 from twisted.internet import tcp
+from twisted.protocols import tls as twisted_tls
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOProtocol
 
 
 class _EagerWrites:
@@ -57,11 +64,36 @@ class EagerClient(_EagerWrites, tcp.Client):
 _EAGER = {tcp.Server: EagerServer, tcp.Client: EagerClient}
 
 
+class _WriteThrough:
+    """Stands in for a BufferingTLSTransport's aggregator: every write goes to TLS now."""
+
+    def __init__(self, tls: TLSMemoryBIOProtocol) -> None:
+        self.write = TLSMemoryBIOProtocol.write.__get__(tls)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _write_through(tls: BufferingTLSTransport) -> None:
+    """Only while Twisted's own aggregator is in place (not yet, or no longer, connected: leave
+    it); a Twisted without it is left as it is."""
+    aggregator = getattr(tls, "_aggregator", None)
+    if type(aggregator) is getattr(twisted_tls, "_AggregateSmallWrites", None):
+        aggregator.flush()
+        tls._aggregator = _WriteThrough(tls)
+        tls.write = tls._aggregator.write
+
+
 def send_eagerly(transport) -> bool:
-    """Switch the TCP connection under ``transport`` (directly, or under a TLS wrapper) to
-    eager sends; False when there is no plain Twisted TCP connection there."""
+    """Make every layer under ``transport`` write at once: a Twisted TLS transport writes
+    through, the TCP connection sends eagerly. False when no TCP connection was found."""
     seen = 0
     while transport is not None and seen < 4:
+        if isinstance(transport, BufferingTLSTransport):
+            _write_through(transport)
         eager = _EAGER.get(type(transport))
         if eager is not None:
             transport.__class__ = eager

@@ -183,6 +183,7 @@ class XmlStream(Protocol):
         """Switch the transport to TLS after what was written so far has gone out plain."""
         self.flush()
         self.transport.startTLS(context)
+        send_eagerly(getattr(self.transport, "protocol", None))  # the TLS layer just inserted
 
     def fail(self, error: StreamError) -> None:
         """Send a stream error and end the stream at once (RFC 6120 §4.9.1.1)."""
