@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,7 +23,7 @@ from tests.storage_contract import (
 )
 from xmppd.interfaces import IAuthBackend
 from xmppd.sasl.credentials import derive_all, derive_credentials
-from xmppd.storage import SQLITE, Dialect, SchemaError, open_storage
+from xmppd.storage import SQLITE, Dialect, SchemaError, auth, open_storage
 from xmppd.storage.auth import StorageAuthBackend
 from xmppd.storage.migrate import Migration, load_migrations, migrate
 from xmppd.storage.records import RosterItem, RosterSnapshot
@@ -381,6 +382,20 @@ class StorageAuthBackendTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_right_password_passes(self):
         self.assertIs((yield self.auth.check_password("alice", "example.org", PASSWORD)), True)
+
+    @defer.inlineCallbacks
+    def test_the_key_derivation_runs_off_the_reactor_thread(self):
+        threads_used = []
+        derive = auth.derive_credentials
+
+        def recording(*args, **kwargs):
+            threads_used.append(threading.current_thread())
+            return derive(*args, **kwargs)
+
+        self.patch(auth, "derive_credentials", recording)
+        self.assertIs((yield self.auth.check_password("alice", "example.org", PASSWORD)), True)
+        self.assertEqual(len(threads_used), 1)
+        self.assertIsNot(threads_used[0], threading.main_thread())
 
     @defer.inlineCallbacks
     def test_wrong_password_fails(self):

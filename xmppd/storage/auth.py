@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hmac
 
+from twisted.internet import threads
 from zope.interface import implementer
 
 from xmppd.interfaces import IAuthBackend
@@ -32,8 +33,10 @@ class StorageAuthBackend:
         return self.users.get_credentials(localpart, domain, hash_name)
 
     def check_password(self, localpart: str, domain: str, password: str):
+        """PBKDF2 takes milliseconds (it is meant to): it runs in a thread, where hashlib
+        releases the GIL, so no other stream waits for it."""
         d = self.users.get_credentials(localpart, domain, PLAIN_HASH)
-        d.addCallback(_password_matches, password)
+        d.addCallback(lambda stored: threads.deferToThread(_password_matches, stored, password))
         return d
 
 
