@@ -291,6 +291,11 @@ class IRoster(Interface):
     def pending_requests(account):
         """Deferred firing the stored subscribe Elements awaiting the account's answer."""
 
+    def contacts(account):
+        """Deferred firing the account's xmppd.im.contacts.Contacts (who gets its presence,
+        whose presence it gets) as parsed bare JIDs; served from memory, without storage I/O,
+        while the account has a bound session."""
+
 
 class IOfflineDelivery(Interface):
     """Where the router puts a message for an account with no available resource."""

@@ -34,6 +34,11 @@ class KeyedQueue:
             del self._locks[key]
         return result
 
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether work for ``key`` is queued or running: if not, work that needs no waiting
+        of its own may simply run now, in order all the same."""
+        return key in self._locks
+
     def __len__(self) -> int:
         """How many keys have work queued or running."""
         return len(self._locks)

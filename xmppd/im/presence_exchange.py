@@ -25,17 +25,17 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppd import events
 from xmppd.errors import StanzaError
-from xmppd.im.presence_stanzas import make_presence, readdressed
+from xmppd.im.contacts import Contacts
+from xmppd.im.presence_stanzas import addressed_copy, make_presence, readdressed
 from xmppd.im.remote_presence import RemotePresenceBook
 from xmppd.interfaces import IRoster
-from xmppd.jid import JID, InvalidJID, parse_jid
+from xmppd.jid import JID
 from xmppd.logs import get_logger
 from xmppd.stanza import Stanza
 
@@ -44,30 +44,6 @@ log = get_logger(__name__)
 # How many entities one session may have sent directed presence to at once: the memory a
 # client can make the server keep is bounded.
 MAX_DIRECTED = 1000
-
-
-@dataclass(frozen=True)
-class Contacts:
-    """An account's roster, split the two ways presence needs it."""
-
-    subscribers: tuple[JID, ...]  # 'from' or 'both': they get the account's presence
-    subscriptions: tuple[JID, ...]  # 'to' or 'both': the account gets theirs (probed)
-
-
-def contacts_of(items: Iterable) -> Contacts:
-    """Split RosterItems by direction; an item whose contact does not parse is skipped."""
-    subscribers, subscriptions = [], []
-    for item in items:
-        try:
-            contact = parse_jid(item.contact)
-        except InvalidJID:
-            log.warn("roster item with a bad JID skipped: {contact!r}", contact=item.contact)
-            continue
-        if item.subscription in ("from", "both"):
-            subscribers.append(contact)
-        if item.subscription in ("to", "both"):
-            subscriptions.append(contact)
-    return Contacts(tuple(subscribers), tuple(subscriptions))
 
 
 class PresenceExchange:
@@ -159,11 +135,16 @@ class PresenceExchange:
                            sender: JID | None = None) -> None:
         """Presence for a bare JID reaches every available resource (RFC 6121 §8.5.2.1.2);
         with none available it is dropped (§8.5.2.2.2). Give ``sender`` for presence that
-        remote entities' presence tracking must see."""
-        resources = self.available(account)
-        for session in resources:
-            session.send(element)
-        self._note_remote(element, account, sender, shown=bool(resources))
+        remote entities' presence tracking must see.
+
+        Called once per recipient of every broadcast: kept to one pass over the sessions."""
+        shown = False
+        for session in self.server.sessions.resources(account):
+            if session.available:
+                session.send(element)
+                shown = True
+        if sender is not None:
+            self._note_remote(element, account, sender, shown)
 
     def deliver_to_resource(self, element: domish.Element, full_jid: JID,
                             sender: JID | None = None) -> None:
@@ -189,7 +170,8 @@ class PresenceExchange:
     # -- helpers
 
     async def contacts(self, account: JID) -> Contacts:
-        return contacts_of(await self._roster().items(account))
+        """From memory while the account is online (the roster plugin keeps it there)."""
+        return await self._roster().contacts(account)
 
     def available(self, account: JID) -> list:
         """The account's sessions that sent available presence."""
@@ -206,14 +188,18 @@ class PresenceExchange:
     def _send_to_all(self, session, element: domish.Element, subscribers: Iterable[JID],
                      echo: bool) -> None:
         """A broadcast: to the subscribers, to the account's other available resources and,
-        with ``echo``, back to the sender."""
+        with ``echo``, back to the sender. ``element`` must not change afterwards: the copies
+        share its children."""
+        sender = session.jid
+        sender_text = sender.full()
+        route = self.route
         for contact in subscribers:
-            self.route(readdressed(element, session.jid, contact), session.jid, contact)
+            route(addressed_copy(element, sender_text, contact.full()), sender, contact)
         own = [s for s in self.available(session.account) if s is not session]
         if echo:
             own.append(session)
         for resource in own:
-            resource.send(readdressed(element, session.jid, resource.jid))
+            resource.send(addressed_copy(element, sender_text, resource.jid.full()))
 
     def _note_remote(self, element: domish.Element, account: JID, sender: JID | None,
                      shown: bool) -> None:

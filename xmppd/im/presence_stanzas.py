@@ -3,6 +3,8 @@
 
 Pure functions: checking what a client put in its presence, and making the copies a broadcast
 sends out, each with its own addresses, so no two recipients ever share (and mutate) one element.
+A broadcast makes one copy per recipient: ``addressed_copy`` makes them cheap by sharing the
+child elements (show, status, ...) of a source that nobody changes once it is sent.
 """
 
 from __future__ import annotations
@@ -71,6 +73,26 @@ def readdressed(element: domish.Element, sender: JID, recipient: JID | None) -> 
         copy.attributes.pop("to", None)
     else:
         copy["to"] = recipient.full()
+    return copy
+
+
+def addressed_copy(element: domish.Element, sender: str, recipient: str | None) -> domish.Element:
+    """A copy of ``element`` from ``sender`` to ``recipient`` (full JID strings; no 'to' when
+    None) that shares its child elements with ``element``.
+
+    Its attributes and its list of children are its own, so addressing it, or adding a child to
+    it, leaves ``element`` alone; only changing a shared child would show in both. For the
+    copies of a broadcast, made from a stanza nobody changes after it is sent.
+    """
+    attributes = dict(element.attributes)
+    attributes["from"] = sender
+    if recipient is None:
+        attributes.pop("to", None)
+    else:
+        attributes["to"] = recipient
+    prefixes = dict(element.localPrefixes) if element.localPrefixes else None
+    copy = domish.Element((element.uri, element.name), element.defaultUri, attributes, prefixes)
+    copy.children = list(element.children)
     return copy
 
 

@@ -138,11 +138,19 @@ class PresenceHandlers:
 
     def _in_pair_order(self, stanza: Stanza, deliver) -> bool | defer.Deferred:
         """Deliver ``stanza`` to its recipient, queued behind the pair's subscription changes
-        so presence never overtakes them."""
+        so presence never overtakes them. Delivery itself never waits, so with nothing queued
+        for the pair (every copy of a broadcast, as a rule) it happens at once, without the
+        queue's Deferreds."""
         if stanza.sender is None:
             deliver(stanza.element, stanza.recipient)
             return True
         key = (stanza.recipient.bare(), stanza.sender.bare())
+        if key not in self.queue:
+            try:
+                deliver(stanza.element, stanza.recipient, stanza.sender)
+            except Exception:  # as the queue would: logged, never answered with an error
+                log.failure("delivering {stanza!r} failed", stanza=stanza)
+            return True
         return self.queue.run(key, deliver, stanza.element, stanza.recipient, stanza.sender)
 
     def on_subscription(self, stanza: Stanza, origin) -> bool | defer.Deferred:

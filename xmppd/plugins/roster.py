@@ -23,6 +23,9 @@ Decisions worth knowing:
   StanzaError ``not-allowed`` then, for the caller to answer the client with.
 * Roster versioning is offered on every roster get (the result always carries 'ver'); the
   <ver/> stream feature of §2.6.1 needs a stream-feature hook the c2s stream does not have yet.
+* The roster of an account with a bound session is kept in memory (xmppd.im.roster_cache), so
+  its presence broadcasts and roster gets read no storage: every write below goes through
+  ``_put``/``_delete``, which keep it equal to storage, and it goes with the last session.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ from zope.interface import implementer
 
 from xmppd import events, ns
 from xmppd.errors import StanzaError
+from xmppd.im.contacts import Contacts
 from xmppd.im.keyed_queue import KeyedQueue
+from xmppd.im.roster_cache import CachedRoster, RosterCache
 from xmppd.im.subscription import SubState
 from xmppd.interfaces import IRoster, IXmppdPlugin
 from xmppd.jid import JID, InvalidJID, parse_jid
@@ -213,7 +218,10 @@ class Roster:
         service = RosterService(ctx.server, ctx.storage.roster, max_items)
         ctx.iq("get", ns.ROSTER, "query", service.on_get, to="bare")
         ctx.iq("set", ns.ROSTER, "query", service.on_set, to="bare")
-        ctx.on(events.SESSION_CLOSED, service.on_session_closed)
+        # after the other listeners: the presence plugin's unavailable broadcast still finds
+        # the roster in memory
+        ctx.on(events.SESSION_CLOSED, service.on_session_closed, priority=-100)
+        ctx.on(events.USER_DELETED, service.on_user_deleted)
         ctx.provide(IRoster, service)
         ctx.stream_feature(lambda stream: domish.Element((ns.ROSTER_VER, "ver")))
 
@@ -228,6 +236,7 @@ class RosterService:
         self.max_items = max_items
         self.locks = KeyedQueue()  # per account: read-modify-write of a roster is atomic
         self.interested: weakref.WeakSet = weakref.WeakSet()  # sessions that fetched the roster
+        self.cache = RosterCache(self._online)
 
     # -- jabber:iq:roster
 
@@ -236,14 +245,14 @@ class RosterService:
         return defer.ensureDeferred(self._get(account, stanza.payload(), origin))
 
     async def _get(self, account: JID, query: domish.Element, session) -> domish.Element | None:
-        snapshot = await self.store.get_roster(account.user, account.host)
+        roster = await self._roster(account)
         self.interested.add(session)
-        version = str(snapshot.version)
+        version = str(roster.version)
         if query.getAttribute("ver") == version:
             return None  # RFC 6121 §2.6.3: the client's cached roster is current
         result = domish.Element((ns.ROSTER, "query"))
         result["ver"] = version
-        for item in snapshot.items:
+        for item in roster.items:
             result.addChild(item_element(item))
         return result
 
@@ -271,24 +280,24 @@ class RosterService:
 
     async def _update(self, account: JID, request: RosterSet) -> Effects:
         contact = request.contact.userhost()
-        old = await self.store.get_item(account.user, account.host, contact)
+        old = await self._item(account, contact)
         if old is None:
             await self._check_room(account)
             state = SubState()
         else:
             state = state_of(old, False)
         item = _item(contact, state, request.name, request.groups)
-        version = await self.store.put_item(account.user, account.host, item)
+        version = await self._put(account, item)
         return [lambda: self._push(account, version, item_element(item))]
 
     async def _remove(self, account: JID, contact_jid: JID) -> Effects:
         contact = contact_jid.userhost()
-        old = await self.store.get_item(account.user, account.host, contact)
+        old = await self._item(account, contact)
         if old is None:
             raise StanzaError("item-not-found", f"{contact} is not in the roster")
         pending_in = await self._pending_in(account, contact)
         state = state_of(old, pending_in)
-        version = await self.store.remove_item(account.user, account.host, contact)
+        version = await self._delete(account, contact)
         if version is None:
             raise StanzaError("item-not-found", f"{contact} is not in the roster")
         if pending_in:
@@ -317,7 +326,7 @@ class RosterService:
         return defer.ensureDeferred(self._get_state(account.bare(), contact.bare().userhost()))
 
     async def _get_state(self, account: JID, contact: str) -> SubState:
-        item = await self.store.get_item(account.user, account.host, contact)
+        item = await self._item(account, contact)
         return state_of(item, await self._pending_in(account, contact))
 
     def set_state(self, account: JID, contact: JID, state: SubState,
@@ -332,7 +341,7 @@ class RosterService:
     async def _set_state(self, account: JID, contact_jid: JID, state: SubState,
                          request: domish.Element | None) -> Effects:
         contact = contact_jid.userhost()
-        old = await self.store.get_item(account.user, account.host, contact)
+        old = await self._item(account, contact)
         was_pending = await self._pending_in(account, contact)
         effects: Effects = []
         old_visible = _visible(state_of(old, False)) if old else _NOTHING_VISIBLE
@@ -340,7 +349,7 @@ class RosterService:
             if old is None:
                 await self._check_room(account)
             item = _item(contact, state, old.name if old else None, old.groups if old else ())
-            version = await self.store.put_item(account.user, account.host, item)
+            version = await self._put(account, item)
             effects.append(lambda: self._push(account, version, item_element(item)))
         if state.pending_in and not was_pending:
             if request is None:
@@ -352,10 +361,10 @@ class RosterService:
         return effects
 
     def items(self, account: JID) -> defer.Deferred:
-        account = account.bare()
-        d = self.store.get_roster(account.user, account.host)
-        d.addCallback(lambda snapshot: list(snapshot.items))
-        return d
+        return self._roster(account.bare()).addCallback(lambda roster: list(roster.items))
+
+    def contacts(self, account: JID) -> defer.Deferred:
+        return self._roster(account.bare()).addCallback(_contacts_of)
 
     def pending_requests(self, account: JID) -> defer.Deferred:
         account = account.bare()
@@ -369,6 +378,12 @@ class RosterService:
 
     def on_session_closed(self, session, polite=None) -> None:
         self.interested.discard(session)
+        if not self._online(session.account):
+            self.cache.forget(session.account)
+
+    def on_user_deleted(self, account: JID) -> None:
+        """Storage dropped the roster without us: so do we (a session may still be closing)."""
+        self.cache.forget(account.bare())
 
     # -- helpers
 
@@ -376,13 +391,49 @@ class RosterService:
         """Run the coroutine function ``work(*args)`` once no other change to ``account`` runs."""
         return self.locks.run(account, lambda: defer.ensureDeferred(work(*args)))
 
+    def _online(self, account: JID) -> bool:
+        return bool(self.server.sessions.resources(account))
+
+    def _roster(self, account: JID) -> defer.Deferred:
+        """Deferred firing the CachedRoster of bare JID ``account``, from memory if it can."""
+        return self.cache.load(account, lambda: self.store.get_roster(account.user, account.host))
+
+    async def _item(self, account: JID, contact: str) -> RosterItem | None:
+        cached = self.cache.get(account)
+        if cached is not None:
+            return cached.item(contact)
+        return await self.store.get_item(account.user, account.host, contact)
+
+    async def _put(self, account: JID, item: RosterItem) -> int:
+        """Store ``item``: every item write goes through here (or ``_delete``), so the cached
+        roster follows storage exactly."""
+        try:
+            version = await self.store.put_item(account.user, account.host, item)
+        except BaseException:
+            self.cache.forget(account)
+            raise
+        self.cache.stored(account, version, item)
+        return version
+
+    async def _delete(self, account: JID, contact: str) -> int | None:
+        """Remove the item of ``contact``; the new version, or None if there was none."""
+        try:
+            version = await self.store.remove_item(account.user, account.host, contact)
+        except BaseException:
+            self.cache.forget(account)
+            raise
+        if version is None:
+            self.cache.forget(account)  # storage had no such item: trust storage
+        else:
+            self.cache.removed(account, version, contact)
+        return version
+
     async def _pending_in(self, account: JID, contact: str) -> bool:
         requests = await self.store.get_requests(account.user, account.host)
         return any(requester == contact for requester, _xml in requests)
 
     async def _check_room(self, account: JID) -> None:
-        snapshot = await self.store.get_roster(account.user, account.host)
-        if len(snapshot.items) >= self.max_items:
+        if len(await self._roster(account)) >= self.max_items:
             raise StanzaError("not-allowed", "roster is full")
 
     def _push(self, account: JID, version: int, item: domish.Element) -> None:
@@ -403,6 +454,10 @@ class RosterService:
                 effect()
             except Exception:
                 log.failure("a roster change was stored but not passed on")
+
+
+def _contacts_of(roster: CachedRoster) -> Contacts:
+    return roster.contacts
 
 
 def _owner(stanza: Stanza, origin) -> JID:
