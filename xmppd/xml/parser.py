@@ -24,11 +24,18 @@ Decisions worth knowing:
 * Every run of input not yet turned into a completed event at the stream level (the header,
   a stanza, an unfinished tag between stanzas) may be at most ``max_stanza_size`` bytes;
   beyond that the stream is refused with ``policy-violation`` while the bytes arrive.
+
+Memory (an idle client session is mostly its parser and its TLS state, issue 6): expat's
+text buffer (8 KiB) is allocated only while ``feed()`` runs; ``release_if_idle()`` lets an
+idle stream drop its expat parser altogether (about 12 KiB of buffers and tables), and the
+next ``feed()`` continues the stream in a new one, primed with a copy of the stream root's
+start tag (so the positions in a later expat error message count from that copy).
 """
 
 from __future__ import annotations
 
 import pyexpat
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pyexpat import errors as expat_errors
@@ -44,6 +51,10 @@ from xmppd.errors import StreamError
 _SLICE = 65536
 _XML_WHITESPACE = " \t\r\n"
 _UNSET = object()
+_Element = domish.Element
+_ROOT_NAME = re.compile(rb"<([^\s/>]+)")
+_ATTRIBUTE_SPECIALS = re.compile("[&<'\t\n\r]")
+_new_object = object.__new__
 
 # The byte order marks and NUL bytes that give away UTF-16 or UTF-32 at the start of a stream.
 _WIDE_ENCODING_MARKS = (b"\xfe\xff", b"\xff\xfe", b"\x00\x00\xfe\xff")
@@ -92,6 +103,26 @@ def _reject_encoding(_version: str | None, encoding: str | None, _standalone: in
         raise StreamError("unsupported-encoding", _UTF8_ONLY)
 
 
+def _start_tag(name: bytes, default: object, prefixes: dict[str, str]) -> bytes:
+    """A start tag with ``name`` as written that declares the same namespaces."""
+    declarations = [b"<", name]
+    if default is not _UNSET:
+        declarations.append(b" xmlns=" + _quote(default).encode())
+    for prefix, uri in prefixes.items():
+        declarations.append(f" xmlns:{prefix}={_quote(uri)}".encode())
+    declarations.append(b">")
+    return b"".join(declarations)
+
+
+def _quote(value: str) -> str:
+    """An attribute value that parses back to exactly ``value``."""
+    if _ATTRIBUTE_SPECIALS.search(value) is not None:
+        for char, reference in (("&", "&amp;"), ("<", "&lt;"), ("'", "&apos;"), ("\t", "&#9;"),
+                                ("\n", "&#10;"), ("\r", "&#13;")):
+            value = value.replace(char, reference)
+    return f"'{value}'"
+
+
 def _qualify(attributes: dict[str, str]) -> dict:
     """Rename expat's ``"uri name"`` attribute keys to xmppd's keys (see the module docstring)."""
     qualified: dict = {}
@@ -104,6 +135,20 @@ def _qualify(attributes: dict[str, str]) -> dict:
         else:
             qualified[(uri, name)] = value
     return qualified
+
+
+# Element names as expat gives them ("uri local") split once: a stream uses few names. Shared
+# by every parser and emptied when full, so no peer can make it grow without bound.
+_split_names: dict[str, tuple[str, str]] = {}
+_SPLIT_NAMES_MAX = 2048
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    uri, _, local = name.rpartition(" ")
+    if len(_split_names) >= _SPLIT_NAMES_MAX:
+        _split_names.clear()
+    split = _split_names[name] = (uri, local)
+    return split
 
 
 class StreamParser:
@@ -130,7 +175,6 @@ class StreamParser:
 
         self._fed = 0  # bytes handed to expat so far
         self._anchor = 0  # where the stream-level run being measured began
-        self._head = b""  # the first bytes of the stream, to tell a wrong encoding apart
         self._depth = 0  # open elements, the stream root included
         self._current: domish.Element | None = None  # innermost open element below the root
         self._root_default = ""
@@ -140,9 +184,14 @@ class StreamParser:
         self._finished = False
         self._failure: StreamError | None = None
 
+        self._active = False  # fed since the last release_if_idle()
+        self._prologue = bytearray()  # the bytes up to the root's start tag, for its name
+        self._resume_tag = b""  # a copy of the root's start tag, to continue in a new parser
+        self._parser: pyexpat.XMLParserType | None = self._new_expat()
+        self._parser.StartElementHandler = self._on_root_start
+
+    def _new_expat(self) -> pyexpat.XMLParserType:
         parser = pyexpat.ParserCreate("UTF-8", " ")
-        self._parser = parser
-        parser.buffer_text = True
         parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
         if hasattr(parser, "SetReparseDeferralEnabled"):
             # Expat >= 2.6 may hold back a completed tag until more data arrives; a stream
@@ -157,9 +206,10 @@ class StreamParser:
         parser.CommentHandler = _reject_comment
         parser.ProcessingInstructionHandler = _reject_processing_instruction
         parser.StartNamespaceDeclHandler = self._on_namespace
-        parser.StartElementHandler = self._on_root_start
+        parser.StartElementHandler = self._on_start
         parser.EndElementHandler = self._on_end
         parser.CharacterDataHandler = self._on_text
+        return parser
 
     def feed(self, data: bytes) -> None:
         """Parse the next bytes of the stream; raise StreamError on bad input.
@@ -171,26 +221,36 @@ class StreamParser:
             raise StreamError(self._failure.condition, self._failure.text)
         if self._finished:
             return
-        if len(self._head) < 4:
-            self._check_encoding(data)
+        if self._depth == 0:
+            self._check_prologue(data)
+        self._active = True
+        parser = self._parser or self._resume()
+        # expat hands over buffered text at the end of every Parse() anyway: between feeds
+        # the buffer holds nothing, so it exists only while we parse.
+        parser.buffer_text = True
         try:
-            if len(data) <= self._slice:
-                self._parse(data)
+            if len(data) <= self._slice:  # _parse(data), inlined for the common case
+                self._fed += len(data)
+                parser.Parse(data, False)
+                if self._fed - self._anchor > self._max_stanza_size:
+                    self._too_big()
             else:
                 for start in range(0, len(data), self._slice):
                     self._parse(data[start : start + self._slice])
         except _Stopped:
-            self._finished = True
+            self._finish()
         except pyexpat.ExpatError as error:
             condition = _ERROR_CONDITIONS.get(error.code, "not-well-formed")
-            self._failure = StreamError(condition, str(error))
+            self._fail(StreamError(condition, str(error)))
             raise self._failure from None
         except StreamError as error:
-            self._failure = error
+            self._fail(error)
             raise
         except BaseException:
-            self._failure = StreamError("internal-server-error")
+            self._fail(StreamError("internal-server-error"))
             raise
+        else:
+            parser.buffer_text = False
 
     def stop(self) -> None:
         """Deliver nothing more: the rest of the current chunk and later data are ignored.
@@ -198,7 +258,44 @@ class StreamParser:
         Safe to call from a callback, e.g. when an element ends this stream (a restart).
         """
         self._stopped = True
+        self._finish()
+
+    def release_if_idle(self) -> bool:
+        """Free expat's memory if nothing was fed since the last call and the stream sits
+        between stanzas; the next ``feed()`` continues in a new expat parser.
+
+        Meant to be called for every stream from one periodic timer: a busy stream only
+        has its flag reset, an idle one gives back about 12 KiB. True if released.
+        """
+        if self._active:
+            self._active = False
+            return False
+        parser = self._parser
+        if (parser is None or self._depth != 1 or self._current is not None
+                or parser.CurrentByteIndex != self._fed):  # expat holds part of a tag
+            return False
+        self._parser = None
+        return True
+
+    def _resume(self) -> pyexpat.XMLParserType:
+        """A new expat parser inside a copy of the stream root, where the old one stopped."""
+        parser = self._new_expat()
+        parser.StartNamespaceDeclHandler = None
+        parser.StartElementHandler = None
+        parser.Parse(self._resume_tag, False)
+        parser.StartNamespaceDeclHandler = self._on_namespace
+        parser.StartElementHandler = self._on_start
+        self._fed = self._anchor = len(self._resume_tag)
+        self._parser = parser
+        return parser
+
+    def _finish(self) -> None:
         self._finished = True
+        self._parser = None  # expat's buffers go now, not when a cycle collection finds them
+
+    def _fail(self, error: StreamError) -> None:
+        self._failure = error
+        self._parser = None
 
     # -- input accounting
 
@@ -213,9 +310,10 @@ class StreamParser:
             "policy-violation", f"stanza larger than {self._max_stanza_size} bytes"
         )
 
-    def _check_encoding(self, data: bytes) -> None:
+    def _check_prologue(self, data: bytes) -> None:
         # Expat would quietly switch to UTF-16 on a byte order mark or a leading NUL.
-        head = self._head = (self._head + data)[:4]
+        self._prologue += data  # a bytearray: no copying it all again for every byte fed
+        head = self._prologue[:4]
         if head.startswith(_WIDE_ENCODING_MARKS) or b"\x00" in head:
             self._failure = StreamError("unsupported-encoding", _UTF8_ONLY)
             raise self._failure
@@ -236,7 +334,10 @@ class StreamParser:
         self._pending_prefixes = {}
         self._root_default = "" if default is _UNSET else default
         self._depth = 1
-        self._anchor = self._parser.CurrentByteIndex
+        start = self._anchor = self._parser.CurrentByteIndex
+        self._resume_tag = _start_tag(_ROOT_NAME.match(self._prologue, start)[1], default,
+                                      prefixes)
+        self._prologue = bytearray()
         self._parser.StartElementHandler = self._on_start
         header = StreamHeader(
             uri=uri or None,
@@ -256,7 +357,10 @@ class StreamParser:
         depth = self._depth = self._depth + 1
         if depth > self._max_depth:
             raise StreamError("policy-violation", f"elements nested deeper than {self._max_depth}")
-        uri, _, local = name.rpartition(" ")
+        split = _split_names.get(name)
+        if split is None:
+            split = _split_name(name)
+        uri, local = split
         parent = self._current
         default = self._pending_default
         if default is _UNSET:
@@ -266,13 +370,23 @@ class StreamParser:
         prefixes = self._pending_prefixes
         if prefixes:
             self._pending_prefixes = {}
-        if attributes and " " in "".join(attributes):
-            attributes = _qualify(attributes)
-        element = domish.Element((uri, local), default, attributes, prefixes or None)
+        for key in attributes:
+            if " " in key:  # expat's "uri name": a namespaced attribute
+                attributes = _qualify(attributes)
+                break
+        # What domish.Element(...) would do, without its call and checks: the same instance
+        # attributes in the same order (so instances still share their dict keys).
+        element = _new_object(_Element)
+        element.localPrefixes = prefixes or {}
+        element.uri = uri
+        element.name = local
+        element.defaultUri = default
+        element.attributes = attributes
+        element.children = []
+        element.parent = parent
         if parent is None:
             self._anchor = self._parser.CurrentByteIndex
         else:
-            element.parent = parent
             parent.children.append(element)
         self._current = element
 
