@@ -22,6 +22,7 @@ from xmppd.logs import get_logger
 from xmppd.registry import PluginRegistry
 from xmppd.s2s.manager import IncomingServerFactory, federation_from_config
 from xmppd.server import Server
+from xmppd.stream.idle import idle_parser_sweeper
 
 log = get_logger(__name__)
 
@@ -82,6 +83,7 @@ class XmppdService(service.MultiService):
             AdminAPI(self.server.storage, self.server.domains, self.server), self.reactor)
         if self.control is not None:
             self.control.setServiceParent(self)
+        idle_parser_sweeper(lambda: self.server.c2s_streams, self.reactor).setServiceParent(self)
         yield self.server.emit(events.SERVER_STARTED)
         log.info("xmppd is serving {domains}", domains=", ".join(sorted(self.server.domains)))
         return self

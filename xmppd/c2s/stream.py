@@ -37,8 +37,9 @@ class ClientStream(XmlStream):
         self.account = None  # bare JID once SASL succeeded
         self.mechanism: str | None = None
         self.session: ClientSession | None = None
-        self.sasl = SaslExchange(self, server.auth, list(c2s.sasl_mechanisms),
-                                 c2s.require_encryption)
+        self.sasl: SaslExchange | None = SaslExchange(self, server.auth,
+                                                      list(c2s.sasl_mechanisms),
+                                                      c2s.require_encryption)
         self.require_encryption = c2s.require_encryption
         self._auth_timer = None
 
@@ -133,6 +134,7 @@ class ClientStream(XmlStream):
         """SASL succeeded: the stream restarts and the account may bind a resource."""
         self.account = jid_from_parts(localpart, self.domain, None)
         self.mechanism = mechanism
+        self.sasl = None  # done with: its state is memory every idle session would keep
         log.info("{account} authenticated with {mechanism} from {peer}", account=self.account,
                  mechanism=mechanism, peer=self.peer_address)
         self.restart()

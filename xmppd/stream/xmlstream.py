@@ -48,7 +48,8 @@ class XmlStream(Protocol):
         self._close_timer = None
         self._peer_closed = False
         self._waiting: defer.Deferred | None = None  # an element's work we wait for
-        self._backlog: deque = deque()  # elements parsed while waiting, in order
+        # elements parsed while waiting, in order; made when first needed (memory per session)
+        self._backlog: deque | None = None
         self.pending: list[bytes] = []  # output queued by the write batch
 
     # -- connection events
@@ -112,6 +113,8 @@ class XmlStream(Protocol):
         """Elements are handled strictly in order: while one's work (a Deferred) is pending,
         reading pauses and later elements wait, so nothing overtakes a durable write."""
         if self._waiting is not None:
+            if self._backlog is None:
+                self._backlog = deque()
             self._backlog.append(element)
             return
         result = self.element_received(element)

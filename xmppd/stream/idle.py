@@ -1,0 +1,36 @@
+# -*- test-case-name: tests.unit.test_idle_parsers -*-
+"""Idle client streams give their XML parser's memory back.
+
+Most client streams are idle most of the time, and an expat parser holds about 12 KiB of
+buffers and tables between stanzas (``make bench``: a third of what an idle TLS session
+costs). A timer asks each stream's parser to let go of expat when nothing arrived for a
+whole interval; the next bytes start a fresh one (about 5 µs, once). A busy stream only has
+a flag reset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from twisted.application.internet import TimerService
+
+# Seconds between sweeps: a stream idle for one to two of them gives its parser back.
+SWEEP_INTERVAL = 2.0
+
+
+def release_idle_parsers(streams: Iterable) -> int:
+    """One sweep; how many parsers were released."""
+    released = 0
+    for stream in streams:
+        parser = stream.parser
+        if parser is not None and parser.release_if_idle():
+            released += 1
+    return released
+
+
+def idle_parser_sweeper(streams: Callable[[], Iterable], reactor,
+                        interval: float = SWEEP_INTERVAL) -> TimerService:
+    """A service that sweeps the streams ``streams()`` gives, every ``interval`` seconds."""
+    sweeper = TimerService(interval, lambda: release_idle_parsers(list(streams())))
+    sweeper.clock = reactor
+    return sweeper
