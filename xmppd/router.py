@@ -165,7 +165,7 @@ class Router:
             priority = session.priority
             if priority < 0:
                 continue
-            if everyone or priority == top and chosen:
+            if everyone or (chosen and priority == top):
                 chosen.append(session)
             elif not chosen or priority > top:
                 chosen = [session]

@@ -70,7 +70,7 @@ class EagerWritesTests(unittest.TestCase):
         self.assertEqual((yield collector.done), chunk * 3)
 
     @defer.inlineCallbacks
-    def test_writes_after_lose_connection_request_are_not_sent_eagerly(self):
+    def test_what_was_written_before_lose_connection_arrives_and_nothing_after(self):
         server, collector = yield self.connect(3)
         server.transport.write(b"one")
         server.transport.loseConnection()

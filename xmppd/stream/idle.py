@@ -31,6 +31,6 @@ def release_idle_parsers(streams: Iterable) -> int:
 def idle_parser_sweeper(streams: Callable[[], Iterable], reactor,
                         interval: float = SWEEP_INTERVAL) -> TimerService:
     """A service that sweeps the streams ``streams()`` gives, every ``interval`` seconds."""
-    sweeper = TimerService(interval, lambda: release_idle_parsers(list(streams())))
+    sweeper = TimerService(interval, lambda: release_idle_parsers(streams()))
     sweeper.clock = reactor
     return sweeper

@@ -45,6 +45,7 @@ from twisted.words.xish import domish
 
 from xmppd import ns
 from xmppd.errors import StreamError
+from xmppd.xml.serializer import escape_attribute
 
 # Parse input in slices no bigger than this, so an oversized stanza is noticed after at most
 # this many extra bytes even when it arrives in one huge chunk.
@@ -53,7 +54,6 @@ _XML_WHITESPACE = " \t\r\n"
 _UNSET = object()
 _Element = domish.Element
 _ROOT_NAME = re.compile(rb"<([^\s/>]+)")
-_ATTRIBUTE_SPECIALS = re.compile("[&<'\t\n\r]")
 _new_object = object.__new__
 
 # The byte order marks and NUL bytes that give away UTF-16 or UTF-32 at the start of a stream.
@@ -107,20 +107,11 @@ def _start_tag(name: bytes, default: object, prefixes: dict[str, str]) -> bytes:
     """A start tag with ``name`` as written that declares the same namespaces."""
     declarations = [b"<", name]
     if default is not _UNSET:
-        declarations.append(b" xmlns=" + _quote(default).encode())
+        declarations.append(f" xmlns='{escape_attribute(default)}'".encode())
     for prefix, uri in prefixes.items():
-        declarations.append(f" xmlns:{prefix}={_quote(uri)}".encode())
+        declarations.append(f" xmlns:{prefix}='{escape_attribute(uri)}'".encode())
     declarations.append(b">")
     return b"".join(declarations)
-
-
-def _quote(value: str) -> str:
-    """An attribute value that parses back to exactly ``value``."""
-    if _ATTRIBUTE_SPECIALS.search(value) is not None:
-        for char, reference in (("&", "&amp;"), ("<", "&lt;"), ("'", "&apos;"), ("\t", "&#9;"),
-                                ("\n", "&#10;"), ("\r", "&#13;")):
-            value = value.replace(char, reference)
-    return f"'{value}'"
 
 
 def _qualify(attributes: dict[str, str]) -> dict:

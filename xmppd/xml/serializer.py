@@ -32,7 +32,8 @@ def _escape_text(text: str) -> str:
     )
 
 
-def _escape_attribute(value: str) -> str:
+def escape_attribute(value: str) -> str:
+    """An attribute value (written between quotes) that parses back to exactly ``value``."""
     value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     value = value.replace("'", "&apos;").replace('"', "&quot;")
     # Parsers turn raw white space in attribute values into spaces; references survive.
@@ -75,7 +76,7 @@ def _write(element, scope, inherited, in_content, stream_ns, root_prefixes, appe
         append("<" + tag)
     else:
         tag = name
-        append(f"<{name} xmlns='{_escape_attribute(uri)}'")
+        append(f"<{name} xmlns='{escape_attribute(uri)}'")
         scope = uri
         in_content = False
 
@@ -84,19 +85,19 @@ def _write(element, scope, inherited, in_content, stream_ns, root_prefixes, appe
         declared = None
         for key, value in attributes.items():
             if type(key) is str:
-                append(f" {key}='{_escape_attribute(value)}'")
+                append(f" {key}='{escape_attribute(value)}'")
                 continue
             attribute_uri, attribute_name = key
             if attribute_uri == ns.XML:
-                append(f" xml:{attribute_name}='{_escape_attribute(value)}'")
+                append(f" xml:{attribute_name}='{escape_attribute(value)}'")
                 continue
             if declared is None:
                 declared = {}
             attribute_prefix = declared.get(attribute_uri)
             if attribute_prefix is None:
                 attribute_prefix = declared[attribute_uri] = f"ns{len(declared)}"
-                append(f" xmlns:{attribute_prefix}='{_escape_attribute(attribute_uri)}'")
-            append(f" {attribute_prefix}:{attribute_name}='{_escape_attribute(value)}'")
+                append(f" xmlns:{attribute_prefix}='{escape_attribute(attribute_uri)}'")
+            append(f" {attribute_prefix}:{attribute_name}='{escape_attribute(value)}'")
 
     children = element.children
     if not children:
@@ -133,16 +134,16 @@ def stream_header(
     """
     parts = [
         "<?xml version='1.0'?><stream:stream xmlns='",
-        _escape_attribute(content_ns),
+        escape_attribute(content_ns),
         "' xmlns:stream='",
         ns.STREAMS,
         "'",
     ]
     for uri, prefix in (prefixes or {}).items():
-        parts.append(f" xmlns:{prefix}='{_escape_attribute(uri)}'")
+        parts.append(f" xmlns:{prefix}='{escape_attribute(uri)}'")
     for name, value in (("to", to), ("from", from_), ("id", id), ("version", version),
                         ("xml:lang", lang)):
         if value is not None:
-            parts.append(f" {name}='{_escape_attribute(value)}'")
+            parts.append(f" {name}='{escape_attribute(value)}'")
     parts.append(">")
     return "".join(parts).encode("utf-8")
