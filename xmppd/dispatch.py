@@ -2,9 +2,10 @@
 
 Keys are ``("iq", type, target, namespace, element)`` for IQ requests and
 ``(kind, type, target)`` for messages and presence, where ``target`` is 'host', 'bare' or
-'full' for stanzas arriving for us, or 'outgoing' for what a local client sends, whatever its
-recipient, before it is routed. Handlers are sorted by priority when they register, never per
-stanza.
+'full' for stanzas arriving for us, 'self' for an IQ an account sends to its own bare JID (or
+with no 'to', RFC 6120 §10.3.3: the server answers on the account's behalf), or 'outgoing' for
+what a local client sends, whatever its recipient, before it is routed. Handlers are sorted
+by priority when they register, never per stanza.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from xmppd.stanza import Stanza, make_iq_result
 
 log = get_logger(__name__)
 
-TARGETS = frozenset(("host", "bare", "full", "outgoing"))
+TARGETS = frozenset(("host", "bare", "self", "full", "outgoing"))
 IQ_REQUEST_TYPES = frozenset(("get", "set"))
 
 

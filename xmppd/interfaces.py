@@ -43,7 +43,9 @@ class IPluginContext(Interface):
     def iq(type, namespace, element, handler, to="host", priority=0):
         """Handle IQs of ``type`` ('get'/'set') whose payload is ``{namespace}element``.
 
-        ``to`` is 'host' (our domain), 'bare' (an account) or 'full' (a resource).
+        ``to`` is 'host' (our domain), 'bare' (an account), 'self' (an account asking about
+        itself: its own bare JID, or no 'to' at all) or 'full' (a resource), or a tuple of
+        them. 'self' is tried before 'bare' for an account's own IQs.
         ``handler(stanza, origin)`` returns the result payload (an Element, a list of them or
         None), or a Deferred of it, or raises StanzaError.
         """

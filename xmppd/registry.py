@@ -38,10 +38,11 @@ class PluginContext:
         self.reactor = server.reactor
         self._undo: list[Callable[[], None]] = []
 
-    def iq(self, type: str, namespace: str, element: str, handler: Callable, to: str = "host",
-           priority: int = 0) -> None:
-        self._undo.append(
-            self.server.dispatcher.add_iq(type, namespace, element, to, handler, priority))
+    def iq(self, type: str, namespace: str, element: str, handler: Callable,
+           to: str | tuple[str, ...] = "host", priority: int = 0) -> None:
+        for target in (to,) if isinstance(to, str) else to:
+            self._undo.append(
+                self.server.dispatcher.add_iq(type, namespace, element, target, handler, priority))
 
     def stanza(self, kind: str, type: str, to: str, handler: Callable, priority: int = 0) -> None:
         self._undo.append(self.server.dispatcher.add_stanza(kind, type, to, handler, priority))

@@ -115,6 +115,12 @@ class Router:
         """RFC 6121 §8.5.2.1.3 / §8.5.3: the server answers for accounts; resources answer
         for themselves."""
         if stanza.type in ("get", "set"):
+            # An account's IQ to itself is 'self' first (ping, account disco), then 'bare'
+            # like anyone's (the roster answers its owner there).
+            if (target == "bare" and stanza.sender is not None
+                    and stanza.sender.bare() == recipient
+                    and self.dispatcher.dispatch_iq(stanza, "self", origin)):
+                return None
             if self.dispatcher.dispatch_iq(stanza, target, origin):
                 return None
             if target == "full" and self._deliver_to(recipient, stanza):

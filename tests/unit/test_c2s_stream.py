@@ -147,6 +147,47 @@ class SessionTests(StreamTestCase):
         (pong,) = h.elements()
         self.assertEqual((pong["type"], pong["id"], pong["to"]), ("result", "p1", jid))
 
+    async def test_ping_without_to_and_to_own_bare_jid(self):
+        """RFC 6120 §10.3.3: the server answers for the account (profanity's keepalive)."""
+        h = self.harness()
+        jid = await h.login("alice", PASSWORD, "laptop")
+        h.feed("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>"
+               "<iq type='get' id='p2' to='alice@localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        pongs = h.elements()
+        self.assertEqual([(p["type"], p["id"], p["to"]) for p in pongs],
+                         [("result", "p1", jid), ("result", "p2", jid)])
+        self.assertEqual(pongs[1]["from"], "alice@localhost")
+
+    async def test_ping_to_another_account_is_not_answered_for_it(self):
+        h = self.harness()
+        await h.login("alice", PASSWORD)
+        h.feed("<iq type='get' id='p1' to='bob@localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        (reply,) = h.elements()
+        error = [c for c in reply.elements() if c.name == "error"][0]
+        self.assertEqual((reply["type"], next(error.elements()).name),
+                         ("error", "service-unavailable"))
+
+    async def test_disco_without_to_describes_the_account(self):
+        h = self.harness()
+        await h.login("alice", PASSWORD)
+        h.feed("<iq type='get' id='d1'><query xmlns='http://jabber.org/protocol/disco#info'/>"
+               "</iq><iq type='get' id='d2' to='localhost'>"
+               "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+        account, host = h.elements()
+        identities = [(i["category"], i["type"]) for i in account.firstChildElement().elements()
+                      if i.name == "identity"]
+        self.assertEqual(identities, [("account", "registered")])
+        identities = [(i["category"], i["type"]) for i in host.firstChildElement().elements()
+                      if i.name == "identity"]
+        self.assertEqual(identities, [("server", "im")])
+
+    async def test_roster_without_to_still_answered(self):
+        h = self.harness()
+        await h.login("alice", PASSWORD)
+        h.feed("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+        (result,) = [await h.wait_for_element("iq")]
+        self.assertEqual((result["type"], result.firstChildElement().name), ("result", "query"))
+
     async def test_wrong_password_is_not_authorized(self):
         h = self.harness()
         with self.assertRaises(AssertionError):

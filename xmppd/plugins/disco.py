@@ -1,4 +1,5 @@
-"""XEP-0030 service discovery for the server itself, built from what plugins advertise."""
+"""XEP-0030 service discovery for the server itself, built from what plugins advertise, and
+for an account asking about itself (its own bare JID, or no 'to': RFC 6120 §10.3.3)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class Disco:
         ctx.feature(ns.DISCO_ITEMS)
         ctx.iq("get", ns.DISCO_INFO, "query", self.on_info)
         ctx.iq("get", ns.DISCO_ITEMS, "query", self.on_items)
+        ctx.iq("get", ns.DISCO_INFO, "query", self.on_account_info, to="self")
+        ctx.iq("get", ns.DISCO_ITEMS, "query", self.on_items, to="self")
 
     def on_info(self, stanza, origin) -> domish.Element:
         query = _query(stanza, ns.DISCO_INFO)
@@ -34,6 +37,16 @@ class Disco:
             if name:
                 identity["name"] = name
         for namespace in self.features.features():
+            query.addElement("feature")["var"] = namespace
+        return query
+
+    def on_account_info(self, stanza, origin) -> domish.Element:
+        """The account itself (XEP-0030 §3.1: a registered account), not the server."""
+        query = _query(stanza, ns.DISCO_INFO)
+        identity = query.addElement("identity")
+        identity["category"] = "account"
+        identity["type"] = "registered"
+        for namespace in (ns.DISCO_INFO, ns.DISCO_ITEMS):
             query.addElement("feature")["var"] = namespace
         return query
 

@@ -1,4 +1,8 @@
-"""XEP-0199: answer pings addressed to the server."""
+"""XEP-0199: answer pings addressed to the server, or sent with no 'to' (RFC 6120 §10.3.3).
+
+Clients such as profanity ping without a 'to' (or to their own bare JID) for their keepalive
+and give up on server pings when that fails, so the server answers both.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ class Ping:
     def setup(self, ctx) -> None:
         reject_unknown_keys(ctx, ())
         ctx.feature(ns.PING)
-        ctx.iq("get", ns.PING, "ping", self.on_ping)
+        ctx.iq("get", ns.PING, "ping", self.on_ping, to=("host", "self"))
 
     def on_ping(self, stanza, origin) -> None:
         return None  # an empty result is the pong
