@@ -74,6 +74,10 @@ class IPluginContext(Interface):
         ``builder(stream)`` returns a domish.Element for <stream:features/>, or None.
         """
 
+    def open_store(name, kind):
+        """The generic store ``name`` of ``kind`` ('keyval', 'map' or 'archive'): an
+        IKeyValStore, IMapStore or IArchiveStore; ValueError naming an unknown kind."""
+
     def close():
         """Remove every registration made through this context."""
 
@@ -252,6 +256,92 @@ class IOfflineStore(Interface):
         """Deferred firing the number of messages kept."""
 
 
+class IKeyValStore(Interface):
+    """One value per owner under one store name (private XML, a vCard, a blocking list).
+
+    An owner is a bare JID string: an account ('user@domain', as prepared) or a domain or
+    service ('pubsub.example.org', a MUC room). Values are what json.dumps takes (dicts,
+    lists, str, numbers, bools; tuples come back as lists); None is not a value. Deleting an
+    account deletes what it owns in every generic store.
+    """
+
+    def get(owner):
+        """Deferred firing the owner's value, or None."""
+
+    def set(owner, value):
+        """Store or replace the owner's value; Deferred. TypeError/ValueError for a value
+        that is not JSON or is None (use ``delete``)."""
+
+    def delete(owner):
+        """Forget the owner's value; Deferred firing True if there was one."""
+
+
+class IMapStore(Interface):
+    """Per owner, values by key (str) under one store name: node configs, push registrations,
+    stream management tokens. Values as in IKeyValStore; owners too."""
+
+    def get(owner, key):
+        """Deferred firing the value, or None."""
+
+    def set(owner, key, value):
+        """Store or replace one value; Deferred."""
+
+    def set_many(owner, values):
+        """Store or replace every value of the mapping ``values`` in one transaction."""
+
+    def delete(owner, key):
+        """Forget one value; Deferred firing True if there was one."""
+
+    def keys(owner):
+        """Deferred firing the owner's keys, sorted."""
+
+    def items(owner):
+        """Deferred firing the owner's values as a dict by key."""
+
+    def clear(owner):
+        """Forget every value of the owner; Deferred firing how many there were."""
+
+
+class IArchiveStore(Interface):
+    """Per owner, entries (xmppd.storage.records.ArchiveEntry: id, stamp, with_jid, payload)
+    in the order appended, under one store name: a MAM archive (owner = account or room),
+    pubsub items (with_jid = publisher). Ids are unique per owner; appending an id that is
+    there replaces that entry, which becomes the newest (pubsub's republish). Owners as in
+    IKeyValStore.
+    """
+
+    def append(owner, entry):
+        """Add an entry (its id None: a new one is made); Deferred firing its id."""
+
+    def append_many(entries):
+        """Add ``(owner, entry)`` pairs in one transaction, in order; Deferred firing the ids.
+        For archiving off the message path: one commit (and one fsync) per batch."""
+
+    def get(owner, id):
+        """Deferred firing the entry with ``id``, or None."""
+
+    def query(owner, query=None):
+        """Deferred firing an ArchivePage for an xmppd.storage.records.ArchiveQuery (None:
+        everything); errback ArchiveEntryNotFound when an id it names is not there."""
+
+    def count(owner):
+        """Deferred firing how many entries the owner has (for quotas)."""
+
+    def remove(owner, ids):
+        """Delete the owner's entries with these ids; Deferred firing how many were there."""
+
+    def trim(owner, keep):
+        """Delete all but the newest ``keep`` entries (pubsub max_items); Deferred firing how
+        many went."""
+
+    def clear(owner):
+        """Delete every entry of the owner; Deferred firing how many."""
+
+    def delete_before(stamp, owner=None):
+        """Delete the entries stamped before ``stamp`` (POSIX seconds), of one owner or of
+        every owner of this store (retention); Deferred firing how many."""
+
+
 class IStorage(Interface):
     """One database: opened and migrated at start-up, closed at shutdown."""
 
@@ -260,6 +350,11 @@ class IStorage(Interface):
     offline = Attribute("The IOfflineStore of this database.")
     server_roster = Attribute("The IServerRosterStore of this database (XEP-0267).")
     incidents = Attribute("The IIncidentStore of this database (XEP-0268).")
+
+    def open_store(name, kind):
+        """The generic store ``name`` (a non-empty str) of ``kind``: 'keyval' (IKeyValStore),
+        'map' (IMapStore) or 'archive' (IArchiveStore); ValueError naming a bad name or kind.
+        Works before ``open()``; its calls fail until then."""
 
     def open():
         """Connect and apply pending schema migrations; returns a Deferred."""

@@ -62,6 +62,11 @@ class PluginContext:
     def provide(self, interface, provider) -> None:
         self._undo.append(self.server.provide(interface, provider))
 
+    def open_store(self, name: str, kind: str):
+        """A generic store of this server's storage; nothing to undo: the data outlives the
+        plugin, as it must across a reload."""
+        return self.storage.open_store(name, kind)
+
     def close(self) -> None:
         while self._undo:
             self._undo.pop()()
