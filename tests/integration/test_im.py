@@ -7,6 +7,8 @@ import asyncio
 import signal
 
 import pytest
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 from tests.integration.conftest import PASSWORD, login, logout
 from tests.integration.serverproc import XmppdProcess
@@ -196,6 +198,34 @@ def test_offline_messages_survive_reconnect_and_server_restart(im):
     assert im.stop() == 0
     im.start()
     asyncio.run(scenario("receive"))
+
+
+def test_typing_notification_to_an_offline_user_is_not_replayed(im):
+    """XEP-0160 §3 / XEP-0085: "alice is typing" hours later is noise; her message is not."""
+    async def scenario():
+        alice, alice_msgs, _ = await online(im, "alice@localhost/phone")
+        alice.send_raw("<message to='bob@localhost' type='chat'>"
+                       "<composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+        alice.send_message(mto="bob@localhost", mbody="while you were out", mtype="chat")
+        await alice.plugin["xep_0199"].ping(jid="localhost", timeout=5)
+        assert not alice_msgs.matching(lambda m: m["type"] == "error")  # no bounce either
+        await logout(alice)
+        bob = await login(im, "bob@localhost/desk")
+        received = []  # every message, with or without a body (slixmpp's 'message' needs one)
+        bob.register_handler(Callback("every message", MatchXPath("{jabber:client}message"),
+                                      received.append))
+        bob.send_presence()
+
+        async def body_arrived():
+            while not any(m["body"] for m in received):
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(body_arrived(), 10)
+        await bob.plugin["xep_0199"].ping(jid="localhost", timeout=5)
+        assert [m["body"] for m in received] == ["while you were out"]
+        await logout(bob)
+
+    asyncio.run(scenario())
 
 
 def test_spoofed_from_never_reaches_the_recipient_as_spoofed(im):

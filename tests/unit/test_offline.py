@@ -99,6 +99,20 @@ class StoreTests(OfflineTestCase):
             self.assertFalse(await self.offline.store(chat("x", type=type_)), type_)
         self.assertEqual(await self.count(), 0)
 
+    async def test_notifications_are_dropped_without_an_error(self):
+        """XEP-0160 §3 / XEP-0085: a typing notification replayed at login is noise."""
+        typing = chat("x")
+        typing.element.children = []
+        typing.element.addElement((ns.CHAT_STATES, "composing"))
+        self.assertTrue(await self.offline.store(typing))
+        self.assertEqual(await self.count(), 0)
+
+    async def test_a_body_with_a_chat_state_is_kept(self):
+        message = chat("hello")
+        message.element.addElement((ns.CHAT_STATES, "active"))
+        self.assertTrue(await self.offline.store(message))
+        self.assertEqual(await self.count(), 1)
+
     async def test_refused_at_the_limit(self):
         for body in ("one", "two", "three"):
             self.assertTrue(await self.offline.store(chat(body)))

@@ -2,7 +2,8 @@
 """XEP-0160 offline messages: keep what the router could not deliver, hand it over later.
 
 The router decides *when* a message is kept (RFC 6121 §8.5.2.1.1: no available resource with
-a non-negative priority) and calls ``IOfflineDelivery.store``. This plugin stamps it with a
+a non-negative priority) and calls ``IOfflineDelivery.store``; this plugin decides *what* is
+worth keeping (``xmppd.im.worth_storing``: not chat states or receipts). It stamps it with a
 XEP-0203 delay, persists it, and delivers it to the first resource that becomes available
 with a non-negative priority.
 
@@ -19,6 +20,7 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd import events, ns
+from xmppd.im.worth_storing import STORED_TYPES, worth_storing
 from xmppd.interfaces import IOfflineDelivery, IXmppdPlugin
 from xmppd.jid import JID
 from xmppd.logs import get_logger
@@ -30,8 +32,6 @@ from xmppd.xml.stored import stanza_from_text, stanza_to_text
 log = get_logger(__name__)
 
 DEFAULT_MAX_MESSAGES = 500
-STORABLE_TYPES = frozenset(("normal", "chat"))  # XEP-0160 §3: the others are never kept
-
 
 
 @implementer(IXmppdPlugin)
@@ -59,11 +59,18 @@ class OfflineMessages:
         self._delivering: set[JID] = set()  # accounts whose delivery is under way
 
     def store(self, stanza: Stanza) -> defer.Deferred:
-        """Keep a normal or chat message; fires True once committed, False if refused."""
+        """Keep a normal or chat message; fires True once committed, False if refused.
+
+        A notification not worth keeping (a chat state, a receipt: see worth_storing) is
+        dropped without an error to its sender: it fires True, and nothing is stored.
+        """
         recipient = stanza.recipient
-        if (stanza.kind != "message" or stanza.type not in STORABLE_TYPES
+        if (stanza.kind != "message" or stanza.type not in STORED_TYPES
                 or recipient is None or recipient.user is None or not self.max_messages):
             return defer.succeed(False)
+        if not worth_storing(stanza.element):
+            log.debug("not keeping a notification for offline {jid}", jid=recipient)
+            return defer.succeed(True)
         seconds = self.server.reactor.seconds()
         element = _with_delay(stanza, recipient.host, _xep0082_stamp(seconds))
         xml = stanza_to_text(element)
