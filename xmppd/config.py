@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from xmppd.jid import JID, InvalidJID, parse_jid, prepare_domain
+from xmppd.stream.listen import DEFAULT_BACKLOG
 
 T = TypeVar("T")
 
@@ -70,6 +71,7 @@ class ServerConfig:
     max_stanza_size: int
     shutdown_timeout: float
     control_socket: Path | None  # the admin control channel (UNIX socket); None when off
+    listen_backlog: int  # accept queue of every listener (xmppd.stream.listen)
 
 
 @dataclass(frozen=True)
@@ -279,6 +281,8 @@ class _Reader:
             max_stanza_size=t.get("max_stanza_size", _integer(minimum=MIN_STANZA_SIZE), 262_144),
             shutdown_timeout=t.get("shutdown_timeout", _seconds, 5.0),
             control_socket=t.get("control_socket", self.path_or_off, data_dir / "control.sock"),
+            listen_backlog=t.get("listen_backlog", _integer(minimum=1, maximum=65535),
+                                 DEFAULT_BACKLOG),
         )
 
     def tls(self, t: _Table) -> TLSConfig:
@@ -373,12 +377,14 @@ def _boolean(value: Any) -> bool:
     return value
 
 
-def _integer(minimum: int) -> Callable[[Any], int]:
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Invalid(f"expected a whole number, got {_show(value)}")
         if value < minimum:
             raise _Invalid(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise _Invalid(f"must be at most {maximum}, got {value}")
         return value
 
     return check

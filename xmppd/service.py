@@ -11,7 +11,7 @@ import signal
 import sys
 
 from twisted.application import service
-from twisted.internet import defer, endpoints, task
+from twisted.internet import defer, task
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from xmppd import events
@@ -23,6 +23,7 @@ from xmppd.registry import PluginRegistry
 from xmppd.s2s.manager import IncomingServerFactory, federation_from_config
 from xmppd.server import Server
 from xmppd.stream.idle import idle_parser_sweeper
+from xmppd.stream.listen import listen
 
 log = get_logger(__name__)
 
@@ -71,9 +72,9 @@ class XmppdService(service.MultiService):
         if self.s2s is not None:
             self.server.router.remote = self.server.s2s = self.s2s
         yield self.plugins.load()
+        backlog = self.config.server.listen_backlog
         for description, factory in self._listeners():
-            endpoint = endpoints.serverFromString(self.reactor, description)
-            self.ports.append((yield endpoint.listen(factory)))
+            self.ports.append((yield listen(self.reactor, description, factory, backlog)))
         if self.manhole_factory is not None:
             self.manhole = self.manhole_factory(self)
             if self.manhole is not None:

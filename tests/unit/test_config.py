@@ -130,6 +130,7 @@ def test_defaults(tmp_path):
     assert (server.plugin_dirs, server.admins) == ((), ())
     assert (server.max_stanza_size, server.shutdown_timeout) == (262144, 5.0)
     assert server.control_socket == var / "control.sock"
+    assert server.listen_backlog == 1024
     assert config.tls.certificate == var / "tls" / "localhost.crt"
     assert config.tls.key == var / "tls" / "localhost.key"
     assert config.tls.min_version == "1.2"
@@ -292,7 +293,8 @@ ERRORS = [
     ('domains = ["localhost"]\n', "domains: unknown section (known: server, tls, c2s, s2s, "
      "storage, manhole, plugins, log)"),
     (MINIMAL + "domain = 'x'\n", "[server] domain: unknown key (known: admins, "
-     "control_socket, data_dir, domains, max_stanza_size, plugin_dirs, shutdown_timeout)"),
+     "control_socket, data_dir, domains, listen_backlog, max_stanza_size, plugin_dirs, "
+     "shutdown_timeout)"),
     (MINIMAL + "[c2s]\nrequire_tls = true\n", "[c2s] require_tls: unknown key (known: "
      "auth_timeout, bare_message_delivery, direct_tls, listen, max_resources, "
      "require_encryption, resource_conflict, sasl_mechanisms)"),
@@ -404,6 +406,9 @@ ERRORS = [
      'non-empty string, got ""'),
     (MINIMAL + "[storage]\nbackend = 'postgresql'\ndsn = 'dbname=x'\npath = 'x.sqlite'\n",
      '[storage] path: only used when backend = "sqlite", not "postgresql"'),
+    (MINIMAL + "listen_backlog = 0\n", "[server] listen_backlog: must be at least 1, got 0"),
+    (MINIMAL + "listen_backlog = 70000\n",
+     "[server] listen_backlog: must be at most 65535, got 70000"),
     # [manhole]
     (MINIMAL + "[manhole]\nlisten = 'tcp:2222'\n", "[manhole] listen: is set but neither "
      "authorized_keys nor password_hash is, so nobody could log in"),
