@@ -243,7 +243,7 @@ def test_dialback_without_certificates_found_through_dns(federation):
 
     log = fed.xmppd.log()
     assert (f"outgoing s2s to {PROSODY} from {XMPPD} authenticated by dialback: "
-            "policy verified met: dialback, no TLS") in log
+            "policy verified met: reached through DNS, no TLS") in log
     assert (f"incoming s2s from {PROSODY} authenticated for {XMPPD} by dialback: "
             "policy verified met: dialback, no TLS") in log
     assert fed.dns_server.asked(f"_xmpp-server._tcp.{PROSODY}", "SRV", timeout=0)
@@ -264,7 +264,7 @@ def test_dialback_over_tls_with_self_signed_certificates(federation, pki):
 
     log = fed.xmppd.log()
     assert (f"outgoing s2s to {PROSODY} from {XMPPD} authenticated by dialback: "
-            "policy secure met: dialback, TLS") in log
+            "policy secure met: reached through DNS, TLS") in log
     assert (f"incoming s2s from {PROSODY} authenticated for {XMPPD} by dialback: "
             "policy secure met: dialback, TLS") in log
     assert "authenticated by certificate" not in log
@@ -291,7 +291,7 @@ def test_ca_certificates_and_sasl_external_both_ways(federation, pki, bidi):
 
     log = fed.xmppd.log()
     assert (f"outgoing s2s to {PROSODY} from {XMPPD} authenticated by certificate: "
-            "policy trusted met: certificate (SASL EXTERNAL), TLS") in log
+            "policy trusted met: certificate (SASL EXTERNAL) + reached through DNS, TLS") in log
     incoming = (f"incoming s2s from {PROSODY} authenticated for {XMPPD} by certificate: "
                 "policy trusted met: certificate (SASL EXTERNAL), TLS")
     bidirectional = (f"outgoing s2s to {PROSODY} from {XMPPD} is bidirectional: stanzas "

@@ -455,9 +455,11 @@ class TestInitiatingServerReceives:
         assert len(manager.server.router.routed) == 1
         assert stream.auth_method == "certificate"
 
-    def test_without_a_valid_certificate_of_the_receiving_server_nothing_is_taken(self):
+    def test_without_a_valid_certificate_the_reach_through_dns_is_the_proof(self):
         """Our certificate was accepted, but the peer's does not validate for its domain:
-        it proved nothing, so the stream ends before anything could come from it."""
+        under secure its proof is what it would be after our dialback, our having reached
+        it through DNS (over TLS), so its stanzas are taken on that, as they are after
+        dialback. Under trusted it never gets that far (below)."""
         manager = bidi_manager("secure")
         wire = start_outgoing(manager, "m1")
         stream = link(manager).stream
@@ -468,6 +470,21 @@ class TestInitiatingServerReceives:
         wire.events()
         wire.feed(f"<success xmlns='{ns.SASL}'/>")
         wire.feed(stream_header(stream_id="p3") + features())
+        assert wire.stream_error() is None
+        assert (stream.ready, stream.auth_method) == (True, "certificate")
+        assert stream.verified == {(PEER, OURS)}
+        wire.feed(message_xml(f"bob@{PEER}", f"alice@{OURS}"))
+        assert len(manager.server.router.routed) == 1
+
+    def test_under_trusted_external_without_the_peers_valid_certificate_is_refused(self):
+        manager = bidi_manager("trusted")
+        wire = start_outgoing(manager, "m1")
+        stream = link(manager).stream
+        stream.certificate_check = lambda domain: BAD_CERT
+        wire.feed(stream_header(stream_id="p1") + features(STARTTLS_REQUIRED))
+        wire.feed(PROCEED)
+        wire.events()
+        wire.feed(stream_header(stream_id="p2") + features(EXTERNAL, BIDI_FEATURE))
         assert wire.stream_error() == "policy-violation"
         assert not stream.ready and stream.verified == set()
 

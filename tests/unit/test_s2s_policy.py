@@ -67,6 +67,22 @@ def test_every_level_against_every_proof(level, proof, expected):
     assert (decision.condition is None) == decision.ok
 
 
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("flags", [(tls, cert, ext) for tls in (False, True)
+                                   for cert in (False, True) for ext in (False, True)])
+def test_reaching_a_peer_through_dns_counts_exactly_where_dialback_does(level, flags):
+    """On our outgoing streams the peer's proof is our having reached it through DNS: the
+    assurance a dialback callback gives, so the same outcome at every level (and trusted
+    still wants the certificate)."""
+    tls, cert_valid, external = flags
+    policy = FederationPolicy(level)
+    reached = policy.decide("example.org", Proof(tls, cert_valid, external=external,
+                                                 reached=True))
+    dialback = policy.decide("example.org", Proof(tls, cert_valid, dialback=True,
+                                                  external=external))
+    assert (reached.ok, reached.condition) == (dialback.ok, dialback.condition)
+
+
 # --------------------------------------------------------------------------- reasons
 
 
@@ -96,6 +112,11 @@ def test_reason_for_dialback_at_trusted():
      "policy trusted met: certificate (SASL EXTERNAL), TLS"),
     ("secure", Proof(tls=True, cert_valid=True, dialback=True),
      "policy secure met: certificate + dialback, TLS"),
+    ("secure", Proof(tls=True, external=True, reached=True),
+     "policy secure met: reached through DNS, TLS"),
+    ("verified", Proof(reached=True), "policy verified met: reached through DNS, no TLS"),
+    ("trusted", Proof(tls=True, cert_valid=True, external=True, reached=True),
+     "policy trusted met: certificate (SASL EXTERNAL) + reached through DNS, TLS"),
 ])
 def test_reasons_for_acceptance(level, proof, reason):
     assert FederationPolicy(level).decide("example.org", proof) == Decision(True, reason, None)

@@ -20,6 +20,14 @@ counts only on a TLS stream (a certificate cannot be presented otherwise). ``ext
 EXTERNAL succeeded, XEP-0178) is recorded for logs and the admin listing but proves nothing by
 itself: EXTERNAL is only accepted on a valid certificate, so ``cert_valid`` carries the proof.
 
+"Dialback" is the proof of a peer that connected to us: we called its domain's authoritative
+server, found through DNS, and it vouched for the key (XEP-0220). A peer we connected to is
+proven the same way by the connection itself: ``reached`` says we dialled the address DNS
+(or ``[s2s.hosts]``) gives for its domain, which is all a dialback callback shows (XEP-0220
+§Security), so it counts wherever dialback does. It does not depend on how *we* then
+authenticated to the peer: SASL EXTERNAL with our certificate, or our dialback key, proves us
+to the peer and nothing about the peer. ``trusted`` still needs the peer's valid certificate.
+
 Refusals use these RFC 6120 §4.9.3 stream errors:
 
 - ``policy-violation`` when the domain is denied (deny list, or not on the allow list), when
@@ -56,7 +64,8 @@ class Requirement:
     """What one level asks of a peer."""
 
     tls: bool  # the stream must be encrypted
-    authentication: bool  # some proof of identity: dialback or a valid certificate
+    authentication: bool  # some proof of identity: dialback (or, for a peer we connected
+    # to, having reached it through DNS) or a valid certificate
     certificate: bool  # the proof must be a valid certificate
     text: str  # for log lines
     buddies: bool = False  # only trusted buddies (XEP-0267) may exchange stanzas beyond
@@ -80,8 +89,10 @@ class Proof:
 
     tls: bool = False
     cert_valid: bool = False  # chain and name ok against our CA store
-    dialback: bool = False  # dialback verified for this domain pair
+    dialback: bool = False  # dialback verified for this domain pair (a peer that connected)
     external: bool = False  # SASL EXTERNAL succeeded
+    reached: bool = False  # we connected to the domain's server as DNS (or [s2s.hosts])
+    # gives it: on our outgoing streams, the assurance dialback gives on incoming ones
 
     @property
     def certificate(self) -> bool:
@@ -90,7 +101,7 @@ class Proof:
 
     @property
     def authenticated(self) -> bool:
-        return self.certificate or self.dialback
+        return self.certificate or self.dialback or self.reached
 
     def describe(self) -> str:
         """How the peer proved itself, e.g. 'certificate (SASL EXTERNAL), TLS'."""
@@ -99,6 +110,8 @@ class Proof:
             methods.append("certificate (SASL EXTERNAL)" if self.external else "certificate")
         if self.dialback:
             methods.append("dialback")
+        if self.reached:
+            methods.append("reached through DNS")
         return f"{' + '.join(methods) or 'no proof'}, {'TLS' if self.tls else 'no TLS'}"
 
 

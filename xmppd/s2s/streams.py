@@ -2,9 +2,10 @@
 
 An incoming stream authenticates the peer's domains (SASL EXTERNAL with a certificate, or
 dialback, or both) and only then routes the stanzas that come from those domains to ours.
-An outgoing stream authenticates us to the peer and then carries our stanzas. What is
-enough proof is the federation policy's decision, per peer domain; every refusal is logged
-with its reason.
+An outgoing stream authenticates us to the peer (SASL EXTERNAL or dialback) and then carries
+our stanzas; the peer's own identity there rests on our having reached it through DNS, plus
+its certificate if that is valid (see xmppd.s2s.policy). What is enough proof is the
+federation policy's decision, per peer domain; every refusal is logged with its reason.
 
 Bidirectional streams (XEP-0288), when both sides want them: the receiving server offers
 <bidi xmlns='urn:xmpp:features:bidi'/>, the initiating one answers <bidi xmlns='urn:xmpp:bidi'/>
@@ -16,9 +17,9 @@ only for the domain pairs proven on it:
   and never before; the manager then uses it as the link for that pair;
 - the outgoing stream accepts stanzas from the receiving server's domain to ours once it is
   authenticated, on the proof that let us send to it (its certificate for the domain, or
-  dialback: we reached the domain's own server through DNS, which is all a dialback
-  callback proves, XEP-0220 §Security) and only if the policy takes that proof for that
-  domain; the same checks as on an incoming stream apply to every stanza. The receiving
+  having reached the domain's own server through DNS, which is all a dialback callback
+  proves, XEP-0220 §Security) and only if the policy takes that proof for that domain;
+  the same checks as on an incoming stream apply to every stanza. The receiving
   server may also prove more of its domains there with dialback (XEP-0288 §2.2): we verify
   them as we would on an incoming stream, over a new connection.
 
@@ -543,9 +544,13 @@ class OutgoingServerStream(ServerStream):
                           f"{db.sender} to {db.receiver}) on an outgoing stream")
 
     def _authenticated(self, method: str) -> None:
+        """The peer accepted us (``method`` is how we proved ourselves): is the peer, in
+        turn, who the policy needs it to be? We reached it through DNS whatever the method,
+        and its certificate is what it is; our dialback key or our certificate says nothing
+        about the peer, so the decision does not depend on the method."""
         check = self.certificate_check(self.remote_domain) if self.secure else None
-        proof = Proof(tls=self.secure, cert_valid=bool(check and check.valid),
-                      dialback=method == "dialback", external=method == "certificate")
+        proof = Proof(tls=self.secure, cert_valid=bool(check and check.valid), reached=True,
+                      external=method == "certificate")
         decision = self.manager.policy.decide(self.remote_domain, proof)
         if not decision.ok:
             self._give_up(decision.reason)
@@ -557,7 +562,7 @@ class OutgoingServerStream(ServerStream):
                  why=decision.reason)
         if self.bidi:
             # The decision just made is about the receiving server's identity (its
-            # certificate for the domain, or the dialback reach through DNS): the policy
+            # certificate for the domain, or our reaching it through DNS): the policy
             # took it for this domain, so its stanzas to us are taken on that same proof.
             self.verified.add((self.remote_domain, self.local_domain))
             log.info("outgoing s2s to {remote} from {local} is bidirectional: stanzas from "
