@@ -383,3 +383,60 @@ def test_prosody_refuses_xmppds_wrong_name_certificate(federation, pki):
     log = fed.xmppd.log()
     assert f"s2s to {PROSODY} failed: {PROSODY} refused us: not-authorized" in log
     assert "authenticated by" not in log
+
+
+# ---- (4) a self-signed Prosody that accepts our certificate (issue #10) --------------------
+
+
+def self_signed_prosody_trusting_us(federation, pki, policy: str) -> Federation:
+    """Common on the real network: Prosody presents a self-signed certificate on s2s,
+    requires TLS, offers dialback, and trusts xmppd's CA, so it offers xmppd SASL EXTERNAL.
+    Both find each other through the test DNS server (the reach xmppd relies on)."""
+    return federation(policy=policy, dns=True, xmppd_certificate=cert(pki.good[XMPPD]),
+                      certificate=cert(pki.good[PROSODY]), ca_file=pki.ca.ca_path,
+                      s2s_certificate=cert(pki.self_signed[PROSODY]),
+                      s2s_require_encryption=True)
+
+
+@pytest.mark.parametrize("policy", ["secure", "verified"])
+def test_self_signed_prosody_that_accepts_our_certificate(federation, pki, policy):
+    """xmppd authenticates by SASL EXTERNAL; Prosody's own identity rests on xmppd having
+    reached it through DNS, over TLS, which the level takes as it takes dialback. The other
+    way, Prosody proves itself by dialback (its certificate does not validate here)."""
+    fed = self_signed_prosody_trusting_us(federation, pki, policy)
+
+    subscribe_and_chat(fed)
+
+    log = fed.xmppd.log()
+    assert (f"outgoing s2s to {PROSODY} from {XMPPD} authenticated by certificate: "
+            f"policy {policy} met: reached through DNS, TLS") in log
+    assert (f"incoming s2s from {PROSODY} authenticated for {XMPPD} by dialback: "
+            f"policy {policy} met: dialback, TLS") in log
+    assert " refused: " not in log
+    fed.prosody.wait_for_log(rf"Accepting SASL EXTERNAL identity from {re.escape(XMPPD)}")
+    # Prosody's own stream to xmppd: dialback, as xmppd cannot validate its certificate
+    fed.prosody.wait_for_log(r"verified dialback key\.\.\. it is valid")
+    assert f"SASL EXTERNAL with {XMPPD} succeeded" not in fed.prosody.log()
+    assert fed.prosody.stop() == 0
+    assert fed.prosody.errors() == []
+
+
+def test_self_signed_prosody_is_refused_under_trusted(federation, pki):
+    """The same Prosody under 'trusted': xmppd does not authenticate to it at all (its
+    certificate is self-signed; the log says so), nor takes its dialback the other way."""
+    fed = self_signed_prosody_trusting_us(federation, pki, "trusted")
+
+    bounce = message_bounces(lambda: user(fed.xmppd, ALICE_FULL), BOB)
+    assert bounce["condition"] == "remote-server-not-found"
+    assert bounce["text"] == "certificate required: self-signed"
+    assert bounce["seconds"] < BOUNCE_WITHIN
+    assert (f"s2s outgoing {PROSODY} ({PROSODY_IP}:{fed.prosody.s2s_port}) refused: "
+            "certificate required: self-signed") in fed.xmppd.log()
+    assert "Accepting SASL EXTERNAL" not in fed.prosody.log()
+
+    bounce = message_bounces(lambda: bob_online(fed.prosody), ALICE)
+    assert bounce["condition"] in ("remote-server-not-found", "remote-server-timeout")
+    assert bounce["seconds"] < BOUNCE_WITHIN
+    log = fed.xmppd.log()
+    assert "refused: dialback refused: valid certificate required (policy trusted" in log
+    assert "authenticated by" not in log
