@@ -11,7 +11,7 @@ import signal
 import sys
 
 from twisted.application import service
-from twisted.internet import defer, task
+from twisted.internet import defer, protocol, task
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from xmppd import events
@@ -45,6 +45,10 @@ class XmppdService(service.MultiService):
         self.ready: defer.Deferred = defer.Deferred()
 
     def startService(self) -> None:
+        # Twisted logs "Starting factory <... at 0x...>" for every factory start and stop, one
+        # per outgoing s2s connection too: noise an admin cannot act on. Listening ports
+        # still log what they listen on.
+        protocol.Factory.noisy = False
         service.Service.startService(self)
         d = self._start()
         d.addCallbacks(self.ready.callback, self._start_failed)

@@ -26,6 +26,15 @@ def server(tmp_path):
     log = proc.log()
     assert code == 0, log
     assert "Traceback" not in log, log
+    assert_log_for_admins(log)
+
+
+def assert_log_for_admins(log: str) -> None:
+    """What an admin reads: no secret, no Twisted factory noise, no stream error that ends
+    without its reason."""
+    assert PASSWORD not in log
+    assert "Starting factory" not in log and "Stopping factory" not in log, log
+    assert not [line for line in log.splitlines() if line.rstrip().endswith(":")], log
 
 
 class LoginFailed(Exception):

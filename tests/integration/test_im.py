@@ -10,7 +10,7 @@ import pytest
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from tests.integration.conftest import PASSWORD, login, logout
+from tests.integration.conftest import PASSWORD, assert_log_for_admins, login, logout
 from tests.integration.serverproc import XmppdProcess
 
 IM_PLUGINS = '[plugins]\nenabled = ["disco", "ping", "version", "roster", "presence", "offline"]\n'
@@ -26,6 +26,7 @@ def im(tmp_path):
     yield proc
     assert proc.stop() == 0, proc.log()
     assert "Traceback" not in proc.log(), proc.log()
+    assert_log_for_admins(proc.log())
 
 
 class Inbox:

@@ -16,12 +16,22 @@ from xmppd.errors import StanzaError, StreamError
 from xmppd.jid import InvalidJID, domain_or_none, jid_from_parts, parse_jid, prepare_resource
 from xmppd.logs import get_logger
 from xmppd.stanza import make_iq_result
-from xmppd.stream.xmlstream import XmlStream
+from xmppd.stream.xmlstream import CONNECTION_LOST, PEER_CLOSED, XmlStream
 from xmppd.xml import StreamHeader
 
 log = get_logger(__name__)
 
 STANZA_NAMES = frozenset(("iq", "message", "presence"))
+
+# why a session ended, as an admin reads it; other stream errors show as "error (condition)"
+END_REASONS = {
+    PEER_CLOSED: "logout",
+    CONNECTION_LOST: "connection lost",
+    "connection-timeout": "timeout",
+    "conflict": "conflict (replaced by a new session)",
+    "system-shutdown": "server shutdown",
+    None: "closed by the server",
+}
 
 
 class ClientStream(XmlStream):
@@ -42,6 +52,7 @@ class ClientStream(XmlStream):
                                                       c2s.require_encryption)
         self.require_encryption = c2s.require_encryption
         self._auth_timer = None
+        self.bound_at = 0.0  # reactor time of the bind, for the session's end in the log
 
     @property
     def state(self) -> str:
@@ -158,6 +169,7 @@ class ClientStream(XmlStream):
         result.addElement("jid", content=full_jid.full())
         self.send(make_iq_result(element, result))
         self._cancel_auth_timer()
+        self.bound_at = self.reactor.seconds()
         self.server.emit(events.SESSION_BOUND, self.session)
 
     def _bind(self, bind: domish.Element):
@@ -190,6 +202,9 @@ class ClientStream(XmlStream):
 
     def _end_session(self, polite: bool) -> None:
         session, self.session = self.session, None
+        log.info("session {jid} ended after {duration}: {why}", jid=session.jid,
+                 duration=format_duration(self.reactor.seconds() - self.bound_at),
+                 why=END_REASONS.get(self.end_reason, f"error ({self.end_reason})"))
         self.server.sessions.unbind(session)
         self.server.emit(events.SESSION_CLOSED, session, polite)
 
@@ -215,6 +230,18 @@ class ClientStreamFactory(Factory):
         stream = ClientStream(self.server, self.tls_context, self.direct_tls)
         stream.factory = self
         return stream
+
+
+def format_duration(seconds: float) -> str:
+    """4 s, 3 min 20 s, 2 h 5 min: short enough for a log line, exact enough for an admin."""
+    whole = max(0, int(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
 
 
 def _version_ok(version: str | None) -> bool:

@@ -28,6 +28,10 @@ from xmppd.xml import STREAM_END, StreamHeader, StreamParser, serialize, stream_
 
 log = get_logger(__name__)
 
+TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS handshake record (a ClientHello)
+PEER_CLOSED = "peer-closed"  # end_reason: the peer sent </stream:stream>
+CONNECTION_LOST = "connection-lost"  # end_reason: the connection went without a close
+
 
 class XmlStream(Protocol):
     content_ns = ns.CLIENT
@@ -51,6 +55,10 @@ class XmlStream(Protocol):
         # elements parsed while waiting, in order; made when first needed (memory per session)
         self._backlog: deque | None = None
         self.pending: list[bytes] = []  # output queued by the write batch
+        # why the stream ended, for the log: a stream error condition, PEER_CLOSED or
+        # CONNECTION_LOST; the first cause wins
+        self.end_reason: str | None = None
+        self._first_read = True
 
     # -- connection events
 
@@ -70,6 +78,11 @@ class XmlStream(Protocol):
         parser = self.parser
         if parser is None:
             return
+        if self._first_read:
+            self._first_read = False
+            if data[:1] == TLS_HANDSHAKE:
+                self._tls_on_plain_port()
+                return
         batch.begin()
         try:
             parser.feed(data)
@@ -83,6 +96,8 @@ class XmlStream(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self.disconnected = True
+        if self.end_reason is None:
+            self.end_reason = CONNECTION_LOST
         self._drop_parser()
         self.pending.clear()
         if self._close_timer is not None and self._close_timer.active():
@@ -192,8 +207,14 @@ class XmlStream(Protocol):
         """Send a stream error and end the stream at once (RFC 6120 §4.9.1.1)."""
         if self.close_sent or self.disconnected:
             return
-        log.info("stream error {condition} to {peer}: {text}", condition=error.condition,
-                 peer=self.peer_address, text=error.text or "")
+        if self.end_reason is None:
+            self.end_reason = error.condition
+        if error.text:
+            log.info("stream error {condition} to {peer}: {text}", condition=error.condition,
+                     peer=self.peer_address, text=error.text)
+        else:
+            log.info("stream error {condition} to {peer}", condition=error.condition,
+                     peer=self.peer_address)
         if not self.header_sent:
             self.send_header(self.default_from())
         self.send(error.to_element())
@@ -225,8 +246,20 @@ class XmlStream(Protocol):
     def _close_timed_out(self) -> None:
         self.transport.abortConnection()
 
+    def _tls_on_plain_port(self) -> None:
+        """A TLS handshake where a stream header belongs: a client configured for direct TLS
+        (XEP-0368, port 5223) on a STARTTLS port. XML cannot start with byte 0x16, so this is
+        no guess; answering with XML would only be read as a broken TLS record."""
+        log.info("TLS ClientHello from {peer} on a STARTTLS port: the client expects direct "
+                 "TLS (XEP-0368); closing", peer=self.peer_address)
+        self.end_reason = "tls-on-plain-port"
+        self._drop_parser()
+        self.transport.abortConnection()
+
     def _on_peer_close(self) -> None:
         self._peer_closed = True
+        if self.end_reason is None:
+            self.end_reason = PEER_CLOSED
         if not self.close_sent:
             self._send_close()
         self._drop_parser()
