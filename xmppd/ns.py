@@ -38,3 +38,6 @@ OPENPGP = "urn:xmpp:openpgp:0"  # XEP-0373
 LEGACY_PGP = "jabber:x:encrypted"  # XEP-0027
 MUC_USER = "http://jabber.org/protocol/muc#user"  # XEP-0045 (mediated invitations)
 X_CONFERENCE = "jabber:x:conference"  # XEP-0249 direct invitations
+DATA_FORMS = "jabber:x:data"  # XEP-0004 data forms
+RSM = "http://jabber.org/protocol/rsm"  # XEP-0059 result set management
+CAPS = "http://jabber.org/protocol/caps"  # XEP-0115 entity capabilities (<c/>, stream feature)
