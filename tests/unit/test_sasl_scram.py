@@ -21,7 +21,7 @@ from zope.interface.verify import verifyObject
 from tests.scramclient import ScramClient
 from xmppd.errors import SASLFailure
 from xmppd.interfaces import IAuthBackend, ISASLMechanism
-from xmppd.sasl import Challenge, Success
+from xmppd.sasl import Challenge, ChannelBindingUnavailable, Success
 from xmppd.sasl.credentials import HASHES, ScramCredentials, derive_credentials
 from xmppd.sasl.mechanisms import MECHANISMS_PREFERENCE, create_mechanism, offered_mechanisms
 from xmppd.sasl.scram import ScramServer, decode_saslname
@@ -395,18 +395,50 @@ class ChannelBindingTests(ScramTestCase):
             self.condition(server.step(client.final(challenge.data))), "not-authorized"
         )
 
-    def test_unknown_or_unavailable_types(self) -> None:
+    def test_channel_binding_names_that_are_not_names(self) -> None:
+        for flag in ("p=", "p=bad name", "p=tls-exporter=x", "p=tls_unique"):
+            d = self.plus_server().start(f"{flag},,n=user,r=abc".encode())
+            self.assertEqual(self.condition(d), "malformed-request", flag)
+
+    def test_unavailable_type_with_the_right_proof_is_unavailable_not_unauthorized(self) -> None:
+        """What Debian's slixmpp 1.8 sends on TLS 1.3: p=tls-unique with the Finished message.
+
+        The exchange runs to the proof, which proves the account; the login still fails, as
+        ChannelBindingUnavailable (no session without a binding we checked)."""
+
         def only_end_point(cb_name: str) -> bytes | None:
             return b"\x01" * 32 if cb_name == "tls-server-end-point" else None
 
-        server_without_exporter = self.server(plus=True, channel_binding=only_end_point)
-        self.assertEqual(
-            self.condition(server_without_exporter.start(b"p=tls-exporter,,n=user,r=abc")),
-            "malformed-request",
-        )
-        for flag in ("p=tls-unique", "p=", "p=bad name", "p=tls-exporter=x"):
-            d = self.plus_server().start(f"{flag},,n=user,r=abc".encode())
-            self.assertEqual(self.condition(d), "malformed-request", flag)
+        cases = [
+            (self.plus_server(), "p=tls-unique,,"),  # a type we do not know
+            (self.server(plus=True, channel_binding=only_end_point), "p=tls-exporter,,"),
+        ]
+        for server, header in cases:
+            client = ScramClient("sha-256", "User", "pencil", gs2_header=header,
+                                 cb_data=b"finished message")
+            failure = self.failureResultOf(self.exchange(server, client),
+                                           ChannelBindingUnavailable).value
+            self.assertEqual((failure.condition, failure.text, failure.localpart),
+                             ("malformed-request", "unsupported channel binding type", "user"))
+            self.assertEqual(server.authcid, "user")
+
+    def test_unavailable_type_with_a_wrong_proof_is_a_credential_failure(self) -> None:
+        for username, password in (("user", "wrong"), ("nobody", "pencil")):
+            client = ScramClient("sha-256", username, password, gs2_header="p=tls-unique,,",
+                                 cb_data=b"finished message")
+            failure = self.failureResultOf(self.exchange(self.plus_server(), client),
+                                           SASLFailure).value
+            self.assertNotIsInstance(failure, ChannelBindingUnavailable)
+            self.assertEqual(failure.condition, "not-authorized")
+
+    def test_unavailable_type_still_checks_the_gs2_header_in_c(self) -> None:
+        server = self.plus_server()
+        client = ScramClient("sha-256", "user", "pencil", gs2_header="p=tls-unique,,")
+        challenge = self.successResultOf(server.start(client.first()))
+        client.gs2_header = "n,,"
+        d = server.step(client.final(challenge.data))
+        self.assertEqual(self.failureResultOf(d, SASLFailure).value.text,
+                         "channel binding mismatch")
 
     def test_plus_requires_binding(self) -> None:
         for flag in ("n", "y"):
@@ -422,6 +454,27 @@ class ChannelBindingTests(ScramTestCase):
         server = self.server(channel_binding=self.binding, server_supports_plus=True)
         d = server.start(ScramClient("sha-256", "user", "pencil", gs2_header="y,,").first())
         self.assertEqual(self.condition(d), "not-authorized")
+
+    def test_y_flag_after_a_proven_refused_binding_of_the_same_account(self) -> None:
+        """The client on this stream proved it saw -PLUS: its 'y' is no stripped-list
+        downgrade. Accepted for that account only."""
+        server = self.server(channel_binding=self.binding, server_supports_plus=True,
+                             binding_refused_for="user")
+        self.assert_success(server, ScramClient("sha-256", "User", "pencil", gs2_header="y,,"))
+        self.auth.add_user("mallory", "secret")
+        for other in ("mallory", "nobody", "not a localpart"):
+            server = self.server(channel_binding=self.binding, server_supports_plus=True,
+                                 binding_refused_for="user")
+            d = server.start(ScramClient("sha-256", other, "x", gs2_header="y,,").first())
+            self.assertEqual(self.failureResultOf(d, SASLFailure).value.text,
+                             "channel binding downgrade detected", other)
+
+    def test_y_flag_downgrade_is_refused_before_the_backend_is_asked(self) -> None:
+        server = self.server(channel_binding=self.binding, server_supports_plus=True)
+        d = server.start(ScramClient("sha-256", "user", "pencil", gs2_header="y,,").first())
+        self.assertEqual(self.condition(d), "not-authorized")
+        self.assertEqual(self.auth.asked, [])
+        self.assertEqual(server.authcid, "user")
 
     def test_y_flag_is_fine_when_we_do_not_offer_plus(self) -> None:
         client = ScramClient("sha-256", "user", "pencil", gs2_header="y,,")
@@ -621,7 +674,8 @@ class CatalogueTests(SynchronousTestCase):
         kwargs.setdefault("channel_binding", lambda cb_name: b"data")
         kwargs.setdefault("channel_binding_types", ["tls-server-end-point"])
         kwargs.setdefault("tls", True)
-        return create_mechanism(name, auth=MemoryAuth(), domain=DOMAIN, **kwargs)
+        kwargs.setdefault("auth", MemoryAuth())
+        return create_mechanism(name, domain=DOMAIN, **kwargs)
 
     def test_create_each_offered_mechanism(self) -> None:
         for name in MECHANISMS_PREFERENCE:
@@ -659,10 +713,20 @@ class CatalogueTests(SynchronousTestCase):
 
     def test_only_listed_binding_types_are_usable(self) -> None:
         """tls-exporter is not on this stream's list, so even a callable that would answer it
-        must not be consulted."""
-        mechanism = self.create("SCRAM-SHA-256-PLUS")
-        d = mechanism.start(b"p=tls-exporter,,n=user,r=abc")
-        self.assertEqual(self.failureResultOf(d, SASLFailure).value.condition, "malformed-request")
+        must not be consulted: the exchange ends in ChannelBindingUnavailable."""
+        auth = MemoryAuth()
+        auth.add_user("user", "pencil")
+        mechanism = self.create("SCRAM-SHA-256-PLUS", auth=auth)
+        client = ScramClient("sha-256", "user", "pencil", gs2_header="p=tls-exporter,,",
+                             cb_data=b"\x07" * 32)
+        challenge = self.successResultOf(mechanism.start(client.first()))
+        d = mechanism.step(client.final(challenge.data))
+        self.failureResultOf(d, ChannelBindingUnavailable)
+
+    def test_binding_refused_for_reaches_scram(self) -> None:
+        self.assertIsNone(self.create("SCRAM-SHA-256")._binding_refused_for)
+        mechanism = self.create("SCRAM-SHA-256", binding_refused_for="user")
+        self.assertEqual(mechanism._binding_refused_for, "user")
 
     def test_full_exchange_with_the_real_localpart_preparation(self) -> None:
         try:

@@ -1,4 +1,15 @@
-"""The <auth/>, <response/> and <abort/> exchange of RFC 6120 §6 on one stream."""
+"""The <auth/>, <response/> and <abort/> exchange of RFC 6120 §6 on one stream.
+
+Retries (RFC 6120 §6.4.5): the stream ends after MAX_FAILURES failed authentications. A
+``ChannelBindingUnavailable`` is not one of them: the client proved its password and only the
+channel-binding type it knows was missing here (xmppd.sasl.scram explains the rule). Those get
+their own, separate bound, MAX_BINDING_REFUSALS, beyond which they count like any other failure.
+The stream also remembers whose proven -PLUS attempt failed that way, so that account's next
+SCRAM exchange may use the 'y' flag.
+
+Each failure is logged once, with the mechanism, the account when the client named one, the
+condition and the reason; never a password, proof or any other SASL payload.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +22,18 @@ from twisted.words.xish import domish
 from xmppd import ns
 from xmppd.errors import SASLFailure, StreamError
 from xmppd.logs import get_logger
-from xmppd.sasl import Challenge, Success
-from xmppd.sasl.mechanisms import create_mechanism, offered_mechanisms
+from xmppd.sasl import Challenge, ChannelBindingUnavailable, Success
+from xmppd.sasl.mechanisms import (
+    MECHANISMS_PREFERENCE,
+    create_mechanism,
+    offered_mechanisms,
+)
 from xmppd.stream.tls import channel_binding_data, channel_binding_types, tls_connection
 
 log = get_logger(__name__)
 
 MAX_FAILURES = 3  # RFC 6120 §6.4.5: allow retries, but not forever
+MAX_BINDING_REFUSALS = 4  # a legacy client tries each -PLUS we offer (two) once
 
 
 class SaslExchange:
@@ -30,6 +46,8 @@ class SaslExchange:
         self.require_encryption = require_encryption
         self.mechanism = None
         self.failures = 0
+        self.binding_refusals = 0
+        self.binding_refused_for: str | None = None  # see the module docstring
         self.busy = False  # a mechanism step is running; the client must wait for our answer
 
     # -- features
@@ -67,8 +85,8 @@ class SaslExchange:
         elif element.name == "response":
             self._response(element)
         elif element.name == "abort":
-            self.mechanism = None
-            self._fail(SASLFailure("aborted"))
+            mechanism, self.mechanism = self.mechanism, None
+            self._fail(SASLFailure("aborted"), mechanism)
         else:
             raise StreamError("unsupported-stanza-type", f"unexpected SASL element {element.name}")
 
@@ -78,10 +96,10 @@ class SaslExchange:
         name = element.getAttribute("mechanism")
         offered = self.offered()
         if not offered and self.require_encryption and not self.stream.secure:
-            self._fail(SASLFailure("encryption-required"))
+            self._fail(SASLFailure("encryption-required"), name)
             return
         if name not in offered:
-            self._fail(SASLFailure("invalid-mechanism"))
+            self._fail(SASLFailure("invalid-mechanism"), name)
             return
         connection = tls_connection(self.stream.transport)
         try:
@@ -89,11 +107,12 @@ class SaslExchange:
                 name, auth=self.auth, domain=self.stream.domain,
                 channel_binding=lambda kind: channel_binding_data(connection, kind),
                 channel_binding_types=channel_binding_types(connection),
-                tls=self.stream.secure, enabled=self.enabled)
+                tls=self.stream.secure, enabled=self.enabled,
+                binding_refused_for=self.binding_refused_for)
             initial = _decode(element, allow_absent=True)
         except SASLFailure as failure:
             self.mechanism = None
-            self._fail(failure)
+            self._fail(failure, name)
             return
         self._run(self.mechanism.start, initial)
 
@@ -103,8 +122,8 @@ class SaslExchange:
         try:
             data = _decode(element, allow_absent=False)
         except SASLFailure as failure:
-            self.mechanism = None
-            self._fail(failure)
+            mechanism, self.mechanism = self.mechanism, None
+            self._fail(failure, mechanism)
             return
         self._run(self.mechanism.step, data)
 
@@ -135,21 +154,43 @@ class SaslExchange:
     def _error(self, failure) -> None:
         self.busy = False
         failure.trap(SASLFailure)
-        self.mechanism = None
-        if not self.stream.disconnected:
-            self._fail(failure.value)
+        mechanism, self.mechanism = self.mechanism, None
+        if self.stream.disconnected:
+            return
+        error = failure.value
+        counted = True
+        if isinstance(error, ChannelBindingUnavailable):
+            self.binding_refusals += 1
+            counted = self.binding_refusals > MAX_BINDING_REFUSALS
+            self.binding_refused_for = error.localpart
+        self._fail(error, mechanism, counted)
 
     def _crash(self, failure) -> None:
         self.busy = False
         log.failure("SASL mechanism failed", failure)
-        self.mechanism = None
+        mechanism, self.mechanism = self.mechanism, None
         if not self.stream.disconnected:
-            self._fail(SASLFailure("temporary-auth-failure"))
+            self._fail(SASLFailure("temporary-auth-failure"), mechanism)
 
-    def _fail(self, failure: SASLFailure) -> None:
-        self.failures += 1
-        log.info("SASL failure {condition} for {peer}", condition=failure.condition,
-                 peer=self.stream.peer_address)
+    def _fail(self, failure: SASLFailure, mechanism=None, counted: bool = True) -> None:
+        """Answer <failure/>, log it once, and end the stream at the retry limit.
+
+        ``mechanism`` is the mechanism object, or the name the client asked for when no object
+        was made; its ``authcid`` (a prepared localpart, once the client named one) gives the
+        account. The reason is the failure's own text: fixed strings of ours, never client data.
+        """
+        if counted:
+            self.failures += 1
+        name = getattr(mechanism, "name", mechanism) or "no mechanism"
+        if name not in MECHANISMS_PREFERENCE and name != "no mechanism":
+            name = repr(name[:40])  # whatever the client wrote: quoted, cut short
+        authcid = getattr(mechanism, "authcid", None)
+        account = f"{authcid}@{self.stream.domain}" if authcid else "no account named"
+        reason = f" ({failure.text})" if failure.text else ""
+        log.info("SASL failure with {mechanism} for {account} from {peer}: "
+                 "{condition}{reason}{note}", mechanism=name, account=account,
+                 peer=self.stream.peer_address, condition=failure.condition, reason=reason,
+                 note="" if counted else "; not counted as a failed authentication")
         self.stream.send(failure.to_element())
         if self.failures >= MAX_FAILURES:
             self.stream.fail(StreamError("policy-violation", "too many failed authentications"))

@@ -42,6 +42,20 @@ class Success:
     additional_data: bytes | None
 
 
+class ChannelBindingUnavailable(SASLFailure):
+    """The account's own client asked for a channel-binding type this stream cannot give.
+
+    Raised only after its SCRAM proof checked out, so ``localpart`` is proven: this is an
+    interoperability failure, not a credential failure, and the stream layer neither counts it
+    against the retry limit nor treats the same account's later 'y' flag as a downgrade (see
+    ``xmppd.sasl.scram`` for why that is safe).
+    """
+
+    def __init__(self, localpart: str) -> None:
+        super().__init__("malformed-request", "unsupported channel binding type")
+        self.localpart = localpart
+
+
 def prepare_localpart(username: str) -> str:
     """Prepare a SASL username as a JID localpart (RFC 7622 §3.3); raises ValueError if invalid.
 
@@ -109,6 +123,8 @@ class ClientFirstMechanism:
     def __init__(self) -> None:
         self._started = False
         self._expect: Callable[[bytes], Any] | None = self._first_message
+        # The prepared localpart the client named, once known: for log lines, never a secret.
+        self.authcid: str | None = None
 
     def _first_message(self, data: bytes) -> Any:
         raise NotImplementedError
@@ -142,6 +158,7 @@ from xmppd.sasl.scram import CHANNEL_BINDING_TYPES, ScramServer  # noqa: E402
 
 __all__ = [
     "CHANNEL_BINDING_TYPES",
+    "ChannelBindingUnavailable",
     "MECHANISMS_PREFERENCE",
     "Challenge",
     "PlainServer",

@@ -62,11 +62,14 @@ def create_mechanism(
     tls: bool,
     enabled: Sequence[str] = MECHANISMS_PREFERENCE,
     allow_plain_without_tls: bool = False,
+    binding_refused_for: str | None = None,
 ) -> ISASLMechanism:
     """A fresh mechanism for the client's <auth mechanism=name/>.
 
     ``enabled`` and ``allow_plain_without_tls`` must be what ``offered_mechanisms`` got, so a
     client cannot pick a mechanism the stream did not offer: that is invalid-mechanism.
+    ``binding_refused_for`` is the stream's memory of a proven -PLUS attempt with a binding it
+    could not give (``ChannelBindingUnavailable.localpart``); SCRAM lets that account say 'y'.
     """
     offered = offered_mechanisms(enabled, tls, channel_binding_types, allow_plain_without_tls)
     if name not in offered:
@@ -85,4 +88,5 @@ def create_mechanism(
         domain,
         available_binding,
         server_supports_plus=name + "-PLUS" in offered,
+        binding_refused_for=binding_refused_for,
     )

@@ -63,6 +63,10 @@ class PlainServer(ClientFirstMechanism):
             raise SASLFailure("malformed-request", "empty authcid or password")
         try:
             localpart = self._prepare_username(authcid)
+        except ValueError:
+            raise SASLFailure("not-authorized")
+        self.authcid = localpart
+        try:
             password = self._prepare_password(password)
         except ValueError:
             raise SASLFailure("not-authorized")

@@ -8,12 +8,41 @@ Failure conditions (RFC 6120 §6.5), chosen so they never reveal whether an acco
 
 - malformed-request: anything that breaks the RFC 5802 grammar (bad UTF-8, missing or misplaced
   attributes, the reserved ``m=`` extension, bad saslname or base64, a proof of the wrong size),
-  a gs2 flag that does not fit the mechanism ('p=' on plain SCRAM, 'n'/'y' on -PLUS), and an
-  unknown or unavailable channel-binding type;
+  a gs2 flag that does not fit the mechanism ('p=' on plain SCRAM, 'n'/'y' on -PLUS) and a
+  channel-binding name that is not a name;
+- malformed-request "unsupported channel binding type" (``ChannelBindingUnavailable``): a
+  well-formed -PLUS request for a binding type this stream cannot give, once the proof checked
+  out (see below);
 - not-authorized: wrong password, unknown or invalid user (after a normal-looking exchange with a
   decoy salt), channel-binding data or nonce that do not match, and the 'y' flag while we offer
-  the -PLUS variant (a downgrade: someone removed -PLUS from the features the client saw);
+  the -PLUS variant (a downgrade: someone removed -PLUS from the features the client saw), with
+  the one exception below;
 - invalid-authzid: a correct login asking to act as someone else.
+
+Clients that asked for a binding we cannot give, and their 'y' flag
+-------------------------------------------------------------------
+Clients written before RFC 9266 (Debian's slixmpp 1.8.x, poezio) ask for ``p=tls-unique``,
+which TLS 1.3 does not define, then retry plain SCRAM with 'y' ("I can bind, you cannot"), which
+RFC 5802 §6 tells a server that offers -PLUS to refuse as a downgrade. Refusing both, such a
+client ran into the three-failure limit before it reached PLAIN. The rule:
+
+1. A -PLUS request for a type the stream cannot give is not refused at once: the exchange goes
+   on with the salt and iterations, and the proof is checked as usual (the channel-binding part
+   of ``c=`` must start with the client's own gs2 header; the binding data after it cannot be
+   checked and never authenticates anyone). A wrong proof is an ordinary not-authorized, a
+   credential failure. A right proof still fails, as ``ChannelBindingUnavailable``: no login
+   without a binding the server verified, so a relay cannot turn a -PLUS attempt into a
+   session. That failure is not a credential failure: the stream does not count it.
+2. 'y' from an account whose own client, proven by that SCRAM proof on this stream, asked for
+   -PLUS is accepted: that client saw -PLUS, so its 'y' means "none of my bindings worked", not
+   "someone removed -PLUS". The proof is what makes this safe. A man in the middle can send any
+   ``<auth/>`` it likes, so an unproven attempt (a bare ``p=tls-unique`` first message) proves
+   nothing and unlocks nothing; only the password's holder can produce the proof, and a client
+   that reads XEP-0440 only asks for the types we advertise, which succeed. So 'y' without such
+   an attempt is refused as before, whoever sends it.
+3. What is left is a man in the middle who relays a legacy client's whole exchange: it gets that
+   client a session without channel binding, as it would have through the client's fallback to
+   PLAIN, and without ever seeing the password.
 """
 
 from __future__ import annotations
@@ -32,6 +61,7 @@ from xmppd.errors import SASLFailure
 from xmppd.interfaces import IAuthBackend, ISASLMechanism
 from xmppd.sasl import (
     Challenge,
+    ChannelBindingUnavailable,
     ClientFirstMechanism,
     Success,
     ask_backend,
@@ -79,9 +109,12 @@ class ScramServer(ClientFirstMechanism):
         server_supports_plus: bool,
         nonce_factory: Callable[[], str] | None = None,
         prepare_username: Callable[[str], str] = prepare_localpart,
+        binding_refused_for: str | None = None,
     ) -> None:
         """``server_supports_plus``: we offer this hash's -PLUS variant on this stream, so a
-        client saying 'y' (it would bind but thinks we cannot) has been downgraded."""
+        client saying 'y' (it would bind but thinks we cannot) has been downgraded, unless it
+        is ``binding_refused_for``: the localpart whose proven -PLUS attempt on this stream
+        asked for a binding the stream cannot give (the module docstring says why)."""
         if hash_name not in HASHES:
             raise ValueError(f"unsupported SCRAM hash {hash_name!r}")
         super().__init__()
@@ -95,6 +128,7 @@ class ScramServer(ClientFirstMechanism):
         self._channel_binding = channel_binding
         self._nonce_factory = nonce_factory or random_nonce
         self._prepare_username = prepare_username
+        self._binding_refused_for = binding_refused_for
 
     # ------------------------------------------------------------------ client-first-message
 
@@ -124,6 +158,11 @@ class ScramServer(ClientFirstMechanism):
             self._localpart = self._prepare_username(username)
         except ValueError:
             self._localpart = None
+        self.authcid = self._localpart
+        if flag == "y" and self.server_supports_plus and (
+            self._localpart is None or self._localpart != self._binding_refused_for
+        ):
+            raise SASLFailure("not-authorized", "channel binding downgrade detected")
         if self._localpart is None:
             d = defer.succeed(None)
             decoy_key = username
@@ -135,25 +174,24 @@ class ScramServer(ClientFirstMechanism):
         d.addCallback(self._server_first, decoy_key)
         return d
 
-    def _binding_data_for(self, flag: str) -> bytes:
-        """What c= must carry after the gs2 header (RFC 5802 §6), checking the flag on the way."""
+    def _binding_data_for(self, flag: str) -> bytes | None:
+        """What c= must carry after the gs2 header (RFC 5802 §6), checking the flag on the way;
+        None for a well-formed binding type this stream cannot give (the 'y' flag waits for the
+        username: see ``_first_message``)."""
         if flag in ("n", "y"):
             if self.plus:
                 raise SASLFailure("malformed-request", f"{self.name} requires channel binding")
-            if flag == "y" and self.server_supports_plus:
-                raise SASLFailure("not-authorized", "channel binding downgrade detected")
             return b""
         if not flag.startswith("p="):
             raise SASLFailure("malformed-request", "bad gs2 channel-binding flag")
         if not self.plus:
             raise SASLFailure("malformed-request", "channel binding requires the -PLUS mechanism")
         cb_name = flag[2:]
-        data = None
-        if _CB_NAME.fullmatch(cb_name) and cb_name in CHANNEL_BINDING_TYPES:
-            data = self._channel_binding(cb_name)
-        if data is None:
-            raise SASLFailure("malformed-request", "unsupported channel binding type")
-        return data
+        if not _CB_NAME.fullmatch(cb_name):
+            raise SASLFailure("malformed-request", "bad channel binding name")
+        if cb_name not in CHANNEL_BINDING_TYPES:
+            return None
+        return self._channel_binding(cb_name)
 
     # ------------------------------------------------------------------ server-first-message
 
@@ -198,8 +236,12 @@ class ScramServer(ClientFirstMechanism):
         proof = _decode_base64(attributes[-1][1])
         if len(proof) != hashlib.new(self._digest).digest_size:
             raise SASLFailure("malformed-request", "bad proof length")
-        expected_binding = self._gs2_header.encode("utf-8") + self._cb_data
-        if not hmac.compare_digest(binding, expected_binding):
+        header = self._gs2_header.encode("utf-8")
+        if self._cb_data is None:  # a binding we cannot give: only the header can be checked
+            binding_ok = hmac.compare_digest(binding[: len(header)], header)
+        else:
+            binding_ok = hmac.compare_digest(binding, header + self._cb_data)
+        if not binding_ok:
             raise SASLFailure("not-authorized", "channel binding mismatch")
         if attributes[1][1] != self._nonce:
             raise SASLFailure("not-authorized", "nonce mismatch")
@@ -216,6 +258,8 @@ class ScramServer(ClientFirstMechanism):
         )
         if not (proof_ok and self._known_user):
             raise SASLFailure("not-authorized")
+        if self._cb_data is None:
+            raise ChannelBindingUnavailable(self._localpart)
 
         authzid = check_authzid(
             self._authzid, self._localpart, self._domain, self._prepare_username
