@@ -26,6 +26,16 @@ class UserNotFound(Exception):
         self.domain = domain
 
 
+class ArchiveEntryNotFound(LookupError):
+    """An archive query names an entry id the owner's archive does not hold (MAM and RSM
+    answer it with <item-not-found/>, XEP-0313 §4.1.2)."""
+
+    def __init__(self, owner: str, id: str) -> None:
+        super().__init__(f"no archive entry {id!r} of {owner}")
+        self.owner = owner
+        self.id = id
+
+
 class SchemaError(RuntimeError):
     """The database schema cannot be brought in line with this code (too new, or bad migrations)."""
 

@@ -9,13 +9,17 @@ migration, never an engine change.
 
 from __future__ import annotations
 
+from xmppd.storage.stores.archive import SQLArchiveStore
 from xmppd.storage.stores.incidents import SQLIncidentStore
+from xmppd.storage.stores.keyval import SQLKeyValStore
+from xmppd.storage.stores.maps import SQLMapStore
 from xmppd.storage.stores.offline import SQLOfflineStore
 from xmppd.storage.stores.roster import SQLRosterStore
 from xmppd.storage.stores.server_roster import SQLServerRosterStore
 from xmppd.storage.stores.users import SQLUserStore
 
-KINDS: dict[str, type] = {}  # store kind -> its class, for open_store
+# open_store's kinds, as Prosody names them.
+KINDS = {"keyval": SQLKeyValStore, "map": SQLMapStore, "archive": SQLArchiveStore}
 
 
 class Stores:
@@ -30,8 +34,9 @@ class Stores:
         self.incidents = SQLIncidentStore(self)
 
     def open_store(self, name: str, kind: str):
-        """The generic store ``name`` of ``kind``; ValueError naming an unknown kind."""
+        """The generic store ``name`` of ``kind``; ValueError naming an unknown kind. Stores
+        hold no state of their own: two opened with one name and kind see the same data."""
         if kind not in KINDS:
-            expected = ", ".join(repr(k) for k in KINDS) or "none yet"
+            expected = ", ".join(repr(k) for k in KINDS)
             raise ValueError(f"unknown store kind {kind!r} (expected {expected})")
         return KINDS[kind](self, name)

@@ -9,6 +9,11 @@ placeholders through ``engine.dialect``, catches ``engine.dbapi`` errors and ask
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
+from twisted.internet import defer
+
 from xmppd.storage import UserNotFound
 
 
@@ -44,3 +49,17 @@ def is_number(value, kind=(int, float)) -> bool:
 def marks(values) -> str:
     """``?, ?, ?``: one placeholder per value, for an IN list or a VALUES row."""
     return ", ".join("?" for _ in values)
+
+
+def fails_deferred(method: Callable) -> Callable:
+    """A store method whose argument errors fail its Deferred instead of raising: callers
+    handle every outcome of a storage call in one place, the errback."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except Exception:
+            return defer.fail()
+
+    return wrapper

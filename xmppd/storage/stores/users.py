@@ -9,6 +9,7 @@ from xmppd.interfaces import IUserStore
 from xmppd.sasl.credentials import ScramCredentials
 from xmppd.storage import UserExists, UserNotFound
 from xmppd.storage.stores.base import SQLStore, marks
+from xmppd.storage.stores.generic import forget_owner
 
 
 @implementer(IUserStore)
@@ -43,6 +44,9 @@ class SQLUserStore(SQLStore):
             )
         except self._db.dbapi.IntegrityError:
             raise UserExists(localpart, domain) from None
+        # Generic store data of an account of this name that is gone (written after it was
+        # deleted) is not the new account's.
+        forget_owner(cursor, self._sql, f"{localpart}@{domain}")
         self._store_credentials(cursor, self._user_id(cursor, localpart, domain), credentials)
 
     def _replace_credentials(self, cursor, localpart, domain, credentials) -> None:
@@ -83,12 +87,14 @@ class SQLUserStore(SQLStore):
         )
 
     def _delete(self, cursor, localpart, domain) -> None:
-        # scram_credentials (and whatever later tables reference users) go by ON DELETE CASCADE.
+        # scram_credentials (and whatever later tables reference users) go by ON DELETE CASCADE;
+        # the generic stores are owned by JIDs, not users rows: their data goes here, at once.
         cursor.execute(
             self._sql("DELETE FROM users WHERE localpart = ? AND domain = ?"), (localpart, domain)
         )
         if cursor.rowcount == 0:
             raise UserNotFound(localpart, domain)
+        forget_owner(cursor, self._sql, f"{localpart}@{domain}")
 
     def _exists(self, cursor, localpart, domain) -> bool:
         return self._user_id(cursor, localpart, domain) is not None

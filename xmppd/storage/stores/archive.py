@@ -1,0 +1,179 @@
+# -*- test-case-name: tests.unit.test_storage_generic -*-
+"""Archive stores: per owner, entries in the order appended (MAM archives of accounts and
+rooms, pubsub nodes' items), queried by time, 'with' and id, with paging both ways."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from twisted.internet import defer
+from zope.interface import implementer
+
+from xmppd.interfaces import IArchiveStore
+from xmppd.storage.records import ArchiveEntry, ArchiveQuery, new_entry_id
+from xmppd.storage.stores.archive_query import COLUMNS, row_entry, run_query
+from xmppd.storage.stores.base import fails_deferred, is_number, marks
+from xmppd.storage.stores.generic import GenericStore, check_owner
+
+INSERT = (
+    "INSERT INTO store_archive (scope_id, entry_id, stamp, with_jid, payload)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+REPLACED = "DELETE FROM store_archive WHERE scope_id = ? AND entry_id = ?"
+EVERYTHING = ArchiveQuery()
+
+
+@implementer(IArchiveStore)
+class SQLArchiveStore(GenericStore):
+    """IArchiveStore in portable SQL."""
+
+    kind = "archive"
+
+    @fails_deferred
+    def append(self, owner: str, entry: ArchiveEntry):
+        return self.append_many([(owner, entry)]).addCallback(lambda ids: ids[0])
+
+    @fails_deferred
+    def append_many(self, entries: Iterable[tuple[str, ArchiveEntry]]):
+        # Ids are made here, not on the database thread, so they are known before the write.
+        batch = [(check_owner(owner), _with_id(entry)) for owner, entry in entries]
+        if not batch:
+            return defer.succeed([])
+        return self._db.write(self._append, batch)
+
+    @fails_deferred
+    def get(self, owner: str, id: str):
+        return self._db.read(self._get, check_owner(owner), _check_id(id))
+
+    @fails_deferred
+    def query(self, owner: str, query: ArchiveQuery | None = None):
+        if query is None:
+            query = EVERYTHING
+        if not isinstance(query, ArchiveQuery):
+            raise TypeError(f"query takes an ArchiveQuery, not {query!r}")
+        return self._db.read(self._query, check_owner(owner), query)
+
+    @fails_deferred
+    def count(self, owner: str):
+        return self._db.read(self._count, check_owner(owner))
+
+    @fails_deferred
+    def remove(self, owner: str, ids: Iterable[str]):
+        ids = tuple(_check_id(id) for id in _not_a_str(ids))
+        if not ids:
+            return defer.succeed(0)
+        return self._db.write(self._delete_where, check_owner(owner),
+                              f" AND entry_id IN ({marks(ids)})", ids)
+
+    @fails_deferred
+    def trim(self, owner: str, keep: int):
+        if not is_number(keep, int) or keep < 0:
+            raise ValueError(f"keep must be a count of entries, not {keep!r}")
+        return self._db.write(self._trim, check_owner(owner), keep)
+
+    @fails_deferred
+    def clear(self, owner: str):
+        return self._db.write(self._delete_where, check_owner(owner), "", ())
+
+    @fails_deferred
+    def delete_before(self, stamp: float, owner: str | None = None):
+        if not is_number(stamp):
+            raise TypeError(f"stamp must be POSIX seconds, not {stamp!r}")
+        if owner is None:
+            return self._db.write(self._retire, float(stamp))
+        return self._db.write(self._delete_where, check_owner(owner), " AND stamp < ?",
+                              (float(stamp),))
+
+    # ------------------------------------------------------------------ on the database thread
+
+    def _append(self, cursor, batch) -> list[str]:
+        scopes: dict[str, int] = {}
+        for owner, entry in batch:
+            scope = scopes.get(owner)
+            if scope is None:
+                scope = scopes[owner] = self._write_scope(cursor, owner)
+            # An id already there is replaced, and its entry becomes the newest: a pubsub
+            # item published again. (MAM's random ids never meet one.)
+            cursor.execute(self._sql(REPLACED), (scope, entry.id))
+            cursor.execute(
+                self._sql(INSERT),
+                (scope, entry.id, float(entry.stamp), entry.with_jid, entry.payload),
+            )
+        return [entry.id for _, entry in batch]
+
+    def _get(self, cursor, owner, id) -> ArchiveEntry | None:
+        scope = self._scope(cursor, owner)
+        if scope is None:
+            return None
+        cursor.execute(
+            self._sql(f"SELECT {COLUMNS} FROM store_archive WHERE scope_id = ? AND entry_id = ?"),
+            (scope, id),
+        )
+        row = cursor.fetchone()
+        return None if row is None else row_entry(row)
+
+    def _query(self, cursor, owner, query):
+        return run_query(cursor, self._sql, owner, self._scope(cursor, owner), query)
+
+    def _count(self, cursor, owner) -> int:
+        scope = self._scope(cursor, owner)
+        if scope is None:
+            return 0
+        cursor.execute(self._sql("SELECT COUNT(*) FROM store_archive WHERE scope_id = ?"), (scope,))
+        return cursor.fetchone()[0]
+
+    def _trim(self, cursor, owner, keep) -> int:
+        scope = self._scope(cursor, owner)
+        if scope is None:
+            return 0
+        # The newest entry to go is the (keep + 1)th newest; with fewer entries, none goes.
+        cursor.execute(
+            self._sql(
+                "SELECT seq FROM store_archive WHERE scope_id = ?"
+                " ORDER BY seq DESC LIMIT 1 OFFSET ?"
+            ),
+            (scope, keep),
+        )
+        row = cursor.fetchone()
+        return 0 if row is None else self._delete_in(cursor, scope, " AND seq <= ?", (row[0],))
+
+    def _delete_where(self, cursor, owner, condition, params) -> int:
+        """Delete the owner's entries that match ``condition``; how many went."""
+        scope = self._scope(cursor, owner)
+        return 0 if scope is None else self._delete_in(cursor, scope, condition, params)
+
+    def _delete_in(self, cursor, scope, condition, params) -> int:
+        cursor.execute(
+            self._sql("DELETE FROM store_archive WHERE scope_id = ?" + condition), (scope, *params)
+        )
+        return cursor.rowcount
+
+    def _retire(self, cursor, stamp) -> int:
+        cursor.execute(
+            self._sql(
+                "DELETE FROM store_archive WHERE stamp < ?"
+                " AND scope_id IN (SELECT id FROM store_scopes WHERE store = ?)"
+            ),
+            (stamp, self.name),
+        )
+        return cursor.rowcount
+
+
+def _with_id(entry) -> ArchiveEntry:
+    if not isinstance(entry, ArchiveEntry):
+        raise TypeError(f"an archive takes ArchiveEntry values, not {entry!r}")
+    return entry if entry.id is not None else dataclasses.replace(entry, id=new_entry_id())
+
+
+def _check_id(id) -> str:
+    if not isinstance(id, str) or not id:
+        raise TypeError(f"an archive entry id is a non-empty str, not {id!r}")
+    return id
+
+
+def _not_a_str(ids):
+    # A str is iterable too: "abc" must not remove entries a, b and c.
+    if isinstance(ids, str):
+        raise TypeError(f"remove takes a collection of ids, not the str {ids!r}")
+    return ids
