@@ -6,6 +6,7 @@ Mix ``UserStoreContract``, ``RosterStoreContract``, ``OfflineStoreContract``,
 ``twisted.trial.unittest.TestCase`` that defines ``make_storage()`` returning an unopened
 IStorage; fixtures go through the interfaces only. The one seam beyond them: an engine takes
 the time it records from ``storage.now()``, which the tests replace to control it.
+The generic stores (keyval, map, archive) have theirs in ``tests.generic_store_contract``.
 """
 
 from __future__ import annotations

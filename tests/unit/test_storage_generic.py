@@ -4,6 +4,7 @@ and how plugins open them."""
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 from twisted.internet import defer
@@ -113,6 +114,20 @@ class SQLiteGenericFileTests(unittest.TestCase):
         yield archive.append_many(batch)
         self.assertEqual(raw_query(self.path, "SELECT entry_id, stamp FROM store_archive"),
                          [("same", 1002.0)])
+
+
+    def test_rows_without_a_scope_are_refused(self):
+        # The cascade that deletes an account's data needs every row tied to a scope.
+        connection = sqlite3.connect(self.path)
+        self.addCleanup(connection.close)
+        connection.execute("PRAGMA foreign_keys = ON")
+        for statement in ("INSERT INTO store_keyval VALUES (999, '1')",
+                          "INSERT INTO store_map VALUES (999, 'k', '1')",
+                          "INSERT INTO store_archive (scope_id, entry_id, stamp, with_jid,"
+                          " payload) VALUES (999, 'i', 1.0, 'b@ex.org', '<m/>')"):
+            with self.assertRaises(sqlite3.IntegrityError):
+                with connection:
+                    connection.execute(statement)
 
 
 class OpenStoreTests(unittest.TestCase):

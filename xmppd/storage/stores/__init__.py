@@ -10,6 +10,7 @@ migration, never an engine change.
 from __future__ import annotations
 
 from xmppd.storage.stores.archive import SQLArchiveStore
+from xmppd.storage.stores.generic import GenericStore
 from xmppd.storage.stores.incidents import SQLIncidentStore
 from xmppd.storage.stores.keyval import SQLKeyValStore
 from xmppd.storage.stores.maps import SQLMapStore
@@ -33,7 +34,7 @@ class Stores:
         self.server_roster = SQLServerRosterStore(self)
         self.incidents = SQLIncidentStore(self)
 
-    def open_store(self, name: str, kind: str):
+    def open_store(self, name: str, kind: str) -> GenericStore:
         """The generic store ``name`` of ``kind``; ValueError naming an unknown kind. Stores
         hold no state of their own: two opened with one name and kind see the same data."""
         if kind not in KINDS:

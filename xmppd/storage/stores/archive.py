@@ -31,11 +31,11 @@ class SQLArchiveStore(GenericStore):
     kind = "archive"
 
     @fails_deferred
-    def append(self, owner: str, entry: ArchiveEntry):
+    def append(self, owner: str, entry: ArchiveEntry) -> defer.Deferred:
         return self.append_many([(owner, entry)]).addCallback(lambda ids: ids[0])
 
     @fails_deferred
-    def append_many(self, entries: Iterable[tuple[str, ArchiveEntry]]):
+    def append_many(self, entries: Iterable[tuple[str, ArchiveEntry]]) -> defer.Deferred:
         # Ids are made here, not on the database thread, so they are known before the write.
         batch = [(check_owner(owner), _with_id(entry)) for owner, entry in entries]
         if not batch:
@@ -43,11 +43,11 @@ class SQLArchiveStore(GenericStore):
         return self._db.write(self._append, batch)
 
     @fails_deferred
-    def get(self, owner: str, id: str):
+    def get(self, owner: str, id: str) -> defer.Deferred:
         return self._db.read(self._get, check_owner(owner), _check_id(id))
 
     @fails_deferred
-    def query(self, owner: str, query: ArchiveQuery | None = None):
+    def query(self, owner: str, query: ArchiveQuery | None = None) -> defer.Deferred:
         if query is None:
             query = EVERYTHING
         if not isinstance(query, ArchiveQuery):
@@ -55,11 +55,11 @@ class SQLArchiveStore(GenericStore):
         return self._db.read(self._query, check_owner(owner), query)
 
     @fails_deferred
-    def count(self, owner: str):
+    def count(self, owner: str) -> defer.Deferred:
         return self._db.read(self._count, check_owner(owner))
 
     @fails_deferred
-    def remove(self, owner: str, ids: Iterable[str]):
+    def remove(self, owner: str, ids: Iterable[str]) -> defer.Deferred:
         ids = tuple(_check_id(id) for id in _not_a_str(ids))
         if not ids:
             return defer.succeed(0)
@@ -67,17 +67,17 @@ class SQLArchiveStore(GenericStore):
                               f" AND entry_id IN ({marks(ids)})", ids)
 
     @fails_deferred
-    def trim(self, owner: str, keep: int):
+    def trim(self, owner: str, keep: int) -> defer.Deferred:
         if not is_number(keep, int) or keep < 0:
             raise ValueError(f"keep must be a count of entries, not {keep!r}")
         return self._db.write(self._trim, check_owner(owner), keep)
 
     @fails_deferred
-    def clear(self, owner: str):
+    def clear(self, owner: str) -> defer.Deferred:
         return self._db.write(self._delete_where, check_owner(owner), "", ())
 
     @fails_deferred
-    def delete_before(self, stamp: float, owner: str | None = None):
+    def delete_before(self, stamp: float, owner: str | None = None) -> defer.Deferred:
         if not is_number(stamp):
             raise TypeError(f"stamp must be POSIX seconds, not {stamp!r}")
         if owner is None:

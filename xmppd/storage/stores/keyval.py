@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from twisted.internet import defer
 from zope.interface import implementer
 
 from xmppd.interfaces import IKeyValStore
@@ -22,15 +23,15 @@ class SQLKeyValStore(GenericStore):
     kind = "keyval"
 
     @fails_deferred
-    def get(self, owner: str):
+    def get(self, owner: str) -> defer.Deferred:
         return self._db.read(self._get, check_owner(owner))
 
     @fails_deferred
-    def set(self, owner: str, value):
+    def set(self, owner: str, value) -> defer.Deferred:
         return self._db.write(self._set, check_owner(owner), encode_value(value))
 
     @fails_deferred
-    def delete(self, owner: str):
+    def delete(self, owner: str) -> defer.Deferred:
         return self._db.write(self._delete, check_owner(owner))
 
     # ------------------------------------------------------------------ on the database thread

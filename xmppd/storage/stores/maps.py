@@ -26,15 +26,15 @@ class SQLMapStore(GenericStore):
     kind = "map"
 
     @fails_deferred
-    def get(self, owner: str, key: str):
+    def get(self, owner: str, key: str) -> defer.Deferred:
         return self._db.read(self._get, check_owner(owner), _check_key(key))
 
     @fails_deferred
-    def set(self, owner: str, key: str, value):
+    def set(self, owner: str, key: str, value) -> defer.Deferred:
         return self.set_many(owner, {key: value})
 
     @fails_deferred
-    def set_many(self, owner: str, values: Mapping):
+    def set_many(self, owner: str, values: Mapping) -> defer.Deferred:
         if not isinstance(values, Mapping):
             raise TypeError(f"set_many takes a mapping of key to value, not {values!r}")
         rows = [(_check_key(key), encode_value(value)) for key, value in values.items()]
@@ -43,19 +43,19 @@ class SQLMapStore(GenericStore):
         return self._db.write(self._set, check_owner(owner), rows)
 
     @fails_deferred
-    def delete(self, owner: str, key: str):
+    def delete(self, owner: str, key: str) -> defer.Deferred:
         return self._db.write(self._delete, check_owner(owner), _check_key(key))
 
     @fails_deferred
-    def keys(self, owner: str):
+    def keys(self, owner: str) -> defer.Deferred:
         return self.items(owner).addCallback(sorted)
 
     @fails_deferred
-    def items(self, owner: str):
+    def items(self, owner: str) -> defer.Deferred:
         return self._db.read(self._items, check_owner(owner))
 
     @fails_deferred
-    def clear(self, owner: str):
+    def clear(self, owner: str) -> defer.Deferred:
         return self._db.write(self._clear, check_owner(owner))
 
     # ------------------------------------------------------------------ on the database thread
