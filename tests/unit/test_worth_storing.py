@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from twisted.words.xish import domish
 
 from xmppd.im.worth_storing import worth_storing
 from xmppd.xml.stored import stanza_from_text
@@ -41,3 +42,11 @@ def message(inner: str, type: str | None = "chat") -> object:
 ])
 def test_worth_storing(inner, type, kept):
     assert worth_storing(message(inner, type)) is kept
+
+
+def test_a_message_the_server_made_without_a_namespace_is_kept():
+    """Server-made stanzas (admin notices) carry no namespace until serialized."""
+    message = domish.Element((None, "message"))
+    message["type"] = "normal"
+    message.addElement("body", content="a server wants to subscribe")
+    assert worth_storing(message)

@@ -39,7 +39,7 @@ def worth_storing(element: domish.Element) -> bool:
                 return False
             if name == "store":
                 content = True
-        elif name == "body" and uri in (ns.CLIENT, ns.SERVER):
+        elif name == "body" and uri == element.uri:  # the stanza's own namespace
             content = True
         elif (uri, name) in _CONTENT or _is_invitation(child):
             content = True
