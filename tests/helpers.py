@@ -119,6 +119,16 @@ class StreamHarness:
 
     async def login(self, localpart: str, password: str, resource: str | None = "test") -> str:
         """SCRAM-SHA-256 then bind; returns the bound full JID."""
+        await self.authenticate(localpart, password)
+        bind_resource = f"<resource>{resource}</resource>" if resource else ""
+        self.feed(f"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                  f"{bind_resource}</bind></iq>")
+        (result,) = self.elements()
+        assert result["type"] == "result", result.toXml()
+        return str(next(next(result.elements()).elements()))
+
+    async def authenticate(self, localpart: str, password: str) -> None:
+        """SCRAM-SHA-256 and the restarted stream's header: ready to bind (or resume)."""
         self.header()
         self.events()
         client = ScramClient("sha-256", localpart, password)
@@ -134,12 +144,6 @@ class StreamHarness:
         self.restart_reader()
         self.header()
         self.bind_features = [v for k, v in self.events() if k == "element"][0]
-        bind_resource = f"<resource>{resource}</resource>" if resource else ""
-        self.feed(f"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-                  f"{bind_resource}</bind></iq>")
-        (result,) = self.elements()
-        assert result["type"] == "result", result.toXml()
-        return str(next(next(result.elements()).elements()))
 
     async def wait_for_element(self, name: str, timeout: float = 5.0):
         """Storage answers from a thread: poll the real reactor until the element arrives."""

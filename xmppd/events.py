@@ -15,6 +15,10 @@ class Event:
 
 SESSION_BOUND = Event("session-bound", "a client session bound a resource: (session,)")
 SESSION_CLOSED = Event("session-closed", "a bound client session ended: (session, polite)")
+SESSION_HIBERNATED = Event("session-hibernated", "a bound session lost its connection and a "
+                           "plugin keeps it, bound and routable, for a new stream: (session,)")
+SESSION_RESUMED = Event("session-resumed", "a session moved to a new stream (after "
+                        "hibernating, or from a stream still open): (session,)")
 USER_CREATED = Event("user-created", "an account was created: (jid,)")
 USER_DELETING = Event("user-deleting", "an account is about to be deleted; its data is still "
                       "there: (jid,)")
@@ -28,6 +32,6 @@ S2S_LINK_DOWN = Event("s2s-link-down", "an authenticated link to a remote domain
 SERVER_STARTED = Event("server-started", "all listeners are up: ()")
 SERVER_STOPPING = Event("server-stopping", "shutdown began, sessions still open: ()")
 
-ALL = (SESSION_BOUND, SESSION_CLOSED, USER_CREATED, USER_DELETING, USER_DELETED,
-       RESOURCE_AVAILABLE, RESOURCE_UNAVAILABLE, S2S_LINK_UP, S2S_LINK_DOWN, SERVER_STARTED,
-       SERVER_STOPPING)
+ALL = (SESSION_BOUND, SESSION_CLOSED, SESSION_HIBERNATED, SESSION_RESUMED, USER_CREATED,
+       USER_DELETING, USER_DELETED, RESOURCE_AVAILABLE, RESOURCE_UNAVAILABLE, S2S_LINK_UP,
+       S2S_LINK_DOWN, SERVER_STARTED, SERVER_STOPPING)

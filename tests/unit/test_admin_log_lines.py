@@ -6,7 +6,7 @@ from __future__ import annotations
 from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.unit.test_c2s_stream import PASSWORD, StreamTestCase
-from xmppd.c2s.stream import format_duration
+from xmppd.c2s.hooks import format_duration
 
 CLIENT_HELLO = bytes.fromhex("16030100c8010000c40303") + bytes(32)
 

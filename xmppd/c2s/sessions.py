@@ -7,6 +7,8 @@ import time
 
 from zope.interface import implementer
 
+from xmppd.c2s.filters import SessionFilters
+from xmppd.c2s.hooks import describe_end
 from xmppd.errors import StanzaError
 from xmppd.interfaces import ISession, ISessionRegistry
 from xmppd.jid import JID, jid_from_parts
@@ -17,13 +19,26 @@ log = get_logger(__name__)
 
 @implementer(ISession)
 class ClientSession:
-    """A bound client: the routing entity on top of its stream."""
+    """A bound client: the routing entity on top of its stream.
+
+    Usually it lives and dies with its stream; a plugin may keep it past a lost connection
+    (``hibernating``: still bound, routable and available, its ``stream`` the dead one) and
+    move it to a new stream (xmppd.c2s.hooks).
+    """
+
+    # Unfiltered defaults, overridden per instance while filters exist (xmppd.c2s.filters):
+    # a session nobody filters pays no check on its way in or out.
+    inbound = None  # the IN filter chain's run(element), or None: straight to the router
+    _filters: SessionFilters | None = None
 
     def __init__(self, stream, account: JID) -> None:
         self.stream = stream
         self.account = account  # bare JID the stream authenticated as
         self.jid: JID | None = None  # full JID, set at bind
         self.started = time.time()
+        self.bound_at = 0.0  # reactor time of the bind, for the session's end in the log
+        self.hibernating = False  # kept by a plugin after its stream was lost
+        self.ended = False  # SESSION_CLOSED was emitted; nothing more happens to it
         # presence state, kept by the presence plugin, read by the router's delivery rules
         self.available = False
         self.priority = 0
@@ -41,11 +56,23 @@ class ClientSession:
     def peer(self) -> str:
         return self.stream.peer_address
 
+    @property
+    def filters(self) -> SessionFilters:
+        """This session's filters, made when a plugin first asks."""
+        filters = self._filters
+        if filters is None:
+            filters = self._filters = SessionFilters(self)
+        return filters
+
     def send(self, element) -> None:
         self.stream.send(element)
 
     def close(self, condition: str | None = None, text: str | None = None) -> None:
-        self.stream.close_stream(condition, text)
+        """Close its stream; a hibernated session has none, so it ends here and now."""
+        if self.hibernating:
+            self.stream.hooks.session_ended(self, describe_end(condition), polite=False)
+        else:
+            self.stream.close_stream(condition, text)
 
     def __repr__(self) -> str:
         return f"<ClientSession {self.jid or self.account} from {self.peer}>"

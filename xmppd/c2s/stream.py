@@ -1,7 +1,10 @@
 """Client-to-server streams (RFC 6120): header checks, STARTTLS, SASL, bind, then stanzas.
 
 The negotiation is a short ladder: ``tls`` (until encrypted, when required) ▸ ``auth`` ▸
-``bind`` ▸ ``ready``. Only in ``ready`` do stanzas reach the router.
+``bind`` ▸ ``ready``. Only in ``ready`` do stanzas reach the router, through the session's
+IN filters if it has any. Top-level elements that are not stanzas go to the plugin that
+claimed them (xmppd.c2s.hooks) or end the stream. A bound session usually ends with its
+stream; when the connection is lost, a plugin may keep it for a later stream instead.
 """
 
 from __future__ import annotations
@@ -10,28 +13,19 @@ from twisted.internet.protocol import Factory
 from twisted.words.xish import domish
 
 from xmppd import events, ns
+from xmppd.c2s.hooks import BOUND, ClientHooks, describe_end, hooks_of
 from xmppd.c2s.sasl_exchange import SaslExchange
 from xmppd.c2s.sessions import ClientSession
 from xmppd.errors import StanzaError, StreamError
 from xmppd.jid import InvalidJID, domain_or_none, jid_from_parts, parse_jid, prepare_resource
 from xmppd.logs import get_logger
 from xmppd.stanza import make_iq_result
-from xmppd.stream.xmlstream import CONNECTION_LOST, PEER_CLOSED, XmlStream
+from xmppd.stream.xmlstream import CONNECTION_LOST, XmlStream
 from xmppd.xml import StreamHeader
 
 log = get_logger(__name__)
 
 STANZA_NAMES = frozenset(("iq", "message", "presence"))
-
-# why a session ended, as an admin reads it; other stream errors show as "error (condition)"
-END_REASONS = {
-    PEER_CLOSED: "logout",
-    CONNECTION_LOST: "connection lost",
-    "connection-timeout": "timeout",
-    "conflict": "conflict (replaced by a new session)",
-    "system-shutdown": "server shutdown",
-    None: "closed by the server",
-}
 
 
 class ClientStream(XmlStream):
@@ -52,7 +46,10 @@ class ClientStream(XmlStream):
                                                       c2s.require_encryption)
         self.require_encryption = c2s.require_encryption
         self._auth_timer = None
-        self.bound_at = 0.0  # reactor time of the bind, for the session's end in the log
+
+    @property
+    def hooks(self) -> ClientHooks:
+        return hooks_of(self.server)
 
     @property
     def state(self) -> str:
@@ -116,6 +113,8 @@ class ClientStream(XmlStream):
             self.sasl.handle(element)
         elif state == "bind" and element.name == "iq" and element.uri == ns.CLIENT:
             self._pre_session_iq(element)
+        elif state == "bind" and (handler := self.hooks.claimed(element, state)) is not None:
+            return handler(element, self)
         else:
             raise StreamError("not-authorized", "authenticate and bind a resource first")
 
@@ -126,8 +125,13 @@ class ClientStream(XmlStream):
     def stream_closed(self, polite: bool) -> None:
         self._cancel_auth_timer()
         self.server.c2s_streams.discard(self)
-        if self.session is not None and self.session.jid is not None:
-            self._end_session(polite)
+        session = self.session
+        if session is None or session.jid is None:
+            return
+        if not polite and self.end_reason == CONNECTION_LOST and self.hooks.keep(session):
+            self.session = None  # kept: it no longer ends with this stream
+            return
+        self._end_session(polite)
 
     # -- negotiation steps
 
@@ -169,7 +173,8 @@ class ClientStream(XmlStream):
         result.addElement("jid", content=full_jid.full())
         self.send(make_iq_result(element, result))
         self._cancel_auth_timer()
-        self.bound_at = self.reactor.seconds()
+        self.session.bound_at = self.reactor.seconds()
+        self.hooks.session_bound(self.session)
         self.server.emit(events.SESSION_BOUND, self.session)
 
     def _bind(self, bind: domish.Element):
@@ -189,24 +194,44 @@ class ClientStream(XmlStream):
 
     def _stanza(self, element: domish.Element):
         if element.name not in STANZA_NAMES or element.uri != ns.CLIENT:
-            raise StreamError("unsupported-stanza-type", f"unknown element {element.name}")
+            handler = self.hooks.claimed(element, BOUND)
+            if handler is None:
+                raise StreamError("unsupported-stanza-type", f"unknown element {element.name}")
+            return handler(element, self)
+        inbound = self.session.inbound
+        if inbound is not None:
+            return inbound(element)  # the session's IN filters, then handle_stanza
+        return self.handle_stanza(element)
+
+    def handle_stanza(self, element: domish.Element):
+        """A stanza from the bound client, past its filters: answered here or routed."""
         if element.name == "iq":
             payload = next(element.elements(), None)
             if payload is not None and payload.uri == ns.SESSION:
-                self.send(make_iq_result(element))
+                self.session.send(make_iq_result(element))
                 return None
             if payload is not None and payload.uri == ns.BIND:
-                self.send(StanzaError("not-allowed", "already bound").to_response(element))
+                self.session.send(
+                    StanzaError("not-allowed", "already bound").to_response(element))
                 return None
         return self.server.router.route_from_client(element, self.session)
 
     def _end_session(self, polite: bool) -> None:
         session, self.session = self.session, None
-        log.info("session {jid} ended after {duration}: {why}", jid=session.jid,
-                 duration=format_duration(self.reactor.seconds() - self.bound_at),
-                 why=END_REASONS.get(self.end_reason, f"error ({self.end_reason})"))
-        self.server.sessions.unbind(session)
-        self.server.emit(events.SESSION_CLOSED, session, polite)
+        self.hooks.session_ended(session, describe_end(self.end_reason), polite)
+
+    # -- a session moving between streams (xmppd.c2s.hooks.ClientHooks.attach)
+
+    def take_over(self, session: ClientSession) -> None:
+        """Carry on ``session`` (bound on an earlier stream) here, as if bound here."""
+        self.session = session
+        session.stream = self
+        self._cancel_auth_timer()
+
+    def release(self, session: ClientSession) -> None:
+        """``session`` moved to another stream: its end is no longer this stream's."""
+        if self.session is session:
+            self.session = None
 
     # -- timers
 
@@ -230,18 +255,6 @@ class ClientStreamFactory(Factory):
         stream = ClientStream(self.server, self.tls_context, self.direct_tls)
         stream.factory = self
         return stream
-
-
-def format_duration(seconds: float) -> str:
-    """4 s, 3 min 20 s, 2 h 5 min: short enough for a log line, exact enough for an admin."""
-    whole = max(0, int(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s"
 
 
 def _version_ok(version: str | None) -> bool:
