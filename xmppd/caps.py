@@ -144,7 +144,7 @@ def _refuse_duplicates(what: str, texts: Iterable[str]) -> None:
     seen: set[str] = set()
     for text in texts:
         if text in seen:
-            raise StanzaError("bad-request", f"disco#info lists the {what} '{text}' twice")
+            raise StanzaError("bad-request", f"disco#info lists the {what} '{text[:80]}' twice")
         seen.add(text)
 
 

@@ -62,8 +62,14 @@ class FormError(StanzaError):
         self.field = field
 
 
+def _shown(text: str) -> str:
+    """Peer text as an error message quotes it: short, so a huge value is not echoed back."""
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _field_error(var: str | None, problem: str) -> FormError:
-    return FormError(f"field '{var}' {problem}" if var is not None else f"field {problem}", var)
+    named = f"field '{_shown(var)}'" if var is not None else "field"
+    return FormError(f"{named} {problem}", var)
 
 
 @dataclass(frozen=True)
@@ -197,7 +203,8 @@ class Form:
     def expect_form_type(self, form_type: str) -> None:
         """Refuse a form whose XEP-0068 FORM_TYPE is missing or another one."""
         if self.form_type != form_type:
-            found = "no FORM_TYPE" if self.form_type is None else f"FORM_TYPE '{self.form_type}'"
+            found = ("no FORM_TYPE" if self.form_type is None
+                     else f"FORM_TYPE '{_shown(self.form_type)}'")
             raise FormError(f"expected a form with FORM_TYPE '{form_type}', got {found}",
                             FORM_TYPE)
 
@@ -284,12 +291,12 @@ def _to_bool(var: str | None, text: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise _field_error(var, f"is a boolean (1, 0, true or false), not '{text}'")
+    raise _field_error(var, f"is a boolean (1, 0, true or false), not '{_shown(text)}'")
 
 
 def _to_int(var: str, text: str, minimum: int | None, maximum: int | None) -> int:
     if not _INTEGER.fullmatch(text):
-        raise _field_error(var, f"is an integer, not '{text}'")
+        raise _field_error(var, f"is an integer, not '{_shown(text)}'")
     number = int(text)
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
         low = "" if minimum is None else f" from {minimum}"
@@ -300,7 +307,7 @@ def _to_int(var: str, text: str, minimum: int | None, maximum: int | None) -> in
 
 def _to_choice(var: str, text: str, choices: Collection[str]) -> str:
     if text not in choices:
-        raise _field_error(var, f"is one of {', '.join(sorted(choices))}, not '{text}'")
+        raise _field_error(var, f"is one of {', '.join(sorted(choices))}, not '{_shown(text)}'")
     return text
 
 
@@ -308,7 +315,7 @@ def _to_jid(var: str | None, text: str) -> JID:
     try:
         return parse_jid(text)
     except InvalidJID as error:
-        raise _field_error(var, f"holds a bad JID '{text}': {error}") from None
+        raise _field_error(var, f"holds a bad JID '{_shown(text)}': {error}") from None
 
 
 # ---------------------------------------------------------------------- parsing
@@ -343,7 +350,7 @@ def parse_form(element: domish.Element) -> Form:
     form_kind = element.getAttribute("type")
     if form_kind not in FORM_TYPES:
         raise FormError(f"data form type must be one of {', '.join(sorted(FORM_TYPES))}, "
-                        f"not '{form_kind}'")
+                        f"not {_shown(repr(form_kind))}")
     field_list = _parse_fields(element, form_kind)
     reported = _children(element, "reported")
     if len(reported) > 1:

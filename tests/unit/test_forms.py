@@ -423,3 +423,12 @@ def test_add_extended_info_appends_a_hidden_form_type_result_form():
     assert parsed.type == "result"
     assert parsed.form_type == "http://jabber.org/network/serverinfo"
     assert parsed.get_values("abuse-addresses") == ("mailto:abuse@shakespeare.lit",)
+
+
+def test_error_texts_do_not_echo_huge_peer_values():
+    huge = "x" * 5000
+    parsed = form(f"<field var='{huge}'><value>{huge}</value></field>")
+    with pytest.raises(FormError) as caught:
+        parsed.get_bool(huge)
+    assert caught.value.field == huge
+    assert len(caught.value.text) < 200
