@@ -1,75 +1,35 @@
 """The plugin registry: find plugins, load the enabled ones in dependency order, unload them.
 
-Each plugin gets a PluginContext that records what it registers, so unloading undoes all of it.
+Each plugin gets a PluginContext (xmppd.context) that records what it registers, so
+unloading undoes all of it. Core plugins (message delivery) load whatever the config
+enables, first, as Prosody autoloads mod_message.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from twisted.internet import defer
 from twisted.plugin import getPlugins
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 import xmppd.plugins
-from xmppd.events import Event
-from xmppd.interfaces import IPluginContext, IXmppdPlugin
+from xmppd.context import PluginContext
+from xmppd.interfaces import IXmppdPlugin
 from xmppd.logs import get_logger
 
 log = get_logger(__name__)
 
+CORE_PLUGINS = ("message",)
+
+__all__ = ["CORE_PLUGINS", "PluginContext", "PluginError", "PluginRegistry", "discover",
+           "load_order"]
+
 
 class PluginError(Exception):
     """A plugin could not be found, ordered or set up; the message names it."""
-
-
-@implementer(IPluginContext)
-class PluginContext:
-    """What one plugin may touch; every registration is recorded for ``close()``."""
-
-    def __init__(self, name: str, config: Mapping, server) -> None:
-        self.name = name
-        self.config = dict(config)
-        self.server = server
-        self.storage = server.storage
-        self.reactor = server.reactor
-        self._undo: list[Callable[[], None]] = []
-
-    def iq(self, type: str, namespace: str, element: str, handler: Callable,
-           to: str | tuple[str, ...] = "host", priority: int = 0) -> None:
-        for target in (to,) if isinstance(to, str) else to:
-            self._undo.append(
-                self.server.dispatcher.add_iq(type, namespace, element, target, handler, priority))
-
-    def stanza(self, kind: str, type: str, to: str, handler: Callable, priority: int = 0) -> None:
-        self._undo.append(self.server.dispatcher.add_stanza(kind, type, to, handler, priority))
-
-    def on(self, event: Event, handler: Callable, priority: int = 0) -> None:
-        self._undo.append(self.server.events.on(event, handler, priority))
-
-    def feature(self, namespace: str) -> None:
-        self._undo.append(self.server.features.add_feature(namespace))
-
-    def identity(self, category: str, type: str, name: str | None = None) -> None:
-        self._undo.append(self.server.features.add_identity(category, type, name))
-
-    def stream_feature(self, builder: Callable) -> None:
-        self._undo.append(self.server.stream_features.add(builder))
-
-    def provide(self, interface, provider) -> None:
-        self._undo.append(self.server.provide(interface, provider))
-
-    def open_store(self, name: str, kind: str):
-        """A generic store of this server's storage; nothing to undo: the data outlives the
-        plugin, as it must across a reload."""
-        return self.storage.open_store(name, kind)
-
-    def close(self) -> None:
-        while self._undo:
-            self._undo.pop()()
 
 
 def discover(plugin_dirs: Iterable[Path] = ()) -> dict[str, object]:
@@ -124,9 +84,9 @@ class PluginRegistry:
     """Loads the configured plugins into a running server and unloads them in reverse."""
 
     def __init__(self, server, enabled: Iterable[str], sections: Mapping[str, Mapping],
-                 plugin_dirs: Iterable[Path] = ()) -> None:
+                 plugin_dirs: Iterable[Path] = (), core: Iterable[str] = CORE_PLUGINS) -> None:
         self.server = server
-        self.enabled = list(enabled)
+        self.enabled = list(core) + list(enabled)
         self.sections = sections
         self.plugin_dirs = list(plugin_dirs)
         self.loaded: dict[str, PluginContext] = {}

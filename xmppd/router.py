@@ -1,34 +1,43 @@
-"""The router: who may speak for whom, and where a stanza goes (RFC 6120 §8, RFC 6121 §8).
+# -*- test-case-name: tests.unit.test_router -*-
+"""The router: who may speak for whom, and where a stanza goes (RFC 6120 §8).
 
 Client stanzas are stamped with the session's full JID here (RFC 6120 §8.1.2.1); a client
-claiming another address gets the ``invalid-from`` stream error. Stanzas for domains we do not
-host go to the remote router (federation), never anywhere else. Local delivery follows
-RFC 6121 §8.5; plugins see stanzas first through the dispatcher and may consume them.
+claiming another address gets the ``invalid-from`` stream error. Then the recipient's domain
+picks the way: one of our hosts (the dispatcher's chain for its target), one of our services
+on a subdomain (``xmppd.services``), or federation for any other domain. What happens to a
+stanza for a local entity (archive, copy, hold, deliver: RFC 6121 §8.5) is the business of
+the chain's links, delivery being the last of them (the message plugin); the router keeps
+only the fallbacks at the end of the chain: IQs answered by payload or delivered to a
+resource, presence delivered to a connected resource, anything else refused.
 
-A route may return a Deferred (a message being stored for an offline account): the client's
-stream waits for it before reading on, so a later answer from the server proves the earlier
-stanzas were durably accepted.
+A route may return a Deferred (a message being stored for an offline account, an IQ set
+being handled): the client's stream waits for it before reading on, so a later answer from
+the server proves the earlier stanzas were handled.
 """
 
 from __future__ import annotations
 
-from twisted.internet import defer
+from collections.abc import Iterator
+
 from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd.dispatch import Dispatcher
 from xmppd.errors import StanzaError, StreamError
-from xmppd.interfaces import IOfflineDelivery, IRemoteRouter, IRouter, ISessionRegistry
+from xmppd.interfaces import IRemoteRouter, IRouter, ISessionRegistry
+from xmppd.iq_tracker import IQTracker
 from xmppd.jid import JID
 from xmppd.logs import get_logger
 from xmppd.stanza import Stanza, check_type, parse_address
 
 log = get_logger(__name__)
 
+ANSWER_TYPES = frozenset(("result", "error"))
+
 
 @implementer(IRemoteRouter)
 class NoFederation:
-    """Until federation exists every remote domain is unreachable, and says so."""
+    """Without federation every remote domain is unreachable, and says so."""
 
     def __init__(self, router: Router) -> None:
         self.router = router
@@ -37,18 +46,40 @@ class NoFederation:
         self.router.bounce(stanza, "remote-server-not-found")
 
 
+class ServedDomains:
+    """Every domain this server answers for: its hosts and its services, as one live set.
+
+    What federation checks stanzas against (ours to receive, ours to send from): a service
+    added or removed while the server runs is in or out at once.
+    """
+
+    def __init__(self, hosts: frozenset[str], services: dict) -> None:
+        self.hosts = hosts
+        self._services = services
+
+    def __contains__(self, domain: object) -> bool:
+        return domain in self.hosts or domain in self._services
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.hosts
+        yield from self._services
+
+    def __len__(self) -> int:
+        return len(self.hosts) + len(self._services)
+
+
 @implementer(IRouter)
 class Router:
     def __init__(self, domains: frozenset[str], sessions: ISessionRegistry,
                  dispatcher: Dispatcher | None = None, remote: IRemoteRouter | None = None,
-                 bare_message_delivery: str = "highest", query=None) -> None:
+                 reactor=None) -> None:
         self.domains = domains
         self.sessions = sessions
         self.dispatcher = dispatcher or Dispatcher(self.send_from_server)
         self.remote = remote or NoFederation(self)
-        self.deliver_to_all = bare_message_delivery == "all"
-        # the server's look-up of plugin-provided services (IOfflineDelivery)
-        self.query = query or (lambda interface: None)
+        self.services: dict[str, object] = {}  # domain -> xmppd.services.Service
+        self.served = ServedDomains(domains, self.services)
+        self.iq_tracker = IQTracker(self.send_from_server, reactor)
 
     # -- ways in
 
@@ -73,10 +104,11 @@ class Router:
             if element.getAttribute("type") != "error":
                 session.send(error.to_response(element))
             return None
-        if stanza.kind != "iq":
-            consumed = self.dispatcher.dispatch(stanza, "outgoing", session)
-            if consumed:
-                return consumed
+        if stanza.kind == "iq":
+            return self.route(stanza, session)
+        return self.dispatcher.dispatch(stanza, "outgoing", session, self._route_outgoing)
+
+    def _route_outgoing(self, stanza: Stanza, target: str, session):
         return self.route(stanza, session)
 
     def send_from_server(self, element: domish.Element):
@@ -97,103 +129,64 @@ class Router:
             if stanza.sender is None:
                 return None
             recipient = stanza.sender.bare()
-        if recipient.host not in self.domains:
-            return self.remote.send(stanza)
-        target = _target(recipient)
-        if stanza.kind == "iq":
-            return self._route_iq(stanza, recipient, target, origin)
-        consumed = self.dispatcher.dispatch(stanza, target, origin)
-        if consumed:
-            return consumed
-        if stanza.kind == "message":
-            return self._route_message(stanza, recipient, target)
-        if target == "full":  # presence no plugin took: only a connected resource gets it
-            self._deliver_to(recipient, stanza)
-        return None
+            stanza = Stanza(stanza.element, stanza.sender, recipient)
+        host = recipient.host
+        if host in self.domains:
+            return self._local(stanza, recipient, origin)
+        service = self.services.get(host)
+        if service is not None:
+            return service.route(stanza, origin)
+        return self.remote.send(stanza)
 
-    def _route_iq(self, stanza: Stanza, recipient: JID, target: str, origin):
-        """RFC 6121 §8.5.2.1.3 / §8.5.3: the server answers for accounts; resources answer
-        for themselves."""
-        if stanza.type in ("get", "set"):
-            # An account's IQ to itself is 'self' first (ping, account disco), then 'bare'
-            # like anyone's (the roster answers its owner there).
-            if (target == "bare" and stanza.sender is not None
-                    and stanza.sender.bare() == recipient
-                    and self.dispatcher.dispatch_iq(stanza, "self", origin)):
-                return None
-            if self.dispatcher.dispatch_iq(stanza, target, origin):
-                return None
-            if target == "full" and self._deliver_to(recipient, stanza):
-                return None
-            self.bounce(stanza, "service-unavailable")
-        elif target == "full":
-            self._deliver_to(recipient, stanza)
-        # results and errors for the server or an account are answers nobody waits for yet
-        return None
-
-    def _route_message(self, stanza: Stanza, recipient: JID, target: str):
-        """RFC 6121 §8.5.2 (bare JID) and §8.5.3 (full JID) for messages no plugin took."""
-        if target == "full":
-            if self._deliver_to(recipient, stanza):
-                return None
-            if stanza.type in ("normal", "chat", "headline"):
-                return self._message_to_account(stanza, recipient.bare())
-        elif target == "bare":
-            return self._message_to_account(stanza, recipient)
-        if stanza.type not in ("error", "headline"):
-            self.bounce(stanza, "service-unavailable")  # groupchat, or to the server itself
-        return None
-
-    def _message_to_account(self, stanza: Stanza, account: JID):
-        if stanza.type not in ("normal", "chat", "headline"):
-            if stanza.type == "groupchat":
-                self.bounce(stanza, "service-unavailable")
-            return None  # errors to an account are dropped
-        chosen = self._message_recipients(account,
-                                          everyone=self.deliver_to_all or stanza.type == "headline")
-        if chosen:
-            element = stanza.element
-            for session in chosen:
-                session.send(element)
+    def _local(self, stanza: Stanza, recipient: JID, origin):
+        if recipient.user is None:
+            target = "host"
+        elif recipient.resource is None:
+            target = "bare"
+        else:
+            target = "full"
+        if stanza.kind == "iq" and stanza.type in ANSWER_TYPES and target != "full":
+            self.answered(stanza)
             return None
-        if stanza.type == "headline":
-            return None  # headlines are not kept (RFC 6121 §8.5.2.2.1)
-        return self._store_offline(stanza)
+        return self.dispatcher.dispatch(stanza, target, origin, self._end_of_chain)
 
-    def _message_recipients(self, account: JID, everyone: bool) -> list:
-        """RFC 6121 §8.5.2.1.1: the available resources of non-negative priority; unless
-        ``everyone``, only those of the highest priority. One pass, on every message."""
-        chosen: list = []
-        top = 0
-        for session in self.sessions.resources(account):
-            if not session.available:
-                continue
-            priority = session.priority
-            if priority < 0:
-                continue
-            if everyone or (chosen and priority == top):
-                chosen.append(session)
-            elif not chosen or priority > top:
-                chosen = [session]
-                top = priority
-        return chosen
+    def answered(self, stanza: Stanza) -> None:
+        """An IQ result or error for the server, a service or an account: the answer to a
+        request the server sent, or nothing anyone waits for (dropped)."""
+        if not self.iq_tracker.answer(stanza):
+            log.debug("dropped an answer nobody waits for: {stanza!r}", stanza=stanza)
 
-    def _store_offline(self, stanza: Stanza):
-        offline = self.query(IOfflineDelivery)
-        if offline is None:
+    def _end_of_chain(self, stanza: Stanza, target: str, origin):
+        """What no link consumed. IQ requests: answered by payload, else passed to the
+        resource; presence and IQ answers to a resource: delivered if it is connected;
+        messages: refused (the message plugin's delivery consumes every one it can take)."""
+        kind = stanza.kind
+        if kind == "iq":
+            if stanza.type in ANSWER_TYPES:
+                self._deliver_to(stanza.recipient, stanza)
+                return None
+            return self._answer_iq(stanza, target, origin)
+        if kind == "presence":
+            if target == "full":
+                self._deliver_to(stanza.recipient, stanza)
+        elif stanza.type not in ("error", "headline"):
             self.bounce(stanza, "service-unavailable")
-            return None
-        d = defer.maybeDeferred(offline.store, stanza)
+        return None
 
-        def stored(kept: bool) -> None:
-            if not kept:
-                self.bounce(stanza, "service-unavailable")
-
-        def failed(failure) -> None:
-            log.failure("offline storage failed for {stanza!r}", failure, stanza=stanza)
-            self.bounce(stanza, "internal-server-error")
-
-        return d.addCallbacks(stored, failed)
+    def _answer_iq(self, stanza: Stanza, target: str, origin):
+        """RFC 6121 §8.5.2.1.3 / §8.5.3: the server answers for accounts ('self' first for an
+        account's own IQs, then 'bare' like anyone's); resources answer for themselves."""
+        if (target == "bare" and stanza.sender is not None
+                and stanza.sender.bare() == stanza.recipient):
+            answered = self.dispatcher.dispatch_iq(stanza, "self", origin)
+            if answered:
+                return answered
+        answered = self.dispatcher.dispatch_iq(stanza, target, origin)
+        if answered:
+            return answered
+        if target != "full" or not self._deliver_to(stanza.recipient, stanza):
+            self.bounce(stanza, "service-unavailable")
+        return None
 
     def _deliver_to(self, full_jid: JID, stanza: Stanza) -> bool:
         session = self.sessions.get(full_jid)
@@ -207,9 +200,3 @@ class Router:
         if stanza.type == "error" or stanza.sender is None:
             return
         self.send_from_server(StanzaError(condition, text).to_response(stanza.element))
-
-
-def _target(jid: JID) -> str:
-    if jid.user is None:
-        return "host"
-    return "bare" if jid.resource is None else "full"

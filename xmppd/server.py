@@ -30,9 +30,7 @@ class Server:
         self.features = ServerFeatures()
         self.stream_features = PrioritizedHandlers()  # builders of post-auth stream features
         self.sessions = SessionRegistry(config.c2s.resource_conflict, config.c2s.max_resources)
-        self.router = Router(self.domains, self.sessions,
-                             bare_message_delivery=config.c2s.bare_message_delivery,
-                             query=self.query)
+        self.router = Router(self.domains, self.sessions, reactor=reactor)
         self.dispatcher = self.router.dispatcher
         self.auth = StorageAuthBackend(storage.users)
         self.c2s_streams: set = set()  # every client stream, bound or not, for shutdown

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from twisted.words.xish import domish
 
-from xmppd.errors import StanzaError
+from xmppd import ns
+from xmppd.errors import STANZA_ERROR_TYPES, StanzaError
 from xmppd.jid import JID, InvalidJID, parse_jid
 
 KINDS = frozenset(("iq", "message", "presence"))
@@ -76,3 +77,21 @@ def make_iq_result(request: domish.Element, payload=None) -> domish.Element:
         for child in payload if isinstance(payload, list | tuple) else (payload,):
             reply.addChild(child)
     return reply
+
+
+def stanza_error(element: domish.Element) -> StanzaError:
+    """The StanzaError an error stanza carries (RFC 6120 §8.3.2), for whoever waits on the
+    request it answers; a condition we do not know is 'undefined-condition'."""
+    for error in element.elements():
+        if error.name != "error":
+            continue
+        condition, text = "undefined-condition", None
+        for child in error.elements():
+            if child.uri != ns.STANZA_ERRORS:
+                continue
+            if child.name == "text":
+                text = str(child)
+            elif child.name in STANZA_ERROR_TYPES:
+                condition = child.name
+        return StanzaError(condition, text, error.getAttribute("type"))
+    return StanzaError("undefined-condition", "an error stanza without <error/>")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 from twisted.words.xish import domish
 
+from xmppd.c2s.sessions import SessionRegistry
 from xmppd.dispatch import Dispatcher
 from xmppd.eventbus import EventBus
 from xmppd.events import SESSION_BOUND
@@ -15,6 +17,7 @@ from xmppd.features import ServerFeatures
 from xmppd.handlers import PrioritizedHandlers
 from xmppd.jid import parse_jid
 from xmppd.registry import PluginError, PluginRegistry, discover, load_order
+from xmppd.router import Router
 from xmppd.stanza import Stanza
 
 
@@ -31,16 +34,28 @@ def isolated_plugin_path():
 
 
 class FakeServer:
-    """Just the parts a PluginContext touches."""
+    """Just the parts a PluginContext touches; replies are recorded, not routed."""
 
     def __init__(self):
         self.replies = []
-        self.dispatcher = Dispatcher(self.replies.append)
+        self.domains = frozenset({"localhost"})
+        self.config = SimpleNamespace(c2s=SimpleNamespace(bare_message_delivery="highest"))
+        self.sessions = SessionRegistry()
+        self.router = Router(self.domains, self.sessions, Dispatcher(self.replies.append))
+        self.dispatcher = self.router.dispatcher
         self.events = EventBus()
         self.features = ServerFeatures()
         self.stream_features = PrioritizedHandlers()
         self.storage = None
         self.reactor = None
+        self._providers = {}
+
+    def provide(self, interface, provider):
+        self._providers[interface] = provider
+        return lambda: self._providers.pop(interface, None)
+
+    def query(self, interface):
+        return self._providers.get(interface)
 
 
 def load(server, enabled, sections=None, dirs=()):
@@ -87,7 +102,7 @@ def test_drop_in_plugin_answers_its_custom_iq(tmp_path):
     server = FakeServer()
     registry = load(server, ["ping", "echo_test"], {"echo_test": {"greeting": "hi there"}},
                     [tmp_path])
-    assert list(registry.loaded) == ["ping", "echo_test"]
+    assert list(registry.loaded) == ["message", "ping", "echo_test"]  # message: a core plugin
     assert "urn:example:echo" in server.features.features()
     request = domish.Element((None, "iq"))
     request["type"], request["id"], request["from"] = "get", "e1", "a@localhost/r"

@@ -8,10 +8,13 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd.c2s.sessions import SessionRegistry
+from xmppd.dispatch import DELIVERY_PRIORITY
 from xmppd.errors import StreamError
+from xmppd.im.message_delivery import MessageDelivery
 from xmppd.interfaces import IOfflineDelivery
 from xmppd.jid import parse_jid
 from xmppd.router import Router
+from xmppd.stanza import MESSAGE_TYPES
 
 
 class FakeSession:
@@ -36,11 +39,18 @@ class FakeOffline:
 
 
 class World:
+    """The router with the message plugin's delivery links, as the server wires them."""
+
     def __init__(self, delivery="highest", offline=None):
         self.sessions = SessionRegistry()
-        self.router = Router(frozenset({"localhost"}), self.sessions,
-                             bare_message_delivery=delivery)
-        self.router.query = lambda interface: offline if interface is IOfflineDelivery else None
+        self.router = Router(frozenset({"localhost"}), self.sessions)
+        links = MessageDelivery(
+            self.sessions, lambda interface: offline if interface is IOfflineDelivery else None,
+            self.router.bounce, deliver_to_all=delivery == "all")
+        for type in MESSAGE_TYPES:
+            for target, link in links.links():
+                self.router.dispatcher.add_stanza("message", type, target, link,
+                                                  DELIVERY_PRIORITY)
         self.sender = self.connect("alice@localhost", "phone")
 
     def connect(self, account, resource, available=True, priority=0):

@@ -28,6 +28,7 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd import events, ns
+from xmppd.dispatch import consumed
 from xmppd.errors import StanzaError
 from xmppd.im.keyed_queue import KeyedQueue
 from xmppd.im.presence_exchange import PresenceExchange
@@ -151,12 +152,13 @@ class PresenceHandlers:
             except Exception:  # as the queue would: logged, never answered with an error
                 log.failure("delivering {stanza!r} failed", stanza=stanza)
             return True
-        return self.queue.run(key, deliver, stanza.element, stanza.recipient, stanza.sender)
+        return self.queue.run(key, deliver, stanza.element, stanza.recipient,
+                              stanza.sender).addCallback(consumed)
 
     def on_subscription(self, stanza: Stanza, origin) -> bool | defer.Deferred:
         if stanza.sender is not None:
             return self.flow.receive(stanza.recipient.bare(), stanza.sender.bare(), stanza.type,
-                                     stanza.element)
+                                     stanza.element).addCallback(consumed)
         return True
 
     def on_probe(self, stanza: Stanza, origin) -> bool | defer.Deferred:
@@ -164,7 +166,7 @@ class PresenceHandlers:
             return True
         account = stanza.recipient.bare()
         return self.queue.run((account, stanza.sender.bare()), self.exchange.answer_probe,
-                              account, stanza.sender)
+                              account, stanza.sender).addCallback(consumed)
 
     # -- server events
 
@@ -195,15 +197,16 @@ def _reporting(work: defer.Deferred, stanza: Stanza, session) -> defer.Deferred:
     """The client hears of a failure (the roster's own error, e.g. a full roster's
     not-allowed, else internal-server-error) instead of silence."""
 
-    def failed(failure) -> None:
+    def failed(failure) -> bool:
         if failure.check(StanzaError):
             error = failure.value
         else:
             log.failure("presence handling failed for {stanza!r}", failure, stanza=stanza)
             error = StanzaError("internal-server-error")
         session.send(error.to_response(stanza.element))
+        return True  # consumed: a refused stanza goes no further
 
-    return work.addCallbacks(lambda _: True, failed)
+    return work.addCallbacks(consumed, failed)
 
 
 presence = Presence()

@@ -23,6 +23,7 @@ from __future__ import annotations
 from zope.interface import implementer
 
 from xmppd import events, ns
+from xmppd.dispatch import consumed
 from xmppd.im.presence_stanzas import make_presence
 from xmppd.im.subscription import SUBSCRIPTION_TYPES
 from xmppd.interfaces import IServerTrust, IXmppdPlugin
@@ -79,7 +80,8 @@ class SubscriptionHandlers:
             return False
         if not self._within_limit(stanza.sender.host):
             return True
-        return self.trust.received(stanza.recipient.host, stanza.sender.host, stanza.type)
+        return self.trust.received(stanza.recipient.host, stanza.sender.host,
+                                   stanza.type).addCallback(consumed)
 
     def on_error(self, stanza: Stanza, origin):
         """A peer bounced our presence, e.g. a server without XEP-0267 refusing our request:

@@ -1,0 +1,129 @@
+# -*- test-case-name: tests.unit.test_registry -*-
+"""What one plugin sees of the server: its door in, and the record of what it registered.
+
+Every registration returns an undo function that the context keeps, so ``close()`` removes
+all of them (Prosody's unload rule) and a plugin can be stopped and loaded again. Requests
+the plugin sent and still waits for are cancelled too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from twisted.internet import defer
+from twisted.words.xish import domish
+from zope.interface import implementer
+
+from xmppd.events import Event
+from xmppd.interfaces import IPluginContext
+from xmppd.stanza import Stanza
+
+
+class SessionsView:
+    """The bound client sessions, read-only: look-ups without bind or unbind. The methods
+    are the registry's own, so a look-up through the view costs nothing more."""
+
+    __slots__ = ("get", "resources", "all", "__weakref__")
+
+    def __init__(self, registry) -> None:
+        self.get = registry.get
+        self.resources = registry.resources
+        self.all = registry.all
+
+
+@implementer(IPluginContext)
+class PluginContext:
+    """What one plugin may touch; every registration is recorded for ``close()``."""
+
+    def __init__(self, name: str, config: Mapping, server) -> None:
+        self.name = name
+        self.config = dict(config)
+        self.server = server
+        self.server_config = server.config
+        self.storage = server.storage
+        self.reactor = server.reactor
+        self.sessions = SessionsView(server.sessions)
+        self._undo: list[Callable[[], None]] = []
+        self._requests: set[defer.Deferred] = set()
+
+    # -- handlers
+
+    def iq(self, type: str, namespace: str, element: str, handler: Callable,
+           to: str | tuple[str, ...] = "host", priority: int = 0) -> None:
+        for target in (to,) if isinstance(to, str) else to:
+            self._undo.append(
+                self.server.dispatcher.add_iq(type, namespace, element, target, handler, priority))
+
+    def stanza(self, kind: str, type: str, to: str | tuple[str, ...], handler: Callable,
+               priority: int = 0) -> None:
+        for target in (to,) if isinstance(to, str) else to:
+            self._undo.append(
+                self.server.dispatcher.add_stanza(kind, type, target, handler, priority))
+
+    def on(self, event: Event, handler: Callable, priority: int = 0) -> None:
+        self._undo.append(self.server.events.on(event, handler, priority))
+
+    # -- what the server advertises
+
+    def feature(self, namespace: str) -> None:
+        self._undo.append(self.server.features.add_feature(namespace))
+
+    def identity(self, category: str, type: str, name: str | None = None) -> None:
+        self._undo.append(self.server.features.add_identity(category, type, name))
+
+    def stream_feature(self, builder: Callable) -> None:
+        self._undo.append(self.server.stream_features.add(builder))
+
+    # -- services between plugins
+
+    def provide(self, interface, provider) -> None:
+        self._undo.append(self.server.provide(interface, provider))
+
+    def query(self, interface):
+        """The provider another plugin registered for ``interface``, or None; ask when it
+        is needed, not at setup: the other plugin may load later, or be reloaded."""
+        return self.server.query(interface)
+
+    def open_store(self, name: str, kind: str):
+        """A generic store of this server's storage; nothing to undo: the data outlives the
+        plugin, as it must across a reload."""
+        return self.storage.open_store(name, kind)
+
+    # -- sending
+
+    def send(self, element: domish.Element):
+        """Route a stanza the plugin made; its 'from' must be one of our addresses."""
+        return self.server.router.send_from_server(element)
+
+    def bounce(self, stanza: Stanza, condition: str, text: str | None = None) -> None:
+        """Answer ``stanza`` with a stanza error (never an error to an error)."""
+        self.server.router.bounce(stanza, condition, text)
+
+    def send_iq(self, element: domish.Element, timeout: float | None = None) -> defer.Deferred:
+        """Send an IQ get/set and wait for its answer (xmppd.iq_tracker): fires with the
+        result Stanza; errbacks with the answer's StanzaError or IQTimeout. Without a
+        'from', it is sent from the recipient's domain if we host it, else from our first
+        domain. Still waiting when the plugin stops: cancelled."""
+        if not element.hasAttribute("from"):
+            element["from"] = self._default_sender(element.getAttribute("to"))
+        d = self.server.router.iq_tracker.request(element, timeout)
+        self._requests.add(d)
+        d.addBoth(self._request_done, d)
+        return d
+
+    def _default_sender(self, to: str | None) -> str:
+        domains = self.server.domains
+        host = (to or "").rpartition("@")[2].partition("/")[0]
+        return host if host in domains else sorted(domains)[0]
+
+    def _request_done(self, result, d: defer.Deferred):
+        self._requests.discard(d)
+        return result
+
+    # -- stopping
+
+    def close(self) -> None:
+        while self._requests:
+            self._requests.pop().cancel()
+        while self._undo:
+            self._undo.pop()()
