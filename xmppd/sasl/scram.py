@@ -40,9 +40,12 @@ client ran into the three-failure limit before it reached PLAIN. The rule:
    nothing and unlocks nothing; only the password's holder can produce the proof, and a client
    that reads XEP-0440 only asks for the types we advertise, which succeed. So 'y' without such
    an attempt is refused as before, whoever sends it.
-3. What is left is a man in the middle who relays a legacy client's whole exchange: it gets that
-   client a session without channel binding, as it would have through the client's fallback to
-   PLAIN, and without ever seeing the password.
+3. What is left needs a man in the middle whose certificate the client accepts, relaying the
+   client's own proven -PLUS attempt and then its own 'y' into one server stream: a legacy
+   client (which would otherwise have fallen back to PLAIN and handed over its password), or a
+   client that asks for tls-unique when offered over TLS 1.2 and says 'y' on a later
+   connection without -PLUS. Such a relay gets a session without channel binding, never the
+   password; a client that keeps to -PLUS once it has seen it is not affected.
 """
 
 from __future__ import annotations
