@@ -49,6 +49,8 @@ class ClientStream(XmlStream):
 
     @property
     def hooks(self) -> ClientHooks:
+        """The server's session hooks; looked up when needed (at bind, on a claimed element,
+        at the end), never on the stanza path."""
         return hooks_of(self.server)
 
     @property
