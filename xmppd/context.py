@@ -31,11 +31,67 @@ class SessionsView:
         self.all = registry.all
 
 
+class Registrations:
+    """Handlers and disco declarations for one dispatcher and its entities, each recorded
+    in ``undo``: shared by a plugin's context and the services it creates."""
+
+    def __init__(self, dispatcher, disco: Mapping[str, object], undo: list) -> None:
+        self._dispatcher = dispatcher
+        self._disco = disco  # 'host' (and for the server, 'account') -> DiscoEntity
+        self._undo = undo
+
+    def iq(self, type: str, namespace: str, element: str, handler: Callable,
+           to: str | tuple[str, ...] = "host", priority: int = 0) -> None:
+        for target in (to,) if isinstance(to, str) else to:
+            self._undo.append(
+                self._dispatcher.add_iq(type, namespace, element, target, handler, priority))
+
+    def stanza(self, kind: str, type: str, to: str | tuple[str, ...], handler: Callable,
+               priority: int = 0) -> None:
+        for target in (to,) if isinstance(to, str) else to:
+            self._undo.append(self._dispatcher.add_stanza(kind, type, target, handler, priority))
+
+    def feature(self, namespace: str, to: str = "host") -> None:
+        self._undo.append(self._entity(to).add_feature(namespace))
+
+    def identity(self, category: str, type: str, name: str | None = None,
+                 to: str = "host") -> None:
+        self._undo.append(self._entity(to).add_identity(category, type, name))
+
+    def disco_info(self, provider: Callable, to: str = "host") -> None:
+        """``provider(stanza, node)`` adds an xmppd.caps.DiscoInfo (or None, or a Deferred)
+        to disco#info answers for ``to``; for a node, only providers answer."""
+        self._undo.append(self._entity(to).add_info_provider(provider))
+
+    def disco_items(self, provider: Callable, to: str = "host") -> None:
+        """``provider(stanza, node)`` adds a list of xmppd.disco.DiscoItem (or None, or a
+        Deferred) to disco#items answers for ``to``."""
+        self._undo.append(self._entity(to).add_items_provider(provider))
+
+    def _entity(self, to: str):
+        try:
+            return self._disco[to]
+        except KeyError:
+            raise ValueError(f"disco is declared for {sorted(self._disco)}, not {to!r}") from None
+
+
+class ServiceContext(Registrations):
+    """A service a plugin runs on subdomains (xmppd.services): registrations as on the
+    server, with targets relative to the service; removed with the plugin."""
+
+    def __init__(self, service, undo: list) -> None:
+        super().__init__(service.dispatcher, {"host": service.disco}, undo)
+        self.service = service
+        self.domains = service.domains
+
+
 @implementer(IPluginContext)
-class PluginContext:
+class PluginContext(Registrations):
     """What one plugin may touch; every registration is recorded for ``close()``."""
 
     def __init__(self, name: str, config: Mapping, server) -> None:
+        super().__init__(server.dispatcher,
+                         {"host": server.features, "account": server.account_features}, [])
         self.name = name
         self.config = dict(config)
         self.server = server
@@ -43,36 +99,23 @@ class PluginContext:
         self.storage = server.storage
         self.reactor = server.reactor
         self.sessions = SessionsView(server.sessions)
-        self._undo: list[Callable[[], None]] = []
         self._requests: set[defer.Deferred] = set()
-
-    # -- handlers
-
-    def iq(self, type: str, namespace: str, element: str, handler: Callable,
-           to: str | tuple[str, ...] = "host", priority: int = 0) -> None:
-        for target in (to,) if isinstance(to, str) else to:
-            self._undo.append(
-                self.server.dispatcher.add_iq(type, namespace, element, target, handler, priority))
-
-    def stanza(self, kind: str, type: str, to: str | tuple[str, ...], handler: Callable,
-               priority: int = 0) -> None:
-        for target in (to,) if isinstance(to, str) else to:
-            self._undo.append(
-                self.server.dispatcher.add_stanza(kind, type, target, handler, priority))
 
     def on(self, event: Event, handler: Callable, priority: int = 0) -> None:
         self._undo.append(self.server.events.on(event, handler, priority))
 
-    # -- what the server advertises
-
-    def feature(self, namespace: str) -> None:
-        self._undo.append(self.server.features.add_feature(namespace))
-
-    def identity(self, category: str, type: str, name: str | None = None) -> None:
-        self._undo.append(self.server.features.add_identity(category, type, name))
-
     def stream_feature(self, builder: Callable) -> None:
         self._undo.append(self.server.stream_features.add(builder))
+
+    def service(self, name: str, handler: Callable | None = None,
+                title: str | None = None) -> ServiceContext:
+        """Run a service on ``name``: a label ('conference': a subdomain of every host) or a
+        domain. ``handler(stanza, origin)`` gets what nothing registered on the service
+        takes (a component); without one, the server answers its disco and refuses the
+        rest. ValueError when a domain is already served."""
+        service, remove = self.server.services.add(name, handler, title)
+        self._undo.append(remove)
+        return ServiceContext(service, self._undo)
 
     # -- services between plugins
 

@@ -8,12 +8,13 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from xmppd.c2s.sessions import SessionRegistry
+from xmppd.disco import DiscoEntity
 from xmppd.eventbus import EventBus
 from xmppd.events import Event
-from xmppd.features import ServerFeatures
 from xmppd.handlers import PrioritizedHandlers
 from xmppd.interfaces import IServer
 from xmppd.router import Router
+from xmppd.services import ServiceTable
 from xmppd.storage.auth import StorageAuthBackend
 
 
@@ -27,11 +28,14 @@ class Server:
         self.reactor = reactor
         self.domains = frozenset(config.server.domains)
         self.events = EventBus()
-        self.features = ServerFeatures()
+        self.features = DiscoEntity()  # the hosts' disco
+        self.account_features = DiscoEntity()  # an account's, asked by itself
         self.stream_features = PrioritizedHandlers()  # builders of post-auth stream features
         self.sessions = SessionRegistry(config.c2s.resource_conflict, config.c2s.max_resources)
         self.router = Router(self.domains, self.sessions, reactor=reactor)
         self.dispatcher = self.router.dispatcher
+        self.services = ServiceTable(self.router, self.domains)
+        self.features.add_items_provider(self.services.disco_items)
         self.auth = StorageAuthBackend(storage.users)
         self.c2s_streams: set = set()  # every client stream, bound or not, for shutdown
         self._providers: dict = {}

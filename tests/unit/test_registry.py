@@ -10,14 +10,15 @@ import pytest
 from twisted.words.xish import domish
 
 from xmppd.c2s.sessions import SessionRegistry
+from xmppd.disco import DiscoEntity
 from xmppd.dispatch import Dispatcher
 from xmppd.eventbus import EventBus
 from xmppd.events import SESSION_BOUND
-from xmppd.features import ServerFeatures
 from xmppd.handlers import PrioritizedHandlers
 from xmppd.jid import parse_jid
 from xmppd.registry import PluginError, PluginRegistry, discover, load_order
 from xmppd.router import Router
+from xmppd.services import ServiceTable
 from xmppd.stanza import Stanza
 
 
@@ -44,7 +45,9 @@ class FakeServer:
         self.router = Router(self.domains, self.sessions, Dispatcher(self.replies.append))
         self.dispatcher = self.router.dispatcher
         self.events = EventBus()
-        self.features = ServerFeatures()
+        self.features = DiscoEntity()
+        self.account_features = DiscoEntity()
+        self.services = ServiceTable(self.router, self.domains)
         self.stream_features = PrioritizedHandlers()
         self.storage = None
         self.reactor = None
