@@ -269,6 +269,13 @@ def _serve(ip: str, zone: dict[str, list[Record]]) -> None:
             return defer.succeed((answers, [], []))
 
     class Factory(server.DNSServerFactory):
+        def _responseFromMessage(self, message, *args, **kwargs):
+            # RFC 1035 §4.1.1: RD is copied into the response. Erlang's resolver (ejabberd)
+            # drops a reply that does not echo it ("unknown"); twisted.names leaves it out.
+            response = super()._responseFromMessage(message, *args, **kwargs)
+            response.recDes = message.recDes
+            return response
+
         def sendReply(self, protocol, message, address):
             message.auth = True  # we are the authority for all we answer, NXDOMAIN included
             message.recAv = True  # a forwarding resolver (libunbound) wants "recursion"

@@ -15,9 +15,7 @@ The peers find each other through static routes or through the test DNS server
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +24,11 @@ import pytest
 from tests.certs import make_test_pki
 from tests.integration.conftest import PASSWORD
 from tests.integration.serverproc import XmppdProcess
-from tests.integration.test_federation import PLUGINS, close, user
-from tests.integration.test_im import Inbox
+from tests.integration.test_federation import PLUGINS, user
+from tests.interop import scenarios
 from tests.interop.dnsserver import TestDNSServer, xmpp_server_zone
 from tests.interop.prosody import SKIP_REASON, ProsodyProcess, available, free_port, login
+from tests.interop.scenarios import User, message_bounces, peer_online
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(not available(), reason=SKIP_REASON)]
 
@@ -37,7 +36,6 @@ XMPPD, PROSODY = "xmppd.example", "prosody.example"
 XMPPD_IP, PROSODY_IP = "127.0.0.1", "127.0.0.2"
 ALICE, BOB = f"alice@{XMPPD}", f"bob@{PROSODY}"
 ALICE_FULL, BOB_FULL = f"{ALICE}/home", f"{BOB}/desk"
-WAIT = 15.0  # seconds for any one thing to arrive
 BOUNCE_WITHIN = 10.0  # a refusal is immediate: well before any time-out would fire
 
 
@@ -137,98 +135,27 @@ def federation(tmp_path, pki):
     assert not problems, "\n".join(problems)
 
 
-# ---- the clients --------------------------------------------------------------------------
+# ---- the users ----------------------------------------------------------------------------
 
 
-async def bob_online(prosody: ProsodyProcess):
+def alice(fed: Federation) -> User:
+    return User(lambda: user(fed.xmppd, ALICE_FULL), ALICE_FULL)
+
+
+def bob(fed: Federation) -> User:
+    return User(lambda: bob_online(fed.prosody), BOB_FULL)
+
+
+def bob_online(prosody: ProsodyProcess):
     """bob@prosody.example/desk, logged in, roster fetched, available."""
-    client = await login(prosody, "bob", resource="desk", available=False)
-    messages, presences = Inbox(client, "message"), Inbox(client, "presence")
-    await client.get_roster()
-    client.send_presence()
-    return client, messages, presences
-
-
-def presence(kind: str, sender: str):
-    """Matches a presence of type ``kind`` from ``sender`` (a full JID, or a bare one)."""
-    def match(stanza) -> bool:
-        came_from = str(stanza["from"]) if "/" in sender else stanza["from"].bare
-        return stanza["type"] == kind and came_from == sender
-    return match
-
-
-def body(text: str):
-    return lambda message: message["body"] == text
+    return peer_online(login, prosody, "bob", "desk")
 
 
 def subscribe_and_chat(fed: Federation, bob_first: bool = False) -> None:
     """alice and bob subscribe to each other, see each other online, chat both ways, and
     ping each other's server. alice asks first (so xmppd connects first) unless
     ``bob_first``."""
-
-    async def scenario():
-        alice, alice_msgs, alice_pres = await user(fed.xmppd, ALICE_FULL)
-        bob = None
-        try:
-            bob, bob_msgs, bob_pres = await bob_online(fed.prosody)
-            if bob_first:
-                bob.send_presence_subscription(pto=ALICE)
-                await alice_pres.wait_for(presence("subscribe", BOB), WAIT)
-                await bob_pres.wait_for(presence("subscribed", ALICE), WAIT)
-                await bob_pres.wait_for(presence("subscribe", ALICE), WAIT)  # alice asks back
-                await alice_pres.wait_for(presence("subscribed", BOB), WAIT)
-            else:
-                alice.send_presence_subscription(pto=BOB)
-                await bob_pres.wait_for(presence("subscribe", ALICE), WAIT)
-                await alice_pres.wait_for(presence("subscribed", BOB), WAIT)
-                await alice_pres.wait_for(presence("subscribe", BOB), WAIT)  # bob asks back
-                await bob_pres.wait_for(presence("subscribed", ALICE), WAIT)
-            await alice_pres.wait_for(presence("available", BOB_FULL), WAIT)
-            await bob_pres.wait_for(presence("available", ALICE_FULL), WAIT)
-
-            alice.send_message(mto=BOB, mbody="hello Prosody", mtype="chat")
-            message = await bob_msgs.wait_for(body("hello Prosody"), WAIT)
-            assert (message["type"], str(message["from"])) == ("chat", ALICE_FULL)
-            bob.send_message(mto=ALICE_FULL, mbody="hello xmppd", mtype="chat")
-            message = await alice_msgs.wait_for(body("hello xmppd"), WAIT)
-            assert (message["type"], str(message["from"])) == ("chat", BOB_FULL)
-
-            await wait_until(lambda: alice.client_roster[BOB]["subscription"] == "both"
-                             and bob.client_roster[ALICE]["subscription"] == "both")
-            # IQs cross too, and their results find their way back: each pings the other server
-            assert await alice.plugin["xep_0199"].ping(jid=PROSODY, timeout=WAIT) >= 0
-            assert await bob.plugin["xep_0199"].ping(jid=XMPPD, timeout=WAIT) >= 0
-        finally:
-            await close(*(client for client in (alice, bob) if client is not None))
-
-    asyncio.run(scenario())
-
-
-def message_bounces(online, recipient: str) -> dict:
-    """The user ``online()`` logs in sends ``recipient`` a chat message; returns the error
-    that came back (condition, text) and how many seconds it took."""
-
-    async def scenario():
-        client, _messages, _presences = await online()
-        errors = Inbox(client, "message_error")  # a bounce may come without the body
-        try:
-            started = time.monotonic()
-            client.send_message(mto=recipient, mbody="must not arrive", mtype="chat")
-            error = await errors.wait_for(lambda m: True, WAIT)
-            return {"condition": error["error"]["condition"], "text": error["error"]["text"],
-                    "seconds": time.monotonic() - started}
-        finally:
-            await close(client)
-
-    return asyncio.run(scenario())
-
-
-async def wait_until(condition, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
+    scenarios.subscribe_and_chat(alice(fed), bob(fed), theirs_first=bob_first)
 
 
 # ---- (1) dialback --------------------------------------------------------------------------
