@@ -7,15 +7,10 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from pathlib import Path
 
 from twisted.internet import defer
-from twisted.trial.unittest import TestCase
 
-from tests.helpers import ServerFixture, StreamHarness
-from xmppd.registry import PluginRegistry
-
-PASSWORD = "pencil and paper"
+from tests.plugin_case import PluginServerCase
 
 DROP_INS = {
     "archive_test_plugin.py": '''
@@ -81,43 +76,11 @@ DROP_INS = {
 }
 
 
-class ChainTestCase(TestCase):
+class ChainTestCase(PluginServerCase):
+    drop_ins = {name: textwrap.dedent(text) for name, text in DROP_INS.items()}
     enabled = ("archive_test", "copy_test", "block_test")
-
-    def setUp(self):
-        directory = Path(self.mktemp())
-        (directory / "plugins").mkdir(parents=True)
-        for name, text in DROP_INS.items():
-            (directory / "plugins" / name).write_text(textwrap.dedent(text))
-        self.fixture = ServerFixture(directory)
-        self.server = self.fixture.server
-        self.fixture.registry = PluginRegistry(
-            self.server, self.server.config.plugins.enabled + self.enabled,
-            {"block_test": {"blocked": ["mallory@localhost"]}},
-            [directory / "plugins"])
-        self.addCleanup(self._forget_drop_ins)
-        self.addCleanup(lambda: defer.ensureDeferred(self.fixture.stop()))
-        return defer.ensureDeferred(self._start())
-
-    async def _start(self) -> None:
-        await self.fixture.start()
-        for user in ("alice", "bob", "mallory"):
-            await self.fixture.add_user(user, PASSWORD)
-
-    def _forget_drop_ins(self) -> None:
-        import xmppd.plugins
-
-        for name in DROP_INS:
-            sys.modules.pop(f"xmppd.plugins.{name[:-3]}", None)
-        xmppd.plugins.__path__[:] = [p for p in xmppd.plugins.__path__
-                                     if not p.startswith(str(Path(self.mktemp()).parent))]
-
-    async def client(self, user: str, resource: str) -> StreamHarness:
-        harness = StreamHarness(self.server)
-        await harness.login(user, PASSWORD, resource)
-        harness.feed("<presence/>")
-        await harness.wait_for_element("presence")  # its own, back: available now
-        return harness
+    sections = {"block_test": {"blocked": ["mallory@localhost"]}}
+    users = ("alice", "bob", "mallory")
 
     def plugin(self, name: str):
         return sys.modules[f"xmppd.plugins.{name}_test_plugin"].__dict__[name]
@@ -125,9 +88,10 @@ class ChainTestCase(TestCase):
 
 class DropInTests(ChainTestCase):
     async def test_archived_before_delivery_copied_to_other_resources_blocked_dropped(self):
-        alice = await self.client("alice", "phone")
-        bob, bob_desk = await self.client("bob", "laptop"), await self.client("bob", "desk")
-        mallory = await self.client("mallory", "x")
+        alice = await self.client("alice", "phone", available=True)
+        bob = await self.client("bob", "laptop", available=True)
+        bob_desk = await self.client("bob", "desk", available=True)
+        mallory = await self.client("mallory", "x", available=True)
         archive = self.plugin("archive")
 
         bob.feed("<message type='chat' to='alice@localhost' id='m1'><body>hi</body></message>"
@@ -158,7 +122,7 @@ class OrderingTests(ChainTestCase):
                                       lambda stanza, origin: slow)
         self.server.dispatcher.add_stanza("message", "chat", "outgoing",
                                           lambda stanza, origin: seen.append(stanza.id))
-        alice = await self.client("alice", "phone")
+        alice = await self.client("alice", "phone", available=True)
         alice.feed("<iq type='set' id='slow'><q xmlns='urn:example:slow'/></iq>"
                    "<message type='chat' to='alice@localhost' id='after'><body>x</body></message>")
         self.assertEqual((seen, alice.elements()), ([], []))

@@ -3,18 +3,13 @@ answers from the wrong entity ignored (RFC 6120 §8.2.3), and cancelling on unlo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from twisted.internet import defer
-from twisted.trial.unittest import TestCase
 from twisted.words.xish import domish
 
-from tests.helpers import ServerFixture, StreamHarness
+from tests.plugin_case import PluginServerCase
 from xmppd.context import PluginContext
 from xmppd.errors import StanzaError
 from xmppd.iq_tracker import IQTimeout
-
-PASSWORD = "pencil and paper"
 
 
 def disco_request(to: str) -> domish.Element:
@@ -24,23 +19,12 @@ def disco_request(to: str) -> domish.Element:
     return iq
 
 
-class SendIQTests(TestCase):
-    def setUp(self):
-        directory = Path(self.mktemp())
-        directory.mkdir(parents=True)
-        self.fixture = ServerFixture(directory)
-        self.server = self.fixture.server
-        self.clock = self.fixture.clock
-        self.ctx = PluginContext("asker", {}, self.server)
-        self.addCleanup(lambda: defer.ensureDeferred(self.fixture.stop()))
-        return defer.ensureDeferred(self._start())
+class SendIQTests(PluginServerCase):
+    users = ("alice", "bob")
 
-    async def _start(self) -> None:
-        await self.fixture.start()
-        for user in ("alice", "bob"):
-            await self.fixture.add_user(user, PASSWORD)
-        self.alice = StreamHarness(self.server)
-        await self.alice.login("alice", PASSWORD, "phone")
+    async def started(self) -> None:
+        self.ctx = PluginContext("asker", {}, self.server)
+        self.alice = await self.client("alice", "phone")
 
     def outcome(self, d: defer.Deferred) -> list:
         results = []
@@ -89,8 +73,7 @@ class SendIQTests(TestCase):
         """Bob guessing the id answers nothing; the request still waits for alice."""
         results = self.outcome(self.ctx.send_iq(disco_request("alice@localhost/phone")))
         request = self.received_request()
-        bob = StreamHarness(self.server)
-        await bob.login("bob", PASSWORD, "desk")
+        bob = await self.client("bob", "desk")
         bob.feed(f"<iq type='result' id='{request['id']}' to='localhost'/>")
         self.assertEqual(results, [])
         self.alice.feed(f"<iq type='result' id='{request['id']}' to='localhost'/>")

@@ -4,52 +4,27 @@ style service taking everything, IQ requests from a service, and disco nodes."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from twisted.internet import defer
-from twisted.trial.unittest import TestCase
 from twisted.words.xish import domish
 
-from tests.helpers import ServerFixture, StreamHarness
+from tests.plugin_case import PluginServerCase
 from xmppd import ns
 from xmppd.caps import DiscoInfo, Identity
 from xmppd.context import PluginContext
 from xmppd.disco import DiscoItem
-from xmppd.registry import PluginRegistry
 
-PASSWORD = "pencil and paper"
 ECHO = Path(__file__).parent.parent / "integration" / "dropins" / "echo_service.py"
 
 
-class ServiceTestCase(TestCase):
-    def setUp(self):
-        directory = Path(self.mktemp())
-        (directory / "plugins").mkdir(parents=True)
-        shutil.copy(ECHO, directory / "plugins")
-        self.fixture = ServerFixture(directory)
-        self.server = self.fixture.server
-        self.fixture.registry = PluginRegistry(
-            self.server, (*self.server.config.plugins.enabled, "echo"), {},
-            [directory / "plugins"])
-        self.addCleanup(self._forget_drop_in, str(directory / "plugins"))
-        self.addCleanup(lambda: defer.ensureDeferred(self.fixture.stop()))
-        return defer.ensureDeferred(self._start())
+class ServiceTestCase(PluginServerCase):
+    drop_ins = {ECHO.name: ECHO.read_text()}
+    enabled = ("echo",)
 
-    async def _start(self) -> None:
-        await self.fixture.start()
-        await self.fixture.add_user("alice", PASSWORD)
-        self.alice = StreamHarness(self.server)
-        await self.alice.login("alice", PASSWORD, "phone")
-
-    def _forget_drop_in(self, path: str) -> None:
-        import xmppd.plugins
-
-        sys.modules.pop("xmppd.plugins.echo_service", None)
-        if path in xmppd.plugins.__path__:
-            xmppd.plugins.__path__.remove(path)
+    async def started(self) -> None:
+        self.alice = await self.client("alice", "phone")
 
     def ask(self, to: str, namespace: str, node: str | None = None, type: str = "get"):
         node_attribute = f" node='{node}'" if node else ""
