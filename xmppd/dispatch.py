@@ -4,9 +4,10 @@
 Two kinds of registration share one table:
 
 * **Chain links**, keyed ``(kind, type, target)``, for messages, presence and IQs. ``target``
-  is 'host', 'bare' or 'full' for stanzas arriving for us, or 'outgoing' for what a local
-  client sends, whatever its recipient, before it is routed. Links run highest priority
-  first (Prosody's ``message/full`` events); each returns what happens next:
+  is 'host', 'bare' or 'full' for stanzas arriving for us, or 'outgoing' for the messages
+  and presence a local client sends, whatever their recipient, before they are routed.
+  Links run highest priority first (Prosody's ``message/full`` events); each returns what
+  happens next:
 
   - None or False: the stanza goes on to the next link, unchanged;
   - True: the link consumed it; nothing after it runs;
@@ -97,6 +98,8 @@ class Dispatcher:
             raise ValueError(f"stanza handlers are for message, presence or iq, not {kind!r}")
         if type not in types:
             raise ValueError(f"{kind} has no type {type!r}")
+        if kind == "iq" and target == "outgoing":
+            raise ValueError("a client's IQs are routed as they are: no 'outgoing' links")
         return self._add(stanza_key(kind, type, _target(target, CHAIN_TARGETS)), handler,
                          priority)
 

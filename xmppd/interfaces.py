@@ -39,6 +39,9 @@ class IPluginContext(Interface):
     storage = Attribute("The IStorage provider.")
     reactor = Attribute("The reactor.")
     server = Attribute("The IServer provider.")
+    server_config = Attribute("The server's validated xmppd.config.Config (read-only).")
+    sessions = Attribute("The bound client sessions, read-only: get(full_jid), "
+                         "resources(bare_jid), all().")
 
     def iq(type, namespace, element, handler, to="host", priority=0):
         """Handle IQs of ``type`` ('get'/'set') whose payload is ``{namespace}element``.
@@ -51,22 +54,57 @@ class IPluginContext(Interface):
         """
 
     def stanza(kind, type, to, handler, priority=0):
-        """Handle message/presence stanzas of ``type`` addressed at 'host', 'bare' or 'full'.
+        """Add a link to the delivery chain of ``kind`` ('message', 'presence' or 'iq')
+        stanzas of ``type`` addressed at 'host', 'bare' or 'full' (or a tuple of them), or
+        messages and presence sent by a local client ('outgoing', before routing). Highest
+        priority first; message delivery is the lowest link
+        (xmppd.dispatch.DELIVERY_PRIORITY).
 
-        ``handler(stanza, origin)`` returns True when it consumed the stanza.
+        ``handler(stanza, origin)`` returns None/False (go on), True (consumed), a Stanza
+        (go on with this one instead), or a Deferred of one of those (the chain, and the
+        stream the stanza came from, wait for it). StanzaError answers the stanza.
         """
 
     def on(event, handler, priority=0):
         """Call ``handler(*args)`` on a server event (a constant from xmppd.events)."""
 
-    def feature(namespace):
-        """Advertise a disco#info feature on the server."""
+    def feature(namespace, to="host"):
+        """Advertise a disco#info feature of the server ('host') or of an account asking
+        about itself ('account')."""
 
-    def identity(category, type, name=None):
-        """Advertise a disco#info identity on the server."""
+    def identity(category, type, name=None, to="host"):
+        """Advertise a disco#info identity, as ``feature``."""
+
+    def disco_info(provider, to="host"):
+        """``provider(stanza, node)`` returns an xmppd.caps.DiscoInfo to add to disco#info
+        answers (the only answers for a node), None, or a Deferred of them."""
+
+    def disco_items(provider, to="host"):
+        """``provider(stanza, node)`` returns a list of xmppd.disco.DiscoItem, None, or a
+        Deferred of them, for disco#items answers."""
+
+    def service(name, handler=None, title=None):
+        """Run a service on a subdomain of every host (a label: 'conference') or on one
+        domain; returns an object with ``iq``, ``stanza``, ``feature``, ``identity``,
+        ``disco_info`` and ``disco_items`` for it (targets relative to the service) and
+        its ``domains``. ``handler(stanza, origin)`` gets what nothing registered takes."""
 
     def provide(interface, provider):
         """Offer a service to other plugins and the router, looked up by interface."""
+
+    def query(interface):
+        """The provider registered for ``interface``, or None; ask when needed."""
+
+    def send(element):
+        """Route a stanza the plugin made (its 'from' one of our addresses)."""
+
+    def bounce(stanza, condition, text=None):
+        """Answer ``stanza`` with a stanza error (never an error to an error)."""
+
+    def send_iq(element, timeout=None):
+        """Send an IQ get/set; Deferred firing the result Stanza, or failing with the
+        answer's StanzaError or xmppd.iq_tracker.IQTimeout. Only the entity asked may
+        answer (RFC 6120 §8.2.3). Cancelled when the plugin stops."""
 
     def stream_feature(builder):
         """Add a stream feature offered to authenticated clients (after SASL).

@@ -94,6 +94,7 @@ def test_bad_registrations_are_refused():
                  lambda: dispatcher.add_iq("get", "x", "y", "elsewhere", print),
                  lambda: dispatcher.add_stanza("iq", "chat", "host", print),
                  lambda: dispatcher.add_stanza("message", "chat", "self", print),
+                 lambda: dispatcher.add_stanza("iq", "get", "outgoing", print),
                  lambda: dispatcher.add_stanza("stream", "get", "host", print)):
         try:
             call()

@@ -206,3 +206,13 @@ def test_stream_features_are_added_and_removed_with_the_plugin():
     assert [build(None).uri for build in server.stream_features] == ["urn:x"]
     registry.unload()
     assert not server.stream_features
+
+
+def test_the_plugin_context_provides_what_it_declares_and_core_plugins_always_load():
+    from zope.interface.verify import verifyObject
+
+    from xmppd.interfaces import IPluginContext
+
+    registry = load(FakeServer(), ["ping"])
+    assert list(registry.loaded) == ["message", "ping"]
+    assert verifyObject(IPluginContext, registry.loaded["ping"])
