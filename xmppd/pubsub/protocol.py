@@ -64,8 +64,9 @@ async def handle_iq(service: PubSubService, requester: JID, iq_type: str,
 def _action(pubsub: domish.Element) -> domish.Element:
     if pubsub.uri not in COMPANIONS or pubsub.name != "pubsub":
         raise PubSubError("bad-request", text="not a <pubsub/> request")
-    actions = [each for each in pubsub.elements()
-               if each.uri == pubsub.uri and each.name not in COMPANIONS[pubsub.uri]]
+    ours = [each for each in pubsub.elements() if each.uri == pubsub.uri]
+    # A companion alone is the action: <options/> is also a request of its own (§6.3).
+    actions = [each for each in ours if each.name not in COMPANIONS[pubsub.uri]] or ours
     if len(actions) != 1:
         raise PubSubError("bad-request", text="a <pubsub/> request holds one action")
     return actions[0]
