@@ -101,6 +101,37 @@ class PluginContext(Registrations):
         self.sessions = SessionsView(server.sessions)
         self._requests: set[defer.Deferred] = set()
 
+    # -- typed options of [plugins.NAME], checked at setup: a bad value stops start-up
+
+    def option_int(self, name: str, default: int, minimum: int | None = None,
+                   maximum: int | None = None) -> int:
+        value = self.config.get(name, default)
+        if (isinstance(value, bool) or not isinstance(value, int)
+                or (minimum is not None and value < minimum)
+                or (maximum is not None and value > maximum)):
+            bounds = " and ".join(part for part in (
+                f">= {minimum}" if minimum is not None else "",
+                f"<= {maximum}" if maximum is not None else "") if part)
+            raise ValueError(self._bad(name, f"an integer{' ' + bounds if bounds else ''}",
+                                       value))
+        return value
+
+    def option_bool(self, name: str, default: bool) -> bool:
+        value = self.config.get(name, default)
+        if not isinstance(value, bool):
+            raise ValueError(self._bad(name, "true or false", value))
+        return value
+
+    def option_str(self, name: str, default: str, choices: tuple[str, ...] = ()) -> str:
+        value = self.config.get(name, default)
+        if not isinstance(value, str) or (choices and value not in choices):
+            expected = f"one of {', '.join(choices)}" if choices else "a string"
+            raise ValueError(self._bad(name, expected, value))
+        return value
+
+    def _bad(self, name: str, expected: str, value: object) -> str:
+        return f"[plugins.{self.name}] {name}: expected {expected}, got {value!r}"
+
     def on(self, event: Event, handler: Callable, priority: int = 0) -> None:
         self._undo.append(self.server.events.on(event, handler, priority))
 

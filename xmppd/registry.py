@@ -90,6 +90,7 @@ class PluginRegistry:
         self.sections = sections
         self.plugin_dirs = list(plugin_dirs)
         self.loaded: dict[str, PluginContext] = {}
+        self._plugins: dict[str, object] = {}
 
     @defer.inlineCallbacks
     def load(self):
@@ -106,11 +107,21 @@ class PluginRegistry:
                 ctx.close()
                 raise PluginError(f"plugin {plugin.name!r} failed to set up: {error}") from error
             self.loaded[plugin.name] = ctx
+            self._plugins[plugin.name] = plugin
             log.info("plugin {name} loaded", name=plugin.name)
 
     def unload(self) -> None:
+        """In reverse order: each plugin's optional ``teardown()`` (its registrations still
+        in place, so it may say goodbye), then every registration undone."""
         for name in reversed(list(self.loaded)):
-            self.loaded.pop(name).close()
+            ctx = self.loaded.pop(name)
+            teardown = getattr(self._plugins.pop(name, None), "teardown", None)
+            if teardown is not None:
+                try:
+                    teardown()
+                except Exception:
+                    log.failure("plugin {name} failed to tear down", name=name)
+            ctx.close()
 
 
 def _origin(plugin: object) -> str:

@@ -216,3 +216,49 @@ def test_the_plugin_context_provides_what_it_declares_and_core_plugins_always_lo
     registry = load(FakeServer(), ["ping"])
     assert list(registry.loaded) == ["message", "ping"]
     assert verifyObject(IPluginContext, registry.loaded["ping"])
+
+
+def test_typed_options_are_checked_with_the_plugins_name_and_key():
+    from xmppd.context import PluginContext
+
+    ctx = PluginContext("sample", {"limit": 5, "loud": "yes", "mode": "b", "n": True},
+                        FakeServer())
+    assert ctx.option_int("limit", 1, minimum=1, maximum=10) == 5
+    assert ctx.option_int("absent", 3) == 3
+    assert ctx.option_str("mode", "a", choices=("a", "b")) == "b"
+    with pytest.raises(ValueError, match=r"\[plugins.sample\] limit: expected an integer "
+                                         r">= 6 and <= 10, got 5"):
+        ctx.option_int("limit", 1, minimum=6, maximum=10)
+    with pytest.raises(ValueError, match=r"n: expected an integer, got True"):
+        ctx.option_int("n", 1)
+    with pytest.raises(ValueError, match=r"loud: expected true or false, got 'yes'"):
+        ctx.option_bool("loud", False)
+    with pytest.raises(ValueError, match=r"mode: expected one of a, c, got 'b'"):
+        ctx.option_str("mode", "a", choices=("a", "c"))
+
+
+def test_teardown_runs_before_the_registrations_are_undone(tmp_path):
+    (tmp_path / "goodbye_test_plugin.py").write_text(textwrap.dedent('''
+        from zope.interface import implementer
+        from xmppd.interfaces import IXmppdPlugin
+
+        @implementer(IXmppdPlugin)
+        class Goodbye:
+            name, requires = "goodbye_test", ()
+            seen = []
+
+            def setup(self, ctx):
+                self.features = ctx.server.features
+                ctx.feature("urn:example:goodbye")
+
+            def teardown(self):
+                self.seen.append(self.features.features())
+
+        goodbye = Goodbye()
+    '''))
+    server = FakeServer()
+    registry = load(server, ["goodbye_test"], dirs=[tmp_path])
+    plugin = sys.modules["xmppd.plugins.goodbye_test_plugin"].goodbye
+    registry.unload()
+    assert plugin.seen == [["urn:example:goodbye"]]
+    assert server.features.features() == []

@@ -40,7 +40,8 @@ class Offline:
     requires = ()
 
     def setup(self, ctx) -> None:
-        max_messages = _max_messages(ctx)
+        reject_unknown_keys(ctx, ("max_messages",))
+        max_messages = ctx.option_int("max_messages", DEFAULT_MAX_MESSAGES, minimum=0)
         messages = OfflineMessages(ctx.server, max_messages)
         ctx.provide(IOfflineDelivery, messages)
         ctx.on(events.RESOURCE_AVAILABLE, messages.resource_available)
@@ -113,15 +114,6 @@ class OfflineMessages:
     def _done(self, result, account: JID):
         self._delivering.discard(account)
         return result
-
-
-def _max_messages(ctx) -> int:
-    reject_unknown_keys(ctx, ("max_messages",))
-    value = ctx.config.get("max_messages", DEFAULT_MAX_MESSAGES)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"[plugins.{ctx.name}] max_messages: expected an integer >= 0, "
-                         f"got {value!r}")
-    return value
 
 
 def _refuse_unknown_account(failure, recipient: JID) -> bool:

@@ -214,7 +214,7 @@ class Roster:
 
     def setup(self, ctx) -> None:
         reject_unknown_keys(ctx, ("max_items",))
-        max_items = _positive_int(ctx.config.get("max_items", DEFAULT_MAX_ITEMS), "max_items")
+        max_items = ctx.option_int("max_items", DEFAULT_MAX_ITEMS, minimum=1)
         service = RosterService(ctx.server, ctx.storage.roster, max_items)
         ctx.iq("get", ns.ROSTER, "query", service.on_get, to="bare")
         ctx.iq("set", ns.ROSTER, "query", service.on_set, to="bare")
@@ -472,12 +472,6 @@ def _item(contact: str, state: SubState, name: str | None, groups: tuple[str, ..
     return RosterItem(contact=contact, name=name, groups=tuple(groups),
                       subscription=state.subscription, pending_out=state.pending_out,
                       approved=state.approved)
-
-
-def _positive_int(value, key: str) -> int:
-    if type(value) is not int or value < 1:
-        raise ValueError(f"[plugins.roster] {key}: expected a positive integer, not {value!r}")
-    return value
 
 
 roster = Roster()

@@ -20,10 +20,7 @@ class Version:
 
     def setup(self, ctx) -> None:
         reject_unknown_keys(ctx, ("show_os",))
-        show_os = ctx.config.get("show_os", False)
-        if not isinstance(show_os, bool):
-            raise ValueError("[plugins.version] show_os: expected true or false")
-        self.os = platform.system() if show_os else None
+        self.os = platform.system() if ctx.option_bool("show_os", False) else None
         ctx.feature(ns.VERSION)
         ctx.iq("get", ns.VERSION, "query", self.on_version)
 
