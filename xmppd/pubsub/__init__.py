@@ -4,7 +4,16 @@ XEP-0222, XEP-0223) and for pubsub domains.
 The wiring holds one ``PubSub`` and asks it for the service an IQ is addressed to:
 ``pubsub.pep(account)`` or ``pubsub.service(domain, may_create)``. ``handle_iq`` (in
 ``xmppd.pubsub.protocol``) turns an IQ's ``<pubsub/>`` into a call of that service and its
-outcome into the reply payload and the notifications to route.
+outcome into the reply payload and the notifications to route. A PEP IQ handler::
+
+    async def on_pubsub(stanza, origin):
+        account = (stanza.recipient or stanza.sender).bare()
+        reply = await handle_iq(pubsub.pep(account), stanza.sender, stanza.type,
+                                stanza.payload())
+        for notification in reply.notifications:
+            ...  # copies from ``account`` to notification.subscribers, the account's own
+                 # resources and the +notify contacts ``service.audience`` lets through
+        return reply.payload  # a PubSubError raised above is the error reply
 """
 
 from __future__ import annotations
