@@ -8,8 +8,6 @@ import asyncio
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.certs import make_test_pki
 from tests.integration.conftest import PASSWORD, assert_log_for_admins, login
 from tests.integration.serverproc import XmppdProcess
@@ -61,8 +59,6 @@ def test_a_local_client_reaches_the_echo_service_and_discovers_it(tmp_path):
     assert_log_for_admins(proc.log())
 
 
-@pytest.mark.xfail(strict=True, reason="s2s checks its own domains against server.domains, "
-                   "not router.served: the s2s change asked for in issue #11's report")
 def test_a_client_of_another_server_reaches_the_echo_service_over_federation(tmp_path):
     pki = make_test_pki(tmp_path / "pki", [A, B])  # a.example's covers *.a.example
     a = XmppdProcess(tmp_path / "a", domain=A,
@@ -92,3 +88,5 @@ def test_a_client_of_another_server_reaches_the_echo_service_over_federation(tmp
         asyncio.run(scenario())
     finally:
         stop(a, b)
+    for proc in (a, b):
+        assert_log_for_admins(proc.log())

@@ -128,6 +128,7 @@ class LiveServer:
         self.reactor = reactor
         self.router = RecordingRouter()
         self.domains = frozenset({domain})
+        self.router.served = self.domains
         self.config = SimpleNamespace(server=SimpleNamespace(max_stanza_size=65536))
 
     def emit(self, event, *args) -> defer.Deferred:

@@ -98,6 +98,7 @@ class FakeServer:
         self.reactor.installNameResolver(LiteralNameResolver())
         self.router = RecordingRouter()
         self.domains = frozenset({OURS, OURS_TOO})
+        self.router.served = self.domains
         self.config = SimpleNamespace(server=SimpleNamespace(max_stanza_size=65536))
         self.emitted: list[tuple] = []
 

@@ -78,7 +78,7 @@ class S2SManager:
         self.server = server
         self.router = server.router
         self.reactor = server.reactor
-        self.domains = server.domains
+        self.domains = server.router.served  # our hosts and services (subdomains), live
         self.max_stanza_size = server.config.server.max_stanza_size
         self.tls, self.trust, self.policy, self.resolver = tls, trust, policy, resolver
         self._secret = secret

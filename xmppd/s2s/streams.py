@@ -95,9 +95,10 @@ class ServerStream(XmlStream):
         condition = next((child.name for child in element.elements()
                           if child.uri == ns.STREAM_ERRORS and child.name != "text"), "unknown")
         text = next((str(child) for child in element.elements() if child.name == "text"), "")
-        log.info("s2s {direction} {remote} ({peer}) sent stream error {condition}: {text}",
+        log.info("s2s {direction} {remote} ({peer}) sent stream error {condition}{text}",
                  direction=self.direction, remote=self.remote_domain or "?",
-                 peer=self.peer_address, condition=condition, text=text[:300])
+                 peer=self.peer_address, condition=condition,
+                 text=f": {text[:300]}" if text else "")
         self.stream_error_received(condition)
         self.close_stream()
 
