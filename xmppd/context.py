@@ -14,6 +14,7 @@ from twisted.internet import defer
 from twisted.words.xish import domish
 from zope.interface import implementer
 
+from xmppd.c2s.hooks import BOUND
 from xmppd.events import Event
 from xmppd.interfaces import IPluginContext
 from xmppd.stanza import Stanza
@@ -147,6 +148,27 @@ class PluginContext(Registrations):
         service, remove = self.server.services.add(name, handler, title)
         self._undo.append(remove)
         return ServiceContext(service, self._undo)
+
+    # -- client sessions beyond their stanzas (xmppd.c2s.hooks)
+
+    def session_filters(self, hook: Callable, priority: int = 0) -> None:
+        """``hook(session)`` for every session bound from now on, to add its filters."""
+        self._undo.append(self.server.c2s_hooks.add_filter_hook(hook, priority))
+
+    def keep_sessions(self, keeper: Callable, priority: int = 0) -> None:
+        """``keeper(session)`` True keeps a session whose connection was lost."""
+        self._undo.append(self.server.c2s_hooks.add_keeper(keeper, priority))
+
+    def claim(self, namespace: str, name: str, handler: Callable,
+              states: tuple[str, ...] = (BOUND,)) -> None:
+        """``handler(element, stream)`` for a top-level non-stanza element."""
+        self._undo.append(self.server.c2s_hooks.claim(namespace, name, handler, states))
+
+    def attach_session(self, session, stream) -> None:
+        self.server.c2s_hooks.attach(session, stream)
+
+    def end_session(self, session, why: str = "hibernation ended") -> None:
+        self.server.c2s_hooks.end(session, why)
 
     # -- services between plugins
 

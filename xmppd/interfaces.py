@@ -116,6 +116,28 @@ class IPluginContext(Interface):
         """The generic store ``name`` of ``kind`` ('keyval', 'map' or 'archive'): an
         IKeyValStore, IMapStore or IArchiveStore; ValueError naming an unknown kind."""
 
+    def session_filters(hook, priority=0):
+        """Call ``hook(session)`` for every session bound from now on, to add filters with
+        ``session.filters.add(direction, fn, priority)``: ``fn(element, session)`` returns the
+        element, a replacement, or None (consumed or held; held ones go on later with
+        ``session.filters.pass_on``)."""
+
+    def keep_sessions(keeper, priority=0):
+        """On a connection lost without a close, ``keeper(session)`` returning True keeps the
+        session bound, routable and available until ``attach_session`` or ``end_session``."""
+
+    def claim(namespace, name, handler, states=("ready",)):
+        """``handler(element, stream)`` handles the top-level non-stanza element
+        {namespace}name in the given stream states (xmppd.c2s.hooks BEFORE_BIND, BOUND); one
+        plugin per element; unclaimed ones stay stream errors."""
+
+    def attach_session(session, stream):
+        """A new stream (same account, authenticated, not bound) takes over a kept session;
+        the old stream, if still open, gets <conflict/>; SESSION_RESUMED fires."""
+
+    def end_session(session, why="hibernation ended"):
+        """End a kept session for good, once: SESSION_CLOSED, then unavailable presence."""
+
     def close():
         """Remove every registration made through this context."""
 
@@ -134,6 +156,9 @@ class ISession(Interface):
     authenticated_by = Attribute("The SASL mechanism name that authenticated the stream.")
     peer = Attribute("The remote address as 'host:port', for admins.")
     started = Attribute("Bind time (POSIX seconds).")
+    filters = Attribute("Its SessionFilters (xmppd.c2s.filters), made on first use.")
+    hibernating = Attribute("True while a plugin keeps it after its connection was lost.")
+    ended = Attribute("True once SESSION_CLOSED was emitted for it.")
 
     def send(element):
         """Write one stanza (domish.Element) to the stream."""
@@ -175,6 +200,30 @@ class IRemoteRouter(Interface):
         """Send a stanza for a domain we do not host, or bounce it with an error."""
 
 
+class IClientHooks(Interface):
+    """What plugins hook into client sessions beyond their stanzas (xmppd.c2s.hooks)."""
+
+    hibernating = Attribute("The set of sessions kept after their connection was lost.")
+
+    def add_filter_hook(hook, priority=0):
+        """``hook(session)`` for every session bound from now on; returns the undo."""
+
+    def add_keeper(keeper, priority=0):
+        """``keeper(session)`` True keeps a session on a lost connection; returns the undo."""
+
+    def claim(namespace, name, handler, states):
+        """Claim a top-level non-stanza element in ``states``; returns the undo."""
+
+    def attach(session, stream):
+        """A new stream takes over a kept session."""
+
+    def end(session, why):
+        """End a session for good, once."""
+
+    def end_hibernated(why):
+        """End every kept session (at shutdown)."""
+
+
 class IServer(Interface):
     """The running server, as plugins and the admin API see it."""
 
@@ -183,6 +232,7 @@ class IServer(Interface):
     sessions = Attribute("The ISessionRegistry provider.")
     router = Attribute("The IRouter provider.")
     storage = Attribute("The IStorage provider.")
+    c2s_hooks = Attribute("The IClientHooks provider: session filters, keepers, claims.")
 
     def emit(event, *args):
         """Fire a server event to its listeners; returns a Deferred that fires when all are done."""

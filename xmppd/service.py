@@ -140,6 +140,7 @@ class XmppdService(service.MultiService):
         return [s for s in streams if not s.disconnected]
 
     def _close_streams(self) -> defer.Deferred:
+        self.server.c2s_hooks.end_hibernated()  # kept sessions end too: "server shutdown"
         for stream in self._open_streams():
             stream.close_stream("system-shutdown")
         deadline = self.reactor.seconds() + self.config.server.shutdown_timeout

@@ -7,7 +7,6 @@ from twisted.logger import globalLogPublisher
 
 from tests.unit.test_c2s_stream import PASSWORD, StreamTestCase
 from xmppd.c2s import filters
-from xmppd.c2s.hooks import hooks_of
 from xmppd.c2s.sessions import ClientSession
 
 MESSAGE = "<message to='{to}' type='chat' id='{id}'><body>{body}</body></message>"
@@ -43,7 +42,7 @@ class CountingTests(FilterTestCase):
             session.filters.add(filters.IN, counter("in"))
             session.filters.add(filters.OUT, counter("out"))
 
-        hooks_of(self.server).add_filter_hook(install)
+        self.server.c2s_hooks.add_filter_hook(install)
         alice, bob, _, _ = await self.two_sessions()
         alice.feed(PING)
         self.assertEqual([e["type"] for e in alice.elements()], ["result"])
@@ -55,7 +54,7 @@ class CountingTests(FilterTestCase):
 
     async def test_the_hook_undo_spares_later_sessions(self):
         seen = []
-        undo = hooks_of(self.server).add_filter_hook(seen.append)
+        undo = self.server.c2s_hooks.add_filter_hook(seen.append)
         undo()
         h = self.harness()
         await h.login("alice", PASSWORD, "laptop")

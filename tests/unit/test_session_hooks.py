@@ -9,7 +9,7 @@ from twisted.words.xish import domish
 from tests.unit.test_c2s_stream import PASSWORD, StreamTestCase
 from xmppd import events
 from xmppd.c2s import filters
-from xmppd.c2s.hooks import BEFORE_BIND, BOUND, hooks_of
+from xmppd.c2s.hooks import BEFORE_BIND, BOUND
 
 TEST_NS = "urn:example:sm"  # a stand-in for stream management's namespace
 MESSAGE = "<message to='{to}' type='chat' id='{id}'><body>{body}</body></message>"
@@ -29,7 +29,7 @@ class HookTestCase(StreamTestCase):
 
     @property
     def hooks(self):
-        return hooks_of(self.server)
+        return self.server.c2s_hooks
 
     def session_lines(self) -> list[str]:
         return [line for line in self.lines if line.startswith("session ")]

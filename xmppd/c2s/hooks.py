@@ -23,9 +23,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from twisted.words.xish import domish
+from zope.interface import implementer
 
 from xmppd import events, ns
 from xmppd.handlers import PrioritizedHandlers
+from xmppd.interfaces import IClientHooks
 from xmppd.logs import get_logger
 from xmppd.stream.xmlstream import CONNECTION_LOST, PEER_CLOSED
 
@@ -63,6 +65,7 @@ class Claim:
         self.states = states
 
 
+@implementer(IClientHooks)
 class ClientHooks:
     """The server's registry of session hooks, and the session lifecycle they act on.
 
@@ -209,15 +212,6 @@ class ClientHooks:
 
     def _since(self, session) -> float:
         return self.clock.seconds() - session.bound_at
-
-
-def hooks_of(server) -> ClientHooks:
-    """The server's ClientHooks. Until xmppd.server makes it (``server.c2s_hooks``), it is
-    made here on first use, so streams and tests work either way."""
-    hooks = getattr(server, "c2s_hooks", None)
-    if hooks is None:
-        hooks = server.c2s_hooks = ClientHooks(server.sessions, server.emit, server.reactor)
-    return hooks
 
 
 def format_duration(seconds: float) -> str:

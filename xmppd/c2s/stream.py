@@ -13,7 +13,7 @@ from twisted.internet.protocol import Factory
 from twisted.words.xish import domish
 
 from xmppd import events, ns
-from xmppd.c2s.hooks import BOUND, ClientHooks, describe_end, hooks_of
+from xmppd.c2s.hooks import BOUND, ClientHooks, describe_end
 from xmppd.c2s.sasl_exchange import SaslExchange
 from xmppd.c2s.sessions import ClientSession
 from xmppd.errors import StanzaError, StreamError
@@ -51,7 +51,7 @@ class ClientStream(XmlStream):
     def hooks(self) -> ClientHooks:
         """The server's session hooks; looked up when needed (at bind, on a claimed element,
         at the end), never on the stanza path."""
-        return hooks_of(self.server)
+        return self.server.c2s_hooks
 
     @property
     def state(self) -> str:

@@ -2,8 +2,8 @@
 sent meanwhile, and hands it to the stream that sends ``<resume previd='FULL-JID'/>`` after
 SASL (stream management reduced to the seams it needs).
 
-It registers through the server's ClientHooks directly, as the plugin context has no methods
-for them yet; the server ends its hibernated sessions when it stops.
+It registers through its plugin context only; the server ends its hibernated sessions when
+it stops.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from zope.interface import implementer
 
 from xmppd import events
 from xmppd.c2s import filters
-from xmppd.c2s.hooks import BEFORE_BIND, hooks_of
+from xmppd.c2s.hooks import BEFORE_BIND
 from xmppd.interfaces import IXmppdPlugin
 
 TEST_NS = "urn:example:sm"
@@ -26,12 +26,11 @@ class SessionKeeper:
     requires = ()
 
     def setup(self, ctx) -> None:
-        self.hooks = hooks_of(ctx.server)
+        self.ctx = ctx
         self.queues: dict = {}
-        self.hooks.add_filter_hook(self.install)
-        self.hooks.add_keeper(self.keep)
-        self.hooks.claim(TEST_NS, "resume", self.resume, states=(BEFORE_BIND,))
-        ctx.on(events.SERVER_STOPPING, self.hooks.end_hibernated)
+        ctx.session_filters(self.install)
+        ctx.keep_sessions(self.keep)
+        ctx.claim(TEST_NS, "resume", self.resume, states=(BEFORE_BIND,))
         ctx.on(events.SESSION_CLOSED, lambda session, polite: self.queues.pop(session, None))
 
     def install(self, session) -> None:
@@ -54,7 +53,7 @@ class SessionKeeper:
             stream.send(domish.Element((TEST_NS, "failed")))
             return
         session = kept[0]
-        self.hooks.attach(session, stream)
+        self.ctx.attach_session(session, stream)
         stream.send(domish.Element((TEST_NS, "resumed")))
         for queued in self.queues.pop(session):
             session.send(queued)
