@@ -194,7 +194,7 @@ class IRouter(Interface):
 
 
 class IRemoteRouter(Interface):
-    """The server-to-server layer as the router sees it (federation comes in a later issue)."""
+    """The server-to-server layer as the router sees it (xmppd.s2s.manager.S2SManager)."""
 
     def send(stanza):
         """Send a stanza for a domain we do not host, or bounce it with an error."""
