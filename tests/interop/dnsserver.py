@@ -190,9 +190,9 @@ def decode_zone(text: str) -> dict[str, list[Record]]:
 
 
 def ask(address: tuple[str, int], name: str, rtype: int, *, tcp: bool = False,
-        timeout: float = 2.0) -> dns.Message:
+        timeout: float = 2.0, recursion_desired: bool = True) -> dns.Message:
     """One query, the plain socket way, over UDP or TCP; for tests that check the server."""
-    query = dns.Message(id=int(time.monotonic_ns() & 0xFFFF), recDes=True)
+    query = dns.Message(id=int(time.monotonic_ns() & 0xFFFF), recDes=recursion_desired)
     query.queries = [dns.Query(name, rtype, dns.IN)]
     kind = socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as sock:

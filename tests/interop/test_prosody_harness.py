@@ -69,6 +69,15 @@ def test_dns_server_answers_srv_and_a_authoritatively(dns_server, tcp):
     assert not dns_server.asked("prosody.example", "AAAA", timeout=0)
 
 
+@pytest.mark.parametrize("recursion_desired", [True, False])
+@pytest.mark.parametrize("name", ["_xmpp-server._tcp.prosody.example", "elsewhere.example"])
+def test_dns_server_copies_recursion_desired_into_its_answers(dns_server, name,
+                                                               recursion_desired):
+    """RFC 1035 §4.1.1; Erlang's resolver (ejabberd) drops an answer that does not."""
+    answer = ask(dns_server.address, name, dns.SRV, recursion_desired=recursion_desired)
+    assert answer.recDes == recursion_desired
+
+
 def test_dns_server_says_nxdomain_outside_the_zone_and_nodata_where_names_exist(dns_server):
     assert ask(dns_server.address, "elsewhere.example", dns.A).rCode == dns.ENAME
     assert ask(dns_server.address, "_xmpp-server._tcp.elsewhere.example", dns.SRV
