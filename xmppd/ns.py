@@ -48,3 +48,6 @@ PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"  # XEP-0060 applicati
 PUBSUB_NODE_CONFIG = "http://jabber.org/protocol/pubsub#node_config"  # node config FORM_TYPE
 PUBSUB_PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"  # FORM_TYPE
 PUBSUB_META_DATA = "http://jabber.org/protocol/pubsub#meta-data"  # disco#info node FORM_TYPE
+VCARD = "vcard-temp"  # XEP-0054 vCards stored by the server
+VCARD_UPDATE = "vcard-temp:x:update"  # XEP-0153 avatar hash in presence
+PRIVATE = "jabber:iq:private"  # XEP-0049 private XML storage
