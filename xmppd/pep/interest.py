@@ -1,0 +1,69 @@
+# -*- test-case-name: tests.unit.test_pep_interest -*-
+"""Who wants which of an account's notifications (XEP-0163 §4.2, §4.3), kept in memory.
+
+For each account: the full JIDs whose available presence reached it (its contacts'
+resources, and its own resources' broadcasts) with the nodes each one's caps ask for.
+A JID whose caps are still being resolved is present with no nodes. Presence is the only
+source, so nothing here is read from storage; an unavailable presence, a closed session,
+a lost s2s link or a deleted account takes entries out again.
+"""
+
+from __future__ import annotations
+
+from xmppd.jid import JID
+
+# One account can be sent presence by at most this many resources at once: a peer cannot
+# make the table grow without end.
+MAX_PER_ACCOUNT = 5000
+
+
+class Interests:
+    """account (bare JID) -> {full JID: the nodes it wants notifications of}."""
+
+    def __init__(self, max_per_account: int = MAX_PER_ACCOUNT) -> None:
+        self._limit = max_per_account
+        self._tables: dict[JID, dict[JID, frozenset[str]]] = {}
+
+    def present(self, account: JID, jid: JID) -> bool:
+        table = self._tables.get(account)
+        return table is not None and jid in table
+
+    def nodes(self, account: JID, jid: JID) -> frozenset[str] | None:
+        table = self._tables.get(account)
+        return None if table is None else table.get(jid)
+
+    def set(self, account: JID, jid: JID, nodes: frozenset[str]) -> frozenset[str]:
+        """Record what ``jid`` wants now; returns the nodes it did not want before (the
+        ones whose last item it should get). Past the limit a new JID is not recorded."""
+        table = self._tables.setdefault(account, {})
+        before = table.get(jid)
+        if before is None and len(table) >= self._limit:
+            return frozenset()
+        table[jid] = nodes
+        return nodes - before if before is not None else nodes
+
+    def remove(self, account: JID, jid: JID) -> None:
+        table = self._tables.get(account)
+        if table is not None:
+            table.pop(jid, None)
+            if not table:
+                del self._tables[account]
+
+    def wanting(self, account: JID, node: str) -> list[JID]:
+        """The JIDs that want ``node``'s notifications of ``account``."""
+        table = self._tables.get(account)
+        if not table:
+            return []
+        return [jid for jid, nodes in table.items() if node in nodes]
+
+    def forget_account(self, account: JID) -> None:
+        self._tables.pop(account, None)
+
+    def forget_domain(self, domain: str) -> None:
+        """An s2s link went down: its entities' unavailable presence will never come."""
+        for account in list(self._tables):
+            table = self._tables[account]
+            for jid in [jid for jid in table if jid.host == domain]:
+                del table[jid]
+            if not table:
+                del self._tables[account]
