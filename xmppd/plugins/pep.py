@@ -63,7 +63,8 @@ class Pep:
         for namespace in (ns.PUBSUB, ns.PUBSUB_OWNER):
             for type in ("get", "set"):
                 ctx.iq(type, namespace, "pubsub", handlers.on_pubsub, to=("self", "bare"))
-        ctx.identity("pubsub", "pep", to="account")
+        kind = identity(pep=True)
+        ctx.identity(kind.category, kind.type, to="account")
         for feature in features(pep=True):
             ctx.feature(feature, to="account")
         ctx.disco_info(handlers.own_node_info, to="account")
