@@ -1,0 +1,27 @@
+"""What the vcard plugin offers other plugins (through ``ctx.provide``/``ctx.query``).
+
+Kept beside its implementation rather than in xmppd/interfaces.py while issue #12 is under
+way; it belongs there once the personal-data plugins settle.
+"""
+
+from __future__ import annotations
+
+from zope.interface import Attribute, Interface
+
+
+class IVCards(Interface):
+    """The accounts' stored vCards (XEP-0054), by bare JID."""
+
+    max_size = Attribute("The largest vCard accepted, in bytes of its XML.")
+
+    def get(account):
+        """Deferred firing the account's vCard (a fresh domish.Element) or None."""
+
+    def set(account, vcard):
+        """Store (or, for an empty <vCard/>, remove) the account's vCard; Deferred.
+        StanzaError not-acceptable (raised in the Deferred) when it is over max_size, or
+        bad-request when its PHOTO's BINVAL is not base64."""
+
+    def photo_hash(account):
+        """Deferred firing the XEP-0153 hash of the account's vCard photo (lower-case hex
+        SHA-1 of the image bytes), or None when it has no BINVAL photo."""
