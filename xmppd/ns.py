@@ -51,3 +51,4 @@ PUBSUB_META_DATA = "http://jabber.org/protocol/pubsub#meta-data"  # disco#info n
 VCARD = "vcard-temp"  # XEP-0054 vCards stored by the server
 VCARD_UPDATE = "vcard-temp:x:update"  # XEP-0153 avatar hash in presence
 PRIVATE = "jabber:iq:private"  # XEP-0049 private XML storage
+SM = "urn:xmpp:sm:3"  # XEP-0198 stream management (<enable/>, <r/>, <a/>, <resume/>, errors)
