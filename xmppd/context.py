@@ -14,6 +14,7 @@ from twisted.internet import defer
 from twisted.words.xish import domish
 from zope.interface import implementer
 
+from xmppd import ns
 from xmppd.c2s.hooks import BOUND
 from xmppd.events import Event
 from xmppd.interfaces import IPluginContext
@@ -88,18 +89,32 @@ class ServiceContext(Registrations):
 
 @implementer(IPluginContext)
 class PluginContext(Registrations):
-    """What one plugin may touch; every registration is recorded for ``close()``."""
+    """What one plugin may touch; every registration is recorded for ``close()``.
+
+    The server itself stays private: a plugin that could reach the router's tables or the
+    session registry could change what nothing undoes when it stops. What plugins need of
+    it is handed out here, the per-stanza parts as the server's own bound methods, so the
+    door costs no call on the hot paths (presence broadcast, message delivery):
+
+    - ``route(stanza, origin)``: route a Stanza the server made for one of its accounts
+      or domains (``origin`` None), sender and recipient already parsed;
+    - ``emit(event, *args)``: tell the other plugins (an xmppd.events constant);
+    - ``domains``: the hosts we serve; ``sessions``: the bound sessions, read-only.
+    """
 
     def __init__(self, name: str, config: Mapping, server) -> None:
         super().__init__(server.dispatcher,
                          {"host": server.features, "account": server.account_features}, [])
         self.name = name
         self.config = dict(config)
-        self.server = server
+        self._server = server
         self.server_config = server.config
         self.storage = server.storage
         self.reactor = server.reactor
+        self.domains: frozenset[str] = server.domains
         self.sessions = SessionsView(server.sessions)
+        self.route: Callable = server.router.route
+        self.emit: Callable = server.emit
         self._requests: set[defer.Deferred] = set()
 
     # -- typed options of [plugins.NAME], checked at setup: a bad value stops start-up
@@ -134,10 +149,20 @@ class PluginContext(Registrations):
         return f"[plugins.{self.name}] {name}: expected {expected}, got {value!r}"
 
     def on(self, event: Event, handler: Callable, priority: int = 0) -> None:
-        self._undo.append(self.server.events.on(event, handler, priority))
+        self._undo.append(self._server.events.on(event, handler, priority))
+
+    def serve_disco(self) -> None:
+        """Answer disco#info and disco#items for the hosts and for an account asking about
+        itself, from what every plugin declares (the disco plugin's one job)."""
+        for target, entity_name in (("host", "host"), ("self", "account")):
+            entity = self._entity(entity_name)
+            self.feature(ns.DISCO_INFO, to=entity_name)
+            self.feature(ns.DISCO_ITEMS, to=entity_name)
+            self.iq("get", ns.DISCO_INFO, "query", entity.on_info, to=target)
+            self.iq("get", ns.DISCO_ITEMS, "query", entity.on_items, to=target)
 
     def stream_feature(self, builder: Callable) -> None:
-        self._undo.append(self.server.stream_features.add(builder))
+        self._undo.append(self._server.stream_features.add(builder))
 
     def service(self, name: str, handler: Callable | None = None,
                 title: str | None = None) -> ServiceContext:
@@ -145,7 +170,7 @@ class PluginContext(Registrations):
         domain. ``handler(stanza, origin)`` gets what nothing registered on the service
         takes (a component); without one, the server answers its disco and refuses the
         rest. ValueError when a domain is already served."""
-        service, remove = self.server.services.add(name, handler, title)
+        service, remove = self._server.services.add(name, handler, title)
         self._undo.append(remove)
         return ServiceContext(service, self._undo)
 
@@ -153,32 +178,32 @@ class PluginContext(Registrations):
 
     def session_filters(self, hook: Callable, priority: int = 0) -> None:
         """``hook(session)`` for every session bound from now on, to add its filters."""
-        self._undo.append(self.server.c2s_hooks.add_filter_hook(hook, priority))
+        self._undo.append(self._server.c2s_hooks.add_filter_hook(hook, priority))
 
     def keep_sessions(self, keeper: Callable, priority: int = 0) -> None:
         """``keeper(session)`` True keeps a session whose connection was lost."""
-        self._undo.append(self.server.c2s_hooks.add_keeper(keeper, priority))
+        self._undo.append(self._server.c2s_hooks.add_keeper(keeper, priority))
 
     def claim(self, namespace: str, name: str, handler: Callable,
               states: tuple[str, ...] = (BOUND,)) -> None:
         """``handler(element, stream)`` for a top-level non-stanza element."""
-        self._undo.append(self.server.c2s_hooks.claim(namespace, name, handler, states))
+        self._undo.append(self._server.c2s_hooks.claim(namespace, name, handler, states))
 
     def attach_session(self, session, stream) -> None:
-        self.server.c2s_hooks.attach(session, stream)
+        self._server.c2s_hooks.attach(session, stream)
 
     def end_session(self, session, why: str = "hibernation ended") -> None:
-        self.server.c2s_hooks.end(session, why)
+        self._server.c2s_hooks.end(session, why)
 
     # -- services between plugins
 
     def provide(self, interface, provider) -> None:
-        self._undo.append(self.server.provide(interface, provider))
+        self._undo.append(self._server.provide(interface, provider))
 
     def query(self, interface):
         """The provider another plugin registered for ``interface``, or None; ask when it
         is needed, not at setup: the other plugin may load later, or be reloaded."""
-        return self.server.query(interface)
+        return self._server.query(interface)
 
     def open_store(self, name: str, kind: str):
         """A generic store of this server's storage; nothing to undo: the data outlives the
@@ -189,11 +214,11 @@ class PluginContext(Registrations):
 
     def send(self, element: domish.Element):
         """Route a stanza the plugin made; its 'from' must be one of our addresses."""
-        return self.server.router.send_from_server(element)
+        return self._server.router.send_from_server(element)
 
     def bounce(self, stanza: Stanza, condition: str, text: str | None = None) -> None:
         """Answer ``stanza`` with a stanza error (never an error to an error)."""
-        self.server.router.bounce(stanza, condition, text)
+        self._server.router.bounce(stanza, condition, text)
 
     def send_iq(self, element: domish.Element, timeout: float | None = None) -> defer.Deferred:
         """Send an IQ get/set and wait for its answer (xmppd.iq_tracker): fires with the
@@ -202,13 +227,13 @@ class PluginContext(Registrations):
         domain. Still waiting when the plugin stops: cancelled."""
         if not element.hasAttribute("from"):
             element["from"] = self._default_sender(element.getAttribute("to"))
-        d = self.server.router.iq_tracker.request(element, timeout)
+        d = self._server.router.iq_tracker.request(element, timeout)
         self._requests.add(d)
         d.addBoth(self._request_done, d)
         return d
 
     def _default_sender(self, to: str | None) -> str:
-        domains = self.server.domains
+        domains = self._server.domains
         host = (to or "").rpartition("@")[2].partition("/")[0]
         return host if host in domains else sorted(domains)[0]
 

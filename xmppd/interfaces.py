@@ -38,10 +38,14 @@ class IPluginContext(Interface):
     config = Attribute("The plugin's own config section, a dict (empty when absent).")
     storage = Attribute("The IStorage provider.")
     reactor = Attribute("The reactor.")
-    server = Attribute("The IServer provider.")
     server_config = Attribute("The server's validated xmppd.config.Config (read-only).")
     sessions = Attribute("The bound client sessions, read-only: get(full_jid), "
                          "resources(bare_jid), all().")
+    domains = Attribute("The domains we host, a frozenset.")
+    route = Attribute("route(stanza, origin): the router's own bound method, for a Stanza the "
+                      "server makes for one of its accounts or domains (origin None).")
+    emit = Attribute("emit(event, *args): tell every listener of an xmppd.events constant; "
+                     "a Deferred that fires when they are done.")
 
     def iq(type, namespace, element, handler, to="host", priority=0):
         """Handle IQs of ``type`` ('get'/'set') whose payload is ``{namespace}element``.
@@ -74,6 +78,10 @@ class IPluginContext(Interface):
 
     def identity(category, type, name=None, to="host"):
         """Advertise a disco#info identity, as ``feature``."""
+
+    def serve_disco():
+        """Answer disco#info and disco#items for the hosts and for accounts asking about
+        themselves, from every plugin's declarations (the disco plugin)."""
 
     def disco_info(provider, to="host"):
         """``provider(stanza, node)`` returns an xmppd.caps.DiscoInfo to add to disco#info

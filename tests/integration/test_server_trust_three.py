@@ -180,8 +180,8 @@ class RoguePeer:
             "stanza.type == 'error' else None, _route(stanza, origin))[1]")
 
     async def flood(self, count: int) -> None:
-        await self.manhole.run(f"_ = [send_presence(server, '{C}', '{A}', 'subscribe') "
-                               f"for _ in range({count})]")
+        await self.manhole.run(f"_ = [send_presence(server.router.route, '{C}', '{A}', "
+                               f"'subscribe') for _ in range({count})]")
 
     async def file_incident(self, to: str) -> None:
         await self.manhole.run(

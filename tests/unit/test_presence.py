@@ -121,11 +121,7 @@ class PresenceTestCase(TestCase):
         return defer.ensureDeferred(self._start())
 
     async def _start(self) -> None:
-        await self.fixture.start()
-        for user in ("alice", "bob", "carol"):
-            await self.fixture.add_user(user, PASSWORD)
         self.server = self.fixture.server
-        self.roster = self.server.query(IRoster)
         self.routed: list[Stanza] = []
         route = self.server.router.route
 
@@ -133,7 +129,12 @@ class PresenceTestCase(TestCase):
             self.routed.append(stanza)
             return route(stanza, origin)
 
+        # before the plugins load: their contexts hand out the router's route as it is then
         self.server.router.route = recording_route
+        await self.fixture.start()
+        for user in ("alice", "bob", "carol"):
+            await self.fixture.add_user(user, PASSWORD)
+        self.roster = self.server.query(IRoster)
 
     async def client(self, user: str, resource: str = "r", available: bool = True,
                      presence: str = "<presence/>") -> Client:

@@ -60,6 +60,9 @@ class FakeServer:
     def query(self, interface):
         return self._providers.get(interface)
 
+    def emit(self, event, *args):
+        return self.events.emit(event, *args)
+
 
 def load(server, enabled, sections=None, dirs=()):
     registry = PluginRegistry(server, enabled, sections or {}, dirs)
@@ -248,7 +251,6 @@ def test_teardown_runs_before_the_registrations_are_undone(tmp_path):
             seen = []
 
             def setup(self, ctx):
-                self.features = ctx.server.features
                 ctx.feature("urn:example:goodbye")
 
             def teardown(self):
@@ -259,6 +261,7 @@ def test_teardown_runs_before_the_registrations_are_undone(tmp_path):
     server = FakeServer()
     registry = load(server, ["goodbye_test"], dirs=[tmp_path])
     plugin = sys.modules["xmppd.plugins.goodbye_test_plugin"].goodbye
+    plugin.features = server.features  # what the plugin cannot reach: the test looks for it
     registry.unload()
     assert plugin.seen == [["urn:example:goodbye"]]
     assert server.features.features() == []

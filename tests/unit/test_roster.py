@@ -137,15 +137,15 @@ class RosterTestCase(TestCase):
     def capture_routes(self) -> list:
         """What the server routes on its own (origin None), e.g. presence to a removed contact."""
         routed = []
-        route = self.server.router.route
+        route = self.roster._route_stanza  # the context's route, bound at setup
 
         def capturing(stanza, origin):
             if origin is None and stanza.kind == "presence":
                 routed.append((stanza.type, stanza.sender.full(), stanza.recipient.full()))
             return route(stanza, origin)
 
-        self.server.router.route = capturing
-        self.addCleanup(setattr, self.server.router, "route", route)
+        self.roster._route_stanza = capturing
+        self.addCleanup(setattr, self.roster, "_route_stanza", route)
         return routed
 
 

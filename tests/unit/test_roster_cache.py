@@ -271,7 +271,7 @@ class ServiceCacheTests(TestCase):
     def setUp(self):
         self.server = FakeServer()
         self.store = OneAtATimeStore()
-        self.service = RosterService(self.server, self.store)
+        self.service = RosterService(self.server.sessions, self.server.route, self.store)
         self.session = type("Session", (), {"account": ALICE})()
         self.server.sessions.bound[ALICE] = [self.session]
 

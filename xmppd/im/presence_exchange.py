@@ -49,8 +49,14 @@ MAX_DIRECTED = 1000
 class PresenceExchange:
     """Who sees a local account's presence, and what local accounts see of others'."""
 
-    def __init__(self, server, roster: Callable[[], IRoster]) -> None:
-        self.server = server
+    def __init__(self, ctx, roster: Callable[[], IRoster]) -> None:
+        """``ctx``: the presence plugin's context (sessions, route, emit, domains); its
+        bound methods are kept, so a broadcast pays no look-up per recipient."""
+        self._emit = ctx.emit
+        self._route = ctx.route
+        self._resources = ctx.sessions.resources
+        self._session = ctx.sessions.get
+        self._domains = ctx.domains
         self._roster = roster  # looked up on use: the roster plugin may be reloaded
         self._directed: dict[object, set[JID]] = {}  # session -> its directed presence recipients
         self.remote_seen = RemotePresenceBook()
@@ -76,7 +82,7 @@ class PresenceExchange:
             if session.available:
                 session.send(request)  # §3.1.3: stored requests, at every initial presence
         if session.available:
-            await self.server.emit(events.RESOURCE_AVAILABLE, session)
+            await self._emit(events.RESOURCE_AVAILABLE, session)
 
     async def broadcast_unavailable(self, session, element: domish.Element | None = None) -> None:
         """Unavailable presence (§4.5.2), the client's own or, when ``element`` is None because
@@ -98,7 +104,7 @@ class PresenceExchange:
             if recipient.bare() not in reached:
                 self.route(readdressed(element, session.jid, recipient), session.jid, recipient)
         if was_available:
-            await self.server.emit(events.RESOURCE_UNAVAILABLE, session)
+            await self._emit(events.RESOURCE_UNAVAILABLE, session)
 
     def directed(self, session, element: domish.Element, recipient: JID) -> None:
         """Directed presence (§4.6): route it, and remember who must see it end.
@@ -139,7 +145,7 @@ class PresenceExchange:
 
         Called once per recipient of every broadcast: kept to one pass over the sessions."""
         shown = False
-        for session in self.server.sessions.resources(account):
+        for session in self._resources(account):
             if session.available:
                 session.send(element)
                 shown = True
@@ -149,7 +155,7 @@ class PresenceExchange:
     def deliver_to_resource(self, element: domish.Element, full_jid: JID,
                             sender: JID | None = None) -> None:
         """Presence for a full JID reaches that resource, or nobody (§8.5.3.2.2)."""
-        session = self.server.sessions.get(full_jid)
+        session = self._session(full_jid)
         if session is not None:
             session.send(element)
         shown = session is not None and session.available
@@ -175,12 +181,12 @@ class PresenceExchange:
 
     def available(self, account: JID) -> list:
         """The account's sessions that sent available presence."""
-        return [s for s in self.server.sessions.resources(account) if s.available]
+        return [s for s in self._resources(account) if s.available]
 
     def route(self, element: domish.Element, sender: JID, recipient: JID) -> None:
         """Send a stanza the server made for an account on its way (local or remote)."""
         stanza = Stanza(element, sender, recipient)
-        result = self.server.router.route(stanza, None)
+        result = self._route(stanza, None)
         if isinstance(result, defer.Deferred):
             result.addErrback(lambda failure: log.failure("routing {stanza!r} failed", failure,
                                                           stanza=stanza))
@@ -205,7 +211,7 @@ class PresenceExchange:
                      shown: bool) -> None:
         """Remember remote available presence an available account was shown; forget it at
         the remote entity's unavailable presence."""
-        if sender is None or sender.host in self.server.domains:
+        if sender is None or sender.host in self._domains:
             return
         type = element.getAttribute("type")
         if type == "unavailable":

@@ -97,9 +97,9 @@ class RemotePresenceBook:
 class LinkPresence:
     """What the presence plugin does when an s2s link to a domain goes down or comes up."""
 
-    def __init__(self, server, exchange: PresenceExchange,
+    def __init__(self, sessions, exchange: PresenceExchange,
                  max_lost_domains: int = MAX_LOST_DOMAINS) -> None:
-        self.server = server
+        self._sessions = sessions  # the plugin context's read-only view
         self._exchange = exchange
         self._max_lost = max_lost_domains
         self._lost: dict[str, None] = {}  # domains down since their last re-probe, oldest first
@@ -120,7 +120,7 @@ class LinkPresence:
         if domain not in self._lost:
             return
         del self._lost[domain]
-        accounts = {session.account for session in self.server.sessions.all()
+        accounts = {session.account for session in self._sessions.all()
                     if session.available}
         for account in sorted(accounts, key=JID.full):
             contacts = (await self._exchange.contacts(account)).subscriptions

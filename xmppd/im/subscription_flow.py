@@ -41,9 +41,9 @@ log = get_logger(__name__)
 class SubscriptionFlow:
     """Subscription stanzas sent by and to local accounts, one pair at a time."""
 
-    def __init__(self, server, roster: Callable[[], IRoster], exchange: PresenceExchange,
+    def __init__(self, users, roster: Callable[[], IRoster], exchange: PresenceExchange,
                  queue: KeyedQueue | None = None) -> None:
-        self.server = server
+        self._users = users  # IUserStore: is there such an account?
         self._roster = roster
         self._exchange = exchange
         self._queue = queue or KeyedQueue()
@@ -83,7 +83,7 @@ class SubscriptionFlow:
 
     async def _receive(self, account: JID, contact: JID, type: str,
                        element: domish.Element) -> None:
-        if not await self.server.storage.users.user_exists(account.user, account.host):
+        if not await self._users.user_exists(account.user, account.host):
             return
         if account in self._deleting:
             return

@@ -57,8 +57,8 @@ class IncidentPlugin:
     def setup(self, ctx) -> None:
         settings = read_settings(ctx, SETTINGS)
         limiter = RateLimiter(settings["rate_limit"], settings["rate_period"], ctx.reactor.seconds)
-        reports = IncidentReports(ctx.server, ctx.storage.incidents, limiter,
-                                  AdminNotifier(ctx.server, "Incident report"))
+        reports = IncidentReports(ctx, ctx.storage.incidents, limiter,
+                                  AdminNotifier(ctx, "Incident report"))
         ctx.feature(ns.INCIDENT)
         ctx.iq("set", ns.INCIDENT, "report", reports.on_report)
         for type, element in (("get", "inquiry"), ("get", "request"), ("set", "response")):
@@ -68,14 +68,14 @@ class IncidentPlugin:
 
 @implementer(IIncidentReports)
 class IncidentReports:
-    def __init__(self, server, store, limiter: RateLimiter, notify) -> None:
-        self.server = server
+    def __init__(self, ctx, store, limiter: RateLimiter, notify) -> None:
+        self.ctx = ctx  # the plugin's context: query, route, domains, reactor, server_config
         self.store = store
         self.limiter = limiter
         self.notify = notify
 
     def _trust(self) -> IServerTrust:
-        trust = self.server.query(IServerTrust)
+        trust = self.ctx.query(IServerTrust)
         if trust is None:
             raise RuntimeError("incident reports need the server_trust plugin's IServerTrust")
         return trust
@@ -95,16 +95,16 @@ class IncidentReports:
 
     async def _send_all(self, buddies, description, offenders, severity) -> list[str]:
         incident_id = str(uuid.uuid4()).upper()
-        now = self.server.reactor.seconds()
-        admins = self.server.config.server.admins
+        now = self.ctx.reactor.seconds()
+        admins = self.ctx.server_config.server.admins
         for local, peer in buddies:
             report = build_report(local, incident_id, description, now, admins, offenders,
                                   severity)
             await self.store.add_incident(IncidentRecord(
                 "sent", local, peer, incident_id, description, stanza_to_text(report), now))
             sender, recipient = parse_jid(local), parse_jid(peer)
-            self.server.router.route(Stanza(_iq_set(sender, recipient, report), sender,
-                                            recipient), None)
+            self.ctx.route(Stanza(_iq_set(sender, recipient, report), sender, recipient),
+                           None)
         peers = sorted({peer for _, peer in buddies})
         log.info("incident {id} reported to {count} trusted buddies: {peers}", id=incident_id,
                  count=len(peers), peers=", ".join(peers) or "none")
@@ -123,7 +123,7 @@ class IncidentReports:
         local = stanza.recipient.host
         record = IncidentRecord("received", local, peer, summary.incident_id,
                                 summary.description, stanza_to_text(payload),
-                                self.server.reactor.seconds())
+                                self.ctx.reactor.seconds())
         d = self.store.add_incident(record)
 
         def kept(id: int) -> None:
@@ -140,8 +140,8 @@ class IncidentReports:
     def _buddy(self, stanza: Stanza) -> str:
         """The sending peer's domain, if it is a trusted buddy; else ``forbidden``, logged."""
         sender = stanza.sender
-        trust = self.server.query(IServerTrust)
-        if (is_bare_domain(sender) and sender.host not in self.server.domains
+        trust = self.ctx.query(IServerTrust)
+        if (is_bare_domain(sender) and sender.host not in self.ctx.domains
                 and trust is not None and trust.is_trusted_buddy(sender.host)):
             return sender.host
         log.warn("incident: refused <{element}/> from {sender}: not a trusted server buddy",

@@ -42,7 +42,7 @@ class Offline:
     def setup(self, ctx) -> None:
         reject_unknown_keys(ctx, ("max_messages",))
         max_messages = ctx.option_int("max_messages", DEFAULT_MAX_MESSAGES, minimum=0)
-        messages = OfflineMessages(ctx.server, max_messages)
+        messages = OfflineMessages(ctx, max_messages)
         ctx.provide(IOfflineDelivery, messages)
         ctx.on(events.RESOURCE_AVAILABLE, messages.resource_available)
         if max_messages:
@@ -53,9 +53,11 @@ class Offline:
 class OfflineMessages:
     """Stores messages for offline accounts and delivers them when a resource comes online."""
 
-    def __init__(self, server, max_messages: int) -> None:
-        self.server = server
-        self.storage = server.storage.offline
+    def __init__(self, ctx, max_messages: int) -> None:
+        """``ctx``: the plugin's context (storage, reactor, read-only sessions)."""
+        self.storage = ctx.storage.offline
+        self._seconds = ctx.reactor.seconds
+        self._session = ctx.sessions.get
         self.max_messages = max_messages
         self._delivering: set[JID] = set()  # accounts whose delivery is under way
 
@@ -72,7 +74,7 @@ class OfflineMessages:
         if not worth_storing(stanza.element):
             log.debug("not keeping a notification for offline {jid}", jid=recipient)
             return defer.succeed(True)
-        seconds = self.server.reactor.seconds()
+        seconds = self._seconds()
         element = _with_delay(stanza, recipient.host, _xep0082_stamp(seconds))
         xml = stanza_to_text(element)
         d = self.storage.store(recipient.user, recipient.host, xml, seconds, self.max_messages)
@@ -109,7 +111,7 @@ class OfflineMessages:
 
     def _still_bound(self, session) -> bool:
         """A session unbound while we read the database would drop what we send it."""
-        return session.jid is not None and self.server.sessions.get(session.jid) is session
+        return session.jid is not None and self._session(session.jid) is session
 
     def _done(self, result, account: JID):
         self._delivering.discard(account)

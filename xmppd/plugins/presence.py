@@ -54,7 +54,7 @@ class Presence:
 
     def setup(self, ctx) -> None:
         reject_unknown_keys(ctx, ())
-        handlers = PresenceHandlers(ctx.server)
+        handlers = PresenceHandlers(ctx)
         for type in BROADCAST_TYPES:
             ctx.stanza("presence", type, "outgoing", handlers.on_client_presence)
             ctx.stanza("presence", type, "bare", handlers.on_presence_to_account)
@@ -77,15 +77,15 @@ class Presence:
 class PresenceHandlers:
     """The handlers of one loaded plugin: they own its per-session and per-pair state."""
 
-    def __init__(self, server) -> None:
-        self.server = server
+    def __init__(self, ctx) -> None:
+        self._query = ctx.query
         self.queue = KeyedQueue()
-        self.exchange = PresenceExchange(server, self._roster)
-        self.flow = SubscriptionFlow(server, self._roster, self.exchange, self.queue)
-        self.links = LinkPresence(server, self.exchange)
+        self.exchange = PresenceExchange(ctx, self._roster)
+        self.flow = SubscriptionFlow(ctx.storage.users, self._roster, self.exchange, self.queue)
+        self.links = LinkPresence(ctx.sessions, self.exchange)
 
     def _roster(self) -> IRoster:
-        roster = self.server.query(IRoster)
+        roster = self._query(IRoster)
         if roster is None:
             raise RuntimeError("the presence plugin needs the roster plugin's IRoster")
         return roster

@@ -215,7 +215,7 @@ class Roster:
     def setup(self, ctx) -> None:
         reject_unknown_keys(ctx, ("max_items",))
         max_items = ctx.option_int("max_items", DEFAULT_MAX_ITEMS, minimum=1)
-        service = RosterService(ctx.server, ctx.storage.roster, max_items)
+        service = RosterService(ctx.sessions, ctx.route, ctx.storage.roster, max_items)
         ctx.iq("get", ns.ROSTER, "query", service.on_get, to="bare")
         ctx.iq("set", ns.ROSTER, "query", service.on_set, to="bare")
         # after the other listeners: the presence plugin's unavailable broadcast still finds
@@ -230,8 +230,10 @@ class Roster:
 class RosterService:
     """One server's rosters: the IQ handlers, the pushes and the IRoster service."""
 
-    def __init__(self, server, store, max_items: int = DEFAULT_MAX_ITEMS) -> None:
-        self.server = server
+    def __init__(self, sessions, route: Callable, store,
+                 max_items: int = DEFAULT_MAX_ITEMS) -> None:
+        self._resources = sessions.resources  # sessions: read-only, as plugins see them
+        self._route_stanza = route  # the server's route(stanza, origin)
         self.store = store  # IRosterStore
         self.max_items = max_items
         self.locks = KeyedQueue()  # per account: read-modify-write of a roster is atomic
@@ -316,7 +318,7 @@ class RosterService:
         if state.has_from or state.pending_in:
             self._route(presence("unsubscribed", account, contact))
         if state.has_from:
-            for session in self.server.sessions.resources(account):
+            for session in self._resources(account):
                 if session.available:
                     self._route(presence("unavailable", session.jid, contact))
 
@@ -392,7 +394,7 @@ class RosterService:
         return self.locks.run(account, lambda: defer.ensureDeferred(work(*args)))
 
     def _online(self, account: JID) -> bool:
-        return bool(self.server.sessions.resources(account))
+        return bool(self._resources(account))
 
     def _roster(self, account: JID) -> defer.Deferred:
         """Deferred firing the CachedRoster of bare JID ``account``, from memory if it can."""
@@ -437,12 +439,12 @@ class RosterService:
             raise StanzaError("not-allowed", "roster is full")
 
     def _push(self, account: JID, version: int, item: domish.Element) -> None:
-        for session in self.server.sessions.resources(account):
+        for session in self._resources(account):
             if session in self.interested:
                 session.send(roster_push(session.jid, version, item))
 
     def _route(self, stanza: Stanza) -> None:
-        result = self.server.router.route(stanza, None)
+        result = self._route_stanza(stanza, None)
         if isinstance(result, defer.Deferred):
             result.addErrback(lambda failure: log.failure("routing {stanza!r} failed", failure,
                                                           stanza=stanza))

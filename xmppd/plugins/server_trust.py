@@ -20,6 +20,8 @@ max_pending (100).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from zope.interface import implementer
 
 from xmppd import events, ns
@@ -48,14 +50,13 @@ class ServerTrustPlugin:
 
     def setup(self, ctx):
         settings = read_settings(ctx, SETTINGS)
-        server = ctx.server
         trust = ServerTrust(
-            ctx.storage.server_roster, server.config.server.domains,
-            send=lambda local, peer, type: send_presence(server, local, peer, type),
-            notify=AdminNotifier(server, "Server trust"), now=ctx.reactor.seconds,
+            ctx.storage.server_roster, ctx.server_config.server.domains,
+            send=lambda local, peer, type: send_presence(ctx.route, local, peer, type),
+            notify=AdminNotifier(ctx, "Server trust"), now=ctx.reactor.seconds,
             max_pending=settings["max_pending"])
         limiter = RateLimiter(settings["rate_limit"], settings["rate_period"], ctx.reactor.seconds)
-        handlers = SubscriptionHandlers(server, trust, limiter)
+        handlers = SubscriptionHandlers(ctx.domains, trust, limiter)
         for type in SUBSCRIPTION_TYPES:
             ctx.stanza("presence", type, "host", handlers.on_subscription)
         ctx.stanza("presence", "error", "host", handlers.on_error)
@@ -70,8 +71,9 @@ class ServerTrustPlugin:
 class SubscriptionHandlers:
     """Sorts subscription presence sent to one of our domains: server buddies or not."""
 
-    def __init__(self, server, trust: ServerTrust, limiter: RateLimiter) -> None:
-        self.server = server
+    def __init__(self, domains: frozenset[str], trust: ServerTrust,
+                 limiter: RateLimiter) -> None:
+        self.domains = domains  # ours
         self.trust = trust
         self.limiter = limiter
 
@@ -98,7 +100,7 @@ class SubscriptionHandlers:
     def _from_a_peer(self, stanza: Stanza) -> bool:
         """From a remote bare domain to one of ours: not a user's stanza, nor our own."""
         return (is_bare_domain(stanza.sender) and is_bare_domain(stanza.recipient)
-                and stanza.sender.host not in self.server.domains)
+                and stanza.sender.host not in self.domains)
 
     def _within_limit(self, peer: str) -> bool:
         over = self.limiter.hit(peer)
@@ -117,10 +119,11 @@ def _condition(stanza: Stanza) -> str:
     return "no condition given"
 
 
-def send_presence(server, local: str, peer: str, type: str) -> None:
-    """Send <presence from='local' to='peer' type='...'/> through federation."""
+def send_presence(route: Callable, local: str, peer: str, type: str) -> None:
+    """Send <presence from='local' to='peer' type='...'/> through federation; ``route`` is
+    the plugin context's (or, in the manhole, ``server.router.route``)."""
     sender, recipient = parse_jid(local), parse_jid(peer)
-    server.router.route(Stanza(make_presence(type, sender, recipient), sender, recipient), None)
+    route(Stanza(make_presence(type, sender, recipient), sender, recipient), None)
 
 
 server_trust = ServerTrustPlugin()

@@ -21,18 +21,18 @@ log = get_logger(__name__)
 class AdminNotifier:
     """Callable as ``notify(local, text)``; ``subject`` names the matter in logs and messages."""
 
-    def __init__(self, server, subject: str) -> None:
-        self.server = server
+    def __init__(self, ctx, subject: str) -> None:
+        self.ctx = ctx  # the plugin's context: the admins from its server_config, route
         self.subject = subject
 
     def __call__(self, local: str, text: str) -> None:
-        admins = self.server.config.server.admins
+        admins = self.ctx.server_config.server.admins
         log.info("{subject}: {text} (told {count} admin(s))", subject=self.subject, text=text,
                  count=len(admins))
         sender = parse_jid(local)
         for admin in admins:
             message = admin_message(sender, admin, self.subject, text)
-            self.server.router.route(Stanza(message, sender, admin), None)
+            self.ctx.route(Stanza(message, sender, admin), None)
 
 
 def admin_message(sender, recipient, subject: str, text: str) -> domish.Element:
