@@ -9,7 +9,7 @@ from twisted.words.xish import domish
 
 from tests.plugin_case import PluginServerCase
 from xmppd import ns
-from xmppd.caps import Caps, DiscoInfo, Identity
+from xmppd.caps import Caps, DiscoInfo, Identity, find_caps, verify
 from xmppd.im.subscription import SubState
 from xmppd.interfaces import IRoster
 from xmppd.jid import parse_jid
@@ -255,3 +255,15 @@ class NotifyTest(PepTestCase):
         event = await wait_for(tablet, event_of(TUNE))
         self.assertIn("Mine", event.toXml())
 
+
+
+class ServerCapsTest(PepTestCase):
+    async def test_stream_feature_and_disco_of_the_caps_node(self):
+        await pep.server_caps.refresh()  # what SERVER_STARTED does
+        alice = await self.client("alice", "phone")
+        caps = find_caps(alice.bind_features)
+        self.assertIsNotNone(caps)
+        alice.feed(f"<iq type='get' id='d1' to='localhost'>"
+                   f"<query xmlns='{ns.DISCO_INFO}' node='{caps.disco_node}'/></iq>")
+        answer = await wait_for(alice, iq_answer("d1"))
+        self.assertTrue(verify(caps, answer.children[0]))

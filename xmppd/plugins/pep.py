@@ -15,6 +15,9 @@ Decisions worth knowing:
   the account's own disco (the disco plugin's account entity) gets the same declarations.
   The features are those the core implements (xmppd.pubsub.discovery), which is the list
   clients such as Monal look for before they use PEP at all.
+* The server advertises its own caps (XEP-0115 §6.3): ``<c/>`` in the stream features and
+  the disco#info of its ``node#ver`` (xmppd.pep.server_caps); PEP is what makes caps
+  matter, so they are advertised here.
 * The account's nodes live in generic stores owned by its bare JID, so deleting the
   account deletes them; only the in-memory tables are cleared here.
 """
@@ -38,6 +41,7 @@ from xmppd.pep.interest import Interests
 from xmppd.pep.notify import Notifier
 from xmppd.pep.options import LIMIT_KEYS, limits_of
 from xmppd.pep.roster import roster_relationship
+from xmppd.pep.server_caps import ServerCaps
 from xmppd.plugins._config import reject_unknown_keys
 from xmppd.pubsub import PubSub
 from xmppd.pubsub.discovery import features, identity, node_info, node_items
@@ -79,6 +83,11 @@ class Pep:
         ctx.on(events.SESSION_CLOSED, handlers.on_session_closed)
         ctx.on(events.USER_DELETED, handlers.on_user_deleted)
         ctx.on(events.S2S_LINK_DOWN, handlers.interests.forget_domain)
+        server_caps = ServerCaps(ctx.send_iq, ctx.server_config.server.domains)
+        self.server_caps = server_caps
+        ctx.stream_feature(server_caps.stream_feature)
+        ctx.disco_info(server_caps.node_info)
+        ctx.on(events.SERVER_STARTED, lambda: defer.ensureDeferred(server_caps.refresh()))
 
     def teardown(self) -> None:
         self._handlers.stop()
