@@ -57,3 +57,6 @@ FORWARD = "urn:xmpp:forward:0"  # XEP-0297 stanza forwarding (inside carbons, MA
 CSI = "urn:xmpp:csi:0"  # XEP-0352 client state indication (<active/>, <inactive/>)
 BLOCKING = "urn:xmpp:blocking"  # XEP-0191 blocking command (<blocklist/>, <block/>, ...)
 BLOCKING_ERRORS = "urn:xmpp:blocking:errors"  # XEP-0191 §3.5 <blocked/> in an error
+MAM = "urn:xmpp:mam:2"  # XEP-0313 message archive management (<query/>, <result/>, <fin/>)
+MAM_EXTENDED = "urn:xmpp:mam:2#extended"  # XEP-0313 §6.1.4: before-id, after-id, ids, flips
+STANZA_ID = "urn:xmpp:sid:0"  # XEP-0359 <stanza-id/> (the archive's id) and <origin-id/>
