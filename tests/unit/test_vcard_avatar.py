@@ -9,6 +9,12 @@ from twisted.words.xish import domish
 
 from tests.personal_case import PNG_SHA1, PersonalCase, photo_xml, vcard_xml
 from xmppd import ns
+from xmppd.jid import parse_jid
+from xmppd.personal.interfaces import IVCards
+from xmppd.plugins.avatar_hash import avatar_hash
+from xmppd.stanza import Stanza
+
+ALICE = parse_jid("alice@localhost")
 
 
 def photos(presence: domish.Element) -> list[str]:
@@ -75,3 +81,12 @@ class AvatarHashTests(PersonalCase):
         await self.fixture.registry.load()
         presence = await self.send_presence(alice, "<presence/>")
         self.assertEqual(photos(presence), [PNG_SHA1])
+
+    async def test_a_hash_in_memory_adds_no_wait_to_presence(self):
+        alice = await self.client("alice", "phone")
+        await self.ask(alice, "set", vcard_xml(photo_xml()))
+        await self.server.query(IVCards).photo_hash(ALICE)
+        element = domish.Element((ns.CLIENT, "presence"))
+        stanza = Stanza(element, parse_jid("alice@localhost/phone"), None)
+        self.assertIsNone(avatar_hash.on_presence(stanza, alice.stream.session))  # go on now
+        self.assertEqual(photos(element), [PNG_SHA1])

@@ -27,7 +27,7 @@ from twisted.internet import defer
 from twisted.words.xish import domish
 from zope.interface import implementer
 
-from xmppd import ns
+from xmppd import events, ns
 from xmppd.interfaces import IXmppdPlugin
 from xmppd.logs import get_logger
 from xmppd.personal.interfaces import IVCards
@@ -49,6 +49,14 @@ class AvatarHash:
         reject_unknown_keys(ctx, ())
         self.ctx = ctx
         ctx.stanza("presence", "available", "outgoing", self.on_presence, PRIORITY)
+        ctx.on(events.SESSION_BOUND, self.on_bound)
+
+    def on_bound(self, session) -> None:
+        """Read the hash while the client fetches its roster, so that its first presence
+        finds it in memory and goes on without waiting for storage."""
+        vcards = self.ctx.query(IVCards)
+        if vcards is not None:
+            vcards.photo_hash(session.jid.bare()).addErrback(_lookup_failed)
 
     def on_presence(self, stanza: Stanza, session) -> defer.Deferred | None:
         update = _update_child(stanza.element)
@@ -59,7 +67,7 @@ class AvatarHash:
             return None
         d = vcards.photo_hash(stanza.sender.bare())
         d.addCallbacks(add_photo_hash, _lookup_failed, (stanza.element, update))
-        return d
+        return None if d.called else d  # a hash in memory: the presence goes on at once
 
 
 def add_photo_hash(digest: str | None, presence: domish.Element,
