@@ -9,7 +9,7 @@ over an account's sessions per message: it is on the benchmarked path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from twisted.internet import defer
 
@@ -68,7 +68,8 @@ class MessageDelivery:
         return True
 
     def _to_account(self, stanza: Stanza, account: JID):
-        chosen = self._recipients(account, self.deliver_to_all or stanza.type == "headline")
+        chosen = recipients(self.sessions.resources(account),
+                            self.deliver_to_all or stanza.type == "headline")
         if chosen:
             element = stanza.element
             for session in chosen:
@@ -77,24 +78,6 @@ class MessageDelivery:
         if stanza.type == "headline":
             return True  # headlines are not kept (§8.5.2.2.1)
         return self._store_offline(stanza)
-
-    def _recipients(self, account: JID, everyone: bool) -> list:
-        """§8.5.2.1.1: the available resources of non-negative priority; unless
-        ``everyone``, only those of the highest priority. One pass, on every message."""
-        chosen: list = []
-        top = 0
-        for session in self.sessions.resources(account):
-            if not session.available:
-                continue
-            priority = session.priority
-            if priority < 0:
-                continue
-            if everyone or (chosen and priority == top):
-                chosen.append(session)
-            elif not chosen or priority > top:
-                chosen = [session]
-                top = priority
-        return chosen
 
     def _store_offline(self, stanza: Stanza):
         offline = self.query(IOfflineDelivery)
@@ -114,3 +97,40 @@ class MessageDelivery:
             return True
 
         return d.addCallbacks(stored, failed)
+
+
+def recipients(resources: Iterable, everyone: bool) -> list:
+    """§8.5.2.1.1: of an account's ``resources``, the available ones of non-negative
+    priority; unless ``everyone``, only those of the highest priority. Public so that
+    plugins that must know who gets a message to a bare JID (carbons) ask the same rule
+    instead of copying it. One pass, on every message."""
+    chosen: list = []
+    top = 0
+    for session in resources:
+        if not session.available:
+            continue
+        priority = session.priority
+        if priority < 0:
+            continue
+        if everyone or (chosen and priority == top):
+            chosen.append(session)
+        elif not chosen or priority > top:
+            chosen = [session]
+            top = priority
+    return chosen
+
+
+def message_recipients(sessions, stanza: Stanza, deliver_to_all: bool = False) -> list:
+    """The sessions MessageDelivery hands ``stanza`` (a message to one of our accounts) to,
+    by the same rules as ``to_full`` and ``to_bare``, without delivering: for plugins that
+    act on the account's other sessions (carbons). Empty when it would be stored offline or
+    refused."""
+    recipient = stanza.recipient
+    if recipient.resource is not None:
+        session = sessions.get(recipient)
+        if session is not None:
+            return [session]
+    if stanza.type not in STORABLE:
+        return []
+    return recipients(sessions.resources(recipient.bare()),
+                      deliver_to_all or stanza.type == "headline")
