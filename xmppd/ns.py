@@ -60,3 +60,5 @@ BLOCKING_ERRORS = "urn:xmpp:blocking:errors"  # XEP-0191 §3.5 <blocked/> in an 
 MAM = "urn:xmpp:mam:2"  # XEP-0313 message archive management (<query/>, <result/>, <fin/>)
 MAM_EXTENDED = "urn:xmpp:mam:2#extended"  # XEP-0313 §6.1.4: before-id, after-id, ids, flips
 STANZA_ID = "urn:xmpp:sid:0"  # XEP-0359 <stanza-id/> (the archive's id) and <origin-id/>
+RECEIPTS = "urn:xmpp:receipts"  # XEP-0184 message delivery receipts
+CHAT_MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333 displayed markers
