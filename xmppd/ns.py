@@ -62,3 +62,4 @@ MAM_EXTENDED = "urn:xmpp:mam:2#extended"  # XEP-0313 §6.1.4: before-id, after-i
 STANZA_ID = "urn:xmpp:sid:0"  # XEP-0359 <stanza-id/> (the archive's id) and <origin-id/>
 RECEIPTS = "urn:xmpp:receipts"  # XEP-0184 message delivery receipts
 CHAT_MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333 displayed markers
+XDATA_VALIDATE = "http://jabber.org/protocol/xdata-validate"  # XEP-0122 (MAM's open ids field)
