@@ -1,0 +1,78 @@
+# -*- test-case-name: tests.unit.test_mam_stanza_ids -*-
+"""XEP-0359 stanza ids on the message path: what the archive keeps, forged ids removed, ours
+added.
+
+A ``<stanza-id by='alice@example.org' id='…'/>`` tells alice's clients under which id her
+archive holds the message, and clients trust it to deduplicate and to page from (XEP-0359 §5:
+"the entity which set the id"). A sender who could put one there could hide a message behind
+another's id, so every stanza-id that claims to be by the recipient's account or by one of our
+domains is removed before anything else sees the message (XEP-0359 §4: the server MUST
+remove such elements). A client's ``<origin-id/>`` is its own and is kept: it never replaces
+ours.
+
+Stanzas are never edited in place: the element may still be on its way elsewhere (the sender's
+archive has serialized it, a carbon may hold it). A copy of the top element shares the
+children, read-only, which is all a replacement needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+from twisted.words.xish import domish
+
+from xmppd import ns
+from xmppd.im.worth_storing import worth_storing
+from xmppd.jid import InvalidJID, parse_jid
+from xmppd.stanza import Stanza
+
+
+def archivable(element: domish.Element) -> bool:
+    """What XEP-0313 §5.1.1 asks an archive to keep: what offline storage keeps (a body, an
+    encrypted payload, an invitation, a <store/> hint; normal and chat only, so never a
+    groupchat or headline), unless the sender said <no-store/> or <no-permanent-store/>
+    (XEP-0334 §5)."""
+    if not worth_storing(element):
+        return False
+    return not any(child.uri == ns.HINTS and child.name == "no-permanent-store"
+                   for child in element.elements())
+
+
+def without_forged_ids(stanza: Stanza, protected: Collection[str]) -> Stanza | None:
+    """A copy of ``stanza`` without the stanza-ids whose 'by' (prepared) is in ``protected``
+    (bare JIDs and domains); None when it has none, the usual case, which allocates nothing."""
+    element = stanza.element
+    forged = [child for child in element.elements() if _is_forged(child, protected)]
+    if not forged:
+        return None
+    kept = [child for child in element.children if not any(child is each for each in forged)]
+    return Stanza(_copy(element, kept), stanza.sender, stanza.recipient)
+
+
+def with_stanza_id(stanza: Stanza, entry_id: str, by: str) -> Stanza:
+    """A copy of ``stanza`` with our ``<stanza-id by=… id=…/>`` added (XEP-0359 §4)."""
+    element = stanza.element
+    stanza_id = domish.Element((ns.STANZA_ID, "stanza-id"))
+    stanza_id["by"] = by
+    stanza_id["id"] = entry_id
+    return Stanza(_copy(element, [*element.children, stanza_id]), stanza.sender,
+                  stanza.recipient)
+
+
+def _is_forged(child: domish.Element, protected: Collection[str]) -> bool:
+    if child.name != "stanza-id" or child.uri != ns.STANZA_ID:
+        return False
+    by = child.getAttribute("by")
+    if by is None:
+        return False
+    try:
+        return parse_jid(by).full() in protected
+    except InvalidJID:
+        return False  # not an address at all: nobody's archive, so nobody's to protect
+
+
+def _copy(original: domish.Element, children: Iterable) -> domish.Element:
+    copy = domish.Element((original.uri, original.name), original.defaultUri,
+                          dict(original.attributes), dict(original.localPrefixes or {}))
+    copy.children = list(children)
+    return copy
