@@ -1,0 +1,330 @@
+# -*- test-case-name: tests.unit.test_sm_manager -*-
+"""Stream management for the sessions of one server: enable, acks, hibernate, resume, end.
+
+A session pays nothing until its client sends ``<enable/>``: only then does it get its two
+filters, closest to the wire (IN at +1000 counts what the client sent before anything can
+hold or drop it; OUT at -1000 queues what is written to it after every other filter).
+
+- Acks: the client's ``<r/>`` is answered at once with the count of stanzas it sent; the
+  stream handles elements in order and waits for each stanza's work (a durable offline
+  write, say), so that ``<a/>`` promises only what is done and survives even a SIGKILL.
+  The server asks for acks itself, coalesced: one ``<r/>`` outstanding at a time, sent
+  ``request_delay`` seconds after the first unacknowledged stanza, or in the same reactor
+  turn once ``request_after`` are waiting.
+- Hibernation: a resumable session whose connection is lost without a close stays bound
+  and available (xmppd.c2s.hooks), queueing what it is sent, for ``timeout`` seconds
+  (the shorter of ours and the client's ``max``).
+- Resumption: ``<resume previd h/>`` after SASL, on a stream of the same account, takes the
+  session over (its old stream, if still open, gets ``<conflict/>``) and sends again what
+  the client did not acknowledge. An id that is unknown, expired or another account's
+  is ``item-not-found``, the same answer for all three so ids cannot be probed.
+- The end: a session that ends for good (timeout, a polite close, a stream error, a kick)
+  hands its unacknowledged messages to offline storage (IOfflineDelivery) with the time
+  they were first sent; a message storage refuses, and an IQ request, goes back to its
+  sender as ``recipient-unavailable``; presence is dropped (the presence plugin tells
+  contacts the session is gone).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from twisted.words.xish import domish
+
+from xmppd.c2s import filters
+from xmppd.c2s.hooks import format_duration
+from xmppd.errors import StreamError
+from xmppd.interfaces import IOfflineDelivery
+from xmppd.jid import JID, InvalidJID, parse_jid
+from xmppd.logs import get_logger
+from xmppd.sm.counter import OutboundQueue, increment, parse_h
+from xmppd.sm.elements import delayed, failed, sm_element
+from xmppd.stanza import Stanza
+
+log = get_logger(__name__)
+
+IN_PRIORITY = 1000  # first to see what the client sent
+OUT_PRIORITY = -1000  # last before the wire: counts only what is really written
+REMEMBERED_IDS = 10_000  # ended resumable sessions whose final 'h' a <failed/> may tell
+TRUE_VALUES = ("true", "1")
+NOT_BOUNCED = frozenset(("error", "result", "groupchat", "headline"))  # XEP-0045/RFC 6121
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The options of [plugins.smacks], checked by the plugin."""
+
+    resumption_timeout: int  # seconds a lost session waits for a resume; 0: no resumption
+    max_unacked: int  # stanzas queued for one client before its session ends
+    request_after: int  # unacknowledged stanzas that make the server send <r/> at once
+    request_delay: int  # seconds after the first unacknowledged stanza, at the latest
+
+
+class ManagedSession:
+    """The stream management state of one session."""
+
+    __slots__ = ("expiry", "handled", "id", "queue", "request", "requested", "session",
+                 "timeout", "undo")
+
+    def __init__(self, session, id: str | None, timeout: int) -> None:
+        self.session = session
+        self.id = id  # the SM-ID, only for a resumable session
+        self.timeout = timeout
+        self.handled = 0  # stanzas from the client, counted as they arrive (mod 2^32)
+        self.queue = OutboundQueue()
+        self.requested = False  # an <r/> is out and its <a/> has not come
+        self.request = None  # the timer of the next <r/>
+        self.expiry = None  # the timer that ends the session while it hibernates
+        self.undo: list[Callable[[], None]] = []  # the filters' removal
+
+    def cancel_timers(self) -> None:
+        for timer in (self.request, self.expiry):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self.request = self.expiry = None
+
+
+class StreamManagement:
+    """The state of every managed session and what the plugin registers; ``ctx`` is the
+    plugin's context (reactor, sessions, providers, bounce, end_session)."""
+
+    def __init__(self, ctx, settings: Settings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.clock = ctx.reactor
+        self.managed: dict = {}  # session -> ManagedSession
+        self.by_id: dict[str, ManagedSession] = {}  # resumable ones
+        self.ended: OrderedDict[str, tuple[JID, int]] = OrderedDict()  # id -> account, h
+
+    # -- the stream feature
+
+    def feature(self, stream) -> domish.Element | None:
+        """``<sm/>`` after authentication (where bind and resume both become possible)."""
+        return sm_element("sm") if stream.account is not None else None
+
+    # -- <enable/>
+
+    def on_enable(self, element: domish.Element, stream) -> None:
+        session = stream.session
+        if session is None or session in self.managed:  # before bind, or a second time
+            stream.send(failed("unexpected-request"))
+            return
+        timeout = self._timeout(element)
+        sm_id = secrets.token_urlsafe(24) if timeout else None
+        managed = self.managed[session] = ManagedSession(session, sm_id, timeout)
+        managed.undo = [session.filters.add(filters.IN, self._count_in, IN_PRIORITY),
+                        session.filters.add(filters.OUT, self._queue_out, OUT_PRIORITY)]
+        if sm_id is not None:
+            self.by_id[sm_id] = managed
+            stream.send(sm_element("enabled", id=sm_id, resume="true", max=timeout))
+        else:
+            stream.send(sm_element("enabled"))
+        log.debug("stream management enabled for {jid}", jid=session.jid)
+
+    def _timeout(self, enable: domish.Element) -> int:
+        """How long this session may hibernate: 0 unless it asked to resume; the client's
+        'max' when shorter than ours."""
+        if (enable.getAttribute("resume") or "").lower() not in TRUE_VALUES:
+            return 0
+        ours = self.settings.resumption_timeout
+        wanted = parse_h(enable.getAttribute("max"))
+        return min(ours, wanted) if wanted else ours
+
+    # -- counting (the session's filters)
+
+    def _count_in(self, element: domish.Element, session):
+        managed = self.managed.get(session)
+        if managed is not None:
+            managed.handled = increment(managed.handled)
+        return element
+
+    def _queue_out(self, element: domish.Element, session):
+        managed = self.managed.get(session)
+        if managed is None:
+            return element
+        managed.queue.push(element, self.clock.seconds())
+        if len(managed.queue) > self.settings.max_unacked:
+            self._overflow(managed)
+            return None
+        if session.hibernating:
+            return None  # kept for a resume (or for offline storage)
+        self._want_ack(managed)
+        return element
+
+    def _overflow(self, managed: ManagedSession) -> None:
+        """More unacknowledged stanzas than we keep: the client is not reading, or gone
+        without our noticing; the session ends and the queue goes to offline storage."""
+        session = managed.session
+        log.info("session {jid}: {count} stanzas unacknowledged, more than max_unacked",
+                 jid=session.jid, count=len(managed.queue))
+        if session.hibernating:
+            self.ctx.end_session(session, "too many stanzas queued while hibernating")
+        else:
+            session.close("resource-constraint", "too many unacknowledged stanzas")
+
+    # -- acks
+
+    def on_r(self, element: domish.Element, stream) -> None:
+        managed = self._managed(stream)
+        stream.send(sm_element("a", h=managed.handled))
+
+    def on_a(self, element: domish.Element, stream) -> None:
+        managed = self._managed(stream)
+        h = parse_h(element.getAttribute("h"))
+        if h is None:
+            raise StreamError("bad-format", "<a/> needs an 'h' attribute, 0 to 2^32-1")
+        managed.queue.acknowledge(h)  # HandledCountTooHigh ends the stream
+        managed.requested = False
+        if managed.queue:
+            self._want_ack(managed)
+
+    def _managed(self, stream) -> ManagedSession:
+        managed = self.managed.get(stream.session)
+        if managed is None:
+            raise StreamError("unsupported-stanza-type", "stream management is not enabled")
+        return managed
+
+    def _want_ack(self, managed: ManagedSession) -> None:
+        """Ask for an ack soon: once ``request_after`` stanzas wait, in this reactor turn
+        (after what is being written now), else ``request_delay`` after the first."""
+        if managed.requested:
+            return
+        soon = len(managed.queue) >= self.settings.request_after
+        timer = managed.request
+        if timer is not None and timer.active():
+            if soon and timer.getTime() > self.clock.seconds():
+                timer.reset(0)
+            return
+        delay = 0 if soon else self.settings.request_delay
+        managed.request = self.clock.callLater(delay, self._send_request, managed)
+
+    def _send_request(self, managed: ManagedSession) -> None:
+        managed.request = None
+        session = managed.session
+        if session.hibernating or session.ended or not managed.queue:
+            return
+        managed.requested = True
+        session.stream.send(sm_element("r"))
+
+    # -- hibernation and resumption
+
+    def keep(self, session) -> bool:
+        """The keeper: a resumable session waits ``timeout`` seconds for its client."""
+        managed = self.managed.get(session)
+        if managed is None or managed.id is None:
+            return False
+        managed.cancel_timers()
+        managed.requested = False  # the <r/> went with the old stream; ask again later
+        managed.expiry = self.clock.callLater(managed.timeout, self._expire, managed)
+        return True
+
+    def _expire(self, managed: ManagedSession) -> None:
+        managed.expiry = None
+        self.ctx.end_session(managed.session, f"not resumed within "
+                                              f"{format_duration(managed.timeout)}")
+
+    def on_resume(self, element: domish.Element, stream) -> None:
+        if stream.session is not None:  # a bound stream has a session of its own
+            stream.send(failed("unexpected-request"))
+            return
+        previd = element.getAttribute("previd")
+        h = parse_h(element.getAttribute("h"))
+        if not previd or h is None:
+            stream.send(failed("bad-request"))
+            return
+        managed = self.by_id.get(previd)
+        if managed is None or managed.session.account != stream.account:
+            known = self.ended.get(previd)
+            stream.send(failed("item-not-found", known[1] if known and known[0] ==
+                               stream.account else None))
+            log.info("{account} from {peer} could not resume a session: unknown or expired",
+                     account=stream.account, peer=stream.peer_address)
+            return
+        managed.queue.acknowledge(h)  # HandledCountTooHigh ends the new stream
+        session = managed.session
+        managed.cancel_timers()
+        managed.requested = False
+        self.ctx.attach_session(session, stream)
+        stream.send(sm_element("resumed", h=managed.handled, previd=previd))
+        domain = session.jid.host
+        for queued, when in managed.queue:
+            stream.send(delayed(queued, domain, when))
+        if managed.queue:
+            self._want_ack(managed)
+
+    # -- the end
+
+    def session_closed(self, session, polite: bool) -> None:
+        """SESSION_CLOSED: forget the session; what it did not acknowledge is not lost."""
+        managed = self.managed.pop(session, None)
+        if managed is None:
+            return
+        managed.cancel_timers()
+        managed.undo.clear()  # the filters end with their session
+        if managed.id is not None:
+            del self.by_id[managed.id]
+            self.ended[managed.id] = (session.account, managed.handled)
+            while len(self.ended) > REMEMBERED_IDS:
+                self.ended.popitem(last=False)
+        self.rescue(session, managed.queue.drain())
+
+    def rescue(self, session, unacknowledged: list[tuple[domish.Element, float]]) -> None:
+        """Treat what the client never acknowledged as sent to an unavailable resource
+        (§4): messages to offline storage, or back to their sender with IQ requests."""
+        if not unacknowledged:
+            return
+        offline = self.ctx.query(IOfflineDelivery)
+        domain = session.jid.host
+        messages = 0
+        for element, when in unacknowledged:
+            stanza = _as_stanza(element, session.jid)
+            if stanza is None or stanza.type in NOT_BOUNCED or stanza.kind == "presence":
+                continue
+            if stanza.kind == "message" and offline is not None:
+                messages += 1
+                late = _as_stanza(delayed(element, domain, when), session.jid)
+                d = offline.store(late)
+                d.addCallback(self._stored_or_bounced, stanza)
+                d.addErrback(self._store_failed, stanza)
+            else:
+                self.ctx.bounce(stanza, "recipient-unavailable")
+        log.info("session {jid} ended with {count} unacknowledged stanzas; {messages} "
+                 "messages to offline storage", jid=session.jid, count=len(unacknowledged),
+                 messages=messages)
+
+    def _stored_or_bounced(self, kept: bool, stanza: Stanza) -> None:
+        if not kept:
+            self.ctx.bounce(stanza, "recipient-unavailable")
+
+    def _store_failed(self, failure, stanza: Stanza) -> None:
+        log.failure("could not keep an unacknowledged message for {jid}", failure,
+                    jid=stanza.recipient)
+        self.ctx.bounce(stanza, "recipient-unavailable")
+
+    # -- unloading
+
+    def stop(self) -> None:
+        """The plugin stops: hibernated sessions end now (no keeper would resume them),
+        live ones lose their filters and go on unmanaged."""
+        for managed in list(self.managed.values()):
+            if managed.session.hibernating:
+                self.ctx.end_session(managed.session, "stream management stopped")
+        for managed in list(self.managed.values()):
+            managed.cancel_timers()
+            for undo in managed.undo:
+                undo()
+        self.managed.clear()
+        self.by_id.clear()
+
+
+def _as_stanza(element: domish.Element, recipient: JID) -> Stanza | None:
+    """The routed stanza again (its addresses as the router stamped them)."""
+    try:
+        sender = parse_jid(element["from"]) if element.hasAttribute("from") else None
+        to = parse_jid(element["to"]) if element.hasAttribute("to") else recipient
+    except InvalidJID:
+        return None
+    return Stanza(element, sender, to)
