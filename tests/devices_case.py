@@ -8,6 +8,9 @@ from twisted.words.xish import domish
 from tests.helpers import StreamHarness
 from tests.plugin_case import PluginServerCase
 from xmppd import ns
+from xmppd.im.subscription import SubState
+from xmppd.interfaces import IRoster
+from xmppd.jid import parse_jid
 
 
 def error_condition(stanza: domish.Element) -> str | None:
@@ -52,6 +55,13 @@ class DevicesCase(PluginServerCase):
 
     async def started(self) -> None:
         self.clients: list[StreamHarness] = []
+
+    async def befriend(self, one: str, other: str) -> None:
+        """A mutual presence subscription, written straight into the rosters."""
+        roster = self.server.query(IRoster)
+        for a, b in ((one, other), (other, one)):
+            await roster.set_state(parse_jid(f"{a}@localhost"), parse_jid(f"{b}@localhost"),
+                                   SubState("both"))
 
     def drain(self) -> None:
         for harness in self.clients:

@@ -1,0 +1,113 @@
+# -*- test-case-name: tests.unit.test_csi -*-
+"""Client state indication (XEP-0352, ``urn:xmpp:csi:0``): a phone in a pocket says
+``<inactive/>`` and the server stops waking it for every contact's status change.
+
+While a session is inactive its OUT filter (priority 0: above stream management's counter
+at -1000, so what is held is not counted as sent) holds presence broadcasts, available and
+unavailable, keeping only the newest per sender (a contact's full JID): what the client
+would have shown at the end anyway. Everything else passes at once. A message first flushes
+what is held, so the client reads presence and message in the order they happened; IQs
+pass without flushing (a server ping need not wake the screen with presence). ``<active/>``
+flushes and ends holding.
+
+Subscription requests and presence errors are not held: they ask the user something.
+``[plugins.csi] max_held`` (default 1000) bounds what one session holds; reaching it
+flushes, so a huge roster cannot make the server keep unbounded memory per phone.
+
+The two elements are top-level, not stanzas: claimed in the bound state (a client sends
+them only after binding), with the ``<csi/>`` stream feature saying they are understood.
+"""
+
+from __future__ import annotations
+
+from twisted.words.xish import domish
+from zope.interface import implementer
+
+from xmppd import events, ns
+from xmppd.c2s import filters
+from xmppd.interfaces import IXmppdPlugin
+from xmppd.plugins._config import reject_unknown_keys
+
+FILTER_PRIORITY = 0  # agreed: stream management counts at OUT -1000, nearest the wire
+HELD_TYPES = (None, "unavailable")  # presence broadcasts; not subscriptions, probes, errors
+
+
+@implementer(IXmppdPlugin)
+class ClientStateIndication:
+    name = "csi"
+    requires = ()
+
+    def setup(self, ctx) -> None:
+        reject_unknown_keys(ctx, ("max_held",))
+        states = ClientStates(ctx.option_int("max_held", 1000, minimum=1))
+        ctx.session_filters(states.watch)
+        ctx.claim(ns.CSI, "active", states.on_active)
+        ctx.claim(ns.CSI, "inactive", states.on_inactive)
+        ctx.stream_feature(lambda stream: domish.Element((ns.CSI, "csi")))
+        ctx.on(events.SESSION_CLOSED, states.forget)
+
+
+class ClientStates:
+    """The state of every bound session, made when it binds and dropped when it ends."""
+
+    def __init__(self, max_held: int) -> None:
+        self.max_held = max_held
+        self._states: dict[object, ClientState] = {}
+
+    def watch(self, session) -> None:
+        state = self._states[session] = ClientState(session, self.max_held)
+        session.filters.add(filters.OUT, state.filter, FILTER_PRIORITY)
+
+    def forget(self, session, *ignored) -> None:
+        self._states.pop(session, None)  # what it held goes with it: nobody to read it
+
+    def on_active(self, element: domish.Element, stream) -> None:
+        state = self._states.get(stream.session)
+        if state is not None:
+            state.inactive = False
+            state.flush()
+
+    def on_inactive(self, element: domish.Element, stream) -> None:
+        state = self._states.get(stream.session)
+        if state is not None:
+            state.inactive = True
+
+
+class ClientState:
+    """One session's activity and what its filter holds while it is inactive."""
+
+    __slots__ = ("session", "max_held", "inactive", "held")
+
+    def __init__(self, session, max_held: int) -> None:
+        self.session = session
+        self.max_held = max_held
+        self.inactive = False
+        self.held: dict[str | None, domish.Element] = {}  # sender -> newest presence
+
+    def filter(self, element: domish.Element, session) -> domish.Element | None:
+        if not self.inactive:
+            return element
+        name = element.name
+        if name == "presence":
+            if element.getAttribute("type") not in HELD_TYPES:
+                return element
+            held = self.held
+            sender = element.getAttribute("from")
+            held.pop(sender, None)  # the newest goes last: flushed in the order of change
+            held[sender] = element
+            if len(held) >= self.max_held:
+                self.flush()
+            return None
+        if name == "message" and self.held:
+            self.flush()
+        return element
+
+    def flush(self) -> None:
+        """Send on what is held, through the filters after this one (stream management)."""
+        held, self.held = self.held, {}
+        pass_on = self.session.filters.pass_on
+        for element in held.values():
+            pass_on(filters.OUT, element, after=self.filter)
+
+
+csi = ClientStateIndication()
