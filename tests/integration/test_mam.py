@@ -1,0 +1,112 @@
+"""XEP-0313 over real TLS with slixmpp's own xep_0313 plugin: two users exchange several
+hundred messages, one pages through its archive forwards and backwards and gets the same ids
+both ways (the ids its messages arrived with); a forged stanza-id from a client is stripped;
+the archive survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.integration.conftest import PASSWORD, assert_log_for_admins, login, logout
+from tests.integration.serverproc import XmppdProcess
+from tests.integration.test_im import Inbox
+
+PLUGINS = ('[plugins]\nenabled = ["disco", "ping", "version", "roster", "presence", "offline",'
+           ' "mam"]\n')
+SID = "{urn:xmpp:sid:0}stanza-id"
+EACH_WAY = 150
+
+
+@pytest.fixture
+def archive(tmp_path):
+    proc = XmppdProcess(tmp_path, extra=PLUGINS)
+    for user in ("alice", "bob"):
+        assert proc.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
+    proc.start()
+    yield proc
+    assert proc.stop() == 0, proc.log()
+    assert "Traceback" not in proc.log(), proc.log()
+    assert_log_for_admins(proc.log())
+
+
+async def connect(proc, jid: str):
+    client = await login(proc, jid)
+    client.register_plugin("xep_0313")
+    messages = Inbox(client, "message")
+    client.send_presence()
+    return client, messages
+
+
+def stanza_ids(message) -> list[tuple[str, str]]:
+    return [(each.get("by"), each.get("id")) for each in message.xml.findall(SID)]
+
+
+def chats(inbox: Inbox) -> list:
+    return inbox.matching(lambda message: message["body"])
+
+
+async def archive_ids(client, reverse: bool) -> list[str]:
+    """Every id of the client's archive, paged 40 at a time (RSM), in archive order."""
+    ids = [str(message["mam_result"]["id"]) async for message in
+           client.plugin["xep_0313"].iterate(rsm={"max": 40}, reverse=reverse)]
+    return list(reversed(ids)) if reverse else ids
+
+
+def test_hundreds_of_messages_paged_both_ways_forged_id_stripped_after_restart(archive):
+    async def first_run() -> list[str]:
+        alice, _alice_inbox = await connect(archive, "alice@localhost/phone")
+        bob, bob_inbox = await connect(archive, "bob@localhost/desk")
+        for number in range(EACH_WAY):
+            alice.send_message(mto="bob@localhost", mbody=f"a{number}", mtype="chat")
+            bob.send_message(mto="alice@localhost", mbody=f"b{number}", mtype="chat")
+        await bob_inbox.wait_for(lambda message: message["body"] == f"a{EACH_WAY - 1}", 30)
+        received = chats(bob_inbox)
+        assert [message["body"] for message in received] == [f"a{n}" for n in range(EACH_WAY)]
+        arrived_with = []
+        for message in received:
+            ((by, id),) = stanza_ids(message)
+            assert by == "bob@localhost"
+            arrived_with.append(id)
+
+        forwards = await archive_ids(bob, reverse=False)
+        backwards = await archive_ids(bob, reverse=True)
+        assert len(forwards) == 2 * EACH_WAY
+        assert forwards == backwards
+        assert [id for id in forwards if id in set(arrived_with)] == arrived_with
+
+        # A client cannot forge the id the recipient's archive gives.
+        forged = alice.make_message(mto="bob@localhost", mbody="forged", mtype="chat")
+        forged.xml.append(_stanza_id("bob@localhost", "not-yours"))
+        forged.xml.append(_stanza_id("localhost", "nor-ours"))
+        forged.send()
+        message = await bob_inbox.wait_for(lambda message: message["body"] == "forged")
+        ((by, id),) = stanza_ids(message)
+        assert by == "bob@localhost" and id not in ("not-yours", "nor-ours")
+        last = [message async for message in bob.plugin["xep_0313"].iterate(
+            rsm={"max": 1}, reverse=True, total=1)]
+        assert str(last[0]["mam_result"]["id"]) == id
+        assert last[0]["mam_result"]["forwarded"]["stanza"]["body"] == "forged"
+        await logout(alice)
+        await logout(bob)
+        return forwards + [id]
+
+    async def after_restart(before: list[str]) -> None:
+        bob, _ = await connect(archive, "bob@localhost/desk")
+        assert await archive_ids(bob, reverse=False) == before
+        await logout(bob)
+
+    kept = asyncio.run(first_run())
+    assert archive.stop() == 0, archive.log()
+    archive.start()
+    asyncio.run(after_restart(kept))
+
+
+def _stanza_id(by: str, id: str):
+    from xml.etree import ElementTree
+
+    element = ElementTree.Element(SID)
+    element.set("by", by)
+    element.set("id", id)
+    return element
