@@ -4,13 +4,16 @@ hidden on block and shown again on unblock, own resources never blocked, and JID
 
 from __future__ import annotations
 
+from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.xish import domish
 
 from tests.devices_case import DevicesCase, body, error_children, error_condition
 from xmppd import ns
+from xmppd.c2s import filters
 from xmppd.im.blocklist import STORE, BlockLists, matches
 from xmppd.jid import parse_jid
+from xmppd.plugins.blocking import Guard
 
 GET = "<blocklist xmlns='urn:xmpp:blocking'/>"
 ALICE = parse_jid("alice@localhost")
@@ -270,3 +273,37 @@ class MatchingTests(SynchronousTestCase):
 
     def test_nothing_blocked(self):
         self.assertFalse(matches(frozenset(), parse_jid("a@x.example")))
+
+
+class UnreadListTests(BlockingCase):
+    """A client's IQ that comes before its account's list is in memory waits for it."""
+
+    async def filtered(self, items: frozenset[str]):
+        alice = await self.online("alice", "phone")
+        bob = await self.online("bob", "desk")
+        reading = defer.Deferred()
+
+        class Unread:
+            def lookup(self, account):
+                return reading
+
+        guard = Guard(Unread(), frozenset(["localhost"]), lambda *args: None)
+        session = self.server.sessions.get(parse_jid("alice@localhost/phone"))
+        session.filters.add(filters.IN, guard.iq_filter, priority=-1)
+        alice.feed("<iq type='get' id='p1' to='bob@localhost/desk'>"
+                   "<ping xmlns='urn:xmpp:ping'/></iq>")
+        self.assertEqual((alice.elements(), bob.elements()), ([], []))  # held
+        reading.callback(items)
+        return alice, bob
+
+    async def test_blocked_once_read(self):
+        alice, bob = await self.filtered(frozenset(["bob@localhost"]))
+        (error,) = alice.elements()
+        self.assertEqual((error["id"], error_condition(error)), ("p1", "not-acceptable"))
+        self.assertEqual(bob.elements(), [])
+
+    async def test_passed_on_once_read(self):
+        alice, bob = await self.filtered(frozenset())
+        (ping,) = bob.elements()
+        self.assertEqual((ping.name, ping["id"], ping["from"]),
+                         ("iq", "p1", "alice@localhost/phone"))
