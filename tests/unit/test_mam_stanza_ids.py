@@ -3,11 +3,15 @@ never changed."""
 
 from __future__ import annotations
 
+import re
+
 from xmppd import ns
 from xmppd.jid import parse_jid
 from xmppd.mam.dates import format_stamp, parse_stamp
+from xmppd.mam.ids import EntryIds
 from xmppd.mam.stanza_ids import archivable, with_stanza_id, without_forged_ids
 from xmppd.stanza import Stanza
+from xmppd.storage.records import new_entry_id
 from xmppd.xml.stored import stanza_from_text, stanza_to_text
 
 PROTECTED = frozenset(("bob@example.org", "example.org"))
@@ -74,3 +78,11 @@ def test_dates_both_ways():
             assert error.condition == "bad-request"
         else:
             raise AssertionError(bad)
+
+
+def test_entry_ids_are_new_entry_ids_made_in_bulk():
+    ids = EntryIds()
+    made = [ids() for _ in range(2000)]  # across several reads from the OS
+    assert len(set(made)) == 2000
+    assert {len(each) for each in made} == {len(new_entry_id())}
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{16}", each) for each in made)

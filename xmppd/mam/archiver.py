@@ -21,11 +21,12 @@ from twisted.internet import defer
 
 from xmppd.interfaces import IRoster
 from xmppd.jid import JID
+from xmppd.mam.ids import EntryIds
 from xmppd.mam.prefs import ArchivePrefs
 from xmppd.mam.stanza_ids import archivable, with_stanza_id, without_forged_ids
 from xmppd.mam.writer import BatchWriter
 from xmppd.stanza import Stanza
-from xmppd.storage.records import ArchiveEntry, new_entry_id
+from xmppd.storage.records import ArchiveEntry
 from xmppd.xml.stored import stanza_to_text
 
 
@@ -39,6 +40,7 @@ class Archiver:
         self._query = query  # the context's provider look-up, for IRoster
         self._domains = frozenset(domains)
         self._seconds = seconds
+        self._new_id = EntryIds()
 
     def outgoing(self, stanza: Stanza, origin):
         """What a local client sends: forged ids out; the sender's copy archived."""
@@ -100,13 +102,13 @@ class Archiver:
         or not, possibly after a wait for the disk)."""
         if not decided:
             return stanza
-        wait = self._add(sender, contact, stanza, new_entry_id(), ())
+        wait = self._add(sender, contact, stanza, self._new_id(), ())
         return stanza if wait is None else wait.addCallback(lambda _: stanza)
 
     def _keep_received(self, decided: bool, stanza: Stanza, account: JID):
         if not decided:
             return stanza
-        entry_id = new_entry_id()
+        entry_id = self._new_id()
         stamped = with_stanza_id(stanza, entry_id, account.full())
         sender = stanza.sender.bare()
         local_sender = (sender.full(),) if sender.host in self._domains else ()
