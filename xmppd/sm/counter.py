@@ -41,7 +41,7 @@ class HandledCountTooHigh(StreamError):
 
     def __init__(self, h: int, sent: int) -> None:
         super().__init__("undefined-condition",
-                         f"acknowledged {h} stanzas, {sent} were sent")
+                         f"handled-count-too-high: h={h}, send-count={sent}")
         self.h = h
         self.sent = sent
 

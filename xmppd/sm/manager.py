@@ -291,9 +291,9 @@ class StreamManagement:
                 d.addErrback(self._store_failed, stanza)
             else:
                 self.ctx.bounce(stanza, "recipient-unavailable")
-        log.info("session {jid} ended with {count} unacknowledged stanzas; {messages} "
-                 "messages to offline storage", jid=session.jid, count=len(unacknowledged),
-                 messages=messages)
+        log.info("session {jid} ended with stanzas unacknowledged: {count}, of which "
+                 "{messages} messages go to offline storage", jid=session.jid,
+                 count=len(unacknowledged), messages=messages)
 
     def _stored_or_bounced(self, kept: bool, stanza: Stanza) -> None:
         if not kept:
