@@ -81,7 +81,7 @@ class TLSConfig:
     min_version: str
 
 
-DEFAULT_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline")
+DEFAULT_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline", "smacks")
 
 
 @dataclass(frozen=True)
