@@ -110,8 +110,13 @@ class OmemoClient:
         self.xmpp = xmpp
         self.inbox: asyncio.Queue[Decrypted | OmemoError] = asyncio.Queue()
         self.plain: list = []  # messages that were not OMEMO-encrypted
+        # device lists pushed to us by PEP notifications: (namespace, bare JID, device ids)
+        self.device_list_updates: list[tuple[str, str, frozenset[int]]] = []
+        self._updated = asyncio.Event()
         xmpp.register_handler(CoroutineCallback(
             "omemo-test-messages", MatchXPath(f"{{{xmpp.default_ns}}}message"), self._on_message))
+        xmpp.add_event_handler("twomemo_device_list_publish", self._on_device_list)
+        xmpp.add_event_handler("oldmemo_device_list_publish", self._on_device_list)
 
     @classmethod
     async def login(cls, proc, jid: str, password: str, omemo_data: dict,
@@ -139,8 +144,18 @@ class OmemoClient:
             if not started.done():
                 started.set_exception(RuntimeError(f"{jid}: login failed: {stanza['condition']}"))
 
+        def on_no_login(_event) -> None:
+            if not started.done():
+                started.set_exception(RuntimeError(f"{jid}: no SASL mechanism we accept"))
+
+        def on_connection_failed(error) -> None:
+            if not started.done():
+                started.set_exception(RuntimeError(f"{jid}: could not connect: {error}"))
+
         xmpp.add_event_handler("session_start", on_start)
         xmpp.add_event_handler("failed_auth", on_failed_auth)
+        xmpp.add_event_handler("failed_all_auth", on_no_login)
+        xmpp.add_event_handler("connection_failed", on_connection_failed)
         xmpp.connect("127.0.0.1", proc.c2s_port)
         try:
             await asyncio.wait_for(started, timeout)
@@ -208,6 +223,35 @@ class OmemoClient:
         stanza["eme"]["name"] = "OMEMO"
         stanza.enable("store")
         stanza.send()
+
+    def _on_device_list(self, message) -> None:
+        # slixmpp fires this event while it iterates over these very items, and iterating a
+        # stanza resets its one shared index: reading the XML leaves its loop alone
+        items = message["pubsub_event"]["items"].xml
+        for item in items.findall("{http://jabber.org/protocol/pubsub#event}item"):
+            for namespace, name, parse in ((TWOMEMO, "devices", twomemo.etree.parse_device_list),
+                                           (OLDMEMO, "list", oldmemo.etree.parse_device_list)):
+                element = item.find(f"{{{namespace}}}{name}")
+                if element is not None:
+                    devices = frozenset(parse(element))
+                    self.device_list_updates.append((namespace, message["from"].bare, devices))
+        self._updated.set()
+
+    async def device_list_pushed(self, namespace: str, bare_jid: str, device_id: int,
+                                 timeout: float = 10.0) -> None:
+        """Wait for a PEP notification of bare_jid's device list that lists device_id."""
+        async def loop() -> None:
+            while not any(pushed_ns == namespace and jid == bare_jid and device_id in devices
+                          for pushed_ns, jid, devices in self.device_list_updates):
+                self._updated.clear()
+                await self._updated.wait()
+
+        try:
+            await asyncio.wait_for(loop(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"{self.jid}: no {namespace} device list of {bare_jid} with "
+                                 f"{device_id} pushed in {timeout}s; pushed: "
+                                 f"{self.device_list_updates}") from None
 
     async def receive(self, timeout: float = 20.0) -> Decrypted:
         """The next OMEMO message with content (key-exchange and heartbeat messages skipped)."""

@@ -149,3 +149,30 @@ def test_encrypted_message_waits_in_offline_storage(server, namespace):
             await bob.logout()
 
     run(scenario)
+
+
+@pytest.mark.parametrize("namespace", VERSIONS)
+def test_a_strangers_new_device_is_pushed_to_its_subscriber(server, namespace):
+    """Without a roster, alice learns bob's devices through her own subscription to his
+    device list node (XEP-0060 subscribe on an open PEP node): when bob adds a device, the
+    server notifies her, and her next message is readable on both of his devices."""
+    async def scenario():
+        alice, bob_desk = await strangers_online(server, {}, {})
+        laptop = None
+        try:
+            await exchange(alice, bob_desk, namespace, "one device")  # alice subscribes here
+            laptop = await OmemoClient.login(server, f"{BOB}/laptop", PASSWORD, {})
+            laptop_device = await laptop.device_id()
+            await alice.device_list_pushed(namespace, BOB, laptop_device)
+            for resource, device in (("laptop", laptop), ("desk", bob_desk)):
+                text = f"to bob's {resource}, under {namespace}"
+                await alice.send(f"{BOB}/{resource}", text, namespace)
+                received = await device.receive()
+                assert (received.namespace, received.body) == (namespace, text)
+        finally:
+            await alice.logout()
+            await bob_desk.logout()
+            if laptop is not None:
+                await laptop.logout()
+
+    run(scenario)
