@@ -161,7 +161,7 @@ class OmemoClient:
             await asyncio.wait_for(started, timeout)
             # session_bind already started building the session manager: this waits for the
             # same task, so a failed publication of device list or bundle raises here
-            await asyncio.wait_for(xmpp["xep_0384"].get_session_manager(), timeout)
+            await asyncio.wait_for(xmpp.plugin["xep_0384"].get_session_manager(), timeout)
         except BaseException:
             xmpp.disconnect()
             raise
@@ -170,7 +170,7 @@ class OmemoClient:
 
     @property
     def plugin(self) -> XEP_0384Test:
-        return self.xmpp["xep_0384"]
+        return self.xmpp.plugin["xep_0384"]
 
     @property
     def jid(self) -> JID:

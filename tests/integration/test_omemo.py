@@ -24,6 +24,10 @@ from tests.integration.omemo_client import (  # noqa: E402
 )
 from tests.integration.serverproc import XmppdProcess  # noqa: E402
 
+# slixmpp-omemo 2.2 reaches slixmpp's plugins the deprecated way (xmpp["xep_0060"])
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Accessing plugins through the XMPP object:DeprecationWarning")
+
 PLUGINS = ('[plugins]\nenabled = ["disco", "ping", "version", "roster", "presence", '
            '"offline", "pep"]\n')
 VERSIONS = [pytest.param(TWOMEMO, id="omemo2"), pytest.param(OLDMEMO, id="legacy-omemo")]
@@ -94,7 +98,7 @@ def test_devices_and_bundles_are_published_and_fetched_without_subscription(serv
             # the owner reads its own device list node back: one item, "current"
             node = DEVICE_LIST_NODES[namespace]
             items = await asyncio.wait_for(
-                alice.xmpp["xep_0060"].get_items(JID(ALICE), node), 10)
+                alice.xmpp.plugin["xep_0060"].get_items(JID(ALICE), node), 10)
             assert [item["id"] for item in items["pubsub"]["items"]] == ["current"]
         finally:
             await alice.logout()
