@@ -18,10 +18,12 @@ PASSWORD = "pencil and paper"
 
 class PluginServerCase(TestCase):
     """``drop_ins`` (file name → source) are written to a plugin directory, ``enabled`` join
-    the default plugins, ``users`` are created; ``self.server`` is the running server."""
+    the default plugins but ``without``, ``users`` are created; ``self.server`` is the
+    running server."""
 
     drop_ins: Mapping[str, str] = {}
     enabled: tuple[str, ...] = ()
+    without: tuple[str, ...] = ()  # default plugins a test of other mechanisms leaves out
     sections: Mapping[str, dict] = {}
     users: tuple[str, ...] = ("alice",)
 
@@ -35,7 +37,8 @@ class PluginServerCase(TestCase):
         self.server = self.fixture.server
         self.clock = self.fixture.clock
         self.fixture.registry = PluginRegistry(
-            self.server, self.server.config.plugins.enabled + self.enabled, self.sections,
+            self.server, tuple(name for name in self.server.config.plugins.enabled
+                               if name not in self.without) + self.enabled, self.sections,
             [self.plugin_dir])
         self.addCleanup(self._forget_drop_ins)
         self.addCleanup(lambda: defer.ensureDeferred(self.fixture.stop()))

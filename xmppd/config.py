@@ -81,7 +81,8 @@ class TLSConfig:
     min_version: str
 
 
-DEFAULT_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline", "smacks")
+DEFAULT_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline", "pep", "pubsub",
+                   "smacks")
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,7 @@ class SessionTests(StreamTestCase):
         account, host = h.elements()
         identities = [(i["category"], i["type"]) for i in account.firstChildElement().elements()
                       if i.name == "identity"]
-        self.assertEqual(identities, [("account", "registered")])
+        self.assertEqual(identities, [("account", "registered"), ("pubsub", "pep")])
         identities = [(i["category"], i["type"]) for i in host.firstChildElement().elements()
                       if i.name == "identity"]
         self.assertEqual(identities, [("server", "im")])

@@ -22,6 +22,7 @@ ECHO = Path(__file__).parent.parent / "integration" / "dropins" / "echo_service.
 class ServiceTestCase(PluginServerCase):
     drop_ins = {ECHO.name: ECHO.read_text()}
     enabled = ("echo",)
+    without = ("pep", "pubsub")  # their identities, features and service would show here
 
     async def started(self) -> None:
         self.alice = await self.client("alice", "phone")
