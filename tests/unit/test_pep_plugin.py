@@ -223,12 +223,15 @@ class NotifyTest(PepTestCase):
 
     async def test_caps_are_resolved_by_asking_the_resource(self):
         await self.befriend("alice", "bob")
-        alice = await self.client("alice", "phone")
+        alice = await self.client("alice", "phone", available=True)
         await self.publish(alice, title="Known")
         bob = await self.client("bob", "pc")
         bob.feed(caps_presence())
         request = await wait_for(bob, lambda element: element.name == "iq"
                                  and element.getAttribute("type") == "get")
+        # the presence went on at once: alice sees bob before he answers the disco#info
+        await wait_for(alice, lambda element: element.name == "presence"
+                       and element.getAttribute("from") == "bob@localhost/pc")
         query = request.children[0]
         self.assertEqual(query["node"], CLIENT_CAPS.disco_node)
         answer = domish.Element((None, "iq"))
