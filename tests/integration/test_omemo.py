@@ -100,6 +100,13 @@ def test_devices_and_bundles_are_published_and_fetched_without_subscription(serv
             items = await asyncio.wait_for(
                 alice.xmpp.plugin["xep_0060"].get_items(JID(ALICE), node), 10)
             assert [item["id"] for item in items["pubsub"]["items"]] == ["current"]
+            # open to anyone because the client's publish-options said so (PEP's default
+            # access model, presence, would have kept bob out)
+            config = await asyncio.wait_for(
+                alice.xmpp.plugin["xep_0060"].get_node_config(JID(ALICE), node), 10)
+            form = config["pubsub_owner"]["configure"]["form"].get_values()
+            assert form.get("pubsub#access_model") == "open", config
+            assert form.get("pubsub#max_items") == "1", config
         finally:
             await alice.logout()
             await bob.logout()
