@@ -9,8 +9,8 @@ made before delivery (the write waits in the BatchWriter), so the delivered mess
 the id under which the archive will hold it.
 
 The usual case costs no storage call on the path: preferences come from memory, and the
-entry joins the batch. Only an account whose preferences are not cached, or whose default is
-'roster', makes the message wait for a read.
+entry joins the batch. Only a message for an account without a session (is there such an
+account?) or one whose default is 'roster' waits for a read.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from twisted.internet import defer
 
 from xmppd.interfaces import IRoster
 from xmppd.jid import JID
+from xmppd.logs import get_logger
 from xmppd.mam.ids import EntryIds
 from xmppd.mam.prefs import ArchivePrefs
 from xmppd.mam.stanza_ids import archivable, with_stanza_id, without_forged_ids
@@ -29,15 +30,21 @@ from xmppd.stanza import Stanza
 from xmppd.storage.records import ArchiveEntry
 from xmppd.xml.stored import stanza_to_text
 
+log = get_logger(__name__)
+
 
 class Archiver:
     """``outgoing`` and ``incoming`` are the chain links; ``domains`` our hosts."""
 
     def __init__(self, writer: BatchWriter, prefs: ArchivePrefs, query: Callable,
-                 domains: Collection[str], seconds: Callable[[], float]) -> None:
+                 domains: Collection[str], seconds: Callable[[], float],
+                 online: Callable[[JID], list], exists: Callable[[JID], defer.Deferred]
+                 ) -> None:
         self._writer = writer
         self._prefs = prefs
         self._query = query  # the context's provider look-up, for IRoster
+        self._online = online  # an account's sessions: it exists
+        self._exists = exists  # Deferred of whether an account without sessions exists
         self._domains = frozenset(domains)
         self._seconds = seconds
         self._new_id = EntryIds()
@@ -52,7 +59,7 @@ class Archiver:
         if (recipient is None or recipient.bare() == sender  # a note to self: archived once,
                 or not archivable(stanza.element)):          # as it arrives
             return stripped
-        decided = self._decide(sender, recipient.bare())
+        decided = self._decide(sender, recipient.bare(), True)
         if isinstance(decided, defer.Deferred):
             return decided.addCallback(self._keep_sent, stanza, sender, recipient.bare())
         return self._keep_sent(decided, stanza, sender, recipient.bare())
@@ -65,28 +72,27 @@ class Archiver:
             stanza = stripped
         if stanza.sender is None or not archivable(stanza.element):
             return stripped
-        decided = self._decide(account, stanza.sender.bare())
+        decided = self._decide(account, stanza.sender.bare(), bool(self._online(account)))
         if isinstance(decided, defer.Deferred):
             return decided.addCallback(self._keep_received, stanza, account)
         return self._keep_received(decided, stanza, account)
 
     # -- deciding
 
-    def _decide(self, account: JID, contact: JID) -> bool | defer.Deferred:
-        """Whether ``account`` archives messages with ``contact``: at once when its
-        preferences are in memory and need no roster, else a Deferred of it."""
-        prefs = self._prefs.cached(account.full())
-        if prefs is not None:
-            decision = prefs.decide(contact.full())
-            if decision is not None:
-                return decision
-        return defer.ensureDeferred(self._decide_slowly(account, contact))
+    def _decide(self, account: JID, contact: JID, known: bool) -> bool | defer.Deferred:
+        """Whether ``account`` archives messages with ``contact``: at once, or a Deferred
+        when that needs a read (the roster for 'roster'; whether an account with no session
+        exists at all, unless ``known``)."""
+        decision = self._prefs.get(account).decide(contact.full())
+        if decision is False or (decision and known):
+            return decision
+        d = defer.ensureDeferred(self._decide_slowly(account, contact, decision, known))
+        return d.addErrback(self._not_archived, account)
 
-    async def _decide_slowly(self, account: JID, contact: JID) -> bool:
-        prefs = await self._prefs.get(account)
-        if prefs is None:
+    async def _decide_slowly(self, account: JID, contact: JID, decision: bool | None,
+                             known: bool) -> bool:
+        if not known and not await self._exists(account):
             return False  # no such account: nothing to archive for it
-        decision = prefs.decide(contact.full())
         if decision is None:
             roster = self._query(IRoster)
             if roster is None:
@@ -94,6 +100,12 @@ class Archiver:
             state = await roster.get_state(account, contact)
             decision = state.subscription != "none"
         return decision
+
+    def _not_archived(self, failure, account: JID) -> bool:
+        """Storage failed us: the message is delivered all the same, only not archived."""
+        log.failure("archive: cannot decide for {account}; message not archived", failure,
+                    account=account)
+        return False
 
     # -- keeping
 

@@ -3,18 +3,15 @@
 only contacts in the roster) and JIDs always or never archived.
 
 The message path asks for an account's preferences on every message, and a read there
-would queue behind the archive's own pending writes (xmppd.storage.sqlite: reads never
-overtake writes), so preferences live in a bounded cache of the accounts recently seen. Only
-accounts whose preferences were not cached cost a read, which also tells whether the account
-exists: a message for an account that does not exist is archived nowhere.
+would make the message wait, behind the archive's own pending writes too (xmppd.storage.sqlite:
+reads never overtake writes), so every preference set is read once at start-up and kept in
+memory; accounts that set none, nearly all of them, cost nothing.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
-from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppd import ns
@@ -22,7 +19,6 @@ from xmppd.errors import StanzaError
 from xmppd.jid import JID, InvalidJID, parse_jid
 
 DEFAULTS = ("always", "never", "roster")
-CACHE_SIZE = 10_000  # accounts whose preferences stay in memory
 MAX_JIDS = 1_000  # JIDs an account may list under <always/> and <never/> together
 
 
@@ -87,49 +83,32 @@ def _bare(text: str) -> str:
 
 
 class ArchivePrefs:
-    """Every account's preferences: ``store`` (a keyval store) holds those set, ``default``
-    (the config's) the rest; ``exists(account)`` is a Deferred of whether it is an account."""
+    """Every account's preferences, all in memory: ``store`` (a map store) keeps those set,
+    one map per domain (owner: the domain, key: the account), read whole by ``load()`` at
+    start-up; every other account has ``default``, the config's. Only accounts that chose
+    their own preferences take memory, and the message path never reads storage for them.
 
-    def __init__(self, store, default: str, exists, cache_size: int = CACHE_SIZE) -> None:
+    The domain owns the map, so deleting an account does not remove its entry: ``forget``
+    does, on USER_DELETED.
+    """
+
+    def __init__(self, store, default: str) -> None:
         self._store = store
         self.default = Prefs(default)
-        self._exists = exists
-        self._cache: OrderedDict[str, Prefs] = OrderedDict()
-        self._cache_size = cache_size
+        self._chosen: dict[str, Prefs] = {}  # bare JID -> what the account set
 
-    def cached(self, account: str) -> Prefs | None:
-        """The account's preferences if in memory (and so the account exists), else None."""
-        prefs = self._cache.get(account)
-        if prefs is not None:
-            self._cache.move_to_end(account)
-        return prefs
+    async def load(self, domains) -> None:
+        for domain in domains:
+            for account, value in (await self._store.items(domain)).items():
+                self._chosen[account] = Prefs.from_value(value)
 
-    async def load(self, account: JID) -> Prefs | None:
-        """The account's preferences, read and cached; None when it is not an account."""
-        if not await self._exists(account):
-            return None
-        key = account.full()
-        value = await self._store.get(key)
-        prefs = self.default if value is None else Prefs.from_value(value)
-        self._remember(key, prefs)
-        return prefs
-
-    def get(self, account: JID) -> defer.Deferred:
-        """Deferred of the account's preferences (None when it is not an account)."""
-        prefs = self.cached(account.full())
-        if prefs is not None:
-            return defer.succeed(prefs)
-        return defer.ensureDeferred(self.load(account))
+    def get(self, account: JID) -> Prefs:
+        return self._chosen.get(account.userhost(), self.default)
 
     async def set(self, account: JID, prefs: Prefs) -> None:
-        await self._store.set(account.full(), prefs.to_value())
-        self._remember(account.full(), prefs)
+        await self._store.set(account.host, account.userhost(), prefs.to_value())
+        self._chosen[account.userhost()] = prefs
 
-    def forget(self, account: str) -> None:
-        self._cache.pop(account, None)
-
-    def _remember(self, key: str, prefs: Prefs) -> None:
-        self._cache[key] = prefs
-        self._cache.move_to_end(key)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+    async def forget(self, account: JID) -> None:
+        self._chosen.pop(account.userhost(), None)
+        await self._store.delete(account.host, account.userhost())

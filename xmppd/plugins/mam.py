@@ -48,7 +48,7 @@ class Mam:
     name = "mam"
     requires = ()
 
-    def setup(self, ctx) -> None:
+    def setup(self, ctx) -> defer.Deferred:
         reject_unknown_keys(ctx, OPTIONS)
         default = ctx.option_str("default_prefs", "always", DEFAULTS)
         self.retention_days = ctx.option_int("retention_days", 0, minimum=0)
@@ -60,10 +60,10 @@ class Mam:
         self.store = ctx.open_store("mam", "archive")
         self.writer = BatchWriter(self.store, ctx.reactor.callLater, batch_ms / 1000, batch_size)
         users = ctx.storage.users
-        self.prefs = ArchivePrefs(ctx.open_store("mam_prefs", "keyval"), default,
-                                  lambda account: users.user_exists(account.user, account.host))
+        self.prefs = ArchivePrefs(ctx.open_store("mam_prefs", "map"), default)
         archiver = Archiver(self.writer, self.prefs, ctx.query, ctx.domains,
-                            ctx.reactor.seconds)
+                            ctx.reactor.seconds, ctx.sessions.resources,
+                            lambda account: users.user_exists(account.user, account.host))
         for type in ARCHIVED_TYPES:
             ctx.stanza("message", type, "outgoing", archiver.outgoing, LINK_PRIORITY)
         # Every type, for forged stanza-ids: an error or groupchat carries them as well.
@@ -90,6 +90,7 @@ class Mam:
             self.purger = task.LoopingCall(self.purge)
             self.purger.clock = ctx.reactor
             self.purger.start(PURGE_INTERVAL, now=True)
+        return defer.ensureDeferred(self.prefs.load(ctx.domains))
 
     def teardown(self) -> None:
         """Hand what is collected to the database before it closes (its queue is written
@@ -132,9 +133,8 @@ class Mam:
 
     # -- preferences (XEP-0313 §6)
 
-    async def on_get_prefs(self, stanza: Stanza, origin):
-        prefs = await self.prefs.get(stanza.recipient)
-        return (prefs or self.prefs.default).to_element()
+    def on_get_prefs(self, stanza: Stanza, origin):
+        return self.prefs.get(stanza.recipient).to_element()
 
     async def on_set_prefs(self, stanza: Stanza, origin):
         prefs = parse_prefs(stanza.payload())
@@ -146,8 +146,8 @@ class Mam:
     def on_user_deleting(self, account: JID) -> None:
         self.writer.forget(account.userhost())
 
-    def on_user_deleted(self, account: JID) -> None:
-        self.prefs.forget(account.userhost())
+    def on_user_deleted(self, account: JID) -> defer.Deferred:
+        return defer.ensureDeferred(self.prefs.forget(account))
 
     def purge(self) -> defer.Deferred:
         """Delete every entry older than ``retention_days``; a failure is logged, and the
