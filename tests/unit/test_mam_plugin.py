@@ -9,9 +9,11 @@ from twisted.words.xish import domish
 from tests.personal_case import error_condition
 from tests.plugin_case import PluginServerCase
 from xmppd import ns
+from xmppd.events import USER_DELETED
 from xmppd.im.subscription import SubState
 from xmppd.interfaces import IRoster
 from xmppd.jid import parse_jid
+from xmppd.mam.prefs import ArchivePrefs, Prefs
 
 
 def chat(to: str, body: str, extra: str = "", id: str = "m") -> str:
@@ -324,6 +326,19 @@ class PrefsTests(MamCase):
         ):
             _, answer = await self.ask(self.bob, "set", payload)
             self.assertEqual(error_condition(answer), condition)
+
+
+    async def test_prefs_are_read_back_at_start_up_and_go_with_the_account(self):
+        await self.set_prefs(self.bob, "roster", never=["carol@example.org"])
+        store = self.server.storage.open_store("mam_prefs", "map")
+        again = ArchivePrefs(store, "always")
+        await again.load(["localhost"])
+        self.assertEqual(again.get(parse_jid("bob@localhost")),
+                         Prefs("roster", frozenset(), frozenset({"carol@example.org"})))
+        self.assertEqual(again.get(parse_jid("alice@localhost")), Prefs("always"))
+        await self.server.storage.users.delete_user("bob", "localhost")
+        await self.server.emit(USER_DELETED, parse_jid("bob@localhost"))
+        self.assertEqual(await store.items("localhost"), {})
 
 
 class RetentionTests(MamCase):
