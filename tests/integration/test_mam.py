@@ -6,6 +6,7 @@ the archive survives a restart."""
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 
@@ -19,9 +20,8 @@ SID = "{urn:xmpp:sid:0}stanza-id"
 EACH_WAY = 150
 
 
-@pytest.fixture
-def archive(tmp_path):
-    proc = XmppdProcess(tmp_path, extra=PLUGINS)
+def running(tmp_path, extra: str = ""):
+    proc = XmppdProcess(tmp_path, extra=PLUGINS + extra)
     for user in ("alice", "bob"):
         assert proc.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
     proc.start()
@@ -29,6 +29,17 @@ def archive(tmp_path):
     assert proc.stop() == 0, proc.log()
     assert "Traceback" not in proc.log(), proc.log()
     assert_log_for_admins(proc.log())
+
+
+@pytest.fixture
+def archive(tmp_path):
+    yield from running(tmp_path)
+
+
+@pytest.fixture
+def slow_archive(tmp_path):
+    """Batches wait ten seconds: only what the server does before an answer commits them."""
+    yield from running(tmp_path, "[plugins.mam]\nbatch_ms = 10000\n")
 
 
 async def connect(proc, jid: str):
@@ -110,3 +121,29 @@ def _stanza_id(by: str, id: str):
     element.set("by", by)
     element.set("id", id)
     return element
+
+
+def test_a_ping_reply_proves_the_archive_copies_on_disk(slow_archive):
+    """The README's promise with batched archive writes: alice's ping is answered only once
+    the archive entries of her earlier messages (hers and bob's, bob offline) are committed;
+    a SIGKILL right after loses none of them."""
+    count = 40
+
+    async def send() -> None:
+        alice, _ = await connect(slow_archive, "alice@localhost/phone")
+        for number in range(count):
+            alice.send_message(mto="bob@localhost", mbody=f"durable {number}", mtype="chat")
+        await alice.plugin["xep_0199"].ping(jid="localhost", timeout=10)
+        slow_archive.stop(signal.SIGKILL)
+
+    async def read() -> None:
+        for user in ("alice", "bob"):
+            client, _ = await connect(slow_archive, f"{user}@localhost/desk")
+            bodies = [str(message["mam_result"]["forwarded"]["stanza"]["body"]) async for
+                      message in client.plugin["xep_0313"].iterate(rsm={"max": 25})]
+            assert bodies == [f"durable {number}" for number in range(count)], user
+            await logout(client)
+
+    asyncio.run(send())
+    slow_archive.start()
+    asyncio.run(read())
