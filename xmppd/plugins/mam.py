@@ -30,7 +30,7 @@ from xmppd.mam.prefs import DEFAULTS, ArchivePrefs, parse_prefs
 from xmppd.mam.query import fin, parse_query, query_form, result_messages
 from xmppd.mam.writer import BatchWriter
 from xmppd.plugins._config import reject_unknown_keys
-from xmppd.stanza import Stanza
+from xmppd.stanza import MESSAGE_TYPES, Stanza
 from xmppd.storage import ArchiveEntryNotFound
 
 log = get_logger(__name__)
@@ -39,8 +39,6 @@ LINK_PRIORITY = 50
 ARCHIVED_TYPES = ("normal", "chat")  # xmppd.mam.stanza_ids.archivable keeps no other type
 PURGE_INTERVAL = 3600.0  # seconds between retention purges
 DAY = 86_400.0
-OPTIONS = ("default_prefs", "retention_days", "batch_ms", "batch_size", "page_size",
-           "max_page_size")
 
 
 @implementer(IXmppdPlugin)
@@ -49,30 +47,42 @@ class Mam:
     requires = ()
 
     def setup(self, ctx) -> defer.Deferred:
-        reject_unknown_keys(ctx, OPTIONS)
-        default = ctx.option_str("default_prefs", "always", DEFAULTS)
-        self.retention_days = ctx.option_int("retention_days", 0, minimum=0)
-        batch_ms = ctx.option_int("batch_ms", 50, minimum=0, maximum=10_000)
-        batch_size = ctx.option_int("batch_size", 500, minimum=1)
-        self.max_page = ctx.option_int("max_page_size", 250, minimum=1, maximum=10_000)
-        self.page_size = ctx.option_int("page_size", 50, minimum=1, maximum=self.max_page)
         self.ctx = ctx
+        options = _read_options(ctx)
+        self.page_size, self.max_page = options["page_size"], options["max_page_size"]
         self.store = ctx.open_store("mam", "archive")
-        self.writer = BatchWriter(self.store, ctx.reactor.callLater, batch_ms / 1000, batch_size)
+        self.writer = BatchWriter(self.store, ctx.reactor.callLater, options["batch_ms"] / 1000,
+                                  options["batch_size"])
+        self.prefs = ArchivePrefs(ctx.open_store("mam_prefs", "map"), options["default_prefs"])
         users = ctx.storage.users
-        self.prefs = ArchivePrefs(ctx.open_store("mam_prefs", "map"), default)
-        archiver = Archiver(self.writer, self.prefs, ctx.query, ctx.domains,
-                            ctx.reactor.seconds, ctx.sessions.resources,
-                            lambda account: users.user_exists(account.user, account.host))
+        self._add_links(ctx, Archiver(
+            self.writer, self.prefs, ctx.query, ctx.domains, ctx.reactor.seconds,
+            ctx.sessions.resources, lambda account: users.user_exists(account.user,
+                                                                      account.host)))
+        self._add_answerers(ctx)
+        ctx.on(events.USER_DELETING, self.on_user_deleting)
+        ctx.on(events.USER_DELETED, self.on_user_deleted)
+        ctx.on(events.SERVER_STOPPING, self.writer.flush)
+        self.retention_days = options["retention_days"]
+        self.purger = None
+        if self.retention_days:
+            self.purger = task.LoopingCall(self.purge)
+            self.purger.clock = ctx.reactor
+            self.purger.start(PURGE_INTERVAL, now=True)
+        return defer.ensureDeferred(self.prefs.load(ctx.domains))
+
+    def _add_links(self, ctx, archiver: Archiver) -> None:
         for type in ARCHIVED_TYPES:
             ctx.stanza("message", type, "outgoing", archiver.outgoing, LINK_PRIORITY)
-        # Every type, for forged stanza-ids: an error or groupchat carries them as well.
-        for type in ("normal", "chat", "groupchat", "headline", "error"):
+        # Every type, for forged stanza-ids: an error or a groupchat may carry them too.
+        for type in MESSAGE_TYPES:
             for target in ("bare", "full"):
                 ctx.stanza("message", type, target, archiver.incoming, LINK_PRIORITY)
         for type in ("get", "set"):
             for target in ("host", "bare", "full"):
                 ctx.stanza("iq", type, target, self.settle, LINK_PRIORITY)
+
+    def _add_answerers(self, ctx) -> None:
         for feature in (ns.MAM, ns.MAM_EXTENDED):
             ctx.feature(feature, to="account")
         ctx.iq("get", ns.MAM, "query", self.on_form, to="self")
@@ -82,15 +92,6 @@ class Mam:
         for type in ("get", "set"):
             for name in ("query", "prefs"):
                 ctx.iq(type, ns.MAM, name, self.on_other, to="bare")
-        ctx.on(events.USER_DELETING, self.on_user_deleting)
-        ctx.on(events.USER_DELETED, self.on_user_deleted)
-        ctx.on(events.SERVER_STOPPING, self.writer.flush)
-        self.purger = None
-        if self.retention_days:
-            self.purger = task.LoopingCall(self.purge)
-            self.purger.clock = ctx.reactor
-            self.purger.start(PURGE_INTERVAL, now=True)
-        return defer.ensureDeferred(self.prefs.load(ctx.domains))
 
     def teardown(self) -> None:
         """Hand what is collected to the database before it closes (its queue is written
@@ -161,6 +162,21 @@ class Mam:
     def _purged(self, count: int) -> None:
         if count:
             log.info("archive retention: {count} entries purged", count=count)
+
+
+def _read_options(ctx) -> dict:
+    """``[plugins.mam]``, checked: a bad value stops start-up naming the key."""
+    reject_unknown_keys(ctx, ("default_prefs", "retention_days", "batch_ms", "batch_size",
+                              "page_size", "max_page_size"))
+    max_page = ctx.option_int("max_page_size", 250, minimum=1, maximum=10_000)
+    return {
+        "default_prefs": ctx.option_str("default_prefs", "always", DEFAULTS),
+        "retention_days": ctx.option_int("retention_days", 0, minimum=0),
+        "batch_ms": ctx.option_int("batch_ms", 50, minimum=0, maximum=10_000),
+        "batch_size": ctx.option_int("batch_size", 500, minimum=1),
+        "page_size": ctx.option_int("page_size", 50, minimum=1, maximum=max_page),
+        "max_page_size": max_page,
+    }
 
 
 async def _maybe(d: defer.Deferred | None) -> None:
