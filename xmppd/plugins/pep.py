@@ -83,7 +83,7 @@ class Pep:
         ctx.on(events.SESSION_CLOSED, handlers.on_session_closed)
         ctx.on(events.USER_DELETED, handlers.on_user_deleted)
         ctx.on(events.S2S_LINK_DOWN, handlers.interests.forget_domain)
-        server_caps = ServerCaps(ctx.send_iq, ctx.server_config.server.domains)
+        server_caps = ServerCaps(ctx.send_iq, ctx.domains)
         self.server_caps = server_caps
         ctx.stream_feature(server_caps.stream_feature)
         ctx.disco_info(server_caps.node_info)
@@ -98,7 +98,7 @@ class PepHandlers:
 
     def __init__(self, ctx, limits, caps_timeout: int) -> None:
         self.ctx = ctx
-        self.domains = frozenset(ctx.server_config.server.domains)
+        self.domains = ctx.domains
         self.pubsub = PubSub(ctx.storage, roster_relationship(self._roster, self.domains),
                              limits, clock=ctx.reactor.seconds)
         self.interests = Interests()

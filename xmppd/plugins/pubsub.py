@@ -42,10 +42,9 @@ class PubSubPlugin:
     def setup(self, ctx) -> None:
         reject_unknown_keys(ctx, ("domain", "create", "default_access_model",
                                   "default_max_items", *LIMIT_KEYS))
-        server = ctx.server_config.server
         create = ctx.option_str("create", "local", CREATE_POLICIES)
-        policy: CreatePolicy = {"admins": lambda: admins(server.admins),
-                                "local": lambda: local_users(server.domains),
+        policy: CreatePolicy = {"admins": lambda: admins(ctx.server_config.server.admins),
+                                "local": lambda: local_users(ctx.domains),
                                 "everyone": lambda: anyone}[create]()
         defaults = dataclasses.replace(
             SERVICE_DEFAULTS,
@@ -54,7 +53,7 @@ class PubSubPlugin:
                                      minimum=1))
         limits = limits_of(ctx)
         pubsub = PubSub(ctx.storage,
-                        roster_relationship(lambda: ctx.query(IRoster), server.domains),
+                        roster_relationship(lambda: ctx.query(IRoster), ctx.domains),
                         limits, clock=ctx.reactor.seconds)
         handlers = ServiceHandlers(ctx, pubsub, policy, defaults)
         service = ctx.service(ctx.option_str("domain", "pubsub"), title="Publish-Subscribe")
