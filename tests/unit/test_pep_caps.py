@@ -103,3 +103,13 @@ class InterestsTest(TestCase):
         interests.forget_domain("example.org")
         self.assertEqual(interests.wanting(alice, "b"), [])
         self.assertFalse(interests.present(alice, ONE))
+        self.assertEqual(len(interests), 0)
+
+    def test_the_total_is_bounded(self):
+        interests = Interests(max_total=2)
+        for name in ("a", "b", "c"):
+            interests.set(parse_jid(f"{name}@example.net"), ONE, frozenset({"n"}))
+        self.assertEqual(len(interests), 2)
+        interests.forget_account(parse_jid("a@example.net"))
+        interests.remove(parse_jid("b@example.net"), ONE)
+        self.assertEqual(len(interests), 0)

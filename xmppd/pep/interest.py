@@ -12,40 +12,48 @@ from __future__ import annotations
 
 from xmppd.jid import JID
 
-# One account can be sent presence by at most this many resources at once: a peer cannot
-# make the table grow without end.
+# One account can be sent presence by at most this many resources at once, and all of them
+# by this many: presence to accounts that do not exist (nothing checks it on this path)
+# cannot make the table grow without end either.
 MAX_PER_ACCOUNT = 5000
+MAX_TOTAL = 500_000
 
 
 class Interests:
     """account (bare JID) -> {full JID: the nodes it wants notifications of}."""
 
-    def __init__(self, max_per_account: int = MAX_PER_ACCOUNT) -> None:
+    def __init__(self, max_per_account: int = MAX_PER_ACCOUNT,
+                 max_total: int = MAX_TOTAL) -> None:
         self._limit = max_per_account
+        self._total_limit = max_total
+        self._total = 0
         self._tables: dict[JID, dict[JID, frozenset[str]]] = {}
 
     def present(self, account: JID, jid: JID) -> bool:
         table = self._tables.get(account)
         return table is not None and jid in table
 
-    def nodes(self, account: JID, jid: JID) -> frozenset[str] | None:
-        table = self._tables.get(account)
-        return None if table is None else table.get(jid)
-
     def set(self, account: JID, jid: JID, nodes: frozenset[str]) -> frozenset[str]:
         """Record what ``jid`` wants now; returns the nodes it did not want before (the
         ones whose last item it should get). Past the limit a new JID is not recorded."""
-        table = self._tables.setdefault(account, {})
+        table = self._tables.get(account, {})
         before = table.get(jid)
-        if before is None and len(table) >= self._limit:
-            return frozenset()
+        if before is None:
+            if len(table) >= self._limit or self._total >= self._total_limit:
+                return frozenset()
+            self._tables[account] = table
+            self._total += 1
         table[jid] = nodes
         return nodes - before if before is not None else nodes
 
+    def __len__(self) -> int:
+        """How many JIDs are tracked, over all accounts."""
+        return self._total
+
     def remove(self, account: JID, jid: JID) -> None:
         table = self._tables.get(account)
-        if table is not None:
-            table.pop(jid, None)
+        if table is not None and table.pop(jid, None) is not None:
+            self._total -= 1
             if not table:
                 del self._tables[account]
 
@@ -57,7 +65,7 @@ class Interests:
         return [jid for jid, nodes in table.items() if node in nodes]
 
     def forget_account(self, account: JID) -> None:
-        self._tables.pop(account, None)
+        self._total -= len(self._tables.pop(account, {}))
 
     def forget_domain(self, domain: str) -> None:
         """An s2s link went down: its entities' unavailable presence will never come."""
@@ -65,5 +73,6 @@ class Interests:
             table = self._tables[account]
             for jid in [jid for jid in table if jid.host == domain]:
                 del table[jid]
+                self._total -= 1
             if not table:
                 del self._tables[account]
