@@ -18,6 +18,7 @@ from xmppd import ns
 from xmppd.c2s.hooks import BOUND
 from xmppd.events import Event
 from xmppd.interfaces import IPluginContext
+from xmppd.options import PluginOptions
 from xmppd.stanza import Stanza
 
 
@@ -88,7 +89,7 @@ class ServiceContext(Registrations):
 
 
 @implementer(IPluginContext)
-class PluginContext(Registrations):
+class PluginContext(Registrations, PluginOptions):
     """What one plugin may touch; every registration is recorded for ``close()``.
 
     The server itself stays private: a plugin that could reach the router's tables or the
@@ -102,11 +103,11 @@ class PluginContext(Registrations):
     - ``domains``: the hosts we serve; ``sessions``: the bound sessions, read-only.
     """
 
-    def __init__(self, name: str, config: Mapping, server) -> None:
-        super().__init__(server.dispatcher,
-                         {"host": server.features, "account": server.account_features}, [])
-        self.name = name
-        self.config = dict(config)
+    def __init__(self, name: str, config: Mapping, server, settings: object = None) -> None:
+        Registrations.__init__(self, server.dispatcher, {"host": server.features,
+                                                         "account": server.account_features}, [])
+        PluginOptions.__init__(self, name, config)
+        self.settings = settings  # what the plugin's configure(options) returned, if any
         self._server = server
         self.server_config = server.config
         self.storage = server.storage
@@ -116,37 +117,6 @@ class PluginContext(Registrations):
         self.route: Callable = server.router.route
         self.emit: Callable = server.emit
         self._requests: set[defer.Deferred] = set()
-
-    # -- typed options of [plugins.NAME], checked at setup: a bad value stops start-up
-
-    def option_int(self, name: str, default: int, minimum: int | None = None,
-                   maximum: int | None = None) -> int:
-        value = self.config.get(name, default)
-        if (isinstance(value, bool) or not isinstance(value, int)
-                or (minimum is not None and value < minimum)
-                or (maximum is not None and value > maximum)):
-            bounds = " and ".join(part for part in (
-                f">= {minimum}" if minimum is not None else "",
-                f"<= {maximum}" if maximum is not None else "") if part)
-            raise ValueError(self._bad(name, f"an integer{' ' + bounds if bounds else ''}",
-                                       value))
-        return value
-
-    def option_bool(self, name: str, default: bool) -> bool:
-        value = self.config.get(name, default)
-        if not isinstance(value, bool):
-            raise ValueError(self._bad(name, "true or false", value))
-        return value
-
-    def option_str(self, name: str, default: str, choices: tuple[str, ...] = ()) -> str:
-        value = self.config.get(name, default)
-        if not isinstance(value, str) or (choices and value not in choices):
-            expected = f"one of {', '.join(choices)}" if choices else "a string"
-            raise ValueError(self._bad(name, expected, value))
-        return value
-
-    def _bad(self, name: str, expected: str, value: object) -> str:
-        return f"[plugins.{self.name}] {name}: expected {expected}, got {value!r}"
 
     def on(self, event: Event, handler: Callable, priority: int = 0) -> None:
         self._undo.append(self._server.events.on(event, handler, priority))

@@ -16,6 +16,12 @@ class IXmppdPlugin(IPlugin):
 
     Extends twisted.plugin.IPlugin so ``getPlugins`` finds it in ``xmppd.plugins`` and in
     drop-in directories.
+
+    Optional methods: ``configure(options)`` reads the plugin's section through an
+    xmppd.options.PluginOptions (``known``, ``option_int``, ``option_bool``, ``option_str``)
+    before the database is opened, so a bad value stops start-up with nothing touched; what
+    it returns is ``ctx.settings`` at setup. ``teardown()`` runs when the plugin stops,
+    before its registrations are undone.
     """
 
     name = Attribute("Config name of the plugin, e.g. 'ping'; also its [plugins.NAME] section.")

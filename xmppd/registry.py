@@ -19,6 +19,7 @@ import xmppd.plugins
 from xmppd.context import PluginContext
 from xmppd.interfaces import IXmppdPlugin
 from xmppd.logs import get_logger
+from xmppd.options import PluginOptions
 
 log = get_logger(__name__)
 
@@ -81,7 +82,12 @@ def load_order(enabled: Iterable[str], available: Mapping[str, object]) -> list[
 
 
 class PluginRegistry:
-    """Loads the configured plugins into a running server and unloads them in reverse."""
+    """Loads the configured plugins into a running server and unloads them in reverse.
+
+    ``check()`` runs first, before the database is opened: it finds the plugins, orders them
+    and runs each one's optional ``configure(options)`` (xmppd.options), so a missing plugin
+    or a bad option stops start-up with nothing touched. ``load()`` then sets them up.
+    """
 
     def __init__(self, server, enabled: Iterable[str], sections: Mapping[str, Mapping],
                  plugin_dirs: Iterable[Path] = (), core: Iterable[str] = CORE_PLUGINS) -> None:
@@ -91,37 +97,63 @@ class PluginRegistry:
         self.plugin_dirs = list(plugin_dirs)
         self.loaded: dict[str, PluginContext] = {}
         self._plugins: dict[str, object] = {}
+        self._checked: list[tuple[object, object]] | None = None  # (plugin, settings)
 
-    @defer.inlineCallbacks
-    def load(self):
+    def check(self) -> None:
+        """Find and order the enabled plugins and check their options; PluginError (or
+        ValueError naming [plugins.NAME] and the key) says what is wrong."""
         available = discover(self.plugin_dirs)
         unknown = set(self.sections) - set(available)
         if unknown:
             raise PluginError(f"[plugins.{sorted(unknown)[0]}] configures a plugin that does "
                               f"not exist")
-        for plugin in load_order(self.enabled, available):
-            ctx = PluginContext(plugin.name, self.sections.get(plugin.name, {}), self.server)
-            try:
-                yield defer.maybeDeferred(plugin.setup, ctx)
-            except Exception as error:
-                ctx.close()
-                raise PluginError(f"plugin {plugin.name!r} failed to set up: {error}") from error
-            self.loaded[plugin.name] = ctx
-            self._plugins[plugin.name] = plugin
-            log.info("plugin {name} loaded", name=plugin.name)
+        self._checked = [(plugin, self._configure(plugin))
+                         for plugin in load_order(self.enabled, available)]
+
+    def _configure(self, plugin) -> object:
+        configure = getattr(plugin, "configure", None)
+        if configure is None:
+            return None
+        try:
+            return configure(PluginOptions(plugin.name, self.sections.get(plugin.name, {})))
+        except ValueError as error:  # the message names [plugins.NAME] and the key
+            raise PluginError(str(error)) from error
+
+    @defer.inlineCallbacks
+    def load(self):
+        if self._checked is None:
+            self.check()
+        for plugin, settings in self._checked:
+            yield self._load(plugin, settings)
+
+    @defer.inlineCallbacks
+    def _load(self, plugin, settings):
+        ctx = PluginContext(plugin.name, self.sections.get(plugin.name, {}), self.server,
+                            settings)
+        try:
+            yield defer.maybeDeferred(plugin.setup, ctx)
+        except Exception as error:
+            ctx.close()
+            raise PluginError(f"plugin {plugin.name!r} failed to set up: {error}") from error
+        self.loaded[plugin.name] = ctx
+        self._plugins[plugin.name] = plugin
+        log.info("plugin {name} loaded", name=plugin.name)
 
     def unload(self) -> None:
         """In reverse order: each plugin's optional ``teardown()`` (its registrations still
         in place, so it may say goodbye), then every registration undone."""
         for name in reversed(list(self.loaded)):
-            ctx = self.loaded.pop(name)
-            teardown = getattr(self._plugins.pop(name, None), "teardown", None)
-            if teardown is not None:
-                try:
-                    teardown()
-                except Exception:
-                    log.failure("plugin {name} failed to tear down", name=name)
-            ctx.close()
+            self._unload(name)
+
+    def _unload(self, name: str) -> None:
+        ctx = self.loaded.pop(name)
+        teardown = getattr(self._plugins.pop(name, None), "teardown", None)
+        if teardown is not None:
+            try:
+                teardown()
+            except Exception:
+                log.failure("plugin {name} failed to tear down", name=name)
+        ctx.close()
 
 
 def _origin(plugin: object) -> str:

@@ -71,6 +71,7 @@ class XmppdService(service.MultiService):
 
     @defer.inlineCallbacks
     def _start(self):
+        self.plugins.check()  # plugins found, ordered, options valid: before the database
         yield self.server.storage.open()
         self.s2s = federation_from_config(self.server)
         if self.s2s is not None:

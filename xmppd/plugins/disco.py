@@ -8,7 +8,7 @@ from __future__ import annotations
 from zope.interface import implementer
 
 from xmppd.interfaces import IXmppdPlugin
-from xmppd.plugins._config import reject_unknown_keys
+from xmppd.options import no_options
 
 
 @implementer(IXmppdPlugin)
@@ -16,8 +16,9 @@ class Disco:
     name = "disco"
     requires = ()
 
+    configure = staticmethod(no_options)  # checked before the database opens
+
     def setup(self, ctx) -> None:
-        reject_unknown_keys(ctx, ())
         ctx.identity("server", "im", "xmppd")
         # XEP-0030 §3.1: a registered account, not the server, when it asks about itself
         ctx.identity("account", "registered", to="account")

@@ -54,8 +54,12 @@ class IncidentPlugin:
     name = "incident"
     requires = ("server_trust",)
 
+    def configure(self, options) -> dict:
+        """The numbers of SETTINGS, checked before the database opens."""
+        return read_settings(options, SETTINGS)
+
     def setup(self, ctx) -> None:
-        settings = read_settings(ctx, SETTINGS)
+        settings = ctx.settings
         limiter = RateLimiter(settings["rate_limit"], settings["rate_period"], ctx.reactor.seconds)
         reports = IncidentReports(ctx, ctx.storage.incidents, limiter,
                                   AdminNotifier(ctx, "Incident report"))

@@ -14,7 +14,7 @@ from zope.interface import implementer
 from xmppd.dispatch import DELIVERY_PRIORITY
 from xmppd.im.message_delivery import MessageDelivery
 from xmppd.interfaces import IXmppdPlugin
-from xmppd.plugins._config import reject_unknown_keys
+from xmppd.options import no_options
 from xmppd.stanza import MESSAGE_TYPES
 
 
@@ -23,8 +23,9 @@ class Message:
     name = "message"
     requires = ()
 
+    configure = staticmethod(no_options)  # checked before the database opens
+
     def setup(self, ctx) -> None:
-        reject_unknown_keys(ctx, ())
         delivery = MessageDelivery(ctx.sessions, ctx.query, ctx.bounce,
                                    ctx.server_config.c2s.bare_message_delivery == "all")
         for type in MESSAGE_TYPES:

@@ -39,9 +39,13 @@ class Offline:
     name = "offline"
     requires = ()
 
+    def configure(self, options) -> int:
+        """max_messages, checked before the database opens."""
+        reject_unknown_keys(options, ("max_messages",))
+        return options.option_int("max_messages", DEFAULT_MAX_MESSAGES, minimum=0)
+
     def setup(self, ctx) -> None:
-        reject_unknown_keys(ctx, ("max_messages",))
-        max_messages = ctx.option_int("max_messages", DEFAULT_MAX_MESSAGES, minimum=0)
+        max_messages = ctx.settings
         messages = OfflineMessages(ctx, max_messages)
         ctx.provide(IOfflineDelivery, messages)
         ctx.on(events.RESOURCE_AVAILABLE, messages.resource_available)

@@ -10,7 +10,7 @@ from zope.interface import implementer
 
 from xmppd import ns
 from xmppd.interfaces import IXmppdPlugin
-from xmppd.plugins._config import reject_unknown_keys
+from xmppd.options import no_options
 
 
 @implementer(IXmppdPlugin)
@@ -18,8 +18,9 @@ class Ping:
     name = "ping"
     requires = ()
 
+    configure = staticmethod(no_options)  # checked before the database opens
+
     def setup(self, ctx) -> None:
-        reject_unknown_keys(ctx, ())
         ctx.feature(ns.PING)
         ctx.iq("get", ns.PING, "ping", self.on_ping, to=("host", "self"))
 

@@ -39,7 +39,7 @@ from xmppd.im.subscription_flow import SubscriptionFlow
 from xmppd.interfaces import IRoster, IXmppdPlugin
 from xmppd.jid import JID
 from xmppd.logs import get_logger
-from xmppd.plugins._config import reject_unknown_keys
+from xmppd.options import no_options
 from xmppd.stanza import Stanza
 
 log = get_logger(__name__)
@@ -52,8 +52,9 @@ class Presence:
     name = "presence"
     requires = ("roster",)
 
+    configure = staticmethod(no_options)  # checked before the database opens
+
     def setup(self, ctx) -> None:
-        reject_unknown_keys(ctx, ())
         handlers = PresenceHandlers(ctx)
         for type in BROADCAST_TYPES:
             ctx.stanza("presence", type, "outgoing", handlers.on_client_presence)

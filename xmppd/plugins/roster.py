@@ -212,10 +212,13 @@ class Roster:
     name = "roster"
     requires = ()
 
+    def configure(self, options) -> int:
+        """max_items, checked before the database opens."""
+        reject_unknown_keys(options, ("max_items",))
+        return options.option_int("max_items", DEFAULT_MAX_ITEMS, minimum=1)
+
     def setup(self, ctx) -> None:
-        reject_unknown_keys(ctx, ("max_items",))
-        max_items = ctx.option_int("max_items", DEFAULT_MAX_ITEMS, minimum=1)
-        service = RosterService(ctx.sessions, ctx.route, ctx.storage.roster, max_items)
+        service = RosterService(ctx.sessions, ctx.route, ctx.storage.roster, ctx.settings)
         ctx.iq("get", ns.ROSTER, "query", service.on_get, to="bare")
         ctx.iq("set", ns.ROSTER, "query", service.on_set, to="bare")
         # after the other listeners: the presence plugin's unavailable broadcast still finds

@@ -48,8 +48,12 @@ class ServerTrustPlugin:
     name = "server_trust"
     requires = ()
 
+    def configure(self, options) -> dict:
+        """The numbers of SETTINGS, checked before the database opens."""
+        return read_settings(options, SETTINGS)
+
     def setup(self, ctx):
-        settings = read_settings(ctx, SETTINGS)
+        settings = ctx.settings
         trust = ServerTrust(
             ctx.storage.server_roster, ctx.server_config.server.domains,
             send=lambda local, peer, type: send_presence(ctx.route, local, peer, type),

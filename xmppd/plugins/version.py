@@ -18,9 +18,13 @@ class Version:
     name = "version"
     requires = ()
 
+    def configure(self, options) -> bool:
+        """show_os, checked before the database opens."""
+        reject_unknown_keys(options, ("show_os",))
+        return options.option_bool("show_os", False)
+
     def setup(self, ctx) -> None:
-        reject_unknown_keys(ctx, ("show_os",))
-        self.os = platform.system() if ctx.option_bool("show_os", False) else None
+        self.os = platform.system() if ctx.settings else None
         ctx.feature(ns.VERSION)
         ctx.iq("get", ns.VERSION, "query", self.on_version)
 
