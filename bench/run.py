@@ -27,7 +27,13 @@ from pathlib import Path
 from bench import procstats
 from bench.profile import LOADS, profile
 from bench.report import comparison, render
-from bench.servers import DOMAIN, ProsodyUnderTest, XmppdUnderTest, ensure_prosody
+from bench.servers import (
+    DOMAIN,
+    XMPPD_PLUGINS,
+    ProsodyUnderTest,
+    XmppdUnderTest,
+    ensure_prosody,
+)
 from bench.stats import summarize
 from bench.workloads import FULL, QUICK, WORKLOADS
 from xmppd.stream.selfsigned import make_self_signed
@@ -48,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help="the JSON file (default: bench/results/)")
     parser.add_argument("--no-pin", action="store_true", help="leave CPU placement to the OS")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument("--xmppd-plugins", default="plain", choices=sorted(XMPPD_PLUGINS),
+                        help="xmppd's plugins: 'plain' (the IM set Prosody has too) or 'default' "
+                             "(what make run loads: archive, PEP, stream management, ...)")
     parser.add_argument("--profiles", default=",".join(LOADS),
                         help="the loads to profile xmppd under, from: " + ", ".join(LOADS))
     args = parser.parse_args(argv)
@@ -82,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         args.servers.remove("prosody")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="xmppd-bench-") as tmp:
-        under_test = _prepare(Path(tmp), args.servers, plan)
+        under_test = _prepare(Path(tmp), args.servers, plan, args.xmppd_plugins)
         results = {server.name: {} for server in under_test}
         for workload in args.workloads:
             for server in under_test:
@@ -110,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
+        "xmppd_plugins": args.xmppd_plugins,
         "seconds": round(time.monotonic() - started, 1),
         "machine": _machine(cores),
         "versions": versions,
@@ -126,12 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _prepare(workdir: Path, names: list[str], plan) -> list:
+def _prepare(workdir: Path, names: list[str], plan, xmppd_plugins: str = "plain") -> list:
     cert, key = workdir / "tls" / f"{DOMAIN}.crt", workdir / "tls" / f"{DOMAIN}.key"
     make_self_signed(cert, key, [DOMAIN])
     under_test = []
     for name in names:
-        server = SERVERS[name](workdir / name, (cert, key), plan.users, plan.fanout_contacts)
+        extra = {"plugins": xmppd_plugins} if name == "xmppd" else {}
+        server = SERVERS[name](workdir / name, (cert, key), plan.users, plan.fanout_contacts,
+                               **extra)
         _say(f"writing {plan.users + 1:,} accounts for {name}")
         server.prepare()
         under_test.append(server)

@@ -24,12 +24,20 @@ from xmppd.storage import SQLITE_FILENAME
 
 DOMAIN = "localhost"
 
+# The plugin sets xmppd is measured with: "plain" has the IM features Prosody is configured with
+# (the comparison); "default" is what `make run` loads (archive, PEP, stream management, ...).
+XMPPD_PLUGINS = {
+    "plain": ("disco", "ping", "version", "roster", "presence", "offline"),
+    "default": None,  # the server's own default list
+}
+
 
 class XmppdUnderTest:
     name = "xmppd"
 
     def __init__(self, workdir: Path, certificate: tuple[Path, Path], users: int,
-                 hub_contacts: int) -> None:
+                 hub_contacts: int, plugins: str = "plain") -> None:
+        self.plugins = XMPPD_PLUGINS[plugins]
         self.workdir = workdir
         self.certificate = certificate
         self.users = users
@@ -40,6 +48,8 @@ class XmppdUnderTest:
     def _config(self, directory: Path) -> XmppdProcess:
         # The hub's roster is as long as the fan-out; the default cap is 1,000 items.
         roster = f"[plugins.roster]\nmax_items = {max(self.hub_contacts + 10, 1000)}\n"
+        if self.plugins is not None:
+            roster = f"[plugins]\nenabled = {list(self.plugins)!r}\n" + roster
         return XmppdProcess(directory, DOMAIN, extra=roster, auth_timeout=60.0,
                             certificate=self.certificate)
 
