@@ -270,3 +270,28 @@ class ServerCapsTest(PepTestCase):
                    f"<query xmlns='{ns.DISCO_INFO}' node='{caps.disco_node}'/></iq>")
         answer = await wait_for(alice, iq_answer("d1"))
         self.assertTrue(verify(caps, answer.children[0]))
+
+
+class NoRosterStore:
+    """Stands in for the roster plugin's store: any read of it fails the test."""
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"the roster store was used: {name}")
+
+
+class NoReadsTest(PepTestCase):
+    async def test_notifying_online_contacts_with_known_caps_reads_no_roster(self):
+        await self.befriend("alice", "bob")
+        self.learn_client_caps()
+        alice = await self.client("alice", "phone", available=True)  # her roster in memory
+        bob = await self.client("bob", "pc")
+        bob.feed(caps_presence())
+        await wait_for(bob, lambda element: element.name == "presence")
+        roster = self.server.query(IRoster)
+        store, roster.store = roster.store, NoRosterStore()
+        try:
+            await self.publish(alice, title="Cached")
+            event = await wait_for(bob, event_of(TUNE))
+        finally:
+            roster.store = store
+        self.assertIn("Cached", event.toXml())
