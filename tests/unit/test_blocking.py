@@ -4,16 +4,13 @@ hidden on block and shown again on unblock, own resources never blocked, and JID
 
 from __future__ import annotations
 
-from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.xish import domish
 
 from tests.devices_case import DevicesCase, body, error_children, error_condition
-from xmppd import ns
-from xmppd.c2s import filters
+from xmppd import events, ns
 from xmppd.im.blocklist import STORE, BlockLists, matches
 from xmppd.jid import parse_jid
-from xmppd.plugins.blocking import Guard
 
 GET = "<blocklist xmlns='urn:xmpp:blocking'/>"
 ALICE = parse_jid("alice@localhost")
@@ -50,7 +47,7 @@ class BlockingCase(DevicesCase):
     users = ("alice", "bob", "carol")
 
     def stored(self):
-        return self.server.storage.open_store(STORE, "keyval").get("alice@localhost")
+        return self.server.storage.open_store(STORE, "map").get("localhost", "alice@localhost")
 
 
 class CommandTests(BlockingCase):
@@ -120,11 +117,25 @@ class CommandTests(BlockingCase):
         (query,) = answer.elements(ns.DISCO_INFO, "query")
         self.assertIn(ns.BLOCKING, [f["var"] for f in query.elements() if f.name == "feature"])
 
-    async def test_the_list_survives_memory(self):
+    async def test_the_list_survives_a_restart_but_not_its_account(self):
         phone = await self.online("alice", "phone")
         await self.ask(phone, "set", block("bob@localhost"))
-        fresh = BlockLists(self.server.storage.open_store(STORE, "keyval"))
-        self.assertEqual(await fresh.lookup(ALICE), frozenset(["bob@localhost"]))
+        await self.ask(phone, "set", block("carol@localhost"), to=None, id="q2")
+        storage = self.server.storage
+        fresh = BlockLists(storage.open_store(STORE, "map"), storage.users)
+        await fresh.load(["localhost"])
+        self.assertEqual(fresh.lookup(ALICE), frozenset(["bob@localhost", "carol@localhost"]))
+        await storage.users.delete_user("alice", "localhost")  # as xmppdctl, server down
+        fresh = BlockLists(storage.open_store(STORE, "map"), storage.users)
+        await fresh.load(["localhost"])
+        self.assertEqual(fresh.lookup(ALICE), frozenset())
+        self.assertIsNone(await self.stored())
+
+    async def test_deleting_the_account_deletes_its_list(self):
+        phone = await self.online("alice", "phone")
+        await self.ask(phone, "set", block("bob@localhost"))
+        await self.server.emit(events.USER_DELETED, ALICE)
+        self.assertIsNone(await self.stored())
 
 
 class LimitTests(BlockingCase):
@@ -273,37 +284,3 @@ class MatchingTests(SynchronousTestCase):
 
     def test_nothing_blocked(self):
         self.assertFalse(matches(frozenset(), parse_jid("a@x.example")))
-
-
-class UnreadListTests(BlockingCase):
-    """A client's IQ that comes before its account's list is in memory waits for it."""
-
-    async def filtered(self, items: frozenset[str]):
-        alice = await self.online("alice", "phone")
-        bob = await self.online("bob", "desk")
-        reading = defer.Deferred()
-
-        class Unread:
-            def lookup(self, account):
-                return reading
-
-        guard = Guard(Unread(), frozenset(["localhost"]), lambda *args: None)
-        session = self.server.sessions.get(parse_jid("alice@localhost/phone"))
-        session.filters.add(filters.IN, guard.iq_filter, priority=-1)
-        alice.feed("<iq type='get' id='p1' to='bob@localhost/desk'>"
-                   "<ping xmlns='urn:xmpp:ping'/></iq>")
-        self.assertEqual((alice.elements(), bob.elements()), ([], []))  # held
-        reading.callback(items)
-        return alice, bob
-
-    async def test_blocked_once_read(self):
-        alice, bob = await self.filtered(frozenset(["bob@localhost"]))
-        (error,) = alice.elements()
-        self.assertEqual((error["id"], error_condition(error)), ("p1", "not-acceptable"))
-        self.assertEqual(bob.elements(), [])
-
-    async def test_passed_on_once_read(self):
-        alice, bob = await self.filtered(frozenset())
-        (ping,) = bob.elements()
-        self.assertEqual((ping.name, ping["id"], ping["from"]),
-                         ("iq", "p1", "alice@localhost/phone"))

@@ -1,15 +1,18 @@
 # -*- test-case-name: tests.unit.test_blocking -*-
-"""Block lists (XEP-0191): what an account blocked, kept in a keyval store and in memory.
+"""Block lists (XEP-0191): what each account blocked, all in memory, kept in a map store.
 
-Every stanza for or from an account is checked against its list, so the lists an account
-needs are read once and then answered from memory: ``lookup`` gives the set at once when it
-is known (the usual case, also on the benchmarked message path: one dict look-up, and an
-empty set for the many accounts that block nobody), else a Deferred of it. Only this module
-writes the store, so memory is updated first and the write queued after it (writes are
-applied in order): two commands in a row never lose one another's item.
+Every stanza for or from an account is checked against its list, on the benchmarked
+message path too, so the check must never wait for storage: the lists of all accounts are
+read once when the plugin starts (``load``), and ``lookup`` is then one dict look-up (most
+accounts block nobody: an empty set, shared). Only this module writes the store, so memory
+is changed first and the write queued after it (writes are applied in order): two commands
+in a row never lose one another's item.
 
-Memory is bounded: at ``max_cached`` lists the oldest read is forgotten, to be read again
-when needed.
+Stored as a map per host (owner ``domain``, key ``user@domain``, value the sorted JID
+texts), so one read per host loads them all. Such an owner is not deleted with an account:
+USER_DELETED removes the account's key, and ``load`` drops the lists of accounts that no
+longer exist (deleted by xmppdctl while the server was down), so a new account of the same
+name starts with an empty list.
 
 Matching (§5, as XEP-0016): an item ``user@domain/resource`` matches that resource only,
 ``user@domain`` every resource of it, ``domain/resource`` that resource of the domain, and
@@ -20,11 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from twisted.internet import defer
+from xmppd.jid import JID, InvalidJID, parse_jid
+from xmppd.logs import get_logger
 
-from xmppd.jid import JID
+log = get_logger(__name__)
 
 STORE = "blocking"
+NOTHING: frozenset[str] = frozenset()
 
 
 def candidates(jid: JID) -> tuple[str, ...]:
@@ -45,45 +50,40 @@ def matches(items: frozenset[str], jid: JID) -> bool:
 
 
 class BlockLists:
-    """The lists of the accounts seen lately, over the store that keeps them all."""
+    """Every account's list, in memory, over the map store that keeps them."""
 
-    def __init__(self, store, max_cached: int = 10000) -> None:
-        self._store = store  # IKeyValStore: account -> list of JID texts
-        self._max_cached = max_cached
-        self._cache: dict[JID, frozenset[str]] = {}
+    def __init__(self, store, users) -> None:
+        self._store = store  # IMapStore: domain -> {account: [JID texts]}
+        self._users = users  # IUserStore, for the accounts that still exist
+        self._lists: dict[JID, frozenset[str]] = {}
 
-    def cached(self, account: JID) -> frozenset[str] | None:
-        return self._cache.get(account)
+    async def load(self, domains: Iterable[str]) -> None:
+        """Read the lists of every account of ``domains``; those of accounts that no longer
+        exist are deleted."""
+        for domain in domains:
+            stored = await self._store.items(domain)
+            if not stored:
+                continue
+            existing = set(await self._users.list_users(domain))
+            for account, items in stored.items():
+                if account not in existing:
+                    await self._store.delete(domain, account)
+                    continue
+                try:
+                    self._lists[parse_jid(account)] = frozenset(items)
+                except InvalidJID:
+                    log.warn("block list of a bad account {account!r} ignored",
+                             account=account)
 
-    def lookup(self, account: JID) -> frozenset[str] | defer.Deferred:
-        """The list of ``account`` (a bare JID): the set itself when known, else a Deferred
-        firing it once read."""
-        items = self._cache.get(account)
-        if items is not None:
-            return items
-        return self._store.get(account.full()).addCallback(self._read, account)
-
-    def _read(self, value: list | None, account: JID) -> frozenset[str]:
-        known = self._cache.get(account)
-        if known is not None:  # a command changed it while we read: memory is newer
-            return known
-        items = frozenset(value or ())
-        self._remember(account, items)
-        return items
-
-    def _remember(self, account: JID, items: frozenset[str]) -> None:
-        cache = self._cache
-        cache.pop(account, None)
-        cache[account] = items
-        if len(cache) > self._max_cached:
-            del cache[next(iter(cache))]
+    def lookup(self, account: JID) -> frozenset[str]:
+        """The list of ``account`` (a bare JID)."""
+        return self._lists.get(account, NOTHING)
 
     async def change(self, account: JID, add: Iterable[str] = (),
                      remove: Iterable[str] | None = ()) -> tuple[list[str], list[str]]:
         """Block ``add`` and unblock ``remove`` (None: everything); returns the items really
         added and removed, in the order given, once the store has them."""
-        before = await defer.maybeDeferred(self.lookup, account)
-        before = self._cache.get(account, before)  # newest, if a command ran meanwhile
+        before = self.lookup(account)
         removed = (sorted(before) if remove is None
                    else list(dict.fromkeys(item for item in remove if item in before)))
         after = before.difference(removed)
@@ -91,13 +91,18 @@ class BlockLists:
         after = after.union(added)
         if after == before:
             return added, removed
-        self._remember(account, after)
         if after:
-            await self._store.set(account.full(), sorted(after))
+            self._lists[account] = after
+            await self._store.set(account.host, account.full(), sorted(after))
         else:
-            await self._store.delete(account.full())
+            self._lists.pop(account, None)
+            await self._store.delete(account.host, account.full())
         return added, removed
 
     def forget(self, account: JID, *ignored) -> None:
-        """The account was deleted (its stored list went with it)."""
-        self._cache.pop(account.bare(), None)
+        """USER_DELETED: the account's list goes with it."""
+        account = account.bare()
+        if self._lists.pop(account, None) is not None:
+            self._store.delete(account.host, account.full()).addErrback(
+                lambda failure: log.failure("deleting the block list of {account} failed",
+                                            failure, account=account))

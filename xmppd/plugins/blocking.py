@@ -2,7 +2,8 @@
 """The blocking command (XEP-0191, ``urn:xmpp:blocking``): an account stops all traffic
 with the JIDs it lists, in both directions, across sessions.
 
-The list is xmppd.im.blocklist (a keyval store, read once into memory). The commands are
+The lists are xmppd.im.blocklist (a map store, all read into memory at start, so no check
+ever waits for storage). The commands are
 IQ answerers for an account's own bare JID; enforcement is chain links, never a router
 edit, at priority 1000 so a blocked stanza is dropped before the archive (50), carbons (0)
 and delivery (-1000) see it:
@@ -63,11 +64,11 @@ class Blocking:
     name = "blocking"
     requires = ()
 
-    def setup(self, ctx) -> None:
+    def setup(self, ctx) -> defer.Deferred:
         reject_unknown_keys(ctx, ("max_items",))
-        lists = BlockLists(ctx.open_store(STORE, "keyval"))
-        guard = Guard(lists, ctx.domains, ctx.bounce)
-        commands = Commands(ctx, lists, ctx.option_int("max_items", 1000, minimum=1))
+        lists = BlockLists(ctx.open_store(STORE, "map"), ctx.storage.users)
+        guard = Guard(lists, ctx.domains, ctx.bounce, ctx.sessions)
+        commands = Commands(ctx, lists, guard, ctx.option_int("max_items", 1000, minimum=1))
         ctx.feature(ns.BLOCKING)
         ctx.iq("get", ns.BLOCKING, "blocklist", commands.blocklist, to="self")
         ctx.iq("set", ns.BLOCKING, "block", commands.block, to="self")
@@ -83,9 +84,10 @@ class Blocking:
         for type in ("result", "error"):  # answers to a bare JID go to the IQ tracker
             ctx.stanza("iq", type, "full", guard.inbound, PRIORITY)
         ctx.session_filters(guard.watch)
-        ctx.on(events.SESSION_BOUND, guard.warm)
+        ctx.on(events.SESSION_CLOSED, guard.forget)
         ctx.on(events.SESSION_CLOSED, commands.forget_session)
         ctx.on(events.USER_DELETED, lists.forget)
+        return defer.ensureDeferred(lists.load(ctx.domains))
 
 
 def blocked_error(element: domish.Element) -> domish.Element:
@@ -97,44 +99,27 @@ def blocked_error(element: domish.Element) -> domish.Element:
     return reply
 
 
-def _then(value, then, *args):
-    """``then(value, *args)`` now when ``value`` is known, else when its Deferred fires:
-    lists in memory keep the chain synchronous."""
-    if isinstance(value, defer.Deferred):
-        return value.addCallback(then, *args)
-    return then(value, *args)
-
-
 class Guard:
-    """The enforcement: chain links and the IQ filter."""
+    """The enforcement: chain links, and the IQ filter on the sessions of accounts that block
+    someone (only those: the others keep the unfiltered, free path)."""
 
-    def __init__(self, lists: BlockLists, domains, bounce) -> None:
+    def __init__(self, lists: BlockLists, domains, bounce, sessions) -> None:
         self._lists = lists
         self._domains = domains
         self._bounce = bounce
-
-    def warm(self, session) -> None:
-        """Read a new session's list now, so its own stanzas find it in memory."""
-        items = self._lists.lookup(session.account)
-        if isinstance(items, defer.Deferred):
-            items.addErrback(lambda failure: log.failure(
-                "reading the block list of {account} failed", failure,
-                account=session.account))
+        self._resources = sessions.resources
+        self._filtered: dict[object, object] = {}  # session -> undo of its IQ filter
 
     # -- stanzas for our accounts
 
     def inbound(self, stanza: Stanza, origin):
         sender = stanza.sender
-        if sender is None:
-            return None
+        if sender is None or (sender.user is None and sender.host in self._domains):
+            return None  # the server itself (its answers, pushes, errors) is never blocked
         account = stanza.recipient.bare()
         if sender.bare() == account:
             return None
-        return _then(self._lists.lookup(account), self._inbound_with, stanza)
-
-    def _inbound_with(self, items: frozenset[str], stanza: Stanza):
-        sender = stanza.sender
-        if matches(items, sender):
+        if matches(self._lists.lookup(account), sender):
             if stanza.kind != "presence" and stanza.type in ("normal", "chat", "groupchat",
                                                              "headline", "get", "set"):
                 self._bounce(stanza, "service-unavailable")
@@ -143,10 +128,7 @@ class Guard:
             return None
         # made by the server for a local account that blocked the recipient; not errors:
         # those the blocked JID must get (this plugin's own bounces among them)
-        return _then(self._lists.lookup(sender.bare()), self._from_blocker, stanza)
-
-    def _from_blocker(self, items: frozenset[str], stanza: Stanza):
-        return True if matches(items, stanza.recipient) else None
+        return True if matches(self._lists.lookup(sender.bare()), stanza.recipient) else None
 
     # -- what local clients send
 
@@ -154,40 +136,45 @@ class Guard:
         recipient = stanza.recipient
         if recipient is None or recipient.bare() == session.account:
             return None
-        return _then(self._lists.lookup(session.account), self._outbound_with, stanza,
-                     session)
-
-    def _outbound_with(self, items: frozenset[str], stanza: Stanza, session):
-        if not matches(items, stanza.recipient):
+        if not matches(self._lists.lookup(session.account), recipient):
             return None
         if stanza.kind == "message" and stanza.type != "error":
             session.send(blocked_error(stanza.element))
         return True
 
     def watch(self, session) -> None:
-        session.filters.add(filters.IN, self.iq_filter)
+        """A new session: filtered if its account blocks someone."""
+        if self._lists.lookup(session.account) and session not in self._filtered:
+            self._filtered[session] = session.filters.add(filters.IN, self.iq_filter)
+
+    def refresh(self, account: JID) -> None:
+        """The account's list changed: filter its sessions, or stop when it is empty."""
+        for session in self._resources(account):
+            if self._lists.lookup(account):
+                self.watch(session)
+            else:
+                undo = self._filtered.pop(session, None)
+                if undo is not None:
+                    undo()
+
+    def forget(self, session, *ignored) -> None:
+        self._filtered.pop(session, None)
 
     def iq_filter(self, element: domish.Element, session):
         """A client's IQ to a JID its account blocked: refused before it is routed."""
         if element.name != "iq":
             return element
+        items = self._lists.lookup(session.account)
         to = element.getAttribute("to")
-        if not to:
+        if not items or not to:
             return element
         try:
             recipient = parse_jid(to)
         except InvalidJID:
             return element  # the router answers jid-malformed
-        if recipient.bare() == session.account:
-            return element
-        items = self._lists.lookup(session.account)
-        if isinstance(items, defer.Deferred):  # not read yet: hold it until it is
-            items.addCallback(self._iq_later, element, session, recipient)
-            return None
-        return self._iq_decided(items, element, session, recipient)
-
-    def _iq_decided(self, items: frozenset[str], element: domish.Element, session,
-                    recipient: JID) -> domish.Element | None:
+        if recipient.bare() == session.account or (recipient.user is None
+                                                   and recipient.host in self._domains):
+            return element  # itself, or its own server (ping, disco)
         if not matches(items, recipient):
             return element
         if element.getAttribute("type") in ("get", "set"):
@@ -196,17 +183,13 @@ class Guard:
             session.send(reply)
         return None
 
-    def _iq_later(self, items: frozenset[str], element: domish.Element, session,
-                  recipient: JID) -> None:
-        if self._iq_decided(items, element, session, recipient) is not None:
-            session.filters.pass_on(filters.IN, element, after=self.iq_filter)
-
 
 class Commands:
     """The IQ answerers (§3.1–§3.4), pushes, and the presence a change shows or hides."""
 
-    def __init__(self, ctx, lists: BlockLists, max_items: int) -> None:
+    def __init__(self, ctx, lists: BlockLists, guard: Guard, max_items: int) -> None:
         self._lists = lists
+        self._guard = guard
         self._sessions = ctx.sessions
         self._route = ctx.route
         self._query = ctx.query
@@ -223,7 +206,7 @@ class Commands:
         session = self._sessions.get(stanza.sender) if stanza.sender.resource else None
         if session is not None:
             self.asked.add(session)
-        return _then(self._lists.lookup(stanza.sender.bare()), _blocklist_element)
+        return _blocklist_element(self._lists.lookup(stanza.sender.bare()))
 
     def block(self, stanza: Stanza, origin) -> defer.Deferred:
         jids = _items(stanza.payload())
@@ -236,18 +219,20 @@ class Commands:
         return defer.ensureDeferred(self._unblock(stanza.sender.bare(), jids or None))
 
     async def _block(self, account: JID, jids: list[JID]) -> None:
-        before = await defer.maybeDeferred(self._lists.lookup, account)
+        before = self._lists.lookup(account)
         new = [jid for jid in jids if jid.full() not in before]
         if len(before) + len(new) > self._max_items:
             raise StanzaError("resource-constraint",
                               f"a block list holds at most {self._max_items} JIDs")
         await self._hide_from(account, new)  # while it still passes (the links drop it after)
         added, _ = await self._lists.change(account, add=[jid.full() for jid in new])
+        self._guard.refresh(account)
         self._push(account, "block", added)
 
     async def _unblock(self, account: JID, jids: list[JID] | None) -> None:
         _, removed = await self._lists.change(
             account, remove=None if jids is None else [jid.full() for jid in jids])
+        self._guard.refresh(account)
         if removed:
             self._push(account, "unblock", None if jids is None else removed)
             await self._show_to(account, removed)
@@ -290,7 +275,7 @@ class Commands:
         roster = self._query(IRoster)
         if roster is None:
             return
-        still = await defer.maybeDeferred(self._lists.lookup, account)
+        still = self._lists.lookup(account)
         items = frozenset(removed)
         contacts = await roster.contacts(account)
         available = [s for s in self._sessions.resources(account)
