@@ -2,10 +2,11 @@
 """Client state indication (XEP-0352, ``urn:xmpp:csi:0``): a phone in a pocket says
 ``<inactive/>`` and the server stops waking it for every contact's status change.
 
-While a session is inactive its OUT filter (priority 0: above stream management's counter
-at -1000, so what is held is not counted as sent) holds presence broadcasts, available and
-unavailable, keeping only the newest per sender (a contact's full JID): what the client
-would have shown at the end anyway. Everything else passes at once. A message first flushes
+While a session is inactive, and only then (an active session keeps the unfiltered, free
+path), an OUT filter at priority 0 (above stream management's counter at -1000, so what is
+held is not counted as sent) holds presence broadcasts, available and unavailable, keeping
+only the newest per sender (a contact's full JID): what the client would have shown at the
+end anyway. Everything else passes at once. A message first flushes
 what is held, so the client reads presence and message in the order they happened; IQs
 pass without flushing (a server ping need not wake the screen with presence). ``<active/>``
 flushes and ends holding.
@@ -40,7 +41,6 @@ class ClientStateIndication:
     def setup(self, ctx) -> None:
         reject_unknown_keys(ctx, ("max_held",))
         states = ClientStates(ctx.option_int("max_held", 1000, minimum=1))
-        ctx.session_filters(states.watch)
         ctx.claim(ns.CSI, "active", states.on_active)
         ctx.claim(ns.CSI, "inactive", states.on_inactive)
         ctx.stream_feature(lambda stream: domish.Element((ns.CSI, "csi")))
@@ -48,45 +48,42 @@ class ClientStateIndication:
 
 
 class ClientStates:
-    """The state of every bound session, made when it binds and dropped when it ends."""
+    """The inactive sessions, each with its filter; an active session has none."""
 
     def __init__(self, max_held: int) -> None:
         self.max_held = max_held
-        self._states: dict[object, ClientState] = {}
-
-    def watch(self, session) -> None:
-        state = self._states[session] = ClientState(session, self.max_held)
-        session.filters.add(filters.OUT, state.filter, FILTER_PRIORITY)
-
-    def forget(self, session, *ignored) -> None:
-        self._states.pop(session, None)  # what it held goes with it: nobody to read it
-
-    def on_active(self, element: domish.Element, stream) -> None:
-        state = self._states.get(stream.session)
-        if state is not None:
-            state.inactive = False
-            state.flush()
+        self._inactive: dict[object, ClientState] = {}
 
     def on_inactive(self, element: domish.Element, stream) -> None:
-        state = self._states.get(stream.session)
+        session = stream.session
+        if session is None or session in self._inactive:
+            return  # saying it twice changes nothing
+        state = ClientState(session, self.max_held)
+        state.undo = session.filters.add(filters.OUT, state.filter, FILTER_PRIORITY)
+        self._inactive[session] = state
+
+    def on_active(self, element: domish.Element, stream) -> None:
+        state = self._inactive.pop(stream.session, None)
         if state is not None:
-            state.inactive = True
+            state.flush()  # through the filters after this one, so before removing it
+            state.undo()
+
+    def forget(self, session, *ignored) -> None:
+        self._inactive.pop(session, None)  # what it held goes with it: nobody to read it
 
 
 class ClientState:
-    """One session's activity and what its filter holds while it is inactive."""
+    """An inactive session's filter and what it holds."""
 
-    __slots__ = ("session", "max_held", "inactive", "held")
+    __slots__ = ("session", "max_held", "held", "undo")
 
     def __init__(self, session, max_held: int) -> None:
         self.session = session
         self.max_held = max_held
-        self.inactive = False
         self.held: dict[str | None, domish.Element] = {}  # sender -> newest presence
+        self.undo = None  # removes the filter
 
     def filter(self, element: domish.Element, session) -> domish.Element | None:
-        if not self.inactive:
-            return element
         name = element.name
         if name == "presence":
             if element.getAttribute("type") not in HELD_TYPES:
