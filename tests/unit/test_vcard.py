@@ -131,13 +131,14 @@ class DiscoTests(PersonalCase):
 class ConfigTests(PersonalCase):
     enabled = ()
 
-    def test_max_size_must_be_a_positive_integer_and_keys_known(self):
-        for section, word in (({"max_size": 0}, "max_size"), ({"max_size": "big"}, "max_size"),
-                              ({"maxsize": 1}, "maxsize")):
-            registry = PluginRegistry(self.server, ("vcard",), {"vcard": section})
-            d = registry.load()
-            failure = self.failureResultOf(d, PluginError)
-            self.assertIn(word, str(failure.value))
+    def test_options_are_checked_and_unknown_keys_refused(self):
+        for plugin, section, word in (
+                ("vcard", {"max_size": 0}, "max_size"), ("vcard", {"max_size": "big"}, "max_size"),
+                ("vcard", {"maxsize": 1}, "maxsize"), ("private", {"max_size": -1}, "max_size"),
+                ("avatar_hash", {"size": 1}, "size")):
+            registry = PluginRegistry(self.server, ("vcard", plugin), {plugin: section})
+            failure = self.failureResultOf(registry.load(), PluginError)
+            self.assertIn(f"[plugins.{plugin}] {word}", str(failure.value))
 
 
 class PhotoHashTests(SynchronousTestCase):

@@ -45,8 +45,11 @@ class AvatarHash:
     name = "avatar_hash"
     requires = ("vcard",)
 
+    def configure(self, options) -> None:
+        """No settings: any key in [plugins.avatar_hash] stops start-up."""
+        reject_unknown_keys(options, ())
+
     def setup(self, ctx) -> None:
-        reject_unknown_keys(ctx, ())
         self.ctx = ctx
         ctx.stanza("presence", "available", "outgoing", self.on_presence, PRIORITY)
         ctx.on(events.SESSION_BOUND, self.on_bound)

@@ -29,10 +29,13 @@ class Private:
     name = "private"
     requires = ()
 
+    def configure(self, options) -> int:
+        """max_size, checked before the database opens."""
+        reject_unknown_keys(options, ("max_size",))
+        return options.option_int("max_size", DEFAULT_MAX_SIZE, minimum=1)
+
     def setup(self, ctx) -> None:
-        reject_unknown_keys(ctx, ("max_size",))
-        max_size = ctx.option_int("max_size", DEFAULT_MAX_SIZE, minimum=1)
-        self.data = PrivateXML(ctx.open_store("private", "map"), max_size)
+        self.data = PrivateXML(ctx.open_store("private", "map"), ctx.settings)
         for entity in ("host", "account"):
             ctx.feature(ns.PRIVATE, to=entity)
         for type in ("get", "set"):

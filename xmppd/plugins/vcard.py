@@ -39,10 +39,13 @@ class VCardPlugin:
     name = "vcard"
     requires = ()
 
+    def configure(self, options) -> int:
+        """max_size, checked before the database opens."""
+        reject_unknown_keys(options, ("max_size",))
+        return options.option_int("max_size", DEFAULT_MAX_SIZE, minimum=1)
+
     def setup(self, ctx) -> None:
-        reject_unknown_keys(ctx, ("max_size",))
-        max_size = ctx.option_int("max_size", DEFAULT_MAX_SIZE, minimum=1)
-        self.vcards = VCards(ctx.open_store("vcard", "keyval"), max_size)
+        self.vcards = VCards(ctx.open_store("vcard", "keyval"), ctx.settings)
         ctx.provide(IVCards, self.vcards)
         for entity in ("host", "account"):
             ctx.feature(ns.VCARD, to=entity)
