@@ -82,7 +82,7 @@ class TLSConfig:
 
 
 DEFAULT_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline", "pep", "pubsub",
-                   "smacks")
+                   "smacks", "carbons", "csi", "blocking")
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,8 @@ def test_sample_config_loads():
     assert config.storage.path == var / "xmppd.sqlite"
     assert config.manhole.listen == ""
     assert config.plugins.enabled == ("disco", "ping", "version", "roster", "presence",
-                                      "offline", "pep", "pubsub", "smacks")
+                                      "offline", "pep", "pubsub", "smacks", "carbons", "csi",
+                                      "blocking")
 
 
 def _sample_keys() -> dict[str, set[str]]:
@@ -152,7 +153,8 @@ def test_defaults(tmp_path):
     assert config.storage == type(config.storage)("sqlite", var / "xmppd.sqlite", None)
     assert config.manhole == type(config.manhole)("", None, None, var / "manhole_host_key")
     assert config.plugins.enabled == ("disco", "ping", "version", "roster", "presence",
-                                      "offline", "pep", "pubsub", "smacks")
+                                      "offline", "pep", "pubsub", "smacks", "carbons", "csi",
+                                      "blocking")
     assert dict(config.plugins.sections) == {}
     assert config.log.level == "info"
 
