@@ -14,7 +14,7 @@ USER_DELETED removes the account's key, and ``load`` drops the lists of accounts
 longer exist (deleted by xmppdctl while the server was down), so a new account of the same
 name starts with an empty list.
 
-Matching (§5, as XEP-0016): an item ``user@domain/resource`` matches that resource only,
+Matching (§6, as XEP-0016): an item ``user@domain/resource`` matches that resource only,
 ``user@domain`` every resource of it, ``domain/resource`` that resource of the domain, and
 ``domain`` the domain itself and everyone at it.
 """

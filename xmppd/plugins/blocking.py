@@ -3,36 +3,38 @@
 with the JIDs it lists, in both directions, across sessions.
 
 The lists are xmppd.im.blocklist (a map store, all read into memory at start, so no check
-ever waits for storage). The commands are
-IQ answerers for an account's own bare JID; enforcement is chain links, never a router
-edit, at priority 1000 so a blocked stanza is dropped before the archive (50), carbons (0)
-and delivery (-1000) see it:
+ever waits for storage). The commands are IQ answerers for an account's own bare JID;
+enforcement is chain links, never a router edit, at priority 1000 so a blocked stanza is
+dropped before the archive (50), carbons (0) and delivery (-1000) see it:
 
 * **inbound**, on an account's targets (bare, full), every kind: from a JID the account
   blocked, messages and IQ requests get ``service-unavailable`` (as if there were nobody),
-  presence of every type (probes, subscriptions) and IQ answers vanish silently (§3.2), so
+  presence of every type (probes, subscriptions) and IQ answers vanish silently (§3.3), so
   the blocker appears offline. A stanza the server makes *from* an account to a JID that
   account blocked (its presence broadcast, a probe answer, a PEP notification) is dropped
   here too, when the JID is local;
 * **outbound**, at 'outgoing' (what a local client sends): a message to a blocked JID gets
-  ``not-acceptable`` with ``<blocked xmlns='urn:xmpp:blocking:errors'/>`` (§3.5);
+  ``not-acceptable`` with ``<blocked xmlns='urn:xmpp:blocking:errors'/>`` (§3.3);
   presence and errors to it are dropped. A client's IQs have no 'outgoing' link (they are
   routed as they are), so an IN session filter refuses those the same way;
-* the stanzas between an account's own resources are never blocked (§7 note).
+* the stanzas between an account's own resources are never blocked (§5, note), nor those
+  the server itself sends (its answers, pushes, errors).
 
 Blocking a JID that receives the account's presence sends it unavailable presence from
 each available resource first (§3.3, while it still passes); unblocking sends it the
 current presence, and probes those whose presence the account is subscribed to, so both
 sides see each other again.
 
-Pushes (§3.3, §3.4) go to the account's resources that have asked for the list, as the
+Pushes (§3.3–§3.5) go to the account's resources that have asked for the list, as the
 XEP says: a client that never asked may not understand them. Unblocking what is not
 blocked succeeds and pushes nothing.
 
 Not covered: stanzas the server makes for a *remote* blocked JID (the presence broadcast
 to a remote subscriber) leave through federation without passing a link; the blocking
 client's own presence broadcast to a remote blocked subscriber still goes. That needs an
-outbound-to-remote chain target.
+outbound-to-remote chain target. Whom a session sent directed presence to is the presence
+plugin's to know: a blocked JID that got directed presence (not a subscriber) is not sent
+unavailable at the block, though nothing reaches it after.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class Blocking:
 
 
 def blocked_error(element: domish.Element) -> domish.Element:
-    """The §3.5 answer to what an account sent to a JID it blocked."""
+    """The §3.3 answer to what an account sent to a JID it blocked."""
     reply = StanzaError("not-acceptable", "you have blocked this JID").to_response(element)
     for child in reply.elements():
         if child.name == "error":
@@ -185,7 +187,7 @@ class Guard:
 
 
 class Commands:
-    """The IQ answerers (§3.1–§3.4), pushes, and the presence a change shows or hides."""
+    """The IQ answerers (§3.2–§3.5), pushes, and the presence a change shows or hides."""
 
     def __init__(self, ctx, lists: BlockLists, guard: Guard, max_items: int) -> None:
         self._lists = lists
@@ -240,7 +242,7 @@ class Commands:
     # -- pushes
 
     def _push(self, account: JID, name: str, items: list[str] | None) -> None:
-        """``items`` None: the empty <unblock/> of unblock-all (§3.4)."""
+        """``items`` None: the empty <unblock/> of unblock-all (§3.5)."""
         if items is not None and not items:
             return
         for session in self._sessions.resources(account):
