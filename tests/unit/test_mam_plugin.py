@@ -9,7 +9,7 @@ from twisted.words.xish import domish
 from tests.personal_case import error_condition
 from tests.plugin_case import PluginServerCase
 from xmppd import ns
-from xmppd.events import USER_DELETED
+from xmppd.events import USER_DELETED, USER_DELETING
 from xmppd.im.subscription import SubState
 from xmppd.interfaces import IRoster
 from xmppd.jid import parse_jid
@@ -265,6 +265,16 @@ class WhatIsArchivedTests(MamCase):
         self.assertEqual(await store.count("bob@localhost"), 3)
         await self.server.storage.users.delete_user("bob", "localhost")
         self.assertEqual(await store.count("bob@localhost"), 0)
+
+
+    async def test_entries_waiting_for_a_deleted_account_are_not_written_after(self):
+        await self.send_chats(3)  # still in the batch: no IQ, no timer yet
+        await self.server.emit(USER_DELETING, parse_jid("bob@localhost"))
+        await self.server.storage.users.delete_user("bob", "localhost")
+        self.clock.advance(1)
+        store = self.server.storage.open_store("mam", "archive")
+        self.assertEqual(await store.count("bob@localhost"), 0)
+        self.assertEqual(await store.count("alice@localhost"), 3)
 
 
 def error_condition_of_message(message: domish.Element) -> str:

@@ -144,8 +144,11 @@ class Mam:
 
     # -- accounts and retention
 
-    def on_user_deleting(self, account: JID) -> None:
+    def on_user_deleting(self, account: JID) -> defer.Deferred | None:
+        """Drop the account's entries still in memory and wait for those on their way to
+        disk, so that none lands after its data is deleted."""
         self.writer.forget(account.userhost())
+        return self.writer.settled(account.userhost())
 
     def on_user_deleted(self, account: JID) -> defer.Deferred:
         return defer.ensureDeferred(self.prefs.forget(account))
