@@ -258,3 +258,48 @@ async def until(condition, timeout: float = 15.0) -> None:
     while not condition():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+def test_a_resume_takes_the_session_from_a_stream_still_open(tmp_path):
+    proc = start(tmp_path)
+    try:
+        old = online(proc, "alice", "laptop")
+        sm_id = enable(old)
+        bob = online(proc, "bob", "phone")
+        send_messages(bob, ["o1"])
+        old.read_until(b"<body>o1</body>")  # read but not acknowledged
+
+        new = authenticated(proc, "alice")
+        new.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
+        assert bodies(new.read_until(b"<body>o1</body>")) == ["o1"]
+        assert b"<conflict" in old.read_until_closed()
+        send_messages(bob, ["o2"])
+        assert bodies(new.read_until(b"<body>o2</body>")) == ["o1", "o2"]
+        new.send(f"<a xmlns='{SM}' h='2'/></stream:stream>")
+        new.read_until_closed()
+        bob.close()
+    finally:
+        stop(proc)
+
+
+def test_a_server_shutdown_keeps_a_hibernated_sessions_messages(tmp_path):
+    proc = start(tmp_path)
+    try:
+        alice = online(proc, "alice", "laptop")
+        enable(alice)
+        drop(alice)
+        wait_for_log(proc, f"session {ALICE} hibernated after")
+        bob = online(proc, "bob", "phone")
+        send_messages(bob, ["h1", "h2"])
+        bob.close()
+        assert proc.stop() == 0  # SIGTERM: the hibernated session ends with the server
+
+        proc.start()
+        again = bound(proc, "alice", "laptop")
+        again.send("<presence/>")
+        assert bodies(again.read_until(b"<body>h2</body>")) == ["h1", "h2"]
+        again.send("</stream:stream>")
+        again.read_until_closed()
+    finally:
+        log = stop(proc)
+    assert "server shutdown" in log
