@@ -86,3 +86,4 @@ def test_entry_ids_are_new_entry_ids_made_in_bulk():
     assert len(set(made)) == 2000
     assert {len(each) for each in made} == {len(new_entry_id())}
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{16}", each) for each in made)
+

@@ -46,9 +46,13 @@ class Mam:
     name = "mam"
     requires = ()
 
+    def configure(self, options) -> dict:
+        """``[plugins.mam]``, checked before the database opens."""
+        return _read_options(options)
+
     def setup(self, ctx) -> defer.Deferred:
         self.ctx = ctx
-        options = _read_options(ctx)
+        options = ctx.settings
         self.page_size, self.max_page = options["page_size"], options["max_page_size"]
         self.store = ctx.open_store("mam", "archive")
         self.writer = BatchWriter(self.store, ctx.reactor.callLater, options["batch_ms"] / 1000,
@@ -167,17 +171,17 @@ class Mam:
             log.info("archive retention: {count} entries purged", count=count)
 
 
-def _read_options(ctx) -> dict:
-    """``[plugins.mam]``, checked: a bad value stops start-up naming the key."""
-    reject_unknown_keys(ctx, ("default_prefs", "retention_days", "batch_ms", "batch_size",
+def _read_options(options) -> dict:
+    """A bad value stops start-up with a line naming [plugins.mam] and the key."""
+    reject_unknown_keys(options, ("default_prefs", "retention_days", "batch_ms", "batch_size",
                               "page_size", "max_page_size"))
-    max_page = ctx.option_int("max_page_size", 250, minimum=1, maximum=10_000)
+    max_page = options.option_int("max_page_size", 250, minimum=1, maximum=10_000)
     return {
-        "default_prefs": ctx.option_str("default_prefs", "always", DEFAULTS),
-        "retention_days": ctx.option_int("retention_days", 0, minimum=0),
-        "batch_ms": ctx.option_int("batch_ms", 50, minimum=0, maximum=10_000),
-        "batch_size": ctx.option_int("batch_size", 500, minimum=1),
-        "page_size": ctx.option_int("page_size", 50, minimum=1, maximum=max_page),
+        "default_prefs": options.option_str("default_prefs", "always", DEFAULTS),
+        "retention_days": options.option_int("retention_days", 0, minimum=0),
+        "batch_ms": options.option_int("batch_ms", 50, minimum=0, maximum=10_000),
+        "batch_size": options.option_int("batch_size", 500, minimum=1),
+        "page_size": options.option_int("page_size", 50, minimum=1, maximum=max_page),
         "max_page_size": max_page,
     }
 
