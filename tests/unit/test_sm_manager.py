@@ -334,3 +334,38 @@ class OptionTests(TestCase):
             finally:
                 await fixture.storage.close()
             self.assertIn(f"[plugins.smacks] {key}", str(raised.exception))
+
+
+class RescueTests(SmTestCase):
+    c2s = plugins("request_after = 100") + "[plugins.offline]\nmax_messages = 1\n"
+
+    async def test_what_offline_storage_refuses_goes_back_and_the_rest_is_dropped(self):
+        h, _ = await self.enabled()
+        self.send_to_alice("kept", "refused")  # the second is over max_messages
+        for kind in ("groupchat", "headline", "error"):
+            self.bob.feed(f"<message to='{LOST}' type='{kind}' id='{kind}'><body>x</body>"
+                          "</message>")
+        self.bob.feed(f"<presence to='{LOST}'/>")
+        self.bob.elements()
+        h.feed("</stream:stream>")
+        self.assertEqual(await self.offline_bodies(1), ["kept"])
+        for _ in range(500):
+            answers = self.bob.elements()
+            if answers:
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual([(e.name, e["id"], e["type"],
+                           condition(next(c for c in e.elements() if c.name == "error")))
+                          for e in answers],
+                         [("message", "m1", "error", "recipient-unavailable")])
+
+
+class WithoutOfflineTests(SmTestCase):
+    c2s = plugins().replace('"offline", ', "")
+
+    async def test_messages_go_back_to_their_senders(self):
+        h, _ = await self.enabled()
+        self.send_to_alice("one")
+        h.feed("</stream:stream>")
+        (error,) = self.bob.elements()
+        self.assertEqual((error["id"], error["type"]), ("m0", "error"))

@@ -19,10 +19,8 @@ hold or drop it; OUT at -1000 queues what is written to it after every other fil
   the client did not acknowledge. An id that is unknown, expired or another account's
   is ``item-not-found``, the same answer for all three so ids cannot be probed.
 - The end: a session that ends for good (timeout, a polite close, a stream error, a kick)
-  hands its unacknowledged messages to offline storage (IOfflineDelivery) with the time
-  they were first sent; a message storage refuses, and an IQ request, goes back to its
-  sender as ``recipient-unavailable``; presence is dropped (the presence plugin tells
-  contacts the session is gone).
+  hands what it did not acknowledge to xmppd.sm.rescue (offline storage, or an error to
+  the sender).
 """
 
 from __future__ import annotations
@@ -37,12 +35,11 @@ from twisted.words.xish import domish
 from xmppd.c2s import filters
 from xmppd.c2s.hooks import format_duration
 from xmppd.errors import StreamError
-from xmppd.interfaces import IOfflineDelivery
-from xmppd.jid import JID, InvalidJID, parse_jid
+from xmppd.jid import JID
 from xmppd.logs import get_logger
 from xmppd.sm.counter import OutboundQueue, increment, parse_h
 from xmppd.sm.elements import delayed, failed, sm_element
-from xmppd.stanza import Stanza
+from xmppd.sm.rescue import Rescue
 
 log = get_logger(__name__)
 
@@ -50,7 +47,6 @@ IN_PRIORITY = 1000  # first to see what the client sent
 OUT_PRIORITY = -1000  # last before the wire: counts only what is really written
 REMEMBERED_IDS = 10_000  # ended resumable sessions whose final 'h' a <failed/> may tell
 TRUE_VALUES = ("true", "1")
-NOT_BOUNCED = frozenset(("error", "result", "groupchat", "headline"))  # XEP-0045/RFC 6121
 
 
 @dataclass(frozen=True)
@@ -98,6 +94,7 @@ class StreamManagement:
         self.managed: dict = {}  # session -> ManagedSession
         self.by_id: dict[str, ManagedSession] = {}  # resumable ones
         self.ended: OrderedDict[str, tuple[JID, int]] = OrderedDict()  # id -> account, h
+        self.rescue = Rescue(ctx)
 
     # -- the stream feature
 
@@ -269,40 +266,7 @@ class StreamManagement:
             self.ended[managed.id] = (session.account, managed.handled)
             while len(self.ended) > REMEMBERED_IDS:
                 self.ended.popitem(last=False)
-        self.rescue(session, managed.queue.drain())
-
-    def rescue(self, session, unacknowledged: list[tuple[domish.Element, float]]) -> None:
-        """Treat what the client never acknowledged as sent to an unavailable resource
-        (§4): messages to offline storage, or back to their sender with IQ requests."""
-        if not unacknowledged:
-            return
-        offline = self.ctx.query(IOfflineDelivery)
-        domain = session.jid.host
-        messages = 0
-        for element, when in unacknowledged:
-            stanza = _as_stanza(element, session.jid)
-            if stanza is None or stanza.type in NOT_BOUNCED or stanza.kind == "presence":
-                continue
-            if stanza.kind == "message" and offline is not None:
-                messages += 1
-                late = _as_stanza(delayed(element, domain, when), session.jid)
-                d = offline.store(late)
-                d.addCallback(self._stored_or_bounced, stanza)
-                d.addErrback(self._store_failed, stanza)
-            else:
-                self.ctx.bounce(stanza, "recipient-unavailable")
-        log.info("session {jid} ended with stanzas unacknowledged: {count}, of which "
-                 "{messages} messages go to offline storage", jid=session.jid,
-                 count=len(unacknowledged), messages=messages)
-
-    def _stored_or_bounced(self, kept: bool, stanza: Stanza) -> None:
-        if not kept:
-            self.ctx.bounce(stanza, "recipient-unavailable")
-
-    def _store_failed(self, failure, stanza: Stanza) -> None:
-        log.failure("could not keep an unacknowledged message for {jid}", failure,
-                    jid=stanza.recipient)
-        self.ctx.bounce(stanza, "recipient-unavailable")
+        self.rescue.save(session, managed.queue.drain())
 
     # -- unloading
 
@@ -319,12 +283,3 @@ class StreamManagement:
         self.managed.clear()
         self.by_id.clear()
 
-
-def _as_stanza(element: domish.Element, recipient: JID) -> Stanza | None:
-    """The routed stanza again (its addresses as the router stamped them)."""
-    try:
-        sender = parse_jid(element["from"]) if element.hasAttribute("from") else None
-        to = parse_jid(element["to"]) if element.hasAttribute("to") else recipient
-    except InvalidJID:
-        return None
-    return Stanza(element, sender, to)
