@@ -15,6 +15,7 @@ from zope.interface import implementer
 
 from tests.helpers import ServerFixture
 from xmppd.admin.api import AdminAPI
+from xmppd.admin.commands import AdminShell
 from xmppd.interfaces import IRemoteRouter
 from xmppd.jid import parse_jid
 from xmppd.stanza import Stanza
@@ -53,7 +54,9 @@ class TrustFixture:
         self.remote = RecordingRemote()
         self.server.router.remote = self.remote
         self.storage = self.base.storage
-        self.admin = AdminAPI(self.storage, self.server.domains, self.server)
+        # the manhole's admin: the core API and the loaded plugins' commands
+        self.admin = AdminShell(AdminAPI(self.storage, self.server.domains, self.server),
+                                self.server.admin_commands)
 
     async def start(self) -> None:
         await self.base.start()

@@ -15,6 +15,7 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd import ns
+from xmppd.admin.commands import AdminCommand
 from xmppd.c2s.hooks import BOUND
 from xmppd.events import Event
 from xmppd.interfaces import IPluginContext
@@ -164,6 +165,17 @@ class PluginContext(Registrations, PluginOptions):
 
     def end_session(self, session, why: str = "hibernation ended") -> None:
         self._server.c2s_hooks.end(session, why)
+
+    # -- operators
+
+    def admin_command(self, name: str, handler: Callable, help: str,
+                      args: tuple[str, ...] = ()) -> None:
+        """Add ``xmppdctl NAME ARGS...`` (and ``admin.NAME_WITH_UNDERSCORES`` in the manhole)
+        while the plugin is loaded: ``handler(*words)`` returns a JSON-able result or a
+        Deferred, ValueError for the operator's mistake. ``args`` name the words ('DOMAIN';
+        'LOCAL?' optional). See xmppd.admin.commands."""
+        command = AdminCommand(name, handler, help, tuple(args), self.name)
+        self._undo.append(self._server.admin_commands.add(command))
 
     # -- services between plugins
 

@@ -85,6 +85,10 @@ class IPluginContext(Interface):
     def identity(category, type, name=None, to="host"):
         """Advertise a disco#info identity, as ``feature``."""
 
+    def admin_command(name, handler, help, args=()):
+        """An operator's command while the plugin is loaded: ``xmppdctl NAME ARGS...`` over
+        the control socket, ``admin.NAME_WITH_UNDERSCORES(...)`` in the manhole."""
+
     def serve_disco():
         """Answer disco#info and disco#items for the hosts and for accounts asking about
         themselves, from every plugin's declarations (the disco plugin)."""

@@ -8,7 +8,7 @@ enables, first, as Prosody autoloads mod_message.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from twisted.internet import defer
@@ -16,6 +16,7 @@ from twisted.plugin import getPlugins
 from zope.interface.verify import verifyObject
 
 import xmppd.plugins
+from xmppd.admin.commands import AdminCommand
 from xmppd.context import PluginContext
 from xmppd.interfaces import IXmppdPlugin
 from xmppd.logs import get_logger
@@ -139,6 +140,69 @@ class PluginRegistry:
         self._plugins[plugin.name] = plugin
         log.info("plugin {name} loaded", name=plugin.name)
 
+    def stop(self, name: str) -> None:
+        """Stop one plugin on the running server: its ``teardown()``, then everything it
+        registered undone. Refused while a loaded plugin requires it."""
+        self._loaded_plugin(name)
+        needing = [other for other, plugin in self._plugins.items() if name in plugin.requires]
+        if needing:
+            raise PluginError(f"plugin {name!r} is required by {', '.join(needing)}; "
+                              f"stop those first")
+        self._unload(name)
+        log.info("plugin {name} stopped", name=name)
+
+    def start(self, name: str) -> defer.Deferred:
+        """Start again a plugin of the checked configuration that is not loaded."""
+        if name in self.loaded:
+            raise PluginError(f"plugin {name!r} is already loaded")
+        plugin, settings = self._checked_plugin(name)
+        missing = [need for need in plugin.requires if need not in self.loaded]
+        if missing:
+            raise PluginError(f"plugin {name!r} requires {', '.join(missing)}; start it first")
+        return self._load(plugin, settings).addCallback(self._keep_order)
+
+    def reload(self, name: str) -> defer.Deferred:
+        """Stop one plugin and start it again with the same settings. The plugins that
+        require it stay: they ask for its providers on use (``ctx.query``)."""
+        self._loaded_plugin(name)
+        plugin, settings = self._checked_plugin(name)
+        self._unload(name)
+        log.info("plugin {name} reloading", name=name)
+        return self._load(plugin, settings).addCallback(self._keep_order)
+
+    def _loaded_plugin(self, name: str) -> object:
+        if name not in self.loaded:
+            raise PluginError(f"plugin {name!r} is not loaded "
+                              f"(loaded: {', '.join(self.loaded) or 'none'})")
+        return self._plugins[name]
+
+    def _checked_plugin(self, name: str) -> tuple[object, object]:
+        for plugin, settings in self._checked or ():
+            if plugin.name == name:
+                return plugin, settings
+        raise PluginError(f"plugin {name!r} is not enabled")
+
+    def _keep_order(self, _=None) -> None:
+        """Loaded plugins in load order, so shutdown still unloads dependents first."""
+        order = [plugin.name for plugin, _ in self._checked or ()]
+        self.loaded = {name: self.loaded[name] for name in order if name in self.loaded}
+
+    def list(self) -> list[dict]:
+        """Every enabled plugin: whether it is loaded, what it requires."""
+        return [{"plugin": plugin.name, "loaded": plugin.name in self.loaded,
+                 "requires": list(plugin.requires)} for plugin, _ in self._checked or ()]
+
+    def admin_commands(self, commands) -> None:
+        """``plugins list`` and ``plugins reload NAME`` (also ``stop``, ``start``) for
+        xmppdctl and the manhole, in the server's xmppd.admin.commands table."""
+        for name, handler, help, args in (
+                ("plugins list", self.list, "the enabled plugins, loaded or not", ()),
+                ("plugins reload", self.reload, "stop a plugin and start it again",
+                 ("NAME",)),
+                ("plugins stop", self.stop, "stop a plugin (none may require it)", ("NAME",)),
+                ("plugins start", self.start, "start a stopped plugin again", ("NAME",))):
+            commands.add(AdminCommand(name, _for_operators(handler), help, args))
+
     def unload(self) -> None:
         """In reverse order: each plugin's optional ``teardown()`` (its registrations still
         in place, so it may say goodbye), then every registration undone."""
@@ -154,6 +218,19 @@ class PluginRegistry:
             except Exception:
                 log.failure("plugin {name} failed to tear down", name=name)
         ctx.close()
+
+
+def _for_operators(method: Callable) -> Callable:
+    """``method`` whose PluginError reaches xmppdctl as the operator's error it is."""
+
+    def call(*args) -> defer.Deferred:
+        def operators(failure):
+            failure.trap(PluginError)
+            raise ValueError(str(failure.value))
+
+        return defer.maybeDeferred(method, *args).addErrback(operators)
+
+    return call
 
 
 def _origin(plugin: object) -> str:

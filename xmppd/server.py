@@ -7,6 +7,7 @@ from collections.abc import Callable
 from twisted.internet import defer
 from zope.interface import implementer
 
+from xmppd.admin.commands import AdminCommands
 from xmppd.c2s.hooks import ClientHooks
 from xmppd.c2s.sessions import SessionRegistry
 from xmppd.disco import DiscoEntity
@@ -32,6 +33,7 @@ class Server:
         self.features = DiscoEntity()  # the hosts' disco
         self.account_features = DiscoEntity()  # an account's, asked by itself
         self.stream_features = PrioritizedHandlers()  # builders of post-auth stream features
+        self.admin_commands = AdminCommands()  # what plugins add to xmppdctl and the manhole
         self.sessions = SessionRegistry(config.c2s.resource_conflict, config.c2s.max_resources)
         self.c2s_hooks = ClientHooks(self.sessions, self.emit, reactor)  # filters, keepers, claims
         self.router = Router(self.domains, self.sessions, reactor=reactor)

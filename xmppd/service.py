@@ -72,6 +72,7 @@ class XmppdService(service.MultiService):
     @defer.inlineCallbacks
     def _start(self):
         self.plugins.check()  # plugins found, ordered, options valid: before the database
+        self.plugins.admin_commands(self.server.admin_commands)
         yield self.server.storage.open()
         self.s2s = federation_from_config(self.server)
         if self.s2s is not None:
@@ -86,7 +87,8 @@ class XmppdService(service.MultiService):
                 self.manhole.setServiceParent(self)
         self.control = make_control_service(
             self.config.server.control_socket,
-            AdminAPI(self.server.storage, self.server.domains, self.server), self.reactor)
+            AdminAPI(self.server.storage, self.server.domains, self.server), self.reactor,
+            self.server.admin_commands)
         if self.control is not None:
             self.control.setServiceParent(self)
         idle_parser_sweeper(lambda: self.server.c2s_streams, self.reactor).setServiceParent(self)
@@ -112,9 +114,12 @@ class XmppdService(service.MultiService):
     def _start_failed(self, failure) -> None:
         log.failure("xmppd could not start", failure)
         self.ready.errback(failure)
-        if self.reactor.running:
-            self.reactor.addSystemEventTrigger("after", "shutdown", _exit_failed)
-            self.reactor.stop()
+        # a bad plugin option fails before the reactor runs: stop as soon as it does
+        self.reactor.callWhenRunning(self._stop_failed)
+
+    def _stop_failed(self) -> None:
+        self.reactor.addSystemEventTrigger("after", "shutdown", _exit_failed)
+        self.reactor.stop()
 
     @defer.inlineCallbacks
     def stopService(self):

@@ -48,10 +48,12 @@ def _manhole(config):
 
     def make(xmppd_service):
         from xmppd.admin.api import AdminAPI
+        from xmppd.admin.commands import AdminShell
         from xmppd.admin.manhole import make_manhole_service
 
         server = xmppd_service.server
-        admin = AdminAPI(server.storage, server.domains, server)
+        admin = AdminShell(AdminAPI(server.storage, server.domains, server),
+                           server.admin_commands)  # with the loaded plugins' commands
         namespace = {"server": server, "admin": admin, "service": xmppd_service,
                      "help": lambda: print(_MANHOLE_HELP)}
         return make_manhole_service(config.manhole, namespace, reactor=server.reactor)
@@ -66,4 +68,6 @@ xmppd manhole. Names: server (the running server), admin (the admin API), servic
   admin.add_user(jid, password)    Deferred; also delete_user, set_password, list_users
   admin.list_s2s()                 the authenticated server-to-server links
   admin.close_s2s("example.net")   close the links with a domain (the next stanza reconnects)
+  admin.trust_request("b.example") the loaded plugins' commands too, as in `xmppdctl commands`
+  service.plugins.reload("roster") stop a plugin and start it again
 """

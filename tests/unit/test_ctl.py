@@ -24,6 +24,7 @@ from twisted.trial import unittest
 
 from xmppd.admin import control, ctl
 from xmppd.admin.api import AdminAPI
+from xmppd.admin.commands import AdminCommand, AdminCommands
 from xmppd.admin.passwords import hash_password, verify_password
 from xmppd.config import PASSWORD_HASH_SHAPE, load_config
 from xmppd.storage.auth import StorageAuthBackend
@@ -417,6 +418,63 @@ class LiveTests(CtlTestCase):
         args = ctl.build_parser().parse_args(["peer", "close", "b.example"])
         self.assertEqual((args.command_name, args.domain), ("peer close", "b.example"))
         self.assertEqual((yield self.ctl("peer", "close", "b.example")), (0, "2\n", ""))
+
+
+class PluginCommandTests(CtlTestCase):
+    """Commands a plugin registers (xmppd.admin.commands) are listed and called by their
+    words over the control socket, with nothing about them in xmppdctl itself."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.folder = Path(tempfile.mkdtemp(prefix="xmppdctl-"))  # short socket paths
+        self.addCleanup(shutil.rmtree, self.folder, ignore_errors=True)
+        self.config = load_config(write_config(self.folder))
+        self.commands = AdminCommands()
+        self.called = []
+        self.remove = self.commands.add(AdminCommand(
+            "peer greet", lambda domain, how="hello": self.called.append((domain, how)) or [
+                {"domain": domain, "said": how}], "greet a peer", ("DOMAIN", "HOW?"), "greeter"))
+        service = control.make_control_service(self.config.server.control_socket,
+                                               LiveAdmin(None), reactor, self.commands)
+        service.startService()
+        self.addCleanup(service.stopService)
+        yield None
+
+    @defer.inlineCallbacks
+    def plugin_ctl(self, *words):
+        out, err = io.StringIO(), io.StringIO()
+        status = yield defer.Deferred.fromCoroutine(
+            ctl.run_plugin_command(reactor, self.config, list(words), out, err))
+        return status, out.getvalue(), err.getvalue()
+
+    def test_words_that_name_no_core_command_are_the_servers_to_resolve(self):
+        self.assertEqual(ctl.plugin_words(["--config", "x.toml", "peer", "greet", "b"]),
+                         ("x.toml", ["peer", "greet", "b"]))
+        self.assertIsNone(ctl.plugin_words(["users"]))
+        self.assertIsNone(ctl.plugin_words(["--help"]))
+
+    @defer.inlineCallbacks
+    def test_a_plugins_command_is_called_listed_and_explained(self):
+        self.assertEqual((yield self.plugin_ctl("peer", "greet", "b.example")),
+                         (0, "DOMAIN     SAID\nb.example  hello\n", ""))
+        self.assertEqual(self.called, [("b.example", "hello")])
+        status, out, _ = yield self.ctl("commands")
+        self.assertEqual((status, out.splitlines()[1].split()[:2]), (0, ["peer", "greet"]))
+        status, out, _ = yield self.plugin_ctl("peer", "--help")
+        self.assertEqual(out, "xmppdctl peer greet DOMAIN [HOW]\n    greet a peer "
+                              "(plugin greeter)\n")
+
+    @defer.inlineCallbacks
+    def test_bad_words_and_a_gone_plugin_are_one_line_errors(self):
+        status, out, err = yield self.plugin_ctl("peer", "greet")
+        self.assertEqual((status, out), (1, ""))
+        assert_one_error_line(err, "usage: peer greet DOMAIN [HOW]")
+        status, _, err = yield self.plugin_ctl("peer", "wave")
+        assert_one_error_line(err, "unknown command 'peer wave'; peer commands: peer greet")
+        self.remove()  # the plugin stops: its command is gone
+        status, _, err = yield self.plugin_ctl("peer", "greet", "b.example")
+        self.assertEqual(status, 1)
+        assert_one_error_line(err, "no loaded plugin provides it")
 
 
 class StaleSocketTests(CtlTestCase):

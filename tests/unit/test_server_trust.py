@@ -431,31 +431,36 @@ class BadSettingsTests(TestCase):
 # --------------------------------------------------------------------------- the admin API
 
 
-class AdminAPITests(PluginTestCase):
-    async def test_actions_need_the_running_server(self):
-        offline = AdminAPI(self.fixture.storage, [LOCAL])
-        for action in ("trust_request", "trust_approve", "trust_deny", "trust_revoke"):
-            error = await self.assertFailure(getattr(offline, action)(PEER), RuntimeError)
-            self.assertEqual(str(error), "the server is not running")
-        await self.assertFailure(offline.incident_report("spam"), RuntimeError)
+class AdminCommandTests(PluginTestCase):
+    """The plugin's own xmppdctl/manhole commands (xmppd.admin.commands)."""
 
-    async def test_listings_read_storage_when_the_server_is_not_running(self):
+    def commands(self) -> list[tuple[str, str]]:
+        return [(row["command"], row["plugin"])
+                for row in self.fixture.server.admin_commands.rows()]
+
+    async def test_the_commands_are_the_plugins_and_go_with_it(self):
+        self.assertEqual(self.commands(), [
+            ("incident list", "incident"), ("incident report", "incident"),
+            *((f"trust {action}", "server_trust")
+              for action in ("approve", "deny", "list", "pending", "request", "revoke"))])
+        self.assertFalse(hasattr(AdminAPI(self.fixture.storage, [LOCAL]), "trust_request"))
+        self.fixture.base.registry.unload()
+        self.assertEqual(self.commands(), [])
+        with self.assertRaisesRegex(ValueError, "no loaded plugin provides it"):
+            self.fixture.server.admin_commands.call(["trust", "request", PEER])
+
+    async def test_words_from_xmppdctl_reach_the_service(self):
+        call = self.fixture.server.admin_commands.call
         await self.fixture.receive("subscribe")
         await self.fixture.receive("subscribe", "other.example")
-        await self.fixture.admin.trust_approve("other.example")
+        await call(["trust", "approve", "other.example"])
         await self.fixture.server.emit(events.S2S_LINK_UP, PEER)
-        running = await self.fixture.admin.trust_list()
-        offline = await AdminAPI(self.fixture.storage, [LOCAL]).trust_list()
-        self.assertEqual([row["available"] for row in running], [False, True])
-        self.assertEqual(offline, [dict(row, available=False) for row in running])
-        self.assertEqual(
-            [row["domain"] for row in await AdminAPI(self.fixture.storage, [LOCAL])
-             .trust_pending()], [PEER])
-
-    async def test_without_the_plugin_the_actions_say_so(self):
-        self.fixture.base.registry.unload()
-        error = await self.assertFailure(self.fixture.admin.trust_request(PEER), ValueError)
-        self.assertEqual(str(error), "the server_trust plugin is not enabled")
+        self.assertEqual([(row["domain"], row["available"])
+                          for row in await call(["trust", "list"])],
+                         [("other.example", False), (PEER, True)])
+        self.assertEqual([row["domain"] for row in await call(["trust", "pending"])], [PEER])
+        with self.assertRaisesRegex(ValueError, r"usage: trust request DOMAIN \[LOCAL\]"):
+            call(["trust", "request"])
 
     async def test_errors_of_the_rules_reach_the_admin(self):
         error = await self.assertFailure(self.fixture.admin.trust_approve(PEER), ValueError)

@@ -14,13 +14,11 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from xmppd import events
-from xmppd.interfaces import IAdminAPI, IIncidentReports, IServerTrust
+from xmppd.interfaces import IAdminAPI
 from xmppd.jid import JID, InvalidJID, parse_jid, prepare_domain, prepare_password
 from xmppd.logs import get_logger
 from xmppd.sasl.credentials import derive_all
 from xmppd.storage import UserNotFound
-from xmppd.trust.incidents import incident_row
-from xmppd.trust.service import peer_row
 
 log = get_logger(__name__)
 
@@ -151,76 +149,6 @@ class AdminAPI:
         if self.server is None:
             raise RuntimeError("the server is not running")
         return self.server
-
-    # ------------------------------------------------------------------ server trust
-
-    def trust_request(self, domain: str, local: str | None = None):
-        """Ask ``domain`` for its server presence (XEP-0267): the only way our server ever
-        sends a subscription request. ``local`` picks the domain of ours that asks (default:
-        the first). Deferred firing the relationship rows changed (as in ``trust_list``);
-        fails with TrustError (a ValueError) when it does not apply."""
-        return self._trust_action("request", domain, local)
-
-    def trust_approve(self, domain: str, local: str | None = None):
-        """Grant ``domain``'s pending request, and ask for its presence in return."""
-        return self._trust_action("approve", domain, local)
-
-    def trust_deny(self, domain: str, local: str | None = None):
-        """Refuse ``domain``'s pending request."""
-        return self._trust_action("deny", domain, local)
-
-    def trust_revoke(self, domain: str, local: str | None = None):
-        """End the relationship with ``domain`` in both directions."""
-        return self._trust_action("revoke", domain, local)
-
-    def trust_list(self):
-        """Deferred firing the server roster, one dict per relationship: domain, local,
-        subscription, pending_in, pending_out, available, state, since. Read from storage when
-        the server is not running (then nothing is available)."""
-        trust = self._trust_if_running()
-        if trust is not None:
-            return defer.succeed(trust.peers())
-        d = self.storage.server_roster.get_peers()
-        return d.addCallback(lambda peers: [peer_row(peer, False) for peer in peers])
-
-    def trust_pending(self):
-        """Deferred firing the relationships whose request waits for an admin's answer."""
-        d = self.trust_list()
-        return d.addCallback(lambda rows: [row for row in rows if row["pending_in"]])
-
-    def incident_report(self, description: str, sources: Iterable[str] = (),
-                        severity: str | None = None):
-        """Send an incident report (XEP-0268) to every trusted buddy: ``sources`` are the
-        offending JIDs, ``severity`` 'low', 'medium' or 'high'. Deferred firing the peer
-        domains it went to (none when there is no buddy)."""
-        try:
-            reports = self._provider(IIncidentReports, "incident")
-        except (RuntimeError, ValueError) as error:
-            return defer.fail(error)
-        return reports.report(description, sources, severity)
-
-    def incident_list(self):
-        """Deferred firing every incident report received or sent, oldest first, as dicts:
-        id, direction, local, domain, incident_id, description, stamp, report."""
-        d = self.storage.incidents.list_incidents()
-        return d.addCallback(lambda records: [incident_row(record) for record in records])
-
-    def _trust_action(self, action: str, domain: str, local: str | None):
-        try:
-            trust = self._provider(IServerTrust, "server_trust")
-        except (RuntimeError, ValueError) as error:
-            return defer.fail(error)
-        return getattr(trust, action)(domain, local)
-
-    def _trust_if_running(self):
-        return None if self.server is None else self.server.query(IServerTrust)
-
-    def _provider(self, interface, plugin: str):
-        provider = self._running().query(interface)
-        if provider is None:
-            # the operator's to fix in [plugins] enabled: a ValueError reaches xmppdctl as is
-            raise ValueError(f"the {plugin} plugin is not enabled")
-        return provider
 
 
 def _close_all(sessions, condition: str, text: str) -> int:

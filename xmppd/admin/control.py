@@ -11,7 +11,10 @@ The protocol is newline-delimited JSON, one object per line::
     ← {"id": 1, "ok": true, "result": 1}
     ← {"id": 1, "ok": false, "error": "no such user: alice@example.org"}
 
-Only the AdminAPI methods named in ``CALLS`` can be called. An operator's mistake (ValueError,
+Only the AdminAPI methods named in ``CALLS`` can be called: the core's commands. What
+plugins add (xmppd.admin.commands) is listed by ``{"call": "commands"}`` and called by its
+words, ``{"call": "command", "args": ["trust", "request", "example.net"]}``, for as long as
+the plugin providing it is loaded. An operator's mistake (ValueError,
 UserExists, UserNotFound) comes back as its message; anything else is logged here and answered
 with "internal error". Arguments are never logged: some are passwords.
 """
@@ -36,6 +39,7 @@ from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
 
+from xmppd.admin.commands import AdminCommands
 from xmppd.config import ConfigError
 from xmppd.jid import JID
 from xmppd.logs import get_logger
@@ -48,9 +52,8 @@ CALLS = frozenset({
     "add_user", "delete_user", "set_password", "list_users",
     "list_sessions", "kick",
     "list_s2s", "close_s2s",
-    "trust_request", "trust_approve", "trust_deny", "trust_revoke", "trust_list",
-    "trust_pending", "incident_report", "incident_list",
 })
+COMMANDS_CALL, COMMAND_CALL = "commands", "command"  # plugins' commands: list, call
 # Exceptions whose message is meant for the operator; anything else is a bug, logged here.
 OPERATOR_ERRORS = (ValueError, UserExists, UserNotFound)
 INTERNAL_ERROR = "internal error"
@@ -87,8 +90,10 @@ class BadRequest(ValueError):
 # --------------------------------------------------------------------------- server side
 
 
-def make_control_service(path: Path | None, admin: Any, reactor: Any = None) -> IService | None:
-    """The service serving ``admin`` on the UNIX socket ``path``; None when ``path`` is None.
+def make_control_service(path: Path | None, admin: Any, reactor: Any = None,
+                         commands: AdminCommands | None = None) -> IService | None:
+    """The service serving ``admin`` and the plugins' ``commands`` on the UNIX socket
+    ``path``; None when ``path`` is None.
 
     A socket file left behind by a server that died is removed; a socket that still accepts
     connections belongs to a live server, so this one refuses to start (ControlSetupError).
@@ -104,7 +109,7 @@ def make_control_service(path: Path | None, admin: Any, reactor: Any = None) -> 
             f"({MAX_SOCKET_PATH} bytes); choose a shorter path, or \"\" to turn it off"
         )
     _remove_stale_socket(path)
-    return ControlService(path, ControlFactory(admin), reactor)
+    return ControlService(path, ControlFactory(admin, commands), reactor)
 
 
 def _remove_stale_socket(path: Path) -> None:
@@ -179,8 +184,8 @@ class ControlFactory(Factory):
 
     noisy = False
 
-    def __init__(self, admin: Any) -> None:
-        self.dispatcher = AdminDispatcher(admin)
+    def __init__(self, admin: Any, commands: AdminCommands | None = None) -> None:
+        self.dispatcher = AdminDispatcher(admin, commands)
         self.connections: set[ControlProtocol] = set()
 
     def buildProtocol(self, addr) -> ControlProtocol:
@@ -233,10 +238,12 @@ class Request:
 
 
 class AdminDispatcher:
-    """Turns one request line into one answer line by calling an allowed AdminAPI method."""
+    """Turns one request line into one answer line by calling an allowed AdminAPI method
+    or a plugin's command."""
 
-    def __init__(self, admin: Any) -> None:
+    def __init__(self, admin: Any, commands: AdminCommands | None = None) -> None:
         self.admin = admin
+        self.commands = AdminCommands() if commands is None else commands
 
     def answer(self, line: bytes) -> defer.Deferred:
         """Deferred firing the answer line (without its newline); it never fails."""
@@ -251,8 +258,15 @@ class AdminDispatcher:
         return d
 
     def _invoke(self, request: Request):
+        if request.call == COMMANDS_CALL:
+            return self.commands.rows()
+        if request.call == COMMAND_CALL:
+            if not all(isinstance(word, str) for word in request.args):
+                raise BadRequest("bad arguments for command: words only")
+            return self.commands.call(request.args)
         if request.call not in CALLS:
-            raise BadRequest(f"unknown call {request.call!r} (allowed: {', '.join(sorted(CALLS))})")
+            allowed = ", ".join(sorted(CALLS | {COMMANDS_CALL, COMMAND_CALL}))
+            raise BadRequest(f"unknown call {request.call!r} (allowed: {allowed})")
         method = getattr(self.admin, request.call, None)
         if method is None:
             raise BadRequest(f"{request.call} is not available in this server")

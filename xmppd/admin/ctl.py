@@ -7,9 +7,11 @@ it. When it does not run, the account commands open the database themselves (WAL
 timeout make that safe) and go through the same AdminAPI; the commands that only a live server
 can answer (sessions, kick, s2s) say it is not running. Errors are one line on stderr, exit 1.
 
-Each command is one row of COMMANDS: the AdminAPI method, whether it needs the running server,
-and its arguments by name (see ARGUMENTS). A row whose name has two words ("trust approve")
-becomes a sub-command of the first.
+Each core command is one row of COMMANDS: the AdminAPI method, whether it needs the running
+server, and its arguments by name (see ARGUMENTS). A row whose name has two words becomes a
+sub-command of the first. Any other command (``trust request DOMAIN``, ``incident list``) is
+a plugin's (xmppd.admin.commands): its words go to the running server, which knows which
+plugins are loaded and what they provide; ``xmppdctl commands`` lists them.
 """
 
 from __future__ import annotations
@@ -154,23 +156,17 @@ COMMANDS: dict[str, Command] = {
     "s2s-close": Command("close_s2s", True, ("domain",), "close the links with a server",
                          count("closed {count} s2s stream{s} with {domain}",
                                "no s2s link with {domain}")),
-    "trust request": Command("trust_request", True, ("domain",),
-                             "ask DOMAIN's server for a trust relationship (XEP-0267)"),
-    "trust approve": Command("trust_approve", True, ("domain",),
-                             "approve DOMAIN's pending request, and ask back"),
-    "trust deny": Command("trust_deny", True, ("domain",), "refuse DOMAIN's pending request"),
-    "trust revoke": Command("trust_revoke", True, ("domain",),
-                            "end the relationship with DOMAIN both ways"),
-    "trust list": Command("trust_list", False, (), "the server roster"),
-    "trust pending": Command("trust_pending", False, (), "requests waiting for an answer"),
-    "incident report": Command("incident_report", True, ("description",),
-                               "send an incident report (XEP-0268) to every trusted buddy"),
-    "incident list": Command("incident_list", False, (), "incident reports sent and received"),
+    "commands": Command(control.COMMANDS_CALL, True, (), "list the commands the running "
+                        "server's plugins add (e.g. trust, incident)"),
 }
+PLUGIN_EPILOG = ("The running server's plugins add commands of their own, e.g. "
+                 "`trust request DOMAIN` (server_trust) or `incident list` (incident): "
+                 "`xmppdctl commands` lists them, `xmppdctl GROUP --help` shows a group's.")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Manage an xmppd server.")
+    parser = argparse.ArgumentParser(prog=PROG, description="Manage an xmppd server.",
+                                     epilog=PLUGIN_EPILOG)
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -198,8 +194,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def plugin_words(argv: list[str]) -> tuple[str | None, list[str]] | None:
+    """(--config value, the command's words) when ``argv`` names no core command: a plugin's
+    command for the running server to resolve; None for a core command (or no command)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, words = pre.parse_known_args(argv)
+    core = {name.split()[0] for name in COMMANDS} | {"hash-password"}
+    if not words or words[0].startswith("-") or words[0] in core:
+        return None
+    return known.config, words
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (argparse exits 2 itself on bad usage)."""
+    argv = sys.argv[1:] if argv is None else argv
+    plugin = plugin_words(argv)
+    if plugin is not None:
+        return _main_plugin_command(*plugin, argv)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "hash-password":
@@ -295,6 +307,72 @@ async def offline(reactor, config, command: Command, arguments: list) -> Any:
         return await defer.maybeDeferred(getattr(api, command.method), *arguments)
     finally:
         await storage.close()
+
+
+def _main_plugin_command(config_path: str | None, words: list[str], argv: list[str]) -> int:
+    """A plugin's command for the running server; without one to ask, a usage error."""
+    parser = build_parser()
+    try:
+        config = load_config(config_path or os.environ.get(CONFIG_VARIABLE, DEFAULT_CONFIG))
+        path = config.server.control_socket
+        running = path is not None and control.server_running(path)
+    except Exception:
+        parser.parse_args(argv)  # exits 2: not a core command
+        raise
+    if not running:
+        parser.error(f"{words[0]!r} is not a core command, and xmppd is not running to "
+                     f"provide it from a plugin (control socket: {path or 'off'})")
+    try:
+        task.react(_react_plugin, (config, words))
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 1
+    return 0  # not reached: react always exits
+
+
+async def run_plugin_command(reactor, config, words: list[str], stdout: TextIO | None = None,
+                             stderr: TextIO | None = None) -> int:
+    """Have the running server carry out a plugin's command (``words``: its name, then its
+    arguments), or show the help of the commands ``words`` start (with -h/--help)."""
+    stdout = sys.stdout if stdout is None else stdout
+    path = config.server.control_socket
+    try:
+        if path is None:
+            raise control.ControlError(
+                f'the control socket is turned off ([server] control_socket = ""), so '
+                f"xmppdctl cannot reach the running server for {words[0]!r}")
+        try:
+            if "-h" in words or "--help" in words:
+                rows = await control.call(path, control.COMMANDS_CALL, reactor=reactor)
+                show_plugin_help([w for w in words if not w.startswith("-")], rows, stdout)
+                return 0
+            result = await control.call(path, control.COMMAND_CALL, *words, reactor=reactor)
+        except control.ServerNotRunning as error:
+            raise control.ControlError(
+                f"{error}; {words[0]!r} is not a core command: plugins of the running server "
+                f"provide it") from None
+        show_result(result, {}, stdout)
+    except Exception as error:
+        return report(error, stderr)
+    return 0
+
+
+def show_plugin_help(words: list[str], rows: list[dict], out: TextIO) -> None:
+    """The usage and help of each command whose name starts with ``words``."""
+    prefix = " ".join(words)
+    matching = [row for row in rows
+                if row["command"] == prefix or row["command"].startswith(prefix + " ")]
+    if not matching:
+        raise LookupError(f"no loaded plugin provides {prefix!r} (see `{PROG} commands`)")
+    for row in matching:
+        shown = [f"[{a[:-1]}]" if a.endswith("?") else a for a in row["args"]]
+        usage = " ".join([PROG, row["command"], *shown])
+        print(f"{usage}\n    {row['help']} (plugin {row['plugin']})", file=out)
+
+
+async def _react_plugin(reactor, config, words) -> None:
+    status = await run_plugin_command(reactor, config, words)
+    if status:
+        raise SystemExit(status)
 
 
 def report(error: BaseException, stderr: TextIO | None = None) -> int:

@@ -31,6 +31,7 @@ from xmppd.jid import InvalidJID, parse_jid
 from xmppd.logs import get_logger
 from xmppd.stanza import Stanza
 from xmppd.storage.records import IncidentRecord
+from xmppd.trust.commands import add_incident_commands
 from xmppd.trust.incidents import (
     build_report,
     check_description,
@@ -68,6 +69,7 @@ class IncidentPlugin:
         for type, element in (("get", "inquiry"), ("get", "request"), ("set", "response")):
             ctx.iq(type, ns.INCIDENT, element, reports.on_other)
         ctx.provide(IIncidentReports, reports)
+        add_incident_commands(ctx, reports, ctx.storage.incidents)
 
 
 @implementer(IIncidentReports)

@@ -32,6 +32,7 @@ from xmppd.interfaces import IServerTrust, IXmppdPlugin
 from xmppd.jid import parse_jid
 from xmppd.logs import get_logger
 from xmppd.stanza import Stanza
+from xmppd.trust.commands import add_trust_commands
 from xmppd.trust.notify import AdminNotifier
 from xmppd.trust.ratelimit import RateLimiter
 from xmppd.trust.server_roster import is_bare_domain
@@ -67,6 +68,7 @@ class ServerTrustPlugin:
         ctx.on(events.S2S_LINK_UP, trust.link_up)
         ctx.on(events.S2S_LINK_DOWN, trust.link_down)
         ctx.feature(ns.SERVER_PRESENCE)
+        add_trust_commands(ctx, trust)
         d = trust.load()
         d.addCallback(lambda _: ctx.provide(IServerTrust, trust))
         return d
