@@ -56,7 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--xmppd-plugins", default="plain", choices=sorted(XMPPD_PLUGINS),
                         help="xmppd's plugins: 'plain' (the IM set Prosody has too) or 'default' "
-                             "(what make run loads: archive, PEP, stream management, ...)")
+                             "(what make run loads: PEP, stream management, ...) or 'archive' "
+                             "(plain with MAM)")
     parser.add_argument("--profiles", default=",".join(LOADS),
                         help="the loads to profile xmppd under, from: " + ", ".join(LOADS))
     args = parser.parse_args(argv)
