@@ -115,6 +115,8 @@ class Guard:
     # -- stanzas for our accounts
 
     def inbound(self, stanza: Stanza, origin):
+        if not self._lists:
+            return None
         sender = stanza.sender
         if sender is None or (sender.user is None and sender.host in self._domains):
             return None  # the server itself (its answers, pushes, errors) is never blocked
@@ -135,6 +137,8 @@ class Guard:
     # -- what local clients send
 
     def outbound(self, stanza: Stanza, session):
+        if not self._lists:
+            return None
         recipient = stanza.recipient
         if recipient is None or recipient.bare() == session.account:
             return None
