@@ -189,6 +189,40 @@ class AckTests(SmTestCase):
         self.assertEqual(h.stream_error(), "bad-format")
 
 
+class AckTimeoutTests(SmTestCase):
+    async def test_an_unanswered_r_drops_the_connection_and_the_session_hibernates(self):
+        h, _ = await self.enabled()
+        session = h.stream.session
+        self.send_to_alice("one", "two", "three")
+        self.clock.advance(0)
+        self.assertEqual(len(sm(h.elements(), "r")), 1)
+        self.clock.advance(59)
+        self.assertFalse(h.transport.disconnected)
+        self.clock.advance(1)
+        self.assertTrue(h.transport.disconnected)  # aborted, as TCP would much later
+        h.stream.connectionLost(None)
+        self.assertTrue(session.hibernating)
+        self.clock.advance(299)
+        self.assertFalse(session.ended)  # the resumption timeout counts from the drop
+
+    async def test_an_answer_in_time_keeps_the_connection(self):
+        h, _ = await self.enabled()
+        self.send_to_alice("one", "two", "three")
+        self.clock.advance(0)
+        self.clock.advance(30)
+        h.feed(f"<a xmlns='{SM}' h='3'/>")
+        self.clock.advance(600)
+        self.assertFalse(h.transport.disconnected)
+
+    async def test_a_session_without_resumption_is_never_dropped(self):
+        h, _ = await self.enabled(resume=False)
+        self.send_to_alice("one", "two", "three")
+        self.clock.advance(0)
+        self.clock.advance(600)
+        self.assertEqual(len(sm(h.elements(), "r")), 1)
+        self.assertFalse(h.transport.disconnected)
+
+
 class OverflowTests(SmTestCase):
     c2s = plugins("max_unacked = 2\nrequest_after = 10")
 

@@ -11,7 +11,9 @@ Options, in ``[plugins.smacks]``:
 - ``max_unacked`` (default 500): stanzas a client may leave unacknowledged; one more ends
   its session, with the unacknowledged messages kept offline;
 - ``request_after`` (default 5) and ``request_delay`` (seconds, default 5): the server asks
-  for an ack once that many stanzas wait, or that long after the first one.
+  for an ack once that many stanzas wait, or that long after the first one;
+- ``ack_timeout`` (seconds, default 60; 0: off): a resumable session whose client leaves
+  that request unanswered so long loses its connection, presumed dead, and hibernates.
 
 The logic is xmppd.sm; this module reads the options and registers it.
 """
@@ -27,7 +29,8 @@ from xmppd.interfaces import IXmppdPlugin
 from xmppd.plugins._config import reject_unknown_keys
 from xmppd.sm.manager import Settings, StreamManagement
 
-DEFAULTS = Settings(resumption_timeout=3600, max_unacked=500, request_after=5, request_delay=5)
+DEFAULTS = Settings(resumption_timeout=3600, max_unacked=500, request_after=5, request_delay=5,
+                    ack_timeout=60)
 DAY = 86400
 
 
@@ -41,13 +44,14 @@ class Smacks:
 
     def setup(self, ctx) -> None:
         reject_unknown_keys(ctx, ("resumption_timeout", "max_unacked", "request_after",
-                                  "request_delay"))
+                                  "request_delay", "ack_timeout"))
         settings = Settings(
             resumption_timeout=ctx.option_int("resumption_timeout",
                                               DEFAULTS.resumption_timeout, 0, 7 * DAY),
             max_unacked=ctx.option_int("max_unacked", DEFAULTS.max_unacked, 1),
             request_after=ctx.option_int("request_after", DEFAULTS.request_after, 1),
-            request_delay=ctx.option_int("request_delay", DEFAULTS.request_delay, 0, 3600))
+            request_delay=ctx.option_int("request_delay", DEFAULTS.request_delay, 0, 3600),
+            ack_timeout=ctx.option_int("ack_timeout", DEFAULTS.ack_timeout, 0, 3600))
         manager = self.manager = StreamManagement(ctx, settings)
         ctx.stream_feature(manager.feature)
         # <enable/> before bind and <resume/> after it are claimed too: the XEP wants <failed/>

@@ -10,7 +10,8 @@ hold or drop it; OUT at -1000 queues what is written to it after every other fil
   write, say), so that ``<a/>`` promises only what is done and survives even a SIGKILL.
   The server asks for acks itself, coalesced: one ``<r/>`` outstanding at a time, sent
   ``request_delay`` seconds after the first unacknowledged stanza, or in the same reactor
-  turn once ``request_after`` are waiting.
+  turn once ``request_after`` are waiting. A resumable session whose client leaves an
+  ``<r/>`` unanswered for ``ack_timeout`` seconds loses its connection and hibernates.
 - Hibernation: a resumable session whose connection is lost without a close stays bound
   and available (xmppd.c2s.hooks), queueing what it is sent, for ``timeout`` seconds
   (the shorter of ours and the client's ``max``).
@@ -57,6 +58,8 @@ class Settings:
     max_unacked: int  # stanzas queued for one client before its session ends
     request_after: int  # unacknowledged stanzas that make the server send <r/> at once
     request_delay: int  # seconds after the first unacknowledged stanza, at the latest
+    ack_timeout: int  # seconds an <r/> may go unanswered before the connection is presumed
+    # dead (a resumable session then hibernates); 0: wait for TCP to notice
 
 
 class ManagedSession:
@@ -72,15 +75,20 @@ class ManagedSession:
         self.handled = 0  # stanzas from the client, counted as they arrive (mod 2^32)
         self.queue = OutboundQueue()
         self.requested = False  # an <r/> is out and its <a/> has not come
-        self.request = None  # the timer of the next <r/>
+        self.request = None  # the timer of the next <r/>, or while one is out, of its answer
         self.expiry = None  # the timer that ends the session while it hibernates
         self.undo: list[Callable[[], None]] = []  # the filters' removal
 
+    def cancel_request(self) -> None:
+        if self.request is not None and self.request.active():
+            self.request.cancel()
+        self.request = None
+
     def cancel_timers(self) -> None:
-        for timer in (self.request, self.expiry):
-            if timer is not None and timer.active():
-                timer.cancel()
-        self.request = self.expiry = None
+        self.cancel_request()
+        if self.expiry is not None and self.expiry.active():
+            self.expiry.cancel()
+        self.expiry = None
 
 
 class StreamManagement:
@@ -174,7 +182,9 @@ class StreamManagement:
         if h is None:
             raise StreamError("bad-format", "<a/> needs an 'h' attribute, 0 to 2^32-1")
         managed.queue.acknowledge(h)  # HandledCountTooHigh ends the stream
-        managed.requested = False
+        if managed.requested:
+            managed.requested = False
+            managed.cancel_request()  # its answer came
         if managed.queue:
             self._want_ack(managed)
 
@@ -205,6 +215,22 @@ class StreamManagement:
             return
         managed.requested = True
         session.stream.send(sm_element("r"))
+        if self.settings.ack_timeout and managed.id is not None:
+            managed.request = self.clock.callLater(self.settings.ack_timeout,
+                                                   self._unanswered, managed)
+
+    def _unanswered(self, managed: ManagedSession) -> None:
+        """No <a/> for our <r/>: a phone that changed networks leaves a connection that TCP
+        may take hours to call dead, while its client is already trying to resume. Drop
+        it (as Prosody's smacks_max_ack_delay does): the session hibernates at once, and
+        its expiry counts from now."""
+        managed.request = None
+        session = managed.session
+        if session.hibernating or session.ended:
+            return
+        log.info("session {jid}: no ack within {seconds} s, dropping its connection",
+                 jid=session.jid, seconds=self.settings.ack_timeout)
+        session.stream.transport.abortConnection()
 
     # -- hibernation and resumption
 
