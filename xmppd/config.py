@@ -82,7 +82,7 @@ class TLSConfig:
 
 
 DEFAULT_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline", "pep", "pubsub",
-                   "smacks", "carbons", "csi", "blocking")
+                   "smacks", "carbons", "csi", "blocking", "vcard", "avatar_hash", "private")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ ECHO = Path(__file__).parent.parent / "integration" / "dropins" / "echo_service.
 class ServiceTestCase(PluginServerCase):
     drop_ins = {ECHO.name: ECHO.read_text()}
     enabled = ("echo",)
-    without = ("pep", "pubsub")  # their identities, features and service would show here
+    # their identities, features, service and presence links would show here
+    without = ("pep", "pubsub", "vcard", "avatar_hash", "private")
 
     async def started(self) -> None:
         self.alice = await self.client("alice", "phone")
