@@ -6,7 +6,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.xish import domish
 
 from xmppd import ns
-from xmppd.sm.counter import MODULUS, HandledCountTooHigh, OutboundQueue, increment, parse_h
+from xmppd.sm.counter import MODULUS, HandledCountTooHigh, OutboundQueue, increment, parse_uint32
 
 
 def message(n: int) -> domish.Element:
@@ -25,10 +25,10 @@ class CounterTests(SynchronousTestCase):
         self.assertEqual(increment(MODULUS - 1), 0)
 
     def test_parse_h_takes_only_unsigned_32_bit_integers(self):
-        self.assertEqual([parse_h(v) for v in ("0", "42", str(MODULUS - 1))],
+        self.assertEqual([parse_uint32(v) for v in ("0", "42", str(MODULUS - 1))],
                          [0, 42, MODULUS - 1])
         for bad in (None, "", "-1", "1.5", "x", str(MODULUS), "+3"):
-            self.assertIsNone(parse_h(bad), bad)
+            self.assertIsNone(parse_uint32(bad), bad)
 
 
 class QueueTests(SynchronousTestCase):

@@ -299,6 +299,14 @@ class ResumeTests(SmTestCase):
                              ("failed", "item-not-found", None))
             self.assertFalse(again.closed)  # it may still bind
 
+    async def test_a_resume_without_h_is_a_bad_request(self):
+        _, sm_id = await self.lost()
+        again = self.harness()
+        await again.authenticate("alice", PASSWORD)
+        again.feed(f"<resume xmlns='{SM}' previd='{sm_id}'/>")
+        (answer,) = again.elements()
+        self.assertEqual((answer.name, condition(answer)), ("failed", "bad-request"))
+
     async def test_resume_after_bind_fails(self):
         _, sm_id = await self.lost()
         h = await self.online("alice", "other")

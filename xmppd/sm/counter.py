@@ -27,8 +27,8 @@ def increment(count: int) -> int:
     return (count + 1) % MODULUS
 
 
-def parse_h(value: str | None) -> int | None:
-    """An 'h' attribute (xs:unsignedInt) as an int, or None when absent or malformed."""
+def parse_uint32(value: str | None) -> int | None:
+    """An xs:unsignedInt attribute ('h', 'max') as an int, or None when absent or malformed."""
     if value is None or not value.isdigit():
         return None
     number = int(value)

@@ -38,7 +38,7 @@ from xmppd.c2s.hooks import format_duration
 from xmppd.errors import StreamError
 from xmppd.jid import JID
 from xmppd.logs import get_logger
-from xmppd.sm.counter import OutboundQueue, increment, parse_h
+from xmppd.sm.counter import OutboundQueue, increment, parse_uint32
 from xmppd.sm.elements import delayed, failed, sm_element
 from xmppd.sm.rescue import Rescue
 
@@ -135,7 +135,7 @@ class StreamManagement:
         if (enable.getAttribute("resume") or "").lower() not in TRUE_VALUES:
             return 0
         ours = self.settings.resumption_timeout
-        wanted = parse_h(enable.getAttribute("max"))
+        wanted = parse_uint32(enable.getAttribute("max"))
         return min(ours, wanted) if wanted else ours
 
     # -- counting (the session's filters)
@@ -178,7 +178,7 @@ class StreamManagement:
 
     def on_a(self, element: domish.Element, stream) -> None:
         managed = self._managed(stream)
-        h = parse_h(element.getAttribute("h"))
+        h = parse_uint32(element.getAttribute("h"))
         if h is None:
             raise StreamError("bad-format", "<a/> needs an 'h' attribute, 0 to 2^32-1")
         managed.queue.acknowledge(h)  # HandledCountTooHigh ends the stream
@@ -254,7 +254,7 @@ class StreamManagement:
             stream.send(failed("unexpected-request"))
             return
         previd = element.getAttribute("previd")
-        h = parse_h(element.getAttribute("h"))
+        h = parse_uint32(element.getAttribute("h"))
         if not previd or h is None:
             stream.send(failed("bad-request"))
             return
