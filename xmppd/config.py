@@ -247,21 +247,7 @@ class _Reader:
         }
         for table in tables.values():
             table.finish()
-        self.check_buddies_only(tables["s2s"], parts["s2s"], parts["plugins"])
         return Config(path=location, **parts)
-
-    def check_buddies_only(self, table: _Table, s2s: S2SConfig, plugins: PluginsConfig) -> None:
-        """buddies-only asks the server_trust plugin who the buddies are: without it every
-        peer at that level would be refused, with nothing to say why until stanzas bounce."""
-        if "server_trust" in plugins.enabled:
-            return
-        problem = f"{BUDDIES_ONLY} needs the server_trust plugin in [plugins] enabled"
-        if s2s.default_policy == BUDDIES_ONLY:
-            raise table.error("default_policy", problem)
-        per_domain = table.table("policy")
-        for key, level in per_domain.values.items():  # as written, already checked
-            if level == BUDDIES_ONLY:
-                raise per_domain.error(key, problem)
 
     def path(self, value: Any) -> Path:
         if not isinstance(value, str) or not value:

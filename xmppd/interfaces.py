@@ -21,7 +21,9 @@ class IXmppdPlugin(IPlugin):
     xmppd.options.PluginOptions (``known``, ``option_int``, ``option_bool``, ``option_str``)
     before the database is opened, so a bad value stops start-up with nothing touched; what
     it returns is ``ctx.settings`` at setup. ``teardown()`` runs when the plugin stops,
-    before its registrations are undone.
+    before its registrations are undone. Optional attribute: ``provides``, the interfaces it
+    registers with ``ctx.provide``, so start-up can tell a config that asks for one (the
+    buddies-only federation level: IServerTrust) which plugin to enable.
     """
 
     name = Attribute("Config name of the plugin, e.g. 'ping'; also its [plugins.NAME] section.")

@@ -100,16 +100,20 @@ class PluginRegistry:
         self._plugins: dict[str, object] = {}
         self._checked: list[tuple[object, object]] | None = None  # (plugin, settings)
 
-    def check(self) -> None:
-        """Find and order the enabled plugins and check their options; PluginError (or
-        ValueError naming [plugins.NAME] and the key) says what is wrong."""
+    def check(self, needs: Mapping[object, str] = {}) -> None:
+        """Find and order the enabled plugins and check their options; PluginError says
+        what is wrong. ``needs`` maps an interface the rest of the server will ask for
+        (``server.query``) to the config setting that asks: some enabled plugin must
+        declare it in its ``provides``."""
         available = discover(self.plugin_dirs)
         unknown = set(self.sections) - set(available)
         if unknown:
             raise PluginError(f"[plugins.{sorted(unknown)[0]}] configures a plugin that does "
                               f"not exist")
-        self._checked = [(plugin, self._configure(plugin))
-                         for plugin in load_order(self.enabled, available)]
+        ordered = load_order(self.enabled, available)
+        for interface, setting in needs.items():
+            _check_provided(interface, setting, ordered, available)
+        self._checked = [(plugin, self._configure(plugin)) for plugin in ordered]
 
     def _configure(self, plugin) -> object:
         configure = getattr(plugin, "configure", None)
@@ -218,6 +222,17 @@ class PluginRegistry:
             except Exception:
                 log.failure("plugin {name} failed to tear down", name=name)
         ctx.close()
+
+
+def _check_provided(interface, setting: str, enabled: list, available: Mapping) -> None:
+    """PluginError naming ``setting`` unless an enabled plugin provides ``interface``."""
+    if any(interface in getattr(plugin, "provides", ()) for plugin in enabled):
+        return
+    names = sorted(name for name, plugin in available.items()
+                   if interface in getattr(plugin, "provides", ()))
+    which = (f"the {' or '.join(names)} plugin" if names
+             else f"a plugin providing {interface.__name__}")
+    raise PluginError(f"{setting} needs {which} in [plugins] enabled")
 
 
 def _for_operators(method: Callable) -> Callable:

@@ -18,6 +18,8 @@ from xmppd import events
 from xmppd.admin.api import AdminAPI
 from xmppd.admin.control import make_control_service
 from xmppd.c2s.stream import ClientStreamFactory
+from xmppd.config import BUDDIES_ONLY
+from xmppd.interfaces import IServerTrust
 from xmppd.logs import get_logger
 from xmppd.registry import PluginRegistry
 from xmppd.s2s.manager import IncomingServerFactory, federation_from_config
@@ -71,7 +73,9 @@ class XmppdService(service.MultiService):
 
     @defer.inlineCallbacks
     def _start(self):
-        self.plugins.check()  # plugins found, ordered, options valid: before the database
+        # plugins found, ordered, options valid, what the config asks provided: before the
+        # database
+        self.plugins.check(federation_needs(self.config.s2s))
         self.plugins.admin_commands(self.server.admin_commands)
         yield self.server.storage.open()
         self.s2s = federation_from_config(self.server)
@@ -159,6 +163,17 @@ class XmppdService(service.MultiService):
             return task.deferLater(self.reactor, 0.05, wait_until_gone)
 
         return defer.maybeDeferred(wait_until_gone)
+
+
+def federation_needs(s2s) -> dict:
+    """What the federation policy will ask plugins for (xmppd.s2s.policy): buddies-only asks
+    IServerTrust, so a config using it needs a plugin providing that."""
+    levels = [("[s2s] default_policy", s2s.default_policy),
+              *((f"[s2s.policy] {domain!r}", level) for domain, level in s2s.policy.items())]
+    for where, level in levels:
+        if level == BUDDIES_ONLY:
+            return {IServerTrust: f"{where}: {level}"}
+    return {}
 
 
 def _global_reactor():

@@ -485,17 +485,3 @@ default_policy = "buddies-only"
 """)
     assert config.s2s.default_policy == "buddies-only"
     assert dict(config.s2s.policy) == {"lab.example": "buddies-only"}
-
-
-@pytest.mark.parametrize(("text", "message"), [
-    (MINIMAL + "[s2s]\ndefault_policy = 'buddies-only'\n",
-     "[s2s] default_policy: buddies-only needs the server_trust plugin in [plugins] enabled"),
-    (MINIMAL + "[s2s.policy]\n'a.example' = 'secure'\n'Lab.Example' = 'buddies-only'\n",
-     '[s2s.policy] "Lab.Example": buddies-only needs the server_trust plugin in [plugins] '
-     "enabled"),
-    (MINIMAL + "[plugins]\nenabled = ['incident']\n[s2s]\ndefault_policy = 'buddies-only'\n",
-     "[s2s] default_policy: buddies-only needs the server_trust plugin in [plugins] enabled"),
-])
-def test_buddies_only_needs_the_server_trust_plugin(tmp_path, text, message):
-    # Without the plugin nobody is a buddy: every peer at that level would be refused.
-    assert error_of(tmp_path, text) == message

@@ -52,8 +52,14 @@ def start(tmp_path, plugins: str):
     ("[plugins]\nenabled = ['server_trust']\n[plugins.server_trust]\nrate_limit = 0",
      "[plugins.server_trust] rate_limit: expected a whole number above 0, got 0"),
     ("[plugins]\nenabled = ['incident']", "plugin 'incident' requires 'server_trust'"),
+    # what the federation policy will ask plugins for (xmppd.service.federation_needs)
+    ("[s2s]\ndefault_policy = 'buddies-only'",
+     "[s2s] default_policy: buddies-only needs the server_trust plugin in [plugins] enabled"),
+    ("[s2s.policy]\n'a.example' = 'secure'\n'Lab.Example' = 'buddies-only'",
+     "[s2s.policy] 'lab.example': buddies-only needs the server_trust plugin in [plugins] "
+     "enabled"),
 ])
-def test_a_bad_plugin_option_stops_start_up_before_the_database(tmp_path, plugins, message):
+def test_a_bad_plugin_setting_stops_start_up_before_the_database(tmp_path, plugins, message):
     failure, storage = start(tmp_path, plugins)
     assert message in str(failure.value)
     assert not storage.opened
@@ -75,3 +81,10 @@ def test_what_configure_returns_is_the_contexts_settings():
     registry.check()
     sync(registry.load())
     assert registry.loaded["version"].settings is True
+
+
+def test_buddies_only_with_the_plugin_that_provides_it_passes_the_check(tmp_path):
+    failure, storage = start(tmp_path, "[plugins]\nenabled = ['server_trust']\n"
+                                       "[s2s]\ndefault_policy = 'buddies-only'")
+    assert "the database was opened" in str(failure.value)  # the check passed
+    assert storage.opened

@@ -54,6 +54,7 @@ REFUSED = "incident reports are exchanged with trusted server buddies only (XEP-
 class IncidentPlugin:
     name = "incident"
     requires = ("server_trust",)
+    provides = (IIncidentReports,)
 
     def configure(self, options) -> dict:
         """The numbers of SETTINGS, checked before the database opens."""

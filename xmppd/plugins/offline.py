@@ -38,6 +38,7 @@ DEFAULT_MAX_MESSAGES = 500
 class Offline:
     name = "offline"
     requires = ()
+    provides = (IOfflineDelivery,)
 
     def configure(self, options) -> int:
         """max_messages, checked before the database opens."""

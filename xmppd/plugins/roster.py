@@ -211,6 +211,7 @@ _NOTHING_VISIBLE = ("none", False, False)
 class Roster:
     name = "roster"
     requires = ()
+    provides = (IRoster,)
 
     def configure(self, options) -> int:
         """max_items, checked before the database opens."""

@@ -48,6 +48,7 @@ SETTINGS = {"rate_limit": 5, "rate_period": 60.0, "max_pending": DEFAULT_MAX_PEN
 class ServerTrustPlugin:
     name = "server_trust"
     requires = ()
+    provides = (IServerTrust,)  # what start-up checks for when the config asks for it
 
     def configure(self, options) -> dict:
         """The numbers of SETTINGS, checked before the database opens."""
