@@ -8,6 +8,7 @@ from __future__ import annotations
 from tests.devices_case import DevicesCase, body
 from tests.helpers import StreamHarness
 from xmppd import ns
+from xmppd.jid import parse_jid
 
 INACTIVE = "<inactive xmlns='urn:xmpp:csi:0'/>"
 ACTIVE = "<active xmlns='urn:xmpp:csi:0'/>"
@@ -59,6 +60,18 @@ class FeatureTests(CSICase):
         alice.feed(ACTIVE)
         await self.settle(alice)
         self.assertEqual(alice.elements(), [])
+
+
+class CostTests(CSICase):
+    async def test_only_an_inactive_session_is_filtered(self):
+        alice = await self.online("alice", "phone")
+        session = self.server.sessions.get(parse_jid("alice@localhost/phone"))
+        self.assertNotIn("send", vars(session))
+        alice.feed(INACTIVE)
+        alice.feed(INACTIVE)
+        self.assertIn("send", vars(session))
+        alice.feed(ACTIVE)
+        self.assertNotIn("send", vars(session))
 
 
 class HoldTests(CSICase):
