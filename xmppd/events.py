@@ -29,9 +29,16 @@ RESOURCE_UNAVAILABLE = Event("resource-unavailable",
                              "an available session became unavailable or ended: (session,)")
 S2S_LINK_UP = Event("s2s-link-up", "a remote domain is authenticated on a link: (domain,)")
 S2S_LINK_DOWN = Event("s2s-link-down", "an authenticated link to a remote domain closed: (domain,)")
+PEP_CHANGED = Event("pep-changed", "an account's client published or retracted on one of "
+                    "its PEP nodes (not the server on its behalf): (xmppd.pep.changes.PepChange,)")
+VCARD_STORED = Event("vcard-stored", "an account's client set its vCard (XEP-0054): "
+                     "(account, vcard)")
+PRIVATE_STORED = Event("private-stored", "an account's client stored private XML (XEP-0049), "
+                       "once per element: (account, element)")
 SERVER_STARTED = Event("server-started", "all listeners are up: ()")
 SERVER_STOPPING = Event("server-stopping", "shutdown began, sessions still open: ()")
 
 ALL = (SESSION_BOUND, SESSION_CLOSED, SESSION_HIBERNATED, SESSION_RESUMED, USER_CREATED,
        USER_DELETING, USER_DELETED, RESOURCE_AVAILABLE, RESOURCE_UNAVAILABLE, S2S_LINK_UP,
-       S2S_LINK_DOWN, SERVER_STARTED, SERVER_STOPPING)
+       S2S_LINK_DOWN, PEP_CHANGED, VCARD_STORED, PRIVATE_STORED, SERVER_STARTED,
+       SERVER_STOPPING)

@@ -618,3 +618,24 @@ class IIncidentReports(Interface):
         """Send a report to every trusted buddy; ``sources`` are the offending JIDs and
         ``severity`` is 'low', 'medium' or 'high' (None: not assessed). Deferred firing the
         sorted peer domains it was sent to; ValueError for bad arguments."""
+
+
+class IPep(Interface):
+    """Work on an account's PEP nodes (XEP-0163) on its behalf (the pep plugin provides
+    it): conversions between old and new protocols (bookmarks, avatars) keep nodes in step
+    with other storage. What a client changes is told as ``xmppd.events.PEP_CHANGED``;
+    what is done here is not, so conversions cannot loop."""
+
+    def publish(account, node, item_id, payload, options=None):
+        """Publish ``payload`` (an element, or None) as ``item_id`` (None: the service makes
+        one up) on the account's ``node``, made if missing; ``options`` are publish-options
+        by name without 'pubsub#' ({"access_model": "whitelist", "max_items": "max"}).
+        Notifications go out as for the account's own publish. Deferred firing the item
+        id; a PubSubError (for instance precondition-not-met) in it when refused."""
+
+    def retract(account, node, item_ids):
+        """Retract the items and notify as the node says; Deferred."""
+
+    def items(account, node):
+        """Deferred firing the node's items as (id, payload element or None), oldest first;
+        [] when the account has no such node."""

@@ -25,3 +25,15 @@ class IVCards(Interface):
     def photo_hash(account):
         """Deferred firing the XEP-0153 hash of the account's vCard photo (lower-case hex
         SHA-1 of the image bytes), or None when it has no BINVAL photo."""
+
+
+class IPrivateXml(Interface):
+    """The accounts' private XML (XEP-0049), for plugins that keep it in step with other
+    storage (XEP-0048 bookmarks). Writes here are not told as events.PRIVATE_STORED."""
+
+    def element(account, namespace, name):
+        """Deferred firing the stored element (a fresh domish.Element) or None."""
+
+    def store(account, element):
+        """Store ``element`` as the account's, replacing what it had under its name, within
+        the same size limit as a client's set; Deferred."""

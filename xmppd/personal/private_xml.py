@@ -24,12 +24,14 @@ from __future__ import annotations
 
 from twisted.internet import defer
 from twisted.words.xish import domish
+from zope.interface import implementer
 
 from xmppd import ns
 from xmppd.errors import StanzaError
 from xmppd.im.keyed_queue import KeyedQueue
 from xmppd.jid import JID
 from xmppd.personal.elements import from_text, text_size, to_text
+from xmppd.personal.interfaces import IPrivateXml
 
 RESERVED = frozenset((ns.CLIENT, ns.SERVER, ns.PRIVATE))
 
@@ -51,6 +53,7 @@ def checked_children(query: domish.Element) -> list[domish.Element]:
     return children
 
 
+@implementer(IPrivateXml)
 class PrivateXML:
     """The private XML of one server's accounts; ``store`` is an IMapStore of XML text."""
 
@@ -75,6 +78,17 @@ class PrivateXML:
         result = domish.Element((ns.PRIVATE, "query"))
         result.addChild(found if found is not None else domish.Element((asked.uri, asked.name)))
         return result
+
+    def element(self, account: JID, namespace: str, name: str) -> defer.Deferred:
+        key = storage_key(domish.Element((namespace, name)))
+        d = self._store.get(account.userhost(), key)
+        return d.addCallback(lambda text: None if text is None else
+                             from_text(text, f"private XML {key} of {account.userhost()}"))
+
+    def store(self, account: JID, element: domish.Element) -> defer.Deferred:
+        query = domish.Element((ns.PRIVATE, "query"))
+        query.addChild(element)
+        return self.set(account, query)
 
     def set(self, account: JID, query: domish.Element) -> defer.Deferred:
         """Store every child of ``query``; nothing is stored when one is refused."""

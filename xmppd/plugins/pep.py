@@ -20,6 +20,10 @@ Decisions worth knowing:
   matter, so they are advertised here.
 * The account's nodes live in generic stores owned by its bare JID, so deleting the
   account deletes them; only the in-memory tables are cleared here.
+* Other plugins publish, read and retract on an account's behalf through ``IPep``
+  (xmppd.pep.account), and hear of what the account's clients publish or retract through
+  ``events.PEP_CHANGED`` (xmppd.pep.changes), emitted before the IQ is answered so that a
+  conversion is done when the client reads again.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ from zope.interface import implementer
 from xmppd import events, ns
 from xmppd.caps import DiscoInfo, find_caps
 from xmppd.errors import StanzaError
-from xmppd.interfaces import IRoster, IXmppdPlugin
+from xmppd.interfaces import IPep, IRoster, IXmppdPlugin
 from xmppd.jid import JID
 from xmppd.logs import get_logger
+from xmppd.pep.account import AccountPep
 from xmppd.pep.caps_cache import CapsCache, notify_nodes
+from xmppd.pep.changes import changes_of
 from xmppd.pep.disco import ACCOUNT, info_query, items_query
 from xmppd.pep.interest import Interests
 from xmppd.pep.notify import Notifier
@@ -64,6 +70,7 @@ class Pep:
         handlers = PepHandlers(ctx, limits_of(ctx),
                                ctx.option_int("caps_timeout", 5, minimum=1, maximum=60))
         self._handlers = handlers
+        ctx.provide(IPep, AccountPep(handlers.pubsub, handlers.notifier))
         for namespace in (ns.PUBSUB, ns.PUBSUB_OWNER):
             for type in ("get", "set"):
                 ctx.iq(type, namespace, "pubsub", handlers.on_pubsub, to=("self", "bare"))
@@ -117,8 +124,12 @@ class PepHandlers:
     async def _pubsub(self, stanza: Stanza):
         account = (stanza.recipient or stanza.sender).bare()
         service = self.pubsub.pep(account)
-        reply = await handle_iq(service, stanza.sender, stanza.type, stanza.payload())
+        request = stanza.payload()
+        reply = await handle_iq(service, stanza.sender, stanza.type, request)
         await self.notifier.deliver(service, reply.notifications)
+        if stanza.type == "set":
+            for change in changes_of(account, request, reply.payload):
+                await self.ctx.emit(events.PEP_CHANGED, change)
         return reply.payload
 
     # -- disco: the account asking itself (providers of the disco plugin's account entity)

@@ -7,6 +7,10 @@ asking at its bare JID gets ``forbidden``, the condition XEP-0049 §2.3 prefers.
 stored and refused is decided in :mod:`xmppd.personal.private_xml`. ``jabber:iq:private`` is
 advertised on the host and on the account's own disco, as Prosody does on the host; the data
 goes with the account (the store's owner is its bare JID).
+
+Other plugins read and write it through IPrivateXml, and hear of each element a client
+stores through ``events.PRIVATE_STORED``, emitted before the set is answered (the
+bookmarks plugin converts XEP-0048 bookmarks that way).
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from __future__ import annotations
 from twisted.internet import defer
 from zope.interface import implementer
 
-from xmppd import ns
+from xmppd import events, ns
 from xmppd.errors import StanzaError
 from xmppd.interfaces import IXmppdPlugin
+from xmppd.personal.interfaces import IPrivateXml
 from xmppd.personal.private_xml import PrivateXML
 from xmppd.plugins._config import reject_unknown_keys
 from xmppd.stanza import Stanza
@@ -35,7 +40,9 @@ class Private:
         return options.option_int("max_size", DEFAULT_MAX_SIZE, minimum=1)
 
     def setup(self, ctx) -> None:
+        self.ctx = ctx
         self.data = PrivateXML(ctx.open_store("private", "map"), ctx.settings)
+        ctx.provide(IPrivateXml, self.data)
         for entity in ("host", "account"):
             ctx.feature(ns.PRIVATE, to=entity)
         for type in ("get", "set"):
@@ -47,7 +54,12 @@ class Private:
         return self.data.get(stanza.recipient, stanza.payload())
 
     def on_set(self, stanza: Stanza, origin) -> defer.Deferred:
-        return self.data.set(stanza.recipient, stanza.payload())
+        return defer.ensureDeferred(self._set(stanza.recipient, stanza.payload()))
+
+    async def _set(self, account, query) -> None:
+        await self.data.set(account, query)
+        for element in query.elements():
+            await self.ctx.emit(events.PRIVATE_STORED, account, element)
 
     def on_other(self, stanza: Stanza, origin) -> None:
         raise StanzaError("forbidden", "private XML belongs to the account alone")

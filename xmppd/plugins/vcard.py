@@ -14,7 +14,10 @@ Decisions worth knowing:
 * ``vcard-temp`` is advertised on the host (the disco of §4) and on the account's own disco,
   the two places a client asks. The vCard goes with the account: its store's owner is the
   account's bare JID.
-* Other plugins (the XEP-0153 avatar hash) read vCards through IVCards.
+* Other plugins (the XEP-0153 avatar hash) read vCards through IVCards, and hear of a
+  vCard the account's client set through ``events.VCARD_STORED``, emitted before the set
+  is answered (XEP-0398 publishes its photo as the PEP avatar that way); what they write
+  through IVCards is not told, so conversions cannot loop.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class VCardPlugin:
         return options.option_int("max_size", DEFAULT_MAX_SIZE, minimum=1)
 
     def setup(self, ctx) -> None:
+        self.ctx = ctx
         self.vcards = VCards(ctx.open_store("vcard", "keyval"), ctx.settings)
         ctx.provide(IVCards, self.vcards)
         for entity in ("host", "account"):
@@ -62,7 +66,11 @@ class VCardPlugin:
         return self.vcards.get(stanza.recipient).addCallback(_or_unavailable)
 
     def on_set_own(self, stanza: Stanza, origin) -> defer.Deferred:
-        return self.vcards.set(stanza.recipient, stanza.payload())
+        return defer.ensureDeferred(self._set_own(stanza.recipient, stanza.payload()))
+
+    async def _set_own(self, account, vcard: domish.Element) -> None:
+        await self.vcards.set(account, vcard)
+        await self.ctx.emit(events.VCARD_STORED, account, vcard)
 
     def on_set_other(self, stanza: Stanza, origin) -> None:
         raise StanzaError("forbidden", "only the account itself sets its vCard")
