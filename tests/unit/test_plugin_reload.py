@@ -140,3 +140,19 @@ class ReloadTests(TestCase):
         await call(["plugins", "stop", "incident"])
         with self.assertRaisesRegex(ValueError, "no loaded plugin provides it"):
             call(["incident", "list"])  # a plugin that is not loaded has no commands
+
+    async def test_the_manholes_admin_has_the_loaded_plugins_commands(self):
+        from xmppd.admin.api import AdminAPI
+        from xmppd.admin.commands import AdminShell
+
+        admin = AdminShell(AdminAPI(self.fixture.storage, self.server.domains, self.server),
+                           self.server.admin_commands)
+        self.assertIn("trust_request", dir(admin))
+        self.assertEqual(await admin.trust_list(), [])
+        self.assertEqual(admin.list_sessions(), [])  # the core API, as before
+        await admin.plugins_reload("server_trust")
+        self.assertEqual(await admin.trust_pending(), [])
+        await admin.plugins_stop("incident")
+        await admin.plugins_stop("server_trust")
+        self.assertNotIn("trust_request", dir(admin))
+        self.assertFalse(hasattr(admin, "trust_request"))
