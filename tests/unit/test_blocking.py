@@ -138,6 +138,24 @@ class CommandTests(BlockingCase):
         self.assertIsNone(await self.stored())
 
 
+class StopTests(BlockingCase):
+    async def test_stopping_the_plugin_unfilters_the_sessions(self):
+        phone = await self.online("alice", "phone")
+        session = self.server.sessions.get(parse_jid("alice@localhost/phone"))
+        self.assertIsNone(session.inbound)  # blocks nobody: not filtered
+        await self.ask(phone, "set", block("bob@localhost"))
+        self.assertIsNotNone(session.inbound)
+        self.fixture.registry.stop("blocking")
+        self.assertIsNone(session.inbound)
+
+    async def test_unblocking_all_unfilters(self):
+        phone = await self.online("alice", "phone")
+        session = self.server.sessions.get(parse_jid("alice@localhost/phone"))
+        await self.ask(phone, "set", block("bob@localhost"))
+        await self.ask(phone, "set", unblock())
+        self.assertIsNone(session.inbound)
+
+
 class LimitTests(BlockingCase):
     sections = {"blocking": {"max_items": 2}}
 

@@ -73,6 +73,15 @@ class CostTests(CSICase):
         alice.feed(ACTIVE)
         self.assertNotIn("send", vars(session))
 
+    async def test_stopping_the_plugin_flushes_and_unfilters(self):
+        alice = await self.inactive_alice()
+        bob = await self.online("bob", "desk")
+        await self.change(bob, "away")
+        session = self.server.sessions.get(parse_jid("alice@localhost/phone"))
+        self.fixture.registry.stop("csi")
+        self.assertEqual([show(p) for p in alice.elements()], ["away"])
+        self.assertNotIn("send", vars(session))
+
 
 class HoldTests(CSICase):
     async def test_presence_held_deduplicated_and_flushed_on_active(self):

@@ -69,7 +69,7 @@ class Blocking:
     def setup(self, ctx) -> defer.Deferred:
         reject_unknown_keys(ctx, ("max_items",))
         lists = BlockLists(ctx.open_store(STORE, "map"), ctx.storage.users)
-        guard = Guard(lists, ctx.domains, ctx.bounce, ctx.sessions)
+        guard = self._guard = Guard(lists, ctx.domains, ctx.bounce, ctx.sessions)
         commands = Commands(ctx, lists, guard, ctx.option_int("max_items", 1000, minimum=1))
         ctx.feature(ns.BLOCKING)
         ctx.iq("get", ns.BLOCKING, "blocklist", commands.blocklist, to="self")
@@ -90,6 +90,11 @@ class Blocking:
         ctx.on(events.SESSION_CLOSED, commands.forget_session)
         ctx.on(events.USER_DELETED, lists.forget)
         return defer.ensureDeferred(lists.load(ctx.domains))
+
+    def teardown(self) -> None:
+        """Stopping: the IQ filters leave the sessions (the context knows nothing of
+        filters added to sessions)."""
+        self._guard.release_all()
 
 
 def blocked_error(element: domish.Element) -> domish.Element:
@@ -165,6 +170,11 @@ class Guard:
 
     def forget(self, session, *ignored) -> None:
         self._filtered.pop(session, None)
+
+    def release_all(self) -> None:
+        while self._filtered:
+            _, undo = self._filtered.popitem()
+            undo()
 
     def iq_filter(self, element: domish.Element, session):
         """A client's IQ to a JID its account blocked: refused before it is routed."""

@@ -40,11 +40,16 @@ class ClientStateIndication:
 
     def setup(self, ctx) -> None:
         reject_unknown_keys(ctx, ("max_held",))
-        states = ClientStates(ctx.option_int("max_held", 1000, minimum=1))
+        states = self._states = ClientStates(ctx.option_int("max_held", 1000, minimum=1))
         ctx.claim(ns.CSI, "active", states.on_active)
         ctx.claim(ns.CSI, "inactive", states.on_inactive)
         ctx.stream_feature(lambda stream: domish.Element((ns.CSI, "csi")))
         ctx.on(events.SESSION_CLOSED, states.forget)
+
+    def teardown(self) -> None:
+        """Stopping: what is held goes out and the filters go (the context knows nothing of
+        filters added to sessions)."""
+        self._states.activate_all()
 
 
 class ClientStates:
@@ -70,6 +75,12 @@ class ClientStates:
 
     def forget(self, session, *ignored) -> None:
         self._inactive.pop(session, None)  # what it held goes with it: nobody to read it
+
+    def activate_all(self) -> None:
+        while self._inactive:
+            _, state = self._inactive.popitem()
+            state.flush()
+            state.undo()
 
 
 class ClientState:
