@@ -279,6 +279,20 @@ class ArchiveStoreContract(GenericStoreContract):
         self.assertEqual(page.total, 3)
 
     @defer.inlineCallbacks
+    def test_an_id_again_in_a_batch_of_new_ones_replaces_its_entry(self):
+        # The batch's fast path (new ids only) must not lose the replacing: an id already
+        # there, and one given twice in the batch, each end as the newest of its owner.
+        yield self.store.append_many([(ALICE, entry(n, id=f"item{n}")) for n in range(3)])
+        yield self.store.append_many([(ALICE, entry(3)), (ALICE, entry(4, id="item0")),
+                                      (ROOM, entry(5, id="item0")), (ALICE, entry(6, id="new")),
+                                      (ALICE, entry(7, id="new")), (ALICE, entry(8))])
+        page = yield self.store.query(ALICE)
+        self.assertEqual([e.stamp for e in page.entries], [1001.0, 1002.0, 1003.0, 1004.0,
+                                                           1007.0, 1008.0])
+        self.assertEqual([e.id for e in page.entries][3:5], ["item0", "new"])
+        self.assertEqual((yield self.store.get(ROOM, "item0")), entry(5, id="item0"))
+
+    @defer.inlineCallbacks
     def test_append_many_writes_owners_in_order(self):
         ids = yield self.store.append_many([(ALICE, entry(1)), (ROOM, entry(2)),
                                             (ALICE, entry(3)), (BOB, entry(4, ALICE))])

@@ -21,6 +21,9 @@ INSERT = (
     " VALUES (?, ?, ?, ?, ?)"
 )
 REPLACED = "DELETE FROM store_archive WHERE scope_id = ? AND entry_id = ?"
+SAVEPOINT = "SAVEPOINT archive_append"
+ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT archive_append"
+RELEASE_SAVEPOINT = "RELEASE SAVEPOINT archive_append"
 EVERYTHING = ArchiveQuery()
 
 
@@ -88,19 +91,29 @@ class SQLArchiveStore(GenericStore):
     # ------------------------------------------------------------------ on the database thread
 
     def _append(self, cursor, batch) -> list[str]:
-        scopes: dict[str, int] = {}
-        for owner, entry in batch:
-            scope = scopes.get(owner)
-            if scope is None:
-                scope = scopes[owner] = self._write_scope(cursor, owner)
-            # An id already there is replaced, and its entry becomes the newest: a pubsub
-            # item published again. (MAM's random ids never meet one.)
-            cursor.execute(self._sql(REPLACED), (scope, entry.id))
-            cursor.execute(
-                self._sql(INSERT),
-                (scope, entry.id, float(entry.stamp), entry.with_jid, entry.payload),
-            )
+        scopes = self._write_scopes(cursor, {owner for owner, _ in batch})
+        rows = [(scopes[owner], entry.id, entry.stamp, entry.with_jid, entry.payload)
+                for owner, entry in batch]
+        # Ids are nearly always new (MAM's and ours are 96 random bits), so the whole batch
+        # goes in as one executemany of plain inserts. An id already there (a pubsub item
+        # published again, or twice in one batch) fails that with the unique constraint; the
+        # savepoint takes back what it wrote and the batch goes in again row by row, each id
+        # there replaced: its entry becomes the newest, as the contract says.
+        cursor.execute(SAVEPOINT)
+        try:
+            cursor.executemany(self._sql(INSERT), rows)
+        except self._db.dbapi.IntegrityError:
+            cursor.execute(ROLLBACK_TO_SAVEPOINT)
+            self._replace(cursor, rows)
+        cursor.execute(RELEASE_SAVEPOINT)
         return [entry.id for _, entry in batch]
+
+    def _replace(self, cursor, rows) -> None:
+        """Insert ``rows`` one by one, each replacing the entry of its id if there is one."""
+        replaced, insert = self._sql(REPLACED), self._sql(INSERT)
+        for row in rows:
+            cursor.execute(replaced, row[:2])
+            cursor.execute(insert, row)
 
     def _get(self, cursor, owner, id) -> ArchiveEntry | None:
         scope = self._scope(cursor, owner)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 
-from xmppd.storage.stores.base import SQLStore
+from xmppd.storage.stores.base import SQLStore, marks
 
 MAX_NAME = 1023  # a store name may embed a pubsub node name ('pep:' + node)
 MAX_OWNER = 2047  # a bare JID: localpart and domainpart of 1023 bytes each, and the '@'
+
+# Owners per scope look-up: well under the 999 parameters older SQLite builds allow.
+SCOPES_PER_QUERY = 500
 
 SCOPE = "SELECT id FROM store_scopes WHERE owner = ? AND store = ?"
 NEW_SCOPE = (
@@ -52,6 +55,33 @@ class GenericStore(SQLStore):
             cursor.execute(self._sql(NEW_SCOPE), (owner, self.name))
             scope = self._scope(cursor, owner)
         return scope
+
+    def _write_scopes(self, cursor, owners: set[str]) -> dict[str, int]:
+        """The scope id of each of ``owners``, made where missing: one SELECT per
+        ``SCOPES_PER_QUERY`` owners instead of one per owner (an archive batch names a
+        hundred). Looked up in the write transaction every time, never cached across
+        transactions: a scope goes with its account (``forget_owner``, possibly in
+        xmppdctl's process), and a remembered id would write into a deleted scope or, as
+        SQLite may hand a deleted newest id out again, into a namesake's."""
+        scopes = self._scopes(cursor, owners)
+        missing = [owner for owner in owners if owner not in scopes]
+        if missing:
+            cursor.executemany(self._sql(NEW_SCOPE), [(owner, self.name) for owner in missing])
+            scopes.update(self._scopes(cursor, missing))
+        return scopes
+
+    def _scopes(self, cursor, owners) -> dict[str, int]:
+        owners = list(owners)
+        scopes: dict[str, int] = {}
+        for at in range(0, len(owners), SCOPES_PER_QUERY):
+            chunk = owners[at:at + SCOPES_PER_QUERY]
+            cursor.execute(
+                self._sql(f"SELECT owner, id FROM store_scopes WHERE store = ?"
+                          f" AND owner IN ({marks(chunk)})"),
+                (self.name, *chunk),
+            )
+            scopes.update(cursor.fetchall())
+        return scopes
 
 
 def check_owner(owner) -> str:
