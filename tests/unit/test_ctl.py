@@ -474,7 +474,10 @@ class PluginCommandTests(CtlTestCase):
         self.remove()  # the plugin stops: its command is gone
         status, _, err = yield self.plugin_ctl("peer", "greet", "b.example")
         self.assertEqual(status, 1)
-        assert_one_error_line(err, "no loaded plugin provides it")
+        assert_one_error_line(err, "'peer greet' is a command of the greeter plugin, which is "
+                                   "not loaded")
+        status, _, err = yield self.plugin_ctl("frobnicate")
+        assert_one_error_line(err, "unknown command 'frobnicate': no loaded plugin provides it")
 
 
 class StaleSocketTests(CtlTestCase):

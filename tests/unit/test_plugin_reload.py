@@ -138,7 +138,8 @@ class ReloadTests(TestCase):
         failure = await self.assertFailure(call(["plugins", "reload", "nosuch"]), ValueError)
         self.assertIn("'nosuch' is not loaded", str(failure))
         await call(["plugins", "stop", "incident"])
-        with self.assertRaisesRegex(ValueError, "no loaded plugin provides it"):
+        with self.assertRaisesRegex(ValueError, "'incident list' is a command of the incident "
+                                                "plugin, which is not loaded"):
             call(["incident", "list"])  # a plugin that is not loaded has no commands
 
     async def test_the_manholes_admin_has_the_loaded_plugins_commands(self):

@@ -446,7 +446,8 @@ class AdminCommandTests(PluginTestCase):
         self.assertFalse(hasattr(AdminAPI(self.fixture.storage, [LOCAL]), "trust_request"))
         self.fixture.base.registry.unload()
         self.assertEqual(self.commands(), [])
-        with self.assertRaisesRegex(ValueError, "no loaded plugin provides it"):
+        with self.assertRaisesRegex(ValueError, "'trust request' is a command of the "
+                                                "server_trust plugin, which is not loaded"):
             self.fixture.server.admin_commands.call(["trust", "request", PEER])
 
     async def test_words_from_xmppdctl_reach_the_service(self):

@@ -48,6 +48,7 @@ class AdminCommands:
 
     def __init__(self) -> None:
         self._commands: dict[str, AdminCommand] = {}
+        self._stopped: dict[str, str] = {}  # command -> plugin, of plugins stopped since
 
     def add(self, command: AdminCommand) -> Callable[[], None]:
         """Register ``command``; returns the undo function. A name is one plugin's."""
@@ -60,11 +61,14 @@ class AdminCommands:
             raise ValueError(f"admin command {command.name!r} is already provided by "
                              f"{self._commands[command.name].plugin or 'the server'}")
         self._commands[command.name] = command
+        self._stopped.pop(command.name, None)
         return lambda: self._remove(command)
 
     def _remove(self, command: AdminCommand) -> None:
         if self._commands.get(command.name) is command:
             del self._commands[command.name]
+            if command.plugin:
+                self._stopped[command.name] = command.plugin
 
     def __iter__(self):
         return iter(sorted(self._commands.values(), key=lambda command: command.name))
@@ -84,6 +88,11 @@ class AdminCommands:
                 rest = list(words[length:])
                 command.check(rest)
                 return command, rest
+        for length in range(len(words), 0, -1):
+            name = " ".join(words[:length])
+            if name in self._stopped:
+                raise ValueError(f"{name!r} is a command of the {self._stopped[name]} "
+                                 f"plugin, which is not loaded")
         raise ValueError(unknown(words, self))
 
     def call(self, words: Sequence[str]):
