@@ -4,6 +4,7 @@ and on the 'storage:bookmarks' PEP node, in every direction, without loops."""
 
 from __future__ import annotations
 
+from twisted.internet import defer
 from twisted.words.xish import domish
 
 from tests.personal_case import PersonalCase, error_condition
@@ -12,6 +13,9 @@ from xmppd import ns
 from xmppd.interfaces import IPep
 from xmppd.jid import parse_jid
 from xmppd.personal import bookmarks
+from xmppd.personal.interfaces import IPrivateXml
+from xmppd.plugins.bookmarks import bookmarks as plugin
+from xmppd.xml.stored import stanza_from_text
 
 ALICE = parse_jid("alice@localhost")
 ROOM = "room@conference.localhost"
@@ -186,3 +190,13 @@ class NotificationTest(BookmarksCase):
         await self.ask(legacy, "set", private_set(legacy_storage((ROOM, "The Room"))))
         event = await wait_for(modern, event_of(ns.BOOKMARKS))
         self.assertIn(ROOM, event.toXml())
+
+
+class AdoptTest(BookmarksCase):
+    async def test_a_list_kept_before_conversion_reaches_the_native_node_at_login(self):
+        storage = stanza_from_text(legacy_storage((ROOM, "The Room")))
+        await self.server.query(IPrivateXml).store(ALICE, storage)  # tells no event
+        alice = await self.client("alice", "phone")
+        await defer.DeferredList(list(plugin.pending))
+        native = items_of(await self.ask(alice, "get", items_get(ns.BOOKMARKS)))
+        self.assertEqual(list(native), [ROOM])

@@ -43,6 +43,20 @@ class BookmarkSync:
         and the other legacy store to it."""
         return self._run(account, self._from_legacy, account.bare(), storage, source)
 
+    def adopt(self, account: JID) -> defer.Deferred:
+        """XEP-0411 §4: a list kept in private XML before conversion began (the plugin
+        newly enabled) reaches the native node when the account next logs in, so clients
+        that read only PEP find it. Done when the native node is empty."""
+        return self._run(account, self._adopt, account.bare())
+
+    async def _adopt(self, account: JID) -> None:
+        pep, private = self._stores()
+        if pep is None or private is None or await pep.items(account, ns.BOOKMARKS):
+            return
+        storage = await private.element(account, ns.LEGACY_BOOKMARKS, "storage")
+        if storage is not None and bookmarks.native_of(storage):
+            await self._from_legacy(account, storage, PRIVATE)
+
     def _run(self, account: JID, work, *args) -> defer.Deferred:
         return self._queue.run(account.userhost(),
                                lambda: defer.ensureDeferred(work(*args)))
