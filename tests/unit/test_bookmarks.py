@@ -200,3 +200,13 @@ class AdoptTest(BookmarksCase):
         await defer.DeferredList(list(plugin.pending))
         native = items_of(await self.ask(alice, "get", items_get(ns.BOOKMARKS)))
         self.assertEqual(list(native), [ROOM])
+
+
+class PurgeTest(BookmarksCase):
+    async def test_purging_the_native_node_empties_the_legacy_lists(self):
+        alice = await self.client("alice", "phone")
+        await self.ask(alice, "set", native_publish())
+        purge = (f"<pubsub xmlns='{ns.PUBSUB_OWNER}'><purge node='{ns.BOOKMARKS}'/></pubsub>")
+        self.assertIsNone(error_condition(await self.ask(alice, "set", purge)))
+        storage = private_storage(await self.ask(alice, "get", PRIVATE_GET))
+        self.assertEqual(rooms_of(storage), {})

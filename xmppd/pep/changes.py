@@ -20,7 +20,8 @@ from xmppd.jid import JID
 @dataclass(frozen=True)
 class PepChange:
     """One item published (``payload`` its payload, None for an item without one) or
-    retracted (``retracted`` True) on ``node`` of ``account``'s PEP service."""
+    retracted (``retracted`` True) on ``node`` of ``account``'s PEP service; retracted
+    with no ``item_id``: every item went (the node purged or deleted, XEP-0060 §8.4, §8.5)."""
 
     account: JID
     node: str
@@ -38,7 +39,13 @@ def _child(element: domish.Element | None, name: str) -> domish.Element | None:
 def changes_of(account: JID, request: domish.Element,
                reply: domish.Element | None) -> list[PepChange]:
     """The changes an accepted ``<pubsub/>`` set made: a publish (its item id from the
-    reply when the service made one up) or the items of a retract; nothing for the rest."""
+    reply when the service made one up), the items of a retract, a purge or a delete;
+    nothing for the rest."""
+    if request.uri == ns.PUBSUB_OWNER:
+        emptied = next((c for c in request.elements() if c.name in ("purge", "delete")), None)
+        if emptied is None:
+            return []
+        return [PepChange(account, emptied["node"], None, retracted=True)]
     if request.uri != ns.PUBSUB:
         return []
     publish = _child(request, "publish")
