@@ -21,13 +21,13 @@ from xmppd.interfaces import IServerTrust, IXmppdPlugin
 from xmppd.jid import parse_jid
 from xmppd.plugins.server_trust import server_trust
 from xmppd.registry import PluginError
-from xmppd.s2s.policy import FederationPolicy, Proof
+from xmppd.s2s.policy import FederationPolicy, Proof, ProvidedTrust
 from xmppd.stanza import Stanza
 from xmppd.storage.records import ServerPeer
 from xmppd.storage.sqlite import SQLiteStorage
 from xmppd.trust import TrustError
 from xmppd.trust.ratelimit import RateLimiter
-from xmppd.trust.service import ServerTrust, ServerTrustLookup
+from xmppd.trust.service import ServerTrust
 
 
 def logged_texts(test: TestCase) -> list[str]:
@@ -381,7 +381,7 @@ class PluginTests(PluginTestCase):
 
 class LookupTests(PluginTestCase):
     async def test_the_policy_can_be_made_before_the_plugin_loads(self):
-        policy = FederationPolicy("buddies-only", trust=ServerTrustLookup(self.fixture.server))
+        policy = FederationPolicy("buddies-only", trust=ProvidedTrust(self.fixture.server.query))
         chat = domish.Element((None, "message"))
         stanza = Stanza(chat, parse_jid(f"bob@{PEER}"), parse_jid(f"alice@{LOCAL}"))
         self.assertFalse(policy.admits(PEER, stanza).ok)

@@ -333,10 +333,9 @@ def federation_from_config(server) -> S2SManager | None:
     a peer could not reach us back for dialback or bidirectional streams)."""
     from xmppd.s2s.certs import TrustStore
     from xmppd.s2s.dialback_keys import load_or_create_secret
-    from xmppd.s2s.policy import FederationPolicy
+    from xmppd.s2s.policy import FederationPolicy, ProvidedTrust
     from xmppd.s2s.srv import S2SResolver
     from xmppd.s2s.tlsctx import S2STLS
-    from xmppd.trust.service import ServerTrustLookup
 
     config = server.config
     s2s = config.s2s
@@ -347,7 +346,7 @@ def federation_from_config(server) -> S2SManager | None:
         tls=S2STLS(config.tls.certificate, config.tls.key, config.tls.min_version),
         trust=TrustStore.from_file(s2s.ca_file),
         policy=FederationPolicy(s2s.default_policy, s2s.policy, s2s.allow, s2s.deny,
-                                trust=ServerTrustLookup(server)),
+                                trust=ProvidedTrust(server.query)),
         resolver=S2SResolver([tuple(a) for a in s2s.dns_servers] or None, s2s.hosts,
                              server.reactor),
         secret=load_or_create_secret(config.server.data_dir / "dialback.secret"),

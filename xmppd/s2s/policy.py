@@ -45,7 +45,7 @@ incoming, before routing it (peer = the sender's domain), and outgoing, before s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from xmppd.interfaces import IServerTrust
@@ -130,6 +130,20 @@ def required_proof_text(level: str) -> str:
     return _requirement(level).text
 
 
+class ProvidedTrust:
+    """The one question the policy asks, of whichever plugin provides IServerTrust now
+    (``query`` is ``server.query``): the policy is made before plugins load, and the
+    server_trust plugin may be reloaded, so nothing is wired to it. Without a provider
+    nobody is a trusted buddy (start-up refuses buddies-only without one)."""
+
+    def __init__(self, query: Callable) -> None:
+        self._query = query
+
+    def is_trusted_buddy(self, domain: str) -> bool:
+        trust = self._query(IServerTrust)
+        return trust is not None and bool(trust.is_trusted_buddy(domain))
+
+
 class FederationPolicy:
     """The configured ladder: a default level, per-domain levels, and allow/deny lists.
 
@@ -151,7 +165,7 @@ class FederationPolicy:
         self._allow = None if allow is None else frozenset(map(prepare_domain, allow))
         self._deny = frozenset(map(prepare_domain, deny))
         # Asked only at buddies-only; anything with is_trusted_buddy(domain) will do, e.g.
-        # xmppd.trust.service.ServerTrustLookup for a policy made before plugins load.
+        # ProvidedTrust(server.query) for a policy made before plugins load.
         self.trust = trust
 
     def level_for(self, domain: str) -> str:

@@ -253,20 +253,6 @@ class ServerTrust:
         return prepared
 
 
-class ServerTrustLookup:
-    """The one question the federation policy asks, for a policy built before plugins load:
-    each call asks the server for the current IServerTrust provider, so loading, unloading or
-    reloading the server_trust plugin needs no rewiring. Without a provider nobody is a
-    trusted buddy."""
-
-    def __init__(self, server) -> None:
-        self.server = server
-
-    def is_trusted_buddy(self, domain: str) -> bool:
-        trust = self.server.query(IServerTrust)
-        return trust is not None and trust.is_trusted_buddy(domain)
-
-
 def _prepared(domain: str, what: str) -> str:
     try:
         return prepare_domain(domain)
