@@ -82,7 +82,8 @@ class TLSConfig:
 
 
 DEFAULT_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline", "pep", "pubsub",
-                   "smacks", "carbons", "csi", "blocking", "vcard", "avatar_hash", "private")
+                   "smacks", "carbons", "csi", "blocking", "vcard", "avatar_hash", "private",
+                   "bookmarks", "vcard_conversion")
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,8 @@ def test_sample_config_loads():
     assert config.manhole.listen == ""
     assert config.plugins.enabled == ("disco", "ping", "version", "roster", "presence",
                                       "offline", "pep", "pubsub", "smacks", "carbons", "csi",
-                                      "blocking", "vcard", "avatar_hash", "private")
+                                      "blocking", "vcard", "avatar_hash", "private",
+                                      "bookmarks", "vcard_conversion")
 
 
 def _sample_keys() -> dict[str, set[str]]:
@@ -154,7 +155,8 @@ def test_defaults(tmp_path):
     assert config.manhole == type(config.manhole)("", None, None, var / "manhole_host_key")
     assert config.plugins.enabled == ("disco", "ping", "version", "roster", "presence",
                                       "offline", "pep", "pubsub", "smacks", "carbons", "csi",
-                                      "blocking", "vcard", "avatar_hash", "private")
+                                      "blocking", "vcard", "avatar_hash", "private",
+                                      "bookmarks", "vcard_conversion")
     assert dict(config.plugins.sections) == {}
     assert config.log.level == "info"
 

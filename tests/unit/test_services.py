@@ -23,7 +23,8 @@ class ServiceTestCase(PluginServerCase):
     drop_ins = {ECHO.name: ECHO.read_text()}
     enabled = ("echo",)
     # their identities, features, service and presence links would show here
-    without = ("pep", "pubsub", "vcard", "avatar_hash", "private")
+    without = ("pep", "pubsub", "vcard", "avatar_hash", "private", "bookmarks",
+               "vcard_conversion")
 
     async def started(self) -> None:
         self.alice = await self.client("alice", "phone")
