@@ -35,6 +35,13 @@ log = get_logger(__name__)
 
 BUSY_TIMEOUT_MS = 5000  # how long a writer waits for another process's lock before failing
 MEMORY = ":memory:"
+# The writing connection's page cache, in KiB (SQLite's default is 2 MiB). An archive's index
+# on entry ids takes random ids, so a batch of appends lands on pages all over it: once the
+# indexes outgrow the cache every batch reads its pages back from the OS again
+# (bench/archive_writes.py: with 32 MiB a batch of 1,000 at 300,000 entries takes about a
+# quarter less CPU). Memory is taken
+# only as pages are read, up to this.
+WRITER_CACHE_KIB = 32 * 1024
 
 
 def configure_connection(connection: sqlite3.Connection) -> None:
@@ -45,6 +52,12 @@ def configure_connection(connection: sqlite3.Connection) -> None:
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA foreign_keys = ON")
     connection.execute("PRAGMA synchronous = FULL")
+
+
+def configure_writer(connection: sqlite3.Connection) -> None:
+    """The writing connection: as every connection, with a larger page cache."""
+    configure_connection(connection)
+    connection.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
 
 
 @implementer(IStorage)
@@ -81,7 +94,7 @@ class SQLiteStorage(Stores):
             check_same_thread=False,
             cp_min=1,
             cp_max=1,
-            cp_openfun=configure_connection,
+            cp_openfun=configure_writer,
             cp_reactor=self._reactor,
         )
         try:
