@@ -71,3 +71,13 @@ class ChangeEventTest(PepTestCase):
         await wait_for(alice, lambda e: e.name == "iq" and e.getAttribute("id") == "pub1")
         (change,) = told
         self.assertTrue(change.item_id)
+
+
+class ManyItemsTest(PepTestCase):
+    sections = {"pep": {"max_items_per_node": 300}}
+
+    async def test_items_reads_past_a_reply_page(self):
+        pep = self.server.query(IPep)
+        for n in range(120):
+            await pep.publish(ALICE, TUNE, f"i{n}", tune(str(n)), {"max_items": "max"})
+        self.assertEqual(len(await pep.items(ALICE, TUNE)), 120)

@@ -18,6 +18,7 @@ from xmppd.interfaces import IPep
 from xmppd.jid import JID
 from xmppd.pep.notify import Notifier
 from xmppd.pubsub import PubSub
+from xmppd.storage.records import ArchiveQuery
 from xmppd.xml.stored import stanza_from_text
 
 
@@ -64,9 +65,11 @@ class AccountPep:
         return defer.ensureDeferred(self._items(account.bare(), node))
 
     async def _items(self, account: JID, node: str) -> list[tuple[str, domish.Element | None]]:
-        service = self._pubsub.pep(account)
-        if await service.store.get_node(node) is None:
+        store = self._pubsub.pep(account).store
+        if await store.get_node(node) is None:
             return []
-        page = await service.items(account, node)
+        # All of them, not a reply's page: a conversion that saw only the newest hundred
+        # would write a list without the rest. A node holds at most max_items_per_node.
+        items, _ = await store.query_items(node, ArchiveQuery(limit=None))
         return [(item.id, stanza_from_text(item.payload) if item.payload else None)
-                for item in page.items]
+                for item in items]
