@@ -10,10 +10,9 @@ from twisted.words.xish import domish
 from tests.personal_case import PersonalCase, error_condition
 from tests.unit.test_pep_plugin import event_of, publish_options, wait_for
 from xmppd import ns
-from xmppd.interfaces import IPep
+from xmppd.interfaces import IPep, IPrivateXml
 from xmppd.jid import parse_jid
 from xmppd.personal import bookmarks
-from xmppd.personal.interfaces import IPrivateXml
 from xmppd.plugins.bookmarks import bookmarks as plugin
 from xmppd.xml.stored import stanza_from_text
 

@@ -17,8 +17,8 @@ from tests.personal_case import (
 )
 from xmppd import events, ns
 from xmppd.errors import StanzaError
+from xmppd.interfaces import IVCards
 from xmppd.jid import parse_jid
-from xmppd.personal.interfaces import IVCards
 from xmppd.personal.vcards import photo_hash
 from xmppd.registry import PluginError, PluginRegistry
 from xmppd.xml.stored import stanza_from_text

@@ -9,8 +9,8 @@ from twisted.words.xish import domish
 
 from tests.personal_case import PNG_SHA1, PersonalCase, photo_xml, vcard_xml
 from xmppd import ns
+from xmppd.interfaces import IVCards
 from xmppd.jid import parse_jid
-from xmppd.personal.interfaces import IVCards
 from xmppd.plugins.avatar_hash import avatar_hash
 from xmppd.stanza import Stanza
 

@@ -29,9 +29,9 @@ from zope.interface import implementer
 from xmppd import ns
 from xmppd.errors import StanzaError
 from xmppd.im.keyed_queue import KeyedQueue
+from xmppd.interfaces import IPrivateXml
 from xmppd.jid import JID
 from xmppd.personal.elements import from_text, text_size, to_text
-from xmppd.personal.interfaces import IPrivateXml
 
 RESERVED = frozenset((ns.CLIENT, ns.SERVER, ns.PRIVATE))
 

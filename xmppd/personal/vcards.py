@@ -28,9 +28,9 @@ from zope.interface import implementer
 
 from xmppd import ns
 from xmppd.errors import StanzaError
+from xmppd.interfaces import IVCards
 from xmppd.jid import JID
 from xmppd.personal.elements import from_text, text_of, text_size, to_text
-from xmppd.personal.interfaces import IVCards
 
 HASH_CACHE_SIZE = 4096  # accounts whose photo hash is kept in memory
 _NOT_CACHED = object()

@@ -28,9 +28,8 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd import events, ns
-from xmppd.interfaces import IXmppdPlugin
+from xmppd.interfaces import IVCards, IXmppdPlugin
 from xmppd.logs import get_logger
-from xmppd.personal.interfaces import IVCards
 from xmppd.plugins._config import reject_unknown_keys
 from xmppd.stanza import Stanza
 

@@ -24,13 +24,12 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd import events, ns
-from xmppd.interfaces import IPep, IXmppdPlugin
+from xmppd.interfaces import IPep, IPrivateXml, IXmppdPlugin
 from xmppd.jid import JID
 from xmppd.logs import get_logger
 from xmppd.pep.changes import PepChange
 from xmppd.personal.bookmark_sync import PEP, PRIVATE, BookmarkSync
 from xmppd.personal.bookmarks import is_legacy_storage
-from xmppd.personal.interfaces import IPrivateXml
 from xmppd.plugins._config import reject_unknown_keys
 
 log = get_logger(__name__)

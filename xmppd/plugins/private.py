@@ -20,8 +20,7 @@ from zope.interface import implementer
 
 from xmppd import events, ns
 from xmppd.errors import StanzaError
-from xmppd.interfaces import IXmppdPlugin
-from xmppd.personal.interfaces import IPrivateXml
+from xmppd.interfaces import IPrivateXml, IXmppdPlugin
 from xmppd.personal.private_xml import PrivateXML
 from xmppd.plugins._config import reject_unknown_keys
 from xmppd.stanza import Stanza

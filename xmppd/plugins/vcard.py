@@ -28,8 +28,7 @@ from zope.interface import implementer
 
 from xmppd import events, ns
 from xmppd.errors import StanzaError
-from xmppd.interfaces import IXmppdPlugin
-from xmppd.personal.interfaces import IVCards
+from xmppd.interfaces import IVCards, IXmppdPlugin
 from xmppd.personal.vcards import VCards, empty_vcard
 from xmppd.plugins._config import reject_unknown_keys
 from xmppd.stanza import Stanza

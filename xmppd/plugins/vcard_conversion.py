@@ -13,11 +13,10 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd import events, ns
-from xmppd.interfaces import IPep, IXmppdPlugin
+from xmppd.interfaces import IPep, IVCards, IXmppdPlugin
 from xmppd.jid import JID
 from xmppd.pep.changes import PepChange
 from xmppd.personal.avatar_conversion import AvatarConversion
-from xmppd.personal.interfaces import IVCards
 from xmppd.plugins._config import reject_unknown_keys
 
 
