@@ -53,6 +53,7 @@ class Bookmarks:
         ctx.on(events.PEP_CHANGED, self.on_pep_changed)
         ctx.on(events.PRIVATE_STORED, self.on_private_stored)
         ctx.on(events.SESSION_BOUND, self.on_bound)
+        ctx.on(events.USER_DELETED, lambda account: self._adopted.discard(account.userhost()))
         self._adopted: set[str] = set()
         self.pending: set[defer.Deferred] = set()
 
