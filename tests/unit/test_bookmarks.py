@@ -5,15 +5,18 @@ and on the 'storage:bookmarks' PEP node, in every direction, without loops."""
 from __future__ import annotations
 
 from twisted.internet import defer
+from twisted.trial.unittest import TestCase
 from twisted.words.xish import domish
 
 from tests.personal_case import PersonalCase, error_condition
 from tests.unit.test_pep_plugin import event_of, publish_options, wait_for
 from xmppd import ns
+from xmppd.caps import Caps, DiscoInfo, Identity
 from xmppd.interfaces import IPep, IPrivateXml
 from xmppd.jid import parse_jid
 from xmppd.personal import bookmarks
 from xmppd.plugins.bookmarks import bookmarks as plugin
+from xmppd.plugins.pep import pep
 from xmppd.xml.stored import stanza_from_text
 
 ALICE = parse_jid("alice@localhost")
@@ -176,19 +179,54 @@ class FromLegacyPepTest(BookmarksCase):
 
 
 class NotificationTest(BookmarksCase):
-    async def test_a_private_set_notifies_own_resources_watching_native_bookmarks(self):
-        from xmppd.caps import Caps, DiscoInfo, Identity
-        from xmppd.plugins.pep import pep
+    async def test_a_private_set_notifies_own_resources_watching_either_pep_node(self):
+        """XEP-0402 clients hear of the native items, XEP-0048-over-PEP clients of the
+        legacy node (XEP-0411 §3: a MUST)."""
         info = DiscoInfo((Identity("client", "pc"),),
-                         (ns.DISCO_INFO, ns.BOOKMARKS + "+notify"))
+                         (ns.DISCO_INFO, ns.BOOKMARKS + "+notify",
+                          ns.LEGACY_BOOKMARKS + "+notify"))
         caps = Caps.of(info, CAPS_NODE)
         pep._handlers.caps.learn(caps, frozenset(info.features))
         modern = await self.client("alice", "laptop")
         modern.feed(f"<presence>{caps.to_element().toXml()}</presence>")
         legacy = await self.client("alice", "old")
         await self.ask(legacy, "set", private_set(legacy_storage((ROOM, "The Room"))))
-        event = await wait_for(modern, event_of(ns.BOOKMARKS))
-        self.assertIn(ROOM, event.toXml())
+        heard = {}
+
+        def both(element: domish.Element) -> bool:
+            for node in (ns.BOOKMARKS, ns.LEGACY_BOOKMARKS):
+                if event_of(node)(element):
+                    heard[node] = element.toXml()
+            return len(heard) == 2
+        await wait_for(modern, both)
+        self.assertTrue(all(ROOM in event for event in heard.values()))
+
+
+class ShapesTest(TestCase):
+    """The conversion itself, without a server."""
+
+    def test_round_trip_keeps_what_both_shapes_hold(self):
+        legacy = stanza_from_text(
+            f"<storage xmlns='{ns.LEGACY_BOOKMARKS}'><conference jid='{ROOM}' name='R' "
+            f"autojoin='1'><nick>al</nick><password>pw</password></conference>"
+            f"<conference jid='b@c' autojoin='false'/><url name='u' url='https://e.org'/>"
+            f"</storage>")
+        native = bookmarks.native_of(legacy)
+        self.assertEqual(native[ROOM]["autojoin"], "true")
+        self.assertIsNone(native["b@c"].getAttribute("autojoin"))
+        back = bookmarks.legacy_of(native.items(), legacy)
+        self.assertEqual([c.name for c in back.elements()], ["conference", "conference", "url"])
+        first = next(back.elements())
+        self.assertEqual((first["jid"], first["name"], first["autojoin"]), (ROOM, "R", "true"))
+        self.assertEqual([(c.name, str(c)) for c in first.elements()],
+                         [("nick", "al"), ("password", "pw")])
+        self.assertTrue(bookmarks.same(native[ROOM], bookmarks.native_of(back)[ROOM]))
+
+    def test_same_sees_edits(self):
+        one = bookmarks.native_of(stanza_from_text(legacy_storage((ROOM, "A"))))[ROOM]
+        other = bookmarks.native_of(stanza_from_text(legacy_storage((ROOM, "B"))))[ROOM]
+        self.assertFalse(bookmarks.same(one, other))
+        self.assertFalse(bookmarks.same(one, None))
 
 
 class AdoptTest(BookmarksCase):
