@@ -29,7 +29,6 @@ Accounts: ``register()`` (``ejabberdctl register``) once the node is running.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import pwd
@@ -37,12 +36,13 @@ import re
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from tests.interop.peer_login import login_to_peer
 
 EJABBERDCTL = "ejabberdctl"
 USER = "ejabberd"
@@ -339,43 +339,6 @@ async def login(server: EjabberdProcess, user: str, password: str = PASSWORD, *,
     """A slixmpp client logged in to ``server`` and bound, with initial presence sent if
     ``available``; the caller disconnects it. With a certificate: STARTTLS, verified against
     ``ca_file`` and the server's own certificate (a self-signed one anchors itself)."""
-    from slixmpp import ClientXMPP
-
-    client = ClientXMPP(f"{server.jid(user)}/{resource}", password)
-    client.enable_direct_tls = False
-    if server.certificate is not None:
-        client.enable_starttls, client.enable_plaintext = True, False
-        context = ssl.create_default_context(
-            cafile=str(server.ca_file) if server.ca_file else None)
-        context.load_verify_locations(cafile=str(server.certificate[0]))
-        client.ssl_context = context
-    else:
-        client.enable_starttls, client.enable_plaintext = False, True
-        client.plugin["feature_mechanisms"].unencrypted_plain = True
-    client.register_plugin("xep_0030")
-    client.register_plugin("xep_0199")
-    outcome = asyncio.get_running_loop().create_future()
-
-    def settle(result=None, failure: BaseException | None = None) -> None:
-        if not outcome.done():
-            if failure is not None:
-                outcome.set_exception(failure)
-            else:
-                outcome.set_result(result)
-
-    def started(_event) -> None:
-        if available:
-            client.send_presence()
-        settle(client)
-
-    client.add_event_handler("session_start", started)
-    client.add_event_handler("failed_auth", lambda stanza: settle(failure=EjabberdError(
-        f"{server.jid(user)} could not log in: {stanza['condition']}")))
-    client.add_event_handler("connection_failed", lambda error: settle(failure=EjabberdError(
-        f"could not connect to ejabberd: {error}")))
-    client.connect(server.ip, server.c2s_port)
-    try:
-        return await asyncio.wait_for(outcome, timeout)
-    except BaseException:
-        client.disconnect()
-        raise
+    return await login_to_peer(server, user, password, resource=resource, available=available,
+                               timeout=timeout, error=EjabberdError, name="ejabberd",
+                               trust_own_certificate=True)

@@ -23,17 +23,17 @@ own address. Authentication method and certificate checks show up in the debug l
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from tests.interop.peer_login import login_to_peer
 
 PROSODY = "prosody"
 PROSODYCTL = "prosodyctl"
@@ -360,41 +360,5 @@ async def login(prosody: ProsodyProcess, user: str, password: str = PASSWORD, *,
     With a certificate: STARTTLS, verified against ``prosody.ca_file`` (or the system CAs).
     Without one: plain TCP with PLAIN, as the server allows nothing better.
     """
-    from slixmpp import ClientXMPP
-
-    client = ClientXMPP(f"{prosody.jid(user)}/{resource}", password)
-    client.enable_direct_tls = False
-    if prosody.certificate is not None:
-        client.enable_starttls, client.enable_plaintext = True, False
-        client.ssl_context = ssl.create_default_context(
-            cafile=str(prosody.ca_file) if prosody.ca_file else None)
-    else:
-        client.enable_starttls, client.enable_plaintext = False, True
-        client.plugin["feature_mechanisms"].unencrypted_plain = True
-    client.register_plugin("xep_0030")
-    client.register_plugin("xep_0199")
-    outcome = asyncio.get_running_loop().create_future()
-
-    def settle(result=None, failure: BaseException | None = None) -> None:
-        if not outcome.done():
-            if failure is not None:
-                outcome.set_exception(failure)
-            else:
-                outcome.set_result(result)
-
-    def started(_event) -> None:
-        if available:
-            client.send_presence()
-        settle(client)
-
-    client.add_event_handler("session_start", started)
-    client.add_event_handler("failed_auth", lambda stanza: settle(failure=RuntimeError(
-        f"{prosody.jid(user)} could not log in: {stanza['condition']}")))
-    client.add_event_handler("connection_failed", lambda error: settle(failure=RuntimeError(
-        f"could not connect to Prosody: {error}")))
-    client.connect(prosody.ip, prosody.c2s_port)
-    try:
-        return await asyncio.wait_for(outcome, timeout)
-    except BaseException:
-        client.disconnect()
-        raise
+    return await login_to_peer(prosody, user, password, resource=resource,
+                               available=available, timeout=timeout, name="Prosody")
