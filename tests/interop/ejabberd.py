@@ -42,6 +42,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.interop.logwait import wait_for_line
 from tests.interop.peer_login import login_to_peer
 
 EJABBERDCTL = "ejabberdctl"
@@ -310,16 +311,7 @@ class EjabberdProcess:
 
     def wait_for_log(self, pattern: str, timeout: float = 10.0) -> str:
         """The first log line matching the regular expression ``pattern``, waiting for it."""
-        compiled = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.log().splitlines():
-                if compiled.search(line):
-                    return line
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no log line matched {pattern!r} in {timeout}s:\n"
-                                     f"{self.log()[-20000:]}")
-            time.sleep(0.1)
+        return wait_for_line(self.log, pattern, timeout)
 
 
 def _erlang_ip(ip: str) -> str:
