@@ -72,3 +72,5 @@ STANZA_ID = "urn:xmpp:sid:0"  # XEP-0359 <stanza-id/> (the archive's id) and <or
 RECEIPTS = "urn:xmpp:receipts"  # XEP-0184 message delivery receipts
 CHAT_MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333 displayed markers
 XDATA_VALIDATE = "http://jabber.org/protocol/xdata-validate"  # XEP-0122 (MAM's open ids field)
+PUSH = "urn:xmpp:push:0"  # XEP-0357 push notifications (<enable/>, <disable/>, <notification/>)
+PUSH_SUMMARY = "urn:xmpp:push:summary"  # XEP-0357 §5 FORM_TYPE of a notification's summary
