@@ -74,3 +74,5 @@ CHAT_MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333 displayed markers
 XDATA_VALIDATE = "http://jabber.org/protocol/xdata-validate"  # XEP-0122 (MAM's open ids field)
 PUSH = "urn:xmpp:push:0"  # XEP-0357 push notifications (<enable/>, <disable/>, <notification/>)
 PUSH_SUMMARY = "urn:xmpp:push:summary"  # XEP-0357 §5 FORM_TYPE of a notification's summary
+TIME = "urn:xmpp:time"  # XEP-0202 entity time
+LAST = "jabber:iq:last"  # XEP-0012 last activity
