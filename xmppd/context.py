@@ -132,8 +132,15 @@ class PluginContext(Registrations, PluginOptions):
             self.iq("get", ns.DISCO_INFO, "query", entity.on_info, to=target)
             self.iq("get", ns.DISCO_ITEMS, "query", entity.on_items, to=target)
 
-    def stream_feature(self, builder: Callable) -> None:
-        self._undo.append(self._server.stream_features.add(builder))
+    def stream_feature(self, builder: Callable, stage: str = "post-auth") -> None:
+        """``builder(stream)`` adds an element (or None) to the stream features: after
+        authentication (``post-auth``), or before it on encrypted streams (``pre-auth``)."""
+        if stage == "pre-auth":
+            self._undo.append(self._server.c2s_hooks.add_pre_auth_feature(builder))
+        elif stage == "post-auth":
+            self._undo.append(self._server.stream_features.add(builder))
+        else:
+            raise ValueError(f"stream feature stages are pre-auth and post-auth, not {stage!r}")
 
     def service(self, name: str, handler: Callable | None = None,
                 title: str | None = None) -> ServiceContext:
@@ -159,6 +166,11 @@ class PluginContext(Registrations, PluginOptions):
               states: tuple[str, ...] = (BOUND,)) -> None:
         """``handler(element, stream)`` for a top-level non-stanza element."""
         self._undo.append(self._server.c2s_hooks.claim(namespace, name, handler, states))
+
+    def claim_iq_before_auth(self, namespace: str, handler: Callable) -> None:
+        """``handler(element, stream)`` for IQs of ``namespace`` on an encrypted stream
+        before authentication (xmppd.c2s.hooks.ClientHooks.claim_iq_before_auth)."""
+        self._undo.append(self._server.c2s_hooks.claim_iq_before_auth(namespace, handler))
 
     def attach_session(self, session, stream) -> None:
         self._server.c2s_hooks.attach(session, stream)

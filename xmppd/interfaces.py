@@ -126,8 +126,9 @@ class IPluginContext(Interface):
         answer's StanzaError or xmppd.iq_tracker.IQTimeout. Only the entity asked may
         answer (RFC 6120 §8.2.3). Cancelled when the plugin stops."""
 
-    def stream_feature(builder):
-        """Add a stream feature offered to authenticated clients (after SASL).
+    def stream_feature(builder, stage="post-auth"):
+        """Add a stream feature offered to authenticated clients (after SASL), or with
+        ``stage="pre-auth"`` to encrypted streams before SASL.
 
         ``builder(stream)`` returns a domish.Element for <stream:features/>, or None.
         """
@@ -150,6 +151,11 @@ class IPluginContext(Interface):
         """``handler(element, stream)`` handles the top-level non-stanza element
         {namespace}name in the given stream states (xmppd.c2s.hooks BEFORE_BIND, BOUND); one
         plugin per element; unclaimed ones stay stream errors."""
+
+    def claim_iq_before_auth(namespace, handler):
+        """``handler(element, stream)`` answers IQs whose payload is in ``namespace`` on an
+        encrypted stream before authentication (XEP-0077 registration); one plugin per
+        namespace; without a claim such IQs stay the stream error they are."""
 
     def attach_session(session, stream):
         """A new stream (same account, authenticated, not bound) takes over a kept session;
@@ -233,6 +239,12 @@ class IClientHooks(Interface):
 
     def claim(namespace, name, handler, states):
         """Claim a top-level non-stanza element in ``states``; returns the undo."""
+
+    def claim_iq_before_auth(namespace, handler):
+        """Claim IQs of ``namespace`` before authentication (encrypted streams); the undo."""
+
+    def add_pre_auth_feature(builder, priority=0):
+        """``builder(stream)`` adds a stream feature before authentication; the undo."""
 
     def attach(session, stream):
         """A new stream takes over a kept session."""

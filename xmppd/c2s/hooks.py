@@ -13,7 +13,11 @@ three things the stream alone would not give them:
   presence go out, once;
 - top-level elements that are not stanzas (``<r/>``, ``<a/>``, ``<enable/>``, ``<resume/>``,
   ``<active/>``) handled by the plugin that claims them (``claim``), in the stream states it
-  names; unclaimed ones stay the stream errors they are today.
+  names; unclaimed ones stay the stream errors they are today;
+- before authentication, on an encrypted stream only: IQs of one payload namespace
+  (``claim_iq_before_auth``: XEP-0077 in-band registration) and the stream features that
+  announce them (``add_pre_auth_feature``). Nothing registers them by default, so an
+  unauthenticated stream accepts no stanza at all unless a plugin asks for it.
 
 Every registration returns its undo, for the plugin context to record.
 """
@@ -80,6 +84,8 @@ class ClientHooks:
         self._filter_hooks = PrioritizedHandlers()
         self._keepers = PrioritizedHandlers()
         self._claims: dict[tuple[str, str], Claim] = {}
+        self._pre_auth_iqs: dict[str, Callable] = {}  # payload namespace -> handler
+        self._pre_auth_features = PrioritizedHandlers()
         self.hibernating: set = set()  # sessions kept without a stream
 
     # -- registrations (each returns its undo)
@@ -122,6 +128,27 @@ class ClientHooks:
                 del self._claims[key]
 
         return undo
+
+    def claim_iq_before_auth(self, namespace: str, handler: Callable) -> Callable[[], None]:
+        """Handle ``<iq/>`` whose payload is in ``namespace`` on an encrypted stream before
+        SASL, with ``handler(element, stream)`` (may return a Deferred; the stream waits).
+        The handler answers with ``stream.send``: there is no session and no routing yet,
+        ``stream.account`` is None and ``stream.domain`` the host the client asked for."""
+        if namespace in self._pre_auth_iqs:
+            raise ValueError(f"IQs of {namespace} before authentication are already claimed "
+                             f"by {self._pre_auth_iqs[namespace]!r}")
+        self._pre_auth_iqs[namespace] = handler
+
+        def undo() -> None:
+            if self._pre_auth_iqs.get(namespace) is handler:
+                del self._pre_auth_iqs[namespace]
+
+        return undo
+
+    def add_pre_auth_feature(self, builder: Callable, priority: int = 0) -> Callable[[], None]:
+        """``builder(stream)`` returns an element for the stream features offered before
+        authentication on an encrypted stream, or None."""
+        return self._pre_auth_features.add(builder, priority)
 
     # -- what plugins do with sessions
 
@@ -190,6 +217,18 @@ class ClientHooks:
                 self.emit(events.SESSION_HIBERNATED, session)
                 return True
         return False
+
+    def pre_auth_features(self, stream) -> list[domish.Element]:
+        """The features plugins offer ``stream`` (encrypted, not yet authenticated)."""
+        built = (build(stream) for build in self._pre_auth_features.handlers)
+        return [feature for feature in built if feature is not None]
+
+    def claimed_before_auth(self, element: domish.Element) -> Callable | None:
+        """The handler of an IQ sent before authentication, by its payload, or None."""
+        if not self._pre_auth_iqs or element.name != "iq" or element.uri != ns.CLIENT:
+            return None
+        payload = next(element.elements(), None)
+        return None if payload is None else self._pre_auth_iqs.get(payload.uri)
 
     def claimed(self, element: domish.Element, state: str) -> Callable | None:
         """The handler that claimed ``element`` in ``state``, or None."""

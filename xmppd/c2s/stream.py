@@ -103,6 +103,9 @@ class ClientStream(XmlStream):
                 starttls.addElement("required")
         for feature in self.sasl.features():
             features.addChild(feature)
+        if self.secure:
+            for feature in self.hooks.pre_auth_features(self):
+                features.addChild(feature)
         return features
 
     def element_received(self, element: domish.Element):
@@ -113,6 +116,9 @@ class ClientStream(XmlStream):
             self._starttls(element)
         elif element.uri == ns.SASL and self.account is None:
             self.sasl.handle(element)
+        elif (state == "auth" and self.secure
+              and (handler := self.hooks.claimed_before_auth(element)) is not None):
+            return handler(element, self)  # e.g. XEP-0077 registration, when a plugin asks
         elif state == "bind" and element.name == "iq" and element.uri == ns.CLIENT:
             self._pre_session_iq(element)
         elif state == "bind" and (handler := self.hooks.claimed(element, state)) is not None:
