@@ -76,3 +76,6 @@ PUSH = "urn:xmpp:push:0"  # XEP-0357 push notifications (<enable/>, <disable/>, 
 PUSH_SUMMARY = "urn:xmpp:push:summary"  # XEP-0357 §5 FORM_TYPE of a notification's summary
 TIME = "urn:xmpp:time"  # XEP-0202 entity time
 LAST = "jabber:iq:last"  # XEP-0012 last activity
+REGISTER = "jabber:iq:register"  # XEP-0077 in-band registration (<query/>, <remove/>)
+REGISTER_FEATURE = "http://jabber.org/features/iq-register"  # XEP-0077 §4 stream feature
+PARS = "urn:xmpp:pars:0"  # XEP-0401 pre-authenticated roster subscription (<preauth/>)
