@@ -79,3 +79,4 @@ LAST = "jabber:iq:last"  # XEP-0012 last activity
 REGISTER = "jabber:iq:register"  # XEP-0077 in-band registration (<query/>, <remove/>)
 REGISTER_FEATURE = "http://jabber.org/features/iq-register"  # XEP-0077 §4 stream feature
 PARS = "urn:xmpp:pars:0"  # XEP-0401 pre-authenticated roster subscription (<preauth/>)
+IBR_TOKEN = "urn:xmpp:ibr-token:0"  # XEP-0445 stream feature: registration with a preauth token
