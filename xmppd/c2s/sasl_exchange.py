@@ -7,6 +7,10 @@ their own, separate bound, MAX_BINDING_REFUSALS, beyond which they count like an
 The stream also remembers whose proven -PLUS attempt failed that way, so that account's next
 SCRAM exchange may use the 'y' flag.
 
+SCRAM's server-first-message carries XEP-0474's hash of what ``features`` advertised: both read
+the mechanisms from ``offered`` and the channel-binding types from ``advertised_bindings``, so
+the hash covers exactly the lists this stream's client was shown.
+
 Each failure is logged once, with the mechanism, the account when the client named one, the
 condition and the reason; never a password, proof or any other SASL payload.
 """
@@ -59,6 +63,10 @@ class SaslExchange:
         return offered_mechanisms(self.enabled, self.stream.secure,
                                   channel_binding_types(connection))
 
+    def advertised_bindings(self) -> list[str]:
+        """The channel-binding types ``features`` lists (XEP-0440); [] lists none."""
+        return channel_binding_types(tls_connection(self.stream.transport))
+
     def features(self) -> list[domish.Element]:
         offered = self.offered()
         if not offered:
@@ -67,7 +75,7 @@ class SaslExchange:
         for name in offered:
             mechanisms.addElement("mechanism", content=name)
         result = [mechanisms]
-        types = channel_binding_types(tls_connection(self.stream.transport))
+        types = self.advertised_bindings()
         if types:  # XEP-0440: tell the client which channel bindings we can do
             bindings = domish.Element((ns.SASL_CB, "sasl-channel-binding"))
             for name in types:
@@ -108,7 +116,8 @@ class SaslExchange:
                 channel_binding=lambda kind: channel_binding_data(connection, kind),
                 channel_binding_types=channel_binding_types(connection),
                 tls=self.stream.secure, enabled=self.enabled,
-                binding_refused_for=self.binding_refused_for)
+                binding_refused_for=self.binding_refused_for,
+                advertised_bindings=self.advertised_bindings())
             initial = _decode(element, allow_absent=True)
         except SASLFailure as failure:
             self.mechanism = None

@@ -63,6 +63,7 @@ def create_mechanism(
     enabled: Sequence[str] = MECHANISMS_PREFERENCE,
     allow_plain_without_tls: bool = False,
     binding_refused_for: str | None = None,
+    advertised_bindings: Sequence[str] | None = None,
 ) -> ISASLMechanism:
     """A fresh mechanism for the client's <auth mechanism=name/>.
 
@@ -70,6 +71,10 @@ def create_mechanism(
     client cannot pick a mechanism the stream did not offer: that is invalid-mechanism.
     ``binding_refused_for`` is the stream's memory of a proven -PLUS attempt with a binding it
     could not give (``ChannelBindingUnavailable.localpart``); SCRAM lets that account say 'y'.
+
+    SCRAM's XEP-0474 hash covers the offered mechanisms and the channel-binding types the
+    stream listed in XEP-0440's ``<sasl-channel-binding/>``: ``advertised_bindings``, by
+    default ``channel_binding_types`` (which the stream lists whenever there are any).
     """
     offered = offered_mechanisms(enabled, tls, channel_binding_types, allow_plain_without_tls)
     if name not in offered:
@@ -89,4 +94,8 @@ def create_mechanism(
         available_binding,
         server_supports_plus=name + "-PLUS" in offered,
         binding_refused_for=binding_refused_for,
+        advertised=(
+            offered,
+            channel_binding_types if advertised_bindings is None else advertised_bindings,
+        ),
     )

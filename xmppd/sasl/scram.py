@@ -46,6 +46,17 @@ client ran into the three-failure limit before it reached PLAIN. The rule:
    client that asks for tls-unique when offered over TLS 1.2 and says 'y' on a later
    connection without -PLUS. Such a relay gets a session without channel binding, never the
    password; a client that keeps to -PLUS once it has seen it is not affected.
+
+Downgrade protection (XEP-0474, SSDP)
+-------------------------------------
+When the stream tells us what it advertised (``advertised``), the server-first-message ends
+with ``h=``: the base64 hash, by this mechanism's own hash function, of the advertised
+mechanisms and channel-binding types (``downgrade_protection_hash``). The server-first-message
+is part of the AuthMessage both proofs sign, so a client that reads ``h`` and finds a list
+different from the one it saw knows someone edited the features; a man in the middle cannot
+change ``h`` without the proof failing. RFC 5802 §5.1 has clients ignore attributes they do not
+know, so older clients (slixmpp 1.8.x) read past it: the attribute is added after ``i=``, the
+last one they expect.
 """
 
 from __future__ import annotations
@@ -55,7 +66,7 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from twisted.internet import defer
 from zope.interface import implementer
@@ -86,6 +97,21 @@ _SASLNAME_ESCAPE = re.compile(r"=2C|=3D")
 _ATTRIBUTE = re.compile(r"([A-Za-z])=([^\x00]*)", re.DOTALL)
 
 
+def downgrade_protection_hash(
+    hash_name: str, mechanisms: Sequence[str], channel_binding_types: Sequence[str] | None
+) -> str:
+    """XEP-0474 §4.1: the base64 ``hash_name`` digest of the advertised mechanisms, sorted
+    (i;octet) and joined by %x1E, then, if XEP-0440 channel bindings were advertised, %x1F and
+    their types sorted and joined the same way. ``channel_binding_types`` None (or empty)
+    means the stream advertised no ``<sasl-channel-binding/>`` element."""
+    text = b"\x1e".join(sorted(name.encode("ascii") for name in mechanisms))
+    if channel_binding_types:
+        text += b"\x1f" + b"\x1e".join(sorted(kind.encode("ascii")
+                                               for kind in channel_binding_types))
+    digest = hashlib.new(HASHES[hash_name], text).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
 def random_nonce() -> str:
     """The server's part of the nonce: printable, without ','."""
     return base64.b64encode(os.urandom(_SERVER_NONCE_BYTES)).decode("ascii")
@@ -113,8 +139,11 @@ class ScramServer(ClientFirstMechanism):
         nonce_factory: Callable[[], str] | None = None,
         prepare_username: Callable[[str], str] = prepare_localpart,
         binding_refused_for: str | None = None,
+        advertised: tuple[Sequence[str], Sequence[str]] | None = None,
     ) -> None:
-        """``server_supports_plus``: we offer this hash's -PLUS variant on this stream, so a
+        """``advertised``: (mechanisms, channel-binding types) as this stream's features listed
+        them, for XEP-0474's ``h=`` (see the module docstring); None adds no ``h=``.
+        ``server_supports_plus``: we offer this hash's -PLUS variant on this stream, so a
         client saying 'y' (it would bind but thinks we cannot) has been downgraded, unless it
         is ``binding_refused_for``: the localpart whose proven -PLUS attempt on this stream
         asked for a binding the stream cannot give (the module docstring says why)."""
@@ -132,6 +161,9 @@ class ScramServer(ClientFirstMechanism):
         self._nonce_factory = nonce_factory or random_nonce
         self._prepare_username = prepare_username
         self._binding_refused_for = binding_refused_for
+        self._protection = (
+            None if advertised is None else downgrade_protection_hash(hash_name, *advertised)
+        )
 
     # ------------------------------------------------------------------ client-first-message
 
@@ -207,6 +239,8 @@ class ScramServer(ClientFirstMechanism):
             f"r={self._nonce},s={base64.b64encode(credentials.salt).decode('ascii')},"
             f"i={credentials.iterations}"
         )
+        if self._protection is not None:
+            self._server_first_message += f",h={self._protection}"
         self._expect = self._final_message
         return Challenge(self._server_first_message.encode("ascii"))
 
