@@ -1,0 +1,275 @@
+# -*- test-case-name: tests.unit.test_push -*-
+"""XEP-0357 push notifications: wake a phone whose app is asleep.
+
+A client registers an app server (its JID and a node on it, with the secrets the app server
+needs in a publish-options form) with ``<enable/>``; when a message worth keeping
+(``xmppd.im.worth_storing``) comes for the account and none of its sessions is live (none
+bound, or every one hibernating after a lost connection, XEP-0198), the account publishes a
+summary to each app server, which tells the phone's vendor to wake the app. The app server is
+reached like any JID: a local account, a service, or federated.
+
+Privacy: the summary carries the message count and the sender, not the body (XEP-0357 §8:
+it goes through the app server and the vendor's push service), unless the operator sets
+``[plugins.push] include_body = true``.
+
+The registrations are kept in a map store per account (key: app server JID and node), so
+they survive restarts and are deleted with the account. An app server that answers a
+publish with an error (XEP-0357 §7: the device is gone, the secret is stale) disables its
+registration; a timeout does not (the app server may be down for a while).
+
+A burst of messages makes one push per ``min_interval`` seconds per registration, not one
+per message: the messages in between are counted, and the next push reports them all. The
+link runs above delivery and lets every message go on to it (and to offline storage).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.internet import defer
+from twisted.words.xish import domish
+from zope.interface import implementer
+
+from xmppd import events, ns
+from xmppd.errors import StanzaError
+from xmppd.forms import Form, FormError, find_form, make_field
+from xmppd.im.worth_storing import STORED_TYPES, worth_storing
+from xmppd.interfaces import IXmppdPlugin
+from xmppd.iq_tracker import IQTimeout
+from xmppd.jid import JID, InvalidJID, parse_jid
+from xmppd.logs import get_logger
+from xmppd.plugins._config import reject_unknown_keys
+from xmppd.stanza import Stanza
+
+log = get_logger(__name__)
+
+PRIORITY = -500  # above delivery (-1000), below blocking (1000), the archive and carbons
+STORE = "push"
+DEFAULT_MIN_INTERVAL = 30
+DEFAULT_TIMEOUT = 30
+BODY_LIMIT = 256  # characters of a body in a summary, when bodies are sent at all
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """``[plugins.push]``: include_body (false), min_interval and timeout in seconds."""
+
+    include_body: bool = False
+    min_interval: int = DEFAULT_MIN_INTERVAL
+    timeout: int = DEFAULT_TIMEOUT
+
+
+@implementer(IXmppdPlugin)
+class Push:
+    name = "push"
+    requires = ()
+
+    def configure(self, options) -> PushSettings:
+        """Checked before the database opens: a bad value stops start-up."""
+        reject_unknown_keys(options, ("include_body", "min_interval", "timeout"))
+        return PushSettings(
+            include_body=options.option_bool("include_body", False),
+            min_interval=options.option_int("min_interval", DEFAULT_MIN_INTERVAL, minimum=0),
+            timeout=options.option_int("timeout", DEFAULT_TIMEOUT, minimum=1))
+
+    def setup(self, ctx) -> None:
+        pusher = Pusher(ctx, ctx.settings or PushSettings())
+        ctx.feature(ns.PUSH, to="account")
+        for name, handler in (("enable", pusher.enable), ("disable", pusher.disable)):
+            ctx.iq("set", ns.PUSH, name, handler, to="self")
+            ctx.iq("set", ns.PUSH, name, not_yours, to="bare")
+        for type in STORED_TYPES:
+            ctx.stanza("message", type, ("bare", "full"), pusher.received, PRIORITY)
+        for event in (events.SESSION_BOUND, events.SESSION_RESUMED):
+            ctx.on(event, pusher.back_online)
+
+
+def not_yours(stanza: Stanza, origin) -> None:
+    """Only an account registers its own devices (XEP-0357 §5: the IQ goes to the user's
+    own bare JID)."""
+    raise StanzaError("not-allowed")
+
+
+def registration_key(app_server: str, node: str) -> str:
+    """The map store key of one registration; a space is in no JID."""
+    return f"{app_server} {node}"
+
+
+@dataclass
+class _Pending:
+    """What one registration has not yet been told: the rate limit's memory (not stored:
+    after a restart the next message simply pushes)."""
+
+    count: int = 0
+    last_push: float | None = None
+    last_sender: str | None = None
+    last_body: str | None = None
+
+
+class Pusher:
+    """Registrations (stored) and notifications (sent) for every account."""
+
+    def __init__(self, ctx, settings: PushSettings) -> None:
+        self._store = ctx.open_store(STORE, "map")
+        self._resources = ctx.sessions.resources
+        self._send_iq = ctx.send_iq
+        self._seconds = ctx.reactor.seconds
+        self.settings = settings
+        self._pending: dict[tuple[str, str], _Pending] = {}  # (account, key)
+
+    # -- registrations (XEP-0357 §5, §6)
+
+    def enable(self, stanza: Stanza, origin) -> defer.Deferred:
+        account = stanza.sender.bare()
+        element = stanza.payload()
+        app_server = _app_server(element)
+        node = element.getAttribute("node")
+        if not node:
+            raise StanzaError("bad-request", "an enable needs a node")
+        try:
+            form = find_form(element)
+        except FormError:
+            raise StanzaError("bad-request", "malformed publish-options form") from None
+        options = None
+        if form is not None:
+            if form.form_type != ns.PUBSUB_PUBLISH_OPTIONS or form.type != "submit":
+                raise StanzaError("bad-request", "publish options must be a submit form "
+                                  f"of FORM_TYPE {ns.PUBSUB_PUBLISH_OPTIONS}")
+            options = [[each.var, list(each.values)] for each in form.field_list
+                       if each.var is not None and each.var != "FORM_TYPE"]
+        value = {"jid": app_server.full(), "node": node, "options": options}
+        key = registration_key(app_server.full(), node)
+        self._pending.pop((account.full(), key), None)
+        log.info("push enabled for {account} to {jid} node {node}", account=account,
+                 jid=app_server, node=node)
+        d = self._store.set(account.full(), key, value)
+        d.addCallback(lambda _: None)
+        return d
+
+    async def disable(self, stanza: Stanza, origin) -> None:
+        """One registration (with a node) or all of them for the app server."""
+        account = stanza.sender.bare().full()
+        element = stanza.payload()
+        app_server = _app_server(element).full()
+        node = element.getAttribute("node")
+        if node:
+            keys = [registration_key(app_server, node)]
+        else:
+            stored = await self._store.items(account)
+            keys = [key for key, value in stored.items() if value.get("jid") == app_server]
+        for key in keys:
+            await self._forget(account, key, "disabled by the client")
+
+    async def _forget(self, account: str, key: str, why: str) -> None:
+        self._pending.pop((account, key), None)
+        if await self._store.delete(account, key):
+            log.info("push registration {key} of {account} removed: {why}", key=key,
+                     account=account, why=why)
+
+    # -- notifications (XEP-0357 §7)
+
+    def back_online(self, session) -> None:
+        """A live session gets the messages itself: counting starts over."""
+        account = session.account.full()
+        for pending_key in [k for k in self._pending if k[0] == account]:
+            pending = self._pending[pending_key]
+            pending.count = 0
+            pending.last_sender = pending.last_body = None
+
+    def received(self, stanza: Stanza, origin) -> None:
+        """A message for an account: push if nothing of it is live, then let it go on."""
+        recipient = stanza.recipient
+        if recipient is None or recipient.user is None or not worth_storing(stanza.element):
+            return None
+        account = recipient.bare()
+        if any(not session.hibernating for session in self._resources(account)):
+            return None
+        d = defer.ensureDeferred(self._notify(account, stanza))
+        d.addErrback(_log_failure, account)
+        return None  # delivery (or offline storage) goes on without waiting for us
+
+    async def _notify(self, account: JID, stanza: Stanza) -> None:
+        registrations = await self._store.items(account.full())
+        sender = stanza.sender.full() if stanza.sender is not None else None
+        body = _body(stanza.element) if self.settings.include_body else None
+        now = self._seconds()
+        for key, value in registrations.items():
+            pending = self._pending.setdefault((account.full(), key), _Pending())
+            pending.count += 1
+            pending.last_sender, pending.last_body = sender, body
+            if (pending.last_push is not None
+                    and now - pending.last_push < self.settings.min_interval):
+                continue  # counted; told with the next push
+            pending.last_push = now
+            iq = self._publish(account, value, pending)
+            pending.count = 0
+            d = self._send_iq(iq, self.settings.timeout)
+            d.addCallbacks(_published, self._refused,
+                           errbackArgs=(account.full(), key, value["jid"]))
+            d.addErrback(_log_failure, account)
+
+    def _publish(self, account: JID, value: dict, pending: _Pending) -> domish.Element:
+        """The pubsub publish of XEP-0357 §7, Example 12, from the account's bare JID."""
+        iq = domish.Element((ns.CLIENT, "iq"))
+        iq["type"] = "set"
+        iq["from"] = account.full()
+        iq["to"] = value["jid"]
+        pubsub = iq.addElement((ns.PUBSUB, "pubsub"))
+        publish = pubsub.addElement("publish")
+        publish["node"] = value["node"]
+        notification = publish.addElement("item").addElement((ns.PUSH, "notification"))
+        fields = [make_field("message-count", str(pending.count))]
+        if pending.last_sender is not None:
+            fields.append(make_field("last-message-sender", pending.last_sender))
+        if pending.last_body is not None:
+            fields.append(make_field("last-message-body", pending.last_body))
+        notification.addChild(
+            Form.build("submit", fields, form_type=ns.PUSH_SUMMARY).to_element())
+        if value.get("options"):
+            options = [make_field(var, tuple(values)) for var, values in value["options"]]
+            pubsub.addElement("publish-options").addChild(
+                Form.build("submit", options,
+                           form_type=ns.PUBSUB_PUBLISH_OPTIONS).to_element())
+        return iq
+
+    def _refused(self, failure, account: str, key: str, app_server: str):
+        """An error answer means the app server no longer wants this registration; a
+        timeout may be an outage, so the registration stays."""
+        if failure.check(IQTimeout):
+            log.warn("push to {jid} for {account} timed out", jid=app_server, account=account)
+            return None
+        if failure.check(defer.CancelledError):
+            return None  # the plugin stopped
+        failure.trap(StanzaError)
+        log.warn("push to {jid} for {account} refused ({condition}): registration disabled",
+                 jid=app_server, account=account, condition=failure.value.condition)
+        return defer.ensureDeferred(self._forget(account, key, "the app server refused"))
+
+
+def _app_server(element: domish.Element) -> JID:
+    """The ``jid`` of an enable or disable: required, and a JID."""
+    text = element.getAttribute("jid")
+    if not text:
+        raise StanzaError("bad-request", "the app server's jid is missing")
+    try:
+        return parse_jid(text)
+    except InvalidJID:
+        raise StanzaError("jid-malformed", "the app server's jid is not a JID") from None
+
+
+def _published(answer: Stanza) -> None:
+    """A result: the app server took it; nothing in it matters to us."""
+
+
+def _body(element: domish.Element) -> str | None:
+    for child in element.elements():
+        if child.name == "body" and child.uri == element.uri:
+            return str(child)[:BODY_LIMIT]
+    return None
+
+
+def _log_failure(failure, account: JID) -> None:
+    log.failure("push for {account} failed", failure, account=account)
+
+
+push = Push()
