@@ -213,7 +213,19 @@ class NotifyTests(PushCase):
         self.clock.advance(60)
         self.bob.feed(chat("alice@localhost", "five", "m5"))
         iq = await self.next_publish()
-        self.assertEqual(summary(iq)["message-count"], ("4",))
+        self.assertEqual(summary(iq)["message-count"], ("5",))  # all since alice left
+        self.assertEqual(summary(iq)["last-message-sender"], ("bob@localhost/desk",))
+
+    async def test_a_session_back_online_starts_the_count_and_the_limit_over(self):
+        await self.registered_offline()
+        self.bob.feed(chat("alice@localhost", "one", "m1"))
+        await self.answer(await self.next_publish())
+        phone = await self.online("alice", "phone")
+        phone.feed("</stream:stream>")
+        self.clients.remove(phone)
+        self.bob.feed(chat("alice@localhost", "two", "m2"))
+        iq = await self.next_publish()  # within min_interval of the first: a new wake-up
+        self.assertEqual(summary(iq)["message-count"], ("1",))
 
     async def test_an_error_from_the_app_server_disables_the_registration(self):
         await self.registered_offline()

@@ -18,7 +18,8 @@ publish with an error (XEP-0357 §7: the device is gone, the secret is stale) di
 registration; a timeout does not (the app server may be down for a while).
 
 A burst of messages makes one push per ``min_interval`` seconds per registration, not one
-per message: the messages in between are counted, and the next push reports them all. The
+per message: the messages in between are counted, and the next push reports every message
+since the account was last live (its ``message-count``). The
 link runs above delivery and lets every message go on to it (and to offline storage).
 """
 
@@ -82,6 +83,7 @@ class Push:
             ctx.stanza("message", type, ("bare", "full"), pusher.received, PRIORITY)
         for event in (events.SESSION_BOUND, events.SESSION_RESUMED):
             ctx.on(event, pusher.back_online)
+        ctx.on(events.USER_DELETED, pusher.forget_account)
 
 
 def not_yours(stanza: Stanza, origin) -> None:
@@ -97,8 +99,9 @@ def registration_key(app_server: str, node: str) -> str:
 
 @dataclass
 class _Pending:
-    """What one registration has not yet been told: the rate limit's memory (not stored:
-    after a restart the next message simply pushes)."""
+    """The rate limit's memory for one registration (not stored: after a restart the next
+    message simply pushes). ``count`` is the messages since the account was last live, the
+    XEP's pending messages, so a push after a burst tells them all."""
 
     count: int = 0
     last_push: float | None = None
@@ -169,12 +172,19 @@ class Pusher:
     # -- notifications (XEP-0357 §7)
 
     def back_online(self, session) -> None:
-        """A live session gets the messages itself: counting starts over."""
-        account = session.account.full()
+        """A live session gets the messages itself: counting starts over, and so does the
+        rate limit (the device woke up; the next message after it sleeps again must wake
+        it again, however soon)."""
+        self._forget_pending(session.account)
+
+    def forget_account(self, jid: JID) -> None:
+        """USER_DELETED: the stored registrations go with the account; the memory too."""
+        self._forget_pending(jid)
+
+    def _forget_pending(self, jid: JID) -> None:
+        account = jid.bare().full()
         for pending_key in [k for k in self._pending if k[0] == account]:
-            pending = self._pending[pending_key]
-            pending.count = 0
-            pending.last_sender = pending.last_body = None
+            del self._pending[pending_key]
 
     def received(self, stanza: Stanza, origin) -> None:
         """A message for an account: push if nothing of it is live, then let it go on."""
@@ -201,9 +211,9 @@ class Pusher:
                     and now - pending.last_push < self.settings.min_interval):
                 continue  # counted; told with the next push
             pending.last_push = now
-            iq = self._publish(account, value, pending)
-            pending.count = 0
-            d = self._send_iq(iq, self.settings.timeout)
+            log.debug("push {count} for {account} to {jid}", count=pending.count,
+                      account=account, jid=value["jid"])
+            d = self._send_iq(self._publish(account, value, pending), self.settings.timeout)
             d.addCallbacks(_published, self._refused,
                            errbackArgs=(account.full(), key, value["jid"]))
             d.addErrback(_log_failure, account)
