@@ -25,6 +25,7 @@ link runs above delivery and lets every message go on to it (and to offline stor
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from twisted.internet import defer
@@ -93,8 +94,9 @@ def not_yours(stanza: Stanza, origin) -> None:
 
 
 def registration_key(app_server: str, node: str) -> str:
-    """The map store key of one registration; a space is in no JID."""
-    return f"{app_server} {node}"
+    """The map store key of one registration: both parts, unambiguous (a resource and a
+    node may hold any separator one could choose)."""
+    return json.dumps([app_server, node])
 
 
 @dataclass
