@@ -1,0 +1,134 @@
+"""XEP-0012 last activity on a real server whose reactor is a Clock: the server's uptime, an
+account's last logout and status for its contacts, 0 while it is online, forbidden to others,
+service-unavailable for no such account, and what a reload or a second resource changes."""
+
+from __future__ import annotations
+
+from tests.devices_case import DevicesCase, error_condition
+from xmppd import ns
+
+LAST = "<query xmlns='jabber:iq:last'/>"
+
+
+def seconds_and_status(answer) -> tuple[int, str]:
+    assert answer["type"] == "result", answer.toXml()
+    (query,) = answer.elements()
+    assert (query.uri, query.name) == (ns.LAST, "query")
+    return int(query["seconds"]), str(query)
+
+
+class LastActivityCase(DevicesCase):
+    enabled = ("last_activity",)
+    users = ("alice", "bob", "mallory")
+
+    async def started(self) -> None:
+        await super().started()
+        await self.befriend("alice", "bob")
+
+    async def log_out(self, harness, status: str | None = None) -> None:
+        """Unavailable presence (with ``status``), then the stream closes."""
+        inner = f"<status>{status}</status>" if status else ""
+        harness.feed(f"<presence type='unavailable'>{inner}</presence>")
+        await self.settle(harness)
+        harness.feed("</stream:stream>")
+        self.clients.remove(harness)  # the keyval write is queued: later reads wait for it
+
+
+class HostTests(LastActivityCase):
+    async def test_uptime_of_the_server(self):
+        bob = await self.online("bob", "desk")
+        self.clock.advance(123.7)
+        self.assertEqual(seconds_and_status(await self.ask(bob, "get", LAST, to="localhost")),
+                         (123, ""))
+
+    async def test_feature_on_the_host(self):
+        self.assertIn(ns.LAST, self.server.features.features())
+
+
+class AccountTests(LastActivityCase):
+    async def test_online_account_is_zero(self):
+        await self.online("alice", "phone")
+        bob = await self.online("bob", "desk")
+        self.clock.advance(50)
+        answer = await self.ask(bob, "get", LAST, to="alice@localhost")
+        self.assertEqual(seconds_and_status(answer), (0, ""))
+
+    async def test_seconds_since_logout_and_status(self):
+        alice = await self.online("alice", "phone")
+        self.clock.advance(10)
+        await self.log_out(alice, "Heading home")
+        self.clock.advance(903)
+        bob = await self.online("bob", "desk")
+        answer = await self.ask(bob, "get", LAST, to="alice@localhost")
+        self.assertEqual(seconds_and_status(answer), (903, "Heading home"))
+
+    async def test_a_dropped_connection_has_no_status(self):
+        alice = await self.online("alice", "phone")
+        alice.stream.connectionLost(None)
+        self.clients.remove(alice)
+        self.clock.advance(5)
+        bob = await self.online("bob", "desk")
+        self.assertEqual(seconds_and_status(await self.ask(bob, "get", LAST,
+                                                           to="alice@localhost")), (5, ""))
+
+    async def test_only_the_last_session_to_end_counts(self):
+        phone = await self.online("alice", "phone")
+        laptop = await self.online("alice", "laptop")
+        await self.log_out(phone, "phone off")
+        self.clock.advance(60)
+        bob = await self.online("bob", "desk")
+        self.assertEqual(seconds_and_status(await self.ask(bob, "get", LAST,
+                                                           to="alice@localhost")), (0, ""))
+        await self.log_out(laptop, "laptop off")
+        self.clock.advance(7)
+        self.assertEqual(seconds_and_status(await self.ask(bob, "get", LAST,
+                                                           to="alice@localhost", id="q2")),
+                         (7, "laptop off"))
+
+    async def test_bound_but_unavailable_is_not_online(self):
+        alice = await self.online("alice", "phone")
+        await self.log_out(alice, "bye")
+        harness = await self.client("alice", "silent")  # bound, never available
+        self.clients.append(harness)
+        self.clock.advance(30)
+        bob = await self.online("bob", "desk")
+        answer = await self.ask(bob, "get", LAST, to="alice@localhost")
+        self.assertEqual(seconds_and_status(answer), (30, "bye"))
+
+    async def test_the_account_asks_about_itself(self):
+        alice = await self.online("alice", "phone")
+        self.assertEqual(seconds_and_status(await self.ask(alice, "get", LAST)), (0, ""))
+        self.assertEqual(seconds_and_status(await self.ask(alice, "get", LAST, id="q2",
+                                                           to="alice@localhost")), (0, ""))
+
+    async def test_no_logout_seen_yet(self):
+        bob = await self.online("bob", "desk")
+        answer = await self.ask(bob, "get", LAST, to="alice@localhost")
+        self.assertEqual(error_condition(answer), "item-not-found")
+
+
+class AccessTests(LastActivityCase):
+    async def test_a_non_contact_is_forbidden(self):
+        alice = await self.online("alice", "phone")
+        await self.log_out(alice, "secret plans")
+        mallory = await self.online("mallory", "lair")
+        answer = await self.ask(mallory, "get", LAST, to="alice@localhost")
+        self.assertEqual(error_condition(answer), "forbidden")
+        self.assertNotIn("secret plans", answer.toXml())
+
+    async def test_a_contact_alice_follows_but_who_does_not_follow_her_is_forbidden(self):
+        from xmppd.im.subscription import SubState
+        from xmppd.interfaces import IRoster
+        from xmppd.jid import parse_jid
+
+        roster = self.server.query(IRoster)
+        await roster.set_state(parse_jid("alice@localhost"), parse_jid("mallory@localhost"),
+                               SubState("to"))
+        mallory = await self.online("mallory", "lair")
+        answer = await self.ask(mallory, "get", LAST, to="alice@localhost")
+        self.assertEqual(error_condition(answer), "forbidden")
+
+    async def test_unknown_account_is_service_unavailable(self):
+        bob = await self.online("bob", "desk")
+        answer = await self.ask(bob, "get", LAST, to="nobody@localhost")
+        self.assertEqual(error_condition(answer), "service-unavailable")
