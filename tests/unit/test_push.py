@@ -9,13 +9,15 @@ the publish IQ and answers it as a test decides."""
 
 from __future__ import annotations
 
+from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.xish import domish
 
 from tests.devices_case import DevicesCase, error_condition
 from tests.helpers import StreamHarness
 from xmppd import ns
 from xmppd.forms import find_form
-from xmppd.plugins.push import STORE, registration_key
+from xmppd.options import PluginOptions
+from xmppd.plugins.push import STORE, PushSettings, push, registration_key
 
 APP = "app@localhost/pushd"
 ENABLE = f"<enable xmlns='{ns.PUSH}' jid='{APP}' node='n1'/>"
@@ -266,3 +268,13 @@ class BodyTests(PushCase):
         self.bob.feed(chat("alice@localhost", "hello there"))
         iq = await self.next_publish()
         self.assertEqual(summary(iq)["last-message-body"], ("hello there",))
+
+
+class ConfigureTests(SynchronousTestCase):
+    def test_defaults_and_bad_values_stop_start_up(self):
+        self.assertEqual(push.configure(PluginOptions("push", {})),
+                         PushSettings(include_body=False, min_interval=30, timeout=30))
+        for section in ({"include_body": "yes"}, {"min_interval": -1}, {"timeout": 0},
+                        {"body": True}):
+            with self.assertRaises(ValueError, msg=section):
+                push.configure(PluginOptions("push", section))
