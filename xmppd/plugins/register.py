@@ -208,6 +208,8 @@ class Registration:
             error = StanzaError("internal-server-error")
         else:
             error = failure.value
+            log.info("registration refused from {peer}: {condition} ({text})",
+                     peer=stream.peer_address, condition=error.condition, text=error.text)
         stream.send(error.to_response(element))
 
     def _form(self, stream) -> domish.Element:
