@@ -64,7 +64,7 @@ def test_sample_config_loads():
     assert config.plugins.enabled == ("disco", "ping", "version", "roster", "presence",
                                       "offline", "pep", "pubsub", "smacks", "carbons", "csi",
                                       "blocking", "vcard", "avatar_hash", "private",
-                                      "bookmarks", "vcard_conversion")
+                                      "bookmarks", "vcard_conversion", "push")
 
 
 def _sample_keys() -> dict[str, set[str]]:
@@ -156,7 +156,7 @@ def test_defaults(tmp_path):
     assert config.plugins.enabled == ("disco", "ping", "version", "roster", "presence",
                                       "offline", "pep", "pubsub", "smacks", "carbons", "csi",
                                       "blocking", "vcard", "avatar_hash", "private",
-                                      "bookmarks", "vcard_conversion")
+                                      "bookmarks", "vcard_conversion", "push")
     assert dict(config.plugins.sections) == {}
     assert config.log.level == "info"
 
