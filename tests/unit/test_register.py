@@ -251,6 +251,38 @@ class InvitationTests(RegisterCase):
             await self.invite("alice")
 
 
+class SeamTests(RegisterCase):
+    """The c2s pre-auth seam the plugin uses: claimed only while it is loaded, one plugin
+    per namespace, features only before authentication."""
+
+    def test_stopping_the_plugin_removes_its_features_and_claims(self):
+        self.fixture.registry.stop("register")
+        names = feature_names(self.stream().features)
+        self.assertNotIn((ns.REGISTER_FEATURE, "register"), names)
+        self.assertNotIn((ns.IBR_TOKEN, "register"), names)
+        harness = self.stream()
+        harness.feed(register_iq("bob", PASSWORD))
+        self.assertEqual(harness.stream_error(), "not-authorized")
+
+    def test_a_namespace_is_claimed_once(self):
+        with self.assertRaises(ValueError):
+            self.server.c2s_hooks.claim_iq_before_auth(ns.REGISTER, lambda element, stream: None)
+
+    async def test_features_after_authentication_do_not_offer_registration(self):
+        harness = StreamHarness(self.server, direct_tls=True)
+        await harness.authenticate("alice", PASSWORD)
+        names = feature_names(harness.bind_features)
+        self.assertNotIn((ns.REGISTER_FEATURE, "register"), names)
+        self.assertNotIn((ns.IBR_TOKEN, "register"), names)
+
+    async def test_registration_get_after_login_says_registered(self):
+        harness = StreamHarness(self.server, direct_tls=True)
+        await harness.login("alice", PASSWORD)
+        iq = await self.answer(harness, f"<iq type='get' id='g'><query xmlns='{REG_NS}'/></iq>")
+        names = {child.name: str(child) for child in next(iq.elements()).elements()}
+        self.assertEqual(names, {"registered": "", "username": "alice"})
+
+
 class HelperTests(PluginServerCase):
     users = ()
 
