@@ -132,3 +132,27 @@ class AccessTests(LastActivityCase):
         bob = await self.online("bob", "desk")
         answer = await self.ask(bob, "get", LAST, to="nobody@localhost")
         self.assertEqual(error_condition(answer), "service-unavailable")
+
+
+class ReloadTests(LastActivityCase):
+    enabled = ("last_activity", "time")
+
+    async def test_stop_leaves_nothing_and_the_kept_logout_survives_a_reload(self):
+        from tests.unit.test_plugin_reload import shape
+
+        alice = await self.online("alice", "phone")
+        await self.log_out(alice, "gone fishing")
+        loaded = shape(self.server)
+        registry = self.fixture.registry
+        for name in ("time", "last_activity"):
+            registry.stop(name)
+        self.assertNotIn(ns.LAST, self.server.features.features())
+        self.assertNotIn(ns.TIME, self.server.features.features())
+        for name in ("last_activity", "time"):
+            await registry.start(name)
+        self.assertEqual(shape(self.server), loaded)
+        self.clock.advance(40)
+        bob = await self.online("bob", "desk")
+        self.assertEqual(seconds_and_status(await self.ask(bob, "get", LAST,
+                                                           to="alice@localhost")),
+                         (40, "gone fishing"))
