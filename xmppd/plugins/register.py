@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import weakref
 from collections import deque
 from dataclasses import dataclass
@@ -328,7 +329,7 @@ class Registration:
         log.info("invitation created for {address}, valid {ttl} s", address=address,
                  ttl=self.settings.invite_ttl)
         return {"token": token, "uri": f"xmpp:{address}?register;preauth={token}",
-                "expires": expires}
+                "expires": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))}
 
     @defer.inlineCallbacks
     def _forget_expired(self, domain: str):
