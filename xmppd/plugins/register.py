@@ -257,11 +257,11 @@ class Registration:
         busy = {localpart} | ({invite["hash"]} if invite is not None else set())
         if busy & self._busy:
             raise StanzaError("conflict", "a registration for this is under way")
-        if (yield self.users.user_exists(localpart, domain)):
-            raise StanzaError("conflict", "the username is taken")
-        self.limiter.record(address)  # counted before the slow part: a flood stops here
-        self._busy |= busy
+        self._busy |= busy  # before any wait: two streams cannot race for one name or token
         try:
+            if (yield self.users.user_exists(localpart, domain)):
+                raise StanzaError("conflict", "the username is taken")
+            self.limiter.record(address)  # counted before the slow part: a flood stops here
             credentials = yield threads.deferToThread(derive_all, password)  # PBKDF2: slow
             try:
                 yield self.users.create_user(localpart, domain, credentials)
