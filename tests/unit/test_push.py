@@ -203,7 +203,7 @@ class NotifyTests(PushCase):
         await self.settle(self.app)
         self.assertEqual(publishes(self.app.elements()), [])
 
-    async def test_a_burst_makes_one_push_then_the_next_counts_the_rest(self):
+    async def test_a_burst_makes_one_push_and_one_more_at_the_end_of_the_interval(self):
         await self.registered_offline()
         self.bob.feed(chat("alice@localhost", "one", "m1"))
         await self.answer(await self.next_publish())
@@ -212,20 +212,34 @@ class NotifyTests(PushCase):
         await self.settle(self.bob)
         await self.settle(self.app)
         self.assertEqual(publishes(self.app.elements()), [])
-        self.clock.advance(60)
-        self.bob.feed(chat("alice@localhost", "five", "m5"))
+        self.clock.advance(59)
+        await self.settle(self.app)
+        self.assertEqual(publishes(self.app.elements()), [])
+        self.clock.advance(1)
         iq = await self.next_publish()
-        self.assertEqual(summary(iq)["message-count"], ("5",))  # all since alice left
+        self.assertEqual(summary(iq)["message-count"], ("4",))  # all since alice left
         self.assertEqual(summary(iq)["last-message-sender"], ("bob@localhost/desk",))
+        await self.answer(iq)
+        self.clock.advance(120)  # nothing new: nothing more
+        await self.settle(self.bob)
+        await self.settle(self.app)
+        self.assertEqual(publishes(self.app.elements()), [])
+        self.bob.feed(chat("alice@localhost", "five", "m5"))
+        self.assertEqual(summary(await self.next_publish())["message-count"], ("5",))
 
     async def test_a_session_back_online_starts_the_count_and_the_limit_over(self):
         await self.registered_offline()
         self.bob.feed(chat("alice@localhost", "one", "m1"))
         await self.answer(await self.next_publish())
+        self.bob.feed(chat("alice@localhost", "two", "m2"))  # waits for the interval's end
+        await self.settle(self.bob)
         phone = await self.online("alice", "phone")
         phone.feed("</stream:stream>")
         self.clients.remove(phone)
-        self.bob.feed(chat("alice@localhost", "two", "m2"))
+        self.clock.advance(60)  # alice read them: the push due now is not sent
+        await self.settle(self.app)
+        self.assertEqual(publishes(self.app.elements()), [])
+        self.bob.feed(chat("alice@localhost", "three", "m3"))
         iq = await self.next_publish()  # within min_interval of the first: a new wake-up
         self.assertEqual(summary(iq)["message-count"], ("1",))
 
@@ -258,6 +272,18 @@ class NotifyTests(PushCase):
         self.bob.feed(chat("alice@localhost", "one"))
         iq = await self.next_publish()
         self.assertEqual(iq["to"], APP)
+
+    async def test_a_stopped_plugin_sends_no_push_left_for_the_interval_end(self):
+        await self.registered_offline()
+        self.bob.feed(chat("alice@localhost", "one", "m1"))
+        await self.answer(await self.next_publish())
+        self.bob.feed(chat("alice@localhost", "two", "m2"))
+        await self.settle(self.bob)
+        due = [call for call in self.clock.getDelayedCalls()
+               if getattr(call.func, "__name__", "") == "_interval_over"]
+        self.assertEqual(len(due), 1)
+        self.fixture.registry.stop("push")
+        self.assertFalse(due[0].active())
 
 
 class BodyTests(PushCase):

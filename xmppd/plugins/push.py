@@ -18,8 +18,9 @@ publish with an error (XEP-0357 §7: the device is gone, the secret is stale) di
 registration; a timeout does not (the app server may be down for a while).
 
 A burst of messages makes one push per ``min_interval`` seconds per registration, not one
-per message: the messages in between are counted, and the next push reports every message
-since the account was last live (its ``message-count``). The
+per message: the messages in between are counted, and one more push when the interval is
+over reports them (``message-count``: every message since the account was last live), so
+the last message of a burst is never left untold. The
 link runs above delivery and lets every message go on to it (and to offline storage).
 """
 
@@ -75,7 +76,7 @@ class Push:
             timeout=options.option_int("timeout", DEFAULT_TIMEOUT, minimum=1))
 
     def setup(self, ctx) -> None:
-        pusher = Pusher(ctx, ctx.settings or PushSettings())
+        pusher = self._pusher = Pusher(ctx, ctx.settings or PushSettings())
         ctx.feature(ns.PUSH, to="account")
         for name, handler in (("enable", pusher.enable), ("disable", pusher.disable)):
             ctx.iq("set", ns.PUSH, name, handler, to="self")
@@ -85,6 +86,10 @@ class Push:
         for event in (events.SESSION_BOUND, events.SESSION_RESUMED):
             ctx.on(event, pusher.back_online)
         ctx.on(events.USER_DELETED, pusher.forget_account)
+
+    def teardown(self) -> None:
+        """The pushes waiting for the end of an interval are not sent by a stopped plugin."""
+        self._pusher.stop()
 
 
 def not_yours(stanza: Stanza, origin) -> None:
@@ -106,9 +111,16 @@ class _Pending:
     XEP's pending messages, so a push after a burst tells them all."""
 
     count: int = 0
+    told: int = 0  # the count the last push reported
     last_push: float | None = None
     last_sender: str | None = None
     last_body: str | None = None
+    timer: object = None  # the IDelayedCall of the push due at the end of the interval
+
+    def cancel(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
 
 
 class Pusher:
@@ -119,6 +131,7 @@ class Pusher:
         self._resources = ctx.sessions.resources
         self._send_iq = ctx.send_iq
         self._seconds = ctx.reactor.seconds
+        self._call_later = ctx.reactor.callLater
         self.settings = settings
         self._pending: dict[tuple[str, str], _Pending] = {}  # (account, key)
 
@@ -166,7 +179,9 @@ class Pusher:
             await self._forget(account, key, "disabled by the client")
 
     async def _forget(self, account: str, key: str, why: str) -> None:
-        self._pending.pop((account, key), None)
+        pending = self._pending.pop((account, key), None)
+        if pending is not None:
+            pending.cancel()
         if await self._store.delete(account, key):
             log.info("push registration {key} of {account} removed: {why}", key=key,
                      account=account, why=why)
@@ -186,7 +201,12 @@ class Pusher:
     def _forget_pending(self, jid: JID) -> None:
         account = jid.bare().full()
         for pending_key in [k for k in self._pending if k[0] == account]:
-            del self._pending[pending_key]
+            self._pending.pop(pending_key).cancel()
+
+    def stop(self) -> None:
+        for pending in self._pending.values():
+            pending.cancel()
+        self._pending.clear()
 
     def received(self, stanza: Stanza, origin) -> None:
         """A message for an account: push if nothing of it is live, then let it go on."""
@@ -194,11 +214,15 @@ class Pusher:
         if recipient is None or recipient.user is None or not worth_storing(stanza.element):
             return None
         account = recipient.bare()
-        if any(not session.hibernating for session in self._resources(account)):
+        if self._live(account):
             return None
         d = defer.ensureDeferred(self._notify(account, stanza))
         d.addErrback(_log_failure, account)
         return None  # delivery (or offline storage) goes on without waiting for us
+
+    def _live(self, account: JID) -> bool:
+        """A session bound and connected gets the message itself: no need to wake a phone."""
+        return any(not session.hibernating for session in self._resources(account))
 
     async def _notify(self, account: JID, stanza: Stanza) -> None:
         registrations = await self._store.items(account.full())
@@ -211,14 +235,41 @@ class Pusher:
             pending.last_sender, pending.last_body = sender, body
             if (pending.last_push is not None
                     and now - pending.last_push < self.settings.min_interval):
-                continue  # counted; told with the next push
-            pending.last_push = now
-            log.debug("push {count} for {account} to {jid}", count=pending.count,
-                      account=account, jid=value["jid"])
-            d = self._send_iq(self._publish(account, value, pending), self.settings.timeout)
-            d.addCallbacks(_published, self._refused,
-                           errbackArgs=(account.full(), key, value["jid"]))
-            d.addErrback(_log_failure, account)
+                if pending.timer is None:  # counted; told when the interval is over
+                    pending.timer = self._call_later(
+                        pending.last_push + self.settings.min_interval - now,
+                        self._interval_over, account, key)
+                continue
+            self._push(account, key, value, pending)
+
+    def _push(self, account: JID, key: str, value: dict, pending: _Pending) -> None:
+        pending.last_push = self._seconds()
+        pending.told = pending.count
+        log.debug("push {count} for {account} to {jid}", count=pending.count,
+                  account=account, jid=value["jid"])
+        d = self._send_iq(self._publish(account, value, pending), self.settings.timeout)
+        d.addCallbacks(_published, self._refused,
+                       errbackArgs=(account.full(), key, value["jid"]))
+        d.addErrback(_log_failure, account)
+
+    def _interval_over(self, account: JID, key: str) -> None:
+        """The end of a rate-limited interval: tell what came during it, unless the account
+        came back meanwhile (which forgot the count) or the registration went."""
+        pending = self._pending.get((account.full(), key))
+        if pending is None:
+            return
+        pending.timer = None
+        if pending.count == pending.told:
+            return
+        d = self._store.get(account.full(), key)
+        d.addCallback(self._push_if_still_registered, account, key, pending)
+        d.addErrback(_log_failure, account)
+
+    def _push_if_still_registered(self, value: dict | None, account: JID, key: str,
+                                  pending: _Pending) -> None:
+        if (value is not None and self._pending.get((account.full(), key)) is pending
+                and not self._live(account)):
+            self._push(account, key, value, pending)
 
     def _publish(self, account: JID, value: dict, pending: _Pending) -> domish.Element:
         """The pubsub publish of XEP-0357 §7, Example 12, from the account's bare JID."""
