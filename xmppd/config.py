@@ -83,7 +83,7 @@ class TLSConfig:
 
 DEFAULT_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline", "pep", "pubsub",
                    "smacks", "carbons", "csi", "blocking", "vcard", "avatar_hash", "private",
-                   "bookmarks", "vcard_conversion", "push")
+                   "bookmarks", "vcard_conversion", "push", "time", "last_activity")
 
 
 @dataclass(frozen=True)

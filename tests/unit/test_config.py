@@ -64,7 +64,8 @@ def test_sample_config_loads():
     assert config.plugins.enabled == ("disco", "ping", "version", "roster", "presence",
                                       "offline", "pep", "pubsub", "smacks", "carbons", "csi",
                                       "blocking", "vcard", "avatar_hash", "private",
-                                      "bookmarks", "vcard_conversion", "push")
+                                      "bookmarks", "vcard_conversion", "push", "time",
+                                      "last_activity")
 
 
 def _sample_keys() -> dict[str, set[str]]:
@@ -156,7 +157,8 @@ def test_defaults(tmp_path):
     assert config.plugins.enabled == ("disco", "ping", "version", "roster", "presence",
                                       "offline", "pep", "pubsub", "smacks", "carbons", "csi",
                                       "blocking", "vcard", "avatar_hash", "private",
-                                      "bookmarks", "vcard_conversion", "push")
+                                      "bookmarks", "vcard_conversion", "push", "time",
+                                      "last_activity")
     assert dict(config.plugins.sections) == {}
     assert config.log.level == "info"
 
