@@ -286,6 +286,17 @@ class NotifyTests(PushCase):
         self.assertFalse(due[0].active())
 
 
+class LimitTests(PushCase):
+    sections = {"push": {"max_registrations": 1}}
+
+    async def test_at_most_max_registrations_but_one_may_be_enabled_again(self):
+        phone = await self.register()
+        answer = await self.ask(phone, "set", ENABLE.replace("n1", "n2"))
+        self.assertEqual(error_condition(answer), "resource-constraint")
+        self.assertEqual((await self.ask(phone, "set", ENABLE_WITH_OPTIONS))["type"], "result")
+        self.assertEqual(len(await self.stored()), 1)
+
+
 class BodyTests(PushCase):
     sections = {"push": {"include_body": True}}
 
@@ -299,8 +310,9 @@ class BodyTests(PushCase):
 class ConfigureTests(SynchronousTestCase):
     def test_defaults_and_bad_values_stop_start_up(self):
         self.assertEqual(push.configure(PluginOptions("push", {})),
-                         PushSettings(include_body=False, min_interval=30, timeout=30))
+                         PushSettings(include_body=False, min_interval=30, timeout=30,
+                                      max_registrations=10))
         for section in ({"include_body": "yes"}, {"min_interval": -1}, {"timeout": 0},
-                        {"body": True}):
+                        {"max_registrations": 0}, {"body": True}):
             with self.assertRaises(ValueError, msg=section):
                 push.configure(PluginOptions("push", section))

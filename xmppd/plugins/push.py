@@ -50,16 +50,19 @@ PRIORITY = -500  # above delivery (-1000), below blocking (1000), the archive an
 STORE = "push"
 DEFAULT_MIN_INTERVAL = 30
 DEFAULT_TIMEOUT = 30
+DEFAULT_MAX_REGISTRATIONS = 10  # devices of one account, each with its app server
 BODY_LIMIT = 256  # characters of a body in a summary, when bodies are sent at all
 
 
 @dataclass(frozen=True)
 class PushSettings:
-    """``[plugins.push]``: include_body (false), min_interval and timeout in seconds."""
+    """``[plugins.push]``: include_body (false), min_interval and timeout in seconds, and
+    max_registrations per account."""
 
     include_body: bool = False
     min_interval: int = DEFAULT_MIN_INTERVAL
     timeout: int = DEFAULT_TIMEOUT
+    max_registrations: int = DEFAULT_MAX_REGISTRATIONS
 
 
 @implementer(IXmppdPlugin)
@@ -69,11 +72,14 @@ class Push:
 
     def configure(self, options) -> PushSettings:
         """Checked before the database opens: a bad value stops start-up."""
-        reject_unknown_keys(options, ("include_body", "min_interval", "timeout"))
+        reject_unknown_keys(options, ("include_body", "min_interval", "timeout",
+                                      "max_registrations"))
         return PushSettings(
             include_body=options.option_bool("include_body", False),
             min_interval=options.option_int("min_interval", DEFAULT_MIN_INTERVAL, minimum=0),
-            timeout=options.option_int("timeout", DEFAULT_TIMEOUT, minimum=1))
+            timeout=options.option_int("timeout", DEFAULT_TIMEOUT, minimum=1),
+            max_registrations=options.option_int("max_registrations",
+                                                 DEFAULT_MAX_REGISTRATIONS, minimum=1))
 
     def setup(self, ctx) -> None:
         pusher = self._pusher = Pusher(ctx, ctx.settings or PushSettings())
@@ -137,7 +143,9 @@ class Pusher:
 
     # -- registrations (XEP-0357 §5, §6)
 
-    def enable(self, stanza: Stanza, origin) -> defer.Deferred:
+    async def enable(self, stanza: Stanza, origin) -> None:
+        """Register (or register again, with new options) one app server and node; at most
+        ``max_registrations`` per account, since each is one more IQ per message."""
         account = stanza.sender.bare()
         element = stanza.payload()
         app_server = _app_server(element)
@@ -157,12 +165,16 @@ class Pusher:
                        if each.var is not None and each.var != "FORM_TYPE"]
         value = {"jid": app_server.full(), "node": node, "options": options}
         key = registration_key(app_server.full(), node)
-        self._pending.pop((account.full(), key), None)
+        keys = await self._store.keys(account.full())
+        if key not in keys and len(keys) >= self.settings.max_registrations:
+            raise StanzaError("resource-constraint", f"at most "
+                              f"{self.settings.max_registrations} push registrations")
+        pending = self._pending.pop((account.full(), key), None)
+        if pending is not None:
+            pending.cancel()
+        await self._store.set(account.full(), key, value)
         log.info("push enabled for {account} to {jid} node {node}", account=account,
                  jid=app_server, node=node)
-        d = self._store.set(account.full(), key, value)
-        d.addCallback(lambda _: None)
-        return d
 
     async def disable(self, stanza: Stanza, origin) -> None:
         """One registration (with a node) or all of them for the app server."""
