@@ -129,6 +129,10 @@ def test_closed_server_registers_only_with_an_invitation(tmp_path):
         invited = proc.ctl("invite", "dave")
         assert invited.returncode == 0, invited.stderr
         token = _find_token(invited.stdout)
+        anyone = proc.ctl("invite")
+        assert anyone.returncode == 0, anyone.stderr
+        assert "xmpp:localhost?register;preauth=" in anyone.stdout, anyone.stdout
+        open_token = _find_token(anyone.stdout)
 
         async def scenario():
             from slixmpp.exceptions import IqError
@@ -140,11 +144,14 @@ def test_closed_server_registers_only_with_an_invitation(tmp_path):
             client.disconnect()
             with pytest.raises((IqError, LoginFailed)):
                 await register_and_log_in(proc, "dave2@localhost", PASSWORD, token=token)
+            other = await register_and_log_in(proc, "frank@localhost", PASSWORD,
+                                              token=open_token)
+            other.disconnect()
 
         asyncio.run(scenario())
         users = proc.ctl("users").stdout.split()
         assert "dave@localhost" in users and "erin@localhost" not in users, users
-        assert "dave2@localhost" not in users, users
+        assert "dave2@localhost" not in users and "frank@localhost" in users, users
     finally:
         stop(proc)
 
