@@ -1,4 +1,6 @@
-"""The service tree: storage ▸ plugins ▸ listeners ▸ manhole, started in order, stopped in reverse.
+"""The service tree, started in order and stopped in reverse: plugin check (found, ordered,
+options valid, before anything is touched) ▸ storage ▸ federation ▸ plugins ▸ listeners ▸
+manhole ▸ control socket.
 
 MultiService starts children without waiting; a server must not accept clients before its
 storage is migrated and its plugins are loaded, so this service sequences the start itself.

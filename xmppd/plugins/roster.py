@@ -21,8 +21,8 @@ Decisions worth knowing:
   presence from each available resource (§3.2.2), in that order.
 * ``max_items`` also bounds items created through ``set_state``: it errbacks with the
   StanzaError ``not-allowed`` then, for the caller to answer the client with.
-* Roster versioning is offered on every roster get (the result always carries 'ver'); the
-  <ver/> stream feature of §2.6.1 needs a stream-feature hook the c2s stream does not have yet.
+* Roster versioning is offered on every roster get (the result always carries 'ver') and
+  announced by the <ver/> stream feature of §2.6.1 (``ctx.stream_feature``).
 * The roster of an account with a bound session is kept in memory (xmppd.im.roster_cache), so
   its presence broadcasts and roster gets read no storage: every write below goes through
   ``_put``/``_delete``, which keep it equal to storage, and it goes with the last session.
