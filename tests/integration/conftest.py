@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl
+from collections.abc import Iterable, Iterator
 
 import pytest
 
@@ -13,20 +14,22 @@ from tests.integration.serverproc import XmppdProcess
 PASSWORD = "correct horse battery staple"
 
 
+def serve(proc: XmppdProcess, users: Iterable[str] = ("alice", "bob")) -> Iterator[XmppdProcess]:
+    """For fixtures (``yield from serve(...)``): the users created, the server started and
+    handed over; afterwards stopped with SIGTERM, exit 0, and a log fit for admins."""
+    for user in users:
+        assert proc.ctl("adduser", f"{user}@{proc.domain}", PASSWORD).returncode == 0
+    proc.start()
+    yield proc
+    assert proc.stop(signal.SIGTERM) == 0, proc.log()
+    assert "Traceback" not in proc.log(), proc.log()
+    assert_log_for_admins(proc.log())
+
+
 @pytest.fixture
 def server(tmp_path):
     """A running xmppd with alice@localhost and bob@localhost; stopped with SIGTERM after."""
-    proc = XmppdProcess(tmp_path)
-    for user in ("alice", "bob"):
-        result = proc.ctl("adduser", f"{user}@localhost", PASSWORD)
-        assert result.returncode == 0, result.stderr
-    proc.start()
-    yield proc
-    code = proc.stop(signal.SIGTERM)
-    log = proc.log()
-    assert code == 0, log
-    assert "Traceback" not in log, log
-    assert_log_for_admins(log)
+    yield from serve(XmppdProcess(tmp_path))
 
 
 def assert_log_for_admins(log: str) -> None:

@@ -15,7 +15,7 @@ import ssl
 
 import pytest
 
-from tests.integration.conftest import PASSWORD, assert_log_for_admins, logout
+from tests.integration.conftest import PASSWORD, logout, serve
 from tests.integration.serverproc import XmppdProcess
 from tests.integration.test_im import Inbox, body_is
 
@@ -26,14 +26,7 @@ XEPS = ("xep_0030", "xep_0199", "xep_0280", "xep_0334", "xep_0352", "xep_0191")
 
 @pytest.fixture
 def devices(tmp_path):
-    proc = XmppdProcess(tmp_path, extra=PLUGINS)
-    for user in ("alice", "bob"):
-        assert proc.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
-    proc.start()
-    yield proc
-    assert proc.stop() == 0, proc.log()
-    assert "Traceback" not in proc.log(), proc.log()
-    assert_log_for_admins(proc.log())
+    yield from serve(XmppdProcess(tmp_path, extra=PLUGINS))
 
 
 class Device:

@@ -10,7 +10,7 @@ import pytest
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from tests.integration.conftest import PASSWORD, assert_log_for_admins, login, logout
+from tests.integration.conftest import PASSWORD, login, logout, serve
 from tests.integration.serverproc import XmppdProcess
 
 IM_PLUGINS = '[plugins]\nenabled = ["disco", "ping", "version", "roster", "presence", "offline"]\n'
@@ -19,14 +19,7 @@ USERS = ("alice", "bob", "carol")
 
 @pytest.fixture
 def im(tmp_path):
-    proc = XmppdProcess(tmp_path, extra=IM_PLUGINS)
-    for user in USERS:
-        assert proc.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
-    proc.start()
-    yield proc
-    assert proc.stop() == 0, proc.log()
-    assert "Traceback" not in proc.log(), proc.log()
-    assert_log_for_admins(proc.log())
+    yield from serve(XmppdProcess(tmp_path, extra=IM_PLUGINS), USERS)
 
 
 class Inbox:

@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from tests.integration.conftest import PASSWORD, assert_log_for_admins, login, logout
+from tests.integration.conftest import login, logout, serve
 from tests.integration.serverproc import XmppdProcess
 from tests.integration.test_im import Inbox
 
@@ -21,14 +21,7 @@ EACH_WAY = 150
 
 
 def running(tmp_path, extra: str = ""):
-    proc = XmppdProcess(tmp_path, extra=PLUGINS + extra)
-    for user in ("alice", "bob"):
-        assert proc.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
-    proc.start()
-    yield proc
-    assert proc.stop() == 0, proc.log()
-    assert "Traceback" not in proc.log(), proc.log()
-    assert_log_for_admins(proc.log())
+    yield from serve(XmppdProcess(tmp_path, extra=PLUGINS + extra))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import hashlib
 import pytest
 from slixmpp.plugins.xep_0004 import Form
 
-from tests.integration.conftest import PASSWORD, assert_log_for_admins, login, logout
+from tests.integration.conftest import login, logout, serve
 from tests.integration.serverproc import XmppdProcess
 from tests.integration.test_im import Inbox, befriend
 
@@ -27,14 +27,7 @@ PHOTO_BINVAL = "{vcard-temp}vCard/{vcard-temp}PHOTO/{vcard-temp}BINVAL"
 
 @pytest.fixture
 def server(tmp_path):
-    proc = XmppdProcess(tmp_path, extra=PLUGINS)
-    for user in ("alice", "bob"):
-        assert proc.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
-    proc.start()
-    yield proc
-    assert proc.stop() == 0, proc.log()
-    assert "Traceback" not in proc.log(), proc.log()
-    assert_log_for_admins(proc.log())
+    yield from serve(XmppdProcess(tmp_path, extra=PLUGINS))
 
 
 def run(scenario, timeout: float = 90.0) -> None:

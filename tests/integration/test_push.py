@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.integration.conftest import PASSWORD, assert_log_for_admins, login, logout
+from tests.integration.conftest import login, logout, serve
 from tests.integration.serverproc import XmppdProcess
 
 PUSH = "urn:xmpp:push:0"
@@ -27,14 +27,7 @@ ENABLE = (f"<enable xmlns='{PUSH}' jid='{APP}' node='device-1'>"
 
 @pytest.fixture
 def push_server(tmp_path):
-    proc = XmppdProcess(tmp_path, extra=PLUGINS)
-    for user in ("alice", "bob", "app"):
-        assert proc.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
-    proc.start()
-    yield proc
-    assert proc.stop() == 0, proc.log()
-    assert "Traceback" not in proc.log(), proc.log()
-    assert_log_for_admins(proc.log())
+    yield from serve(XmppdProcess(tmp_path, extra=PLUGINS), ("alice", "bob", "app"))
 
 
 def fields(form: ET.Element) -> dict[str, list[str]]:

@@ -22,7 +22,7 @@ from xmppd import events, ns
 from xmppd.errors import StanzaError
 from xmppd.interfaces import IPrivateXml, IXmppdPlugin
 from xmppd.personal.private_xml import PrivateXML
-from xmppd.plugins._config import reject_unknown_keys
+from xmppd.plugins._config import max_size_only
 from xmppd.stanza import Stanza
 
 DEFAULT_MAX_SIZE = 262_144  # bytes of one account's private XML, all namespaces together
@@ -35,8 +35,7 @@ class Private:
 
     def configure(self, options) -> int:
         """max_size, checked before the database opens."""
-        reject_unknown_keys(options, ("max_size",))
-        return options.option_int("max_size", DEFAULT_MAX_SIZE, minimum=1)
+        return max_size_only(options, DEFAULT_MAX_SIZE)
 
     def setup(self, ctx) -> None:
         self.ctx = ctx

@@ -30,7 +30,7 @@ from xmppd import events, ns
 from xmppd.errors import StanzaError
 from xmppd.interfaces import IVCards, IXmppdPlugin
 from xmppd.personal.vcards import VCards, empty_vcard
-from xmppd.plugins._config import reject_unknown_keys
+from xmppd.plugins._config import max_size_only
 from xmppd.stanza import Stanza
 
 DEFAULT_MAX_SIZE = 65_536
@@ -43,8 +43,7 @@ class VCardPlugin:
 
     def configure(self, options) -> int:
         """max_size, checked before the database opens."""
-        reject_unknown_keys(options, ("max_size",))
-        return options.option_int("max_size", DEFAULT_MAX_SIZE, minimum=1)
+        return max_size_only(options, DEFAULT_MAX_SIZE)
 
     def setup(self, ctx) -> None:
         self.ctx = ctx
