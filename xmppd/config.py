@@ -23,6 +23,8 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from xmppd.jid import JID, InvalidJID, parse_jid, prepare_domain
+from xmppd.limits.settings import DEFAULTS as LIMITS_DEFAULTS
+from xmppd.limits.settings import LimitsConfig
 from xmppd.stream.listen import DEFAULT_BACKLOG
 
 T = TypeVar("T")
@@ -153,6 +155,7 @@ class Config:
     manhole: ManholeConfig
     plugins: PluginsConfig
     log: LogConfig
+    limits: LimitsConfig = LIMITS_DEFAULTS  # [limits] (xmppd.limits)
 
 
 # --------------------------------------------------------------------------- loading
@@ -220,7 +223,7 @@ class _Table:
 class _Reader:
     """Turns the parsed document into a Config, section by section."""
 
-    SECTIONS = ("server", "tls", "c2s", "s2s", "storage", "manhole", "plugins", "log")
+    SECTIONS = ("server", "tls", "c2s", "s2s", "storage", "manhole", "plugins", "log", "limits")
 
     def __init__(self, source: str, base_dir: Path) -> None:
         self.source = source
@@ -245,6 +248,7 @@ class _Reader:
             "manhole": self.manhole(tables["manhole"], server.data_dir),
             "plugins": self.plugins(tables["plugins"]),
             "log": LogConfig(level=tables["log"].get("level", _choice(LOG_LEVELS), "info")),
+            "limits": self.limits(tables["limits"]),
         }
         for table in tables.values():
             table.finish()
@@ -341,6 +345,11 @@ class _Reader:
             raise t.error("listen", "is set but neither authorized_keys nor password_hash is, "
                                     "so nobody could log in")
         return config
+
+    def limits(self, t: _Table) -> LimitsConfig:
+        from xmppd.limits.reading import read_limits  # it uses this module's checks
+
+        return read_limits(t)
 
     def plugins(self, t: _Table) -> PluginsConfig:
         enabled = t.get("enabled", _list(_plugin_name, unique=True), DEFAULT_PLUGINS)

@@ -1,0 +1,60 @@
+# -*- test-case-name: tests.unit.test_limits -*-
+"""Back-off for password guessers: failure answers wait longer and longer.
+
+Failures are counted per IP, per account and per (IP, account) pair, each count forgotten
+after ``auth_window`` seconds without a new failure. The n-th failure in a row of the worst
+of those counts is answered after ``auth_delay * 2**(n - 2)`` seconds (the first one at
+once), at most ``auth_max_delay``. Only failure answers wait: a success is never delayed,
+so however hard an attacker hammers an account, its owner, who knows the password, logs in
+at once; and a success forgets the account's failures. The stream itself still ends after
+``sasl_failures_per_stream`` failures (RFC 6120 §6.4.5).
+
+The tables are bounded (``MAX_ENTRIES``; the oldest entries go first), so a botnet of many
+addresses costs memory only up to that bound.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+MAX_ENTRIES = 100_000
+
+
+class AuthThrottle:
+    def __init__(self, delay: float, max_delay: float, window: float,
+                 clock: Callable[[], float], max_entries: int = MAX_ENTRIES) -> None:
+        self.delay = delay
+        self.max_delay = max_delay
+        self.window = window
+        self.clock = clock
+        self.max_entries = max_entries
+        self._failures: OrderedDict[tuple, tuple[int, float]] = OrderedDict()
+
+    def failed(self, ip: str, account: str | None) -> float:
+        """Count one failure; how long its answer waits (seconds)."""
+        now = self.clock()
+        worst = max(self._count(key, now) for key in _keys(ip, account))
+        if not self.delay or worst <= 1:
+            return 0.0
+        return min(self.max_delay, self.delay * 2 ** (worst - 2))
+
+    def succeeded(self, ip: str, account: str) -> None:
+        """The account's password was proven from ``ip``: the account and that pair start
+        afresh (only its owner can do this); the IP's own count stays."""
+        self._failures.pop(("pair", ip, account), None)
+        self._failures.pop(("account", account), None)
+
+    def _count(self, key: tuple, now: float) -> int:
+        count, last = self._failures.pop(key, (0, now))
+        count = 1 if now - last > self.window else count + 1
+        self._failures[key] = (count, now)  # now the newest entry
+        while len(self._failures) > self.max_entries:
+            self._failures.popitem(last=False)
+        return count
+
+
+def _keys(ip: str, account: str | None) -> list[tuple]:
+    if account is None:
+        return [("ip", ip)]
+    return [("ip", ip), ("account", account), ("pair", ip, account)]

@@ -1,0 +1,54 @@
+# -*- test-case-name: tests.unit.test_limits -*-
+"""Caps on the unauthenticated connections of one listener: per IP and in total.
+
+An unauthenticated connection costs memory, a TLS handshake and a parser, and gives nothing
+back; a single host opening thousands of them would starve everyone else. Each listener kind
+(c2s STARTTLS, c2s direct TLS, s2s, s2s direct TLS) has its own gate; a connection counts
+from accept until it authenticates (c2s: SASL success, s2s: the first proven domain) or
+goes. Addresses in ``[limits] exempt`` do not count against the per-IP cap (the total still
+applies to them).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+
+class ConnectionGate:
+    def __init__(self, name: str, per_ip: int, total: int, exempt: Iterable = ()) -> None:
+        self.name = name
+        self.per_ip = per_ip
+        self.total = total
+        self.exempt = tuple(exempt)
+        self.counts: dict[str, int] = {}
+        self.open = 0
+
+    def enter(self, ip: str) -> str | None:
+        """Count a new connection from ``ip``; the reason it is refused, or None."""
+        if self.open >= self.total:
+            return f"too many unauthenticated connections to this server ({self.total})"
+        count = self.counts.get(ip, 0)
+        if count >= self.per_ip and not self._exempt(ip):
+            return f"too many unauthenticated connections from {ip} ({self.per_ip})"
+        self.counts[ip] = count + 1
+        self.open += 1
+        return None
+
+    def leave(self, ip: str) -> None:
+        """A connection counted by ``enter`` authenticated or went."""
+        count = self.counts.get(ip, 0)
+        if count <= 1:
+            self.counts.pop(ip, None)
+        else:
+            self.counts[ip] = count - 1
+        self.open -= 1
+
+    def _exempt(self, ip: str) -> bool:
+        if not self.exempt:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in network for network in self.exempt)

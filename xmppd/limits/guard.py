@@ -1,0 +1,163 @@
+# -*- test-case-name: tests.unit.test_limits -*-
+"""One stream's limits: its place at the listener's gate, its shapers, its output bound.
+
+The stream (xmppd.stream.xmlstream) calls the guard at a few points: when connected
+(``connected``: the gate, TCP keepalive), for every read (``received``: the byte shaper
+pauses reading with ``pauseProducing`` for as long as the bucket is in debt, so the bytes
+wait in the peer's socket, not in our memory), for every write (``wrote``: a peer that reads
+slower than we write is cut once ``max_output_buffer`` bytes wait for it), when the peer
+authenticated and when the connection is gone.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet.abstract import FileDescriptor
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+
+from xmppd.limits.bucket import TokenBucket
+from xmppd.logs import get_logger
+
+log = get_logger(__name__)
+
+RATE = 2  # the reason bit XmlStream.pause_reading gets from the byte shaper
+
+
+class StreamGuard:
+    def __init__(self, limits, stream, kind: str) -> None:
+        self.limits = limits
+        self.stream = stream
+        self.kind = kind  # "c2s" or "s2s"
+        shaping = limits.stream_class(kind)
+        clock = limits.reactor.seconds
+        self.bytes = (TokenBucket(shaping.bytes_per_second, shaping.burst_bytes, clock)
+                      if shaping.bytes_per_second else None)
+        self.stanzas = (TokenBucket(shaping.stanzas_per_second, shaping.burst_stanzas, clock)
+                        if shaping.stanzas_per_second else None)
+        self.ip = "?"
+        self.gate = None  # the gate that counts us while unauthenticated
+        self.tcp: FileDescriptor | None = None
+        self.throttled = 0  # how many times a shaper made this stream wait
+        self.overflowed = False
+        # liveness (xmppd.limits.liveness): set by every read, reset by the sweep
+        self.heard = True
+        self.silent_since = 0.0
+        self.ping_sent: float | None = None
+
+    # -- connection
+
+    def connected(self, receiving: bool) -> str | None:
+        """The connection is up; a connection we accepted (``receiving``) enters its
+        listener's gate. Returns why it is refused, or None."""
+        transport = self.stream.transport
+        self.tcp = _tcp(transport)
+        peer = transport.getPeer()
+        self.ip = getattr(peer, "host", "?")
+        self.silent_since = self.limits.reactor.seconds()
+        _keepalive(self.tcp, self.limits.config.tcp_keepalive)
+        if not receiving:
+            return None
+        listener = f"{self.kind}-direct-tls" if self.direct_tls(transport) else self.kind
+        gate = self.limits.gate(listener, self.kind)
+        refused = gate.enter(self.ip)
+        if refused is None:
+            self.gate = gate
+        return refused
+
+    @staticmethod
+    def direct_tls(transport) -> bool:
+        """Whether the listener speaks TLS from the first byte (XEP-0368)."""
+        return isinstance(transport, TLSMemoryBIOProtocol)
+
+    def authenticated(self, account: str | None = None) -> None:
+        """The peer proved who it is: it no longer counts at the gate."""
+        self._leave_gate()
+        if account is not None:
+            self.limits.auth.succeeded(self.ip, account)
+
+    def closed(self) -> None:
+        self._leave_gate()
+
+    def _leave_gate(self) -> None:
+        if self.gate is not None:
+            self.gate.leave(self.ip)
+            self.gate = None
+
+    # -- shapers
+
+    def received(self, size: int) -> None:
+        """``size`` bytes were read: pause reading while the byte bucket is in debt."""
+        self.heard = True
+        if self.bytes is None:
+            return
+        wait = self.bytes.take(size)
+        if wait > 0:
+            self._throttle("bytes", self.bytes.rate)
+            self.stream.pause_reading(RATE)
+            self.limits.reactor.callLater(wait, self._resume)
+
+    def _resume(self) -> None:
+        if not self.stream.disconnected:
+            self.stream.pause_reading(RATE, resume=True)
+
+    def stanza_wait(self) -> float:
+        """Seconds the next stanza of a bound session waits (0.0: handle it now)."""
+        if self.stanzas is None:
+            return 0.0
+        wait = self.stanzas.take(1)
+        if wait > 0:
+            self._throttle("stanzas", self.stanzas.rate)
+        return wait
+
+    def _throttle(self, what: str, rate: float) -> None:
+        if not self.throttled:  # once per stream: a flood must not flood the log too
+            log.info("throttling {kind} stream from {peer}: more than {rate:g} {what}/s",
+                     kind=self.kind, peer=self.stream.peer_address, rate=rate, what=what)
+        self.throttled += 1
+
+    def auth_failed(self, account: str | None) -> float:
+        """A failed authentication; how long its answer waits (xmppd.limits.auth)."""
+        return self.limits.auth.failed(self.ip, account)
+
+    # -- output
+
+    def wrote(self) -> None:
+        """After a write: end the stream (on the next turn, not inside whatever routing is
+        writing now) when too much waits for a peer that does not read."""
+        tcp = self.tcp
+        if tcp is None or self.overflowed:
+            return
+        waiting = len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
+        if waiting > self.limits.config.max_output_buffer:
+            self.overflowed = True
+            log.info("{peer} reads too slowly: {waiting} bytes wait for it; ending its stream",
+                     peer=self.stream.peer_address, waiting=waiting)
+            self.limits.reactor.callLater(0, self.stream.output_overflow)
+
+
+def _tcp(transport) -> FileDescriptor | None:
+    """The TCP connection under a stream's transport (under a TLS layer for direct TLS)."""
+    for _ in range(4):
+        if isinstance(transport, FileDescriptor):
+            return transport
+        transport = getattr(transport, "transport", None)
+    return None
+
+
+def _keepalive(tcp: FileDescriptor | None, idle: float) -> None:
+    """TCP keepalive probes after ``idle`` seconds of silence, 3 of them ``idle / 3`` apart
+    (at most 30 s): a peer that vanished is noticed by the kernel even on a stream we never
+    write to."""
+    if tcp is None or not idle or not hasattr(tcp, "socket"):
+        return
+    sock = tcp.socket
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, int(idle))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL,
+                            max(1, min(30, int(idle) // 3)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    except OSError:
+        pass  # not a TCP socket (a test transport, a UNIX socket): nothing to keep alive
