@@ -48,10 +48,15 @@ BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; str() is one line naming the file and the key."""
+    """The configuration cannot be used; str() is one line naming the file and the key.
 
-    def __init__(self, message: str) -> None:
+    ``problems`` holds every problem found (str() is the first), so an operator sees them all
+    at once (twistd at start-up, ``xmppdctl check``) rather than one per try.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
+        self.problems: list[str] = problems or [str(self)]
 
 
 class HostPort(NamedTuple):
@@ -78,9 +83,11 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class TLSConfig:
-    certificate: Path
-    key: Path
+    certificate: Path | None  # None: only the certificate directory is used
+    key: Path | None
     min_version: str
+    certificates: Path | None = None  # DOMAIN.crt/.key or DOMAIN/fullchain.pem+privkey.pem
+    watch: int = 0  # seconds between checks of the files for changes; 0: only on SIGHUP
 
 
 DEFAULT_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline", "pep", "pubsub",
@@ -145,6 +152,23 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """The web server (xmppd.http): listens only when a plugin mounts something."""
+
+    listen: tuple[str, ...]  # plain HTTP listeners
+    https: tuple[str, ...]  # HTTPS listeners, with the [tls] certificate
+    external_url: str | None  # the base URL clients are given (a proxy in front); None: ours
+
+
+@dataclass(frozen=True)
+class ComponentsConfig:
+    """XEP-0114 external components (xmppd.component): listeners and domain -> secret."""
+
+    listen: tuple[str, ...]
+    secrets: Mapping[str, str]  # prepared domain -> shared secret
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     server: ServerConfig
@@ -156,13 +180,17 @@ class Config:
     plugins: PluginsConfig
     log: LogConfig
     limits: LimitsConfig = LIMITS_DEFAULTS  # [limits] (xmppd.limits)
+    http: HttpConfig = HttpConfig((), ("tcp:5281:interface=127.0.0.1",), None)
+    components: ComponentsConfig = ComponentsConfig(("tcp:5347:interface=127.0.0.1",),
+                                                    MappingProxyType({}))
 
 
 # --------------------------------------------------------------------------- loading
 
 
 def load_config(path: str | os.PathLike) -> Config:
-    """Read and check the TOML file at ``path``; raises ConfigError on the first problem."""
+    """Read and check the TOML file at ``path``; raises ConfigError naming every problem
+    found (``problems``), the first as its message."""
     source = os.fspath(path)
     try:
         with open(source, "rb") as file:
@@ -187,9 +215,12 @@ _REQUIRED: Any = object()
 class _Table:
     """One TOML table being read: hands out checked values and remembers the keys it knows."""
 
-    def __init__(self, source: str, name: str, values: Any) -> None:
+    def __init__(self, source: str, name: str, values: Any,
+                 problems: list[ConfigError] | None = None) -> None:
         self.source = source
         self.name = name
+        # where a bad value that has a default is noted before reading on (None: raise it)
+        self.problems = problems
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: {name}: expected a table [{name}], got {_show(values)}")
         self.values = values
@@ -204,54 +235,79 @@ class _Table:
         try:
             return check(self.values[key])
         except _Invalid as problem:
-            raise self.error(key, str(problem)) from None
+            error = self.error(key, str(problem))
+            if self.problems is None or default is _REQUIRED:
+                raise error from None
+            self.problems.append(error)  # read on with the default, to find the next problem
+            return default
 
     def table(self, key: str) -> _Table:
         """A sub-table such as [s2s.policy]; absent means empty."""
         self.known.add(key)
-        return _Table(self.source, f"{self.name}.{_key(key)}", self.values.get(key, {}))
+        return _Table(self.source, f"{self.name}.{_key(key)}", self.values.get(key, {}),
+                      self.problems)
 
     def error(self, key: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: [{self.name}] {_key(key)}: {message}")
 
     def finish(self) -> None:
         unknown = sorted(set(self.values) - self.known)
-        if unknown:
-            raise self.error(unknown[0], f"unknown key (known: {', '.join(sorted(self.known))})")
+        errors = [self.error(key, f"unknown key (known: {', '.join(sorted(self.known))})")
+                  for key in unknown]
+        if errors and self.problems is None:
+            raise errors[0]
+        if errors:
+            self.problems.extend(errors)
 
 
 class _Reader:
     """Turns the parsed document into a Config, section by section."""
 
-    SECTIONS = ("server", "tls", "c2s", "s2s", "storage", "manhole", "plugins", "log", "limits")
+    SECTIONS = ("server", "tls", "c2s", "s2s", "storage", "manhole", "plugins", "log", "http",
+                "components", "limits")
 
     def __init__(self, source: str, base_dir: Path) -> None:
         self.source = source
         self.base_dir = base_dir
 
     def config(self, location: Path, document: dict) -> Config:
-        unknown = sorted(set(document) - set(self.SECTIONS))
-        if unknown:
-            name = unknown[0]
+        problems: list[ConfigError] = []
+        for name in sorted(set(document) - set(self.SECTIONS)):
             where = f"[{_key(name)}]" if isinstance(document[name], dict) else _key(name)
-            raise ConfigError(f"{self.source}: {where}: unknown section "
-                              f"(known: {', '.join(self.SECTIONS)})")
-        tables = {name: _Table(self.source, name, document.get(name, {}))
-                  for name in self.SECTIONS}
-        server = self.server(tables["server"])
-        parts = {
-            "server": server,
-            "tls": self.tls(tables["tls"]),
-            "c2s": self.c2s(tables["c2s"]),
-            "s2s": self.s2s(tables["s2s"]),
-            "storage": self.storage(tables["storage"], server.data_dir),
-            "manhole": self.manhole(tables["manhole"], server.data_dir),
-            "plugins": self.plugins(tables["plugins"]),
-            "log": LogConfig(level=tables["log"].get("level", _choice(LOG_LEVELS), "info")),
-            "limits": self.limits(tables["limits"]),
+            problems.append(ConfigError(f"{self.source}: {where}: unknown section "
+                                        f"(known: {', '.join(self.SECTIONS)})"))
+        tables: dict[str, _Table] = {}
+        for name in self.SECTIONS:
+            try:
+                tables[name] = _Table(self.source, name, document.get(name, {}), problems)
+            except ConfigError as error:
+                problems.append(error)
+                tables[name] = _Table(self.source, name, {}, problems)
+        readers = {
+            "server": self.server,
+            "tls": self.tls,
+            "c2s": self.c2s,
+            "s2s": self.s2s,
+            "storage": lambda t: self.storage(t, parts["server"].data_dir),
+            "manhole": lambda t: self.manhole(t, parts["server"].data_dir),
+            "plugins": self.plugins,
+            "log": lambda t: LogConfig(level=t.get("level", _choice(LOG_LEVELS), "info")),
+            "limits": self.limits,
+            "http": self.http,
+            "components": lambda t: self.components(
+                t, parts["server"].domains if "server" in parts else ()),
         }
-        for table in tables.values():
-            table.finish()
+        parts: dict[str, Any] = {}
+        for name, read in readers.items():
+            if name in ("storage", "manhole") and "server" not in parts:
+                continue  # they need [server] data_dir, whose problem is already noted
+            try:
+                parts[name] = read(tables[name])
+                tables[name].finish()
+            except ConfigError as error:  # a problem that stops this section: the next one
+                problems.append(error)
+        if problems:
+            raise ConfigError(str(problems[0]), [str(p) for p in problems])
         return Config(path=location, **parts)
 
     def path(self, value: Any) -> Path:
@@ -278,11 +334,21 @@ class _Reader:
         )
 
     def tls(self, t: _Table) -> TLSConfig:
-        return TLSConfig(
-            certificate=t.get("certificate", self.path, self.path("var/tls/localhost.crt")),
-            key=t.get("key", self.path, self.path("var/tls/localhost.key")),
+        certificates = t.get("certificates", self.path_or_off, None)
+        # with a certificate directory the single pair is optional: no default paths then
+        pair = (None, None) if certificates else (self.path("var/tls/localhost.crt"),
+                                                  self.path("var/tls/localhost.key"))
+        config = TLSConfig(
+            certificate=t.get("certificate", self.path, pair[0]),
+            key=t.get("key", self.path, pair[1]),
             min_version=t.get("min_version", _choice(("1.2", "1.3")), "1.2"),
+            certificates=certificates,
+            watch=t.get("watch", _integer(minimum=0), 0),
         )
+        if (config.certificate is None) != (config.key is None):
+            raise t.error("certificate" if config.certificate is None else "key",
+                          "required: certificate and key go together")
+        return config
 
     def c2s(self, t: _Table) -> C2SConfig:
         return C2SConfig(
@@ -344,6 +410,25 @@ class _Reader:
         if config.listen and config.authorized_keys is None and config.password_hash is None:
             raise t.error("listen", "is set but neither authorized_keys nor password_hash is, "
                                     "so nobody could log in")
+        return config
+
+    def http(self, t: _Table) -> HttpConfig:
+        return HttpConfig(
+            listen=t.get("listen", _list(_endpoint), ()),
+            https=t.get("https", _list(_endpoint), ("tcp:5281:interface=127.0.0.1",)),
+            external_url=t.get("external_url", _base_url, None),
+        )
+
+    def components(self, t: _Table, hosts: tuple[str, ...]) -> ComponentsConfig:
+        secrets_table = t.table("secrets")
+        config = ComponentsConfig(
+            listen=t.get("listen", _list(_endpoint), ("tcp:5347:interface=127.0.0.1",)),
+            secrets=_domain_map(secrets_table, _text),
+        )
+        for domain in config.secrets:
+            if domain in hosts:
+                raise secrets_table.error(domain, "is one of [server] domains, not a component's")
+        secrets_table.finish()
         return config
 
     def limits(self, t: _Table) -> LimitsConfig:
@@ -480,6 +565,14 @@ def _host_port(value: Any) -> HostPort:
     except InvalidJID as error:
         raise _Invalid(f"{_show(value)}: bad host: {error}") from None
     return HostPort(host.strip("[]"), int(port))
+
+
+def _base_url(value: Any) -> str:
+    """An http(s) URL without query or fragment, kept without its trailing slash."""
+    if (not isinstance(value, str) or not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value)):
+        raise _Invalid(f"expected an http:// or https:// URL without ?query or #fragment, "
+                       f"got {_show(value)}")
+    return value.rstrip("/")
 
 
 def _ip_address(value: Any) -> str:

@@ -174,6 +174,29 @@ class PluginRegistry:
         log.info("plugin {name} reloading", name=name)
         return self._load(plugin, settings).addCallback(self._keep_order)
 
+    def reconfigure(self, name: str, section: Mapping) -> bool:
+        """Give a loaded plugin new ``[plugins.NAME]`` settings without stopping it, if it
+        declares itself reloadable with ``reconfigure(ctx, settings)``; False if it does not
+        (then the change needs a restart). Its ``configure(options)`` checks the section
+        first: a PluginError leaves the old settings in force."""
+        plugin = self._loaded_plugin(name)
+        reconfigure = getattr(plugin, "reconfigure", None)
+        if reconfigure is None:
+            return False
+        sections = {**self.sections, name: section}
+        before, self.sections = self.sections, sections
+        try:
+            settings = self._configure(plugin)
+        finally:
+            self.sections = before
+        ctx = self.loaded[name]
+        reconfigure(ctx, settings)
+        ctx.settings, ctx.config = settings, dict(section)
+        self.sections = sections
+        self._checked = [(p, settings if p is plugin else s) for p, s in self._checked or ()]
+        log.info("plugin {name} reconfigured", name=name)
+        return True
+
     def _loaded_plugin(self, name: str) -> object:
         if name not in self.loaded:
             raise PluginError(f"plugin {name!r} is not loaded "

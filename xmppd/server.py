@@ -15,6 +15,7 @@ from xmppd.eventbus import EventBus
 from xmppd.events import Event
 from xmppd.handlers import PrioritizedHandlers
 from xmppd.interfaces import IServer
+from xmppd.limits.policy import Limits
 from xmppd.router import Router
 from xmppd.services import ServiceTable
 from xmppd.storage.auth import StorageAuthBackend
@@ -41,6 +42,8 @@ class Server:
         self.services = ServiceTable(self.router, self.domains)
         self.features.add_items_provider(self.services.disco_items)
         self.auth = StorageAuthBackend(storage.users)
+        # connection caps, shapers, auth back-off: shared by every stream (xmppd.limits)
+        self.limits = Limits(getattr(config, "limits", None), reactor)
         self.c2s_streams: set = set()  # every client stream, bound or not, for shutdown
         self._providers: dict = {}
         self.s2s = None  # the S2SManager, once the service turns federation on

@@ -1,9 +1,15 @@
 """The service tree, started in order and stopped in reverse: plugin check (found, ordered,
-options valid, before anything is touched) ▸ storage ▸ federation ▸ plugins ▸ listeners ▸
-manhole ▸ control socket.
+options valid, before anything is touched) ▸ storage ▸ federation ▸ plugins ▸ listeners
+(c2s, s2s, XEP-0114 components; the web server if a plugin mounted something) ▸ manhole ▸
+control socket.
 
 MultiService starts children without waiting; a server must not accept clients before its
 storage is migrated and its plugins are loaded, so this service sequences the start itself.
+
+Signals: SIGTERM/SIGINT stop cleanly (exit 0); SIGHUP reloads what can change at run time
+(``reload()``, xmppd.ops.reload: config, certificates), as ``xmppdctl reload`` does; SIGUSR1
+reopens twistd's log file after logrotate moved it, or rotates it as twistd does
+(xmppd.ops.logfiles).
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ from xmppd import events
 from xmppd.admin.api import AdminAPI
 from xmppd.admin.control import make_control_service
 from xmppd.c2s.stream import ClientStreamFactory
+from xmppd.component.stream import ComponentFactory
 from xmppd.config import BUDDIES_ONLY
 from xmppd.interfaces import IServerTrust
 from xmppd.logs import get_logger
+from xmppd.ops.logfiles import reopen_log_files
+from xmppd.ops.reload import Reloader
 from xmppd.registry import PluginRegistry
 from xmppd.s2s.manager import IncomingServerFactory, federation_from_config
 from xmppd.server import Server
@@ -38,6 +47,8 @@ class XmppdService(service.MultiService):
         self.config = config
         self.reactor = reactor
         self.tls_context = tls_context
+        # the certificates c2s and s2s present, reloaded on SIGHUP (xmppd.stream.certstore)
+        self.certificates = getattr(tls_context, "store", None)
         self.server = Server(config, storage, reactor)
         self.plugins = PluginRegistry(self.server, config.plugins.enabled,
                                       config.plugins.sections, config.server.plugin_dirs)
@@ -45,8 +56,10 @@ class XmppdService(service.MultiService):
         self.ports: list = []  # listening ports, in start order
         self.manhole: service.Service | None = None
         self.s2s = None  # the S2SManager when federation is on
+        self.components: ComponentFactory | None = None  # XEP-0114, when [components] has any
         self.control: service.Service | None = None  # the admin socket xmppdctl talks to
         self.ready: defer.Deferred = defer.Deferred()
+        self._watcher: task.LoopingCall | None = None  # [tls] watch
 
     def startService(self) -> None:
         # Twisted logs "Starting factory <... at 0x...>" for every factory start and stop, one
@@ -73,6 +86,49 @@ class XmppdService(service.MultiService):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, stop)
 
+        def reload(signum, frame) -> None:
+            log.info("received SIGHUP, reloading")
+            self.reactor.callFromThread(self.reload)
+
+        def reopen(signum, frame) -> None:
+            self.reactor.callFromThread(reopen_log_files)
+
+        signal.signal(signal.SIGHUP, reload)
+        signal.signal(signal.SIGUSR1, reopen)
+
+    def reload(self) -> dict:
+        """Apply a fresh read of the config file and the certificates (xmppd.ops.reload);
+        the report says what was applied, what needs a restart and what was wrong."""
+        if not self.running:
+            return {"ok": False, "applied": [], "restart": [],
+                    "problems": ["the server is not running"]}
+        return Reloader(self).reload().as_dict()
+
+    def watch_certificates(self, seconds: int) -> None:
+        """Every ``seconds``, reload the certificates if their files changed (0: never)."""
+        if self._watcher is not None and self._watcher.running:
+            if self._watcher.interval == seconds:
+                return
+            self._watcher.stop()
+        self._watcher = None
+        if seconds and self.certificates is not None:
+            self._watcher = task.LoopingCall(self._certificates_changed)
+            self._watcher.clock = self.reactor
+            self._watcher.start(seconds, now=False)
+
+    def _certificates_changed(self) -> None:
+        if self.certificates.changed_on_disk():
+            log.info("certificate files changed, reloading them")
+            from xmppd.stream.tls import TLSConfigError
+
+            try:
+                self.certificates.reload()
+            except TLSConfigError as error:
+                log.error("certificates not reloaded, the ones in use stay: {error}",
+                          error=str(error))
+            else:
+                log.info("certificates reloaded: new connections use them")
+
     @defer.inlineCallbacks
     def _start(self):
         # plugins found, ordered, options valid, what the config asks provided: before the
@@ -80,13 +136,14 @@ class XmppdService(service.MultiService):
         self.plugins.check(federation_needs(self.config.s2s))
         self.plugins.admin_commands(self.server.admin_commands)
         yield self.server.storage.open()
-        self.s2s = federation_from_config(self.server)
+        self.s2s = federation_from_config(self.server, self.certificates)
         if self.s2s is not None:
             self.server.router.remote = self.server.s2s = self.s2s
         yield self.plugins.load()
         backlog = self.config.server.listen_backlog
         for description, factory in self._listeners():
             self.ports.append((yield listen(self.reactor, description, factory, backlog)))
+        yield self.server.http.start(self.tls_context)  # only if a plugin mounted something
         if self.manhole_factory is not None:
             self.manhole = self.manhole_factory(self)
             if self.manhole is not None:
@@ -94,13 +151,20 @@ class XmppdService(service.MultiService):
         self.control = make_control_service(
             self.config.server.control_socket,
             AdminAPI(self.server.storage, self.server.domains, self.server), self.reactor,
-            self.server.admin_commands)
+            self.server.admin_commands,
+            service_calls={"reload": self.reload, "domains": self.served_domains})
         if self.control is not None:
             self.control.setServiceParent(self)
         idle_parser_sweeper(lambda: self.server.c2s_streams, self.reactor).setServiceParent(self)
+        self.watch_certificates(self.config.tls.watch)
         yield self.server.emit(events.SERVER_STARTED)
         log.info("xmppd is serving {domains}", domains=", ".join(sorted(self.server.domains)))
         return self
+
+    def served_domains(self) -> dict:
+        """The hosts and the services' subdomains (conference.…, pubsub.…) we serve now."""
+        services = sorted(set(self.server.router.services) - set(self.server.domains))
+        return {"hosts": sorted(self.server.domains), "services": services}
 
     def _listeners(self) -> list[tuple[str, object]]:
         """(endpoint description, factory) for every configured listener."""
@@ -115,6 +179,9 @@ class XmppdService(service.MultiService):
             direct = TLSMemoryBIOFactory(self.s2s.tls, False,
                                          IncomingServerFactory(self.s2s, direct_tls=True))
             listeners += [(d, direct) for d in s2s.direct_tls]
+        if self.config.components.secrets:
+            self.components = ComponentFactory(self.server, self.config.components.secrets)
+            listeners += [(d, self.components) for d in self.config.components.listen]
         return listeners
 
     def _start_failed(self, failure) -> None:
@@ -134,11 +201,14 @@ class XmppdService(service.MultiService):
             return
         if self.control is not None:  # no admin commands while we shut down
             yield defer.maybeDeferred(self.control.disownServiceParent)
+        if self._watcher is not None and self._watcher.running:
+            self._watcher.stop()
         yield self.server.emit(events.SERVER_STOPPING)
         if self.manhole is not None:
             yield defer.maybeDeferred(self.manhole.disownServiceParent)
         yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in self.ports])
         self.ports.clear()
+        yield self.server.http.stop()
         yield self._close_streams()
         service.Service.stopService(self)
         self.plugins.unload()
@@ -149,6 +219,8 @@ class XmppdService(service.MultiService):
         streams = list(self.server.c2s_streams)
         if self.s2s is not None:
             streams += self.s2s.open_streams()
+        if self.components is not None:
+            streams += self.components.streams
         return [s for s in streams if not s.disconnected]
 
     def _close_streams(self) -> defer.Deferred:

@@ -8,7 +8,8 @@ from twisted.python import usage
 
 from xmppd.config import ConfigError, load_config
 from xmppd.logs import set_level
-from xmppd.stream.tls import TLSConfigError, server_context_factory
+from xmppd.stream.certstore import CertificateStore
+from xmppd.stream.tls import ServerTLS, TLSConfigError
 
 
 class Options(usage.Options):
@@ -29,8 +30,8 @@ def makeService(options: Options, reactor=None):
     config = options["config_object"]
     set_level(config.log.level)
     try:
-        tls_context = server_context_factory(config.tls.certificate, config.tls.key,
-                                             config.tls.min_version)
+        certificates = CertificateStore.from_config(config.tls, config.server.domains)
+        tls_context = ServerTLS(certificates, config.tls.min_version)
     except TLSConfigError as error:
         raise SystemExit(f"{options['config']}: [tls] {error}") from None
     config.server.data_dir.mkdir(parents=True, exist_ok=True)

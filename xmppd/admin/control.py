@@ -11,7 +11,9 @@ The protocol is newline-delimited JSON, one object per line::
     ← {"id": 1, "ok": true, "result": 1}
     ← {"id": 1, "ok": false, "error": "no such user: alice@example.org"}
 
-Only the AdminAPI methods named in ``CALLS`` can be called: the core's commands. What
+Only the AdminAPI methods named in ``CALLS`` can be called: the core's commands, and the
+service's own calls handed to ``make_control_service`` (``reload``: SIGHUP's reload with its
+report; ``domains``: what we serve, for ``xmppdctl check``). What
 plugins add (xmppd.admin.commands) is listed by ``{"call": "commands"}`` and called by its
 words, ``{"call": "command", "args": ["trust", "request", "example.net"]}``, for as long as
 the plugin providing it is loaded. An operator's mistake (ValueError,
@@ -91,7 +93,8 @@ class BadRequest(ValueError):
 
 
 def make_control_service(path: Path | None, admin: Any, reactor: Any = None,
-                         commands: AdminCommands | None = None) -> IService | None:
+                         commands: AdminCommands | None = None,
+                         service_calls: dict[str, Any] | None = None) -> IService | None:
     """The service serving ``admin`` and the plugins' ``commands`` on the UNIX socket
     ``path``; None when ``path`` is None.
 
@@ -109,7 +112,7 @@ def make_control_service(path: Path | None, admin: Any, reactor: Any = None,
             f"({MAX_SOCKET_PATH} bytes); choose a shorter path, or \"\" to turn it off"
         )
     _remove_stale_socket(path)
-    return ControlService(path, ControlFactory(admin, commands), reactor)
+    return ControlService(path, ControlFactory(admin, commands, service_calls), reactor)
 
 
 def _remove_stale_socket(path: Path) -> None:
@@ -184,8 +187,9 @@ class ControlFactory(Factory):
 
     noisy = False
 
-    def __init__(self, admin: Any, commands: AdminCommands | None = None) -> None:
-        self.dispatcher = AdminDispatcher(admin, commands)
+    def __init__(self, admin: Any, commands: AdminCommands | None = None,
+                 service_calls: dict[str, Any] | None = None) -> None:
+        self.dispatcher = AdminDispatcher(admin, commands, service_calls)
         self.connections: set[ControlProtocol] = set()
 
     def buildProtocol(self, addr) -> ControlProtocol:
@@ -241,9 +245,11 @@ class AdminDispatcher:
     """Turns one request line into one answer line by calling an allowed AdminAPI method
     or a plugin's command."""
 
-    def __init__(self, admin: Any, commands: AdminCommands | None = None) -> None:
+    def __init__(self, admin: Any, commands: AdminCommands | None = None,
+                 service_calls: dict[str, Any] | None = None) -> None:
         self.admin = admin
         self.commands = AdminCommands() if commands is None else commands
+        self.service_calls = dict(service_calls or {})  # name -> callable, no arguments
 
     def answer(self, line: bytes) -> defer.Deferred:
         """Deferred firing the answer line (without its newline); it never fails."""
@@ -264,8 +270,13 @@ class AdminDispatcher:
             if not all(isinstance(word, str) for word in request.args):
                 raise BadRequest("bad arguments for command: words only")
             return self.commands.call(request.args)
+        if request.call in self.service_calls:
+            if request.args:
+                raise BadRequest(f"bad arguments for {request.call}: it takes none")
+            return self.service_calls[request.call]()
         if request.call not in CALLS:
-            allowed = ", ".join(sorted(CALLS | {COMMANDS_CALL, COMMAND_CALL}))
+            allowed = ", ".join(sorted(CALLS | {COMMANDS_CALL, COMMAND_CALL}
+                                       | set(self.service_calls)))
             raise BadRequest(f"unknown call {request.call!r} (allowed: {allowed})")
         method = getattr(self.admin, request.call, None)
         if method is None:

@@ -255,6 +255,16 @@ def _describe_verification_error(message: str) -> str:
 # --------------------------------------------------------------------------- the name
 
 
+def name_problem(leaf: x509.Certificate, domain: str) -> str | None:
+    """None if ``leaf`` names ``domain`` for XMPP, else why not: for our own certificates
+    (xmppd.stream.certstore, ``xmppdctl check``) as for peers'."""
+    return _name_problem(leaf, domain)
+
+
+def names_domain(leaf: x509.Certificate, domain: str) -> bool:
+    return _name_problem(leaf, domain) is None
+
+
 def _name_problem(leaf: x509.Certificate, domain: str) -> str | None:
     """None if the leaf names ``domain`` (RFC 6125 §6.4 as used by XMPP), else a reason."""
     reference = _a_label_domain(domain)

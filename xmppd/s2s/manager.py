@@ -328,9 +328,10 @@ class IncomingServerFactory(protocol.Factory):
         return stream
 
 
-def federation_from_config(server) -> S2SManager | None:
+def federation_from_config(server, certificates=None) -> S2SManager | None:
     """The S2S manager the [s2s] section asks for; None when federation is off (no listener:
-    a peer could not reach us back for dialback or bidirectional streams)."""
+    a peer could not reach us back for dialback or bidirectional streams). ``certificates``:
+    the server's CertificateStore (xmppd.stream.certstore), shared with c2s and reloaded."""
     from xmppd.s2s.certs import TrustStore
     from xmppd.s2s.dialback_keys import load_or_create_secret
     from xmppd.s2s.policy import FederationPolicy, ProvidedTrust
@@ -343,7 +344,8 @@ def federation_from_config(server) -> S2SManager | None:
         return None
     return S2SManager(
         server,
-        tls=S2STLS(config.tls.certificate, config.tls.key, config.tls.min_version),
+        tls=S2STLS(config.tls.certificate, config.tls.key, config.tls.min_version,
+                   store=certificates),
         trust=TrustStore.from_file(s2s.ca_file),
         policy=FederationPolicy(s2s.default_policy, s2s.policy, s2s.allow, s2s.deny,
                                 trust=ProvidedTrust(server.query)),

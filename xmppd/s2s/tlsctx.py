@@ -2,10 +2,15 @@
 
 Certificates are not judged inside the handshake (a peer without a valid one may still be
 acceptable under a lower policy level); xmppd.s2s.certs judges them afterwards, per domain.
+Which of our certificates is presented comes from the certificate store
+(xmppd.stream.certstore): incoming, the one for the name the peer asks with SNI (else the
+domain of its stream header); outgoing, the one of the sending domain. A reload of the store
+changes what new connections present; established streams keep theirs.
 """
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 from OpenSSL import SSL, crypto
@@ -15,7 +20,7 @@ from twisted.internet.interfaces import (
 )
 from zope.interface import implementer
 
-from xmppd.stream.tls import TLSConfigError
+from xmppd.stream.tls import TLSConfigError, stream_domain, switch_to_sni_context
 
 
 def _accept_any(connection, certificate, errno, depth, ok) -> bool:
@@ -24,32 +29,64 @@ def _accept_any(connection, certificate, errno, depth, ok) -> bool:
 
 @implementer(IOpenSSLClientConnectionCreator, IOpenSSLServerConnectionCreator)
 class S2STLS:
-    """Creates TLS connections for s2s; outgoing ones send SNI for the peer's domain."""
+    """Creates TLS connections for s2s; outgoing ones send SNI for the peer's domain.
 
-    def __init__(self, certificate: Path, key: Path, min_version: str = "1.2") -> None:
+    Give either ``certificate`` and ``key`` (one pair for every domain) or ``store``.
+    """
+
+    def __init__(self, certificate: Path | None = None, key: Path | None = None,
+                 min_version: str = "1.2", *, store=None) -> None:
+        if store is None:
+            from xmppd.stream.certstore import CertificateStore
+
+            store = CertificateStore(certificate, key)
+        self.store = store
+        self.min_version = min_version
+        self._contexts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.context_for(store.current.default())  # a bad pair fails now, not at first use
+
+    @property
+    def context(self) -> SSL.Context:
+        """The default certificate's context."""
+        return self.context_for(self.store.current.default())
+
+    def context_for(self, pair) -> SSL.Context:
+        """The s2s context presenting ``pair`` (a certstore.KeyPair), made once."""
+        context = self._contexts.get(pair)
+        if context is not None:
+            return context
         context = SSL.Context(SSL.TLS_METHOD)
-        context.set_min_proto_version(SSL.TLS1_3_VERSION if min_version == "1.3"
+        context.set_min_proto_version(SSL.TLS1_3_VERSION if self.min_version == "1.3"
                                       else SSL.TLS1_2_VERSION)
         try:
-            context.use_certificate_chain_file(str(certificate))
-            context.use_privatekey_file(str(key))
+            context.use_certificate(pair.leaf)
+            for extra in pair.chain[1:]:
+                context.add_extra_chain_cert(extra)
+            context.use_privatekey(pair.key)
             context.check_privatekey()
         except (SSL.Error, crypto.Error) as error:
-            raise TLSConfigError(f"{certificate} / {key}: {error}") from None
+            raise TLSConfigError(f"{pair.cert_path} / {pair.key_path}: {error}") from None
         context.set_verify(SSL.VERIFY_PEER, _accept_any)
         context.set_session_id(b"xmppd-s2s")
-        self.context = context
+        context.set_tlsext_servername_callback(self._servername)
+        self._contexts[pair] = context
+        return context
 
     def clientConnectionForTLS(self, protocol) -> SSL.Connection:
-        connection = SSL.Connection(self.context, None)
-        server_name = getattr(protocol.wrappedProtocol if hasattr(protocol, "wrappedProtocol")
-                              else protocol, "remote_domain", None)
+        stream = getattr(protocol, "wrappedProtocol", protocol)
+        local = getattr(stream, "local_domain", None)
+        connection = SSL.Connection(self.context_for(self.store.current.for_name(local)), None)
+        server_name = getattr(stream, "remote_domain", None)
         if server_name:
             connection.set_tlsext_host_name(server_name.encode("idna"))
         connection.set_connect_state()
         return connection
 
     def serverConnectionForTLS(self, protocol) -> SSL.Connection:
-        connection = SSL.Connection(self.context, None)
+        pair = self.store.current.for_name(stream_domain(protocol))
+        connection = SSL.Connection(self.context_for(pair), None)
         connection.set_accept_state()
         return connection
+
+    def _servername(self, connection: SSL.Connection) -> None:
+        switch_to_sni_context(connection, self.store, self.context_for)

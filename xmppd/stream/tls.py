@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import weakref
 from pathlib import Path
 
 from cryptography import x509
@@ -10,7 +11,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 from twisted.internet import ssl
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.ssl import TLSVersion
+from zope.interface import implementer
+
+from xmppd.logs import get_logger
+
+log = get_logger(__name__)
 
 _MIN_VERSIONS = {"1.2": TLSVersion.TLSv1_2, "1.3": TLSVersion.TLSv1_3}
 EXPORTER_LABEL = b"EXPORTER-Channel-Binding"  # RFC 9266 §2
@@ -42,6 +49,61 @@ def server_context_factory(certificate: Path, key: Path,
         )
     except (ValueError, SSL.Error) as error:
         raise TLSConfigError(f"{certificate} does not match {key}: {error}") from None
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerTLS:
+    """Client listeners' TLS (STARTTLS and direct): each domain presents its own certificate.
+
+    The certificate is the one the client names with SNI, else the one of the domain its
+    stream header named (STARTTLS), else the default (xmppd.stream.certstore). Each new
+    connection takes the store's current set, so a reload changes what new connections see
+    while established ones keep their TLS.
+    """
+
+    def __init__(self, store, min_version: str = "1.2") -> None:
+        self.store = store
+        self.min_version = min_version
+        self._contexts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def context_for(self, pair) -> SSL.Context:
+        """The configured context presenting ``pair`` (a certstore.KeyPair), made once."""
+        context = self._contexts.get(pair)
+        if context is None:
+            options = ssl.CertificateOptions(
+                privateKey=crypto.PKey.from_cryptography_key(pair.key),
+                certificate=crypto.X509.from_cryptography(pair.leaf),
+                extraCertChain=[crypto.X509.from_cryptography(c) for c in pair.chain[1:]],
+                raiseMinimumTo=_MIN_VERSIONS[self.min_version], fixBrokenPeers=False)
+            context = options.getContext()
+            context.set_tlsext_servername_callback(self._servername)
+            self._contexts[pair] = context
+        return context
+
+    def serverConnectionForTLS(self, protocol) -> SSL.Connection:
+        pair = self.store.current.for_name(stream_domain(protocol))
+        return SSL.Connection(self.context_for(pair), None)
+
+    def _servername(self, connection: SSL.Connection) -> None:
+        switch_to_sni_context(connection, self.store, self.context_for)
+
+
+def switch_to_sni_context(connection: SSL.Connection, store, context_for) -> None:
+    """In the ClientHello callback: present the certificate for the name the peer asked."""
+    raw = connection.get_servername()
+    if not raw:
+        return  # no SNI: the context chosen from the stream's domain stays
+    try:
+        pair = store.current.for_name(raw.decode("ascii"))
+        connection.set_context(context_for(pair))
+    except Exception:  # noqa: BLE001 - an exception here would abort in OpenSSL's callback
+        log.failure("TLS: cannot choose the certificate for SNI {name!r}", name=raw)
+
+
+def stream_domain(protocol) -> str | None:
+    """The domain the stream under a TLS protocol is for, when its header named one."""
+    stream = getattr(protocol, "wrappedProtocol", protocol)
+    return getattr(stream, "local_domain", None) or getattr(stream, "domain", None)
 
 
 def tls_connection(transport) -> SSL.Connection | None:

@@ -1,0 +1,2 @@
+"""Running the server for real: reloading at run time (``reload``), checking a setup
+(``check``: config, DNS, certificates, connectivity, as ``xmppdctl check`` does)."""
