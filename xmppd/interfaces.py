@@ -157,6 +157,14 @@ class IPluginContext(Interface):
         encrypted stream before authentication (XEP-0077 registration); one plugin per
         namespace; without a claim such IQs stay the stream error they are."""
 
+    def sasl2_extension(extension, priority=0):
+        """Add an xmppd.sasl2.Sasl2Extension to SASL2 (XEP-0388): an <inline/> feature,
+        mechanisms of its own, work after authentication, inline resumption."""
+
+    def bind2_feature(namespace, handler):
+        """``handler(child, stream)`` enables a feature inline in Bind 2 (XEP-0386); what it
+        returns goes into <bound/>; advertised in Bind 2's <inline/> while registered."""
+
     def attach_session(session, stream):
         """A new stream (same account, authenticated, not bound) takes over a kept session;
         the old stream, if still open, gets <conflict/>; SESSION_RESUMED fires."""
@@ -681,3 +689,11 @@ class IPrivateXml(Interface):
     def store(account, element):
         """Store ``element`` as the account's, replacing what it had under its name, within
         the same size limit as a client's set; Deferred."""
+
+
+class IAdHocCommands(Interface):
+    """XEP-0050 commands the server offers to clients (the adhoc plugin): other plugins
+    add theirs (an ``xmppd.adhoc.commands.Command``) and undo it when they stop."""
+
+    def add(command):
+        """Offer ``command`` at its node; returns the undo. ValueError if the node is taken."""

@@ -90,3 +90,6 @@ MUC_SELF_PING = "http://jabber.org/protocol/muc#self-ping-optimization"  # XEP-0
 OCCUPANT_ID = "urn:xmpp:occupant-id:0"  # XEP-0421 anonymous unique occupant identifiers
 MESSAGE_MODERATE = "urn:xmpp:message-moderate:1"  # XEP-0425 (version 0.3.0)
 MESSAGE_RETRACT = "urn:xmpp:message-retract:1"  # XEP-0424 retraction, inside XEP-0425
+COMMANDS = "http://jabber.org/protocol/commands"  # XEP-0050 ad-hoc commands
+ADMIN_COMMANDS = "http://jabber.org/protocol/admin"  # XEP-0133 command nodes (#add-user...)
+SERVER_INFO = "http://jabber.org/network/serverinfo"  # XEP-0157 contact addresses FORM_TYPE

@@ -53,6 +53,15 @@ class PluginOptions:
             raise ValueError(self._bad(name, expected, value))
         return value
 
+    def option_strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """A list of strings (a single string is a list of one)."""
+        value = self.config.get(name, default)
+        if isinstance(value, str):
+            value = (value,)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(self._bad(name, "a list of strings", value))
+        return tuple(value)
+
     def _bad(self, name: str, expected: str, value: object) -> str:
         return f"[plugins.{self.name}] {name}: expected {expected}, got {value!r}"
 

@@ -36,6 +36,12 @@ class AdminAPI:
         self.domains = frozenset(_domain(domain) for domain in domains)
         self.server = server
 
+    @classmethod
+    def for_plugin(cls, ctx) -> AdminAPI:
+        """The API from a plugin's context: its events and its read-only view of the sessions
+        are all that account removal and ending sessions need of the running server."""
+        return cls(ctx.storage, ctx.domains, _PluginFace(ctx.emit, ctx.sessions))
+
     # ------------------------------------------------------------------ accounts
 
     @defer.inlineCallbacks
@@ -149,6 +155,14 @@ class AdminAPI:
         if self.server is None:
             raise RuntimeError("the server is not running")
         return self.server
+
+
+class _PluginFace:
+    """The running server as a plugin sees it: what ``emit`` and ``sessions`` give."""
+
+    def __init__(self, emit, sessions) -> None:
+        self.emit = emit
+        self.sessions = sessions
 
 
 def _close_all(sessions, condition: str, text: str) -> int:

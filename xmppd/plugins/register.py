@@ -98,15 +98,6 @@ class Register:
                           "(USER: reserve that username for it)", args=("USER?",))
 
 
-class _AccountsFace:
-    """What AdminAPI.delete_user needs of a running server (its events and its sessions),
-    from the plugin context: the account removal is exactly ``xmppdctl deluser``'s."""
-
-    def __init__(self, ctx) -> None:
-        self.emit = ctx.emit
-        self.sessions = ctx.sessions
-
-
 class RateLimiter:
     """At most ``limit`` events per ``period`` seconds per key (a sliding window)."""
 
@@ -152,7 +143,7 @@ class Registration:
         self.users = ctx.storage.users
         self.invites = ctx.open_store(STORE, "map")
         self.limiter = RateLimiter(ctx.reactor, settings.per_ip, settings.period)
-        self.accounts = AdminAPI(ctx.storage, ctx.domains, _AccountsFace(ctx))
+        self.accounts = AdminAPI.for_plugin(ctx)
         # a token accepted by <preauth/> on a stream, for its registration (XEP-0445 §4)
         self._stream_tokens: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._busy: set[str] = set()  # token hashes and usernames being registered now
