@@ -152,6 +152,19 @@ class PluginContext(Registrations, PluginOptions):
         self._undo.append(remove)
         return ServiceContext(service, self._undo)
 
+    # -- the web server (xmppd.http.server)
+
+    def http_resource(self, path: str, resource) -> None:
+        """Serve a twisted.web ``resource`` at ``/path/`` (one segment) of the server's web
+        server, which listens on ``[http]`` once something is mounted; unmounted at stop.
+        ValueError when the path is taken."""
+        self._undo.append(self._server.http.mount(path, resource))
+
+    def http_url(self, host: str, path: str) -> str:
+        """The URL clients use for ``path`` (below a mount, no leading slash) on our domain
+        ``host``: ``[http] external_url`` or the first HTTPS listener's port."""
+        return self._server.http.url(host, path)
+
     # -- client sessions beyond their stanzas (xmppd.c2s.hooks)
 
     def session_filters(self, hook: Callable, priority: int = 0) -> None:

@@ -14,6 +14,7 @@ from xmppd.disco import DiscoEntity
 from xmppd.eventbus import EventBus
 from xmppd.events import Event
 from xmppd.handlers import PrioritizedHandlers
+from xmppd.http.server import HttpServer
 from xmppd.interfaces import IServer
 from xmppd.limits.policy import Limits
 from xmppd.router import Router
@@ -47,6 +48,8 @@ class Server:
         self.c2s_streams: set = set()  # every client stream, bound or not, for shutdown
         self._providers: dict = {}
         self.s2s = None  # the S2SManager, once the service turns federation on
+        # the web server plugins mount resources on; it listens once something is mounted
+        self.http = HttpServer(config.http, reactor, config.server.listen_backlog)
 
     def emit(self, event: Event, *args) -> defer.Deferred:
         return self.events.emit(event, *args)

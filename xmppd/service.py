@@ -1,6 +1,7 @@
 """The service tree, started in order and stopped in reverse: plugin check (found, ordered,
-options valid, before anything is touched) ▸ storage ▸ federation ▸ plugins ▸ listeners ▸
-manhole ▸ control socket.
+options valid, before anything is touched) ▸ storage ▸ federation ▸ plugins ▸ listeners
+(c2s, s2s, XEP-0114 components; the web server if a plugin mounted something) ▸ manhole ▸
+control socket.
 
 MultiService starts children without waiting; a server must not accept clients before its
 storage is migrated and its plugins are loaded, so this service sequences the start itself.
@@ -25,6 +26,7 @@ from xmppd import events
 from xmppd.admin.api import AdminAPI
 from xmppd.admin.control import make_control_service
 from xmppd.c2s.stream import ClientStreamFactory
+from xmppd.component.stream import ComponentFactory
 from xmppd.config import BUDDIES_ONLY
 from xmppd.interfaces import IServerTrust
 from xmppd.logs import get_logger
@@ -54,6 +56,7 @@ class XmppdService(service.MultiService):
         self.ports: list = []  # listening ports, in start order
         self.manhole: service.Service | None = None
         self.s2s = None  # the S2SManager when federation is on
+        self.components: ComponentFactory | None = None  # XEP-0114, when [components] has any
         self.control: service.Service | None = None  # the admin socket xmppdctl talks to
         self.ready: defer.Deferred = defer.Deferred()
         self._watcher: task.LoopingCall | None = None  # [tls] watch
@@ -140,6 +143,7 @@ class XmppdService(service.MultiService):
         backlog = self.config.server.listen_backlog
         for description, factory in self._listeners():
             self.ports.append((yield listen(self.reactor, description, factory, backlog)))
+        yield self.server.http.start(self.tls_context)  # only if a plugin mounted something
         if self.manhole_factory is not None:
             self.manhole = self.manhole_factory(self)
             if self.manhole is not None:
@@ -175,6 +179,9 @@ class XmppdService(service.MultiService):
             direct = TLSMemoryBIOFactory(self.s2s.tls, False,
                                          IncomingServerFactory(self.s2s, direct_tls=True))
             listeners += [(d, direct) for d in s2s.direct_tls]
+        if self.config.components.secrets:
+            self.components = ComponentFactory(self.server, self.config.components.secrets)
+            listeners += [(d, self.components) for d in self.config.components.listen]
         return listeners
 
     def _start_failed(self, failure) -> None:
@@ -201,6 +208,7 @@ class XmppdService(service.MultiService):
             yield defer.maybeDeferred(self.manhole.disownServiceParent)
         yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in self.ports])
         self.ports.clear()
+        yield self.server.http.stop()
         yield self._close_streams()
         service.Service.stopService(self)
         self.plugins.unload()
@@ -211,6 +219,8 @@ class XmppdService(service.MultiService):
         streams = list(self.server.c2s_streams)
         if self.s2s is not None:
             streams += self.s2s.open_streams()
+        if self.components is not None:
+            streams += self.components.streams
         return [s for s in streams if not s.disconnected]
 
     def _close_streams(self) -> defer.Deferred:

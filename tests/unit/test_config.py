@@ -295,9 +295,9 @@ def test_config_path_given_relative(tmp_path, monkeypatch):
 ERRORS = [
     # unknown sections and keys
     ("[srever]\n", "[srever]: unknown section (known: server, tls, c2s, s2s, storage, manhole, "
-     "plugins, log)"),
+     "plugins, log, http, components, limits)"),
     ('domains = ["localhost"]\n', "domains: unknown section (known: server, tls, c2s, s2s, "
-     "storage, manhole, plugins, log)"),
+     "storage, manhole, plugins, log, http, components, limits)"),
     (MINIMAL + "domain = 'x'\n", "[server] domain: unknown key (known: admins, "
      "control_socket, data_dir, domains, listen_backlog, max_stanza_size, plugin_dirs, "
      "shutdown_timeout)"),

@@ -1,0 +1,155 @@
+"""XEP-0114 external components against a real server: a slixmpp ComponentXMPP connects with
+its secret, a client pings it and it pings the client back; a second connection for the same
+domain, a wrong secret, an unknown domain and a spoofed 'from' end with the stream errors of
+XEP-0114 / RFC 6120, read from raw sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+
+import pytest
+from slixmpp.exceptions import IqError
+
+from tests.integration.conftest import assert_log_for_admins, login, logout, serve
+from tests.integration.rawclient import RawClient
+from tests.integration.serverproc import XmppdProcess, free_port
+
+DOMAIN = "gateway.localhost"
+SECRET = "s3cret-for-the-gateway"
+ACCEPT_HEADER = ("<?xml version='1.0'?><stream:stream to='{to}' xmlns='jabber:component:accept' "
+                 "xmlns:stream='http://etherx.jabber.org/streams'>")
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    proc = XmppdProcess(tmp_path, extra=f"""
+[components]
+listen = ["tcp:{port}:interface=127.0.0.1"]
+[components.secrets]
+"{DOMAIN}" = "{SECRET}"
+""")
+    proc.component_port = port
+    yield from serve(proc)
+    assert SECRET not in proc.log()
+    assert_log_for_admins(proc.log())
+
+
+async def component(proc: XmppdProcess, secret: str = SECRET):
+    """A slixmpp ComponentXMPP for DOMAIN, connected and authenticated."""
+    from slixmpp import ComponentXMPP
+
+    comp = ComponentXMPP(DOMAIN, secret, "127.0.0.1", proc.component_port)
+    comp.register_plugin("xep_0030")
+    comp.register_plugin("xep_0199")
+    started = asyncio.get_running_loop().create_future()
+    comp.add_event_handler("session_start", lambda _e: started.done() or started.set_result(1))
+    comp.connect()
+    await asyncio.wait_for(started, 10)
+    return comp
+
+
+def raw_component(proc: XmppdProcess, to: str = DOMAIN) -> tuple[RawClient, str]:
+    raw = RawClient(proc.component_port)
+    raw.send(ACCEPT_HEADER.format(to=to))
+    header = raw.read_until(b">", timeout=5).decode()
+    match = re.search(r"id=['\"]([^'\"]+)['\"]", header)
+    return raw, match.group(1) if match else ""
+
+
+def handshake(raw: RawClient, stream_id: str, secret: str = SECRET) -> bytes:
+    digest = hashlib.sha1((stream_id + secret).encode()).hexdigest()
+    raw.send(f"<handshake>{digest}</handshake>")
+    return raw.read_until_any(b"<handshake", b"</stream:stream>")
+
+
+def test_a_component_is_pinged_by_a_client_and_pings_back(server):
+    async def scenario():
+        comp = await component(server)
+        alice = await login(server, "alice@localhost/phone")
+        pong = await alice.plugin["xep_0199"].send_ping(DOMAIN, timeout=10)
+        assert pong["type"] == "result" and str(pong["from"]) == DOMAIN
+        # the component's own stanza, from a JID at its domain, reaches the client
+        answer = await comp.plugin["xep_0199"].send_ping(
+            "alice@localhost/phone", ifrom=f"bot@{DOMAIN}", timeout=10)
+        assert answer["type"] == "result" and str(answer["to"]) == f"bot@{DOMAIN}"
+        items = await alice.plugin["xep_0030"].get_items(jid="localhost", timeout=10)
+        assert DOMAIN in [item[0] for item in items["disco_items"]["items"]]
+        comp.disconnect()
+        await asyncio.wait_for(comp.disconnected, 10)
+        await asyncio.sleep(0.2)
+        # gone: the domain is no longer ours, and without federation it is unreachable
+        with pytest.raises(IqError) as refused:
+            await alice.plugin["xep_0199"].send_ping(DOMAIN, timeout=10)
+        assert refused.value.iq["error"]["condition"] == "remote-server-not-found"
+        await logout(alice)
+
+    asyncio.run(scenario())
+
+
+def test_a_second_connection_for_a_connected_domain_is_a_conflict(server):
+    first, first_id = raw_component(server)
+    assert handshake(first, first_id).endswith(b"<handshake/>")
+    second, _ = raw_component(server)
+    closed = second.read_until_closed()
+    assert b"<conflict" in closed, closed
+    # the first one still works
+    first.send(f"<iq type='get' id='p1' from='{DOMAIN}' to='localhost'>"
+               "<ping xmlns='urn:xmpp:ping'/></iq>")
+    answer = first.read_until(b"id='p1'").decode()
+    assert "type='result'" in answer and "id='p1'" in answer, answer
+    first.close()
+
+
+def test_a_wrong_secret_is_not_authorized(server):
+    async def scenario():
+        from slixmpp import ComponentXMPP
+
+        comp = ComponentXMPP(DOMAIN, "not the secret", "127.0.0.1", server.component_port)
+        started = asyncio.get_running_loop().create_future()
+        comp.add_event_handler("session_start", lambda _e: started.set_result(1))
+        comp.connect()
+        await asyncio.wait_for(comp.disconnected, 10)
+        assert not started.done()
+
+    asyncio.run(scenario())
+    raw, stream_id = raw_component(server)
+    closed = handshake(raw, stream_id, "wrong") + raw.read_until_closed()
+    assert b"<not-authorized" in closed and b"<handshake/>" not in closed, closed
+    assert "stream error not-authorized" in server.log()
+
+
+def test_an_unknown_domain_is_host_unknown(server):
+    raw, _ = raw_component(server, to="other.localhost")
+    assert b"<host-unknown" in raw.read_until_closed()
+    raw, _ = raw_component(server, to="localhost")  # a host is no component
+    assert b"<host-unknown" in raw.read_until_closed()
+
+
+def test_a_component_spoofing_from_gets_invalid_from(server):
+    async def scenario():
+        alice = await login(server, "alice@localhost/phone")
+        received = []
+        alice.add_event_handler("message", received.append)
+        raw, stream_id = raw_component(server)
+        assert handshake(raw, stream_id).endswith(b"<handshake/>")
+        raw.send("<message from='bob@localhost' to='alice@localhost/phone'><body>I am bob"
+                 "</body></message>")
+        closed = await asyncio.to_thread(raw.read_until_closed)
+        assert b"<invalid-from" in closed, closed
+        # a stanza at its own domain goes through, on a new connection
+        raw, stream_id = raw_component(server)
+        assert handshake(raw, stream_id).endswith(b"<handshake/>")
+        raw.send(f"<message from='news@{DOMAIN}' to='alice@localhost/phone' type='chat'>"
+                 "<body>hello</body></message>")
+        for _ in range(50):
+            if received:
+                break
+            await asyncio.sleep(0.1)
+        assert [(str(m["from"]), m["body"]) for m in received] == [(f"news@{DOMAIN}", "hello")]
+        raw.close()
+        await logout(alice)
+
+    asyncio.run(scenario())

@@ -1,0 +1,178 @@
+# -*- test-case-name: tests.unit.test_component_stream -*-
+"""XEP-0114 external components: the accept stream, its handshake, and the component's
+domain served through the services table (xmppd.services) while it is connected.
+
+A component opens a stream to the domain it runs (``[components.secrets]``: domain →
+secret; another is ``host-unknown``), answers our stream id with
+``<handshake>hex(SHA-1(id + secret))</handshake>`` (checked in constant time; a wrong one is
+``not-authorized``), and is then one of our domains: stanzas to it, from our clients, other
+services or federation, are written to its stream. A second connection for a domain that is
+connected is ``conflict``. What it sends must come from its own domain (``anyone@domain/…``;
+another is ``invalid-from``) and name a recipient (else ``improper-addressing``); it is routed
+like a stanza of ours.
+
+The stream itself is the shared XmlStream: parse, limits, stream errors, polite close.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+
+from twisted.internet.protocol import Factory
+from twisted.words.xish import domish
+
+from xmppd import ns
+from xmppd.errors import StanzaError, StreamError
+from xmppd.jid import InvalidJID, prepare_domain
+from xmppd.logs import get_logger
+from xmppd.stanza import KINDS, Stanza, check_type, parse_address
+from xmppd.stream.xmlstream import XmlStream
+from xmppd.xml import StreamHeader
+
+log = get_logger(__name__)
+
+COMPONENT_ACCEPT = "jabber:component:accept"
+
+
+def handshake_digest(stream_id: str, secret: str) -> str:
+    """XEP-0114 §3: the lower-case hex SHA-1 of the stream id and the secret."""
+    return hashlib.sha1((stream_id + secret).encode("utf-8")).hexdigest()
+
+
+class ComponentStream(XmlStream):
+    content_ns = COMPONENT_ACCEPT
+
+    def __init__(self, factory: ComponentFactory) -> None:
+        super().__init__(factory.reactor, factory.max_stanza_size)
+        self.factory = factory
+        self.domain: str | None = None  # the domain the header asked for
+        self.authenticated = False
+        self._remove_service: Callable[[], None] | None = None
+        self._timer = None
+
+    # -- life
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.factory.streams.add(self)
+        self._timer = self.reactor.callLater(self.factory.auth_timeout, self._auth_timeout)
+
+    def _auth_timeout(self) -> None:
+        if not self.authenticated:
+            self.fail(StreamError("connection-timeout", "no handshake in time"))
+
+    def stream_closed(self, polite: bool) -> None:
+        self.factory.streams.discard(self)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        if self._remove_service is not None:
+            self._remove_service()
+            self._remove_service = None
+            log.info("component {domain} disconnected ({why})", domain=self.domain,
+                     why=self.end_reason)
+
+    def default_from(self) -> str | None:
+        return self.domain
+
+    # -- the handshake
+
+    def header_received(self, header: StreamHeader) -> None:
+        to = header.attributes.get("to")
+        try:
+            domain = prepare_domain(to) if to else None
+        except InvalidJID:
+            domain = None
+        if domain is None or domain not in self.factory.secrets:
+            raise StreamError("host-unknown", f"no component is configured for {to!r}")
+        self.domain = domain
+        if domain in self.factory.served:
+            raise StreamError("conflict", f"{domain} is already connected or served here")
+        self.send_header(domain)
+
+    def element_received(self, element: domish.Element):
+        if self.authenticated:
+            return self._stanza(element)
+        if element.uri == COMPONENT_ACCEPT and element.name == "handshake":
+            self._handshake(str(element).strip())
+            return None
+        raise StreamError("not-authorized", "complete the handshake before sending stanzas")
+
+    def _handshake(self, digest: str) -> None:
+        expected = handshake_digest(self.stream_id, self.factory.secrets[self.domain])
+        if not hmac.compare_digest(digest.lower().encode("utf-8", "replace"),
+                                   expected.encode("ascii")):
+            raise StreamError("not-authorized", "wrong handshake for " + self.domain)
+        try:
+            self._remove_service = self.factory.add_service(self.domain, self._deliver)
+        except ValueError:  # connected on another stream since our header
+            raise StreamError("conflict", f"{self.domain} is already connected") from None
+        self.authenticated = True
+        self._timer.cancel()
+        self.send(domish.Element((COMPONENT_ACCEPT, "handshake")))
+        log.info("component {domain} connected from {peer}", domain=self.domain,
+                 peer=self.peer_address)
+
+    # -- stanzas
+
+    def _deliver(self, stanza: Stanza, origin) -> None:
+        """The service's handler: everything for the component's domain is written here."""
+        self.send(stanza.element)
+
+    def _stanza(self, element: domish.Element):
+        if element.name not in KINDS or element.uri != COMPONENT_ACCEPT:
+            raise StreamError("unsupported-stanza-type", f"<{element.name}/> is no stanza")
+        if not element.hasAttribute("from") or not element.hasAttribute("to"):
+            raise StreamError("improper-addressing", "a component's stanzas need from and to")
+        try:
+            sender = parse_address(element, "from")
+        except StanzaError:
+            raise StreamError("invalid-from", "a malformed 'from'") from None
+        if sender.host != self.domain:
+            raise StreamError("invalid-from", f"this stream speaks for {self.domain} only")
+        as_server_stanza(element)
+        try:
+            stanza = Stanza(element, sender, parse_address(element, "to"))
+            check_type(stanza)
+        except StanzaError as error:
+            if element.getAttribute("type") != "error":
+                self.send(error.to_response(element))
+            return None
+        return self.factory.route(stanza, self)
+
+
+def as_server_stanza(element: domish.Element) -> None:
+    """Move a component's stanza into jabber:server, the namespace the rest of the server
+    knows for stanzas that did not come from a client (message bodies, errors, ...); our
+    serializer writes it back in each stream's own content namespace."""
+    if element.uri == COMPONENT_ACCEPT:
+        element.uri = ns.SERVER
+    if element.defaultUri == COMPONENT_ACCEPT:
+        element.defaultUri = ns.SERVER
+    for child in element.elements():
+        as_server_stanza(child)
+
+
+class ComponentFactory(Factory):
+    """The listener's factory: the configured secrets and the server parts a component
+    stream uses (the services table and the router)."""
+
+    def __init__(self, server, secrets: Mapping[str, str]) -> None:
+        self.reactor = server.reactor
+        self.max_stanza_size = server.config.server.max_stanza_size
+        self.auth_timeout = server.config.c2s.auth_timeout
+        self.secrets = secrets
+        self.served = server.router.served
+        self.route = server.router.route
+        self._services = server.services
+        self.streams: set[ComponentStream] = set()  # for shutdown
+
+    def add_service(self, domain: str, handler: Callable) -> Callable[[], None]:
+        _service, remove = self._services.add(domain, handler)
+        return remove
+
+    def buildProtocol(self, addr) -> ComponentStream:  # noqa: N802 (Twisted's name)
+        stream = ComponentStream(self)
+        stream.factory = self
+        return stream

@@ -1,0 +1,136 @@
+# -*- test-case-name: tests.unit.test_http_server -*-
+"""One twisted.web server for every plugin, configured by ``[http]``.
+
+Plugins mount a resource under one path segment (``ctx.http_resource("upload", resource)``:
+``/upload/...``); the mount goes when the plugin stops. The server listens only once
+something is mounted, on the ``[http] listen`` (plain) and ``https`` (with the ``[tls]``
+certificate) endpoints, so a server whose plugins serve nothing over HTTP opens no port.
+A mount made while the server runs (a plugin loaded later) starts the listeners then.
+
+``url(host, path)`` is the address clients are told: ``[http] external_url`` when a proxy
+is in front, else ``https://HOST:PORT`` of the first HTTPS listener (``http://`` of the first
+plain one without any). There is no access log: URLs and headers can carry tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from twisted.internet import defer
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.web import resource, server
+
+from xmppd.logs import get_logger
+from xmppd.stream.listen import DEFAULT_BACKLOG, listen
+
+log = get_logger(__name__)
+
+SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_PORT = re.compile(r"^(?:tcp6?|ssl):(?:port=)?(\d+)(?::|$)")
+
+
+class MountTable(resource.Resource):
+    """The root: ``/NAME/...`` goes to what is mounted as NAME, anything else is a 404."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mounts: dict[bytes, resource.Resource] = {}
+
+    def getChild(self, path: bytes, request) -> resource.Resource:  # noqa: N802 (Twisted's name)
+        found = self.mounts.get(path)
+        return found if found is not None else resource.NoResource()
+
+    def render(self, request) -> bytes:
+        return resource.NoResource().render(request)
+
+
+class QuietSite(server.Site):
+    """A Site without the access log: an upload URL or header can hold a token."""
+
+    def log(self, request) -> None:
+        pass
+
+
+class HttpServer:
+    """The mounts and the listeners; started and stopped by the service tree."""
+
+    def __init__(self, config, reactor, backlog: int = DEFAULT_BACKLOG) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.backlog = backlog
+        self.root = MountTable()
+        self.site = QuietSite(self.root, reactor=reactor)
+        self.ports: list = []
+        self._tls_context = None
+        self._started = False
+        self._listening: defer.Deferred | None = None
+
+    # -- mounts
+
+    def mount(self, path: str, web_resource: resource.Resource) -> Callable[[], None]:
+        """Serve ``web_resource`` at ``/path/``; returns the function that unmounts it."""
+        if not isinstance(path, str) or not SEGMENT.fullmatch(path):
+            raise ValueError(f"an HTTP mount is one path segment such as 'upload', not {path!r}")
+        key = path.encode("ascii")
+        if key in self.root.mounts:
+            raise ValueError(f"/{path}/ is already served here")
+        self.root.mounts[key] = web_resource
+        if self._started:
+            self._listen()
+
+        def unmount() -> None:
+            if self.root.mounts.get(key) is web_resource:
+                del self.root.mounts[key]
+
+        return unmount
+
+    def url(self, host: str, path: str) -> str:
+        """The URL clients use for ``path`` (no leading slash) on our domain ``host``."""
+        base = self.config.external_url
+        if base is None:
+            for scheme, listeners in (("https", self.config.https), ("http", self.config.listen)):
+                if listeners:
+                    port = listener_port(listeners[0])
+                    base = f"{scheme}://{host}" + (f":{port}" if port else "")
+                    break
+            else:
+                raise ValueError("[http] has no listener: set listen, https or external_url")
+        return f"{base}/{path}"
+
+    # -- life
+
+    def start(self, tls_context) -> defer.Deferred:
+        """Listen if anything is mounted (a failure fails the server's start); a later
+        mount listens then."""
+        self._tls_context = tls_context
+        self._started = True
+        if not self.root.mounts:
+            return defer.succeed(None)
+        self._listening = defer.ensureDeferred(self._open_ports())
+        return self._listening
+
+    def _listen(self) -> None:
+        if self._listening is None:
+            self._listening = defer.ensureDeferred(self._open_ports())
+            self._listening.addErrback(log.failure, "the web server could not listen")
+
+    async def _open_ports(self) -> None:
+        https = TLSMemoryBIOFactory(self._tls_context, False, self.site)
+        for description, factory in ([(d, self.site) for d in self.config.listen]
+                                     + [(d, https) for d in self.config.https]):
+            port = await listen(self.reactor, description, factory, self.backlog)
+            self.ports.append(port)
+
+    @defer.inlineCallbacks
+    def stop(self):
+        self._started = False
+        while self.ports:
+            yield defer.maybeDeferred(self.ports.pop().stopListening)
+        self._listening = None
+
+
+def listener_port(description: str) -> int | None:
+    """The port of a ``tcp:PORT:...`` endpoint string, None for other kinds."""
+    match = _PORT.match(description)
+    return int(match.group(1)) if match else None
