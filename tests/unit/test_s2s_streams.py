@@ -25,6 +25,7 @@ from zope.interface import implementer
 
 from xmppd import events, ns
 from xmppd.jid import parse_jid
+from xmppd.limits.stanzas import STREAM_LIMITS
 from xmppd.s2s.certs import CertCheck
 from xmppd.s2s.manager import FIRST_BACKOFF, S2SManager
 from xmppd.s2s.policy import FederationPolicy
@@ -610,7 +611,8 @@ class TestIncomingExternal:
         assert stream.auth_method == "certificate"
         assert manager.server.emitted == [(events.S2S_LINK_UP, PEER)]
         wire.feed(stream_header())
-        assert offered(wire) == {}  # nothing left to negotiate
+        # nothing left to negotiate; XEP-0478 limits are information
+        assert set(offered(wire)) == {(STREAM_LIMITS, "limits")}
         wire.feed(message_xml(f"bob@{PEER}", f"alice@{OURS}"))
         assert len(manager.server.router.routed) == 1
 

@@ -25,6 +25,7 @@ from twisted.words.xish import domish
 
 from xmppd import ns
 from xmppd.errors import SASLFailure, StreamError
+from xmppd.limits.auth import answer_failure
 from xmppd.logs import get_logger
 from xmppd.sasl import Challenge, ChannelBindingUnavailable, Success
 from xmppd.sasl.mechanisms import (
@@ -200,9 +201,8 @@ class SaslExchange:
                  "{condition}{reason}{note}", mechanism=name, account=account,
                  peer=self.stream.peer_address, condition=failure.condition, reason=reason,
                  note="" if counted else "; not counted as a failed authentication")
-        self.stream.send(failure.to_element())
-        if self.failures >= MAX_FAILURES:
-            self.stream.fail(StreamError("policy-violation", "too many failed authentications"))
+        # after the back-off delay; the stream ends at the limit (xmppd.limits.auth)
+        answer_failure(self, failure.to_element(), authcid and account, counted, MAX_FAILURES)
 
 
 def _decode(element: domish.Element, allow_absent: bool) -> bytes | None:

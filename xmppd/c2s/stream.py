@@ -18,6 +18,8 @@ from xmppd.c2s.sasl_exchange import SaslExchange
 from xmppd.c2s.sessions import ClientSession
 from xmppd.errors import StanzaError, StreamError
 from xmppd.jid import InvalidJID, domain_or_none, jid_from_parts, parse_jid, prepare_resource
+from xmppd.limits.guard import guard_for
+from xmppd.limits.stanzas import shape_stanza, stream_limits_feature
 from xmppd.logs import get_logger
 from xmppd.stanza import make_iq_result
 from xmppd.stream.xmlstream import CONNECTION_LOST, XmlStream
@@ -45,6 +47,7 @@ class ClientStream(XmlStream):
                                                       list(c2s.sasl_mechanisms),
                                                       c2s.require_encryption)
         self.require_encryption = c2s.require_encryption
+        self.guard = guard_for(server, self, "c2s")  # connection caps, shapers (xmppd.limits)
         self._auth_timer = None
 
     @property
@@ -88,6 +91,13 @@ class ClientStream(XmlStream):
         self.send(self._features())
 
     def _features(self) -> domish.Element:
+        features = self._negotiation_features()
+        if self.secure:  # XEP-0478, last; nothing about us before TLS
+            idle = self.guard.limits.config.ping_after if self.guard is not None else 0.0
+            features.addChild(stream_limits_feature(self, idle))
+        return features
+
+    def _negotiation_features(self) -> domish.Element:
         features = domish.Element((ns.STREAMS, "features"))
         if self.account is not None:
             features.addElement((ns.BIND, "bind"))
@@ -157,6 +167,8 @@ class ClientStream(XmlStream):
         """SASL succeeded: the stream restarts and the account may bind a resource."""
         self.account = jid_from_parts(localpart, self.domain, None)
         self.mechanism = mechanism
+        if self.guard is not None:  # no longer counted at the gate; back-off forgotten
+            self.guard.authenticated(self.account.userhost())
         self.sasl = None  # done with: its state is memory every idle session would keep
         log.info("{account} authenticated with {mechanism} from {peer}", account=self.account,
                  mechanism=mechanism, peer=self.peer_address)
@@ -206,6 +218,12 @@ class ClientStream(XmlStream):
             if handler is None:
                 raise StreamError("unsupported-stanza-type", f"unknown element {element.name}")
             return handler(element, self)
+        if self.guard is not None:  # stanza rate, subscription budget (xmppd.limits.stanzas)
+            return shape_stanza(self, element, self._into_session)
+        return self._into_session(element)
+
+    def _into_session(self, element: domish.Element):
+        """A stanza within the limits: the session's IN filters, then handle_stanza."""
         inbound = self.session.inbound
         if inbound is not None:
             return inbound(element)  # the session's IN filters, then handle_stanza

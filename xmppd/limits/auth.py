@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
+from xmppd.errors import StreamError
+
 MAX_ENTRIES = 100_000
 
 
@@ -58,3 +60,30 @@ def _keys(ip: str, account: str | None) -> list[tuple]:
     if account is None:
         return [("ip", ip)]
     return [("ip", ip), ("account", account), ("pair", ip, account)]
+
+
+def answer_failure(exchange, answer, account: str | None, counted: bool,
+                   max_failures: int) -> None:
+    """Send a SASL failure ``answer`` on ``exchange.stream`` after the back-off delay, and end
+    the stream at the per-stream limit (``[limits] sasl_failures_per_stream``, else
+    ``max_failures``). While the answer waits the exchange is busy: a client that does not
+    wait for it gets a stream error (xmppd.c2s.sasl_exchange)."""
+    stream = exchange.stream
+    guard = getattr(stream, "guard", None)
+    if guard is not None:
+        max_failures = guard.limits.config.sasl_failures_per_stream
+    delay = guard.auth_failed(account) if guard is not None and counted else 0.0
+
+    def deliver() -> None:
+        exchange.busy = False
+        if stream.disconnected:
+            return
+        stream.send(answer)
+        if exchange.failures >= max_failures:
+            stream.fail(StreamError("policy-violation", "too many failed authentications"))
+
+    if not delay:
+        deliver()
+        return
+    exchange.busy = True
+    stream.reactor.callLater(delay, deliver)

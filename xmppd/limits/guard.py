@@ -161,3 +161,12 @@ def _keepalive(tcp: FileDescriptor | None, idle: float) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
     except OSError:
         pass  # not a TCP socket (a test transport, a UNIX socket): nothing to keep alive
+
+
+def guard_for(owner, stream, kind: str) -> StreamGuard | None:
+    """The guard of a new stream, from ``owner.limits`` (the server's Limits); None when the
+    owner has none (streams built by unit tests around a stand-in server)."""
+    from xmppd.limits.policy import Limits
+
+    limits = getattr(owner, "limits", None)
+    return StreamGuard(limits, stream, kind) if isinstance(limits, Limits) else None

@@ -37,6 +37,8 @@ from twisted.words.xish import domish
 from xmppd import ns
 from xmppd.errors import StanzaError, StreamError
 from xmppd.jid import domain_or_none
+from xmppd.limits.guard import guard_for
+from xmppd.limits.stanzas import stream_limits_feature
 from xmppd.logs import get_logger
 from xmppd.s2s import dialback
 from xmppd.s2s.certs import chain_from_pyopenssl, check_certificate
@@ -62,6 +64,8 @@ class ServerStream(XmlStream):
     def __init__(self, manager) -> None:
         super().__init__(manager.reactor, manager.max_stanza_size)
         self.manager = manager
+        # connection caps, byte shaper (xmppd.limits)
+        self.guard = guard_for(getattr(manager, "server", None), self, "s2s")
         self.local_domain: str | None = None
         self.remote_domain: str | None = None
         self.auth_method: str | None = None  # "certificate", "dialback" or "dialback+certificate"
@@ -174,6 +178,8 @@ class ServerStream(XmlStream):
         if (peer, ours) in self.verified:
             return  # a repeated dialback for a pair already proven changes nothing
         self.verified.add((peer, ours))
+        if self.guard is not None:  # no longer counted at the listener's gate
+            self.guard.authenticated()
         self.peer_accepted(peer, ours, method)
         log.info("incoming s2s from {peer} authenticated for {ours} by {method}: {why}",
                  peer=peer, ours=ours, method=method, why=why)
@@ -289,6 +295,8 @@ class IncomingServerStream(ServerStream):
 
     def _features(self) -> domish.Element:
         features = domish.Element((ns.STREAMS, "features"))
+        if self.secure:  # XEP-0478; nothing about us before TLS
+            features.addChild(stream_limits_feature(self))
         if self.sasl_done:
             return features
         hint = self.remote_domain

@@ -31,6 +31,7 @@ log = get_logger(__name__)
 TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS handshake record (a ClientHello)
 PEER_CLOSED = "peer-closed"  # end_reason: the peer sent </stream:stream>
 CONNECTION_LOST = "connection-lost"  # end_reason: the connection went without a close
+WORK = 1  # pause_reading's reason bit: an element's work is pending (xmppd.limits.guard: RATE)
 
 
 class XmlStream(Protocol):
@@ -38,6 +39,7 @@ class XmlStream(Protocol):
     prefixes: dict[str, str] = {}  # namespace → prefix declared on our root (s2s: db)
     receiving = True  # we answer headers; False for streams we initiate
     close_timeout = 5.0  # how long we wait for the peer's </stream:stream> after ours
+    guard = None  # the stream's limits (xmppd.limits.guard.StreamGuard), set by subclasses
 
     def __init__(self, reactor, max_stanza_size: int) -> None:
         self.reactor = reactor
@@ -59,6 +61,7 @@ class XmlStream(Protocol):
         # CONNECTION_LOST; the first cause wins
         self.end_reason: str | None = None
         self._first_read = True
+        self._paused = 0  # why reading is paused: WORK, RATE bits (pause_reading)
 
     # -- connection events
 
@@ -73,11 +76,17 @@ class XmlStream(Protocol):
             set_no_delay(True)
         send_eagerly(self.transport)
         self.restart()
+        if self.guard is not None:
+            refused = self.guard.connected(self.receiving)
+            if refused is not None:
+                self._refuse(refused)
 
     def dataReceived(self, data: bytes) -> None:
         parser = self.parser
         if parser is None:
             return
+        if self.guard is not None:
+            self.guard.received(len(data))
         if self._first_read:
             self._first_read = False
             if data[:1] == TLS_HANDSHAKE:
@@ -98,6 +107,8 @@ class XmlStream(Protocol):
         self.disconnected = True
         if self.end_reason is None:
             self.end_reason = CONNECTION_LOST
+        if self.guard is not None:
+            self.guard.closed()
         self._drop_parser()
         self.pending.clear()
         if self._close_timer is not None and self._close_timer.active():
@@ -135,7 +146,7 @@ class XmlStream(Protocol):
         result = self.element_received(element)
         if isinstance(result, defer.Deferred) and not result.called:
             self._waiting = result
-            self.transport.pauseProducing()
+            self.pause_reading(WORK)
             result.addBoth(self._work_done)
 
     def _work_done(self, result) -> None:
@@ -147,8 +158,20 @@ class XmlStream(Protocol):
             self._handle_backlog()
         finally:
             batch.end()
-        if self._waiting is None and not self.disconnected:
+        if self._waiting is None:
+            self.pause_reading(WORK, resume=True)
+
+    def pause_reading(self, reason: int, resume: bool = False) -> None:
+        """Pause (or resume) reading for ``reason``; reading goes on when no reason is left.
+        The bytes wait in the kernel and the peer's socket, not in our memory."""
+        before = self._paused
+        self._paused = before & ~reason if resume else before | reason
+        if self.disconnected:
+            return
+        if before and not self._paused:
             self.transport.resumeProducing()
+        elif not before and self._paused:
+            self.transport.pauseProducing()
 
     def _handle_backlog(self) -> None:
         while self._backlog and self._waiting is None:
@@ -188,6 +211,8 @@ class XmlStream(Protocol):
         """Every byte of the stream goes out here, in order (see the module docstring)."""
         if not batch.queue(self, data):
             self.transport.write(data)
+            if self.guard is not None:
+                self.guard.wrote()
 
     def flush(self) -> None:
         """Write out what the batch queued for this stream."""
@@ -196,6 +221,8 @@ class XmlStream(Protocol):
             self.pending.clear()
             if not self.disconnected:
                 self.transport.write(data)
+                if self.guard is not None:
+                    self.guard.wrote()
 
     def start_tls(self, context) -> None:
         """Switch the transport to TLS after what was written so far has gone out plain."""
@@ -221,6 +248,32 @@ class XmlStream(Protocol):
         self._send_close()
         self._drop_parser()
         self._hang_up()
+
+    def cut(self, error: StreamError, lost: bool = False) -> None:
+        """End the stream with ``error`` and drop the connection at once, without waiting
+        for the peer to read what is still queued (a slow or vanished reader). ``lost``: for
+        the session, the connection was lost (a stream-management session may be resumed)."""
+        if lost and self.end_reason is None:
+            self.end_reason = CONNECTION_LOST
+        self.fail(error)
+        if not self.disconnected:
+            self.transport.abortConnection()
+
+    def output_overflow(self) -> None:
+        """The peer does not read what we write (xmppd.limits.guard)."""
+        self.cut(StreamError("policy-violation", "too much output waits for you: read faster"))
+
+    def _refuse(self, reason: str) -> None:
+        """Beyond the listener's connection caps: a stream error at once on a plain
+        connection; a direct TLS one is dropped before we spend a TLS handshake on it."""
+        if self.guard.direct_tls(self.transport):
+            log.info("refused a connection from {peer}: {reason}", peer=self.peer_address,
+                     reason=reason)
+            self.end_reason = "policy-violation"
+            self._drop_parser()
+            self.transport.abortConnection()
+            return
+        self.fail(StreamError("policy-violation", reason))
 
     def close_stream(self, condition: str | None = None, text: str | None = None) -> None:
         """Close politely: optional stream error, our </stream:stream>, then wait for theirs."""
