@@ -58,9 +58,20 @@ def parse_address(element: domish.Element, attribute: str) -> JID | None:
 
 
 def check_type(stanza: Stanza) -> None:
-    """An unknown stanza type, or an IQ without one, is ``bad-request`` (RFC 6120 §8.2.3)."""
+    """An unknown stanza type, or an IQ without one, is ``bad-request`` (RFC 6120 §8.2.3);
+    so is an IQ without an 'id' (§8.1.3), and an IQ get or set without exactly one payload
+    element (§8.2.3: nothing to answer, or two questions in one)."""
     if stanza.type not in _VALID_TYPES[stanza.kind]:
         raise StanzaError("bad-request", f"invalid {stanza.kind} type {stanza.type!r}")
+    if stanza.kind != "iq":
+        return
+    if not stanza.element.getAttribute("id"):
+        raise StanzaError("bad-request", "an IQ needs an 'id'")
+    if stanza.type in ("get", "set"):
+        payloads = sum(1 for _ in stanza.element.elements())
+        if payloads != 1:
+            raise StanzaError("bad-request",
+                              f"an IQ {stanza.type} carries one payload element, not {payloads}")
 
 
 def make_iq_result(request: domish.Element, payload=None) -> domish.Element:

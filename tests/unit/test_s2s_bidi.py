@@ -389,12 +389,12 @@ class TestInitiatingServerReceives:
         assert (stanza.id, str(stanza.sender)) == ("back", f"bob@{PEER}/work")
         assert manager.reactor.tcpClients == [] and manager.incoming == set()
 
-    def test_a_stanza_before_authentication_is_invalid_from(self):
+    def test_a_stanza_before_authentication_is_not_authorized(self):
         manager = bidi_manager()
         wire = start_outgoing(manager, "m1")
         wire.feed(stream_header(PEER, OURS, stream_id="p1") + features(DIALBACK, BIDI_FEATURE))
         wire.feed(message_xml(f"bob@{PEER}", f"alice@{OURS}"))
-        assert wire.stream_error() == "invalid-from"
+        assert wire.stream_error() == "not-authorized"  # RFC 6120 §4.9.3.16
         assert manager.server.router.routed == []
 
     def test_a_stanza_from_another_domain_is_invalid_from(self):

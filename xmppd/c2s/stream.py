@@ -23,6 +23,7 @@ from xmppd.limits.stanzas import shape_stanza, stream_limits_feature
 from xmppd.logs import get_logger
 from xmppd.stanza import make_iq_result
 from xmppd.stream.xmlstream import CONNECTION_LOST, XmlStream
+from xmppd.stream.version import answer_version
 from xmppd.xml import StreamHeader
 
 log = get_logger(__name__)
@@ -83,9 +84,10 @@ class ClientStream(XmlStream):
         if self.domain is not None and domain != self.domain:
             raise StreamError("host-unknown", "the domain changed across a stream restart")
         self.domain = domain
-        if not _version_ok(header.attributes.get("version")):
-            self.send_header(self.domain)
-            raise StreamError("unsupported-version", "only XMPP 1.0 streams are supported")
+        version = answer_version(header.attributes.get("version"))
+        if not version.supported:
+            self.send_header(self.domain, version=version.header)
+            raise StreamError("unsupported-version", "only XMPP 1.x streams are supported")
         client = header.attributes.get("from") if self.account is None else None
         self.send_header(self.domain, to=client if client and _is_plausible_jid(client) else None)
         self.send(self._features())
@@ -281,14 +283,6 @@ class ClientStreamFactory(Factory):
         stream = ClientStream(self.server, self.tls_context, self.direct_tls)
         stream.factory = self
         return stream
-
-
-def _version_ok(version: str | None) -> bool:
-    """RFC 6120 §4.7.5: we speak 1.x; no version at all is a pre-1.0 stream."""
-    if not version:
-        return False
-    major, _, minor = version.partition(".")
-    return major.isdigit() and int(major) == 1 and (minor == "" or minor.isdigit())
 
 
 def _is_plausible_jid(value: str) -> bool:

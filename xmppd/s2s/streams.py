@@ -40,11 +40,13 @@ from xmppd.jid import domain_or_none
 from xmppd.limits.guard import guard_for
 from xmppd.limits.stanzas import stream_limits_feature
 from xmppd.logs import get_logger
+from xmppd.router import unforged
 from xmppd.s2s import dialback
 from xmppd.s2s.certs import chain_from_pyopenssl, check_certificate
 from xmppd.s2s.policy import Proof
 from xmppd.stanza import Stanza, check_type, parse_address
 from xmppd.stream.tls import tls_connection
+from xmppd.stream.version import answer_version
 from xmppd.stream.xmlstream import XmlStream
 from xmppd.xml import StreamHeader
 
@@ -194,6 +196,8 @@ class ServerStream(XmlStream):
         sender = _address(element, "from")
         recipient = _address(element, "to")
         if (sender.host, recipient.host) not in self.verified:
+            if not self.verified:  # RFC 6120 §4.9.3.16: stanzas before authentication
+                raise StreamError("not-authorized", "authenticate before sending stanzas")
             if recipient.host not in self.manager.domains:
                 raise StreamError("host-unknown", f"{recipient.host} is not served here")
             raise StreamError("invalid-from", f"{sender.host} is not authenticated on this stream")
@@ -208,6 +212,8 @@ class ServerStream(XmlStream):
             self.manager.refused(self, sender.host, decision.reason)
             self._refuse(stanza, StanzaError(decision.condition, decision.reason))
             return None
+        if stanza.kind == "message":
+            stanza = unforged(stanza, self.manager.domains)
         return self.manager.router.route(stanza, self)
 
     def _refuse(self, stanza: Stanza, error: StanzaError) -> None:
@@ -268,8 +274,10 @@ class IncomingServerStream(ServerStream):
         if to is None or to not in self.manager.domains:
             raise StreamError("host-unknown",
                               f"this server does not serve {header.attributes.get('to')!r}")
-        if header.attributes.get("version") != "1.0":
-            raise StreamError("unsupported-version", "only XMPP 1.0 streams are supported")
+        version = answer_version(header.attributes.get("version"))
+        if not version.supported:
+            self.send_header(to, version=version.header)
+            raise StreamError("unsupported-version", "only XMPP 1.x streams are supported")
         self.local_domain = to
         self.dialback_allowed = header.prefixes.get("db") == ns.DIALBACK
         claimed = domain_or_none(header.attributes.get("from"))
@@ -310,11 +318,27 @@ class IncomingServerStream(ServerStream):
             if check is not None and check.valid:
                 mechanisms = features.addElement((ns.SASL, "mechanisms"))
                 mechanisms.addElement("mechanism", content="EXTERNAL")
-        if self.dialback_allowed and (hint is None or policy.can_offer_dialback(hint)):
+        if self.dialback_allowed and self._dialback_possible(hint):
             features.addElement((ns.DIALBACK_FEATURE, "dialback")).addElement("errors")
         if self.manager.bidi:  # before and after TLS (XEP-0288 §2.1)
             features.addElement((ns.BIDI_FEATURE, "bidi"))
         return features
+
+    def _tls_mandatory(self, domain: str | None) -> bool:
+        """Whether STARTTLS is mandatory-to-negotiate before ``domain`` may authenticate
+        (RFC 6120 §5.3.1): we offer TLS, have not got it, and the peer's level asks for it
+        or the peer did not say who it is (then <required/> was in our features)."""
+        if self.secure or self.manager.tls is None:
+            return False
+        return domain is None or self.remote_domain is None \
+            or self.manager.policy.needs_tls(domain)
+
+    def _dialback_possible(self, hint: str | None) -> bool:
+        """Dialback is offered only where it could satisfy the policy: never where a
+        certificate is needed, and not before a mandatory STARTTLS."""
+        if hint is not None and not self.manager.policy.can_offer_dialback(hint):
+            return False
+        return not self._tls_mandatory(hint)
 
     def element_received(self, element: domish.Element):
         if (element.uri, element.name) == (ns.STREAMS, "error"):
@@ -406,6 +430,11 @@ class IncomingServerStream(ServerStream):
         db = dialback.read(element)
         if db.type is not None:  # we never ask on an incoming stream: unsolicited
             raise StreamError("bad-format", "dialback answers do not belong on an incoming stream")
+        if db.name == "result" and self._tls_mandatory(db.sender):
+            # RFC 6120 §5.3.1: TLS is mandatory-to-negotiate for this peer; authenticating
+            # in the clear is a policy violation, not a dialback to answer
+            self.manager.refused(self, db.sender, "dialback before STARTTLS, TLS required")
+            raise StreamError("policy-violation", "STARTTLS is required before dialback")
         return self._dialback_request(db)
 
 

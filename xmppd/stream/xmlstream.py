@@ -195,10 +195,12 @@ class XmlStream(Protocol):
         self.lang = header.attributes.get("xml:lang") or "en"
         self.header_received(header)
 
-    def send_header(self, from_: str | None, to: str | None = None) -> None:
-        """Our stream header; the receiving side names the stream (RFC 6120 §4.7.3)."""
+    def send_header(self, from_: str | None, to: str | None = None,
+                    version: str | None = "1.0") -> None:
+        """Our stream header; the receiving side names the stream (RFC 6120 §4.7.3) and
+        answers with the version xmppd.stream.version chose (None: no attribute)."""
         self.stream_id = secrets.token_urlsafe(12) if self.receiving else None
-        self.write(stream_header(to=to, from_=from_, id=self.stream_id,
+        self.write(stream_header(to=to, from_=from_, id=self.stream_id, version=version,
                                            content_ns=self.content_ns, lang=self.lang,
                                            prefixes=self.prefixes))
         self.header_sent = True
