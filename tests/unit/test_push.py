@@ -186,6 +186,26 @@ class NotifyTests(PushCase):
         self.assertEqual(summary(iq)["message-count"], ("1",))
         self.assertIsNone(publish_options(iq))
 
+    async def test_a_rooms_message_to_a_hibernated_resource_pushes(self):
+        phone = await self.register()
+        await self.hibernate(phone)
+        self.bob.feed("<message to='alice@localhost/phone' type='groupchat' id='g1'>"
+                      "<subject>no content: no push</subject></message>")
+        await self.settle(self.bob)
+        self.assertEqual(publishes(self.app.elements()), [])
+        self.bob.feed("<message to='alice@localhost/phone' type='groupchat' id='g2'>"
+                      "<body>in the room</body></message>")
+        iq = await self.next_publish()
+        self.assertEqual(summary(iq)["message-count"], ("1",))
+
+    async def test_a_rooms_message_to_a_live_resource_does_not_push(self):
+        await self.register()
+        self.bob.feed("<message to='alice@localhost/phone' type='groupchat' id='g1'>"
+                      "<body>in the room</body></message>")
+        await self.settle(self.bob)
+        await self.settle(self.app)
+        self.assertEqual(publishes(self.app.elements()), [])
+
     async def test_a_live_session_means_no_push(self):
         phone = await self.register()
         await self.hibernate(phone)

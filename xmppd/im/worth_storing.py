@@ -31,6 +31,12 @@ def worth_storing(element: domish.Element) -> bool:
     sender said ``<no-store/>``."""
     if element.getAttribute("type", "normal") not in STORED_TYPES:
         return False
+    return carries_content(element)
+
+
+def carries_content(element: domish.Element) -> bool:
+    """True for a message of any type with content or a ``<store/>`` hint, unless the sender
+    said ``<no-store/>`` (a room's message that is worth waking a phone for)."""
     content = False
     for child in element.elements():
         uri, name = child.uri, child.name

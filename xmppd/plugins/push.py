@@ -36,7 +36,7 @@ from zope.interface import implementer
 from xmppd import events, ns
 from xmppd.errors import StanzaError
 from xmppd.forms import Form, FormError, find_form, make_field
-from xmppd.im.worth_storing import STORED_TYPES, worth_storing
+from xmppd.im.worth_storing import STORED_TYPES, carries_content, worth_storing
 from xmppd.interfaces import IXmppdPlugin
 from xmppd.iq_tracker import IQTimeout
 from xmppd.jid import JID, InvalidJID, parse_jid
@@ -89,6 +89,7 @@ class Push:
             ctx.iq("set", ns.PUSH, name, not_yours, to="bare")
         for type in STORED_TYPES:
             ctx.stanza("message", type, ("bare", "full"), pusher.received, PRIORITY)
+        ctx.stanza("message", "groupchat", "full", pusher.received_groupchat, PRIORITY)
         for event in (events.SESSION_BOUND, events.SESSION_RESUMED):
             ctx.on(event, pusher.back_online)
         ctx.on(events.USER_DELETED, pusher.forget_account)
@@ -135,6 +136,7 @@ class Pusher:
     def __init__(self, ctx, settings: PushSettings) -> None:
         self._store = ctx.open_store(STORE, "map")
         self._resources = ctx.sessions.resources
+        self._session = ctx.sessions.get
         self._send_iq = ctx.send_iq
         self._seconds = ctx.reactor.seconds
         self._call_later = ctx.reactor.callLater
@@ -231,6 +233,19 @@ class Pusher:
         d = defer.ensureDeferred(self._notify(account, stanza))
         d.addErrback(_log_failure, account)
         return None  # delivery (or offline storage) goes on without waiting for us
+
+    def received_groupchat(self, stanza: Stanza, origin) -> None:
+        """A room's message for one resource: a push when that session is hibernating (a
+        phone that lost its connection is still in the room, XEP-0198, and must hear of it
+        as of a chat message; with the session gone there is no one in the room to tell)."""
+        session = self._session(stanza.recipient)
+        if (session is None or not session.hibernating
+                or not carries_content(stanza.element)):
+            return None
+        account = stanza.recipient.bare()
+        d = defer.ensureDeferred(self._notify(account, stanza))
+        d.addErrback(_log_failure, account)
+        return None
 
     def _live(self, account: JID) -> bool:
         """A session bound and connected gets the message itself: no need to wake a phone."""
