@@ -34,6 +34,7 @@ from xmppd.config import load_config
 from xmppd.storage import open_storage
 
 PROG = "xmppdctl"
+CHECK_AREAS = ("config", "dns", "certificates", "connectivity")  # xmppd.check.runner.AREAS
 DEFAULT_CONFIG = "etc/xmppd.toml"
 CONFIG_VARIABLE = "XMPPD_CONFIG"
 PASSWORD_HELP = (
@@ -123,6 +124,17 @@ def count(template: str, none: str) -> Show:
     return show
 
 
+def show_reload(result: Any, values: Mapping[str, Any], out: TextIO) -> None:
+    """One line per change applied, per change that needs a restart, per problem; a
+    problem makes the command fail (the server kept what it had for that part)."""
+    for line in result.get("applied", []):
+        print(f"applied: {line}", file=out)
+    for line in result.get("restart", []):
+        print(f"needs a restart: {line}", file=out)
+    if result.get("problems"):
+        raise control.ControlError("reload: " + " | ".join(result["problems"]))
+
+
 def show_deleted(result: Any, values: Mapping[str, Any], out: TextIO) -> None:
     ended = f", ended {result} session{'' if result == 1 else 's'}" if result else ""
     print(f"deleted {values['account']}{ended}", file=out)
@@ -158,6 +170,9 @@ COMMANDS: dict[str, Command] = {
                                "no s2s link with {domain}")),
     "commands": Command(control.COMMANDS_CALL, True, (), "list the commands the running "
                         "server's plugins add (e.g. trust, incident)"),
+    "reload": Command("reload", True, (), "reload the config and certificates in the running "
+                      "server, as SIGHUP does (what cannot change at run time is named)",
+                      show_reload),
 }
 PLUGIN_EPILOG = ("The running server's plugins add commands of their own, e.g. "
                  "`trust request DOMAIN` (server_trust) or `incident list` (incident): "
@@ -187,6 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(spec.rstrip("?"), metavar=argument.metavar, help=argument.help,
                              nargs="?" if spec.endswith("?") else None)
 
+    check = commands.add_parser(
+        "check", help="check the config, DNS, certificates and our ports; one line per "
+                      "finding, exit 1 on any warning or error")
+    check.add_argument("--only", action="append", choices=CHECK_AREAS, metavar="AREA",
+                       help=f"check only this area (repeatable): {', '.join(CHECK_AREAS)}")
+    check.add_argument("--dns", action="append", default=[], metavar="HOST:PORT",
+                       help="ask this DNS server (repeatable; default: [s2s] dns_servers, "
+                            "else the system's)")
+    check.add_argument("--warn-days", type=int, default=14, metavar="DAYS",
+                       help="warn about certificates expiring within DAYS (default 14)")
+
     hashpw = commands.add_parser(
         "hash-password", help="print a hash for the config's manhole.password_hash"
     )
@@ -200,7 +226,7 @@ def plugin_words(argv: list[str]) -> tuple[str | None, list[str]] | None:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, words = pre.parse_known_args(argv)
-    core = {name.split()[0] for name in COMMANDS} | {"hash-password"}
+    core = {name.split()[0] for name in COMMANDS} | {"hash-password", "check"}
     if not words or words[0].startswith("-") or words[0] in core:
         return None
     return known.config, words
@@ -217,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "hash-password":
             print(hash_password(read_password(args.password)))
             return 0
+        if args.command == "check":  # before load_config: its problems are findings
+            return _main_check(args)
         config = load_config(args.config)
         if "password" in args:
             args.password = read_password(args.password)
@@ -227,6 +255,30 @@ def main(argv: list[str] | None = None) -> int:
         return report(error)
     try:
         task.react(_react_main, (config, args))
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 1
+    return 0  # not reached: react always exits
+
+
+def _main_check(args: argparse.Namespace) -> int:
+    from xmppd.check.runner import CheckOptions, run_check
+
+    servers = []
+    for value in args.dns:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit():
+            return report(ValueError(f"--dns {value}: expected HOST:PORT, e.g. 127.0.0.1:53"))
+        servers.append((host.strip("[]"), int(port)))
+    options = CheckOptions(areas=args.only or CHECK_AREAS, dns_servers=servers,
+                           warn_days=args.warn_days)
+
+    async def checked(reactor) -> None:
+        status = await run_check(reactor, args.config, options)
+        if status:
+            raise SystemExit(status)
+
+    try:
+        task.react(checked)
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else 1
     return 0  # not reached: react always exits
