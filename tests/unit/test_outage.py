@@ -107,5 +107,12 @@ class OutageOptionTests(SynchronousTestCase):
         settings = self.configure(addresses=[ADDRESS])
         self.assertEqual((settings.addresses, settings.status_file), ((ADDRESS,), None))
 
+    def test_without_a_status_file_the_commands_refuse(self):
+        plugin = OutageStatus()
+        plugin.settings = self.configure(addresses=[ADDRESS])
+        for command, words in ((plugin.set_outage, ("planned", "x")), (plugin.clear_outage, ())):
+            failure = self.failureResultOf(command(*words), ValueError)
+            self.assertIn("status_file", str(failure.value))
+
     def test_no_outage_is_an_empty_object(self):
         self.assertEqual(status_document(None), {})

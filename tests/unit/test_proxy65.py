@@ -220,6 +220,20 @@ class Proxy65ServerTests(DevicesCase):
                                "disco#items'/>", to="localhost")
         self.assertIn("proxy.localhost", [i["jid"] for i in next(items.elements()).elements()])
 
+    async def test_reload_listens_again(self):
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+        from twisted.internet.protocol import Protocol
+
+        await self.fixture.registry.reload("proxy65")
+        connected = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port),
+                                          Protocol())
+        connected.transport.loseConnection()
+        alice = await self.online("alice", "phone")
+        answer = await self.ask(alice, "get", f"<query xmlns='{NS_BYTESTREAMS}'/>",
+                                to="proxy.localhost")
+        self.assertEqual(answer["type"], "result")
+
     async def test_activation_errors(self):
         alice = await self.online("alice", "phone")
         for payload, condition in (

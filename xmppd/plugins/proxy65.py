@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTCP
 from twisted.words.xish import domish
 from zope.interface import implementer
@@ -80,11 +81,16 @@ class Proxy65:
                                                        maximum=65535),
                                bind=options.option_str("bind", "0.0.0.0"), limits=limits)
 
-    def setup(self, ctx) -> None:
+    _closing: defer.Deferred | None = None  # the listener of a stopped run, still closing
+
+    @defer.inlineCallbacks
+    def setup(self, ctx):
         settings = ctx.settings if isinstance(ctx.settings, Proxy65Settings) \
             else self.configure(ctx)
         self.ctx = ctx
         self.settings = settings
+        if self._closing is not None:  # a reload: the port is free once the old one closed
+            yield self._closing
         self.broker = Broker(ctx.reactor, settings.limits)
         self.port = tcp_reactor(ctx.reactor).listenTCP(
             settings.port, Socks5Factory(self.broker), interface=settings.bind)
@@ -97,8 +103,13 @@ class Proxy65:
                  port=settings.port)
 
     def teardown(self) -> None:
-        self.port.stopListening()
+        closing = self._closing = defer.maybeDeferred(self.port.stopListening)
+        closing.addBoth(self._closed, closing)
         self.broker.close()
+
+    def _closed(self, result, closing: defer.Deferred) -> None:
+        if self._closing is closing:
+            self._closing = None
 
     def _requester(self, stanza: Stanza) -> str:
         sender = stanza.sender
