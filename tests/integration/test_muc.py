@@ -1,0 +1,281 @@
+"""Group chat (XEP-0045) on conference.localhost over real TLS with slixmpp's own plugins
+(xep_0045, xep_0410, xep_0421, xep_0313, xep_0425, xep_0249): room set-up and config,
+joining after it, history, messages, private messages, nick changes, leaving, kicks, bans,
+invitations, the error paths, persistence across a restart, self-ping, occupant ids, the
+room's archive and moderation."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import pytest
+from slixmpp.exceptions import IqError, PresenceError
+
+from tests.integration.conftest import PASSWORD
+from tests.integration.serverproc import XmppdProcess
+from tests.integration.test_im import Inbox
+from tests.integration.test_pep import close, run, stop
+
+PLUGINS = ('[plugins]\nenabled = ["disco", "ping", "roster", "presence", "offline", '
+           '"carbons", "muc"]\n')
+CLIENT_PLUGINS = ("xep_0030", "xep_0045", "xep_0199", "xep_0410", "xep_0421", "xep_0313",
+                  "xep_0425", "xep_0249", "xep_0359", "xep_0054")
+ROOM = "lounge@conference.localhost"
+
+
+@pytest.fixture
+def server(tmp_path):
+    proc = XmppdProcess(tmp_path, extra=PLUGINS)
+    for user in ("alice", "bob", "carol"):
+        assert proc.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
+    proc.start()
+    yield proc
+    stop(proc)
+
+
+async def connect(proc: XmppdProcess, jid: str):
+    """A slixmpp client with the MUC plugins, logged in and available."""
+    from slixmpp import ClientXMPP
+
+    client = ClientXMPP(jid, PASSWORD, sasl_mech="SCRAM-SHA-256")
+    client.enable_direct_tls = False
+    client.ssl_context = ssl.create_default_context(cafile=str(proc.cert))
+    for plugin in CLIENT_PLUGINS:
+        client.register_plugin(plugin)
+    started = asyncio.get_running_loop().create_future()
+    client.add_event_handler("session_start", lambda _: started.done() or started.set_result(1))
+    client.connect("127.0.0.1", proc.c2s_port)
+    await asyncio.wait_for(started, 15)
+    client.send_presence()
+    return client
+
+
+def muc(client):
+    return client.plugin["xep_0045"]
+
+
+async def configure(client, room: str = ROOM, **values) -> None:
+    """Fetch the owner form and submit it with ``values`` (muc#roomconfig_ field names)."""
+    form = await muc(client).get_room_config(room, timeout=10)
+    submitted = client.plugin["xep_0004"].make_form(ftype="submit")
+    submitted.add_field(var="FORM_TYPE", value="http://jabber.org/protocol/muc#roomconfig",
+                        ftype="hidden")
+    for var, value in values.items():
+        field = form.get_fields()[f"muc#roomconfig_{var}"]
+        submitted.add_field(var=f"muc#roomconfig_{var}", value=value, ftype=field["type"])
+    await muc(client).set_room_config(room, submitted, timeout=10)
+
+
+async def create(client, nick: str, room: str = ROOM, **values) -> None:
+    """Create a reserved room (locked until configured), then configure it."""
+    presence, _subject, _occupants, _history = await muc(client).join_muc_wait(
+        room, nick, timeout=10)
+    assert {"110", "201"} <= set(status_codes(presence))
+    await configure(client, room, **values)
+
+
+def status_codes(stanza) -> list[str]:
+    return [status.get("code") for status in stanza.xml.iter(
+        "{http://jabber.org/protocol/muc#user}status")]
+
+
+def item_of(presence):
+    return presence.xml.find("{http://jabber.org/protocol/muc#user}x/"
+                             "{http://jabber.org/protocol/muc#user}item")
+
+
+def body_is(text: str):
+    return lambda message: message["body"] == text
+
+
+def test_room_setup_join_messages_pm_nick_change_and_leave(server):
+    async def scenario():
+        alice = await connect(server, "alice@localhost/phone")
+        bob = await connect(server, "bob@localhost/pc")
+        await create(alice, "Alice", roomname="Lounge", persistentroom=True)
+        info = await alice.plugin["xep_0030"].get_info(jid=ROOM, timeout=10)
+        features = info["disco_info"]["features"]
+        assert {"http://jabber.org/protocol/muc", "muc_persistent", "muc_open",
+                "muc_semianonymous", "urn:xmpp:occupant-id:0"} <= set(features)
+        listed = await bob.plugin["xep_0030"].get_items(jid="conference.localhost", timeout=10)
+        assert [jid for jid, _, _ in listed["disco_items"]["items"]] == [ROOM]
+        services = await bob.plugin["xep_0030"].get_items(jid="localhost", timeout=10)
+        assert "conference.localhost" in [jid for jid, _, _ in services["disco_items"]["items"]]
+
+        alice_messages = Inbox(alice, "groupchat_message")
+        bob_messages = Inbox(bob, "groupchat_message")
+        bob_presences = Inbox(bob, "muc::%s::presence" % ROOM)
+        presence, _, occupants, _ = await muc(bob).join_muc_wait(ROOM, "Bob", timeout=10)
+        assert presence["muc"]["role"] == "participant"
+        by_nick = {p["from"].resource: p for p in occupants}
+        assert set(by_nick) == {"Alice", "Bob"}
+        assert by_nick["Alice"]["muc"]["affiliation"] == "owner"
+        assert "jid" not in item_of(by_nick["Alice"]).attrib  # semi-anonymous
+
+        alice.send_message(mto=ROOM, mbody="hello room", mtype="groupchat")
+        for inbox in (alice_messages, bob_messages):
+            got = await inbox.wait_for(body_is("hello room"), timeout=10)
+            assert str(got["from"]) == f"{ROOM}/Alice"
+            assert got["stanza_id"]["by"] == ROOM and got["stanza_id"]["id"]
+            assert got["occupant-id"]["id"]
+
+        pms = Inbox(bob, "message")
+        alice.send_message(mto=f"{ROOM}/Bob", mbody="psst", mtype="chat")
+        pm = await pms.wait_for(body_is("psst"), timeout=10)
+        assert str(pm["from"]) == f"{ROOM}/Alice" and pm["type"] == "chat"
+
+        await muc(bob).set_self_nick(ROOM, "Robert", timeout=10)
+        changed = await bob_presences.wait_for(
+            lambda p: p["type"] == "unavailable" and "303" in status_codes(p), timeout=10)
+        assert item_of(changed).get("nick") == "Robert"
+        assert muc(alice).get_roster(ROOM) and "Robert" in muc(alice).get_roster(ROOM)
+
+        alice_presences = Inbox(alice, "muc::%s::presence" % ROOM)
+        muc(bob).leave_muc(ROOM, "Robert", "bye")
+        gone = await alice_presences.wait_for(
+            lambda p: p["type"] == "unavailable" and str(p["from"]) == f"{ROOM}/Robert",
+            timeout=10)
+        assert gone["status"] == "bye"
+        await close(alice, bob)
+
+    run(scenario)
+
+
+def test_error_paths(server):
+    """Password, nick taken, visitor in a moderated room, non-owner configuring,
+    members-only."""
+    async def scenario():
+        alice = await connect(server, "alice@localhost/phone")
+        bob = await connect(server, "bob@localhost/pc")
+        carol = await connect(server, "carol@localhost/pad")
+        await create(alice, "Alice", moderatedroom=True, passwordprotectedroom=True,
+                     roomsecret="s3cret")
+        with pytest.raises(PresenceError) as refused:
+            await muc(bob).join_muc_wait(ROOM, "Bob", timeout=10)
+        assert refused.value.condition == "not-authorized"
+        presence, *_ = await muc(bob).join_muc_wait(ROOM, "Bob", password="s3cret", timeout=10)
+        assert presence["muc"]["role"] == "visitor"
+        with pytest.raises(PresenceError) as taken:
+            await muc(carol).join_muc_wait(ROOM, "Bob", password="s3cret", timeout=10)
+        assert taken.value.condition == "conflict"
+
+        errors = Inbox(bob, "message_error")
+        bob.send_message(mto=ROOM, mbody="may I?", mtype="groupchat")
+        error = await errors.wait_for(lambda m: True, timeout=10)
+        assert error["error"]["condition"] == "forbidden"
+        with pytest.raises(IqError) as not_owner:
+            await muc(bob).get_room_config(ROOM, timeout=10)
+        assert not_owner.value.iq["error"]["condition"] == "forbidden"
+
+        await configure(alice, membersonly=True)
+        with pytest.raises(PresenceError) as members:
+            await muc(carol).join_muc_wait(ROOM, "Carol", password="s3cret", timeout=10)
+        assert members.value.condition == "registration-required"
+        await close(alice, bob, carol)
+
+    run(scenario)
+
+
+def test_kick_ban_roles_and_affiliation_lists(server):
+    async def scenario():
+        alice = await connect(server, "alice@localhost/phone")
+        bob = await connect(server, "bob@localhost/pc")
+        carol = await connect(server, "carol@localhost/pad")
+        await create(alice, "Alice")
+        await muc(bob).join_muc_wait(ROOM, "Bob", timeout=10)
+        await muc(carol).join_muc_wait(ROOM, "Carol", timeout=10)
+        bob_presences = Inbox(bob, "muc::%s::presence" % ROOM)
+        carol_presences = Inbox(carol, "muc::%s::presence" % ROOM)
+
+        with pytest.raises(IqError) as not_moderator:
+            await muc(bob).set_role(ROOM, "Carol", "none", timeout=10)
+        assert not_moderator.value.iq["error"]["condition"] == "forbidden"
+        await muc(alice).set_role(ROOM, "Bob", "none", reason="calm down", timeout=10)
+        kicked = await bob_presences.wait_for(
+            lambda p: p["type"] == "unavailable" and "307" in status_codes(p), timeout=10)
+        assert "110" in status_codes(kicked)
+        assert item_of(kicked).find("{http://jabber.org/protocol/muc#user}actor").get(
+            "nick") == "Alice"
+
+        await muc(alice).set_affiliation(ROOM, "outcast", jid="carol@localhost", timeout=10)
+        await carol_presences.wait_for(
+            lambda p: p["type"] == "unavailable" and "301" in status_codes(p), timeout=10)
+        with pytest.raises(PresenceError) as banned:
+            await muc(carol).join_muc_wait(ROOM, "Carol", timeout=10)
+        assert banned.value.condition == "forbidden"
+        outcasts = await muc(alice).get_affiliation_list(ROOM, "outcast", timeout=10)
+        assert [str(jid) for jid in outcasts] == ["carol@localhost"]
+
+        await muc(bob).join_muc_wait(ROOM, "Bob", timeout=10)
+        await muc(alice).set_role(ROOM, "Bob", "moderator", timeout=10)
+        moderators = await muc(alice).get_roles_list(ROOM, "moderator", timeout=10)
+        assert sorted(moderators) == ["Alice", "Bob"]
+        with pytest.raises(IqError) as last_owner:
+            await muc(alice).set_affiliation(ROOM, "admin", jid="alice@localhost", timeout=10)
+        assert last_owner.value.iq["error"]["condition"] == "conflict"
+        await close(alice, bob, carol)
+
+    run(scenario)
+
+
+def test_invitations_mediated_and_direct(server):
+    async def scenario():
+        alice = await connect(server, "alice@localhost/phone")
+        bob = await connect(server, "bob@localhost/pc")
+        carol = await connect(server, "carol@localhost/pad")
+        await create(alice, "Alice", membersonly=True)
+        invites = Inbox(bob, "groupchat_invite")
+        muc(alice).invite(ROOM, "bob@localhost", reason="join us")
+        invite = await invites.wait_for(lambda m: True, timeout=10)
+        assert str(invite["from"]) == ROOM
+        assert invite["muc"]["invite"]["reason"] == "join us"
+        presence, *_ = await muc(bob).join_muc_wait(ROOM, "Bob", timeout=10)
+        assert presence["muc"]["affiliation"] == "member"
+
+        direct = Inbox(carol, "groupchat_direct_invite")
+        bob.plugin["xep_0249"].send_invitation("carol@localhost", ROOM, reason="come")
+        got = await direct.wait_for(lambda m: True, timeout=10)
+        assert str(got["groupchat_invite"]["jid"]) == ROOM
+        with pytest.raises(PresenceError) as members:
+            await muc(carol).join_muc_wait(ROOM, "Carol", timeout=10)
+        assert members.value.condition == "registration-required"
+        await close(alice, bob, carol)
+
+    run(scenario)
+
+
+def test_history_subject_and_persistence_across_a_restart(server):
+    async def scenario():
+        alice = await connect(server, "alice@localhost/phone")
+        await create(alice, "Alice", persistentroom=True, roomname="Kept",
+                     historylength="2")
+        muc(alice).set_subject(ROOM, "Today: tests")
+        for n in range(3):
+            alice.send_message(mto=ROOM, mbody=f"line {n}", mtype="groupchat")
+        await asyncio.sleep(0.5)
+        await muc(alice).set_affiliation(ROOM, "member", jid="carol@localhost", timeout=10)
+        bob = await connect(server, "bob@localhost/pc")
+        _, subject, _, history = await muc(bob).join_muc_wait(ROOM, "Bob", maxstanzas=5,
+                                                              timeout=10)
+        assert [m["body"] for m in history] == ["line 1", "line 2"]
+        assert subject["subject"] == "Today: tests"
+        await close(alice, bob)
+
+    run(scenario)
+    assert server.stop() == 0
+    server.start()
+
+    async def after():
+        alice = await connect(server, "alice@localhost/phone")
+        info = await alice.plugin["xep_0030"].get_info(jid=ROOM, timeout=10)
+        assert "muc_persistent" in info["disco_info"]["features"]
+        assert [identity[3] for identity in info["disco_info"]["identities"]] == ["Kept"]
+        members = await muc(alice).get_affiliation_list(ROOM, "member", timeout=10)
+        assert [str(jid) for jid in members] == ["carol@localhost"]
+        presence, subject, _, _ = await muc(alice).join_muc_wait(ROOM, "Alice", timeout=10)
+        assert presence["muc"]["affiliation"] == "owner"
+        assert subject["subject"] == "Today: tests"
+        await close(alice)
+
+    run(after)

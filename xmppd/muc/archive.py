@@ -1,0 +1,99 @@
+# -*- test-case-name: tests.unit.test_muc_archive -*-
+"""XEP-0313 on a room: its groupchat messages, kept when the owner enabled logging, each
+under the stanza-id the room stamped (by = the room), queried at the room's JID with MAM's
+own query and result code (xmppd.mam.query); XEP-0425 tombstones replace a moderated
+message's content in the archive.
+
+Who may read: anyone who could enter (not an outcast; a member or more in a members-only
+room). Entries are the messages as broadcast, so a semi-anonymous room's archive shows
+nicks and occupant-ids, never real JIDs."""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.words.xish import domish
+
+from xmppd.errors import StanzaError
+from xmppd.jid import JID
+from xmppd.logs import get_logger
+from xmppd.mam.query import fin, parse_query, result_messages
+from xmppd.storage import ArchiveEntryNotFound
+from xmppd.storage.records import ArchiveEntry
+from xmppd.xml.stored import stanza_from_text, stanza_to_text
+
+log = get_logger(__name__)
+
+STORE = "muc_archive"
+
+
+class RoomArchive:
+    """The archives of the service's rooms, one archive-store owner per room."""
+
+    def __init__(self, store, page_size: int = 50, max_page: int = 250) -> None:
+        self.store = store
+        self.page_size = page_size
+        self.max_page = max_page
+        self._pending: dict[str, list[defer.Deferred]] = {}
+
+    def add(self, room, message: domish.Element, stanza_id: str, stamp: float) -> None:
+        """Keep a broadcast message; queries of the room wait for the write."""
+        owner = room.jid.full()
+        entry = ArchiveEntry(stamp, message["from"], stanza_to_text(message), stanza_id)
+        d = self.store.append(owner, entry)
+        waiting = self._pending.setdefault(owner, [])
+        waiting.append(d)
+        d.addErrback(lambda failure: log.failure("room archive write failed", failure))
+        d.addBoth(lambda _: waiting.remove(d) if d in waiting else None)
+
+    async def settled(self, owner: str) -> None:
+        for d in list(self._pending.get(owner, ())):
+            await defer.DeferredList([d])
+
+    async def query(self, room, sender: JID, query: domish.Element,
+                    send) -> domish.Element:
+        if not may_read(room, sender):
+            raise StanzaError("forbidden", "only those who may enter the room read its archive")
+        request = parse_query(query, default_max=self.page_size, limit=self.max_page)
+        owner = room.jid.full()
+        await self.settled(owner)
+        try:
+            page = await self.store.query(owner, request.query)
+        except ArchiveEntryNotFound as error:
+            raise StanzaError("item-not-found", "no such id in the archive") from error
+        for message in result_messages(page, request, sender.full(), owner):
+            send(message)
+        return fin(page)
+
+    async def tombstone(self, room, stanza_id: str, retracted: domish.Element) -> bool:
+        """Replace the message's content with ``retracted`` (XEP-0425 §5); False when the
+        archive has no such message."""
+        owner = room.jid.full()
+        await self.settled(owner)
+        entry = await self.store.get(owner, stanza_id)
+        if entry is None:
+            return False
+        original = stanza_from_text(entry.payload)
+        if original is None:
+            return False
+        await self.store.update_payload(owner, stanza_id, stanza_to_text(
+            tombstone_of(original, retracted)))
+        return True
+
+
+def tombstone_of(original: domish.Element, retracted: domish.Element) -> domish.Element:
+    """The message with its content gone: addresses, id, occupant-id and stanza-id kept."""
+    kept = domish.Element((None, "message"), attribs=dict(original.attributes))
+    for child in original.elements():
+        if child.name in ("occupant-id", "stanza-id"):
+            kept.addChild(child)
+    kept.addChild(retracted)
+    return kept
+
+
+def may_read(room, sender: JID) -> bool:
+    affiliation = room.affiliation(sender)
+    if affiliation == "outcast":
+        return False
+    if room.config.members_only:
+        return affiliation != "none"
+    return True

@@ -1,0 +1,251 @@
+# -*- test-case-name: tests.unit.test_muc_service -*-
+"""The rooms of one MUC service and the stanzas addressed to them: each room's stanzas to
+the module of its job (join, messages, admin, moderation, archive, vcard), rooms made on
+first entry, dropped when a temporary room empties, kept and loaded when persistent."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from twisted.internet import defer
+from twisted.words.xish import domish
+
+from xmppd import ns
+from xmppd.errors import StanzaError
+from xmppd.jid import JID
+from xmppd.logs import get_logger
+from xmppd.muc import admin, join, messages, moderation, store, vcard
+from xmppd.muc.admin import Limits
+from xmppd.muc.archive import RoomArchive
+from xmppd.muc.config import RoomConfig
+from xmppd.muc.discovery import info_query, public_items, room_info
+from xmppd.muc.room import Room
+from xmppd.stanza import Stanza
+
+log = get_logger(__name__)
+
+SECRET_BYTES = 32
+
+
+class MucService:
+    """Every room of the service's domains, by bare JID."""
+
+    def __init__(self, *, send: Callable[[domish.Element], object], clock: Callable[[], float],
+                 rooms: store.RoomStore, archive: RoomArchive | None, limits: Limits,
+                 may_create: Callable[[JID], bool], defaults: RoomConfig,
+                 new_id: Callable[[], str], max_vcard: int = 65536) -> None:
+        self.send = send
+        self.clock = clock
+        self.store = rooms
+        self.archive = archive
+        self.limits = limits
+        self.may_create = may_create
+        self.defaults = defaults
+        self.new_id = new_id
+        self.max_vcard = max_vcard
+        self.rooms: dict[JID, Room] = {}
+        self._stored: set[JID] = set()
+        self._saving: dict[JID, defer.Deferred] = {}
+
+    # -- rooms
+
+    def new_room(self, jid: JID, config: RoomConfig, secret: bytes | None = None) -> Room:
+        room = Room(jid, config, secret or os.urandom(SECRET_BYTES), send=self.send,
+                    clock=self.clock, changed=self.changed, new_id=self.new_id,
+                    archive=self._archive)
+        self.rooms[jid] = room
+        return room
+
+    async def load(self, domains) -> int:
+        """The persistent rooms of ``domains`` back in memory; how many."""
+        count = 0
+        for domain in sorted(domains):
+            records = await self.store.load(domain)
+            for local, record in records.items():
+                jid = JID(local, domain)
+                room = self.new_room(jid, RoomConfig(), store.secret_of(record))
+                store.restore(room, record)
+                vcard.restore_hash(room)
+                self._stored.add(jid)
+                count += 1
+        return count
+
+    def changed(self, room: Room) -> defer.Deferred | None:
+        """A persistent room saved (a temporary one deleted if it was kept)."""
+        if room.destroyed or room.locked:
+            return None
+        if room.config.persistent:
+            self._stored.add(room.jid)
+            d = self.store.save(room)
+        elif room.jid in self._stored:
+            self._stored.discard(room.jid)
+            d = self.store.delete(room.jid)
+        else:
+            return None
+        return self._track(room.jid, d)
+
+    def _track(self, jid: JID, d: defer.Deferred) -> defer.Deferred:
+        """Remember the write, so that the answer to the IQ that made it waits for it."""
+        self._saving[jid] = d
+        d.addErrback(lambda failure: log.failure("room {room} not saved", failure,
+                                                 room=jid.full()))
+        d.addBoth(self._saved, jid, d)
+        return d
+
+    def _saved(self, _result, jid: JID, d: defer.Deferred) -> None:
+        if self._saving.get(jid) is d:
+            del self._saving[jid]
+
+    async def saved(self, room: Room) -> None:
+        d = self._saving.get(room.jid)
+        if d is not None:
+            await defer.DeferredList([d])
+
+    def _archive(self, room: Room, message: domish.Element, stanza_id: str,
+                 stamp: float) -> None:
+        if self.archive is not None:
+            self.archive.add(room, message, stanza_id, stamp)
+
+    def drop_if_unused(self, room: Room) -> None:
+        if room.is_empty() and (not room.config.persistent or room.locked):
+            self.rooms.pop(room.jid, None)
+
+    def destroy(self, room: Room, element: domish.Element | None) -> None:
+        admin.destruction_notice(room, element)
+        room.destroyed = True
+        self.rooms.pop(room.jid, None)
+        if room.jid in self._stored:
+            self._stored.discard(room.jid)
+            self._track(room.jid, self.store.delete(room.jid))
+
+    def existing(self, jid: JID) -> Room:
+        room = self.rooms.get(jid.bare())
+        if room is None:
+            raise StanzaError("item-not-found", "no such room")
+        return room
+
+    # -- presence and messages
+
+    def on_presence(self, stanza: Stanza, origin=None) -> bool:
+        bare = stanza.recipient.bare()
+        room = self.rooms.get(bare)
+        created = False
+        if room is None:
+            if stanza.type != "available" or not stanza.recipient.resource:
+                return True
+            if not self.may_create(stanza.sender):
+                raise StanzaError("not-allowed", "you may not create rooms here")
+            room = self.new_room(bare, self.defaults)
+            room.set_affiliation(stanza.sender.bare(), "owner")
+            room.locked = join.muc_join_element(stanza.element) is not None
+            created = True
+        try:
+            maybe_empty = join.on_presence(room, stanza, created)
+        except StanzaError:
+            if created:
+                self.rooms.pop(bare, None)
+            raise
+        if maybe_empty:
+            self.drop_if_unused(room)
+        return True
+
+    def on_message(self, stanza: Stanza, origin=None) -> bool:
+        room = self.existing(stanza.recipient)
+        if stanza.type == "error":
+            occupant = room.occupants.of_session(stanza.sender)
+            if occupant is not None:  # a session gone without a word: out (§7.2.21)
+                join.leave(room, occupant, stanza.sender, None)
+                self.drop_if_unused(room)
+            return True
+        if stanza.recipient.resource is not None:
+            messages.on_private(room, stanza)
+        elif stanza.type == "groupchat":
+            messages.on_groupchat(room, stanza)
+        else:
+            messages.on_normal(room, stanza)
+        return True
+
+    # -- IQs to a room (answerers: the return is the result's payload)
+
+    def disco_info(self, stanza: Stanza, origin=None) -> domish.Element:
+        room = self.existing(stanza.recipient)
+        if stanza.payload().getAttribute("node"):
+            raise StanzaError("item-not-found", "a room has no disco nodes")
+        return info_query(room_info(room, self.archive is not None))
+
+    def disco_items(self, stanza: Stanza, origin=None) -> domish.Element:
+        self.existing(stanza.recipient)
+        return domish.Element((ns.DISCO_ITEMS, "query"))
+
+    def service_items(self, stanza: Stanza, node: str | None):
+        if node is not None:
+            return None
+        domain = stanza.recipient.host
+        return public_items(room for room in self.rooms.values() if room.jid.host == domain)
+
+    def admin_get(self, stanza: Stanza, origin=None) -> domish.Element:
+        return admin.get_list(self.existing(stanza.recipient), stanza.sender, stanza.payload())
+
+    async def admin_set(self, stanza: Stanza, origin=None) -> None:
+        room = self.existing(stanza.recipient)
+        admin.set_list(room, stanza.sender, stanza.payload())
+        await self.saved(room)
+        self.drop_if_unused(room)
+
+    def owner_get(self, stanza: Stanza, origin=None) -> domish.Element:
+        room = self.existing(stanza.recipient)
+        return admin.get_config(room, stanza.sender, self.limits)
+
+    async def owner_set(self, stanza: Stanza, origin=None) -> None:
+        room = self.existing(stanza.recipient)
+        admin.set_owner(room, stanza.sender, stanza.payload(), self.limits, self.destroy)
+        await self.saved(room)
+        if not room.destroyed:
+            self.drop_if_unused(room)
+
+    def vcard_get(self, stanza: Stanza, origin=None) -> domish.Element:
+        return vcard.get_vcard(self.existing(stanza.recipient))
+
+    async def vcard_set(self, stanza: Stanza, origin=None) -> None:
+        room = self.existing(stanza.recipient)
+        vcard.set_vcard(room, stanza.sender, stanza.payload(), self.max_vcard)
+        await self.saved(room)
+
+    async def mam_query(self, stanza: Stanza, origin=None) -> domish.Element:
+        room = self.existing(stanza.recipient)
+        if self.archive is None or not room.config.enable_logging:
+            raise StanzaError("service-unavailable", "this room keeps no archive")
+        return await self.archive.query(room, stanza.sender, stanza.payload(), self.send)
+
+    async def moderate(self, stanza: Stanza, origin=None) -> None:
+        room = self.existing(stanza.recipient)
+        nick = moderation.check_moderator(room, stanza.sender)
+        stanza_id, reason = moderation.parse_moderate(stanza.payload())
+        in_history = any(entry.stanza_id == stanza_id for entry in room.history.entries)
+        archived = False
+        if self.archive is not None:
+            tombstone = moderation.moderated(room, nick, stanza.sender, reason, "retracted",
+                                             self.clock())
+            archived = await self.archive.tombstone(room, stanza_id, tombstone)
+        if not (in_history or archived):
+            raise StanzaError("item-not-found", "no message of the room has this stanza-id")
+        room.history.remove(stanza_id)
+        message, retraction_id = moderation.retraction(room, stanza_id, nick, stanza.sender,
+                                                       reason)
+        if room.config.enable_logging:
+            self._archive(room, message, retraction_id, self.clock())
+        room.broadcast(message)
+
+    # -- IQs to an occupant
+
+    def occupant_ping(self, stanza: Stanza, origin=None) -> None:
+        """XEP-0410: the service answers for the occupant when the sender is joined under
+        that nick, and says not-acceptable when it is not."""
+        room = self.rooms.get(stanza.recipient.bare())
+        occupant = room.occupants.of_session(stanza.sender) if room is not None else None
+        if occupant is None:
+            raise StanzaError("not-acceptable", "you are not joined in this room")
+        if occupant.nick != stanza.recipient.resource:
+            raise StanzaError("service-unavailable", "IQs between occupants are not relayed")
+        return None
