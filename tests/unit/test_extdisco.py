@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.xish import domish
 
 from tests.devices_case import DevicesCase, error_condition
+from tests.sample_examples import sample_section
 from xmppd.errors import StanzaError
 from xmppd.jid import parse_jid
 from xmppd.options import PluginOptions
@@ -104,6 +105,9 @@ class CredentialTests(SynchronousTestCase):
 class ExtdiscoOptionTests(SynchronousTestCase):
     def configure(self, **section):
         return ExternalServiceDiscovery().configure(PluginOptions("extdisco", section))
+
+    def test_the_sample_config_example(self):
+        self.configure(**sample_section("extdisco"))
 
     def test_good(self):
         settings = self.configure(services=SERVICES, secret=SECRET)

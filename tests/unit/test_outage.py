@@ -10,6 +10,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.devices_case import DevicesCase
+from tests.sample_examples import sample_section
 from xmppd.forms import extended_info
 from xmppd.options import PluginOptions
 from xmppd.plugins.outage import NS_SOS, OutageStatus, status_document
@@ -88,6 +89,11 @@ class OutageServerTests(DevicesCase):
 class OutageOptionTests(SynchronousTestCase):
     def configure(self, **section):
         return OutageStatus().configure(PluginOptions("outage", section))
+
+    def test_the_sample_config_example(self):
+        # /var/www/status need not exist on the test machine: the rest is checked.
+        settings = self.configure(**dict(sample_section("outage"), status_file=""))
+        self.assertEqual(settings.addresses, ("https://status.example.org/xmpp.json",))
 
     def test_addresses_are_required_http_urls(self):
         for bad in (None, [], "https://a.example/s.json", ["ftp://a.example/s.json"],

@@ -12,6 +12,7 @@ from twisted.words.xish import domish
 
 from tests.devices_case import DevicesCase, error_condition
 from tests.integration.serverproc import free_port
+from tests.sample_examples import sample_section
 from xmppd.errors import StanzaError
 from xmppd.jid import parse_jid
 from xmppd.options import PluginOptions
@@ -264,6 +265,9 @@ class Proxy65ServerTests(DevicesCase):
 class Proxy65OptionTests(SynchronousTestCase):
     def configure(self, **section):
         return Proxy65().configure(PluginOptions("proxy65", section))
+
+    def test_the_sample_config_example(self):
+        self.configure(**sample_section("proxy65"))
 
     def test_defaults(self):
         settings = self.configure(host="203.0.113.5")
