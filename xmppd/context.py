@@ -185,6 +185,16 @@ class PluginContext(Registrations, PluginOptions):
         before authentication (xmppd.c2s.hooks.ClientHooks.claim_iq_before_auth)."""
         self._undo.append(self._server.c2s_hooks.claim_iq_before_auth(namespace, handler))
 
+    def sasl2_extension(self, extension, priority: int = 0) -> None:
+        """Add an xmppd.sasl2.Sasl2Extension: its SASL2 <inline/> feature, mechanisms,
+        work after authentication, inline resumption."""
+        self._undo.append(self._server.sasl2.add_extension(extension, priority))
+
+    def bind2_feature(self, namespace: str, handler: Callable) -> None:
+        """``handler(child, stream)`` enables ``namespace``'s feature inline in Bind 2 (a
+        child of <bind/>, the session just bound); what it returns goes into <bound/>."""
+        self._undo.append(self._server.sasl2.add_bind2_feature(namespace, handler))
+
     def attach_session(self, session, stream) -> None:
         self._server.c2s_hooks.attach(session, stream)
 

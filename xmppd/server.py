@@ -18,6 +18,7 @@ from xmppd.http.server import HttpServer
 from xmppd.interfaces import IServer
 from xmppd.limits.policy import Limits
 from xmppd.router import Router
+from xmppd.sasl2 import Sasl2Registry
 from xmppd.services import ServiceTable
 from xmppd.storage.auth import StorageAuthBackend
 
@@ -38,6 +39,7 @@ class Server:
         self.admin_commands = AdminCommands()  # what plugins add to xmppdctl and the manhole
         self.sessions = SessionRegistry(config.c2s.resource_conflict, config.c2s.max_resources)
         self.c2s_hooks = ClientHooks(self.sessions, self.emit, reactor)  # filters, keepers, claims
+        self.sasl2 = Sasl2Registry()  # what plugins inline in SASL2 and Bind 2 (xmppd.sasl2)
         self.router = Router(self.domains, self.sessions, reactor=reactor)
         self.dispatcher = self.router.dispatcher
         self.services = ServiceTable(self.router, self.domains)

@@ -13,6 +13,12 @@ the hash covers exactly the lists this stream's client was shown.
 
 Each failure is logged once, with the mechanism, the account when the client named one, the
 condition and the reason; never a password, proof or any other SASL payload.
+
+SASL2 (XEP-0388, ``urn:xmpp:sasl:2``) runs here too, on encrypted streams only, with the same
+mechanism objects, retry limit, downgrade protection (XEP-0474: SASL2 advertises the same
+mechanism list, so the same ``h=``) and log lines; only the elements differ
+(xmppd.sasl2.elements), mechanisms that plugins add (FAST's HT-*), and what follows success
+(xmppd.sasl2.completion: no restart, the session bound or resumed inline).
 """
 
 from __future__ import annotations
@@ -28,11 +34,15 @@ from xmppd.errors import SASLFailure, StreamError
 from xmppd.limits.auth import answer_failure
 from xmppd.logs import get_logger
 from xmppd.sasl import Challenge, ChannelBindingUnavailable, Success
+from xmppd.sasl.ht import HT_PREFERENCE
 from xmppd.sasl.mechanisms import (
     MECHANISMS_PREFERENCE,
     create_mechanism,
     offered_mechanisms,
 )
+from xmppd.sasl2 import SASL2, Sasl2Registry
+from xmppd.sasl2 import elements as sasl2_elements
+from xmppd.sasl2.completion import complete
 from xmppd.stream.tls import channel_binding_data, channel_binding_types, tls_connection
 
 log = get_logger(__name__)
@@ -44,8 +54,12 @@ MAX_BINDING_REFUSALS = 4  # a legacy client tries each -PLUS we offer (two) once
 class SaslExchange:
     """One stream's SASL negotiation; ends in ``stream.authenticated(localpart, mechanism)``."""
 
-    def __init__(self, stream, auth_backend, enabled: list[str], require_encryption: bool) -> None:
+    def __init__(self, stream, auth_backend, enabled: list[str], require_encryption: bool,
+                 sasl2: Sasl2Registry | None = None) -> None:
+        """``sasl2``: the server's SASL2 extensions, or None to offer legacy SASL only."""
         self.stream = stream
+        self.sasl2 = sasl2
+        self.attempt: sasl2_elements.Attempt | None = None  # the SASL2 <authenticate/> running
         self.auth = auth_backend
         self.enabled = enabled
         self.require_encryption = require_encryption
@@ -82,6 +96,9 @@ class SaslExchange:
             for name in types:
                 bindings.addElement("channel-binding")["type"] = name
             result.append(bindings)
+        if self.sasl2 is not None and self.stream.secure:  # XEP-0388 §11: after TLS only
+            inline = self.sasl2.inline_features(self.stream)
+            result.insert(1, sasl2_elements.authentication_feature(offered, inline))
         return result
 
     # -- elements
@@ -89,13 +106,17 @@ class SaslExchange:
     def handle(self, element: domish.Element) -> None:
         if self.busy:
             raise StreamError("policy-violation", "wait for the server's SASL answer")
-        if element.name == "auth":
-            self._auth(element)
+        sasl2 = element.uri == SASL2
+        if element.name == ("authenticate" if sasl2 else "auth"):
+            if sasl2:
+                self._authenticate(element)
+            else:
+                self._auth(element)
         elif element.name == "response":
-            self._response(element)
+            self._response(element, sasl2)
         elif element.name == "abort":
             mechanism, self.mechanism = self.mechanism, None
-            self._fail(SASLFailure("aborted"), mechanism)
+            self._fail(SASLFailure("aborted"), mechanism, sasl2=sasl2)
         else:
             raise StreamError("unsupported-stanza-type", f"unexpected SASL element {element.name}")
 
@@ -110,15 +131,8 @@ class SaslExchange:
         if name not in offered:
             self._fail(SASLFailure("invalid-mechanism"), name)
             return
-        connection = tls_connection(self.stream.transport)
         try:
-            self.mechanism = create_mechanism(
-                name, auth=self.auth, domain=self.stream.domain,
-                channel_binding=lambda kind: channel_binding_data(connection, kind),
-                channel_binding_types=channel_binding_types(connection),
-                tls=self.stream.secure, enabled=self.enabled,
-                binding_refused_for=self.binding_refused_for,
-                advertised_bindings=self.advertised_bindings())
+            self.mechanism = self._create(name)
             initial = _decode(element, allow_absent=True)
         except SASLFailure as failure:
             self.mechanism = None
@@ -126,11 +140,47 @@ class SaslExchange:
             return
         self._run(self.mechanism.start, initial)
 
-    def _response(self, element: domish.Element) -> None:
-        if self.mechanism is None:
+    def _create(self, name: str):
+        """The mechanism ``name`` among those ``offered``, or SASLFailure."""
+        connection = tls_connection(self.stream.transport)
+        return create_mechanism(
+            name, auth=self.auth, domain=self.stream.domain,
+            channel_binding=lambda kind: channel_binding_data(connection, kind),
+            channel_binding_types=channel_binding_types(connection),
+            tls=self.stream.secure, enabled=self.enabled,
+            binding_refused_for=self.binding_refused_for,
+            advertised_bindings=self.advertised_bindings())
+
+    def _authenticate(self, element: domish.Element) -> None:
+        """SASL2's <authenticate/>: offered mechanisms as for <auth/>, then the extensions'."""
+        if self.mechanism is not None:
+            raise StreamError("policy-violation", "an authentication is already under way")
+        name = element.getAttribute("mechanism")
+        if self.sasl2 is None or not self.stream.secure or not self.offered():
+            self._fail(SASLFailure("encryption-required" if not self.stream.secure
+                                   else "invalid-mechanism"), name, sasl2=True)
+            return
+        try:
+            attempt = sasl2_elements.parse_authenticate(element)
+            if name in self.offered():
+                mechanism = self._create(name)
+            else:
+                mechanism = self.sasl2.mechanism(name, self.stream, attempt) if name else None
+            if mechanism is None:
+                raise SASLFailure("invalid-mechanism")
+        except SASLFailure as failure:
+            self._fail(failure, name, sasl2=True)
+            return
+        self.attempt = attempt
+        self.mechanism = attempt.mechanism = mechanism
+        self._run(mechanism.start, attempt.initial_response)
+
+    def _response(self, element: domish.Element, sasl2: bool = False) -> None:
+        if self.mechanism is None or (self.attempt is not None) != sasl2:
             raise StreamError("policy-violation", "<response/> without <auth/>")
         try:
-            data = _decode(element, allow_absent=False)
+            data = (sasl2_elements.decode(element) if sasl2
+                    else _decode(element, allow_absent=False))
         except SASLFailure as failure:
             mechanism, self.mechanism = self.mechanism, None
             self._fail(failure, mechanism)
@@ -147,11 +197,15 @@ class SaslExchange:
         self.busy = False
         if self.stream.disconnected:
             return
-        if isinstance(result, Challenge):
+        if isinstance(result, Challenge) and self.attempt is not None:
+            self.stream.send(sasl2_elements.challenge(result.data))
+        elif isinstance(result, Challenge):
             challenge = domish.Element((ns.SASL, "challenge"))
             if result.data:
                 challenge.addContent(_encode(result.data))
             self.stream.send(challenge)
+        elif isinstance(result, Success) and self.attempt is not None:
+            self._sasl2_success(result)
         elif isinstance(result, Success):
             success = domish.Element((ns.SASL, "success"))
             if result.additional_data:
@@ -160,6 +214,20 @@ class SaslExchange:
             self.mechanism = None
             self.stream.send(success)
             self.stream.authenticated(result.authcid, mechanism)
+
+    def _sasl2_success(self, result: Success) -> None:
+        """The mechanism succeeded: the extensions' work, then <success/> (completion);
+        the client waits, so this stream stays busy until then."""
+        attempt = self.attempt
+        attempt.localpart = result.authcid
+        self.busy = True
+        d = complete(self.stream, self.sasl2, attempt, result)
+        d.addCallbacks(self._completed, self._error)
+        d.addErrback(self._crash)
+
+    def _completed(self, ignored) -> None:
+        self.busy = False
+        self.mechanism = self.attempt = None
 
     def _error(self, failure) -> None:
         self.busy = False
@@ -182,7 +250,8 @@ class SaslExchange:
         if not self.stream.disconnected:
             self._fail(SASLFailure("temporary-auth-failure"), mechanism)
 
-    def _fail(self, failure: SASLFailure, mechanism=None, counted: bool = True) -> None:
+    def _fail(self, failure: SASLFailure, mechanism=None, counted: bool = True,
+              sasl2: bool | None = None) -> None:
         """Answer <failure/>, log it once, and end the stream at the retry limit.
 
         ``mechanism`` is the mechanism object, or the name the client asked for when no object
@@ -192,7 +261,8 @@ class SaslExchange:
         if counted:
             self.failures += 1
         name = getattr(mechanism, "name", mechanism) or "no mechanism"
-        if name not in MECHANISMS_PREFERENCE and name != "no mechanism":
+        if (name not in MECHANISMS_PREFERENCE and name != "no mechanism"
+                and name not in HT_PREFERENCE):
             name = repr(name[:40])  # whatever the client wrote: quoted, cut short
         authcid = getattr(mechanism, "authcid", None)
         account = f"{authcid}@{self.stream.domain}" if authcid else "no account named"
@@ -201,8 +271,12 @@ class SaslExchange:
                  "{condition}{reason}{note}", mechanism=name, account=account,
                  peer=self.stream.peer_address, condition=failure.condition, reason=reason,
                  note="" if counted else "; not counted as a failed authentication")
+        if sasl2 is None:
+            sasl2 = self.attempt is not None
+        self.attempt = None
+        answer = sasl2_elements.failure(failure) if sasl2 else failure.to_element()
         # after the back-off delay; the stream ends at the limit (xmppd.limits.auth)
-        answer_failure(self, failure.to_element(), authcid and account, counted, MAX_FAILURES)
+        answer_failure(self, answer, authcid and account, counted, MAX_FAILURES)
 
 
 def _decode(element: domish.Element, allow_absent: bool) -> bytes | None:

@@ -21,14 +21,16 @@ from xmppd.jid import InvalidJID, domain_or_none, jid_from_parts, parse_jid, pre
 from xmppd.limits.guard import guard_for
 from xmppd.limits.stanzas import shape_stanza, stream_limits_feature
 from xmppd.logs import get_logger
+from xmppd.sasl2 import SASL2
 from xmppd.stanza import make_iq_result
-from xmppd.stream.xmlstream import CONNECTION_LOST, XmlStream
 from xmppd.stream.version import answer_version
+from xmppd.stream.xmlstream import CONNECTION_LOST, XmlStream
 from xmppd.xml import StreamHeader
 
 log = get_logger(__name__)
 
 STANZA_NAMES = frozenset(("iq", "message", "presence"))
+SASL_NAMESPACES = frozenset((ns.SASL, SASL2))  # RFC 6120 SASL and XEP-0388 SASL2
 
 
 class ClientStream(XmlStream):
@@ -46,7 +48,7 @@ class ClientStream(XmlStream):
         self.session: ClientSession | None = None
         self.sasl: SaslExchange | None = SaslExchange(self, server.auth,
                                                       list(c2s.sasl_mechanisms),
-                                                      c2s.require_encryption)
+                                                      c2s.require_encryption, server.sasl2)
         self.require_encryption = c2s.require_encryption
         self.guard = guard_for(server, self, "c2s")  # connection caps, shapers (xmppd.limits)
         self._auth_timer = None
@@ -126,7 +128,7 @@ class ClientStream(XmlStream):
             return self._stanza(element)
         elif element.uri == ns.TLS and self.account is None:
             self._starttls(element)
-        elif element.uri == ns.SASL and self.account is None:
+        elif element.uri in SASL_NAMESPACES and self.account is None:
             self.sasl.handle(element)
         elif (state == "auth" and self.secure
               and (handler := self.hooks.claimed_before_auth(element)) is not None):
@@ -165,8 +167,9 @@ class ClientStream(XmlStream):
         self.secure = True
         self.restart()
 
-    def authenticated(self, localpart: str, mechanism: str) -> None:
-        """SASL succeeded: the stream restarts and the account may bind a resource."""
+    def authenticated(self, localpart: str, mechanism: str, restart: bool = True) -> None:
+        """SASL succeeded: the stream restarts (SASL2: it does not) and the account may bind
+        a resource."""
         self.account = jid_from_parts(localpart, self.domain, None)
         self.mechanism = mechanism
         if self.guard is not None:  # no longer counted at the gate; back-off forgotten
@@ -174,7 +177,12 @@ class ClientStream(XmlStream):
         self.sasl = None  # done with: its state is memory every idle session would keep
         log.info("{account} authenticated with {mechanism} from {peer}", account=self.account,
                  mechanism=mechanism, peer=self.peer_address)
-        self.restart()
+        if restart:
+            self.restart()
+
+    def send_features(self) -> None:
+        """The features of the stream as it is now (after SASL2, which has no restart)."""
+        self.send(self._features())
 
     def _pre_session_iq(self, element: domish.Element) -> None:
         payload = next(element.elements(), None)
@@ -194,10 +202,8 @@ class ClientStream(XmlStream):
         result = domish.Element((ns.BIND, "bind"))
         result.addElement("jid", content=full_jid.full())
         self.send(make_iq_result(element, result))
-        self._cancel_auth_timer()
-        self.session.bound_at = self.reactor.seconds()
-        self.hooks.session_bound(self.session)
-        self.server.emit(events.SESSION_BOUND, self.session)
+        self.session_bound()
+        self.announce_session()
 
     def _bind(self, bind: domish.Element):
         requested = None
@@ -207,10 +213,25 @@ class ClientStream(XmlStream):
                     requested = prepare_resource(str(child))
                 except (InvalidJID, ValueError):
                     raise StanzaError("bad-request", "invalid resource") from None
+        return self.bind_resource(requested)
+
+    def bind_resource(self, requested: str | None):
+        """A session for this stream with ``requested`` (a prepared resource) or another
+        (the registry's policy); StanzaError when the account has too many."""
         session = ClientSession(self, self.account)
         full_jid = self.server.sessions.bind(session, requested)
         self.session = session
         return full_jid
+
+    def session_bound(self) -> None:
+        """The bound session starts: no auth deadline now, and the plugins' filters."""
+        self._cancel_auth_timer()
+        self.session.bound_at = self.reactor.seconds()
+        self.hooks.session_bound(self.session)
+
+    def announce_session(self) -> None:
+        """SESSION_BOUND, once the client has been told its JID."""
+        self.server.emit(events.SESSION_BOUND, self.session)
 
     # -- the bound session
 

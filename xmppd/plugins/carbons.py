@@ -44,6 +44,7 @@ class Carbons:
             ctx.stanza("message", type, "outgoing", copier.sent, PRIORITY)
             ctx.stanza("message", type, ("bare", "full"), copier.received, PRIORITY)
         ctx.on(events.SESSION_CLOSED, copier.disable)
+        ctx.bind2_feature(ns.CARBONS, commands.inline)  # XEP-0386: <enable/> in <bind/>
 
 
 class Commands:
@@ -67,6 +68,11 @@ class Commands:
         if session is None:
             raise StanzaError("not-allowed", "carbons are switched by a bound resource")
         return session
+
+    def inline(self, element, stream) -> None:
+        """Bind 2's <enable/> for the session just bound; nothing goes into <bound/>."""
+        if element.name == "enable":
+            self._copier.enable(stream.session)
 
     def not_yours(self, stanza: Stanza, origin) -> None:
         raise StanzaError("not-allowed", "carbons are switched for your own resources only")

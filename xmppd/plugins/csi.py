@@ -45,6 +45,7 @@ class ClientStateIndication:
         ctx.claim(ns.CSI, "inactive", states.on_inactive)
         ctx.stream_feature(lambda stream: domish.Element((ns.CSI, "csi")))
         ctx.on(events.SESSION_CLOSED, states.forget)
+        ctx.bind2_feature(ns.CSI, states.inline)  # XEP-0386: the session starts in a state
 
     def teardown(self) -> None:
         """Stopping: what is held goes out and the filters go (the context knows nothing of
@@ -72,6 +73,13 @@ class ClientStates:
         if state is not None:
             state.flush()  # through the filters after this one, so before removing it
             state.undo()
+
+    def inline(self, element: domish.Element, stream) -> None:
+        """Bind 2's <active/> or <inactive/>, for the session just bound."""
+        if element.name == "inactive":
+            self.on_inactive(element, stream)
+        elif element.name == "active":
+            self.on_active(element, stream)
 
     def forget(self, session, *ignored) -> None:
         self._inactive.pop(session, None)  # what it held goes with it: nobody to read it

@@ -27,6 +27,7 @@ from xmppd import events, ns
 from xmppd.c2s.hooks import BEFORE_BIND, BOUND
 from xmppd.interfaces import IXmppdPlugin
 from xmppd.plugins._config import reject_unknown_keys
+from xmppd.sasl2.sm import InlineStreamManagement
 from xmppd.sm.manager import Settings, StreamManagement
 
 DEFAULTS = Settings(resumption_timeout=3600, max_unacked=500, request_after=5, request_delay=5,
@@ -60,6 +61,9 @@ class Smacks:
         ctx.claim(ns.SM, "a", manager.on_a)
         ctx.claim(ns.SM, "resume", manager.on_resume, states=(BEFORE_BIND, BOUND))
         ctx.keep_sessions(manager.keep)
+        inline = InlineStreamManagement(manager)  # XEP-0198 §7: in SASL2 and Bind 2
+        ctx.sasl2_extension(inline, priority=100)  # resume before FAST issues tokens
+        ctx.bind2_feature(ns.SM, inline.enable)
         ctx.on(events.SESSION_CLOSED, manager.session_closed)
 
     def teardown(self) -> None:

@@ -113,21 +113,24 @@ class StreamManagement:
     # -- <enable/>
 
     def on_enable(self, element: domish.Element, stream) -> None:
+        stream.send(self.enable(element, stream))
+
+    def enable(self, element: domish.Element, stream) -> domish.Element:
+        """Enable for the session of ``stream``; the answer, <enabled/> or <failed/> (sent
+        by ``on_enable``, or put in Bind 2's <bound/>)."""
         session = stream.session
         if session is None or session in self.managed:  # before bind, or a second time
-            stream.send(failed("unexpected-request"))
-            return
+            return failed("unexpected-request")
         timeout = self._timeout(element)
         sm_id = secrets.token_urlsafe(24) if timeout else None
         managed = self.managed[session] = ManagedSession(session, sm_id, timeout)
         managed.undo = [session.filters.add(filters.IN, self._count_in, IN_PRIORITY),
                         session.filters.add(filters.OUT, self._queue_out, OUT_PRIORITY)]
+        log.debug("stream management enabled for {jid}", jid=session.jid)
         if sm_id is not None:
             self.by_id[sm_id] = managed
-            stream.send(sm_element("enabled", id=sm_id, resume="true", max=timeout))
-        else:
-            stream.send(sm_element("enabled"))
-        log.debug("stream management enabled for {jid}", jid=session.jid)
+            return sm_element("enabled", id=sm_id, resume="true", max=timeout)
+        return sm_element("enabled")
 
     def _timeout(self, enable: domish.Element) -> int:
         """How long this session may hibernate: 0 unless it asked to resume; the client's
@@ -250,29 +253,39 @@ class StreamManagement:
                                               f"{format_duration(managed.timeout)}")
 
     def on_resume(self, element: domish.Element, stream) -> None:
+        answer, replay = self.resume(element, stream)
+        stream.send(answer)
+        if replay is not None:
+            replay()
+
+    def resume(self, element: domish.Element, stream
+               ) -> tuple[domish.Element, Callable[[], None] | None]:
+        """Resume on ``stream`` the session ``element`` names: the answer (<resumed/> or
+        <failed/>) and, once resumed, what sends again what the client did not
+        acknowledge, to call once the answer is out (``on_resume``, or SASL2's <success/>)."""
         if stream.session is not None:  # a bound stream has a session of its own
-            stream.send(failed("unexpected-request"))
-            return
+            return failed("unexpected-request"), None
         previd = element.getAttribute("previd")
         h = parse_uint32(element.getAttribute("h"))
         if not previd or h is None:
-            stream.send(failed("bad-request"))
-            return
+            return failed("bad-request"), None
         managed = self.by_id.get(previd)
         if managed is None or managed.session.account != stream.account:
             known = self.ended.get(previd)
-            stream.send(failed("item-not-found", known[1] if known and known[0] ==
-                               stream.account else None))
             log.info("{account} from {peer} could not resume a session: unknown or expired",
                      account=stream.account, peer=stream.peer_address)
-            return
+            return failed("item-not-found", known[1] if known and known[0] ==
+                          stream.account else None), None
         managed.queue.acknowledge(h)  # HandledCountTooHigh ends the new stream
         session = managed.session
         managed.cancel_timers()
         managed.requested = False
         self.ctx.attach_session(session, stream)
-        stream.send(sm_element("resumed", h=managed.handled, previd=previd))
-        domain = session.jid.host
+        return (sm_element("resumed", h=managed.handled, previd=previd),
+                lambda: self._replay(managed, stream))
+
+    def _replay(self, managed: ManagedSession, stream) -> None:
+        domain = managed.session.jid.host
         for queued, when in managed.queue:
             stream.send(delayed(queued, domain, when))
         if managed.queue:
