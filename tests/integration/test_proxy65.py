@@ -145,3 +145,64 @@ def test_the_streamhost_address(server):
         await logout(alice)
 
     asyncio.run(scenario())
+
+
+@pytest.fixture
+def uncapped(tmp_path):
+    port = free_port()
+    extra = (f'[plugins]\nenabled = ["disco", "ping", "proxy65"]\n'
+             f'[plugins.proxy65]\nhost = "127.0.0.1"\nbind = "127.0.0.1"\nport = {port}\n'
+             f'max_rate = 0\n')
+    proc = XmppdProcess(tmp_path, extra=extra)
+    proc.proxy_port = port
+    yield from serve(proc, ("alice",))
+
+
+def resident_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1])
+
+
+def test_a_reader_that_does_not_read_stops_the_writer(uncapped):
+    """Backpressure end to end: with the target not reading, the requester's writes stall
+    once the sockets' buffers are full, and the proxy's memory does not grow with what the
+    requester tries to send; then everything arrives, in order."""
+    chunk = os.urandom(1 << 20)
+
+    async def scenario():
+        alice = await login(uncapped, "alice@localhost/laptop")
+        address = digest("big", "alice@localhost/laptop", "alice@localhost/other")
+        target_reader, target_writer = await socks5(uncapped.proxy_port, address)
+        requester_reader, requester_writer = await socks5(uncapped.proxy_port, address)
+        await activate(alice, "big", "alice@localhost/other")
+        before = resident_kib(uncapped.process.pid)
+        sent = hashlib.sha256()
+        count = 0
+        while count < 200:  # 200 MiB would be in the proxy's memory without backpressure
+            requester_writer.write(chunk)
+            sent.update(chunk)
+            count += 1
+            try:
+                await asyncio.wait_for(requester_writer.drain(), 2)
+            except TimeoutError:
+                break
+        assert count < 64, f"{count} MiB accepted with nobody reading"
+        grown = resident_kib(uncapped.process.pid) - before
+        assert grown < 32 * 1024, f"the proxy grew by {grown} KiB"
+
+        received = hashlib.sha256()
+        expected = count << 20
+        total = 0
+        while total < expected:
+            data = await asyncio.wait_for(target_reader.read(1 << 20), 10)
+            assert data, f"the stream ended after {total} of {expected} bytes"
+            received.update(data)
+            total += len(data)
+        assert total == expected and received.digest() == sent.digest()
+        requester_writer.close()
+        assert await asyncio.wait_for(target_reader.read(), 10) == b""
+        target_writer.close()
+        await logout(alice)
+
+    asyncio.run(scenario())
