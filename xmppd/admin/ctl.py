@@ -428,9 +428,10 @@ async def _react_plugin(reactor, config, words) -> None:
 
 
 def report(error: BaseException, stderr: TextIO | None = None) -> int:
-    """Print ``error`` as one line and return the failure status."""
-    message = " ".join(str(error).split()) or type(error).__name__
-    print(f"{PROG}: {message}", file=sys.stderr if stderr is None else stderr)
+    """Print ``error`` as one line (a config's problems one line each); the failure status."""
+    for problem in getattr(error, "problems", None) or [str(error)]:
+        message = " ".join(problem.split()) or type(error).__name__
+        print(f"{PROG}: {message}", file=sys.stderr if stderr is None else stderr)
     return 1
 
 
