@@ -20,7 +20,6 @@ from cryptography import x509
 
 from tests.certs import CertificateAuthority
 from tests.integration.conftest import PASSWORD, login, logout
-from tests.integration.rawclient import RawClient
 from tests.integration.serverproc import BIN, XmppdProcess, free_port
 
 A, B = "a.example", "b.example"
