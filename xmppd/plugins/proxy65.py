@@ -91,14 +91,16 @@ class Proxy65:
         self.settings = settings
         if self._closing is not None:  # a reload: the port is free once the old one closed
             yield self._closing
-        self.broker = Broker(ctx.reactor, settings.limits)
-        self.port = tcp_reactor(ctx.reactor).listenTCP(
-            settings.port, Socks5Factory(self.broker), interface=settings.bind)
+        # The service first: a domain already served fails set-up before anything listens,
+        # and a port that cannot be bound fails it with the service undone by the context.
         service = ctx.service(settings.domain, title="SOCKS5 Bytestreams Proxy")
         service.identity("proxy", "bytestreams", "SOCKS5 Bytestreams Proxy")
         service.feature(NS_BYTESTREAMS)
         service.iq("get", NS_BYTESTREAMS, "query", self.on_streamhost)
         service.iq("set", NS_BYTESTREAMS, "query", self.on_activate)
+        self.broker = Broker(ctx.reactor, settings.limits)
+        self.port = tcp_reactor(ctx.reactor).listenTCP(
+            settings.port, Socks5Factory(self.broker), interface=settings.bind)
         log.info("bytestreams proxy listening on {bind}:{port}", bind=settings.bind,
                  port=settings.port)
 
