@@ -1,7 +1,8 @@
 """XEP-0065 through the real proxy: two slixmpp clients (xep_0065) find proxy.localhost in
 the server's disco, transfer a file through it at the configured per-user rate and the
 bytes match; an activation by a third party is refused while the requester's succeeds; a
-SOCKS5 client that never gets activated is closed after the timeout."""
+SOCKS5 client that never gets activated is closed after the timeout; a target that does not
+read holds the requester back without the proxy's memory growing."""
 
 from __future__ import annotations
 
