@@ -7,6 +7,7 @@ room's archive and moderation."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ssl
 
 import pytest
@@ -49,6 +50,17 @@ async def connect(proc: XmppdProcess, jid: str):
     await asyncio.wait_for(started, 15)
     client.send_presence()
     return client
+
+
+class RawInbox(Inbox):
+    """Every stanza matching an XPath, whatever the plugins make of it."""
+
+    def __init__(self, client, xpath: str) -> None:
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+
+        super().__init__(client, f"raw inbox {xpath}")
+        client.register_handler(Callback(f"raw inbox {xpath}", MatchXPath(xpath), self._add))
 
 
 def muc(client):
@@ -279,3 +291,146 @@ def test_history_subject_and_persistence_across_a_restart(server):
         await close(alice)
 
     run(after)
+
+
+def test_self_ping_occupant_ids_and_forged_elements(server):
+    async def scenario():
+        from slixmpp import JID
+        from slixmpp.plugins.xep_0410.self_ping import PingStatus
+
+        alice = await connect(server, "alice@localhost/phone")
+        bob = await connect(server, "bob@localhost/pc")
+        await create(alice, "Alice")
+        await muc(bob).join_muc_wait(ROOM, "Bob", timeout=10)
+        ping = bob.plugin["xep_0410"]
+        assert await ping.send_self_ping(JID(f"{ROOM}/Bob"), timeout=10) == PingStatus.JOINED
+
+        alice_messages = Inbox(alice, "groupchat_message")
+        forged = bob.make_message(mto=ROOM, mbody="forged", mtype="groupchat")
+        forged["occupant-id"]["id"] = "i-am-alice"
+        forged["stanza_id"]["by"] = ROOM
+        forged["stanza_id"]["id"] = "fake"
+        forged.send()
+        got = await alice_messages.wait_for(body_is("forged"), timeout=10)
+        assert got["occupant-id"]["id"] != "i-am-alice"
+        assert len(got.xml.findall("{urn:xmpp:occupant-id:0}occupant-id")) == 1
+        ids = got.xml.findall("{urn:xmpp:sid:0}stanza-id")
+        assert [each.get("id") for each in ids] != ["fake"] and len(ids) == 1
+        first_id = got["occupant-id"]["id"]
+
+        # The same account, another nick after leaving: the same occupant id.
+        muc(bob).leave_muc(ROOM, "Bob")
+        await asyncio.sleep(0.3)
+        assert (await ping.send_self_ping(JID(f"{ROOM}/Bob"), timeout=10)
+                == PingStatus.DISCONNECTED)
+        await muc(bob).join_muc_wait(ROOM, "Bobby", timeout=10)
+        bob.send_message(mto=ROOM, mbody="again", mtype="groupchat")
+        again = await alice_messages.wait_for(body_is("again"), timeout=10)
+        assert again["occupant-id"]["id"] == first_id
+        alice.send_message(mto=ROOM, mbody="mine", mtype="groupchat")
+        mine = await alice_messages.wait_for(body_is("mine"), timeout=10)
+        assert mine["occupant-id"]["id"] != first_id
+        await close(alice, bob)
+
+    run(scenario)
+
+
+def test_multi_session_nick(server):
+    """Two clients of one account under one nick: one occupant, both get the messages,
+    the others see it leave only when its last session does."""
+    async def scenario():
+        alice = await connect(server, "alice@localhost/phone")
+        bob_pc = await connect(server, "bob@localhost/pc")
+        bob_phone = await connect(server, "bob@localhost/phone")
+        await create(alice, "Alice")
+        await muc(bob_pc).join_muc_wait(ROOM, "Bob", timeout=10)
+        await muc(bob_phone).join_muc_wait(ROOM, "Bob", timeout=10)
+        assert sorted(muc(alice).get_roster(ROOM)) == ["Alice", "Bob"]
+        inboxes = [Inbox(client, "groupchat_message") for client in (bob_pc, bob_phone)]
+        alice.send_message(mto=ROOM, mbody="to both", mtype="groupchat")
+        for inbox in inboxes:
+            await inbox.wait_for(body_is("to both"), timeout=10)
+        presences = Inbox(alice, "muc::%s::presence" % ROOM)
+        muc(bob_phone).leave_muc(ROOM, "Bob")
+        await asyncio.sleep(0.5)
+        assert not presences.matching(lambda p: p["type"] == "unavailable")
+        muc(bob_pc).leave_muc(ROOM, "Bob")
+        await presences.wait_for(lambda p: p["type"] == "unavailable", timeout=10)
+        await close(alice, bob_pc, bob_phone)
+
+    run(scenario)
+
+
+def test_room_archive_and_moderation(server):
+    async def scenario():
+        alice = await connect(server, "alice@localhost/phone")
+        bob = await connect(server, "bob@localhost/pc")
+        await create(alice, "Alice", enablelogging=True)
+        await muc(bob).join_muc_wait(ROOM, "Bob", timeout=10)
+        info = await bob.plugin["xep_0030"].get_info(jid=ROOM, timeout=10)
+        assert {"urn:xmpp:mam:2", "urn:xmpp:message-moderate:1"} <= set(
+            info["disco_info"]["features"])
+        bob_messages = Inbox(bob, "groupchat_message")
+        for text in ("first", "spam", "last"):
+            bob.send_message(mto=ROOM, mbody=text, mtype="groupchat")
+        spam = await bob_messages.wait_for(body_is("spam"), timeout=10)
+        await bob_messages.wait_for(body_is("last"), timeout=10)
+
+        archived = [message async for message in bob.plugin["xep_0313"].iterate(
+            jid=ROOM, total=10)]
+        forwarded = [m["mam_result"]["forwarded"]["stanza"] for m in archived]
+        assert [m["body"] for m in forwarded] == ["first", "spam", "last"]
+        assert archived[1]["mam_result"]["id"] == spam["stanza_id"]["id"]
+
+        with pytest.raises(IqError) as not_moderator:
+            await bob.plugin["xep_0425"].moderate(spam["from"], spam["stanza_id"]["id"],
+                                                  timeout=10)
+        assert not_moderator.value.iq["error"]["condition"] == "forbidden"
+        retractions = RawInbox(bob, "{jabber:client}message/"
+                                    "{urn:xmpp:message-retract:1}retract")
+        await alice.plugin["xep_0425"].moderate(spam["from"], spam["stanza_id"]["id"],
+                                                reason="spam", timeout=10)
+        retraction = await retractions.wait_for(lambda m: True, timeout=10)
+        retract = retraction.xml.find("{urn:xmpp:message-retract:1}retract")
+        assert retract.get("id") == spam["stanza_id"]["id"]
+        assert retract.find("{urn:xmpp:message-moderate:1}moderated").get(
+            "by") == f"{ROOM}/Alice"
+
+        archived = [message async for message in bob.plugin["xep_0313"].iterate(
+            jid=ROOM, total=10)]
+        tombstone = archived[1]["mam_result"]["forwarded"]["stanza"]
+        assert not tombstone["body"]
+        assert tombstone.xml.find("{urn:xmpp:message-retract:1}retracted") is not None
+        assert [m["mam_result"]["forwarded"]["stanza"]["body"] for m in archived[:3]] == [
+            "first", "", "last"]
+        await close(alice, bob)
+
+    run(scenario)
+
+
+def test_room_vcard(server):
+    async def scenario():
+        alice = await connect(server, "alice@localhost/phone")
+        bob = await connect(server, "bob@localhost/pc")
+        await create(alice, "Alice")
+        await muc(bob).join_muc_wait(ROOM, "Bob", timeout=10)
+        vcards = alice.plugin["xep_0054"]
+        card = vcards.make_vcard()
+        card["PHOTO"]["TYPE"] = "image/png"
+        card["PHOTO"]["BINVAL"] = b"not really a png"
+        with pytest.raises(IqError) as not_owner:
+            await bob.plugin["xep_0054"].publish_vcard(jid=ROOM, **{"vcard": card},
+                                                       timeout=10)
+        assert not_owner.value.iq["error"]["condition"] == "forbidden"
+        updates = RawInbox(bob, "{jabber:client}presence/{vcard-temp:x:update}x")
+        await vcards.publish_vcard(jid=ROOM, vcard=card, timeout=10)
+        await updates.wait_for(lambda p: str(p["from"]) == ROOM, timeout=10)
+        got = await bob.plugin["xep_0054"].get_vcard(jid=ROOM, cached=False, timeout=10)
+        assert got["vcard_temp"]["PHOTO"]["BINVAL"] == b"not really a png"
+        info = await bob.plugin["xep_0030"].get_info(jid=ROOM, timeout=10)
+        form = info["disco_info"]["form"].get_fields()
+        assert form["muc#roominfo_avatarhash"]["value"] == [
+            hashlib.sha1(b"not really a png").hexdigest()]
+        await close(alice, bob)
+
+    run(scenario)
