@@ -434,3 +434,80 @@ def test_room_vcard(server):
         await close(alice, bob)
 
     run(scenario)
+
+
+def test_private_messages_are_not_carbon_copied(server):
+    """A PM from an occupant reaches the joined session only: the account's other device,
+    with carbons on, gets no copy of it (XEP-0280 §6.1), but does get a copy of chat."""
+    async def scenario():
+        alice = await connect(server, "alice@localhost/phone")
+        bob_pc = await connect(server, "bob@localhost/pc")
+        bob_phone = await connect(server, "bob@localhost/phone")
+        bob_phone.register_plugin("xep_0280")
+        await bob_phone.plugin["xep_0280"].enable(timeout=10)
+        await create(alice, "Alice")
+        await muc(bob_pc).join_muc_wait(ROOM, "Bob", timeout=10)
+        pc = Inbox(bob_pc, "message")
+        phone = RawInbox(bob_phone, "{jabber:client}message/{urn:xmpp:carbons:2}received")
+        alice.send_message(mto=f"{ROOM}/Bob", mbody="only for the pc", mtype="chat")
+        got = await pc.wait_for(body_is("only for the pc"), timeout=10)
+        assert got.xml.find("{http://jabber.org/protocol/muc#user}x") is not None
+        alice.send_message(mto="bob@localhost/pc", mbody="direct", mtype="chat")
+        carbon = await phone.wait_for(lambda m: True, timeout=10)
+        assert "direct" in str(carbon)
+        assert not phone.matching(lambda m: "only for the pc" in str(m))
+        await close(alice, bob_pc, bob_phone)
+
+    run(scenario)
+
+
+def test_member_list_voice_request_config_change_and_destroy(server):
+    async def scenario():
+        alice = await connect(server, "alice@localhost/phone")
+        bob = await connect(server, "bob@localhost/pc")
+        carol = await connect(server, "carol@localhost/pad")
+        await create(alice, "Alice", membersonly=True, whois="anyone")
+        for user in ("bob", "carol"):
+            await muc(alice).set_affiliation(ROOM, "member", jid=f"{user}@localhost",
+                                             timeout=10)
+        presence, *_ = await muc(bob).join_muc_wait(ROOM, "Bob", timeout=10)
+        assert "100" in status_codes(presence)  # non-anonymous
+        # group OMEMO: a member of a members-only non-anonymous room reads the lists
+        members = await muc(bob).get_affiliation_list(ROOM, "member", timeout=10)
+        assert sorted(str(jid) for jid in members) == ["bob@localhost", "carol@localhost"]
+        owners = await muc(bob).get_affiliation_list(ROOM, "owner", timeout=10)
+        assert [str(jid) for jid in owners] == ["alice@localhost"]
+        with pytest.raises(IqError) as no_outcasts:
+            await muc(bob).get_affiliation_list(ROOM, "outcast", timeout=10)
+        assert no_outcasts.value.iq["error"]["condition"] == "forbidden"
+
+        config_changes = RawInbox(bob, "{jabber:client}message/"
+                                       "{http://jabber.org/protocol/muc#user}x/"
+                                       "{http://jabber.org/protocol/muc#user}status")
+        await configure(alice, moderatedroom=True)
+        change = await config_changes.wait_for(lambda m: True, timeout=10)
+        assert "104" in status_codes(change)
+
+        await muc(carol).join_muc_wait(ROOM, "Carol", timeout=10)
+        await muc(alice).set_role(ROOM, "Carol", "visitor", timeout=10)
+        requests = RawInbox(alice, "{jabber:client}message/{jabber:x:data}x")
+        muc(carol).request_voice(ROOM, "participant")
+        request = await requests.wait_for(lambda m: True, timeout=10)
+        assert "muc#request" in str(request) and "Carol" in str(request)
+
+        venue = "elsewhere@conference.localhost"
+        gone = Inbox(bob, "muc::%s::presence" % ROOM)
+        with pytest.raises(IqError) as not_owner:
+            await muc(bob).destroy(ROOM, timeout=10)
+        assert not_owner.value.iq["error"]["condition"] == "forbidden"
+        await muc(alice).destroy(ROOM, reason="moving", altroom=venue, timeout=10)
+        notice = await gone.wait_for(lambda p: p["type"] == "unavailable", timeout=10)
+        destroy = notice.xml.find("{http://jabber.org/protocol/muc#user}x/"
+                                  "{http://jabber.org/protocol/muc#user}destroy")
+        assert destroy.get("jid") == venue
+        with pytest.raises(IqError) as no_room:
+            await bob.plugin["xep_0030"].get_info(jid=ROOM, timeout=10)
+        assert no_room.value.iq["error"]["condition"] == "item-not-found"
+        await close(alice, bob, carol)
+
+    run(scenario)
