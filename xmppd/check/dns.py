@@ -46,6 +46,7 @@ class DNSCheck:
         self.listeners = listeners
         self.findings: list[Finding] = []
         self.advertised: list[Advertised] = []
+        self.unanswered = False  # the DNS server failed: no point asking it the rest
 
     async def run(self, hosts: Sequence[str], services: Sequence[str]) -> list[Finding]:
         kinds = sorted({listener.kind for listener in self.listeners})
@@ -54,6 +55,8 @@ class DNSCheck:
                 if kind.startswith("c2s") and domain not in hosts:
                     continue  # clients log in to hosts; services are reached through s2s
                 await self.service(domain, kind)
+                if self.unanswered:
+                    return self.findings  # one line says it; every other record would too
         return self.findings
 
     async def service(self, domain: str, kind: str) -> None:
@@ -62,7 +65,8 @@ class DNSCheck:
         try:
             records = await self.srv(name)
         except DNSTrouble as trouble:
-            self.add(ERROR, f"{name}: {trouble}")
+            self.add(ERROR, f"{name}: {trouble}; the other look-ups were not tried")
+            self.unanswered = True
             return
         if not records:
             await self.no_srv(domain, kind, name, ports)
