@@ -399,3 +399,53 @@ def test_a_flooding_peer_server_is_throttled(tmp_path):
     finally:
         assert a.stop() == 0 and b.stop() == 0
     assert "Traceback" not in a.log() + b.log()
+
+
+# -- bounded output
+
+
+def test_a_client_that_does_not_read_is_cut_and_the_sender_is_not_held_up(tmp_path):
+    """Bob stops reading; Alice sends him ~20 MB. Once max_output_buffer (64 KiB) waits in
+    the server for Bob beyond what the kernel holds, his stream ends; Alice's stream goes on
+    and her later messages go to offline storage, none silently lost after the cut."""
+    with running(tmp_path, """
+[limits]
+max_output_buffer = 65536
+[limits.c2s]
+bytes_per_second = 0
+stanzas_per_second = 0
+""") as proc:
+        bob = tls_stream(proc)
+        bob.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        features_after_tls(bob, proc)
+        bob.sendall(plain("bob", PASSWORD).encode())
+        read_until(bob, b"<success")
+        features_after_tls(bob, proc)
+        bob.sendall(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                    b"<resource>slow</resource></bind></iq><presence/>")
+        read_until(bob, b"</jid>")
+        alice = bound_raw_session(proc, "alice", "r")
+        body = "z" * 40_000
+        deadline = time.monotonic() + 60
+        sent = 0
+        while "reads too slowly" not in proc.log() and time.monotonic() < deadline:
+            alice.sendall("".join(f"<message to='bob@localhost' type='chat' id='m{sent + n}'>"
+                                  f"<body>{body}</body></message>" for n in range(25)).encode())
+            sent += 25
+            alice.sendall(f"<iq type='get' id='p{sent}'><ping xmlns='urn:xmpp:ping'/></iq>"
+                          .encode())
+            read_until(alice, f"id='p{sent}'".encode())  # alice is answered all along
+        assert "reads too slowly" in proc.log()
+        assert "stream error policy-violation" in proc.log()
+        time.sleep(0.5)
+        sessions = proc.ctl("sessions").stdout
+        assert "bob@localhost/slow" not in sessions and "alice@localhost/r" in sessions
+        alice.sendall(b"<message to='bob@localhost' type='chat' id='after'>"
+                      b"<body>after the cut</body></message>")
+        alice.close()
+        bob.close()
+        time.sleep(0.5)
+        sock = bound_raw_session(proc, "bob", "again")
+        sock.sendall(b"<presence/>")
+        assert b"after the cut" in read_until(sock, b"after the cut", timeout=10)
+        sock.close()
