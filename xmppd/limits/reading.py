@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_limits_settings -*-
+# -*- test-case-name: tests.unit.test_limits -*-
 """Reading ``[limits]`` (xmppd.limits.settings) with the checks of xmppd.config: a bad value or
 an unknown key names the key."""
 

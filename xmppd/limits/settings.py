@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_limits_settings -*-
+# -*- test-case-name: tests.unit.test_limits -*-
 """The ``[limits]`` table: what a stranger may make the server spend, read and checked once.
 
 ``[limits]`` holds what is not tied to a kind of stream (authentication back-off, liveness

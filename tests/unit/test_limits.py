@@ -1,0 +1,176 @@
+"""xmppd.limits in memory: the token bucket, the connection gate, the authentication
+back-off, the [limits] table's checks, and the pause reasons of XmlStream."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from twisted.internet.task import Clock
+
+from xmppd.config import ConfigError, load_config
+from xmppd.limits.auth import AuthThrottle
+from xmppd.limits.bucket import TokenBucket
+from xmppd.limits.gate import ConnectionGate
+from xmppd.limits.policy import Limits
+from xmppd.limits.settings import DEFAULTS
+
+# -- token bucket
+
+
+def test_bucket_starts_full_then_makes_the_spender_wait():
+    clock = Clock()
+    bucket = TokenBucket(10, 20, clock.seconds)
+    assert bucket.take(20) == 0.0
+    assert bucket.take(5) == pytest.approx(0.5)  # 5 in debt at 10/s
+    clock.advance(0.5)
+    assert bucket.take(0) == 0.0
+    clock.advance(100)
+    assert bucket.take(25) == pytest.approx(0.5)  # never more than the burst saved up
+
+
+def test_try_take_leaves_the_bucket_as_it_was_when_refused():
+    clock = Clock()
+    bucket = TokenBucket(1 / 3600, 3, clock.seconds)
+    assert [bucket.try_take(1) for _ in range(4)] == [True, True, True, False]
+    clock.advance(1200)
+    assert not bucket.try_take(1)
+    clock.advance(2400)
+    assert bucket.try_take(1)
+
+
+# -- connection gate
+
+
+def test_gate_caps_per_ip_and_in_total_and_frees_places():
+    gate = ConnectionGate("c2s", per_ip=2, total=3)
+    assert gate.enter("10.0.0.1") is None
+    assert gate.enter("10.0.0.1") is None
+    assert "from 10.0.0.1 (2)" in gate.enter("10.0.0.1")
+    assert gate.enter("10.0.0.2") is None
+    assert "to this server (3)" in gate.enter("10.0.0.3")
+    gate.leave("10.0.0.1")
+    assert gate.enter("10.0.0.3") is None
+    assert gate.counts == {"10.0.0.1": 1, "10.0.0.2": 1, "10.0.0.3": 1}
+
+
+def test_exempt_networks_skip_the_per_ip_cap_not_the_total():
+    gate = ConnectionGate("c2s", per_ip=1, total=3,
+                          exempt=[ipaddress.ip_network("10.1.0.0/16")])
+    assert [gate.enter("10.1.2.3") for _ in range(3)] == [None, None, None]
+    assert "to this server" in gate.enter("10.1.2.3")
+
+
+# -- authentication back-off
+
+
+def test_failure_answers_wait_longer_and_longer_up_to_the_cap():
+    clock = Clock()
+    throttle = AuthThrottle(1.0, 8.0, 900.0, clock.seconds)
+    waits = [throttle.failed("192.0.2.1", "alice@example.org") for _ in range(7)]
+    assert waits == [0.0, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+
+
+def test_the_owner_s_success_forgets_the_account_but_not_the_guessing_ip():
+    clock = Clock()
+    throttle = AuthThrottle(1.0, 8.0, 900.0, clock.seconds)
+    for _ in range(4):
+        throttle.failed("192.0.2.1", "alice@example.org")  # a guesser
+    throttle.succeeded("198.51.100.7", "alice@example.org")  # alice herself, elsewhere
+    assert throttle.failed("198.51.100.7", "alice@example.org") == 0.0  # her typo: no wait
+    assert throttle.failed("192.0.2.1", "bob@example.org") == 8.0  # the guesser's IP: waits
+
+
+def test_failures_are_forgotten_after_the_window_and_the_table_is_bounded():
+    clock = Clock()
+    throttle = AuthThrottle(1.0, 8.0, 60.0, clock.seconds, max_entries=10)
+    throttle.failed("192.0.2.1", None)
+    throttle.failed("192.0.2.1", None)
+    clock.advance(61)
+    assert throttle.failed("192.0.2.1", None) == 0.0
+    for n in range(50):
+        throttle.failed(f"192.0.2.{n}", f"user{n}@example.org")
+    assert len(throttle._failures) == 10
+
+
+def test_subscriptions_per_hour_per_account():
+    clock = Clock()
+    config = DEFAULTS.__class__(**{**DEFAULTS.__dict__, "subscriptions_per_hour": 2})
+    limits = Limits(config, clock)
+    assert [limits.may_subscribe("alice@example.org") for _ in range(3)] == [True, True, False]
+    assert limits.may_subscribe("bob@example.org")
+    clock.advance(1800)
+    assert limits.may_subscribe("alice@example.org")
+
+
+# -- the [limits] table
+
+
+def config_text(tmp_path, text: str):
+    path = tmp_path / "xmppd.toml"
+    path.write_text('[server]\ndomains = ["example.org"]\n' + text)
+    return load_config(path)
+
+
+def test_limits_defaults_and_overrides(tmp_path):
+    assert config_text(tmp_path, "").limits == DEFAULTS
+    limits = config_text(tmp_path, """
+[limits]
+exempt = ["10.0.0.0/8"]
+ping_after = 0
+[limits.s2s]
+bytes_per_second = 1000
+burst_bytes = 1000
+""").limits
+    assert limits.exempt == (ipaddress.ip_network("10.0.0.0/8"),)
+    assert limits.ping_after == 0.0
+    assert limits.s2s.bytes_per_second == 1000 and limits.c2s == DEFAULTS.c2s
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[limits]\nbogus = 1\n", "[limits] bogus: unknown key"),
+    ("[limits.c2s]\nburst = 1\n", "[limits.c2s] burst: unknown key"),
+    ("[limits]\nexempt = [\"nope\"]\n", "[limits] exempt: item 1: expected an IP address"),
+    ("[limits]\nauth_delay = 4\nauth_max_delay = 2\n",
+     "[limits] auth_max_delay: must be at least auth_delay"),
+    ("[limits]\ntcp_keepalive = 1.5\n", "[limits] tcp_keepalive: expected a whole number"),
+    ("[limits]\nmax_output_buffer = 100\n", "[limits] max_output_buffer: must be at least"),
+    ("[limits.c2s]\nunauthenticated_per_ip = 10\nunauthenticated_total = 5\n",
+     "[limits.c2s] unauthenticated_total: must be at least unauthenticated_per_ip"),
+    ("[limits.s2s]\nbytes_per_second = 100\nburst_bytes = 10\n",
+     "[limits.s2s] burst_bytes: must be at least bytes_per_second"),
+    ("[limits.c2s]\nstanzas_per_second = \"fast\"\n",
+     "[limits.c2s] stanzas_per_second: expected a whole number"),
+])
+def test_bad_limits_name_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as raised:
+        config_text(tmp_path, text)
+    assert message in str(raised.value)
+
+
+# -- pause reasons
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+
+def test_reading_resumes_only_when_no_reason_is_left():
+    from xmppd.limits.guard import RATE
+    from xmppd.stream.xmlstream import WORK, XmlStream
+
+    stream = XmlStream(Clock(), 10_000)
+    stream.transport = FakeTransport()
+    stream.pause_reading(WORK)
+    stream.pause_reading(RATE)
+    stream.pause_reading(WORK, resume=True)
+    assert stream.transport.calls == ["pause"]
+    stream.pause_reading(RATE, resume=True)
+    assert stream.transport.calls == ["pause", "resume"]
