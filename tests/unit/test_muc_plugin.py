@@ -1,0 +1,129 @@
+"""The muc plugin on a real server (in memory streams, SQLite storage): its options, the
+service in the host's disco#items, a room's life through the server's router, persistent
+rooms saved and loaded again by a new service, the archive's in-place tombstone."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet import defer
+
+from tests.plugin_case import PluginServerCase
+from tests.unit.test_pep_plugin import error_conditions, iq_answer, wait_for
+from xmppd import ns
+from xmppd.jid import parse_jid
+from xmppd.muc.admin import Limits
+from xmppd.muc.archive import tombstone_of
+from xmppd.muc.config import RoomConfig
+from xmppd.muc.service import MucService
+from xmppd.muc.store import RoomStore
+from xmppd.options import PluginOptions
+from xmppd.plugins.muc import read_options
+from xmppd.storage.records import ArchiveEntry
+from xmppd.xml.stored import stanza_from_text
+
+SERVICE = "rooms.localhost"
+ROOM = f"lounge@{SERVICE}"
+
+
+def test_defaults_and_bad_options():
+    options = read_options(PluginOptions("muc", {}))
+    assert options["subdomain"] == "conference" and options["create"] == "local"
+    assert options["max_history"] == 50 and options["default_history"] == 20
+    for bad, key in (({"colour": 1}, "colour"), ({"create": "anyone"}, "create"),
+                     ({"max_users": 0}, "max_users"), ({"archive": "yes"}, "archive"),
+                     ({"max_history": 5, "default_history": 6}, "default_history")):
+        with pytest.raises(ValueError) as error:
+            read_options(PluginOptions("muc", bad))
+        assert f"[plugins.muc] {key}" in str(error.value)
+
+
+def presence_xml(nick: str, x: str = f"<x xmlns='{ns.MUC}'/>") -> str:
+    return f"<presence to='{ROOM}/{nick}'>{x}</presence>"
+
+
+class MucPluginTest(PluginServerCase):
+    enabled = ("muc",)
+    sections = {"muc": {"subdomain": "rooms"}}
+    users = ("alice", "bob")
+
+    async def test_service_in_disco_and_a_room_through_the_router(self):
+        alice = await self.client("alice", "phone", available=True)
+        alice.feed(f"<iq type='get' id='d1' to='localhost'><query xmlns='{ns.DISCO_ITEMS}'/>"
+                   f"</iq>")
+        items = await wait_for(alice, iq_answer("d1"))
+        self.assertIn(SERVICE, [i["jid"] for i in items.firstChildElement().elements()])
+        alice.feed(presence_xml("Alice"))
+        await wait_for(alice, lambda e: e.name == "message" and e["from"] == ROOM)
+        # locked until configured: bob cannot enter, the room is not listed
+        bob = await self.client("bob", "pc", available=True)
+        bob.feed(presence_xml("Bob"))
+        refused = await wait_for(bob, lambda e: e.name == "presence"
+                                 and e.getAttribute("type") == "error")
+        self.assertEqual(error_conditions(refused), {"item-not-found"})
+        alice.feed(f"<iq type='set' id='c1' to='{ROOM}'><query xmlns='{ns.MUC_OWNER}'>"
+                   f"<x xmlns='{ns.DATA_FORMS}' type='submit'/></query></iq>")
+        self.assertEqual((await wait_for(alice, iq_answer("c1")))["type"], "result")
+        bob.feed(presence_xml("Bob"))
+        await wait_for(bob, lambda e: e.name == "message" and e["from"] == ROOM)
+        bob.feed(f"<iq type='get' id='p1' to='{ROOM}/Bob'><ping xmlns='{ns.PING}'/></iq>")
+        self.assertEqual((await wait_for(bob, iq_answer("p1")))["type"], "result")
+        alice.feed(f"<iq type='get' id='p2' to='{ROOM}/Nobody'><ping xmlns='{ns.PING}'/>"
+                   f"</iq>")
+        self.assertEqual((await wait_for(alice, iq_answer("p2")))["type"], "error")
+        bob.feed(f"<presence type='unavailable' to='{ROOM}/Bob'/>")
+        bob.feed(f"<iq type='get' id='p3' to='{ROOM}/Bob'><ping xmlns='{ns.PING}'/></iq>")
+        self.assertEqual(error_conditions(await wait_for(bob, iq_answer("p3"))),
+                         {"not-acceptable"})
+
+    async def test_a_message_to_a_room_that_is_not_there(self):
+        alice = await self.client("alice", "phone", available=True)
+        alice.feed(f"<message type='groupchat' to='nowhere@{SERVICE}'><body>?</body>"
+                   f"</message>")
+        error = await wait_for(alice, lambda e: e.name == "message")
+        self.assertEqual(error_conditions(error), {"item-not-found"})
+
+    async def test_persistent_rooms_come_back_and_temporary_ones_go(self):
+        store = RoomStore(self.server.storage.open_store("muc_rooms", "map"))
+
+        def service() -> MucService:
+            return MucService(send=lambda e: None, clock=lambda: 0.0, rooms=store,
+                              archive=None, limits=Limits(), may_create=lambda j: True,
+                              defaults=RoomConfig(), new_id=lambda: "id")
+
+        first = service()
+        kept = first.new_room(parse_jid(f"kept@{SERVICE}"), RoomConfig(persistent=True))
+        kept.set_affiliation(parse_jid("alice@localhost"), "owner")
+        kept.subject = "hello"
+        await first.changed(kept)
+        gone = first.new_room(parse_jid(f"gone@{SERVICE}"), RoomConfig(persistent=True))
+        await first.changed(gone)
+        gone.config = RoomConfig(persistent=False)
+        await first.changed(gone)
+        second = service()
+        self.assertEqual(await second.load([SERVICE]), 1)
+        again = second.rooms[parse_jid(f"kept@{SERVICE}")]
+        self.assertEqual(again.subject, "hello")
+        self.assertEqual(again.affiliation(parse_jid("alice@localhost/x")), "owner")
+        self.assertEqual(again.occupant_id(parse_jid("bob@localhost")),
+                         kept.occupant_id(parse_jid("bob@localhost")))
+
+    @defer.inlineCallbacks
+    def test_update_payload_keeps_the_place(self):
+        store = self.server.storage.open_store("muc_archive_test", "archive")
+        for n in range(3):
+            yield store.append(ROOM, ArchiveEntry(float(n), "x", f"<m>{n}</m>", f"id{n}"))
+        self.assertTrue((yield store.update_payload(ROOM, "id1", "<gone/>")))
+        self.assertFalse((yield store.update_payload(ROOM, "nope", "<gone/>")))
+        page = yield store.query(ROOM)
+        self.assertEqual([(e.id, e.payload) for e in page.entries],
+                         [("id0", "<m>0</m>"), ("id1", "<gone/>"), ("id2", "<m>2</m>")])
+
+
+def test_tombstone_keeps_addresses_and_ids_only():
+    original = stanza_from_text(
+        f"<message xmlns='jabber:client' from='{ROOM}/Bob' type='groupchat' id='m'>"
+        f"<body>secret</body><occupant-id xmlns='{ns.OCCUPANT_ID}' id='o'/>"
+        f"<stanza-id xmlns='{ns.STANZA_ID}' by='{ROOM}' id='s'/></message>")
+    retracted = stanza_from_text(f"<retracted xmlns='{ns.MESSAGE_RETRACT}'/>")
+    tombstone = tombstone_of(original, retracted).toXml()
+    assert "secret" not in tombstone and "occupant-id" in tombstone and "retracted" in tombstone
