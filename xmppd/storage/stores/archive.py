@@ -58,6 +58,15 @@ class SQLArchiveStore(GenericStore):
         return self._db.read(self._query, check_owner(owner), query)
 
     @fails_deferred
+    def update_payload(self, owner: str, id: str, payload: str) -> defer.Deferred:
+        """Replace one entry's payload where it is (a XEP-0425 tombstone keeps the place and
+        stamp of the message it replaces, which ``append`` of the same id would not);
+        Deferred firing whether the entry was there."""
+        if not isinstance(payload, str):
+            raise TypeError(f"a payload is a str, not {payload!r}")
+        return self._db.write(self._update_payload, check_owner(owner), _check_id(id), payload)
+
+    @fails_deferred
     def count(self, owner: str) -> defer.Deferred:
         return self._db.read(self._count, check_owner(owner))
 
@@ -128,6 +137,16 @@ class SQLArchiveStore(GenericStore):
 
     def _query(self, cursor, owner, query):
         return run_query(cursor, self._sql, owner, self._scope(cursor, owner), query)
+
+    def _update_payload(self, cursor, owner, id, payload) -> bool:
+        scope = self._scope(cursor, owner)
+        if scope is None:
+            return False
+        cursor.execute(
+            self._sql("UPDATE store_archive SET payload = ? WHERE scope_id = ? AND entry_id = ?"),
+            (payload, scope, id),
+        )
+        return cursor.rowcount > 0
 
     def _count(self, cursor, owner) -> int:
         scope = self._scope(cursor, owner)
