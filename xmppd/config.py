@@ -92,7 +92,7 @@ class TLSConfig:
 
 DEFAULT_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline", "pep", "pubsub",
                    "smacks", "carbons", "csi", "blocking", "vcard", "avatar_hash", "private",
-                   "bookmarks", "vcard_conversion", "push", "time", "last_activity")
+                   "bookmarks", "vcard_conversion", "push", "time", "last_activity", "fast")
 
 
 @dataclass(frozen=True)
