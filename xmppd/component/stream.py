@@ -89,7 +89,7 @@ class ComponentStream(XmlStream):
         self.domain = domain
         if domain in self.factory.served:
             raise StreamError("conflict", f"{domain} is already connected or served here")
-        self.send_header(domain)
+        self.send_header(domain, version=None)  # XEP-0114 streams have no version
 
     def element_received(self, element: domish.Element):
         if self.authenticated:
