@@ -127,3 +127,30 @@ def test_tombstone_keeps_addresses_and_ids_only():
     retracted = stanza_from_text(f"<retracted xmlns='{ns.MESSAGE_RETRACT}'/>")
     tombstone = tombstone_of(original, retracted).toXml()
     assert "secret" not in tombstone and "occupant-id" in tombstone and "retracted" in tombstone
+
+
+class ReloadTest(PluginServerCase):
+    enabled = ("muc",)
+    users = ("alice",)
+
+    async def test_stop_removes_the_service_and_start_brings_back_persistent_rooms(self):
+        service = "conference.localhost"
+        self.assertIn(service, self.server.router.served)
+        alice = await self.client("alice", "phone", available=True)
+        room = f"kept@{service}"
+        alice.feed(f"<presence to='{room}/Alice'/>")  # no <x/>: an unlocked room at once
+        await wait_for(alice, lambda e: e.name == "message" and e["from"] == room)
+        alice.feed(f"<iq type='set' id='c1' to='{room}'><query xmlns='{ns.MUC_OWNER}'>"
+                   f"<x xmlns='{ns.DATA_FORMS}' type='submit'><field var="
+                   f"'muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>")
+        self.assertEqual((await wait_for(alice, iq_answer("c1")))["type"], "result")
+        self.fixture.registry.stop("muc")
+        out = await wait_for(alice, lambda e: e.name == "presence"
+                             and e.getAttribute("type") == "unavailable")
+        self.assertIn("code='332'", out.toXml().replace('"', "'"))
+        self.assertNotIn(service, self.server.router.served)
+        await self.fixture.registry.start("muc")
+        alice.feed(f"<iq type='get' id='d1' to='{service}'><query xmlns='{ns.DISCO_ITEMS}'/>"
+                   f"</iq>")
+        items = await wait_for(alice, iq_answer("d1"))
+        self.assertEqual([i["jid"] for i in items.firstChildElement().elements()], [room])

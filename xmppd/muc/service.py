@@ -16,6 +16,7 @@ from xmppd.errors import StanzaError
 from xmppd.jid import JID
 from xmppd.logs import get_logger
 from xmppd.muc import admin, join, messages, moderation, store, vcard
+from xmppd.muc import presence as codes
 from xmppd.muc.admin import Limits
 from xmppd.muc.archive import RoomArchive
 from xmppd.muc.config import RoomConfig
@@ -118,6 +119,16 @@ class MucService:
         if room.jid in self._stored:
             self._stored.discard(room.jid)
             self._track(room.jid, self.store.delete(room.jid))
+
+    def shutdown(self) -> None:
+        """The service stops: every occupant told it is out, with 332 (§15.6.2)."""
+        for room in list(self.rooms.values()):
+            for occupant in room.occupants:
+                for jid in occupant.jids():
+                    room.send(room.presence_of(occupant, occupant, jid, [codes.SHUTDOWN],
+                                               "unavailable"))
+                room.occupants.remove(occupant)
+        self.rooms.clear()
 
     def existing(self, jid: JID) -> Room:
         room = self.rooms.get(jid.bare())

@@ -108,5 +108,9 @@ class Muc:
         service.iq("get", ns.PING, "ping", muc.occupant_ping, to="full")
         return defer.ensureDeferred(muc.load(service.domains))
 
+    def teardown(self) -> None:
+        """Occupants learn that the service went (332) before its domains go."""
+        self.muc.shutdown()
+
 
 muc = Muc()
