@@ -65,7 +65,7 @@ def test_sample_config_loads():
                                       "offline", "pep", "pubsub", "smacks", "carbons", "csi",
                                       "blocking", "vcard", "avatar_hash", "private",
                                       "bookmarks", "vcard_conversion", "push", "time",
-                                      "last_activity", "fast")
+                                      "last_activity", "muc", "fast")
 
 
 def _sample_keys() -> dict[str, set[str]]:
@@ -158,7 +158,7 @@ def test_defaults(tmp_path):
                                       "offline", "pep", "pubsub", "smacks", "carbons", "csi",
                                       "blocking", "vcard", "avatar_hash", "private",
                                       "bookmarks", "vcard_conversion", "push", "time",
-                                      "last_activity", "fast")
+                                      "last_activity", "muc", "fast")
     assert dict(config.plugins.sections) == {}
     assert config.log.level == "info"
 
