@@ -154,6 +154,17 @@ class FastFlowTests(Sasl2Case):
         _, failure = await self.fast_login(token)
         self.assertEqual(self.condition(failure), "not-authorized")
 
+    async def test_password_change_ends_tokens(self):
+        from xmppd.sasl.credentials import derive_all
+
+        token, _ = await self.get_token()
+        await self.fixture.storage.users.set_credentials("alice", "localhost",
+                                                         derive_all("a new password", 4096))
+        _, failure = await self.fast_login(token)
+        self.assertEqual(self.condition(failure), "credentials-expired")
+        _, failure = await self.fast_login("y" * 128)  # a wrong token stays not-authorized
+        self.assertEqual(self.condition(failure), "not-authorized")
+
     async def test_replayed_count_fails(self):
         token, _ = await self.get_token()
         _, success = await self.fast_login(token, "count='5'")

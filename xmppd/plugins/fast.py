@@ -8,6 +8,8 @@ xmppd.sasl.ht. Options, in ``[plugins.fast]``:
 - ``rotate_after_days`` (default 7): a token used when older than this brings its device a
   new one in the same <success/> (the old one stays valid until the new one is used).
 
+A password change ends every token of the account (credentials-expired at their next use).
+
 ``xmppdctl fast list USER`` shows an account's devices and their tokens' expiry (never a
 token or its hash); ``xmppdctl fast revoke USER [DEVICE]`` ends one device's tokens or all.
 """
@@ -40,7 +42,10 @@ class Fast:
 
     def setup(self, ctx) -> None:
         settings = ctx.settings if isinstance(ctx.settings, Settings) else self.configure(ctx)
-        tokens = FastTokens(ctx.open_store(STORE, "map"), settings, ctx.reactor)
+        users = ctx.storage.users
+        tokens = FastTokens(ctx.open_store(STORE, "map"), settings, ctx.reactor,
+                            lambda localpart, domain: users.get_credentials(localpart, domain,
+                                                                            "sha-256"))
         domains = ctx.domains
         ctx.sasl2_extension(tokens)
 

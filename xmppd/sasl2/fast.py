@@ -21,6 +21,11 @@ Each token is bound to the mechanism it was asked for (§4.3: a -ENDP token does
 with -NONE), expires ``lifetime`` seconds after issue, and a token older than ``rotate_after``
 gets a successor at its next use. A <fast count/> must grow from one use to the next (a
 replayed authentication fails), and <fast invalidate='true'/> ends the token it came with.
+
+A token is also bound to the password it was issued under: ``password`` is a fingerprint of
+the account's SCRAM-SHA-256 salt and StoredKey (new with every password), so changing the
+password ends every token; using one then fails with credentials-expired (XEP-0484 §5: the
+server no longer trusts it), which tells the device to log in with the password again.
 """
 
 from __future__ import annotations
@@ -63,6 +68,14 @@ def token_hash(token: str) -> str:
     return base64.b64encode(hashlib.sha256(token.encode("utf-8")).digest()).decode("ascii")
 
 
+def password_fingerprint(credentials) -> str | None:
+    """What ties a token to the password it was issued under (None: no such account)."""
+    if credentials is None:
+        return None
+    digest = hashlib.sha256(b"xmppd FAST\0" + credentials.salt + credentials.stored_key)
+    return base64.b64encode(digest.digest()[:12]).decode("ascii")
+
+
 def xep0082(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -70,12 +83,14 @@ def xep0082(seconds: float) -> str:
 class FastTokens(Sasl2Extension):
     """The FAST extension: the <fast/> inline feature, HT mechanisms, token issue and use.
 
-    ``store`` is the map store, ``clock`` has ``seconds()`` (the reactor)."""
+    ``store`` is the map store, ``clock`` has ``seconds()`` (the reactor), ``credentials``
+    ``(localpart, domain)`` a Deferred of the account's SCRAM-SHA-256 credentials or None."""
 
-    def __init__(self, store, settings: Settings, clock) -> None:
+    def __init__(self, store, settings: Settings, clock, credentials) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
+        self.credentials = credentials
 
     # -- SASL2
 
@@ -122,6 +137,9 @@ class FastTokens(Sasl2Extension):
                 log.info("FAST: {localpart}@{domain} replayed a count", localpart=localpart,
                          domain=domain)
                 return None
+            current = password_fingerprint((yield self.credentials(localpart, domain)))
+            if current is None or not hmac.compare_digest(token.get("password", ""), current):
+                raise SASLFailure("credentials-expired", "the password changed")
             attempt.state[USED] = (key, record, slot, count)
             return secret
         return None
@@ -166,10 +184,12 @@ class FastTokens(Sasl2Extension):
             if record is None:
                 record = (yield self.store.get(account, key)) or {}
             record["software"], record["device"] = agent.software, agent.device
+            password = password_fingerprint(
+                (yield self.credentials(attempt.localpart, stream.domain)))
             token = secrets.token_urlsafe(TOKEN_BYTES)
             expiry = now + self.settings.lifetime
             record["new"] = {"hash": token_hash(token), "mechanism": issue, "issued": now,
-                             "expiry": expiry, "count": 0}
+                             "expiry": expiry, "count": 0, "password": password}
             yield self._save(account, key, record)
             element = domish.Element((FAST, "token"))
             element["expiry"] = xep0082(expiry)
