@@ -154,11 +154,12 @@ class PluginContext(Registrations, PluginOptions):
 
     # -- the web server (xmppd.http.server)
 
-    def http_resource(self, path: str, resource) -> None:
+    def http_resource(self, path: str, resource, max_body: int = 0) -> None:
         """Serve a twisted.web ``resource`` at ``/path/`` (one segment) of the server's web
         server, which listens on ``[http]`` once something is mounted; unmounted at stop.
+        Request bodies above ``max_body`` bytes are refused (413) before they are read.
         ValueError when the path is taken."""
-        self._undo.append(self._server.http.mount(path, resource))
+        self._undo.append(self._server.http.mount(path, resource, max_body))
 
     def http_url(self, host: str, path: str) -> str:
         """The URL clients use for ``path`` (below a mount, no leading slash) on our domain

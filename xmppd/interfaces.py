@@ -137,6 +137,14 @@ class IPluginContext(Interface):
         """The generic store ``name`` of ``kind`` ('keyval', 'map' or 'archive'): an
         IKeyValStore, IMapStore or IArchiveStore; ValueError naming an unknown kind."""
 
+    def http_resource(path, resource, max_body=0):
+        """Serve a twisted.web resource at ``/path/`` of the server's web server
+        (xmppd.http: ``[http]`` listeners, opened once something is mounted); request bodies
+        above ``max_body`` bytes are refused with 413; unmounted when the plugin stops."""
+
+    def http_url(host, path):
+        """The URL clients use for ``path`` below a mount on our domain ``host``."""
+
     def session_filters(hook, priority=0):
         """Call ``hook(session)`` for every session bound from now on, to add filters with
         ``session.filters.add(direction, fn, priority)``: ``fn(element, session)`` returns the

@@ -45,8 +45,43 @@ class MountTable(resource.Resource):
         return resource.NoResource().render(request)
 
 
+class BoundedRequest(server.Request):
+    """A request whose body may not exceed the site's ``max_body``: refused with 413 as
+    soon as the headers announce more (or a chunked body grows past it), before the body
+    is read to a file."""
+
+    too_large = False
+
+    def gotLength(self, length) -> None:  # noqa: N802 (Twisted's name)
+        super().gotLength(length)
+        if length is not None and length > self.channel.site.max_body:
+            self._refuse()
+
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802
+        if self.too_large:
+            return
+        if self.content.tell() + len(data) > self.channel.site.max_body:
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command, path, version) -> None:  # noqa: N802
+        if not self.too_large:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self) -> None:
+        self.too_large = True
+        self.channel.transport.write(b"HTTP/1.1 413 Content Too Large\r\n"
+                                     b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+        self.channel.loseConnection()
+
+
 class QuietSite(server.Site):
-    """A Site without the access log: an upload URL or header can hold a token."""
+    """A Site without the access log (an upload URL or header can hold a token), and with
+    a bound on request bodies: the largest any mount asked for."""
+
+    requestFactory = BoundedRequest
+    max_body = 0
 
     def log(self, request) -> None:
         pass
@@ -62,26 +97,33 @@ class HttpServer:
         self.root = MountTable()
         self.site = QuietSite(self.root, reactor=reactor)
         self.ports: list = []
+        self._bodies: dict[bytes, int] = {}  # each mount's largest request body
         self._tls_context = None
         self._started = False
         self._listening: defer.Deferred | None = None
 
     # -- mounts
 
-    def mount(self, path: str, web_resource: resource.Resource) -> Callable[[], None]:
-        """Serve ``web_resource`` at ``/path/``; returns the function that unmounts it."""
+    def mount(self, path: str, web_resource: resource.Resource,
+              max_body: int = 0) -> Callable[[], None]:
+        """Serve ``web_resource`` at ``/path/``, taking request bodies of up to
+        ``max_body`` bytes; returns the function that unmounts it."""
         if not isinstance(path, str) or not SEGMENT.fullmatch(path):
             raise ValueError(f"an HTTP mount is one path segment such as 'upload', not {path!r}")
         key = path.encode("ascii")
         if key in self.root.mounts:
             raise ValueError(f"/{path}/ is already served here")
         self.root.mounts[key] = web_resource
+        self._bodies[key] = max_body
+        self.site.max_body = max(self._bodies.values())
         if self._started:
             self._listen()
 
         def unmount() -> None:
             if self.root.mounts.get(key) is web_resource:
                 del self.root.mounts[key]
+                del self._bodies[key]
+                self.site.max_body = max(self._bodies.values(), default=0)
 
         return unmount
 
@@ -113,12 +155,15 @@ class HttpServer:
     def _listen(self) -> None:
         if self._listening is None:
             self._listening = defer.ensureDeferred(self._open_ports())
-            self._listening.addErrback(log.failure, "the web server could not listen")
+            self._listening.addErrback(
+                lambda failure: log.failure("the web server could not listen", failure))
 
     async def _open_ports(self) -> None:
-        https = TLSMemoryBIOFactory(self._tls_context, False, self.site)
-        for description, factory in ([(d, self.site) for d in self.config.listen]
-                                     + [(d, https) for d in self.config.https]):
+        listeners = [(d, self.site) for d in self.config.listen]
+        if self.config.https:
+            https = TLSMemoryBIOFactory(self._tls_context, False, self.site)
+            listeners += [(d, https) for d in self.config.https]
+        for description, factory in listeners:
             port = await listen(self.reactor, description, factory, self.backlog)
             self.ports.append(port)
 

@@ -1,0 +1,103 @@
+"""The shared web server (xmppd.http.server): mounts on one path segment each, no port
+until something is mounted, a mount made after the start opens the listeners, URLs for
+clients, and request bodies above the largest mount's bound refused on their headers."""
+
+from __future__ import annotations
+
+import http.client
+
+from twisted.internet import reactor, threads
+from twisted.trial.unittest import TestCase
+from twisted.web import resource
+
+from xmppd.config import HttpConfig
+from xmppd.http.server import HttpServer, listener_port
+
+
+class Hello(resource.Resource):
+    isLeaf = True
+
+    def render_GET(self, request) -> bytes:  # noqa: N802
+        return b"hello " + b"/".join(request.postpath)
+
+    def render_PUT(self, request) -> bytes:  # noqa: N802
+        return str(len(request.content.read())).encode()
+
+
+def plain(port: str = "0") -> HttpConfig:
+    return HttpConfig((f"tcp:{port}:interface=127.0.0.1",), (), None)
+
+
+def fetch(port: int, method: str, path: str, body: bytes | None = None,
+          headers: dict | None = None) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request(method, path, body=body, headers=headers or {},
+                           encode_chunked="Transfer-Encoding" in (headers or {}))
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+class MountTest(TestCase):
+    def test_mount_names_and_undo(self):
+        web = HttpServer(plain(), reactor)
+        for bad in ("", "a/b", "../x", "/upload", "é"):
+            self.assertRaises(ValueError, web.mount, bad, Hello())
+        undo = web.mount("upload", Hello(), max_body=10)
+        self.assertRaises(ValueError, web.mount, "upload", Hello())
+        web.mount("metrics", Hello(), max_body=3)
+        self.assertEqual(web.site.max_body, 10)
+        undo()
+        self.assertNotIn(b"upload", web.root.mounts)
+        self.assertEqual(web.site.max_body, 3)
+
+    def test_urls(self):
+        both = HttpConfig(("tcp:5280",), ("tcp:port=5281:interface=::1",), None)
+        self.assertEqual(HttpServer(both, reactor).url("example.org", "upload/x"),
+                         "https://example.org:5281/upload/x")
+        self.assertEqual(HttpServer(plain("8080"), reactor).url("a.example", "m"),
+                         "http://a.example:8080/m")
+        proxied = HttpConfig((), (), "https://files.example/x")
+        self.assertEqual(HttpServer(proxied, reactor).url("a.example", "upload/y"),
+                         "https://files.example/x/upload/y")
+        self.assertRaises(ValueError, HttpServer(HttpConfig((), (), None), reactor).url,
+                          "a", "b")
+        self.assertEqual(listener_port("unix:/tmp/s"), None)
+
+
+class ServeTest(TestCase):
+    async def _served(self, web: HttpServer) -> int:
+        self.addCleanup(web.stop)
+        return web.ports[0].getHost().port
+
+    async def test_nothing_mounted_nothing_listens_until_a_mount(self):
+        web = HttpServer(plain(), reactor)
+        await web.start(None)
+        self.assertEqual(web.ports, [])
+        web.mount("hello", Hello(), max_body=5)
+        await web._listening
+        port = await self._served(web)
+        self.assertEqual(await threads.deferToThread(fetch, port, "GET", "/hello/a/b"),
+                         (200, b"hello a/b"))
+        status, _ = await threads.deferToThread(fetch, port, "GET", "/other/")
+        self.assertEqual(status, 404)
+        self.assertEqual(await threads.deferToThread(fetch, port, "PUT", "/hello/", b"12345"),
+                         (200, b"5"))
+        status, _ = await threads.deferToThread(fetch, port, "PUT", "/hello/", b"123456")
+        self.assertEqual(status, 413)
+        # chunked: no length in the headers, refused once the body grows past the bound
+        status, _ = await threads.deferToThread(
+            fetch, port, "PUT", "/hello/", iter([b"1234", b"5678"]),
+            {"Transfer-Encoding": "chunked"})
+        self.assertEqual(status, 413)
+
+    async def test_a_mount_before_the_start_listens_at_the_start(self):
+        web = HttpServer(plain(), reactor)
+        web.mount("hello", Hello())
+        await web.start(None)
+        port = await self._served(web)
+        self.assertEqual((await threads.deferToThread(fetch, port, "GET", "/hello/"))[0], 200)
+        await web.stop()
+        self.assertEqual(web.ports, [])
