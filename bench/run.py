@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from bench import procstats
+from bench.attack import under_attack
 from bench.profile import LOADS, profile
 from bench.report import comparison, render
 from bench.servers import (
@@ -41,6 +42,8 @@ from xmppd.stream.selfsigned import make_self_signed
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVERS = {"xmppd": XmppdUnderTest, "prosody": ProsodyUnderTest}
 PROFILE_SECONDS = {False: 12.0, True: 1.0}  # full run, quick run
+# opt-in workloads, not in the default list: --workloads under_attack (bench/attack.py)
+ALL_WORKLOADS = {**WORKLOADS, "under_attack": under_attack}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--servers", default="xmppd,prosody",
                         help="comma-separated, from: " + ", ".join(SERVERS))
     parser.add_argument("--workloads", default=",".join(WORKLOADS),
-                        help="comma-separated, from: " + ", ".join(WORKLOADS))
+                        help="comma-separated, from: " + ", ".join(ALL_WORKLOADS))
     parser.add_argument("--output", type=Path, help="the JSON file (default: bench/results/)")
     parser.add_argument("--no-pin", action="store_true", help="leave CPU placement to the OS")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
@@ -63,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
     args.servers = _choices(parser, args.servers, SERVERS)
-    args.workloads = _choices(parser, args.workloads, WORKLOADS)
+    args.workloads = _choices(parser, args.workloads, ALL_WORKLOADS)
     args.profiles = _choices(parser, args.profiles, LOADS)
     return args
 
@@ -155,7 +158,7 @@ def _measure(server, workload: str, plan, cores) -> dict:
     target = server.start(workload)
     _pinner(cores)(target.pid)
     try:
-        raw = asyncio.run(WORKLOADS[workload](target, plan))
+        raw = asyncio.run(ALL_WORKLOADS[workload](target, plan))
     finally:
         server.stop()
     return {metric: summarize(values) for metric, values in raw.items()}
