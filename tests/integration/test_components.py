@@ -153,3 +153,62 @@ def test_a_component_spoofing_from_gets_invalid_from(server):
         await logout(alice)
 
     asyncio.run(scenario())
+
+
+def test_a_user_of_another_server_reaches_the_component_over_federation(tmp_path):
+    from tests.certs import make_test_pki
+    from tests.integration.test_federation import A, B, close, s2s_section, user
+    from tests.integration.test_services import stop
+
+    pki = make_test_pki(tmp_path / "pki", [A, B])  # a.example's covers *.a.example
+    a = XmppdProcess(tmp_path / "a", domain=A,
+                     certificate=(pki.good[A].cert_path, pki.good[A].key_path))
+    b = XmppdProcess(tmp_path / "b", domain=B,
+                     certificate=(pki.good[B].cert_path, pki.good[B].key_path))
+    a.component_port = free_port()
+    gateway = f"gateway.{A}"
+    a.config.write_text(a.config.read_text() + s2s_section(a, b, pki.ca.ca_path, "secure") + f"""
+[components]
+listen = ["tcp:{a.component_port}:interface=127.0.0.1"]
+[components.secrets]
+"{gateway}" = "{SECRET}"
+""")
+    b.config.write_text(b.config.read_text() + s2s_section(b, a, pki.ca.ca_path, "secure")
+                        + f'"{gateway}" = "127.0.0.1:{a.s2s_port}"\n')
+    for proc in (a, b):
+        proc.ca = pki.ca.ca_path
+        proc.client_hostname_check = True
+    assert b.ctl("adduser", f"bob@{B}", "correct horse battery staple").returncode == 0
+    a.start()
+    b.start()
+
+    async def scenario():
+        from slixmpp import ComponentXMPP
+
+        comp = ComponentXMPP(gateway, SECRET, "127.0.0.1", a.component_port)
+        started = asyncio.get_running_loop().create_future()
+        comp.add_event_handler("session_start", lambda _e: started.done() or started.set_result(1))
+
+        def echo(message) -> None:  # the component answers from its own domain
+            if message["body"]:
+                comp.send_message(mto=message["from"], mfrom=message["to"],
+                                  mbody="echo: " + message["body"], mtype="chat")
+
+        comp.add_event_handler("message", echo)
+        comp.connect()
+        await asyncio.wait_for(started, 10)
+        bob, messages, _ = await user(b, f"bob@{B}/work")
+        bob.send_message(mto=f"bot@{gateway}", mbody="across?", mtype="chat")
+        answer = await messages.wait_for(lambda m: m["body"] == "echo: across?", timeout=20)
+        assert str(answer["from"]) == f"bot@{gateway}"
+        await close(bob)
+        comp.disconnect()
+        await asyncio.wait_for(comp.disconnected, 10)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        stop(a, b)
+    for proc in (a, b):
+        assert SECRET not in proc.log()
+        assert_log_for_admins(proc.log())
