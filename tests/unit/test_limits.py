@@ -174,3 +174,37 @@ def test_reading_resumes_only_when_no_reason_is_left():
     assert stream.transport.calls == ["pause"]
     stream.pause_reading(RATE, resume=True)
     assert stream.transport.calls == ["pause", "resume"]
+
+
+# -- stanza pacing (c2s sessions and s2s streams)
+
+
+class PacedStream:
+    """What ``paced`` needs of a stream: its guard, reactor and state."""
+
+    def __init__(self, limits) -> None:
+        from xmppd.limits.guard import StreamGuard
+
+        self.reactor = limits.reactor
+        self.disconnected = False
+        self.peer_address = "192.0.2.9:5269"
+        self.guard = StreamGuard(limits, self, "s2s")
+
+
+def test_s2s_stanzas_beyond_the_rate_wait_in_order_and_none_is_lost():
+    from dataclasses import replace
+
+    from xmppd.limits.stanzas import paced
+
+    clock = Clock()
+    config = replace(DEFAULTS, s2s=replace(DEFAULTS.s2s, stanzas_per_second=2, burst_stanzas=2))
+    stream = PacedStream(Limits(config, clock))
+    done: list[int] = []
+    results = [paced(stream, lambda n=n: done.append(n)) for n in range(4)]
+    assert done == [0, 1]  # the burst
+    assert results[2] is not None and not results[2].called
+    clock.advance(0.5)
+    assert done == [0, 1, 2]
+    clock.advance(1.0)
+    assert done == [0, 1, 2, 3]
+    assert stream.guard.throttled == 2

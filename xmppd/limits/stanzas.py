@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_limits -*-
-"""What a bound client session may send: a stanza rate, a subscription budget, and the
-stream limits it is told about (XEP-0478).
+"""What a bound client session (or a peer server) may send: a stanza rate, a subscription
+budget, and the stream limits it is told about (XEP-0478).
 
 The stanza rate never drops: a stanza over the rate is handled when the bucket allows, and
 meanwhile the stream reads nothing more (XmlStream pauses while an element's work is
@@ -31,16 +31,24 @@ def shape_stanza(stream, element: domish.Element, handle: Callable):
                             f"at most {per_hour} subscription requests an hour", type="wait")
         stream.session.send(error.to_response(element))
         return None
-    wait = guard.stanza_wait()
-    if not wait:
-        return handle(element)
 
     def later():
-        if stream.disconnected or stream.session is None:
+        if stream.session is None:
             return None  # never read as handled: a resumed session's client sends it again
         return handle(element)
 
-    return task.deferLater(stream.reactor, wait, later)
+    return paced(stream, later)
+
+
+def paced(stream, work: Callable[[], object]):
+    """``work()`` now, or once the stream's stanza bucket allows (a Deferred: the stream
+    reads nothing meanwhile); nothing when the stream is gone by then."""
+    guard = stream.guard
+    wait = guard.stanza_wait() if guard is not None else 0.0
+    if not wait:
+        return work()
+    return task.deferLater(stream.reactor, wait,
+                           lambda: None if stream.disconnected else work())
 
 
 def stream_limits_feature(stream, idle_seconds: float = 0.0) -> domish.Element:

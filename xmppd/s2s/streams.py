@@ -38,7 +38,7 @@ from xmppd import ns
 from xmppd.errors import StanzaError, StreamError
 from xmppd.jid import domain_or_none
 from xmppd.limits.guard import guard_for
-from xmppd.limits.stanzas import stream_limits_feature
+from xmppd.limits.stanzas import paced, stream_limits_feature
 from xmppd.logs import get_logger
 from xmppd.router import unforged
 from xmppd.s2s import dialback
@@ -214,7 +214,8 @@ class ServerStream(XmlStream):
             return None
         if stanza.kind == "message":
             stanza = unforged(stanza, self.manager.domains)
-        return self.manager.router.route(stanza, self)
+        # [limits.s2s] stanzas_per_second: later stanzas wait (xmppd.limits.stanzas)
+        return paced(self, lambda: self.manager.router.route(stanza, self))
 
     def _refuse(self, stanza: Stanza, error: StanzaError) -> None:
         """Answer a stanza we will not route. An outgoing or bidirectional stream carries the
