@@ -87,6 +87,13 @@ class AdminAPI:
             return defer.fail(error)
         return self.storage.users.list_users(host)
 
+    def backup(self, destination: str, force: str | None = None):
+        """Copy the database into the new file ``destination`` (an absolute path), or over
+        it with ``force`` = "force"; fires with what was written (xmppd.admin.backup)."""
+        from xmppd.admin.backup import backup_call
+
+        return backup_call(self.storage, destination, force)
+
     def account(self, jid: str | JID) -> JID:
         """``jid`` as the bare JID of an account on one of our domains, or ValueError saying why."""
         account = _parse(jid, "JID") if isinstance(jid, str) else jid

@@ -54,6 +54,7 @@ CALLS = frozenset({
     "add_user", "delete_user", "set_password", "list_users",
     "list_sessions", "kick",
     "list_s2s", "close_s2s",
+    "backup",
 })
 COMMANDS_CALL, COMMAND_CALL = "commands", "command"  # plugins' commands: list, call
 # Exceptions whose message is meant for the operator; anything else is a bug, logged here.

@@ -27,10 +27,11 @@ from typing import Any, TextIO
 
 from twisted.internet import defer, task
 
-from xmppd.admin import control
+from xmppd.admin import backup, control
 from xmppd.admin.api import AdminAPI
 from xmppd.admin.passwords import hash_password
 from xmppd.config import load_config
+from xmppd.pie import cli as pie_cli
 from xmppd.storage import open_storage
 
 PROG = "xmppdctl"
@@ -213,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--warn-days", type=int, default=14, metavar="DAYS",
                        help="warn about certificates expiring within DAYS (default 14)")
 
+    backup.add_parser(commands)
+    pie_cli.add_parsers(commands)
+
     hashpw = commands.add_parser(
         "hash-password", help="print a hash for the config's manhole.password_hash"
     )
@@ -226,7 +230,8 @@ def plugin_words(argv: list[str]) -> tuple[str | None, list[str]] | None:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, words = pre.parse_known_args(argv)
-    core = {name.split()[0] for name in COMMANDS} | {"hash-password", "check"}
+    core = {name.split()[0] for name in COMMANDS} | {"hash-password", "check", "backup",
+                                                     *pie_cli.COMMANDS}
     if not words or words[0].startswith("-") or words[0] in core:
         return None
     return known.config, words
@@ -246,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":  # before load_config: its problems are findings
             return _main_check(args)
         config = load_config(args.config)
+        if args.command in ("backup", *pie_cli.COMMANDS):
+            return _main_data(config, args)
         if "password" in args:
             args.password = read_password(args.password)
     except KeyboardInterrupt:
@@ -257,6 +264,23 @@ def main(argv: list[str] | None = None) -> int:
         task.react(_react_main, (config, args))
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else 1
+    return 0  # not reached: react always exits
+
+
+def _main_data(config, args: argparse.Namespace) -> int:
+    """backup, export, import: what moves the server's data in and out of files."""
+    run = backup.run if args.command == "backup" else pie_cli.run
+
+    async def done(reactor) -> None:
+        try:
+            await run(reactor, config, args)
+        except Exception as error:
+            raise SystemExit(report(error)) from None
+
+    try:
+        task.react(done)
+    except SystemExit as finished:
+        return finished.code if isinstance(finished.code, int) else 1
     return 0  # not reached: react always exits
 
 
