@@ -18,8 +18,8 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         try:
             self["config_object"] = load_config(self["config"])
-        except ConfigError as error:
-            raise usage.UsageError(str(error)) from None
+        except ConfigError as error:  # every problem in the file, one line each
+            raise usage.UsageError("\n".join(error.problems)) from None
 
 
 def makeService(options: Options, reactor=None):

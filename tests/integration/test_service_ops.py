@@ -313,3 +313,105 @@ def test_systemd_analyze_verifies_the_unit(tmp_path):
                             text=True, timeout=60)
     problems = [line for line in result.stderr.splitlines() if "xmppd.service" in line]
     assert result.returncode == 0 and not problems, result.stderr
+
+
+# --------------------------------------------------------------------------- plugins reload
+
+RELOADABLE_PLUGINS = '''
+from twisted.words.xish import domish
+from zope.interface import implementer
+from xmppd.interfaces import IXmppdPlugin
+
+
+def _text(options):
+    options.known("text")
+    value = options.config.get("text", "hello")
+    if not isinstance(value, str):
+        raise ValueError("[plugins.%s] text: expected a string" % options.name)
+    return value
+
+
+@implementer(IXmppdPlugin)
+class Greeting:
+    """Declares itself reloadable: reconfigure(ctx, settings)."""
+    name, requires = "greeting", ()
+
+    def configure(self, options):
+        return _text(options)
+
+    def setup(self, ctx):
+        self.text = ctx.settings
+        ctx.iq("get", "urn:example:greeting", "greeting", self.answer)
+
+    def reconfigure(self, ctx, settings):
+        self.text = settings
+
+    def answer(self, stanza, origin):
+        element = domish.Element(("urn:example:greeting", "greeting"))
+        element.addContent(self.text)
+        return element
+
+
+@implementer(IXmppdPlugin)
+class Frozen:
+    """Not reloadable: a change of its section needs a restart."""
+    name, requires = "frozen", ()
+
+    def configure(self, options):
+        return _text(options)
+
+    def setup(self, ctx):
+        pass
+
+
+greeting, frozen = Greeting(), Frozen()
+'''
+
+
+def test_reload_reconfigures_a_reloadable_plugin_in_place(tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "reloadable_plugins.py").write_text(RELOADABLE_PLUGINS)
+    proc = XmppdProcess(tmp_path / "server", extra=(
+        '[plugins]\nenabled = ["disco", "ping", "greeting", "frozen"]\n'
+        '[plugins.greeting]\ntext = "hello"\n[plugins.frozen]\ntext = "ice"\n'))
+    text = proc.config.read_text().replace("[server]\n", f'[server]\nplugin_dirs = ["{plugins}"]\n'
+                                           , 1)
+    text += f'\n[s2s]\nlisten = ["tcp:{proc.s2s_port}:interface=127.0.0.1"]\n'
+    proc.config.write_text(text)
+    assert proc.ctl("adduser", "alice@localhost", PASSWORD).returncode == 0
+    proc.start()
+    try:
+        async def greet(client) -> str:
+            from slixmpp.xmlstream import ET
+
+            iq = client.make_iq_get(ito="localhost")
+            iq.append(ET.Element("{urn:example:greeting}greeting"))
+            reply = await iq.send(timeout=5)
+            return reply.xml.find("{urn:example:greeting}greeting").text
+
+        async def scenario():
+            alice = await login(proc, "alice@localhost")
+            assert await greet(alice) == "hello"
+            proc.config.write_text(text.replace('text = "hello"', 'text = "bonjour"')
+                                   .replace('text = "ice"', 'text = "water"')
+                                   + 'deny = ["evil.example"]\n')
+            result = await asyncio.to_thread(proc.ctl, "reload")
+            assert result.returncode == 0, result.stderr
+            lines = result.stdout.splitlines()
+            assert "applied: [plugins.greeting]" in lines
+            assert "needs a restart: [plugins.frozen] (the plugin is not reloadable)" in lines
+            assert "applied: [s2s] deny" in lines
+            assert await greet(alice) == "bonjour"  # same session, same plugin, new setting
+            # a bad value: configure refuses it, the old setting stays
+            proc.config.write_text(text.replace('text = "hello"', "text = 7"))
+            result = await asyncio.to_thread(proc.ctl, "reload")
+            assert result.returncode == 1
+            assert "[plugins.greeting] text: expected a string" in result.stderr
+            assert await greet(alice) == "bonjour"
+            await logout(alice)
+
+        asyncio.run(scenario())
+    finally:
+        assert proc.stop() == 0, proc.log()
+    assert "Traceback" not in proc.log()
