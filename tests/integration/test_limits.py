@@ -338,8 +338,26 @@ sasl_failures_per_stream = 3
 # -- liveness
 
 
+def try_bind(proc, user: str, resource: str) -> bytes:
+    """Log ``user`` in on a new stream and ask for ``resource``; the answer to the bind."""
+    sock = tls_stream(proc)
+    features_after_tls(sock, proc)
+    sock.sendall(plain(user, PASSWORD).encode())
+    read_until(sock, b"<success")
+    features_after_tls(sock, proc)
+    sock.sendall(f"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                 f"<resource>{resource}</resource></bind></iq>".encode())
+    answer = read_until(sock, b"</iq>")
+    sock.close()
+    return answer
+
+
 def test_a_silent_session_is_pinged_then_cut(tmp_path):
-    with running(tmp_path, "[limits]\nping_after = 1\nping_timeout = 1\n") as proc:
+    """A client that vanished (it reads nothing and answers nothing, as a half-open
+    connection) is pinged, then cut: its session and its resource are released, so with
+    max_resources = 1 the account can bind again. A client that answers stays."""
+    with running(tmp_path, "[limits]\nping_after = 1\nping_timeout = 1\n",
+                 c2s_extra="max_resources = 1") as proc:
         sock = tls_stream(proc)
         features = features_after_tls(sock, proc)
         assert (b"<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes>"
@@ -349,6 +367,8 @@ def test_a_silent_session_is_pinged_then_cut(tmp_path):
         async def scenario(proc):
             alive = await login(proc, "bob@localhost/answers")  # slixmpp answers pings
             dead = bound_raw_session(proc, "alice", "gone")
+            assert b"<resource-constraint" in await asyncio.to_thread(try_bind, proc, "alice",
+                                                                      "second")
             # blocking reads in a thread: slixmpp's loop must run to answer its pings
             received = await asyncio.to_thread(read_until, dead, b"urn:xmpp:ping", 12)
             assert b"<iq" in received
@@ -359,6 +379,7 @@ def test_a_silent_session_is_pinged_then_cut(tmp_path):
             sessions = (await asyncio.to_thread(proc.ctl, "sessions")).stdout
             assert "alice@localhost/gone" not in sessions
             assert "bob@localhost/answers" in sessions
+            assert b"</jid>" in await asyncio.to_thread(try_bind, proc, "alice", "second")
             await logout(alive)
             dead.close()
 
