@@ -41,7 +41,10 @@ async def connect(proc: XmppdProcess, jid: str):
 
     client = ClientXMPP(jid, PASSWORD, sasl_mech="SCRAM-SHA-256")
     client.enable_direct_tls = False
-    client.ssl_context = ssl.create_default_context(cafile=str(proc.cert))
+    context = ssl.create_default_context(cafile=str(proc.cert))
+    if getattr(proc, "ca", None) is not None:
+        context.load_verify_locations(cafile=str(proc.ca))
+    client.ssl_context = context
     for plugin in CLIENT_PLUGINS:
         client.register_plugin(plugin)
     started = asyncio.get_running_loop().create_future()
@@ -511,3 +514,52 @@ def test_member_list_voice_request_config_change_and_destroy(server):
         await close(alice, bob, carol)
 
     run(scenario)
+
+
+def test_a_user_of_another_server_joins_and_chats(tmp_path):
+    from tests.certs import make_test_pki
+    from tests.integration.test_federation import A, B, s2s_section
+
+    pki = make_test_pki(tmp_path / "pki", [A, B])  # a.example's covers *.a.example
+    a = XmppdProcess(tmp_path / "a", domain=A,
+                     certificate=(pki.good[A].cert_path, pki.good[A].key_path))
+    b = XmppdProcess(tmp_path / "b", domain=B,
+                     certificate=(pki.good[B].cert_path, pki.good[B].key_path))
+    a.config.write_text(a.config.read_text() + PLUGINS
+                        + '[plugins.muc]\ncreate = "local"\n'
+                        + s2s_section(a, b, pki.ca.ca_path, "secure"))
+    b.config.write_text(b.config.read_text() + PLUGINS
+                        + s2s_section(b, a, pki.ca.ca_path, "secure")
+                        + f'"conference.{A}" = "127.0.0.1:{a.s2s_port}"\n')
+    for proc in (a, b):
+        proc.ca = pki.ca.ca_path
+    assert a.ctl("adduser", f"alice@{A}", PASSWORD).returncode == 0
+    assert b.ctl("adduser", f"bob@{B}", PASSWORD).returncode == 0
+    a.start()
+    b.start()
+    room = f"lounge@conference.{A}"
+
+    async def scenario():
+        alice = await connect(a, f"alice@{A}/home")
+        bob = await connect(b, f"bob@{B}/work")
+        await create(alice, "Alice", room)
+        alice_messages = Inbox(alice, "groupchat_message")
+        bob_messages = Inbox(bob, "groupchat_message")
+        presence, *_ = await muc(bob).join_muc_wait(room, "Bob", timeout=30)
+        assert "110" in status_codes(presence)
+        bob.send_message(mto=room, mbody="hello from afar", mtype="groupchat")
+        for inbox in (alice_messages, bob_messages):
+            got = await inbox.wait_for(body_is("hello from afar"), timeout=20)
+            assert str(got["from"]) == f"{room}/Bob"
+        alice.send_message(mto=room, mbody="welcome", mtype="groupchat")
+        await bob_messages.wait_for(body_is("welcome"), timeout=20)
+        # a remote user may not create rooms under create = "local"
+        with pytest.raises(PresenceError) as refused:
+            await muc(bob).join_muc_wait(f"new@conference.{A}", "Bob", timeout=30)
+        assert refused.value.condition == "not-allowed"
+        await close(alice, bob)
+
+    try:
+        run(scenario, timeout=120)
+    finally:
+        stop(a, b)
