@@ -1,0 +1,122 @@
+"""xmppdctl backup against a real running server under traffic: the running server makes the
+copy through its control socket while a slixmpp client keeps sending messages that are written
+to the database; the copy is one consistent, owner-only SQLite file that passes its integrity
+check and holds the accounts, and a second server started on it lets the users log in and
+hands out the offline messages it held. With the server stopped xmppdctl makes the copy
+itself; an existing file is kept unless --force."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import stat
+
+import pytest
+
+from tests.integration.conftest import login, logout, serve
+from tests.integration.serverproc import XmppdProcess
+from tests.integration.test_ctl_live import ctl, wait_for_control_socket
+
+MESSAGES = 150
+
+
+@pytest.fixture
+def busy_server(tmp_path):
+    yield from serve(XmppdProcess(tmp_path / "live"), users=("alice", "bob", "carol"))
+
+
+def offline_count(path) -> int:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return db.execute("SELECT COUNT(*) FROM offline_messages").fetchone()[0]
+
+
+def test_backup_of_a_running_server_under_traffic(busy_server, tmp_path):
+    wait_for_control_socket(busy_server)
+    copy = tmp_path / "copies" / "xmppd-backup.sqlite"
+    copy.parent.mkdir()
+
+    async def scenario() -> int:
+        alice = await login(busy_server, "alice@localhost/desk")
+        sent = 0
+
+        async def chatter() -> None:
+            nonlocal sent
+            for number in range(MESSAGES):  # carol is offline: each one is a database write
+                alice.send_message(mto="carol@localhost", mbody=f"message {number}",
+                                   mtype="chat")
+                sent += 1
+                await asyncio.sleep(0.01)
+
+        talking = asyncio.ensure_future(chatter())
+        await asyncio.sleep(0.3)  # the writes are under way
+        made = await ctl(busy_server, "backup", str(copy))
+        during = sent
+        await talking
+        await logout(alice)
+        assert made.returncode == 0, made.stderr + busy_server.log()[-3000:]
+        assert made.stdout.startswith(f"wrote {copy}: ")
+        assert "3 accounts, integrity check ok" in made.stdout
+        assert 0 < during < MESSAGES, "the backup was not taken while messages flowed"
+        return during
+
+    asyncio.run(scenario())
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600  # it holds SCRAM keys
+    assert not list(copy.parent.glob(".*partial"))  # no temporary file left
+    with sqlite3.connect(f"file:{copy}?mode=ro", uri=True) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        users = sorted(row[0] for row in db.execute("SELECT localpart FROM users"))
+        assert users == ["alice", "bob", "carol"]
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one file
+    held = offline_count(copy)
+    assert 0 < held < MESSAGES  # a state in the middle of the traffic, as it was committed
+
+    again = busy_server.ctl("backup", str(copy))
+    assert again.returncode == 1
+    assert "exists: choose another name, or --force" in again.stderr
+    assert offline_count(copy) == held  # untouched
+    forced = busy_server.ctl("backup", "--force", str(copy))
+    assert forced.returncode == 0, forced.stderr
+    assert offline_count(copy) == MESSAGES  # every message was written by now
+
+    # A second server on the copy: the users log in with their passwords, carol gets the
+    # messages the copy held.
+    restored = XmppdProcess(tmp_path / "restored")
+    (restored.directory / "data").mkdir()
+    shutil.copy(copy, restored.directory / "data" / "xmppd.sqlite")
+    restored.start()
+    try:
+        async def on_the_copy() -> list[str]:
+            bob = await login(restored, "bob@localhost/phone")
+            await logout(bob)
+            carol = await login(restored, "carol@localhost/phone")
+            bodies: list[str] = []
+            carol.add_event_handler("message", lambda m: bodies.append(str(m["body"])))
+            carol.send_presence()
+            for _ in range(100):
+                if len(bodies) == MESSAGES:
+                    break
+                await asyncio.sleep(0.1)
+            await logout(carol)
+            return bodies
+
+        bodies = asyncio.run(on_the_copy())
+        assert bodies == [f"message {n}" for n in range(MESSAGES)]
+    finally:
+        assert restored.stop() == 0, restored.log()
+
+
+def test_backup_with_the_server_stopped(tmp_path):
+    proc = XmppdProcess(tmp_path / "stopped")
+    missing = proc.ctl("backup", str(tmp_path / "none.sqlite"))
+    assert missing.returncode == 1
+    assert "there is no database at" in missing.stderr
+    assert not (tmp_path / "none.sqlite").exists()
+    assert proc.ctl("adduser", "dave@localhost", "pw-of-dave").returncode == 0
+    made = proc.ctl("backup", str(tmp_path / "offline.sqlite"))
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.endswith("1 account, integrity check ok\n")
+    with sqlite3.connect(tmp_path / "offline.sqlite") as db:
+        assert db.execute("SELECT localpart FROM users").fetchall() == [("dave",)]
+    directory = proc.ctl("backup", str(tmp_path))
+    assert directory.returncode == 1 and "is a directory" in directory.stderr
