@@ -415,3 +415,53 @@ def test_reload_reconfigures_a_reloadable_plugin_in_place(tmp_path):
     finally:
         assert proc.stop() == 0, proc.log()
     assert "Traceback" not in proc.log()
+
+
+def test_reload_applies_new_limits_to_the_next_connections(tmp_path):
+    proc = XmppdProcess(tmp_path, extra='[limits]\nexempt = []\n[limits.c2s]\n'
+                                         'unauthenticated_per_ip = 5\n')
+    proc.start()
+    held = []
+    try:
+        def connect() -> socket.socket:
+            sock = socket.create_connection(("127.0.0.1", proc.c2s_port), timeout=5)
+            sock.sendall(b"<?xml version='1.0'?><stream:stream to='localhost' version='1.0' "
+                         b"xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>")
+            received = b""
+            while b"</stream:features>" not in received and b"</stream:stream>" not in received:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+            return sock, received
+
+        for _ in range(2):
+            sock, received = connect()
+            assert b"</stream:features>" in received
+            held.append(sock)
+        proc.config.write_text(proc.config.read_text().replace("unauthenticated_per_ip = 5",
+                                                               "unauthenticated_per_ip = 2"))
+        result = proc.ctl("reload")
+        assert "applied: [limits] c2s" in result.stdout.splitlines(), result
+        sock, received = connect()  # a third while two wait: over the new cap
+        held.append(sock)
+        assert b"too many unauthenticated connections from 127.0.0.1 (2)" in received
+    finally:
+        for sock in held:
+            sock.close()
+        assert proc.stop() == 0, proc.log()
+
+
+def test_tls_watch_reloads_certificates_when_their_files_change(tmp_path):
+    ca = CertificateAuthority(tmp_path / "pki")
+    first = ca.issue("localhost", filename="live")
+    proc = XmppdProcess(tmp_path / "server", certificate=(first.cert_path, first.key_path))
+    proc.config.write_text(proc.config.read_text().replace("[tls]\n", "[tls]\nwatch = 1\n"))
+    proc.start()
+    try:
+        assert presented(proc.direct_tls_port, "localhost") == first.cert
+        renewed = ca.issue("localhost", filename="live")
+        wait_for_log(proc, "certificates reloaded: new connections use them")
+        assert presented(proc.direct_tls_port, "localhost") == renewed.cert
+    finally:
+        assert proc.stop() == 0, proc.log()

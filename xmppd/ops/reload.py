@@ -12,6 +12,9 @@ restart (listeners, storage, domains... anything held by a socket or a open data
 - ``[tls]`` certificate, key, certificates, watch: every certificate is read again (also
   when no key changed: a renewed file); new connections present the new ones, existing
   sessions keep their TLS
+- ``[limits]``: new connections, authentications and subscriptions count against the new
+  caps and shapers; streams already open read the new values where they read them on use
+  (pings, output bound)
 - ``[plugins.NAME]`` of a plugin that declares itself reloadable with
   ``reconfigure(ctx, settings)`` (xmppd.registry.PluginRegistry.reconfigure)
 
@@ -76,7 +79,8 @@ class Reloader:
             return report
         effective = current
         differences = changed_keys(current, new)
-        wanted = {(section, key) for section, key in differences if (section, key) in RELOADABLE}
+        wanted = {(section, key) for section, key in differences
+                  if (section, key) in RELOADABLE or section == "limits"}
         for section, key in sorted(differences - wanted):
             if section != "plugins" or key == "enabled":
                 report.restart.append(f"[{section}] {key}")
@@ -84,6 +88,7 @@ class Reloader:
         effective = self._admins(new, wanted, report, effective)
         effective = self._federation(new, wanted, report, effective)
         effective = self._certificates(new, wanted, report, effective)
+        effective = self._limits(new, wanted, report, effective)
         effective = self._plugins(current, new, report, effective)
         self._install(effective)
         self._log(report)
@@ -148,6 +153,26 @@ class Reloader:
         return dataclasses.replace(effective, tls=dataclasses.replace(
             effective.tls, certificate=new.tls.certificate, key=new.tls.key,
             certificates=new.tls.certificates, watch=new.tls.watch))
+
+    def _limits(self, new, wanted, report, effective) -> Config:
+        keys = sorted(key for section, key in wanted if section == "limits")
+        limits = getattr(self.service.server, "limits", None)
+        if not keys:
+            return effective
+        if limits is None:
+            report.restart.extend(f"[limits] {key}" for key in keys)
+            return effective
+        config = new.limits
+        limits.config = config
+        for name, gate in limits.gates.items():  # the listeners' connection counts stay
+            kind = limits.stream_class("s2s" if name.startswith("s2s") else "c2s")
+            gate.per_ip, gate.total = kind.unauthenticated_per_ip, kind.unauthenticated_total
+            gate.exempt = tuple(config.exempt)
+        auth = limits.auth  # the failures counted so far stay
+        auth.delay, auth.max_delay, auth.window = (config.auth_delay, config.auth_max_delay,
+                                                   config.auth_window)
+        report.applied.extend(f"[limits] {key}" for key in keys)
+        return dataclasses.replace(effective, limits=config)
 
     def _plugins(self, current, new, report, effective) -> Config:
         registry = self.service.plugins
