@@ -90,6 +90,10 @@ def test_upload_a_file_and_get_it_back(server):
         assert answer["Content-Disposition"] == "inline; filename*=UTF-8''a%20cat.png"
         assert answer["Access-Control-Allow-Origin"] == "*"
         assert answer["X-Content-Type-Options"] == "nosniff"
+        status, answer, body = await asyncio.to_thread(https, server, "GET", get, None,
+                                                       {"Range": "bytes=10-19"})
+        assert (status, body, answer["Content-Range"]) == (206, data[10:20],
+                                                           f"bytes 10-19/{len(data)}")
         # one PUT per slot
         status, _, _ = await asyncio.to_thread(
             https, server, "PUT", put, b"x" * len(data), {**headers, "Content-Type": "image/png"})

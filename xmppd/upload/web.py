@@ -94,19 +94,16 @@ class UploadResource(resource.Resource):
     # -- GET, HEAD
 
     def render_GET(self, request):  # noqa: N802
+        """The file through twisted.web's static.File (ranges, Last-Modified), with the
+        slot's type and our headers."""
         slot = self._slot(request)
         if slot is None or not slot.done:
             return _fail(request, 404, "no such file")
-        try:
-            body = open(self.slots.path(slot), "rb")  # noqa: SIM115 (the producer closes it)
-        except FileNotFoundError:
-            return _fail(request, 404, "no such file")
         _describe(request, slot)
-        if request.method == b"HEAD":
-            body.close()
-            return b""
-        static.NoRangeStaticProducer(request, body).start()
-        return server.NOT_DONE_YET
+        stored = static.File(str(self.slots.path(slot)))
+        stored.type, stored.encoding = slot.type, None
+        stored.childNotFound = resource.NoResource("no such file")
+        return stored.render(request)
 
     render_HEAD = render_GET  # noqa: N815
 
@@ -122,8 +119,6 @@ class UploadResource(resource.Resource):
 
 
 def _describe(request, slot: Slot) -> None:
-    request.setHeader(b"content-type", slot.type.encode("ascii"))
-    request.setHeader(b"content-length", str(slot.size).encode("ascii"))
     disposition = "inline" if slot.type.startswith(INLINE) else "attachment"
     request.setHeader(b"content-disposition",
                       f"{disposition}; filename*=UTF-8''{quote(slot.name, safe='')}")
