@@ -16,14 +16,20 @@ each reconnecting as soon as it is thrown out:
   (the stanza and byte shapers).
 
 It is not in the default ``make bench`` list (it takes a minute more and is a robustness
-measure, not a speed one); results go to the JSON with the others'.
+measure, not a speed one); results go to the JSON with the others'. The attack runs in a
+process of its own (``python -m bench.attack``), so its work does not delay the measuring
+load generator.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import ssl
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 from bench.accounts import user_names
 from bench.loadgen import PASSWORD, Target, close_all, login, login_many, settle
@@ -44,12 +50,10 @@ async def under_attack(target: Target, plan: Plan) -> Results:
     chat = Chat(target, sessions)
     try:
         for label in ("quiet", "attack"):
-            stop = asyncio.Event()
-            counts: dict[str, int] = defaultdict(int)
-            attackers = []
+            attacker = None
             if label == "attack":
-                attackers = await _start_attack(target, hostile, names[2 * pairs:],
-                                                names[:2 * pairs], stop, counts)
+                attacker = await _start_attacker(target, hostile, names[2 * pairs:],
+                                                 names[:2 * pairs])
                 await settle(plan.warmup)
             prefix = "" if label == "quiet" else "attack_"
             for _ in range(plan.reps):
@@ -59,12 +63,12 @@ async def under_attack(target: Target, plan: Plan) -> Results:
                 results[f"{prefix}latency_p99_ms"].append(1000 * percentile(latencies, 99))
                 results[f"{prefix}latency_lost"].append(lost)
                 results[f"{prefix}server_cpu"].append(round(cpu.server, 3))
-            stop.set()
-            for task in attackers:
-                task.cancel()
-            await asyncio.gather(*attackers, return_exceptions=True)
-            for kind, count in counts.items():
-                results[f"hostile_{kind}"].append(count)
+                results[f"{prefix}others_cpu"].append(round(cpu.others, 3))
+            if attacker is not None:
+                attacker.terminate()
+                output, _ = await attacker.communicate()
+                for kind, count in json.loads(output or b"{}").items():
+                    results[f"hostile_{kind}"].append(count)
             await settle(plan.settle / 3)
     finally:
         close_all(sessions)
@@ -75,22 +79,40 @@ async def under_attack(target: Target, plan: Plan) -> Results:
     return results
 
 
-async def _start_attack(target: Target, hostile: int, flooder_names, victims, stop, counts):
+async def _start_attacker(target: Target, hostile: int, flooder_names, victims):
+    """The attack runs in a process of its own, as a real attacker would: its work must not
+    slow down the load generator that measures the normal users' latency."""
+    command = [sys.executable, "-m", "bench.attack", json.dumps({
+        "target": [target.name, target.host, target.port, target.domain, str(target.cafile),
+                   target.pid],
+        "hostile": hostile, "flooders": list(flooder_names), "victims": list(victims)})]
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    return process
+
+
+async def attack(target: Target, hostile: int, flooder_names, victims) -> dict:
+    """Run every hostile behaviour until SIGTERM; the counts of what was done."""
+    stop = asyncio.Event()
+    counts: dict[str, int] = defaultdict(int)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
     context = target.client_context()
     tasks = []
-    flooders = [await login(target, name, context, resource="flood", presence=False)
-                for name in flooder_names]
-    for connection in flooders:
+    for name in flooder_names:
+        connection = await login(target, name, context, resource="flood", presence=False)
         tasks.append(asyncio.ensure_future(_flood(target, connection, stop, counts)))
     kinds = [kind for kind, share in MIX.items() if kind != "flooder"
              for _ in range(int(hostile * share))]
     for number, kind in enumerate(kinds):
         source = SOURCES[number % len(SOURCES)]
         victim = victims[number % len(victims)]
-        behaviour = BEHAVIOURS[kind]
         tasks.append(asyncio.ensure_future(
-            _again(behaviour, kind, target, source, victim, context, stop, counts)))
-    return tasks
+            _again(BEHAVIOURS[kind], kind, target, source, victim, context, stop, counts)))
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return dict(counts)
 
 
 async def _again(behaviour, kind, target, source, victim, context, stop, counts) -> None:
@@ -176,3 +198,16 @@ async def _flood(target, connection, stop, counts) -> None:
 
 
 BEHAVIOURS = {"idle": _idle, "slowloris": _slowloris, "guesser": _guesser, "garbage": _garbage}
+
+
+def main(argv: list[str]) -> None:
+    """``python -m bench.attack JSON``: the attacker process ``under_attack`` starts."""
+    spec = json.loads(argv[0])
+    name, host, port, domain, cafile, pid = spec["target"]
+    target = Target(name, host, port, domain, Path(cafile), pid)
+    counts = asyncio.run(attack(target, spec["hostile"], spec["flooders"], spec["victims"]))
+    print(json.dumps(counts))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
