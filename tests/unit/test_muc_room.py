@@ -176,6 +176,16 @@ def test_nick_change_and_leave(h):
     assert h.room.occupants.get("Robert") is None
 
 
+def test_a_joined_session_joining_again_gets_the_whole_state(h):
+    h.enter(BOB, "Bob")
+    h.message(ALICE, ROOM, "<body>said</body>")
+    h.clear()
+    h.enter(BOB, "Bob")
+    assert [e.name for e in h.to(BOB)] == ["presence", "presence", "message", "message"]
+    assert codes_of(h.to(BOB)[1]) == {110}
+    assert len(h.room.occupants) == 2
+
+
 def test_multi_session_nick(h):
     h.enter(BOB, "Bob")
     h.enter("bob@example.org/other", "Bob")

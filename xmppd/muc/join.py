@@ -6,13 +6,15 @@ under its nick joins the same occupant (multi-session nicks)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from twisted.words.xish import domish
 
 from xmppd import ns
 from xmppd.errors import StanzaError
 from xmppd.jid import JID
 from xmppd.muc import presence as codes
-from xmppd.muc.history import delay, parse_request
+from xmppd.muc.history import HistoryRequest, delay, parse_request
 from xmppd.muc.occupants import Occupant
 from xmppd.muc.room import Room, addressed
 from xmppd.stanza import Stanza
@@ -42,6 +44,11 @@ def on_presence(room: Room, stanza: Stanza, created: bool = False) -> bool:
         enter(room, sender, nick, stanza.element, created)
     elif occupant.nick != nick:
         change_nick(room, occupant, sender, nick, stanza.element)
+    elif muc_join_element(stanza.element) is not None:
+        # A client that thinks it is out (a failed XEP-0410 self-ping) joins again: it gets
+        # the whole state again, as on entering.
+        room.occupants.add_session(occupant, sender, stanza.element)
+        welcome(room, occupant, sender, parse_request(muc_join_element(stanza.element)))
     else:
         room.occupants.add_session(occupant, sender, stanza.element)
         room.broadcast_presence(occupant, source=stanza.element)
@@ -71,13 +78,18 @@ def enter(room: Room, sender: JID, nick: str, element: domish.Element,
         raise StanzaError("service-unavailable", "the room is full")
     history = parse_request(join)
     occupant = holder or Occupant(nick, sender.bare(), room.role_for(affiliation), affiliation)
-    send_occupants_to(room, occupant, sender)
     room.occupants.add_session(occupant, sender, element)
-    self_codes = []
+    welcome(room, occupant, sender, history, [codes.CREATED] if created else [])
+
+
+def welcome(room: Room, occupant: Occupant, sender: JID, history: HistoryRequest,
+            self_codes: Iterable[int] = ()) -> None:
+    """What a session that enters gets (§7.2.3-§7.2.15), in order: the others' presence, its
+    own (broadcast to everyone), the history, the subject."""
+    send_occupants_to(room, occupant, sender)
+    self_codes = list(self_codes)
     if room.config.enable_logging:
         self_codes.append(codes.LOGGING)
-    if created:
-        self_codes.append(codes.CREATED)
     room.broadcast_presence(occupant, self_codes=self_codes)
     for entry in room.history.select(history, room.clock()):
         message = addressed(entry.message, sender)
