@@ -155,9 +155,12 @@ class PluginTest(PluginServerCase):
 
     async def test_unused_slots_and_old_files_expire(self):
         alice = await self.client("alice", "phone")
+        await self.slot(alice, "big", 100)
         url, token = await self.slot(alice, "s1", 3)
         put = {"Authorization": token, "Content-Length": "3", "Content-Type": "text/plain"}
+        await self.error(alice, "full", 50)  # 103 + 50 > 150
         self.clock.advance(61)
+        await self.slot(alice, "again", 50)  # the unused slots no longer count
         self.assertEqual(self.web(b"PUT", url, b"abc", put).responseCode, 410)
         url, token = await self.slot(alice, "s2", 3)
         put["Authorization"] = token

@@ -81,7 +81,11 @@ class Slots:
         return self.slots.get(slot_id) if SLOT_ID.fullmatch(slot_id) else None
 
     def used(self, owner: str) -> int:
-        return sum(s.size for s in self.slots.values() if s.owner == owner)
+        """The owner's stored files and the slots still waiting for their PUT (an expired
+        one no longer counts, even before the clean-up removes it)."""
+        now = self.clock()
+        return sum(s.size for s in self.slots.values()
+                   if s.owner == owner and (s.done or s.deadline >= now))
 
     def reserve(self, owner: str, name: str, size: int, content_type: str) -> Slot:
         """A new slot, counted in the owner's quota at once (QuotaExceeded beyond)."""
