@@ -13,6 +13,7 @@ from xmppd.config import (
     Config,
     ConfigError,
     HostPort,
+    HttpConfig,
     load_config,
 )
 from xmppd.jid import parse_jid
@@ -435,12 +436,44 @@ ERRORS = [
      '"warn", "error", got "verbose"'),
     (MINIMAL + "[log]\nlevel = 1979-05-27\n", '[log] level: expected one of "debug", "info", '
      '"warn", "error", got a date'),
+    # [http] and [components]
+    (MINIMAL + "[http]\nhttps = 'tcp:5281'\n", '[http] https: expected a list, got "tcp:5281"'),
+    (MINIMAL + "[http]\nexternal_url = 'ftp://x.example'\n", '[http] external_url: expected '
+     'an http:// or https:// URL without ?query or #fragment, got "ftp://x.example"'),
+    (MINIMAL + "[http]\nexternal_url = 'https://x.example/?a=1'\n", '[http] external_url: '
+     'expected an http:// or https:// URL without ?query or #fragment, got '
+     '"https://x.example/?a=1"'),
+    (MINIMAL + "[http]\nport = 80\n", "[http] port: unknown key (known: external_url, https, "
+     "listen)"),
+    (MINIMAL + "[components.secrets]\nlocalhost = 'x'\n", "[components.secrets] localhost: "
+     "is one of [server] domains, not a component's"),
+    (MINIMAL + "[components.secrets]\n'gw.localhost' = ''\n", '[components.secrets] '
+     '"gw.localhost": expected a non-empty string, got ""'),
+    (MINIMAL + "[components.secrets]\n'a b' = 'x'\n", '[components.secrets] "a b": not a '
+     'domain: '),
+    (MINIMAL + "[components]\nport = 5347\n", "[components] port: unknown key (known: listen, "
+     "secrets)"),
 ]
 
 
 @pytest.mark.parametrize(("text", "message"), ERRORS)
 def test_errors_are_one_line_and_name_the_key(tmp_path, text, message):
+    if message.endswith(": "):  # the rest is the JID library's own reason
+        assert error_of(tmp_path, text).startswith(message)
+        return
     assert error_of(tmp_path, text) == message
+
+
+def test_http_and_components(tmp_path):
+    config = load_text(tmp_path, MINIMAL)
+    assert config.http == HttpConfig((), ("tcp:5281:interface=127.0.0.1",), None)
+    assert config.components.listen == ("tcp:5347:interface=127.0.0.1",)
+    assert dict(config.components.secrets) == {}
+    config = load_text(tmp_path, MINIMAL + "[http]\nlisten = ['tcp:5280']\nhttps = []\n"
+                       "external_url = 'https://files.example/up/'\n[components.secrets]\n"
+                       "'GW.Localhost' = 's3cret'\n")
+    assert config.http == HttpConfig(("tcp:5280",), (), "https://files.example/up")
+    assert dict(config.components.secrets) == {"gw.localhost": "s3cret"}
 
 
 def test_password_hash_error_does_not_echo_the_value(tmp_path):
