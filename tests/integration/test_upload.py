@@ -182,3 +182,29 @@ def test_cors_preflight(server):
         await logout(alice)
 
     asyncio.run(scenario())
+
+
+def test_slixmpps_own_upload_client(server, tmp_path):
+    """slixmpp's upload_file end to end: service discovery, max size, slot, aiohttp PUT with
+    the slot's headers; then the file read back."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.integration.conftest import PASSWORD
+
+    picture = tmp_path / "sunset.jpg"
+    picture.write_bytes(b"\xff\xd8\xff" + bytes(range(200)) * 5)
+    script = Path(__file__).with_name("upload_client.py")
+    done = subprocess.run(
+        [sys.executable, str(script), str(server.c2s_port), "alice@localhost/laptop", PASSWORD,
+         str(picture)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SSL_CERT_FILE": str(server.cert)})
+    assert done.returncode == 0, done.stderr
+    url = done.stdout.strip().splitlines()[-1]
+    assert url.startswith(f"https://localhost:{server.http_port}/upload/")
+    assert url.endswith("/sunset.jpg")
+    status, headers, body = https(server, "GET", url)
+    assert (status, body) == (200, picture.read_bytes())
+    assert headers["Content-Type"] == "image/jpeg"
