@@ -21,7 +21,7 @@ from tests.integration.test_pep import close, run, stop
 PLUGINS = ('[plugins]\nenabled = ["disco", "ping", "roster", "presence", "offline", '
            '"carbons", "muc"]\n')
 CLIENT_PLUGINS = ("xep_0030", "xep_0045", "xep_0199", "xep_0410", "xep_0421", "xep_0313",
-                  "xep_0425", "xep_0249", "xep_0359", "xep_0054")
+                  "xep_0425", "xep_0249", "xep_0359", "xep_0054", "xep_0092")
 ROOM = "lounge@conference.localhost"
 
 
@@ -308,6 +308,10 @@ def test_self_ping_occupant_ids_and_forged_elements(server):
         ping = bob.plugin["xep_0410"]
         assert await ping.send_self_ping(JID(f"{ROOM}/Bob"), timeout=10) == PingStatus.JOINED
 
+        # IQs between occupants are relayed, real JIDs hidden: the other client answers
+        version = await bob.plugin["xep_0092"].get_version(JID(f"{ROOM}/Alice"), timeout=10)
+        assert version["from"] == JID(f"{ROOM}/Alice")
+        assert version["software_version"]["name"]
         alice_messages = Inbox(alice, "groupchat_message")
         forged = bob.make_message(mto=ROOM, mbody="forged", mtype="groupchat")
         forged["occupant-id"]["id"] = "i-am-alice"

@@ -295,3 +295,30 @@ def test_voice_request_and_approval(h):
                 f"</field></x>")
     h.message(ALICE, ROOM, approval, type="normal")
     assert h.room.occupants.get("Bob").role == "participant"
+
+
+def test_iqs_between_occupants_are_relayed_and_self_pings_answered(h):
+    from xmppd.muc.iq_relay import IqRelay
+
+    relay = IqRelay()
+    h.enter(BOB, "Bob")
+
+    def iq(sender: str, to: str, type: str, id: str, payload: str = "") -> Stanza:
+        element = stanza_from_text(f"<iq xmlns='jabber:client' from='{sender}' to='{to}' "
+                                   f"type='{type}' id='{id}'>{payload}</iq>")
+        return Stanza(element, parse_jid(sender), parse_jid(to))
+
+    ping = f"<ping xmlns='{ns.PING}'/>"
+    pong = relay.request(h.room, iq(BOB, f"{ROOM}/Bob", "get", "p1", ping))
+    assert pong["type"] == "result" and pong["id"] == "p1"
+    with pytest.raises(StanzaError) as outsider:
+        relay.request(h.room, iq(CAROL, f"{ROOM}/Bob", "get", "p2", ping))
+    assert outsider.value.condition == "not-acceptable"
+    relayed = relay.request(h.room, iq(BOB, f"{ROOM}/Alice", "get", "v1",
+                                       "<query xmlns='jabber:iq:version'/>"))
+    assert (relayed["from"], relayed["to"]) == (f"{ROOM}/Bob", ALICE)
+    assert relayed["id"] != "v1"
+    answer = relay.answer(h.room, iq(ALICE, f"{ROOM}/Bob", "result", relayed["id"]))
+    assert (answer["from"], answer["to"], answer["id"]) == (f"{ROOM}/Alice", BOB, "v1")
+    assert relay.answer(h.room, iq(ALICE, f"{ROOM}/Bob", "result", relayed["id"])) is None
+    assert relay.answer(h.room, iq(CAROL, f"{ROOM}/Bob", "result", "forged")) is None

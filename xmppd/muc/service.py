@@ -21,6 +21,7 @@ from xmppd.muc.admin import Limits
 from xmppd.muc.archive import RoomArchive
 from xmppd.muc.config import RoomConfig
 from xmppd.muc.discovery import info_query, public_items, room_info
+from xmppd.muc.iq_relay import IqRelay
 from xmppd.muc.room import Room
 from xmppd.stanza import Stanza
 
@@ -48,6 +49,7 @@ class MucService:
         self.rooms: dict[JID, Room] = {}
         self._stored: set[JID] = set()
         self._saving: dict[JID, defer.Deferred] = {}
+        self.relay = IqRelay()
 
     # -- rooms
 
@@ -250,13 +252,16 @@ class MucService:
 
     # -- IQs to an occupant
 
-    def occupant_ping(self, stanza: Stanza, origin=None) -> None:
-        """XEP-0410: the service answers for the occupant when the sender is joined under
-        that nick, and says not-acceptable when it is not."""
+    def on_occupant_iq(self, stanza: Stanza, origin=None) -> bool:
+        """A chain link for IQs to room/nick: requests relayed (or self-pings answered),
+        answers to relayed requests sent back."""
         room = self.rooms.get(stanza.recipient.bare())
-        occupant = room.occupants.of_session(stanza.sender) if room is not None else None
-        if occupant is None:
+        if stanza.type in ("result", "error"):
+            answer = self.relay.answer(room, stanza) if room is not None else None
+            if answer is not None:
+                self.send(answer)
+            return True
+        if room is None:
             raise StanzaError("not-acceptable", "you are not joined in this room")
-        if occupant.nick != stanza.recipient.resource:
-            raise StanzaError("service-unavailable", "IQs between occupants are not relayed")
-        return None
+        self.send(self.relay.request(room, stanza))
+        return True

@@ -105,7 +105,8 @@ class Muc:
                          ("set", ns.MAM, "query", muc.mam_query)]
         for type, namespace, element, handler in room_iqs:
             service.iq(type, namespace, element, handler, to="bare")
-        service.iq("get", ns.PING, "ping", muc.occupant_ping, to="full")
+        for type in ("get", "set", "result", "error"):
+            service.stanza("iq", type, "full", muc.on_occupant_iq)
         return defer.ensureDeferred(muc.load(service.domains))
 
     def teardown(self) -> None:
