@@ -388,6 +388,12 @@ def test_room_archive_and_moderation(server):
         forwarded = [m["mam_result"]["forwarded"]["stanza"] for m in archived]
         assert [m["body"] for m in forwarded] == ["first", "spam", "last"]
         assert archived[1]["mam_result"]["id"] == spam["stanza_id"]["id"]
+        alice.send_message(mto=ROOM, mbody="from alice", mtype="groupchat")
+        await bob_messages.wait_for(body_is("from alice"), timeout=10)
+        of_alice = [message async for message in bob.plugin["xep_0313"].iterate(
+            jid=ROOM, with_jid=f"{ROOM}/Alice", total=10)]
+        assert [m["mam_result"]["forwarded"]["stanza"]["body"] for m in of_alice] == [
+            "from alice"]
 
         with pytest.raises(IqError) as not_moderator:
             await bob.plugin["xep_0425"].moderate(spam["from"], spam["stanza_id"]["id"],

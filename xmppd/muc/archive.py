@@ -10,13 +10,16 @@ nicks and occupant-ids, never real JIDs."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppd.errors import StanzaError
+from xmppd.forms import find_form
 from xmppd.jid import JID
 from xmppd.logs import get_logger
-from xmppd.mam.query import fin, parse_query, result_messages
+from xmppd.mam.query import Request, fin, parse_query, result_messages
 from xmppd.storage import ArchiveEntryNotFound
 from xmppd.storage.records import ArchiveEntry
 from xmppd.xml.stored import stanza_from_text, stanza_to_text
@@ -53,7 +56,8 @@ class RoomArchive:
                     send) -> domish.Element:
         if not may_read(room, sender):
             raise StanzaError("forbidden", "only those who may enter the room read its archive")
-        request = parse_query(query, default_max=self.page_size, limit=self.max_page)
+        request = occupant_filter(parse_query(query, default_max=self.page_size,
+                                              limit=self.max_page), query)
         owner = room.jid.full()
         await self.settled(owner)
         try:
@@ -78,6 +82,17 @@ class RoomArchive:
         await self.store.update_payload(owner, stanza_id, stanza_to_text(
             tombstone_of(original, retracted)))
         return True
+
+
+def occupant_filter(request: Request, query: domish.Element) -> Request:
+    """MAM's 'with' names an account by its bare JID; in a room's archive it names an
+    occupant, room/nick, which is how entries are kept."""
+    form = find_form(query)
+    with_jid = form.get_jid("with") if form is not None else None
+    if with_jid is None or with_jid.resource is None:
+        return request
+    return dataclasses.replace(request, query=dataclasses.replace(
+        request.query, with_jid=with_jid.full()))
 
 
 def tombstone_of(original: domish.Element, retracted: domish.Element) -> domish.Element:
