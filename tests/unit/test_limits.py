@@ -208,3 +208,79 @@ def test_s2s_stanzas_beyond_the_rate_wait_in_order_and_none_is_lost():
     clock.advance(1.0)
     assert done == [0, 1, 2, 3]
     assert stream.guard.throttled == 2
+
+
+# -- output bound
+
+
+class Buffered:
+    """What the guard reads of a Twisted TCP transport's write buffer."""
+
+    def __init__(self) -> None:
+        self.dataBuffer = b""
+        self.offset = 0
+        self._tempDataLen = 0
+
+
+class Writer:
+    def __init__(self) -> None:
+        self.disconnected = False
+        self.peer_address = "192.0.2.7:4000"
+        self.paused: list[tuple[int, bool]] = []
+        self.overflowed = 0
+
+    def pause_reading(self, reason: int, resume: bool = False) -> None:
+        self.paused.append((reason, resume))
+
+    def output_overflow(self) -> None:
+        self.overflowed += 1
+
+
+def test_a_slow_reader_is_not_read_then_cut():
+    from dataclasses import replace
+
+    from xmppd.limits.guard import OUTPUT, StreamGuard
+
+    clock = Clock()
+    limits = Limits(replace(DEFAULTS, max_output_buffer=100_000), clock)
+    stream = Writer()
+    guard = StreamGuard(limits, stream, "c2s")
+    guard.tcp = Buffered()
+    guard.tcp._tempDataLen = 40_000
+    guard.wrote()
+    assert stream.paused == []
+    guard.tcp._tempDataLen = 60_000  # over half: the peer is not read any more
+    guard.wrote()
+    guard.wrote()
+    assert stream.paused == [(OUTPUT, False)]
+    guard.tcp._tempDataLen = 20_000  # down to a fifth: read again
+    clock.advance(0.5)
+    assert stream.paused == [(OUTPUT, False), (OUTPUT, True)]
+    guard.tcp._tempDataLen = 100_001
+    guard.wrote()
+    guard.wrote()
+    clock.advance(0)
+    assert stream.overflowed == 1  # once, on the next turn
+
+
+def test_tcp_keepalive_is_set_on_the_socket():
+    import socket
+
+    from xmppd.limits.guard import _keepalive
+
+    class Connection:
+        pass
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    connection = Connection()
+    connection.socket = client
+    try:
+        _keepalive(connection, 60)
+        assert client.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+        assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 20
+        assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+    finally:
+        client.close()
+        listener.close()

@@ -5,8 +5,9 @@ The stream (xmppd.stream.xmlstream) calls the guard at a few points: when connec
 (``connected``: the gate, TCP keepalive), for every read (``received``: the byte shaper
 pauses reading with ``pauseProducing`` for as long as the bucket is in debt, so the bytes
 wait in the peer's socket, not in our memory), for every write (``wrote``: a peer that reads
-slower than we write is cut once ``max_output_buffer`` bytes wait for it), when the peer
-authenticated and when the connection is gone.
+slower than we write stops being read once half of ``max_output_buffer`` waits for it, so
+it cannot ask for more, and is cut once all of it does), when the peer authenticated and
+when the connection is gone.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from xmppd.logs import get_logger
 log = get_logger(__name__)
 
 RATE = 2  # the reason bit XmlStream.pause_reading gets from the byte shaper
+OUTPUT = 4  # ... and while half of max_output_buffer waits for the peer
+OUTPUT_CHECK = 0.5  # seconds between looks at a paused stream's output
 
 
 class StreamGuard:
@@ -40,6 +43,7 @@ class StreamGuard:
         self.tcp: FileDescriptor | None = None
         self.throttled = 0  # how many times a shaper made this stream wait
         self.overflowed = False
+        self.output_paused = False
         # liveness (xmppd.limits.liveness): set by every read, reset by the sweep
         self.heard = True
         self.silent_since = 0.0
@@ -123,17 +127,37 @@ class StreamGuard:
     # -- output
 
     def wrote(self) -> None:
-        """After a write: end the stream (on the next turn, not inside whatever routing is
-        writing now) when too much waits for a peer that does not read."""
-        tcp = self.tcp
-        if tcp is None or self.overflowed:
+        """After a write: stop reading a peer that does not read what we write, and end its
+        stream (on the next turn, not inside whatever routing is writing now) when too much
+        waits for it."""
+        if self.tcp is None or self.overflowed:
             return
-        waiting = len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
-        if waiting > self.limits.config.max_output_buffer:
+        waiting = self._waiting()
+        limit = self.limits.config.max_output_buffer
+        if waiting > limit:
             self.overflowed = True
             log.info("{peer} reads too slowly: {waiting} bytes wait for it; ending its stream",
                      peer=self.stream.peer_address, waiting=waiting)
             self.limits.reactor.callLater(0, self.stream.output_overflow)
+        elif waiting > limit // 2 and not self.output_paused:
+            self.output_paused = True
+            self.stream.pause_reading(OUTPUT)
+            self.limits.reactor.callLater(OUTPUT_CHECK, self._check_output)
+
+    def _check_output(self) -> None:
+        """Read again once what waited for the peer is down to a quarter of the bound."""
+        if self.stream.disconnected or self.overflowed:
+            return
+        if self._waiting() > self.limits.config.max_output_buffer // 4:
+            self.limits.reactor.callLater(OUTPUT_CHECK, self._check_output)
+            return
+        self.output_paused = False
+        self.stream.pause_reading(OUTPUT, resume=True)
+
+    def _waiting(self) -> int:
+        """Bytes written to the connection that the kernel has not taken yet."""
+        tcp = self.tcp
+        return len(tcp.dataBuffer) - tcp.offset + tcp._tempDataLen
 
 
 def _tcp(transport) -> FileDescriptor | None:
