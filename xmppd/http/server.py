@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from twisted.internet import defer
 from twisted.protocols.tls import TLSMemoryBIOFactory
-from twisted.web import resource, server
+from twisted.web import pages, resource, server
 
 from xmppd.logs import get_logger
 from xmppd.stream.listen import DEFAULT_BACKLOG, listen
@@ -39,10 +39,10 @@ class MountTable(resource.Resource):
 
     def getChild(self, path: bytes, request) -> resource.Resource:  # noqa: N802 (Twisted's name)
         found = self.mounts.get(path)
-        return found if found is not None else resource.NoResource()
+        return found if found is not None else pages.notFound()
 
     def render(self, request) -> bytes:
-        return resource.NoResource().render(request)
+        return pages.notFound().render(request)
 
 
 class BoundedRequest(server.Request):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from twisted.web import resource, server, static
+from twisted.web import pages, resource, server, static
 
 from xmppd.logs import get_logger
 from xmppd.upload.slots import Slot, SlotBusy, Slots
@@ -102,7 +102,7 @@ class UploadResource(resource.Resource):
         _describe(request, slot)
         stored = static.File(str(self.slots.path(slot)))
         stored.type, stored.encoding = slot.type, None
-        stored.childNotFound = resource.NoResource("no such file")
+        stored.childNotFound = pages.notFound()
         return stored.render(request)
 
     render_HEAD = render_GET  # noqa: N815
