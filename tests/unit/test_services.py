@@ -24,7 +24,7 @@ class ServiceTestCase(PluginServerCase):
     enabled = ("echo",)
     # their identities, features, service and presence links would show here
     without = ("pep", "pubsub", "vcard", "avatar_hash", "private", "bookmarks",
-               "vcard_conversion", "push")
+               "vcard_conversion", "push", "muc")
 
     async def started(self) -> None:
         self.alice = await self.client("alice", "phone")
