@@ -140,6 +140,25 @@ class ReaderTests(unittest.TestCase):
             (account,) = read_bytes(ejabberd_host_file(attribute).encode())
             self.assertEqual((account.password, account.credentials), (None, [expected]))
 
+    def test_ejabberd_scram_credentials_encoded_twice(self):
+        """ejabberd 23.01's export_piefxis: <scram-credentials/> whose salt and keys are
+        base64 of the base64 text it keeps; the salt SCRAM uses is the decoded one."""
+        salt = base64.b64encode(SALT)  # what ejabberd keeps and sends as s=
+        raw_salt = SALT
+        keys = derive_credentials(PASSWORD, "sha-1", salt=raw_salt, iterations=4096)
+        twice = {name: b64(base64.b64encode(value)) for name, value in (
+            ("salt", raw_salt), ("server-key", keys.server_key),
+            ("stored-key", keys.stored_key))}
+        self.assertEqual(base64.b64decode(twice["salt"]), salt)
+        user = (f"<host xmlns='urn:xmpp:pie:0' jid='{DOMAIN}'><user name='alice'>"
+                "<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'>"
+                f"<iter-count>4096</iter-count><salt>{twice['salt']}</salt>"
+                f"<server-key>{twice['server-key']}</server-key>"
+                f"<stored-key>{twice['stored-key']}</stored-key></scram-credentials>"
+                "</user></host>")
+        (account,) = read_bytes(user.encode())
+        self.assertEqual((account.credentials, account.notes), ([keys], []))
+
     def test_unusable_credentials_are_noted_not_kept(self):
         bad = ejabberd_host_file("scram:c2hvcnQ=,c2hvcnQ=,c2FsdA==,4096")
         (account,) = read_bytes(bad.encode())

@@ -214,12 +214,28 @@ def _add_credentials(account: Account, hash_name: str, iterations, salt, server,
         account.notes.append(f"skipped {what} credentials: malformed")
         return
     size = DIGEST_SIZES[hash_name]
+    if len(stored_key) != size and _twice_encoded(stored_key, size):
+        # ejabberd 23.01 writes base64 of what it keeps, which is base64 already
+        try:
+            salt_bytes, server_key, stored_key = (_b64(salt_bytes.decode("ascii")),
+                                                  _b64(server_key.decode("ascii")),
+                                                  _b64(stored_key.decode("ascii")))
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            account.notes.append(f"skipped {what} credentials: malformed")
+            return
     if count < 1 or not salt_bytes or len(server_key) != size or len(stored_key) != size:
         account.notes.append(f"skipped {what} credentials: wrong key sizes or iteration count")
         return
     account.credentials = [c for c in account.credentials if c.hash_name != hash_name]
     account.credentials.append(ScramCredentials(hash_name, salt_bytes, count, stored_key,
                                                 server_key))
+
+
+def _twice_encoded(data: bytes, size: int) -> bool:
+    try:
+        return len(_b64(data.decode("ascii"))) == size
+    except ValueError:
+        return False
 
 
 def _b64(text: str | None) -> bytes:
