@@ -235,3 +235,21 @@ async def wait_for_true(check, timeout: float = 5.0) -> None:
             raise AssertionError("never true")
         await task.deferLater(reactor, 0.01, lambda: None)
         waited += 0.01
+
+
+class OptionsTest(TestCase):
+    def test_bad_options_are_named_and_the_secret_never_shown(self):
+        from xmppd.options import PluginOptions
+        from xmppd.plugins.upload import upload
+
+        for options, words in (({"secret": "short"}, "secret"), ({"secret": 1234567}, "secret"),
+                               ({"quota": 0}, "quota"), ({"allowed_types": ["png"]}, "allowed"),
+                               ({"allowed_types": "image/png"}, "allowed"),
+                               ({"max_size": 1}, "max_size")):
+            with self.assertRaises(ValueError) as caught:
+                upload.configure(PluginOptions("upload", options))
+            self.assertIn(words, str(caught.exception))
+            self.assertNotIn("short", str(caught.exception))
+            self.assertNotIn("1234567", str(caught.exception))
+        settings = upload.configure(PluginOptions("upload", {"allowed_types": ["Image/*"]}))
+        self.assertEqual(settings.allowed_types, ("image/*",))

@@ -65,8 +65,8 @@ class Upload:
                                       "slot_timeout", "expire_after", "cleanup_interval",
                                       "directory", "secret"))
         defaults = UploadSettings()
-        secret = options.option_str("secret", "")
-        if secret and len(secret) < 16:
+        secret = options.config.get("secret", "")
+        if not isinstance(secret, str) or (secret and len(secret) < 16):
             raise ValueError("[plugins.upload] secret: expected at least 16 characters "
                              "(or \"\" to generate one)")  # never the value itself
         return UploadSettings(
@@ -94,6 +94,7 @@ class Upload:
         return defer.ensureDeferred(self._start(ctx, settings))
 
     async def _start(self, ctx, settings: UploadSettings) -> None:
+        ctx.http_url(sorted(ctx.domains)[0], "upload/")  # ValueError now if [http] has no URL
         signer = SlotSigner(await _secret(ctx, settings.secret))
         await self.slots.load()
         requests = SlotRequests(self.slots, signer, settings.max_file_size,
