@@ -10,7 +10,7 @@ from xmppd.plugins.mam import Mam
 def test_options_are_checked_before_start():
     defaults = Mam().configure(PluginOptions("mam", {}))
     assert defaults == {"default_prefs": "always", "retention_days": 0, "batch_ms": 50,
-                        "batch_size": 500, "page_size": 50, "max_page_size": 250}
+                        "batch_size": 5000, "page_size": 50, "max_page_size": 250}
     for section, message in (
         ({"batch_ms": -1}, "[plugins.mam] batch_ms: expected an integer >= 0"),
         ({"default_prefs": "sometimes"}, "[plugins.mam] default_prefs: expected one of"),

@@ -14,6 +14,7 @@ from xmppd.im.subscription import SubState
 from xmppd.interfaces import IRoster
 from xmppd.jid import parse_jid
 from xmppd.mam.prefs import ArchivePrefs, Prefs
+from xmppd.storage.stores.archive_log import SQLArchiveLog
 
 
 def chat(to: str, body: str, extra: str = "", id: str = "m") -> str:
@@ -256,13 +257,13 @@ class WhatIsArchivedTests(MamCase):
         (error,) = await self._next(self.alice)
         self.assertEqual(error_condition_of_message(error), "service-unavailable")
         self.assertEqual(len((await self.page(self.alice))[0]), 1)
-        store = self.server.storage.open_store("mam", "archive")
+        store = SQLArchiveLog(self.server.storage, "mam")
         self.assertEqual(await store.count("nobody@localhost"), 0)
 
     async def test_deleted_account_loses_its_archive(self):
         await self.send_chats(3)
         await self.page(self.bob)
-        store = self.server.storage.open_store("mam", "archive")
+        store = SQLArchiveLog(self.server.storage, "mam")
         self.assertEqual(await store.count("bob@localhost"), 3)
         await self.server.storage.users.delete_user("bob", "localhost")
         self.assertEqual(await store.count("bob@localhost"), 0)
@@ -273,7 +274,7 @@ class WhatIsArchivedTests(MamCase):
         await self.server.emit(USER_DELETING, parse_jid("bob@localhost"))
         await self.server.storage.users.delete_user("bob", "localhost")
         self.clock.advance(1)
-        store = self.server.storage.open_store("mam", "archive")
+        store = SQLArchiveLog(self.server.storage, "mam")
         self.assertEqual(await store.count("bob@localhost"), 0)
         self.assertEqual(await store.count("alice@localhost"), 3)
 
@@ -361,6 +362,6 @@ class RetentionTests(MamCase):
         later = await self.send_chats(1, start=2)
         await self.page(self.bob)  # committed
         self.clock.advance(86_400 + 3_600)  # the first two are now older than two days
-        store = self.server.storage.open_store("mam", "archive")
+        store = SQLArchiveLog(self.server.storage, "mam")
         await store.count("bob@localhost")  # behind the purge on the database thread
         self.assertEqual((await self.page(self.bob))[0], later)

@@ -8,10 +8,9 @@ import re
 from xmppd import ns
 from xmppd.jid import parse_jid
 from xmppd.mam.dates import format_stamp, parse_stamp
-from xmppd.mam.ids import EntryIds
+from xmppd.mam.ids import ID_LENGTH, EntryIds
 from xmppd.mam.stanza_ids import archivable, with_stanza_id, without_forged_ids
 from xmppd.stanza import Stanza
-from xmppd.storage.records import new_entry_id
 from xmppd.xml.stored import stanza_from_text, stanza_to_text
 
 PROTECTED = frozenset(("bob@example.org", "example.org"))
@@ -80,10 +79,21 @@ def test_dates_both_ways():
             raise AssertionError(bad)
 
 
-def test_entry_ids_are_new_entry_ids_made_in_bulk():
+def test_entry_ids_are_unique_url_safe_and_sort_in_the_order_made():
     ids = EntryIds()
     made = [ids() for _ in range(2000)]  # across several reads from the OS
     assert len(set(made)) == 2000
-    assert {len(each) for each in made} == {len(new_entry_id())}
-    assert all(re.fullmatch(r"[A-Za-z0-9_-]{16}", each) for each in made)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{%d}" % ID_LENGTH, each) for each in made)
+    assert made == sorted(made)  # as str: what the archive's (owner, id) index compares
 
+
+def test_entry_ids_stay_in_order_when_the_clock_goes_back_and_differ_in_their_random_part():
+    now = [10**18]
+    ids = EntryIds(clock=lambda: now[0])
+    first = ids()
+    now[0] -= 5_000_000_000  # five seconds back (an NTP step)
+    second, third = ids(), ids()
+    assert first < second < third
+    many = [ids() for _ in range(5000)]  # across a change of the cached high digits
+    assert many == sorted(many) and many[0] > third
+    assert len({each[-12:] for each in (first, second, third)}) == 3

@@ -15,6 +15,7 @@ account?) or one whose default is 'roster' waits for a read.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection
 
 from twisted.internet import defer
@@ -24,7 +25,12 @@ from xmppd.jid import JID
 from xmppd.logs import get_logger
 from xmppd.mam.ids import EntryIds
 from xmppd.mam.prefs import ArchivePrefs
-from xmppd.mam.stanza_ids import archivable, with_stanza_id, without_forged_ids
+from xmppd.mam.stanza_ids import (
+    archivable,
+    has_stanza_id,
+    with_stanza_id,
+    without_forged_ids,
+)
 from xmppd.mam.writer import BatchWriter
 from xmppd.stanza import Stanza
 from xmppd.storage.records import ArchiveEntry
@@ -46,30 +52,36 @@ class Archiver:
         self._online = online  # an account's sessions: it exists
         self._exists = exists  # Deferred of whether an account without sessions exists
         self._domains = frozenset(domains)
-        self._seconds = seconds
-        self._new_id = EntryIds()
+        self._new_id = EntryIds(_nanoseconds(seconds))
+        self._last: tuple[object, str] = (None, "")  # the element serialized last, its text
 
     def outgoing(self, stanza: Stanza, origin):
         """What a local client sends: forged ids out; the sender's copy archived."""
-        sender = stanza.sender.bare()
-        stripped = without_forged_ids(stanza, self._domains | {sender.full()})
-        if stripped is not None:
-            stanza = stripped
+        stripped = None
+        if has_stanza_id(stanza.element):  # rare: the scan below allocates nothing
+            stripped = without_forged_ids(stanza, self._domains | {stanza.sender.userhost()})
+            if stripped is not None:
+                stanza = stripped
         recipient = stanza.recipient
-        if (recipient is None or recipient.bare() == sender  # a note to self: archived once,
-                or not archivable(stanza.element)):          # as it arrives
+        if recipient is None or not archivable(stanza.element):
             return stripped
-        decided = self._decide(sender, recipient.bare(), True)
+        sender = stanza.sender.bare()
+        contact = recipient.bare()
+        if contact == sender:  # a note to self: archived once, as it arrives
+            return stripped
+        decided = self._decide(sender, contact, True)
         if isinstance(decided, defer.Deferred):
-            return decided.addCallback(self._keep_sent, stanza, sender, recipient.bare())
-        return self._keep_sent(decided, stanza, sender, recipient.bare())
+            return decided.addCallback(self._keep_sent, stanza, sender, contact)
+        return self._keep_sent(decided, stanza, sender, contact)
 
     def incoming(self, stanza: Stanza, origin):
         """A message for a local account: forged ids out; its copy archived and stamped."""
         account = stanza.recipient.bare()
-        stripped = without_forged_ids(stanza, self._domains | {account.full()})
-        if stripped is not None:
-            stanza = stripped
+        stripped = None
+        if has_stanza_id(stanza.element):
+            stripped = without_forged_ids(stanza, self._domains | {account.full()})
+            if stripped is not None:
+                stanza = stripped
         if stanza.sender is None or not archivable(stanza.element):
             return stripped
         decided = self._decide(account, stanza.sender.bare(), bool(self._online(account)))
@@ -121,14 +133,34 @@ class Archiver:
         if not decided:
             return stanza
         entry_id = self._new_id()
-        stamped = with_stanza_id(stanza, entry_id, account.full())
         sender = stanza.sender.bare()
         local_sender = (sender.full(),) if sender.host in self._domains else ()
-        wait = self._add(account, sender, stamped, entry_id, local_sender)
+        wait = self._add(account, sender, stanza, entry_id, local_sender)
+        stamped = with_stanza_id(stanza, entry_id, account.full())
         return stamped if wait is None else wait.addCallback(lambda _: stamped)
 
     def _add(self, owner: JID, contact: JID, stanza: Stanza, entry_id: str,
              accounts: tuple[str, ...]) -> defer.Deferred | None:
-        entry = ArchiveEntry(self._seconds(), contact.full(), stanza_to_text(stanza.element),
+        # The stamp is the id's own time: the archive finds time ranges by id (archive_log).
+        entry = ArchiveEntry(self._new_id.stamp, contact.full(), self._text(stanza.element),
                              entry_id)
         return self._writer.add(owner.full(), entry, accounts)
+
+    def _text(self, element) -> str:
+        """The stanza as stored, serialized once for both archives of a local-to-local
+        message: the sender's link and the recipient's see the same element, never edited in
+        place (copies are made to change one). The stanza-id of the recipient's copy is not
+        in it: the query's <result id=.../> says it."""
+        last, text = self._last
+        if element is not last:
+            text = stanza_to_text(element)
+            self._last = (element, text)
+        return text
+
+
+def _nanoseconds(seconds: Callable[[], float]) -> Callable[[], int]:
+    """The ids' clock from the reactor's (a task.Clock in tests): ``time.time_ns`` itself
+    when that is ``time.time``."""
+    if seconds is time.time:
+        return time.time_ns
+    return lambda: int(seconds() * 1_000_000_000)

@@ -34,8 +34,19 @@ def archivable(element: domish.Element) -> bool:
     (XEP-0334 §5)."""
     if not worth_storing(element):
         return False
-    return not any(child.uri == ns.HINTS and child.name == "no-permanent-store"
-                   for child in element.elements())
+    for child in element.children:
+        if getattr(child, "name", None) == "no-permanent-store" and child.uri == ns.HINTS:
+            return False
+    return True
+
+
+def has_stanza_id(element: domish.Element) -> bool:
+    """Whether the stanza has a <stanza-id/> child at all (of any namespace: the cheap test
+    that spares the usual message the look at who claims it)."""
+    for child in element.children:
+        if getattr(child, "name", None) == "stanza-id":
+            return True
+    return False
 
 
 def without_forged_ids(stanza: Stanza, protected: Collection[str]) -> Stanza | None:

@@ -32,6 +32,7 @@ from xmppd.mam.writer import BatchWriter
 from xmppd.plugins._config import reject_unknown_keys
 from xmppd.stanza import MESSAGE_TYPES, Stanza
 from xmppd.storage import ArchiveEntryNotFound
+from xmppd.storage.stores.archive_log import SQLArchiveLog
 
 log = get_logger(__name__)
 
@@ -54,7 +55,9 @@ class Mam:
         self.ctx = ctx
         options = ctx.settings
         self.page_size, self.max_page = options["page_size"], options["max_page_size"]
-        self.store = ctx.open_store("mam", "archive")
+        # The message archive's own table (archive_log: cheap appends for ids in the order
+        # made), not open_store's generic one; entries from before it are adopted below.
+        self.store = SQLArchiveLog(ctx.storage, "mam")
         self.writer = BatchWriter(self.store, ctx.reactor.callLater, options["batch_ms"] / 1000,
                                   options["batch_size"])
         self.prefs = ArchivePrefs(ctx.open_store("mam_prefs", "map"), options["default_prefs"])
@@ -73,7 +76,14 @@ class Mam:
             self.purger = task.LoopingCall(self.purge)
             self.purger.clock = ctx.reactor
             self.purger.start(PURGE_INTERVAL, now=True)
-        return defer.ensureDeferred(self.prefs.load(ctx.domains))
+        return defer.ensureDeferred(self._load(ctx.domains))
+
+    async def _load(self, domains) -> None:
+        moved = await self.store.adopt()
+        if moved:
+            log.info("archive: {count} entries moved to the message archive table",
+                     count=moved)
+        await self.prefs.load(domains)
 
     def _add_links(self, ctx, archiver: Archiver) -> None:
         for type in ARCHIVED_TYPES:
@@ -180,7 +190,7 @@ def _read_options(options) -> dict:
         "default_prefs": options.option_str("default_prefs", "always", DEFAULTS),
         "retention_days": options.option_int("retention_days", 0, minimum=0),
         "batch_ms": options.option_int("batch_ms", 50, minimum=0, maximum=10_000),
-        "batch_size": options.option_int("batch_size", 500, minimum=1),
+        "batch_size": options.option_int("batch_size", 5000, minimum=1),
         "page_size": options.option_int("page_size", 50, minimum=1, maximum=max_page),
         "max_page_size": max_page,
     }
