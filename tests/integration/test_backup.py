@@ -120,3 +120,56 @@ def test_backup_with_the_server_stopped(tmp_path):
         assert db.execute("SELECT localpart FROM users").fetchall() == [("dave",)]
     directory = proc.ctl("backup", str(tmp_path))
     assert directory.returncode == 1 and "is a directory" in directory.stderr
+
+
+def test_export_from_a_running_server_into_another(tmp_path):
+    """xmppdctl export beside the running server, xmppdctl import into a new one (refused
+    while that one runs), and the user finds roster and vCard there with the same password."""
+    from tests.interop.moving_in import (
+        CONTACT_NAME,
+        GROUP,
+        VCARD_NAME,
+        give_data,
+        own_vcard,
+        roster_of,
+    )
+
+    old = XmppdProcess(tmp_path / "old")
+    export = tmp_path / "export.xml"
+    for _ in serve(old):
+        async def give() -> None:
+            alice = await login(old, "alice@localhost/desk")
+            alice.register_plugin("xep_0054")
+            await give_data(alice, "bob@localhost")
+            await logout(alice)
+
+        asyncio.run(give())
+        made = old.ctl("export", str(export))
+        assert (made.returncode, made.stdout) == (0, f"wrote {export}: 2 accounts\n"), made.stderr
+        assert stat.S_IMODE(export.stat().st_mode) == 0o600
+        assert old.ctl("export", str(export)).returncode == 1  # not overwritten
+
+    new = XmppdProcess(tmp_path / "new")
+    assert new.ctl("adduser", "zed@localhost", "pw-of-zed").returncode == 0
+    new.start()
+    try:
+        refused = new.ctl("import", str(export))
+        assert refused.returncode == 1 and "xmppd is running: stop it" in refused.stderr
+    finally:
+        assert new.stop() == 0
+    imported = new.ctl("import", str(export))
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.endswith("imported 2 accounts, skipped 0\n")
+    new.start()
+    try:
+        async def find() -> None:
+            alice = await login(new, "alice@localhost/desk")  # SCRAM-SHA-256 keys came along
+            alice.register_plugin("xep_0054")
+            assert await roster_of(alice) == {
+                "bob@localhost": (CONTACT_NAME, [GROUP], "none", "subscribe")}
+            assert await own_vcard(alice) == VCARD_NAME
+            await logout(alice)
+
+        asyncio.run(find())
+    finally:
+        assert new.stop() == 0, new.log()
