@@ -266,6 +266,38 @@ class AuthenticateTests(Sasl2Case):
         self.assertEqual(attributes["h"], downgrade_protection_hash("sha-256", mechanisms, None))
 
 
+class ClaimedFromTests(Sasl2Case):
+    def test_check(self):
+        from xmppd.errors import SASLFailure
+        from xmppd.sasl2.completion import check_claimed_from
+
+        check_claimed_from(None, "alice@localhost")
+        check_claimed_from("Alice@LOCALHOST/x", "alice@localhost")
+        check_claimed_from("bob@localhost", None)  # no authorization identity: nothing to check
+        for claimed in ("bob@localhost", "not a jid@@"):
+            with self.assertRaises(SASLFailure) as raised:
+                check_claimed_from(claimed, "alice@localhost")
+            self.assertEqual(raised.exception.condition, "invalid-authzid")
+
+    async def test_authzid_must_match_the_stream_from(self):
+        for claimed, expected in (("alice@localhost", "success"), ("bob@localhost", "failure")):
+            h = StreamHarness(self.fixture.server, direct_tls=True)
+            h.feed(HEADER.format(to="localhost").replace(" version='1.0' xmlns",
+                                                         f" from='{claimed}' version='1.0' xmlns"))
+            h.events()
+            client = ScramClient("sha-256", "alice", PASSWORD, gs2_header="n,a=alice@localhost,")
+            h.feed(f"<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'>"
+                   f"<initial-response>{b64(client.first())}</initial-response></authenticate>")
+            challenge = await h.wait_for_element("challenge")
+            final = client.final(base64.b64decode(str(challenge)))
+            h.feed(f"<response xmlns='{SASL2}'>{b64(final)}</response>")
+            answer = await self.next_element(h)
+            self.assertEqual(answer.name, expected, answer.toXml())
+            if expected == "failure":
+                self.assertEqual(next(answer.elements()).name, "invalid-authzid")
+                self.assertIsNone(h.stream.account)
+
+
 class ResumeTests(Sasl2Case):
     async def test_inline_resume_after_lost_connection(self):
         h = self.harness()
@@ -322,5 +354,3 @@ class ResourceTests(TestCase):
                          (AGENT, "Conversations"))
         self.assertIsNone(attempt.initial_response)
 
-
-__all__ = ["HEADER"]

@@ -45,6 +45,7 @@ class ClientStream(XmlStream):
         self.domain: str | None = None
         self.account = None  # bare JID once SASL succeeded
         self.mechanism: str | None = None
+        self.claimed_from: str | None = None  # the header's 'from' before auth (XEP-0388 §5)
         self.session: ClientSession | None = None
         self.sasl: SaslExchange | None = SaslExchange(self, server.auth,
                                                       list(c2s.sasl_mechanisms),
@@ -91,6 +92,7 @@ class ClientStream(XmlStream):
             self.send_header(self.domain, version=version.header)
             raise StreamError("unsupported-version", "only XMPP 1.x streams are supported")
         client = header.attributes.get("from") if self.account is None else None
+        self.claimed_from = client
         self.send_header(self.domain, to=client if client and _is_plausible_jid(client) else None)
         self.send(self._features())
 

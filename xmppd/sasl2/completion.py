@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.unit.test_sasl2 -*-
 """What follows a successful SASL2 mechanism, up to <success/> (XEP-0388 §6.1, XEP-0386).
 
+0. A non-empty authorization identity must be the stream header's 'from' (XEP-0388 §5).
 1. The extensions' ``authenticated`` work (FAST: check, rotate or issue tokens); it may wait
    on storage, and may still fail the authentication: nothing about the stream has changed
    yet. A SASLFailure there is the client's <failure/>.
@@ -26,8 +27,8 @@ import secrets
 from twisted.internet import defer
 from twisted.words.xish import domish
 
-from xmppd.errors import StanzaError, StreamError
-from xmppd.jid import InvalidJID, prepare_resource
+from xmppd.errors import SASLFailure, StanzaError, StreamError
+from xmppd.jid import InvalidJID, parse_jid, prepare_resource
 from xmppd.logs import get_logger
 from xmppd.sasl2 import BIND2, Sasl2Registry
 from xmppd.sasl2 import elements as sasl2_elements
@@ -42,11 +43,30 @@ def complete(stream, registry: Sasl2Registry, attempt, result) -> defer.Deferred
 
     Errbacks only with a SASLFailure from step 1 (the exchange answers <failure/>); a stream
     error in step 2 (say, a resume whose 'h' is too high) ends the stream instead."""
+    try:
+        check_claimed_from(stream.claimed_from, result.authzid)
+    except SASLFailure as failure:
+        return defer.fail(failure)
     d = defer.succeed([])
     for extension in registry.extensions.handlers:
         d.addCallback(_gather, extension, attempt, stream)
     d.addCallback(_finish, stream, registry, attempt, result)
     return d
+
+
+def check_claimed_from(claimed: str | None, authzid: str | None) -> None:
+    """XEP-0388 §5: a non-empty authorization identity must match the stream header's 'from'
+    when there is one; invalid-authzid otherwise. ``authzid`` is the mechanism's, already
+    checked to be the account's own bare JID."""
+    if not claimed or not authzid:
+        return
+    try:
+        same = parse_jid(claimed).bare().full() == authzid
+    except (InvalidJID, ValueError):
+        same = False
+    if not same:
+        raise SASLFailure("invalid-authzid", "the authorization identity is not the stream's "
+                                             "'from'")
 
 
 def _gather(children: list, extension, attempt, stream) -> defer.Deferred:
