@@ -25,11 +25,17 @@ from twisted.internet import defer, task
 from xmppd.mam.ids import EntryIds
 from xmppd.storage.records import ArchiveEntry
 from xmppd.storage.sqlite import SQLiteStorage
+from xmppd.storage.stores.archive_log import SQLArchiveLog
 
 ACCOUNTS = 100
 PAYLOAD = ("<message xmlns='jabber:client' from='user{n}@localhost/bench' to='user{m}@localhost'"
            " type='chat' id='m{i}'><body>Hello there, this is message {i}.</body>"
            "<stanza-id xmlns='urn:xmpp:sid:0' by='user{m}@localhost' id='{id}'/></message>")
+
+
+def random_ids() -> str:
+    """96 random bits, as MAM's ids were before they were made in time order."""
+    return base64.urlsafe_b64encode(os.urandom(12)).decode("ascii")
 
 
 def ordered_ids() -> str:
@@ -83,8 +89,12 @@ def run(reactor, args):
     path = os.path.join(directory, "bench.sqlite")
     storage = SQLiteStorage(path, reactor=reactor)
     yield storage.open()
-    store = storage.open_store("mam", "archive")
-    ids = ordered_ids if args.ordered_ids else EntryIds()
+    if args.generic:  # the generic archive store MAM used before migration 0005
+        store = storage.open_store("mam", "archive")
+        ids = ordered_ids if args.ordered_ids else random_ids
+    else:
+        store = SQLArchiveLog(storage, "mam")
+        ids = EntryIds()
     try:
         cpu, wall = yield measure(store, args.batches, args.size, 0, ids)
         report(f"{args.size} entries, empty", cpu, wall)
@@ -107,8 +117,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=1000, help="entries per batch")
     parser.add_argument("--batches", type=int, default=30, help="batches measured per size")
     parser.add_argument("--rows", type=int, default=300_000, help="rows before the second run")
+    parser.add_argument("--generic", action="store_true",
+                        help="the generic archive store (store_archive), as MAM had before "
+                             "migration 0005, instead of its own (store_archive_log)")
     parser.add_argument("--ordered-ids", action="store_true",
-                        help="time-ordered ids instead of MAM's random ones")
+                        help="with --generic: time-ordered ids instead of random ones")
     parser.add_argument("--dir", default=None, help="where the temporary database goes")
     task.react(run, [parser.parse_args(argv)])
 
