@@ -264,7 +264,7 @@ def test_history_subject_and_persistence_across_a_restart(server):
     async def scenario():
         alice = await connect(server, "alice@localhost/phone")
         await create(alice, "Alice", persistentroom=True, roomname="Kept",
-                     historylength="2")
+                     historylength="2", enablelogging=True)
         muc(alice).set_subject(ROOM, "Today: tests")
         for n in range(3):
             alice.send_message(mto=ROOM, mbody=f"line {n}", mtype="groupchat")
@@ -291,6 +291,11 @@ def test_history_subject_and_persistence_across_a_restart(server):
         presence, subject, _, _ = await muc(alice).join_muc_wait(ROOM, "Alice", timeout=10)
         assert presence["muc"]["affiliation"] == "owner"
         assert subject["subject"] == "Today: tests"
+        # the archive's last batch was written at shutdown
+        archived = [message async for message in alice.plugin["xep_0313"].iterate(
+            jid=ROOM, total=10)]
+        assert [m["mam_result"]["forwarded"]["stanza"]["body"] for m in archived] == [
+            "line 0", "line 1", "line 2"]
         await close(alice)
 
     run(after)

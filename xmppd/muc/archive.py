@@ -18,39 +18,41 @@ from twisted.words.xish import domish
 from xmppd.errors import StanzaError
 from xmppd.forms import find_form
 from xmppd.jid import JID
-from xmppd.logs import get_logger
 from xmppd.mam.query import Request, fin, parse_query, result_messages
+from xmppd.mam.writer import BatchWriter
 from xmppd.storage import ArchiveEntryNotFound
 from xmppd.storage.records import ArchiveEntry
 from xmppd.xml.stored import stanza_from_text, stanza_to_text
-
-log = get_logger(__name__)
 
 STORE = "muc_archive"
 
 
 class RoomArchive:
-    """The archives of the service's rooms, one archive-store owner per room."""
+    """The archives of the service's rooms, one archive-store owner per room, written in
+    batches by MAM's own writer (xmppd.mam.writer): a room's message costs no commit of its
+    own, and every query or tombstone of the room commits what waits for it first."""
 
-    def __init__(self, store, page_size: int = 50, max_page: int = 250) -> None:
+    def __init__(self, store, call_later, page_size: int = 50, max_page: int = 250,
+                 batch_delay: float = 0.05, batch_size: int = 500) -> None:
         self.store = store
         self.page_size = page_size
         self.max_page = max_page
-        self._pending: dict[str, list[defer.Deferred]] = {}
+        self.writer = BatchWriter(store, call_later, batch_delay, batch_size)
 
-    def add(self, room, message: domish.Element, stanza_id: str, stamp: float) -> None:
-        """Keep a broadcast message; queries of the room wait for the write."""
-        owner = room.jid.full()
+    def add(self, room, message: domish.Element, stanza_id: str,
+            stamp: float) -> defer.Deferred | None:
+        """Keep a broadcast message under its stanza-id; a Deferred when the disk is behind
+        (the sender's stream waits for it)."""
         entry = ArchiveEntry(stamp, message["from"], stanza_to_text(message), stanza_id)
-        d = self.store.append(owner, entry)
-        waiting = self._pending.setdefault(owner, [])
-        waiting.append(d)
-        d.addErrback(lambda failure: log.failure("room archive write failed", failure))
-        d.addBoth(lambda _: waiting.remove(d) if d in waiting else None)
+        return self.writer.add(room.jid.full(), entry)
 
     async def settled(self, owner: str) -> None:
-        for d in list(self._pending.get(owner, ())):
-            await defer.DeferredList([d])
+        d = self.writer.settled(owner)
+        if d is not None:
+            await d
+
+    def flush(self) -> defer.Deferred:
+        return self.writer.flush()
 
     async def query(self, room, sender: JID, query: domish.Element,
                     send) -> domish.Element:

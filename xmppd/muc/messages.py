@@ -39,15 +39,16 @@ def occupant_of(room: Room, sender: JID, what: str) -> Occupant:
     return occupant
 
 
-def on_groupchat(room: Room, stanza: Stanza) -> None:
-    """A groupchat message to the room: a subject change, or a message for everyone."""
+def on_groupchat(room: Room, stanza: Stanza):
+    """A groupchat message to the room: a subject change, or a message for everyone; the
+    archive's Deferred when its disk is behind, else None."""
     occupant = occupant_of(room, stanza.sender, "send messages to the room")
     element = stanza.element
     subject = _child(element, None, "subject")
     body = _child(element, None, "body")
     if subject is not None and body is None:
         set_subject(room, occupant, element, str(subject))
-        return
+        return None
     if occupant.role == "visitor":
         raise StanzaError("forbidden", "visitors may not speak in this moderated room")
     message = domish.Element((None, "message"))
@@ -62,11 +63,13 @@ def on_groupchat(room: Room, stanza: Stanza) -> None:
     sid = message.addElement((ns.STANZA_ID, "stanza-id"))
     sid["by"], sid["id"] = room.jid.full(), stanza_id
     now = room.clock()
+    waiting = None
     if body is not None or subject is not None:
         room.history.add(Entry(now, message, len(message.toXml()), stanza_id))
         if room.config.enable_logging:
-            room.archive(room, message, stanza_id, now)
+            waiting = room.archive(room, message, stanza_id, now)
     room.broadcast(message)
+    return waiting
 
 
 def set_subject(room: Room, occupant: Occupant, element: domish.Element, text: str) -> None:

@@ -106,9 +106,10 @@ class MucService:
             await defer.DeferredList([d])
 
     def _archive(self, room: Room, message: domish.Element, stanza_id: str,
-                 stamp: float) -> None:
-        if self.archive is not None:
-            self.archive.add(room, message, stanza_id, stamp)
+                 stamp: float) -> defer.Deferred | None:
+        if self.archive is None:
+            return None
+        return self.archive.add(room, message, stanza_id, stamp)
 
     def drop_if_unused(self, room: Room) -> None:
         if room.is_empty() and (not room.config.persistent or room.locked):
@@ -174,7 +175,9 @@ class MucService:
         if stanza.recipient.resource is not None:
             messages.on_private(room, stanza)
         elif stanza.type == "groupchat":
-            messages.on_groupchat(room, stanza)
+            waiting = messages.on_groupchat(room, stanza)
+            if waiting is not None:  # the archive's disk is behind: the sender waits
+                return waiting.addCallback(lambda _: True)
         else:
             messages.on_normal(room, stanza)
         return True

@@ -18,7 +18,7 @@ import dataclasses
 from twisted.internet import defer
 from zope.interface import implementer
 
-from xmppd import ns
+from xmppd import events, ns
 from xmppd.interfaces import IXmppdPlugin
 from xmppd.mam.ids import EntryIds
 from xmppd.mam.query import query_form
@@ -72,8 +72,10 @@ class Muc:
                   "everyone": lambda: anyone}[options["create"]]()
         archive = None
         if options["archive"]:
-            archive = room_archive.RoomArchive(ctx.open_store(room_archive.STORE, "archive"),
-                                               options["page_size"], options["max_page_size"])
+            archive = room_archive.RoomArchive(
+                ctx.open_store(room_archive.STORE, "archive"), ctx.reactor.callLater,
+                options["page_size"], options["max_page_size"])
+            ctx.on(events.SERVER_STOPPING, archive.flush)
         limits = Limits(options["max_users"], options["max_history"])
         defaults = dataclasses.replace(RoomConfig(), history_length=options["default_history"],
                                        max_users=min(100, options["max_users"]))
@@ -110,8 +112,11 @@ class Muc:
         return defer.ensureDeferred(muc.load(service.domains))
 
     def teardown(self) -> None:
-        """Occupants learn that the service went (332) before its domains go."""
+        """Occupants learn that the service went (332) before its domains go; what the
+        archive collected goes to the database before it closes."""
         self.muc.shutdown()
+        if self.muc.archive is not None:
+            self.muc.archive.flush()
 
 
 muc = Muc()
