@@ -172,6 +172,26 @@ class AuthenticateTests(Sasl2Case):
             await task.deferLater(reactor, 0.01, lambda: None)
         return []
 
+    async def test_csi_state_inline(self):
+        from xmppd.plugins.csi import csi
+
+        h = self.harness()
+        success = await self.scram(h, f"<bind xmlns='{BIND2}'><inactive xmlns='{ns.CSI}'/></bind>")
+        self.assertEqual(success.name, "success")
+        self.assertIn(h.stream.session, csi._states._inactive)  # the session starts inactive
+        h.feed(f"<active xmlns='{ns.CSI}'/>")
+        self.assertNotIn(h.stream.session, csi._states._inactive)
+
+    async def test_too_many_sessions_leaves_the_stream_unbound(self):
+        self.fixture.server.sessions.max_resources = 0
+        h = self.harness()
+        success = await self.scram(h, f"<bind xmlns='{BIND2}'><tag>Phone</tag></bind>")
+        self.assertEqual(success.name, "success")
+        self.assertEqual(str(child(success, SASL2, "authorization-identifier")),
+                         "alice@localhost")  # bare: not bound
+        self.assertIsNone(child(success, BIND2, "bound"))
+        self.assertIsNone(h.stream.session)
+
     async def test_success_without_bind_is_bare_and_legacy_bind_follows(self):
         h = self.harness()
         success = await self.scram(h)
