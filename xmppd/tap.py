@@ -71,4 +71,5 @@ xmppd manhole. Names: server (the running server), admin (the admin API), servic
   admin.close_s2s("example.net")   close the links with a domain (the next stanza reconnects)
   admin.trust_request("b.example") the loaded plugins' commands too, as in `xmppdctl commands`
   service.plugins.reload("roster") stop a plugin and start it again
+  service.reload()                 read the config and certificates again, as SIGHUP does
 """
