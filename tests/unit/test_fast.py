@@ -139,6 +139,18 @@ class FastFlowTests(Sasl2Case):
         _, failure = await self.fast_login(token, mechanism="HT-SHA-256-ENDP")
         self.assertEqual(self.condition(failure), "invalid-mechanism")
 
+    async def test_no_ht_in_legacy_sasl(self):
+        token, _ = await self.get_token()
+        h = self.harness()
+        mechanisms = [str(m) for m in child(self.features, "urn:ietf:params:xml:ns:xmpp-sasl",
+                                            "mechanisms").elements()]
+        self.assertFalse([m for m in mechanisms if m.startswith("HT-")])
+        h.feed("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='HT-SHA-256-NONE'>"
+               f"{b64(initiator(token))}</auth>")
+        failure = await self.next_element(h)
+        self.assertEqual((failure.name, next(failure.elements()).name),
+                         ("failure", "invalid-mechanism"))
+
     async def test_token_bound_to_its_mechanism(self):
         token, _ = await self.get_token()
         store = self.fixture.storage.open_store(STORE, "map")
