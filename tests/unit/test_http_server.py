@@ -65,6 +65,8 @@ class MountTest(TestCase):
         self.assertRaises(ValueError, HttpServer(HttpConfig((), (), None), reactor).url,
                           "a", "b")
         self.assertEqual(listener_port("unix:/tmp/s"), None)
+        standard = HttpConfig((), ("tcp:443",), None)
+        self.assertEqual(HttpServer(standard, reactor).url("a.example", "u"), "https://a.example/u")
 
 
 class ServeTest(TestCase):

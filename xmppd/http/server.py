@@ -5,7 +5,8 @@ Plugins mount a resource under one path segment (``ctx.http_resource("upload", r
 ``/upload/...``); the mount goes when the plugin stops. The server listens only once
 something is mounted, on the ``[http] listen`` (plain) and ``https`` (with the ``[tls]``
 certificate) endpoints, so a server whose plugins serve nothing over HTTP opens no port.
-A mount made while the server runs (a plugin loaded later) starts the listeners then.
+A mount made while the server runs (a plugin loaded later) starts the listeners then; they
+stay open (answering 404) when the last mount goes, until the server stops.
 
 ``url(host, path)`` is the address clients are told: ``[http] external_url`` when a proxy
 is in front, else ``https://HOST:PORT`` of the first HTTPS listener (``http://`` of the first
@@ -134,7 +135,8 @@ class HttpServer:
             for scheme, listeners in (("https", self.config.https), ("http", self.config.listen)):
                 if listeners:
                     port = listener_port(listeners[0])
-                    base = f"{scheme}://{host}" + (f":{port}" if port else "")
+                    default = port is None or (scheme, port) in (("https", 443), ("http", 80))
+                    base = f"{scheme}://{host}" + ("" if default else f":{port}")
                     break
             else:
                 raise ValueError("[http] has no listener: set listen, https or external_url")
