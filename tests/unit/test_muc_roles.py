@@ -25,8 +25,11 @@ def test_owners_change_any_affiliation_admins_only_below_admin():
 
 def test_roles():
     # a moderator (a participant made moderator, affiliation none) kicks and voices
-    assert may_change_role("moderator", "none", "member", "participant", "none")
+    assert may_change_role("moderator", "none", "none", "participant", "none")
     assert may_change_role("moderator", "none", "none", "visitor", "participant")
+    assert may_change_role("moderator", "member", "member", "participant", "visitor")
+    # but not someone of a higher affiliation
+    assert not may_change_role("moderator", "none", "member", "participant", "none")
     # but never touches an admin's or owner's role, nor grants or revokes moderator
     assert not may_change_role("moderator", "admin", "owner", "moderator", "none")
     assert not may_change_role("moderator", "none", "none", "participant", "moderator")

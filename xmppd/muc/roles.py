@@ -35,8 +35,11 @@ def may_change_role(actor_role: str, actor_affiliation: str, target_affiliation:
                     current_role: str, new_role: str) -> bool:
     """Moderators grant and revoke voice and kick; only admins and owners grant or revoke
     moderator; the role of an admin or owner comes with the affiliation and no moderator
-    changes it (§8.2, §8.4, §9.6, §9.7: not-allowed)."""
+    changes it, and a moderator does not kick or silence someone of a higher affiliation
+    (§8.2, §8.4, §9.6, §9.7: not-allowed)."""
     if actor_role != "moderator" or target_affiliation in ("owner", "admin"):
+        return False
+    if RANK[target_affiliation] > RANK[actor_affiliation]:
         return False
     if "moderator" in (current_role, new_role):
         return actor_affiliation in ("owner", "admin")
