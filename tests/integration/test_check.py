@@ -167,6 +167,16 @@ def test_every_config_problem_at_once(tmp_path):
     assert lines[-1] == "xmppdctl check: 6 errors, 0 warnings"
 
 
+def test_every_plugin_option_problem_at_once(tmp_path):
+    proc = XmppdProcess(tmp_path, extra='[plugins.version]\nshow_os = "yes"\n'
+                                         '[plugins.offline]\ncolour = 1\n')
+    status, lines = check(proc, "--only", "config")
+    assert status == 1
+    errors = [line for line in lines if line.startswith("error config")]
+    assert [line for line in errors if "[plugins.version] show_os" in line], lines
+    assert [line for line in errors if "[plugins.offline] colour" in line], lines
+
+
 def test_a_running_server_with_an_unreloaded_renewal_and_a_stopped_one(tmp_path, ca):
     proc = setup(tmp_path, ca)
     proc.start()
