@@ -262,7 +262,11 @@ def _enforce(profile, part: str, s: str) -> str:
         if reason == "empty":
             raise InvalidJID(part, "empty after preparation") from None
         if isinstance(error, UnicodeEncodeError) and error.end - error.start == 1:
-            where = f"{_describe(s[error.start])} at position {error.start + 1}"
+            # positions count in the string the profile checked, which its mappings may
+            # have made longer than ``s`` ('İ' is two characters lower-cased): found by
+            # tests/fuzz/atheris_stream.py
+            checked = error.object
+            where = f"{_describe(checked[error.start])} at position {error.start + 1}"
             raise InvalidJID(part, f"{where} is not allowed ({reason})") from None
         raise InvalidJID(part, f"not allowed ({reason})") from None
 
