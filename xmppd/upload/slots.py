@@ -122,7 +122,11 @@ class Slots:
         d.addBoth(self._written, slot.id)
         return d
 
-    def _completed(self, slot: Slot) -> defer.Deferred:
+    def _completed(self, slot: Slot) -> defer.Deferred | None:
+        if slot.id not in self.slots:  # its account was deleted meanwhile
+            with contextlib.suppress(OSError):
+                self.path(slot).unlink()
+            return None
         done = replace(slot, done=True)
         self.slots[slot.id] = done
         return self.store.set(OWNER, slot.id, done.record())
@@ -159,7 +163,7 @@ class Slots:
             if slot is not None and slot.id in self.writing:
                 continue
             if slot is None or not slot.done or name != slot.id:  # partial files too
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):  # gone already, or not a file of ours
                     (self.directory / name).unlink()
         gone += [s for s in self.slots.values() if s.done and s.id not in on_disk
                  and s not in gone]
