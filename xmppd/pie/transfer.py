@@ -8,7 +8,11 @@ Where each feature keeps an account's data (the plugins open the same stores):
 - vCards: keyval ``vcard`` (xmppd.personal.vcards.VCards); private XML: map ``private``
   (xmppd.personal.private_xml.PrivateXML);
 - PEP nodes and items: xmppd.pubsub.store.NodeStore owned by the account's bare JID;
-- the MAM archive: archive ``mam``, owner the account, with = the other party's bare JID.
+- the MAM archive: ``mam`` in the message archive's own table (SQLArchiveLog), owner the
+  account, with = the other party's bare JID. Its ids are made in time order by
+  xmppd.mam.ids; an imported archive keeps the old server's ids (clients may hold them), so
+  it goes in the way an archive from before that table does: into the generic archive
+  ``mam``, then ``adopt`` moves it over with its ids and order.
 
 A password in a file is turned into SCRAM keys at once and never stored or logged. Sizes
 are not held to the plugins' limits for what clients send: an import keeps what the old
@@ -35,6 +39,7 @@ from xmppd.pubsub.model import AFFILIATIONS, Item, Node
 from xmppd.pubsub.store import NodeStore
 from xmppd.sasl.credentials import HASHES, derive_all
 from xmppd.storage.records import ArchiveEntry, ArchiveQuery
+from xmppd.storage.stores.archive_log import SQLArchiveLog
 from xmppd.xml.stored import stanza_from_text, stanza_to_text
 
 IMPORT_MAX_SIZE = 16 * 1024 * 1024  # bytes of one vCard or one account's private XML
@@ -58,6 +63,7 @@ class Importer:
         self.vcards = VCards(storage.open_store(VCARD_STORE, "keyval"), IMPORT_MAX_SIZE)
         self.private = PrivateXML(storage.open_store(PRIVATE_STORE, "map"), IMPORT_MAX_SIZE)
         self.archive = storage.open_store(MAM_STORE, "archive")
+        self.archive_log = SQLArchiveLog(storage, MAM_STORE)
 
     async def import_account(self, account: Account) -> bool:
         """Create ``account`` with all its data; False (and why, said) when it is skipped."""
@@ -92,6 +98,7 @@ class Importer:
         if account.archive:
             await self.archive.append_many(
                 [(jid, archive_entry(jid, entry)) for entry in account.archive])
+            await self.archive_log.adopt()
         for note in account.notes:
             self.say(f"{jid}: {note}")
         self.say(f"imported {jid}: {summary(account)}")
@@ -199,7 +206,9 @@ class Exporter:
         self.storage = storage
         self.vcards = VCards(storage.open_store(VCARD_STORE, "keyval"), IMPORT_MAX_SIZE)
         self.private = storage.open_store(PRIVATE_STORE, "map")
-        self.archive = storage.open_store(MAM_STORE, "archive")
+        # Entries not adopted yet (no server start since the table came) are the older ones.
+        self.archives = (storage.open_store(MAM_STORE, "archive"),
+                         SQLArchiveLog(storage, MAM_STORE))
 
     async def accounts(self, domain: str | None = None) -> list[str]:
         return await self.storage.users.list_users(domain)
@@ -223,11 +232,12 @@ class Exporter:
             if message is not None:
                 account.offline.append((message, stamp))
         await self._pep(account, owner)
-        page = await self.archive.query(jid, ArchiveQuery())
-        for entry in page.entries:
-            message = stanza_from_text(entry.payload)
-            if message is not None:
-                account.archive.append(ArchivedMessage(entry.id, entry.stamp, message))
+        for archive in self.archives:
+            page = await archive.query(jid, ArchiveQuery())
+            for entry in page.entries:
+                message = stanza_from_text(entry.payload)
+                if message is not None:
+                    account.archive.append(ArchivedMessage(entry.id, entry.stamp, message))
         return account
 
     async def _pep(self, account: Account, owner: JID) -> None:
