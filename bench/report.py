@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench.muc import occupants_of
 from bench.workloads import Plan
 
 
@@ -65,6 +66,11 @@ def rows(plan: Plan) -> list[Row]:
         Row(f"Presence fan-out deliveries/s ({plan.fanout_contacts:,} contacts)", "fanout",
             "deliveries_per_s", 0, ratio_at_least(3)),
         Row("  time until all contacts have it (ms)", "fanout", "fanout_all_ms", 1),
+        Row(f"MUC copies delivered/s (one room, {occupants_of(plan)} occupants)", "muc",
+            "room_copies_per_s", 0),
+        Row("  groupchat messages/s taken in", "muc", "room_msgs_per_s", 1),
+        Row("  server CPU (cores)", "muc", "server_cpu", 2),
+        Row("  time until all occupants have one message (ms)", "muc", "room_all_ms", 1),
     ]
 
 

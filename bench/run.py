@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench import procstats
 from bench.attack import under_attack
+from bench.muc import muc_room
 from bench.profile import LOADS, profile
 from bench.report import comparison, render
 from bench.servers import (
@@ -42,8 +43,10 @@ from xmppd.stream.selfsigned import make_self_signed
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVERS = {"xmppd": XmppdUnderTest, "prosody": ProsodyUnderTest}
 PROFILE_SECONDS = {False: 12.0, True: 1.0}  # full run, quick run
-# opt-in workloads, not in the default list: --workloads under_attack (bench/attack.py)
-ALL_WORKLOADS = {**WORKLOADS, "under_attack": under_attack}
+# The default workloads: issue 6's four and the MUC room (bench/muc.py); opt-in, not in the
+# default list: --workloads under_attack (bench/attack.py)
+DEFAULT_WORKLOADS = {**WORKLOADS, "muc": muc_room}
+ALL_WORKLOADS = {**DEFAULT_WORKLOADS, "under_attack": under_attack}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="tiny sizes and durations (also BENCH_QUICK=1)")
     parser.add_argument("--servers", default="xmppd,prosody",
                         help="comma-separated, from: " + ", ".join(SERVERS))
-    parser.add_argument("--workloads", default=",".join(WORKLOADS),
+    parser.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
                         help="comma-separated, from: " + ", ".join(ALL_WORKLOADS))
     parser.add_argument("--output", type=Path, help="the JSON file (default: bench/results/)")
     parser.add_argument("--no-pin", action="store_true", help="leave CPU placement to the OS")

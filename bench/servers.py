@@ -25,10 +25,11 @@ from xmppd.storage import SQLITE_FILENAME
 DOMAIN = "localhost"
 
 # The plugin sets xmppd is measured with: "plain" has the IM features Prosody is configured with
-# (the comparison); "default" is what `make run` loads (PEP, stream management, ...); "archive"
-# is "plain" with message archiving (XEP-0313), which is not in the default list: what every
-# message costs once it is also written to disk.
-PLAIN_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline")
+# (the comparison), and group chat, which both run beside them for the muc workload; "default"
+# is what `make run` loads (PEP, stream management, ...); "archive" is "plain" with message
+# archiving (XEP-0313), which is not in the default list: what every message costs once it is
+# also written to disk.
+PLAIN_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline", "muc")
 XMPPD_PLUGINS = {
     "plain": PLAIN_PLUGINS,
     "default": None,  # the server's own default list
@@ -118,7 +119,8 @@ class ProsodyUnderTest:
         self.process = prosody_harness.ProsodyProcess(
             directory, DOMAIN, certificate=self.certificate, log_level="info",
             modules=("offline", "version"),
-            extra_config='password_hash = "SHA-256"\ndefault_iteration_count = 10000')
+            extra_config='password_hash = "SHA-256"\ndefault_iteration_count = 10000\n'
+                         f'Component "conference.{DOMAIN}" "muc"')
         self.process.start(timeout=60)
         return Target(self.name, self.process.ip, self.process.c2s_port, DOMAIN,
                       self.certificate[0], self.process.process.pid)
