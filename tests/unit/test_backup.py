@@ -69,6 +69,12 @@ class BackupTests(unittest.TestCase):
                 yield self.backup(destination)
 
     @defer.inlineCallbacks
+    def test_a_directory_nobody_may_write_is_an_operator_error(self):
+        # /proc takes no new files, not even root's: the refusal is the operator's to fix
+        with self.assertRaisesRegex(BackupError, "cannot write in /proc: "):
+            yield self.backup("/proc/xmppd-backup-test.sqlite")
+
+    @defer.inlineCallbacks
     def test_the_control_call(self):
         dispatcher = AdminDispatcher(self.api)
         line = json.dumps({"id": 7, "call": "backup", "args": [self.path("c.sqlite"), None]})

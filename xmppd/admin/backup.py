@@ -56,8 +56,11 @@ async def backup_storage(storage, destination: str, force: bool = False) -> dict
         raise BackupError(f"{target.parent} is not a directory")
     if target.exists() and not force:
         raise BackupError(f"{destination} exists: choose another name, or --force to replace it")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial",
-                                             dir=target.parent)
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial",
+                                                 dir=target.parent)
+    except OSError as error:
+        raise BackupError(f"cannot write in {target.parent}: {error.strerror or error}") from None
     os.close(descriptor)  # mkstemp made it 0600: SQLite keeps that mode
     try:
         pages = await storage.backup(temporary)
