@@ -45,6 +45,8 @@ def test_quick_bench_against_xmppd_produces_sane_numbers(tmp_path):
     assert median("memory", "rss_20_kib") >= median("memory", "rss_idle_kib")
     assert median("fanout", "deliveries_per_s") > 0
     assert median("fanout", "missing") == 0
+    assert median("muc", "room_copies_per_s") >= median("muc", "room_msgs_per_s") > 0
+    assert median("muc", "room_missing") == 0
     # The table names every headline row, with xmppd's median and no Prosody column.
     labels = [row["label"] for row in report["table"]]
     assert "Logins/s, SCRAM-SHA-256 over STARTTLS" in labels
