@@ -127,3 +127,29 @@ def test_destruction_notice(h):
     notice = h.to(BOB)[0]
     assert notice["type"] == "unavailable" and "moved" in notice.toXml()
     assert len(h.room.occupants) == 0
+
+
+def submitted(fields: str):
+    return query(ns.MUC_OWNER, f"<x xmlns='{ns.DATA_FORMS}' type='submit'><field var="
+                               f"'FORM_TYPE'><value>{ns.MUC_ROOMCONFIG}</value></field>"
+                               f"{fields}</x>")
+
+
+def test_the_full_lists_of_owners_and_admins_in_the_form(h):
+    form = admin.get_config(h.room, parse_jid(ALICE), Limits()).toXml()
+    assert "muc#roomconfig_roomowners" in form and "alice@example.org" in form
+    admin.set_owner(h.room, parse_jid(ALICE), submitted(
+        "<field var='muc#roomconfig_roomadmins'><value>bob@example.org</value></field>"),
+        Limits(), lambda room, element: None)
+    assert h.room.affiliation(parse_jid(BOB)) == "admin"
+    assert h.room.occupants.get("Bob").role == "moderator"
+    admin.set_owner(h.room, parse_jid(ALICE), submitted(
+        "<field var='muc#roomconfig_roomadmins'/>"
+        "<field var='muc#roomconfig_roomowners'><value>alice@example.org</value>"
+        "<value>carol@example.net</value></field>"), Limits(), lambda room, element: None)
+    assert h.room.affiliation(parse_jid(BOB)) == "none"
+    assert h.room.affiliation(parse_jid(CAROL)) == "owner"
+    with pytest.raises(StanzaError) as no_owner:
+        admin.set_owner(h.room, parse_jid(ALICE), submitted(
+            "<field var='muc#roomconfig_roomowners'/>"), Limits(), lambda room, element: None)
+    assert no_owner.value.condition == "not-acceptable"

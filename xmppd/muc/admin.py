@@ -13,10 +13,10 @@ from twisted.words.xish import domish
 
 from xmppd import ns
 from xmppd.errors import StanzaError
-from xmppd.forms import find_form
+from xmppd.forms import FormError, find_form
 from xmppd.jid import JID, InvalidJID, parse_jid
 from xmppd.muc import presence as codes
-from xmppd.muc.config import RoomConfig, apply_form, config_form
+from xmppd.muc.config import AFFILIATION_FIELDS, RoomConfig, apply_form, config_form
 from xmppd.muc.join import leave
 from xmppd.muc.occupants import Occupant
 from xmppd.muc.roles import AFFILIATIONS, ROLES, may_change_affiliation, may_change_role
@@ -199,7 +199,11 @@ def get_config(room: Room, sender: JID, limits: Limits) -> domish.Element:
     if room.affiliation(sender) != "owner":
         raise StanzaError("forbidden", "only owners configure the room")
     query = domish.Element((ns.MUC_OWNER, "query"))
-    query.addChild(config_form(room.config, limits.max_users, limits.max_history).to_element())
+    owners, admins = ([jid.full() for jid, each in sorted(room.affiliations.items(),
+                                                         key=lambda pair: pair[0].full())
+                       if each == wanted] for wanted in ("owner", "admin"))
+    query.addChild(config_form(room.config, limits.max_users, limits.max_history, owners,
+                               admins).to_element())
     return query
 
 
@@ -219,7 +223,32 @@ def set_owner(room: Room, sender: JID, query: domish.Element, limits: Limits,
         if room.locked:
             destroy(room, None)
         return
-    configure(room, apply_form(room.config, form, limits.max_users, limits.max_history))
+    config = apply_form(room.config, form, limits.max_users, limits.max_history)
+    changes = affiliation_fields(room, form)
+    configure(room, config)
+    actor = room.occupants.of_session(sender)
+    for change in changes:
+        _apply_affiliation(room, change, actor)
+
+
+def affiliation_fields(room: Room, form) -> list[Change]:
+    """The changes that the full lists of owners and admins in a submitted form make: those
+    listed get the affiliation, those no longer listed lose it (to none); a room keeps an
+    owner (not-acceptable)."""
+    changes: dict[JID, Change] = {}
+    for var, affiliation in AFFILIATION_FIELDS.items():
+        if var not in form:
+            continue
+        listed = {jid.bare() for jid in form.get_jids(var)}
+        if affiliation == "owner" and not listed:
+            raise FormError("a room keeps at least one owner", var, "not-acceptable")
+        for jid, each in room.affiliations.items():
+            if each == affiliation and jid not in listed and jid not in changes:
+                changes[jid] = Change(None, jid=jid, affiliation="none")
+        for jid in listed:
+            if room.affiliation(jid) != affiliation:
+                changes[jid] = Change(None, jid=jid, affiliation=affiliation)
+    return list(changes.values())
 
 
 def configure(room: Room, config: RoomConfig) -> None:

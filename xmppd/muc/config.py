@@ -6,6 +6,7 @@ the JSON kept for persistent rooms."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xmppd import ns
@@ -48,8 +49,14 @@ class RoomConfig:
         return cls(**{key: item for key, item in value.items() if key in known})
 
 
-def config_form(config: RoomConfig, max_users: int, max_history: int) -> Form:
-    """The form an owner fills (§10.2): every field with the room's current value."""
+AFFILIATION_FIELDS = {"muc#roomconfig_roomowners": "owner",
+                      "muc#roomconfig_roomadmins": "admin"}
+
+
+def config_form(config: RoomConfig, max_users: int, max_history: int,
+                owners: Sequence[str] = (), admins: Sequence[str] = ()) -> Form:
+    """The form an owner fills (§10.2): every field with the room's current value, the
+    owners and admins (bare JIDs) among them."""
     options = [str(n) for n in (10, 20, 30, 50, 100, 200, 500, 1000) if n <= max_users]
     if str(max_users) not in options:
         options.append(str(max_users))
@@ -88,6 +95,10 @@ def config_form(config: RoomConfig, max_users: int, max_history: int) -> Form:
                    label=f"Messages of history sent on join (at most {max_history})"),
         make_field("muc#roomconfig_enablelogging", config.enable_logging, type="boolean",
                    label="Archive the room's messages (XEP-0313)"),
+        make_field("muc#roomconfig_roomowners", list(owners), type="jid-multi",
+                   label="Full list of room owners"),
+        make_field("muc#roomconfig_roomadmins", list(admins), type="jid-multi",
+                   label="Full list of room admins"),
     ]
     return Form.build("form", fields, form_type=ns.MUC_ROOMCONFIG,
                       title="Room configuration")
@@ -111,7 +122,7 @@ _TEXTS = {
 KNOWN_FIELDS = (*_BOOLS, *_TEXTS, "muc#roomconfig_passwordprotectedroom",
                 "muc#roomconfig_roomsecret", "muc#roomconfig_maxusers",
                 "muc#roomconfig_whois", "muc#roomconfig_allowpm",
-                "muc#roomconfig_historylength")
+                "muc#roomconfig_historylength", *AFFILIATION_FIELDS)
 
 
 def apply_form(config: RoomConfig, form: Form, max_users: int,
