@@ -538,6 +538,17 @@ class IOfflineDelivery(Interface):
         (then the router bounces it)."""
 
 
+class IArchiveWrites(Interface):
+    """The message archive's batched writes (the mam plugin), for whoever promises that what
+    an account sent is on disk: XEP-0198's <a/> counts stanzas as handled, and a message's
+    archive copies are part of handling it."""
+
+    def settled(account):
+        """None when nothing concerning ``account`` (a bare JID str) waits to be written;
+        else commit it now and return a Deferred firing None once it is on disk (or the
+        failure logged)."""
+
+
 # --------------------------------------------------------------------------- administration
 
 

@@ -14,10 +14,12 @@ offline storage with its own durable write, before the sender's next stanza, as 
 the archive copy lags. For the lag to stay invisible, every entry is tracked under the
 accounts it concerns (its owner and its local sender), and ``settled(account)`` commits at
 once what concerns that account and waits for it. The plugin calls it before answering any
-IQ from the account and before a MAM query, so a ping reply also proves the archive copies
-of every earlier message are on disk, and a client never reads an archive that lacks a
-message it already sent or received. What a crash (SIGKILL, power loss) can lose is the
-archive copies of the last ``delay`` seconds of messages whose senders asked nothing since:
+IQ from the account and before a MAM query, and stream management's ``<a/>`` waits for it
+(``IArchiveWrites``), so a ping reply or an ack also proves the archive copies of every
+earlier message are on disk (tests/integration/test_mam_durability.py kills the server
+right after either), and a client never reads an archive that lacks a message it already
+sent or received. What a crash (SIGKILL, power loss) can lose is the archive copies of the
+last ``delay`` seconds of messages whose senders asked nothing since:
 the messages were delivered, but a client that was offline then will not find them in the
 archive. ``[plugins.mam] batch_ms = 0`` commits each message's entries before it is
 delivered, for whom that matters more than throughput.
@@ -32,7 +34,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from twisted.internet import defer
+from zope.interface import implementer
 
+from xmppd.interfaces import IArchiveWrites
 from xmppd.logs import get_logger
 from xmppd.storage.records import ArchiveEntry
 
@@ -66,6 +70,7 @@ class _Write:
             d.callback(None)
 
 
+@implementer(IArchiveWrites)
 class BatchWriter:
     """Collects ``(owner, entry)`` pairs for one archive store and commits them in batches.
 

@@ -22,7 +22,7 @@ from zope.interface import implementer
 
 from xmppd import events, ns
 from xmppd.errors import StanzaError
-from xmppd.interfaces import IXmppdPlugin
+from xmppd.interfaces import IArchiveWrites, IXmppdPlugin
 from xmppd.jid import JID
 from xmppd.logs import get_logger
 from xmppd.mam.archiver import Archiver
@@ -60,6 +60,7 @@ class Mam:
         self.store = SQLArchiveLog(ctx.storage, "mam")
         self.writer = BatchWriter(self.store, ctx.reactor.callLater, options["batch_ms"] / 1000,
                                   options["batch_size"])
+        ctx.provide(IArchiveWrites, self.writer)  # stream management's <a/> waits for it too
         self.prefs = ArchivePrefs(ctx.open_store("mam_prefs", "map"), options["default_prefs"])
         users = ctx.storage.users
         self._add_links(ctx, Archiver(

@@ -31,11 +31,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppd.c2s import filters
 from xmppd.c2s.hooks import format_duration
 from xmppd.errors import StreamError
+from xmppd.interfaces import IArchiveWrites
 from xmppd.jid import JID
 from xmppd.logs import get_logger
 from xmppd.sm.counter import OutboundQueue, increment, parse_uint32
@@ -103,6 +105,7 @@ class StreamManagement:
         self.by_id: dict[str, ManagedSession] = {}  # resumable ones
         self.ended: OrderedDict[str, tuple[JID, int]] = OrderedDict()  # id -> account, h
         self.rescue = Rescue(ctx)
+        self.acks: dict = {}  # session -> the Deferred its <a/> (and later ones) wait for
 
     # -- the stream feature
 
@@ -177,7 +180,27 @@ class StreamManagement:
 
     def on_r(self, element: domish.Element, stream) -> None:
         managed = self._managed(stream)
-        stream.send(sm_element("a", h=managed.handled))
+        answer = sm_element("a", h=managed.handled)
+        # What <a/> counts must survive a SIGKILL: the stream waited for each stanza's work,
+        # but the archive batches its copies; it commits this account's at once and the
+        # answer waits for that (behind an earlier answer still waiting, so h never goes back).
+        archive = self.ctx.query(IArchiveWrites)
+        session = stream.session
+        wait = None if archive is None else archive.settled(session.jid.userhost())
+        pending = [d for d in (self.acks.get(session), wait) if d is not None]
+        if not pending:
+            stream.send(answer)
+            return
+        done = pending[0] if len(pending) == 1 else defer.gatherResults(pending)
+        self.acks[session] = done
+        done.addCallback(self._answer, stream, answer, done)
+
+    def _answer(self, _result, stream, answer: domish.Element, done) -> None:
+        session = stream.session
+        if self.acks.get(session) is done:
+            del self.acks[session]
+        if self.managed.get(session) is not None:  # not if the session ended meanwhile
+            stream.send(answer)
 
     def on_a(self, element: domish.Element, stream) -> None:
         managed = self._managed(stream)
@@ -296,6 +319,7 @@ class StreamManagement:
     def session_closed(self, session, polite: bool) -> None:
         """SESSION_CLOSED: forget the session; what it did not acknowledge is not lost."""
         managed = self.managed.pop(session, None)
+        self.acks.pop(session, None)
         if managed is None:
             return
         managed.cancel_timers()
