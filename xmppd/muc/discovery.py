@@ -16,7 +16,7 @@ from xmppd.muc.config import room_features, roominfo_form
 # What every room answers to, whatever its config.
 ROOM_FEATURES = (ns.MUC, ns.DISCO_INFO, ns.DISCO_ITEMS, ns.STANZA_ID, ns.OCCUPANT_ID,
                  ns.MUC_SELF_PING, ns.VCARD, ns.MESSAGE_MODERATE, ns.MUC_REQUEST)
-SERVICE_FEATURES = (ns.MUC, ns.VCARD)
+SERVICE_FEATURES = (ns.MUC,)  # vcard-temp is a room's, not the service's
 
 
 def room_info(room, archive_enabled: bool) -> DiscoInfo:
