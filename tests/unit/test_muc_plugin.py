@@ -75,6 +75,17 @@ class MucPluginTest(PluginServerCase):
         self.assertEqual(error_conditions(await wait_for(bob, iq_answer("p3"))),
                          {"not-acceptable"})
 
+    async def test_service_disco_says_exactly_what_works(self):
+        alice = await self.client("alice", "phone", available=True)
+        alice.feed(f"<iq type='get' id='i1' to='{SERVICE}'><query xmlns='{ns.DISCO_INFO}'/>"
+                   f"</iq>")
+        query = (await wait_for(alice, iq_answer("i1"))).firstChildElement()
+        features = {f["var"] for f in query.elements() if f.name == "feature"}
+        self.assertEqual(features, {ns.DISCO_INFO, ns.DISCO_ITEMS, ns.MUC})
+        identities = [(i["category"], i["type"]) for i in query.elements()
+                      if i.name == "identity"]
+        self.assertEqual(identities, [("conference", "text")])
+
     async def test_a_message_to_a_room_that_is_not_there(self):
         alice = await self.client("alice", "phone", available=True)
         alice.feed(f"<message type='groupchat' to='nowhere@{SERVICE}'><body>?</body>"
