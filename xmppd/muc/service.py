@@ -146,8 +146,10 @@ class MucService:
         room = self.rooms.get(bare)
         created = False
         if room is None:
-            if stanza.type != "available" or not stanza.recipient.resource:
+            if stanza.type != "available":
                 return True
+            if not stanza.recipient.resource:
+                raise StanzaError("jid-malformed", "a nick is the resource of the room/nick JID")
             if not self.may_create(stanza.sender):
                 raise StanzaError("not-allowed", "you may not create rooms here")
             room = self.new_room(bare, self.defaults)
