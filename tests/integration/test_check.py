@@ -39,6 +39,7 @@ def good_zone(proc: XmppdProcess) -> dict:
         f"_xmpps-client._tcp.{D}": [SRV("xmpp.a.example.", proc.direct_tls_port)],
         f"_xmpp-server._tcp.{D}": [SRV("xmpp.a.example.", proc.s2s_port)],
         f"_xmpp-server._tcp.{PUBSUB}": [SRV("xmpp.a.example.", proc.s2s_port)],
+        f"_xmpp-server._tcp.conference.{D}": [SRV("xmpp.a.example.", proc.s2s_port)],  # muc
         "xmpp.a.example": [A("127.0.0.1")],
         D: [A("127.0.0.1")],
     }
