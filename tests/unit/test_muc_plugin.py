@@ -140,6 +140,26 @@ def test_tombstone_keeps_addresses_and_ids_only():
     assert "secret" not in tombstone and "occupant-id" in tombstone and "retracted" in tombstone
 
 
+class RoomCapTest(PluginServerCase):
+    enabled = ("muc",)
+    sections = {"muc": {"subdomain": "rooms", "max_rooms_per_owner": 2}}
+
+    async def test_an_account_owns_at_most_max_rooms_per_owner(self):
+        alice = await self.client("alice", "phone", available=True)
+        for name in ("one", "two"):
+            alice.feed(f"<presence to='{name}@{SERVICE}/Alice'/>")
+            await wait_for(alice, lambda e, room=f"{name}@{SERVICE}": e.name == "message"
+                           and e["from"] == room)
+        alice.feed(f"<presence to='three@{SERVICE}/Alice'/>")
+        refused = await wait_for(alice, lambda e: e.name == "presence"
+                                 and e.getAttribute("type") == "error")
+        self.assertEqual(error_conditions(refused), {"policy-violation"})
+        # leaving a temporary room ends it, and makes room for another
+        alice.feed(f"<presence type='unavailable' to='one@{SERVICE}/Alice'/>")
+        alice.feed(f"<presence to='three@{SERVICE}/Alice'/>")
+        await wait_for(alice, lambda e: e.name == "message" and e["from"] == f"three@{SERVICE}")
+
+
 class ReloadTest(PluginServerCase):
     enabled = ("muc",)
     users = ("alice",)

@@ -36,7 +36,8 @@ class MucService:
     def __init__(self, *, send: Callable[[domish.Element], object], clock: Callable[[], float],
                  rooms: store.RoomStore, archive: RoomArchive | None, limits: Limits,
                  may_create: Callable[[JID], bool], defaults: RoomConfig,
-                 new_id: Callable[[], str], max_vcard: int = 65536) -> None:
+                 new_id: Callable[[], str], max_vcard: int = 65536,
+                 max_rooms_per_owner: int = 0) -> None:
         self.send = send
         self.clock = clock
         self.store = rooms
@@ -46,6 +47,7 @@ class MucService:
         self.defaults = defaults
         self.new_id = new_id
         self.max_vcard = max_vcard
+        self.max_rooms_per_owner = max_rooms_per_owner  # 0: no cap
         self.rooms: dict[JID, Room] = {}
         self._stored: set[JID] = set()
         self._saving: dict[JID, defer.Deferred] = {}
@@ -133,6 +135,14 @@ class MucService:
                 room.occupants.remove(occupant)
         self.rooms.clear()
 
+    def _check_room_cap(self, owner: JID) -> None:
+        """An account owns at most ``max_rooms_per_owner`` rooms: each costs memory for as
+        long as it lives, and a persistent one for ever."""
+        cap = self.max_rooms_per_owner
+        if cap and sum(1 for room in self.rooms.values()
+                       if room.affiliations.get(owner) == "owner") >= cap:
+            raise StanzaError("policy-violation", f"you own {cap} rooms already")
+
     def existing(self, jid: JID) -> Room:
         room = self.rooms.get(jid.bare())
         if room is None:
@@ -152,6 +162,7 @@ class MucService:
                 raise StanzaError("jid-malformed", "a nick is the resource of the room/nick JID")
             if not self.may_create(stanza.sender):
                 raise StanzaError("not-allowed", "you may not create rooms here")
+            self._check_room_cap(stanza.sender.bare())
             room = self.new_room(bare, self.defaults)
             room.set_affiliation(stanza.sender.bare(), "owner")
             room.locked = join.muc_join_element(stanza.element) is not None

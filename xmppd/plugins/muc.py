@@ -8,7 +8,8 @@ enable logging, XEP-0425 moderation and room vCards (xmppd.muc has the parts).
 "admins" of ``[server] admins``, or "everyone", remote users included), ``max_users`` and
 ``max_history`` (the most an owner may configure), ``default_history`` (new rooms' history
 length), ``archive`` (whether rooms may enable logging), ``page_size`` and
-``max_page_size`` (MAM queries of a room), ``max_vcard_size`` (bytes of a room's vCard).
+``max_page_size`` (MAM queries of a room), ``max_vcard_size`` (bytes of a room's vCard),
+``max_rooms_per_owner`` (rooms one account may own when it creates another; 0: no cap).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from xmppd.stanza import MESSAGE_TYPES, PRESENCE_TYPES
 
 CREATE_POLICIES = ("local", "admins", "everyone")
 KEYS = ("subdomain", "name", "create", "max_users", "max_history", "default_history",
-        "archive", "page_size", "max_page_size", "max_vcard_size")
+        "archive", "page_size", "max_page_size", "max_vcard_size", "max_rooms_per_owner")
 
 
 def read_options(options) -> dict:
@@ -54,6 +55,7 @@ def read_options(options) -> dict:
         "page_size": options.option_int("page_size", 50, minimum=1, maximum=max_page),
         "max_page_size": max_page,
         "max_vcard_size": options.option_int("max_vcard_size", 65536, minimum=1),
+        "max_rooms_per_owner": options.option_int("max_rooms_per_owner", 100, minimum=0),
     }
 
 
@@ -83,7 +85,8 @@ class Muc:
             send=ctx.send, clock=ctx.reactor.seconds,
             rooms=store.RoomStore(ctx.open_store(store.STORE, "map")), archive=archive,
             limits=limits, may_create=policy, defaults=defaults, new_id=EntryIds(),
-            max_vcard=options["max_vcard_size"])
+            max_vcard=options["max_vcard_size"],
+            max_rooms_per_owner=options["max_rooms_per_owner"])
         service = ctx.service(options["subdomain"], title=options["name"])
         service.identity("conference", "text", options["name"])
         for feature in SERVICE_FEATURES:
