@@ -36,3 +36,30 @@ async def own_vcard(client) -> str:
     answer = await client.plugin["xep_0054"].get_vcard(client.boundjid.bare, local=False,
                                                        timeout=10)
     return str(answer["vcard_temp"]["FN"])
+
+
+async def login_as_clients_do(proc, jid: str, password: str, timeout: float = 20.0):
+    """Log in to xmppd (``proc``: tests.integration.serverproc.XmppdProcess) letting slixmpp
+    choose the mechanism as it does by default, trying the next one after a failure; returns
+    the client once bound and the mechanisms that failed on the way."""
+    import ssl
+
+    from slixmpp import ClientXMPP
+
+    client = ClientXMPP(jid, password)
+    client.enable_direct_tls, client.enable_plaintext = False, False
+    client.ssl_context = ssl.create_default_context(cafile=str(proc.cert))
+    failed: list[str] = []
+    bound = asyncio.get_running_loop().create_future()
+    client.add_event_handler("failed_auth", lambda _stanza: failed.append(
+        client.plugin["feature_mechanisms"].mech.name))
+    client.add_event_handler("session_start", lambda _event: bound.done()
+                             or bound.set_result(client))
+    client.add_event_handler("no_auth", lambda _event: bound.done() or bound.set_exception(
+        AssertionError(f"no mechanism left after {failed}")))
+    client.connect("127.0.0.1", proc.c2s_port)
+    try:
+        return await asyncio.wait_for(bound, timeout), failed
+    except BaseException:
+        client.disconnect()
+        raise

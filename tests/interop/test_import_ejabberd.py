@@ -22,7 +22,15 @@ from tests.integration.conftest import LoginFailed, login, logout
 from tests.integration.serverproc import XmppdProcess
 from tests.interop import ejabberd as ejabberd_harness
 from tests.interop.ejabberd import PASSWORD, USER, EjabberdProcess
-from tests.interop.moving_in import CONTACT_NAME, GROUP, VCARD_NAME, give_data, own_vcard, roster_of
+from tests.interop.moving_in import (
+    CONTACT_NAME,
+    GROUP,
+    VCARD_NAME,
+    give_data,
+    login_as_clients_do,
+    own_vcard,
+    roster_of,
+)
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not ejabberd_harness.available(),
@@ -89,6 +97,11 @@ def test_accounts_rosters_and_vcards_move_in_from_ejabberd(tmp_path, password_fo
                 with pytest.raises(LoginFailed):  # SHA-1 keys only, until a PLAIN login
                     await login(xmppd, f"alice@{DOMAIN}/desk", PASSWORD,
                                 mechanism="SCRAM-SHA-256")
+                # slixmpp left to choose tries SCRAM-SHA-256 first, then the next one
+                anyhow, failed = await login_as_clients_do(xmppd, f"alice@{DOMAIN}/desk",
+                                                           PASSWORD)
+                assert failed == ["SCRAM-SHA-256"]
+                await logout(anyhow)
                 alice = await login(xmppd, f"alice@{DOMAIN}/desk", PASSWORD,
                                     mechanism="SCRAM-SHA-1")
             else:
