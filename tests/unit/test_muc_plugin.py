@@ -29,8 +29,10 @@ def test_defaults_and_bad_options():
     options = read_options(PluginOptions("muc", {}))
     assert options["subdomain"] == "conference" and options["create"] == "local"
     assert options["max_history"] == 50 and options["default_history"] == 20
+    assert options["max_rooms_per_owner"] == 100 and options["archive"] is True
     for bad, key in (({"colour": 1}, "colour"), ({"create": "anyone"}, "create"),
                      ({"max_users": 0}, "max_users"), ({"archive": "yes"}, "archive"),
+                     ({"max_rooms_per_owner": -1}, "max_rooms_per_owner"),
                      ({"max_history": 5, "default_history": 6}, "default_history")):
         with pytest.raises(ValueError) as error:
             read_options(PluginOptions("muc", bad))
