@@ -14,6 +14,8 @@ and groupchat messages, which the room's history still has.
 
 from __future__ import annotations
 
+import weakref
+
 from twisted.words.xish import domish
 
 from xmppd.interfaces import IOfflineDelivery
@@ -32,6 +34,11 @@ class Rescue:
 
     def __init__(self, ctx) -> None:
         self.ctx = ctx
+        # A message to the bare JID reaches every available resource, the same element in
+        # each queue: when two sessions that held it end unacknowledged, offline storage
+        # must get it once, not once per session. The element is alive while any queue
+        # holds it, so a weak set remembers exactly what is still to be seen again.
+        self._saved: weakref.WeakSet = weakref.WeakSet()
 
     def save(self, session, unacknowledged: list[tuple[domish.Element, float]]) -> None:
         """Treat what the client never acknowledged as sent to an unavailable resource
@@ -46,6 +53,9 @@ class Rescue:
             if stanza is None or stanza.type in DROPPED_TYPES or stanza.kind == "presence":
                 continue
             if stanza.kind == "message" and offline is not None:
+                if element in self._saved:
+                    continue  # another session of the account already kept it
+                self._saved.add(element)
                 messages += 1
                 late = _as_stanza(delayed(element, domain, when), session.jid)
                 d = offline.store(late)
