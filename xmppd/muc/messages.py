@@ -7,6 +7,7 @@ is stripped before anything is relayed."""
 
 from __future__ import annotations
 
+from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppd import ns
@@ -39,7 +40,7 @@ def occupant_of(room: Room, sender: JID, what: str) -> Occupant:
     return occupant
 
 
-def on_groupchat(room: Room, stanza: Stanza):
+def on_groupchat(room: Room, stanza: Stanza) -> defer.Deferred | None:
     """A groupchat message to the room: a subject change, or a message for everyone; the
     archive's Deferred when its disk is behind, else None."""
     occupant = occupant_of(room, stanza.sender, "send messages to the room")

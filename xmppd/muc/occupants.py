@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from twisted.words.xish import domish
@@ -50,7 +51,7 @@ class Occupants:
     def __len__(self) -> int:
         return len(self.by_nick)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Occupant]:
         return iter(list(self.by_nick.values()))
 
     def get(self, nick: str) -> Occupant | None:
@@ -88,6 +89,6 @@ class Occupants:
         occupant.nick = nick
         self.by_nick[nick] = occupant
 
-    def sessions(self):
+    def sessions(self) -> list[tuple[Occupant, JID]]:
         """Every (occupant, full JID) pair: where a broadcast goes."""
         return [(occupant, jid) for occupant in self.by_nick.values() for jid in occupant.jids()]

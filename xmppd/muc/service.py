@@ -12,6 +12,7 @@ from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppd import ns
+from xmppd.disco import DiscoItem
 from xmppd.errors import StanzaError
 from xmppd.jid import JID
 from xmppd.logs import get_logger
@@ -207,7 +208,7 @@ class MucService:
         self.existing(stanza.recipient)
         return domish.Element((ns.DISCO_ITEMS, "query"))
 
-    def service_items(self, stanza: Stanza, node: str | None):
+    def service_items(self, stanza: Stanza, node: str | None) -> list[DiscoItem] | None:
         if node is not None:
             return None
         domain = stanza.recipient.host
