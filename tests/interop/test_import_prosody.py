@@ -1,7 +1,9 @@
 """Moving in from a real Prosody 0.12: accounts made with prosodyctl, a roster, a pending
-subscription request and a vCard given through the protocol by slixmpp, exported with
+subscription request, a vCard, a PEP nickname and a chat message (kept in Prosody's MAM
+archive) given through the protocol by slixmpp, exported with
 Prosody's own prosody-migrator (internal store in, ``xep0227`` store out), imported with
-``xmppdctl import``; then slixmpp logs in to xmppd with the OLD password and finds it all.
+``xmppdctl import``; then slixmpp logs in to xmppd with the OLD password and finds it all
+(the archive over MAM, the nickname over PEP).
 
 Prosody keeps SCRAM-SHA-1 keys only: xmppd's SCRAM-SHA-1 takes them as they are; SCRAM-SHA-256
 has no keys until the user logs in once with PLAIN (or changes the password), after which it
@@ -32,6 +34,7 @@ from tests.integration.serverproc import XmppdProcess
 from tests.interop import prosody as prosody_harness
 from tests.interop.moving_in import CONTACT_NAME, GROUP, VCARD_NAME, give_data, own_vcard, roster_of
 from tests.interop.prosody import PASSWORD, ProsodyProcess
+from xmppd.config import DEFAULT_PLUGINS
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not prosody_harness.available(),
@@ -40,6 +43,11 @@ pytestmark = [pytest.mark.integration,
 DOMAIN = "move.example"  # served by Prosody, then by xmppd
 MIGRATOR = "/usr/bin/prosody-migrator"
 BOB_PASSWORD = "bob's own password"
+NICK = "Ally"
+CHAT = "Meet me at the tea party"
+NICK_NODE = "http://jabber.org/protocol/nick"
+XMPPD_PLUGINS = ("[plugins]\nenabled = [" + ", ".join(f'"{p}"' for p in (*DEFAULT_PLUGINS, "mam"))
+                 + "]\n")
 
 
 def export_with_prosody_migrator(prosody: ProsodyProcess, destination: Path) -> list[Path]:
@@ -53,7 +61,7 @@ def export_with_prosody_migrator(prosody: ProsodyProcess, destination: Path) -> 
                                    f"CFG_DATADIR='{work / 'out'}';", script)
         assert replaced == 1, "prosody-migrator no longer sets CFG_DATADIR"
         (work / "migrator.lua").write_text(script)
-        stores = '"accounts", "roster", "vcard", "private", "pep-pubsub"'
+        stores = '"accounts", "roster", "vcard", "private", "pep-pubsub", "archive-archive"'
         (work / "migrator.cfg.lua").write_text(
             f'input {{ hosts = {{ ["{DOMAIN}"] = {{ {stores} }} }}; type = "internal"; '
             f'path = "{work / "data"}"; }}\n'
@@ -77,7 +85,8 @@ def export_with_prosody_migrator(prosody: ProsodyProcess, destination: Path) -> 
 
 
 def test_accounts_rosters_and_vcards_move_in_from_prosody(tmp_path):
-    prosody = ProsodyProcess(tmp_path / "prosody", DOMAIN, modules=["vcard", "private"])
+    prosody = ProsodyProcess(tmp_path / "prosody", DOMAIN,
+                             modules=["vcard", "private", "pep", "mam"])
     prosody.register("alice", PASSWORD)
     prosody.register("bob", BOB_PASSWORD)
     prosody.start()
@@ -85,7 +94,11 @@ def test_accounts_rosters_and_vcards_move_in_from_prosody(tmp_path):
         async def on_prosody() -> None:
             alice = await prosody_harness.login(prosody, "alice")
             alice.register_plugin("xep_0054")
+            alice.register_plugin("xep_0172")
             await give_data(alice, f"bob@{DOMAIN}")
+            await alice.plugin["xep_0172"].publish_nick(NICK, timeout=10)
+            alice.send_message(mto=f"bob@{DOMAIN}", mbody=CHAT, mtype="chat")
+            await asyncio.sleep(0.5)  # archived
             alice.disconnect()
             await asyncio.wait_for(alice.disconnected, 10)
 
@@ -98,10 +111,11 @@ def test_accounts_rosters_and_vcards_move_in_from_prosody(tmp_path):
     exported = files[0].read_text()
     assert "SCRAM-SHA-1" in exported and PASSWORD not in exported  # keys, no password
 
-    xmppd = XmppdProcess(tmp_path / "xmppd", domain=DOMAIN)
+    xmppd = XmppdProcess(tmp_path / "xmppd", domain=DOMAIN, extra=XMPPD_PLUGINS)
     imported = xmppd.ctl("import", str(tmp_path / "export"))
     assert imported.returncode == 0, imported.stderr
-    assert f"imported alice@{DOMAIN}: 1 contacts, 0 requests, a vCard" in imported.stdout
+    assert (f"imported alice@{DOMAIN}: 1 contacts, 0 requests, a vCard, 0 private XML, "
+            "0 offline, 1 PEP nodes, 1 archived") in imported.stdout
     assert f"imported bob@{DOMAIN}: 0 contacts, 1 requests" in imported.stdout
     assert imported.stdout.endswith("imported 2 accounts, skipped 0\n"), imported.stdout
     assert "SCRAM-SHA-1 keys only" in imported.stdout
@@ -119,6 +133,16 @@ def test_accounts_rosters_and_vcards_move_in_from_prosody(tmp_path):
             roster = await roster_of(alice)
             assert roster == {f"bob@{DOMAIN}": (CONTACT_NAME, [GROUP], "none", "subscribe")}
             assert await own_vcard(alice) == VCARD_NAME
+            alice.register_plugin("xep_0313")
+            alice.register_plugin("xep_0060")
+            archived = [(str(m["mam_result"]["forwarded"]["stanza"]["to"].bare),
+                         str(m["mam_result"]["forwarded"]["stanza"]["body"]))
+                        async for m in alice.plugin["xep_0313"].iterate(rsm={"max": 10})]
+            assert archived == [(f"bob@{DOMAIN}", CHAT)]
+            nick = await alice.plugin["xep_0060"].get_items(f"alice@{DOMAIN}", NICK_NODE,
+                                                            timeout=10)
+            (item,) = nick["pubsub"]["items"]
+            assert item.xml.findtext(f"{{{NICK_NODE}}}nick") == NICK
             await logout(alice)
 
             bob = await login(xmppd, f"bob@{DOMAIN}/phone", BOB_PASSWORD,
