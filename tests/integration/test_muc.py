@@ -183,7 +183,12 @@ def test_error_paths(server):
             await muc(bob).get_room_config(ROOM, timeout=10)
         assert not_owner.value.iq["error"]["condition"] == "forbidden"
 
-        await configure(alice, membersonly=True)
+        await configure(alice, maxusers="2")
+        with pytest.raises(PresenceError) as full:
+            await muc(carol).join_muc_wait(ROOM, "Carol", password="s3cret", timeout=10)
+        assert full.value.condition == "service-unavailable"
+
+        await configure(alice, membersonly=True, maxusers="10")
         with pytest.raises(PresenceError) as members:
             await muc(carol).join_muc_wait(ROOM, "Carol", password="s3cret", timeout=10)
         assert members.value.condition == "registration-required"
