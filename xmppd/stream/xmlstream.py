@@ -40,6 +40,7 @@ class XmlStream(Protocol):
     receiving = True  # we answer headers; False for streams we initiate
     close_timeout = 5.0  # how long we wait for the peer's </stream:stream> after ours
     guard = None  # the stream's limits (xmppd.limits.guard.StreamGuard), set by subclasses
+    stream_end = STREAM_END  # our end of the stream as it goes out (RFC 7395: <close/>)
 
     def __init__(self, reactor, max_stanza_size: int) -> None:
         self.reactor = reactor
@@ -200,10 +201,13 @@ class XmlStream(Protocol):
         """Our stream header; the receiving side names the stream (RFC 6120 §4.7.3) and
         answers with the version xmppd.stream.version chose (None: no attribute)."""
         self.stream_id = secrets.token_urlsafe(12) if self.receiving else None
-        self.write(stream_header(to=to, from_=from_, id=self.stream_id, version=version,
-                                           content_ns=self.content_ns, lang=self.lang,
-                                           prefixes=self.prefixes))
+        self.write(self.header_bytes(to, from_, version))
         self.header_sent = True
+
+    def header_bytes(self, to: str | None, from_: str | None, version: str | None) -> bytes:
+        """Our header as it goes out; a framed transport (RFC 7395 <open/>) overrides it."""
+        return stream_header(to=to, from_=from_, id=self.stream_id, version=version,
+                             content_ns=self.content_ns, lang=self.lang, prefixes=self.prefixes)
 
     def send(self, element: domish.Element) -> None:
         if not self.close_sent:
@@ -291,7 +295,7 @@ class XmlStream(Protocol):
 
     def _send_close(self) -> None:
         self.stream_ending()
-        self.write(STREAM_END)
+        self.write(self.stream_end)
         self.close_sent = True
 
     def _hang_up(self) -> None:
