@@ -112,8 +112,11 @@ class MucPluginTest(PluginServerCase):
         await first.changed(gone)
         gone.config = RoomConfig(persistent=False)
         await first.changed(gone)
+        await store.store.set(SERVICE, "broken", {"config": {"persistent": True}})
+        await store.store.set(SERVICE, "worse", {"secret": "!!", "config": 3})
         second = service()
         self.assertEqual(await second.load([SERVICE]), 1)
+        self.flushLoggedErrors()
         again = second.rooms[parse_jid(f"kept@{SERVICE}")]
         self.assertEqual(again.subject, "hello")
         self.assertEqual(again.affiliation(parse_jid("alice@localhost/x")), "owner")

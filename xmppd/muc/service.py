@@ -70,8 +70,14 @@ class MucService:
             records = await self.store.load(domain)
             for local, record in records.items():
                 jid = JID(local, domain)
-                room = self.new_room(jid, RoomConfig(), store.secret_of(record))
-                store.restore(room, record)
+                try:
+                    room = self.new_room(jid, RoomConfig(), store.secret_of(record))
+                    store.restore(room, record)
+                except (KeyError, TypeError, ValueError, AttributeError) as error:
+                    self.rooms.pop(jid, None)
+                    log.error("room {room} is unreadable in the store, left out: {error}",
+                              room=jid.full(), error=error)
+                    continue
                 vcard.restore_hash(room)
                 self._stored.add(jid)
                 count += 1
