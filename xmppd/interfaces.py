@@ -654,6 +654,16 @@ class IIncidentReports(Interface):
     provides it)."""
 
     def report(description, sources=(), severity=None):
+class IDomainBlocklist(Interface):
+    """Remote domains this server will not federate with (the domain_block plugin provides
+    it): the admin's own list and what trusted buddies shared, each entry covering its
+    subdomains. The federation policy asks it for every link and every stanza."""
+
+    def blocked(domain):
+        """Why the prepared ``domain`` is refused, in words for the log ('spam.example is
+        blocked by the admin'), or None when it is not."""
+
+
         """Send a report to every trusted buddy; ``sources`` are the offending JIDs and
         ``severity`` is 'low', 'medium' or 'high' (None: not assessed). Deferred firing the
         sorted peer domains it was sent to; ValueError for bad arguments."""

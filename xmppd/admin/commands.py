@@ -110,13 +110,16 @@ class AdminShell:
         self._commands = commands
 
     def __getattr__(self, name: str):
-        command = self._commands.get(name.replace("_", " "))
+        # "trust request" is trust_request; a one-word "block-domain" is block_domain
+        command = (self._commands.get(name.replace("_", " "))
+                   or self._commands.get(name.replace("_", "-")))
         if command is not None:
             return command.handler
         return getattr(self._api, name)
 
     def __dir__(self) -> list[str]:
-        return sorted({*dir(self._api), *(c.name.replace(" ", "_") for c in self._commands)})
+        return sorted({*dir(self._api), *(c.name.replace(" ", "_").replace("-", "_")
+                                          for c in self._commands)})
 
 
 def unknown(words: Sequence[str], commands: Iterable[AdminCommand]) -> str:

@@ -30,7 +30,8 @@ to the peer and nothing about the peer. ``trusted`` still needs the peer's valid
 
 Refusals use these RFC 6120 §4.9.3 stream errors:
 
-- ``policy-violation`` when the domain is denied (deny list, or not on the allow list), when
+- ``policy-violation`` when the domain is denied (deny list, not on the allow list, or
+  blocked: IDomainBlocklist, the domain_block plugin's admin and buddy lists), when
   TLS is required but absent, and when the level needs a certificate that is missing or
   invalid although the peer did authenticate (e.g. dialback alone at trusted);
 - ``not-authorized`` when the peer gave no proof of identity at all.
@@ -48,7 +49,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from xmppd.interfaces import IServerTrust
+from xmppd.interfaces import IDomainBlocklist, IServerTrust
 from xmppd.jid import prepare_domain
 from xmppd.stanza import Stanza
 from xmppd.trust.server_roster import is_server_subscription
@@ -137,11 +138,24 @@ class ProvidedTrust:
     nobody is a trusted buddy (start-up refuses buddies-only without one)."""
 
     def __init__(self, query: Callable) -> None:
+        self.query = query
         self._query = query
 
     def is_trusted_buddy(self, domain: str) -> bool:
         trust = self._query(IServerTrust)
         return trust is not None and bool(trust.is_trusted_buddy(domain))
+
+
+class ProvidedBlocklist:
+    """The admin's domain blocklist, asked of whichever plugin provides IDomainBlocklist now
+    (the domain_block plugin, which may be reloaded or absent: then nothing is blocked)."""
+
+    def __init__(self, query: Callable) -> None:
+        self._query = query
+
+    def blocked(self, domain: str) -> str | None:
+        blocklist = self._query(IDomainBlocklist)
+        return None if blocklist is None else blocklist.blocked(domain)
 
 
 class FederationPolicy:
@@ -167,6 +181,10 @@ class FederationPolicy:
         # Asked only at buddies-only; anything with is_trusted_buddy(domain) will do, e.g.
         # ProvidedTrust(server.query) for a policy made before plugins load.
         self.trust = trust
+        # The blocklist (xmppd.plugins.domain_block) comes through the same server look-up
+        # as the trust, so a policy remade from the config (reload) keeps it.
+        self.blocklist = (ProvidedBlocklist(trust.query) if isinstance(trust, ProvidedTrust)
+                          else None)
 
     def level_for(self, domain: str) -> str:
         return self._levels.get(prepare_domain(domain), self.default)
@@ -209,8 +227,12 @@ class FederationPolicy:
 
     def admits(self, domain: str, stanza: Stanza) -> Decision:
         """Whether ``stanza``, exchanged with the authenticated peer ``domain`` in either
-        direction, may pass; refused only at buddies-only, with the stanza error
-        ``not-allowed``. Error replies always pass, so refusals reach the refused."""
+        direction, may pass; refused, with the stanza error ``not-allowed``, at buddies-only
+        and for a domain blocked since its link came up. Error replies always pass at
+        buddies-only, so refusals reach the refused; nothing passes a block."""
+        blocked = self._blocked(domain)  # a JID's host: prepared already
+        if blocked:
+            return Decision(False, blocked, NOT_ALLOWED)
         level = self.level_for(domain)
         if not REQUIREMENTS[level].buddies or is_server_subscription(stanza):
             return Decision(True, f"policy {level}")
@@ -224,9 +246,15 @@ class FederationPolicy:
     def _is_buddy(self, domain: str) -> bool:
         return self.trust is not None and bool(self.trust.is_trusted_buddy(domain))
 
+    def _blocked(self, domain: str) -> str | None:
+        return None if self.blocklist is None else self.blocklist.blocked(domain)
+
     def _refusal(self, domain: str) -> str | None:
         if domain in self._deny:
             return f"{domain} is on the deny list"
+        blocked = self._blocked(domain)
+        if blocked:
+            return blocked
         if self._allow is not None and domain not in self._allow:
             return f"{domain} is not on the allow list"
         return None
