@@ -1,5 +1,6 @@
 """Moving in from a real ejabberd 23.01: accounts made with ``ejabberdctl register``, a roster,
-a pending subscription request and a vCard given through the protocol by slixmpp, exported
+a pending subscription request, a vCard and a message to an offline user given through the
+protocol by slixmpp, exported
 with ``ejabberdctl export_piefxis`` (a <server-data/> file XIncluding one file per host),
 imported with ``xmppdctl import``; then slixmpp logs in to xmppd with the OLD password.
 
@@ -38,6 +39,7 @@ pytestmark = [pytest.mark.integration,
 
 DOMAIN = "move.example"  # served by ejabberd, then by xmppd
 BOB_PASSWORD = "bob's own password"
+WHILE_AWAY = "Curiouser and curiouser"
 
 
 def export_piefxis(server: EjabberdProcess, destination) -> None:
@@ -67,6 +69,8 @@ def test_accounts_rosters_and_vcards_move_in_from_ejabberd(tmp_path, password_fo
             alice = await ejabberd_harness.login(server, "alice")
             alice.register_plugin("xep_0054")
             await give_data(alice, f"bob@{DOMAIN}")
+            alice.send_message(mto=f"bob@{DOMAIN}", mbody=WHILE_AWAY, mtype="chat")
+            await asyncio.sleep(0.5)  # in bob's offline storage
             alice.disconnect()
             await asyncio.wait_for(alice.disconnected, 10)
 
@@ -85,7 +89,8 @@ def test_accounts_rosters_and_vcards_move_in_from_ejabberd(tmp_path, password_fo
     imported = xmppd.ctl("import", str(tmp_path / "export"))
     assert imported.returncode == 0, imported.stderr
     assert f"imported alice@{DOMAIN}: 1 contacts, 0 requests, a vCard" in imported.stdout
-    assert f"imported bob@{DOMAIN}: 0 contacts, 1 requests" in imported.stdout
+    assert (f"imported bob@{DOMAIN}: 0 contacts, 1 requests, no vCard, 0 private XML, "
+            "1 offline") in imported.stdout
     assert imported.stdout.endswith("imported 2 accounts, skipped 0\n"), imported.stdout
     assert ("SCRAM-SHA-1 keys only" in imported.stdout) == (password_format == "scram")
     assert PASSWORD not in imported.stdout + imported.stderr
@@ -114,15 +119,17 @@ def test_accounts_rosters_and_vcards_move_in_from_ejabberd(tmp_path, password_fo
 
             bob = await login(xmppd, f"bob@{DOMAIN}/phone", BOB_PASSWORD,
                               mechanism="SCRAM-SHA-1")
-            requests = []
+            requests, bodies = [], []
             bob.add_event_handler("presence_subscribe",
                                   lambda presence: requests.append(str(presence["from"])))
+            bob.add_event_handler("message", lambda message: bodies.append(str(message["body"])))
             bob.send_presence()
             for _ in range(50):
-                if requests:
+                if requests and bodies:
                     break
                 await asyncio.sleep(0.1)
             assert requests == [f"alice@{DOMAIN}"]
+            assert bodies == [WHILE_AWAY]  # kept offline on ejabberd, delivered by xmppd
             await logout(bob)
 
         asyncio.run(on_xmppd())
