@@ -649,11 +649,6 @@ class IServerTrust(Interface):
         """End the relationship with ``domain`` in both directions."""
 
 
-class IIncidentReports(Interface):
-    """Files incident reports (XEP-0268) with the trusted buddies (the incident plugin
-    provides it)."""
-
-    def report(description, sources=(), severity=None):
 class IDomainBlocklist(Interface):
     """Remote domains this server will not federate with (the domain_block plugin provides
     it): the admin's own list and what trusted buddies shared, each entry covering its
@@ -664,6 +659,11 @@ class IDomainBlocklist(Interface):
         blocked by the admin'), or None when it is not."""
 
 
+class IIncidentReports(Interface):
+    """Files incident reports (XEP-0268) with the trusted buddies (the incident plugin
+    provides it)."""
+
+    def report(description, sources=(), severity=None):
         """Send a report to every trusted buddy; ``sources`` are the offending JIDs and
         ``severity`` is 'low', 'medium' or 'high' (None: not assessed). Deferred firing the
         sorted peer domains it was sent to; ValueError for bad arguments."""
