@@ -92,7 +92,8 @@ class TLSConfig:
 
 DEFAULT_PLUGINS = ("disco", "ping", "version", "roster", "presence", "offline", "pep", "pubsub",
                    "smacks", "carbons", "csi", "blocking", "vcard", "avatar_hash", "private",
-                   "bookmarks", "vcard_conversion", "push", "time", "last_activity", "muc", "fast")
+                   "bookmarks", "vcard_conversion", "push", "time", "last_activity", "muc", "fast",
+                   "adhoc", "account_status", "contact_info")
 
 
 @dataclass(frozen=True)

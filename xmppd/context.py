@@ -196,6 +196,11 @@ class PluginContext(Registrations, PluginOptions):
         child of <bind/>, the session just bound); what it returns goes into <bound/>."""
         self._undo.append(self._server.sasl2.add_bind2_feature(namespace, handler))
 
+    def login_gate(self, gate: Callable, priority: int = 0) -> None:
+        """``gate(localpart, domain)``: a reason to refuse an account that proved its
+        credentials (``account-disabled``), or None, or a Deferred of either."""
+        self._undo.append(self._server.c2s_hooks.add_login_gate(gate, priority))
+
     def attach_session(self, session, stream) -> None:
         self._server.c2s_hooks.attach(session, stream)
 

@@ -173,6 +173,11 @@ class IPluginContext(Interface):
         """``handler(child, stream)`` enables a feature inline in Bind 2 (XEP-0386); what it
         returns goes into <bound/>; advertised in Bind 2's <inline/> while registered."""
 
+    def login_gate(gate, priority=0):
+        """``gate(localpart, domain)`` after SASL proved the credentials (any mechanism):
+        a reason (str) refuses the login with ``account-disabled``, None lets it in; or a
+        Deferred of either."""
+
     def attach_session(session, stream):
         """A new stream (same account, authenticated, not bound) takes over a kept session;
         the old stream, if still open, gets <conflict/>; SESSION_RESUMED fires."""
@@ -726,3 +731,16 @@ class IAdHocCommands(Interface):
 
     def add(command):
         """Offer ``command`` at its node; returns the undo. ValueError if the node is taken."""
+
+
+class IDisabledAccounts(Interface):
+    """Accounts refused at login by an administrator (the account_status plugin)."""
+
+    def disable(account):
+        """Mark the bare JID ``account`` disabled (its sessions are not ended here); Deferred."""
+
+    def enable(account):
+        """Deferred firing True when the account was disabled and is enabled now."""
+
+    def listed(domain):
+        """Deferred firing the sorted disabled accounts of ``domain`` (bare JID strings)."""

@@ -21,7 +21,7 @@ ADMIN = "http://jabber.org/protocol/admin#"
 def server(tmp_path):
     proc = XmppdProcess(tmp_path, extra="""
 [plugins]
-enabled = ["disco", "ping", "roster", "presence", "adhoc", "contact_info"]
+enabled = ["disco", "ping", "roster", "presence", "adhoc", "contact_info", "account_status"]
 
 [plugins.contact_info]
 abuse = ["mailto:abuse@localhost", "xmpp:abuse@localhost"]
@@ -189,6 +189,40 @@ def test_sessions_are_the_requesters_own_and_forms_are_required(server):
         assert caught.value.condition == "bad-request"
         await logout(other)
         await logout(root)
+
+    asyncio.run(scenario())
+
+
+def test_a_disabled_account_is_refused_until_enabled_again(server):
+    async def scenario():
+        root = _admin_client(await login(server, "root@localhost/console"))
+        alice = await login(server, "alice@localhost/laptop")
+        gone = asyncio.get_running_loop().create_future()
+        alice.add_event_handler("disconnected", lambda _: gone.done() or gone.set_result(1))
+        await _run(root, "disable-user", {"accountjids": ["alice@localhost"]})
+        await asyncio.wait_for(gone, 10)  # her session ended with it
+        with pytest.raises(LoginFailed) as caught:
+            await login(server, "alice@localhost/laptop")
+        assert caught.value.condition == "account-disabled"
+        listed = await _run(root, "get-disabled-users-list", {"max_items": "25"})
+        assert listed["form"]["values"]["disableduserjids"] == ["alice@localhost"]
+
+        # the same from xmppdctl, over the control socket of the running server
+        assert server.ctl("disable", "bob@localhost").returncode == 0
+        with pytest.raises(LoginFailed):
+            await login(server, "bob@localhost/phone")
+        shown = server.ctl("disabled")
+        assert "alice@localhost" in shown.stdout and "bob@localhost" in shown.stdout
+        assert server.ctl("enable", "bob@localhost").returncode == 0
+        bob = await login(server, "bob@localhost/phone")
+
+        enabled = await _run(root, "reenable-user", {"accountjids": ["alice@localhost"]})
+        assert "alice@localhost" in enabled["notes"][0][1]
+        alice = await login(server, "alice@localhost/laptop")
+        count = await _run(root, "get-disabled-users-num", None)
+        assert count["form"]["values"]["disabledusersnum"] == "0"
+        for client in (alice, bob, root):
+            await logout(client)
 
     asyncio.run(scenario())
 

@@ -66,7 +66,8 @@ def test_sample_config_loads():
                                       "offline", "pep", "pubsub", "smacks", "carbons", "csi",
                                       "blocking", "vcard", "avatar_hash", "private",
                                       "bookmarks", "vcard_conversion", "push", "time",
-                                      "last_activity", "muc", "fast")
+                                      "last_activity", "muc", "fast", "adhoc", "account_status",
+                                      "contact_info")
 
 
 def _sample_keys() -> dict[str, set[str]]:
@@ -159,7 +160,8 @@ def test_defaults(tmp_path):
                                       "offline", "pep", "pubsub", "smacks", "carbons", "csi",
                                       "blocking", "vcard", "avatar_hash", "private",
                                       "bookmarks", "vcard_conversion", "push", "time",
-                                      "last_activity", "muc", "fast")
+                                      "last_activity", "muc", "fast", "adhoc", "account_status",
+                                      "contact_info")
     assert dict(config.plugins.sections) == {}
     assert config.log.level == "info"
 

@@ -34,12 +34,13 @@ class AdminCommands:
     """The XEP-0133 commands of one server."""
 
     def __init__(self, accounts, sessions, send: Callable, motd_store,
-                 admins: Callable[[], Iterable[JID]]) -> None:
+                 admins: Callable[[], Iterable[JID]], disabled: Callable) -> None:
         self.accounts = accounts  # xmppd.admin.api.AdminAPI
         self.sessions = sessions  # the context's read-only view
         self.send = send
         self.motd_store = motd_store  # keyval: domain -> {"subject", "body"}
         self.admins = admins
+        self.disabled = disabled  # the IDisabledAccounts provider now, or None
 
     def is_admin(self, requester: JID) -> bool:
         return requester.bare() in {jid.bare() for jid in self.admins()}
@@ -55,6 +56,12 @@ class AdminCommands:
                     self.change_password, self.password_form),
             command("end-user-session", "End users' sessions", self.end_sessions,
                     _accounts_form),
+            command("disable-user", "Disable users", self.disable_users, _accounts_form),
+            command("reenable-user", "Re-enable users", self.enable_users, _accounts_form),
+            command("get-disabled-users-num", "Number of disabled users",
+                    self.disabled_count),
+            command("get-disabled-users-list", "List of disabled users",
+                    self.disabled_list, _max_items_form),
             command("get-registered-users-num", "Number of registered users",
                     self.registered_count),
             command("get-registered-users-list", "List of registered users",
@@ -129,6 +136,41 @@ class AdminCommands:
     def end_sessions(self, request: Request, form: Form) -> Outcome:
         closed = sum(self.accounts.kick(account) for account in self._accounts(request, form))
         return Outcome(f"{closed} session(s) ended")
+
+    @defer.inlineCallbacks
+    def disable_users(self, request: Request, form: Form):
+        accounts, disabled = self._accounts(request, form), self._disabling()
+        for account in accounts:
+            yield disabled.disable(account)
+        return Outcome(f"disabled: {', '.join(account.full() for account in accounts)}")
+
+    @defer.inlineCallbacks
+    def enable_users(self, request: Request, form: Form):
+        accounts, disabled = self._accounts(request, form), self._disabling()
+        enabled, already = [], []
+        for account in accounts:
+            was = yield disabled.enable(account)
+            (enabled if was else already).append(account.full())
+        return _listing("enabled", enabled, "were not disabled", already)
+
+    @defer.inlineCallbacks
+    def disabled_count(self, request: Request, form: None):
+        users = yield self._disabling().listed(request.entity.host)
+        return _result(make_field("disabledusersnum", len(users),
+                                  label="The number of disabled users"))
+
+    @defer.inlineCallbacks
+    def disabled_list(self, request: Request, form: Form):
+        users = yield self._disabling().listed(request.entity.host)
+        return _result(make_field("disableduserjids", _first(users, form), type="jid-multi",
+                                  label="The list of all disabled users"))
+
+    def _disabling(self):
+        provider = self.disabled()
+        if provider is None:
+            raise CommandError("service-unavailable",
+                               text="accounts cannot be disabled: account_status is off")
+        return provider
 
     # -- counts and lists of the domain asked
 

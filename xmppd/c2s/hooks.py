@@ -14,6 +14,8 @@ three things the stream alone would not give them:
 - top-level elements that are not stanzas (``<r/>``, ``<a/>``, ``<enable/>``, ``<resume/>``,
   ``<active/>``) handled by the plugin that claims them (``claim``), in the stream states it
   names; unclaimed ones stay the stream errors they are today;
+- login gates (``add_login_gate``): an account that proved its credentials may still be
+  refused (an administrator disabled it), by any mechanism, legacy SASL or SASL2 alike;
 - before authentication, on an encrypted stream only: IQs of one payload namespace
   (``claim_iq_before_auth``: XEP-0077 in-band registration) and the stream features that
   announce them (``add_pre_auth_feature``). Nothing registers them by default, so an
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from twisted.internet import defer
 from twisted.words.xish import domish
 from zope.interface import implementer
 
@@ -86,6 +89,7 @@ class ClientHooks:
         self._claims: dict[tuple[str, str], Claim] = {}
         self._pre_auth_iqs: dict[str, Callable] = {}  # payload namespace -> handler
         self._pre_auth_features = PrioritizedHandlers()
+        self._login_gates = PrioritizedHandlers()
         self.hibernating: set = set()  # sessions kept without a stream
 
     # -- registrations (each returns its undo)
@@ -144,6 +148,11 @@ class ClientHooks:
                 del self._pre_auth_iqs[namespace]
 
         return undo
+
+    def add_login_gate(self, gate: Callable, priority: int = 0) -> Callable[[], None]:
+        """``gate(localpart, domain)`` after the credentials are proved: a reason (str) to
+        refuse the account (``account-disabled``), None to let it in, or a Deferred of either."""
+        return self._login_gates.add(gate, priority)
 
     def add_pre_auth_feature(self, builder: Callable, priority: int = 0) -> Callable[[], None]:
         """``builder(stream)`` returns an element for the stream features offered before
@@ -217,6 +226,20 @@ class ClientHooks:
                 self.emit(events.SESSION_HIBERNATED, session)
                 return True
         return False
+
+    def login_refusal(self, localpart: str, domain: str) -> defer.Deferred:
+        """Fires with the first gate's reason to refuse the account, or None (at once when
+        no gate is registered: the usual case costs nothing)."""
+        if not self._login_gates:
+            return defer.succeed(None)
+        return defer.ensureDeferred(self._first_refusal(localpart, domain))
+
+    async def _first_refusal(self, localpart: str, domain: str) -> str | None:
+        for gate in self._login_gates.handlers:
+            reason = await defer.maybeDeferred(gate, localpart, domain)
+            if reason is not None:
+                return reason
+        return None
 
     def pre_auth_features(self, stream) -> list[domish.Element]:
         """The features plugins offer ``stream`` (encrypted, not yet authenticated)."""

@@ -204,9 +204,27 @@ class SaslExchange:
             if result.data:
                 challenge.addContent(_encode(result.data))
             self.stream.send(challenge)
-        elif isinstance(result, Success) and self.attempt is not None:
-            self._sasl2_success(result)
         elif isinstance(result, Success):
+            self._admit(result)
+
+    def _admit(self, result: Success) -> None:
+        """The credentials are proved; a login gate may still refuse the account (disabled
+        by an administrator), whatever the mechanism, FAST tokens included."""
+        self.busy = True
+        d = self.stream.hooks.login_refusal(result.authcid, self.stream.domain)
+        d.addCallback(self._admitted, result)
+        d.addErrback(self._error)
+        d.addErrback(self._crash)
+
+    def _admitted(self, refusal: str | None, result: Success) -> None:
+        self.busy = False
+        if refusal is not None:
+            raise SASLFailure("account-disabled", refusal)
+        if self.stream.disconnected:
+            return
+        if self.attempt is not None:
+            self._sasl2_success(result)
+        else:
             success = domish.Element((ns.SASL, "success"))
             if result.additional_data:
                 success.addContent(_encode(result.additional_data))

@@ -19,7 +19,7 @@ from xmppd.adhoc.commands import Commands
 from xmppd.adhoc.protocol import CommandProtocol
 from xmppd.adhoc.sessions import DEFAULT_LIFETIME, Executions
 from xmppd.admin.api import AdminAPI
-from xmppd.interfaces import IAdHocCommands, IXmppdPlugin
+from xmppd.interfaces import IAdHocCommands, IDisabledAccounts, IXmppdPlugin
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,8 @@ class AdHoc:
         if ctx.settings.admin:
             admin = AdminCommands(AdminAPI.for_plugin(ctx), ctx.sessions, ctx.send,
                                   ctx.open_store("motd", "keyval"),
-                                  lambda: ctx.server_config.server.admins)
+                                  lambda: ctx.server_config.server.admins,
+                                  lambda: ctx.query(IDisabledAccounts))
             for command in admin.commands():
                 commands.add(command)
             ctx.on(events.RESOURCE_AVAILABLE, admin.on_available)
