@@ -465,3 +465,58 @@ def test_tls_watch_reloads_certificates_when_their_files_change(tmp_path):
         assert presented(proc.direct_tls_port, "localhost") == renewed.cert
     finally:
         assert proc.stop() == 0, proc.log()
+
+
+def test_outgoing_s2s_presents_the_sending_domains_certificate(tmp_path):
+    """One server hosts a.example and c.example, each with a certificate naming only itself;
+    the peer accepts only certificates that validate and name the sending domain
+    ("trusted"). Both domains' users reach it: each stream presented its own domain's."""
+    ca = CertificateAuthority(tmp_path / "pki")
+    C = "c.example"
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    for domain in (A, C):
+        issued = ca.issue(domain, dns_names=[domain])
+        shutil.copy(issued.cert_path, certs / f"{domain}.crt")
+        shutil.copy(issued.key_path, certs / f"{domain}.key")
+    peer_cert = ca.issue(B)
+    host = XmppdProcess(tmp_path / "host", domain=A)
+    peer = XmppdProcess(tmp_path / "peer", domain=B,
+                        certificate=(peer_cert.cert_path, peer_cert.key_path))
+    text = host.config.read_text().replace(f'domains = ["{A}"]', f'domains = ["{A}", "{C}"]')
+    host.config.write_text(
+        text.replace(f'certificate = "{host.cert}"\nkey = "{host.key}"',
+                     f'certificates = "{certs}"')
+        + f'\n[s2s]\nlisten = ["tcp:{host.s2s_port}:interface=127.0.0.1"]\n'
+          f'ca_file = "{ca.ca_path}"\ndefault_policy = "trusted"\n'
+          f'[s2s.hosts]\n"{B}" = "127.0.0.1:{peer.s2s_port}"\n')
+    peer.config.write_text(
+        peer.config.read_text()
+        + f'\n[s2s]\nlisten = ["tcp:{peer.s2s_port}:interface=127.0.0.1"]\n'
+          f'ca_file = "{ca.ca_path}"\ndefault_policy = "trusted"\n'
+          f'[s2s.hosts]\n"{A}" = "127.0.0.1:{host.s2s_port}"\n'
+          f'"{C}" = "127.0.0.1:{host.s2s_port}"\n')
+    host.cert = peer.cert = ca.ca_path
+    for proc, jid in ((host, f"alice@{A}"), (host, f"carol@{C}"), (peer, f"bob@{B}")):
+        assert proc.ctl("adduser", jid, PASSWORD).returncode == 0
+    host.start()
+    peer.start()
+    try:
+        async def scenario():
+            bob = await login(peer, f"bob@{B}")
+            inbox: asyncio.Queue = asyncio.Queue()
+            bob.add_event_handler("message", inbox.put_nowait)
+            for jid in (f"alice@{A}", f"carol@{C}"):
+                sender = await login(host, jid)  # slixmpp checks c2s SNI: its domain's name
+                sender.send_message(mto=bob.boundjid.full, mbody=f"from {jid}", mtype="chat")
+                message = await asyncio.wait_for(inbox.get(), 15)
+                assert (str(message["from"].bare), message["body"]) == (jid, f"from {jid}")
+                await logout(sender)
+            await logout(bob)
+
+        asyncio.run(scenario())
+    finally:
+        assert host.stop() == 0, host.log()
+        assert peer.stop() == 0, peer.log()
+    for domain in (A, C):
+        assert f"from {domain}" in peer.log() and "certificate" in peer.log(), peer.log()

@@ -159,6 +159,13 @@ class Wrapper:
         self.wrappedProtocol = stream
 
 
+class EndpointWrapper:
+    """What an endpoint puts around an outgoing connection's protocol (_WrappingProtocol)."""
+
+    def __init__(self, stream) -> None:
+        self._wrappedProtocol = stream
+
+
 @pytest.fixture
 def two_domains(ca, tmp_path):
     certs = tmp_path / "certs"
@@ -193,14 +200,19 @@ def test_s2s_incoming_by_sni_and_outgoing_by_the_sending_domain(two_domains):
     handshake(server, peer)
     assert peer.get_peer_certificate().to_cryptography().subject.rfc4514_string() == \
         f"CN={B}"
-    outgoing = tls.clientConnectionForTLS(Wrapper(Stream(local_domain=B,
-                                                         remote_domain="peer.example")))
+    outgoing = tls.clientConnectionForTLS(Wrapper(EndpointWrapper(Stream(
+        local_domain=B, remote_domain="peer.example"))))
     assert outgoing.get_certificate().to_cryptography().subject.rfc4514_string() == f"CN={B}"
     far_end = S2STLS(store=two_domains).serverConnectionForTLS(Wrapper(Stream(local_domain=A)))
     handshake(far_end, outgoing)
     assert far_end.get_servername() == b"peer.example"  # SNI names the peer we want
     assert outgoing.get_peer_certificate().to_cryptography().subject.rfc4514_string() == \
         f"CN={A}"  # no certificate for peer.example there: its stream's domain
+    # what the far end saw of us: still the sending domain's, after the whole handshake
+    # (OpenSSL runs the SNI callback on clients too: it must not swap our certificate)
+    assert far_end.get_peer_certificate().to_cryptography().subject.rfc4514_string() == \
+        f"CN={B}"
+    assert outgoing.get_certificate().to_cryptography().subject.rfc4514_string() == f"CN={B}"
     outgoing_a = tls.clientConnectionForTLS(Wrapper(Stream(local_domain=A,
                                                            remote_domain="peer.example")))
     assert outgoing_a.get_certificate().to_cryptography().subject.rfc4514_string() == \

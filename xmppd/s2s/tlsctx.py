@@ -20,7 +20,12 @@ from twisted.internet.interfaces import (
 )
 from zope.interface import implementer
 
-from xmppd.stream.tls import TLSConfigError, stream_domain, switch_to_sni_context
+from xmppd.stream.tls import (
+    TLSConfigError,
+    stream_domain,
+    stream_under,
+    switch_to_sni_context,
+)
 
 
 def _accept_any(connection, certificate, errno, depth, ok) -> bool:
@@ -43,6 +48,7 @@ class S2STLS:
         self.store = store
         self.min_version = min_version
         self._contexts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._client_contexts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.context_for(store.current.default())  # a bad pair fails now, not at first use
 
     @property
@@ -50,9 +56,14 @@ class S2STLS:
         """The default certificate's context."""
         return self.context_for(self.store.current.default())
 
-    def context_for(self, pair) -> SSL.Context:
-        """The s2s context presenting ``pair`` (a certstore.KeyPair), made once."""
-        context = self._contexts.get(pair)
+    def context_for(self, pair, client: bool = False) -> SSL.Context:
+        """The s2s context presenting ``pair`` (a certstore.KeyPair), made once per side.
+
+        Outgoing connections get a context without the SNI callback: OpenSSL calls it on
+        clients too (with the name we asked for), which would swap our certificate for the
+        peer's domain's."""
+        contexts = self._client_contexts if client else self._contexts
+        context = contexts.get(pair)
         if context is not None:
             return context
         context = SSL.Context(SSL.TLS_METHOD)
@@ -68,14 +79,16 @@ class S2STLS:
             raise TLSConfigError(f"{pair.cert_path} / {pair.key_path}: {error}") from None
         context.set_verify(SSL.VERIFY_PEER, _accept_any)
         context.set_session_id(b"xmppd-s2s")
-        context.set_tlsext_servername_callback(self._servername)
-        self._contexts[pair] = context
+        if not client:
+            context.set_tlsext_servername_callback(self._servername)
+        contexts[pair] = context
         return context
 
     def clientConnectionForTLS(self, protocol) -> SSL.Connection:
-        stream = getattr(protocol, "wrappedProtocol", protocol)
+        stream = stream_under(protocol)
         local = getattr(stream, "local_domain", None)
-        connection = SSL.Connection(self.context_for(self.store.current.for_name(local)), None)
+        pair = self.store.current.for_name(local)
+        connection = SSL.Connection(self.context_for(pair, client=True), None)
         server_name = getattr(stream, "remote_domain", None)
         if server_name:
             connection.set_tlsext_host_name(server_name.encode("idna"))

@@ -102,8 +102,20 @@ def switch_to_sni_context(connection: SSL.Connection, store, context_for) -> Non
 
 def stream_domain(protocol) -> str | None:
     """The domain the stream under a TLS protocol is for, when its header named one."""
-    stream = getattr(protocol, "wrappedProtocol", protocol)
+    stream = stream_under(protocol)
     return getattr(stream, "local_domain", None) or getattr(stream, "domain", None)
+
+
+def stream_under(protocol):
+    """The protocol under the TLS layer and any endpoint wrappers (an outgoing connection
+    made through an endpoint is wrapped once more, in ``_WrappingProtocol``)."""
+    for _ in range(8):
+        inner = (getattr(protocol, "wrappedProtocol", None)
+                 or getattr(protocol, "_wrappedProtocol", None))
+        if inner is None:
+            break
+        protocol = inner
+    return protocol
 
 
 def tls_connection(transport) -> SSL.Connection | None:
