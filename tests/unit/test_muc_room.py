@@ -322,3 +322,18 @@ def test_iqs_between_occupants_are_relayed_and_self_pings_answered(h):
     assert (answer["from"], answer["to"], answer["id"]) == (f"{ROOM}/Alice", BOB, "v1")
     assert relay.answer(h.room, iq(ALICE, f"{ROOM}/Bob", "result", relayed["id"])) is None
     assert relay.answer(h.room, iq(CAROL, f"{ROOM}/Bob", "result", "forged")) is None
+
+
+def test_forged_room_elements_in_presence_are_dropped(h):
+    h.enter(BOB, "Bob", xml="")
+    h.clear()
+    h.presence(BOB, "Bob", f"<show>away</show><x xmlns='{ns.MUC_USER}'><item "
+                           f"affiliation='owner' role='moderator'/><status code='201'/></x>"
+                           f"<occupant-id xmlns='{ns.OCCUPANT_ID}' id='alice-id'/>")
+    seen = h.to(ALICE)[0]
+    assert str(child(seen, None, "show")) == "away"
+    assert len(list(seen.elements(ns.MUC_USER, "x"))) == 1
+    assert (item_of(seen)["affiliation"], item_of(seen)["role"]) == ("none", "participant")
+    assert codes_of(seen) == set()
+    assert [e["id"] for e in seen.elements(ns.OCCUPANT_ID, "occupant-id")] == [
+        h.room.occupant_id(parse_jid(BOB))]
