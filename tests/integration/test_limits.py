@@ -470,3 +470,28 @@ stanzas_per_second = 0
         sock.sendall(b"<presence/>")
         assert b"after the cut" in read_until(sock, b"after the cut", timeout=10)
         sock.close()
+
+
+def test_an_account_of_its_own_class_is_not_paced_like_the_others(tmp_path):
+    with running(tmp_path, """
+[limits.c2s]
+stanzas_per_second = 5
+burst_stanzas = 5
+[limits.classes.bots]
+stanzas_per_second = 0
+[limits.accounts]
+"alice@localhost" = "bots"
+""") as proc:
+        bob = bound_raw_session(proc, "bob", "r")
+        alice = bound_raw_session(proc, "alice", "r")
+        alice.sendall("".join(f"<message to='bob@localhost/r' type='chat'><body>bot {n}</body>"
+                              "</message>" for n in range(60)).encode())
+        received = read_until(bob, b"bot 59<", timeout=10)
+        assert re.findall(rb"bot (\d+)<", received) == [str(n).encode() for n in range(60)]
+        assert "throttling" not in proc.log()
+        bob.sendall("".join(f"<message to='alice@localhost/r' type='chat'><body>person {n}"
+                            "</body></message>" for n in range(8)).encode())
+        read_until(alice, b"person 7<", timeout=10)
+        assert "throttling c2s stream from" in proc.log()  # bob is a person: paced
+        alice.close()
+        bob.close()

@@ -284,3 +284,44 @@ def test_tcp_keepalive_is_set_on_the_socket():
     finally:
         client.close()
         listener.close()
+
+
+# -- classes of accounts
+
+
+def test_account_classes_are_read_and_checked(tmp_path):
+    limits = config_text(tmp_path, """
+[limits.classes.bots]
+stanzas_per_second = 0
+[limits.accounts]
+"FeedBot@Example.org" = "bots"
+""").limits
+    assert limits.accounts == {"feedbot@example.org": "bots"}
+    bots = limits.classes["bots"]
+    assert bots.stanzas_per_second == 0 and bots.bytes_per_second == DEFAULTS.c2s.bytes_per_second
+    with pytest.raises(ConfigError, match=r"\[limits.accounts\] \"a@example.org\": \"vip\" is "
+                                          r"not a class of \[limits.classes\]"):
+        config_text(tmp_path, '[limits.accounts]\n"a@example.org" = "vip"\n')
+    with pytest.raises(ConfigError, match=r"\[limits.accounts\] \"a@example.org/r\": not an"):
+        config_text(tmp_path, '[limits.classes.x]\n[limits.accounts]\n"a@example.org/r" = "x"\n')
+    with pytest.raises(ConfigError, match=r"\[limits.classes.x\] fast: unknown key"):
+        config_text(tmp_path, '[limits.classes.x]\nfast = 1\n')
+
+
+def test_an_account_of_a_class_is_shaped_by_it_once_authenticated():
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    from xmppd.limits.guard import StreamGuard
+
+    clock = Clock()
+    config = replace(DEFAULTS, c2s=replace(DEFAULTS.c2s, stanzas_per_second=1, burst_stanzas=1),
+                     classes=MappingProxyType({"bots": replace(DEFAULTS.c2s,
+                                                                stanzas_per_second=0)}),
+                     accounts=MappingProxyType({"bot@example.org": "bots"}))
+    limits = Limits(config, clock)
+    person, bot = (StreamGuard(limits, PacedStream(limits), "c2s") for _ in range(2))
+    person.authenticated("alice@example.org")
+    bot.authenticated("bot@example.org")
+    assert [person.stanza_wait() for _ in range(2)] == [0.0, 1.0]
+    assert [bot.stanza_wait() for _ in range(100)] == [0.0] * 100

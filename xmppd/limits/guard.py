@@ -32,12 +32,7 @@ class StreamGuard:
         self.limits = limits
         self.stream = stream
         self.kind = kind  # "c2s" or "s2s"
-        shaping = limits.stream_class(kind)
-        clock = limits.reactor.seconds
-        self.bytes = (TokenBucket(shaping.bytes_per_second, shaping.burst_bytes, clock)
-                      if shaping.bytes_per_second else None)
-        self.stanzas = (TokenBucket(shaping.stanzas_per_second, shaping.burst_stanzas, clock)
-                        if shaping.stanzas_per_second else None)
+        self._shape(limits.stream_class(kind))
         self.ip = "?"
         self.gate = None  # the gate that counts us while unauthenticated
         self.tcp: FileDescriptor | None = None
@@ -48,6 +43,14 @@ class StreamGuard:
         self.heard = True
         self.silent_since = 0.0
         self.ping_sent: float | None = None
+
+    def _shape(self, shaping) -> None:
+        """The byte and stanza buckets of the class ``shaping`` (a StreamClass)."""
+        clock = self.limits.reactor.seconds
+        self.bytes = (TokenBucket(shaping.bytes_per_second, shaping.burst_bytes, clock)
+                      if shaping.bytes_per_second else None)
+        self.stanzas = (TokenBucket(shaping.stanzas_per_second, shaping.burst_stanzas, clock)
+                        if shaping.stanzas_per_second else None)
 
     # -- connection
 
@@ -75,10 +78,15 @@ class StreamGuard:
         return isinstance(transport, TLSMemoryBIOProtocol)
 
     def authenticated(self, account: str | None = None) -> None:
-        """The peer proved who it is: it no longer counts at the gate."""
+        """The peer proved who it is: it no longer counts at the gate, and an account of a
+        class of its own ([limits.accounts]) is shaped by that class from now on."""
         self._leave_gate()
         if account is not None:
             self.limits.auth.succeeded(self.ip, account)
+            config = self.limits.config
+            name = config.accounts.get(account)
+            if name is not None:
+                self._shape(config.classes[name])
 
     def closed(self) -> None:
         self._leave_gate()

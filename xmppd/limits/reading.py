@@ -4,9 +4,11 @@ an unknown key names the key."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+from types import MappingProxyType
 
-from xmppd.config import _integer, _Invalid, _list, _seconds, _show, _Table
+from xmppd.config import BARE_KEY, _bare_jid, _integer, _Invalid, _list, _seconds, _show, _Table
 from xmppd.limits.settings import DEFAULTS, IPNetwork, LimitsConfig, StreamClass
 
 
@@ -30,9 +32,41 @@ def read_limits(t: _Table) -> LimitsConfig:
         c2s=_stream_class(t.table("c2s"), d.c2s),
         s2s=_stream_class(t.table("s2s"), d.s2s),
     )
+    classes = _classes(t.table("classes"), config.c2s)
+    config = dataclasses.replace(config, classes=classes,
+                                 accounts=_accounts(t.table("accounts"), classes))
     if config.auth_max_delay < config.auth_delay:
         raise t.error("auth_max_delay", f"must be at least auth_delay ({config.auth_delay})")
     return config
+
+
+def _classes(t: _Table, c2s: StreamClass) -> MappingProxyType:
+    """[limits.classes.NAME] tables: what they leave out is [limits.c2s]'s."""
+    classes = {}
+    for name in list(t.values):
+        if not BARE_KEY.fullmatch(name):
+            raise t.error(name, "a class name is a bare TOML key (letters, digits, - and _)")
+        classes[name] = _stream_class(t.table(name), c2s)
+    t.finish()
+    return MappingProxyType(classes)
+
+
+def _accounts(t: _Table, classes) -> MappingProxyType:
+    """[limits.accounts]: bare JID = a class of [limits.classes]."""
+    accounts = {}
+    for key in list(t.values):
+        t.known.add(key)
+        try:
+            account = _bare_jid(key).userhost()
+        except _Invalid as problem:
+            raise t.error(key, f"not an account: {problem}") from None
+        name = t.values[key]
+        if name not in classes:
+            raise t.error(key, f"{_show(name)} is not a class of [limits.classes] "
+                               f"(known: {', '.join(sorted(classes)) or 'none'})")
+        accounts[account] = name
+    t.finish()
+    return MappingProxyType(accounts)
 
 
 def _stream_class(t: _Table, d: StreamClass) -> StreamClass:

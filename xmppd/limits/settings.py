@@ -5,6 +5,9 @@
 pings, the output a slow reader may leave queued, subscription requests); ``[limits.c2s]``
 and ``[limits.s2s]`` are the classes of streams, each with its connection caps and shapers
 (like Prosody's mod_limits or ejabberd's shapers). A rate of 0 turns that shaper off.
+``[limits.classes.NAME]`` tables are more classes, and ``[limits.accounts]`` puts accounts in
+them: once such an account has authenticated, its streams are shaped by its class (a feed bot
+may send faster than a person; only the shapers of a class apply to accounts).
 Every default is listed in the README's Security section and in etc/xmppd.toml; the
 table is read by xmppd.limits.reading.
 """
@@ -12,7 +15,9 @@ table is read by xmppd.limits.reading.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -51,6 +56,9 @@ class LimitsConfig:
     subscriptions_per_hour: int  # subscription requests per account; 0: unlimited
     c2s: StreamClass
     s2s: StreamClass
+    # [limits.classes.NAME]: shapers for the accounts [limits.accounts] puts in them
+    classes: Mapping[str, StreamClass] = field(default_factory=lambda: MappingProxyType({}))
+    accounts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 DEFAULTS = LimitsConfig(
