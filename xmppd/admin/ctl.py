@@ -30,12 +30,12 @@ from twisted.internet import defer, task
 from xmppd.admin import backup, control
 from xmppd.admin.api import AdminAPI
 from xmppd.admin.passwords import hash_password
+from xmppd.check.findings import AREAS as CHECK_AREAS
 from xmppd.config import load_config
 from xmppd.pie import cli as pie_cli
 from xmppd.storage import open_storage
 
 PROG = "xmppdctl"
-CHECK_AREAS = ("config", "dns", "certificates", "connectivity")  # xmppd.check.runner.AREAS
 DEFAULT_CONFIG = "etc/xmppd.toml"
 CONFIG_VARIABLE = "XMPPD_CONFIG"
 PASSWORD_HELP = (

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 OK, NOTE, WARN, ERROR = "ok", "note", "warn", "error"
+AREAS = ("config", "dns", "certificates", "connectivity")  # in the order they run
 PROBLEMS = (WARN, ERROR)  # what makes `xmppdctl check` exit non-zero
 
 

@@ -14,11 +14,9 @@ from xmppd.check.certificates import WARN_DAYS, check_certificates
 from xmppd.check.config import check_config
 from xmppd.check.connectivity import check_connectivity
 from xmppd.check.dns import DNSCheck, make_resolver
-from xmppd.check.findings import NOTE, Finding, exit_status, summary
+from xmppd.check.findings import AREAS, NOTE, Finding, exit_status, summary
 from xmppd.check.listeners import listeners
 from xmppd.config import Config
-
-AREAS = ("config", "dns", "certificates", "connectivity")
 
 
 @dataclass
