@@ -583,3 +583,28 @@ def test_a_user_of_another_server_joins_and_chats(tmp_path):
         run(scenario, timeout=120)
     finally:
         stop(a, b)
+
+
+def test_room_stanza_ids_survive_the_accounts_archive(tmp_path):
+    """With the accounts' archive on (mam strips stanza-ids forged by our domains or the
+    recipient), the ids a room stamps still reach its local occupants."""
+    proc = XmppdProcess(tmp_path, extra=PLUGINS.replace('"muc"]', '"muc", "mam"]'))
+    for user in ("alice", "bob"):
+        assert proc.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
+    proc.start()
+
+    async def scenario():
+        alice = await connect(proc, "alice@localhost/phone")
+        bob = await connect(proc, "bob@localhost/pc")
+        await create(alice, "Alice")
+        await muc(bob).join_muc_wait(ROOM, "Bob", timeout=10)
+        messages = Inbox(bob, "groupchat_message")
+        alice.send_message(mto=ROOM, mbody="kept ids", mtype="groupchat")
+        got = await messages.wait_for(body_is("kept ids"), timeout=10)
+        assert got["stanza_id"]["by"] == ROOM and got["stanza_id"]["id"]
+        await close(alice, bob)
+
+    try:
+        run(scenario)
+    finally:
+        stop(proc)
