@@ -358,10 +358,17 @@ def test_a_silent_session_is_pinged_then_cut(tmp_path):
     max_resources = 1 the account can bind again. A client that answers stays."""
     with running(tmp_path, "[limits]\nping_after = 1\nping_timeout = 1\n",
                  c2s_extra="max_resources = 1") as proc:
+        # XEP-0478: before authentication, idle-seconds is the negotiation deadline
+        # (auth_timeout, 5 s here); after, the silence before a ping
         sock = tls_stream(proc)
-        features = features_after_tls(sock, proc)
+        features = features_after_tls(sock, proc).replace(b'"', b"'")
         assert (b"<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes>"
-                b"<idle-seconds>1</idle-seconds></limits>") in features.replace(b'"', b"'")
+                b"<idle-seconds>5</idle-seconds></limits>") in features
+        sock.sendall(plain("carol", PASSWORD).encode())
+        read_until(sock, b"<success")
+        features = features_after_tls(sock, proc).replace(b'"', b"'")
+        assert (b"<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes>"
+                b"<idle-seconds>1</idle-seconds></limits>") in features
         sock.close()
 
         async def scenario(proc):

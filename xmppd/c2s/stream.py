@@ -99,9 +99,15 @@ class ClientStream(XmlStream):
     def _features(self) -> domish.Element:
         features = self._negotiation_features()
         if self.secure:  # XEP-0478, last; nothing about us before TLS
-            idle = self.guard.limits.config.ping_after if self.guard is not None else 0.0
-            features.addChild(stream_limits_feature(self, idle))
+            features.addChild(stream_limits_feature(self, self._idle_seconds()))
         return features
+
+    def _idle_seconds(self) -> float:
+        """What XEP-0478's idle-seconds promises: before authentication the negotiation's
+        deadline (it cuts a silent client); after, the silence before a ping (0: none)."""
+        if self.account is None:
+            return self.server.config.c2s.auth_timeout
+        return self.guard.limits.config.ping_after if self.guard is not None else 0.0
 
     def _negotiation_features(self) -> domish.Element:
         features = domish.Element((ns.STREAMS, "features"))
