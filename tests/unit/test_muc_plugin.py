@@ -88,6 +88,27 @@ class MucPluginTest(PluginServerCase):
                       if i.name == "identity"]
         self.assertEqual(identities, [("conference", "text")])
 
+    async def test_registration_through_the_router(self):
+        alice = await self.client("alice", "phone", available=True)
+        alice.feed(f"<presence to='{ROOM}/Alice'/>")
+        await wait_for(alice, lambda e: e.name == "message" and e["from"] == ROOM)
+        bob = await self.client("bob", "pc", available=True)
+        bob.feed(f"<iq type='get' id='r1' to='{ROOM}'><query xmlns='{ns.REGISTER}'/></iq>")
+        self.assertIn("muc#register_roomnick", (await wait_for(bob, iq_answer("r1"))).toXml())
+        bob.feed(f"<iq type='set' id='r2' to='{ROOM}'><query xmlns='{ns.REGISTER}'>"
+                 f"<x xmlns='{ns.DATA_FORMS}' type='submit'><field var='FORM_TYPE'><value>"
+                 f"http://jabber.org/protocol/muc#register</value></field><field var="
+                 f"'muc#register_roomnick'><value>Bobby</value></field></x></query></iq>")
+        self.assertEqual((await wait_for(bob, iq_answer("r2")))["type"], "result")
+        bob.feed(f"<iq type='get' id='n1' to='{ROOM}'><query xmlns='{ns.DISCO_INFO}' "
+                 f"node='x-roomuser-item'/></iq>")
+        nick = await wait_for(bob, iq_answer("n1"))
+        self.assertIn("name='Bobby'", nick.toXml().replace('"', "'"))
+        alice.feed(f"<presence to='{ROOM}/Bobby'/>")
+        refused = await wait_for(alice, lambda e: e.name == "presence"
+                                 and e.getAttribute("type") == "error")
+        self.assertEqual(error_conditions(refused), {"conflict"})
+
     async def test_a_message_to_a_room_that_is_not_there(self):
         alice = await self.client("alice", "phone", available=True)
         alice.feed(f"<message type='groupchat' to='nowhere@{SERVICE}'><body>?</body>"

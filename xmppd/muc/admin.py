@@ -55,7 +55,8 @@ def get_list(room: Room, sender: JID, query: domish.Element) -> domish.Element:
             if each == affiliation:
                 entry = answer.addElement("item")
                 entry["affiliation"], entry["jid"] = each, jid.full()
-                nick = next((o.nick for o in room.occupants.of_account(jid)), None)
+                nick = room.nicks.get(jid) or next(
+                    (o.nick for o in room.occupants.of_account(jid)), None)
                 if nick is not None:
                     entry["nick"] = nick
         return answer

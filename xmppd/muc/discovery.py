@@ -15,7 +15,8 @@ from xmppd.muc.config import room_features, roominfo_form
 
 # What every room answers to, whatever its config.
 ROOM_FEATURES = (ns.MUC, ns.DISCO_INFO, ns.DISCO_ITEMS, ns.STANZA_ID, ns.OCCUPANT_ID,
-                 ns.MUC_SELF_PING, ns.VCARD, ns.MESSAGE_MODERATE, ns.MUC_REQUEST)
+                 ns.MUC_SELF_PING, ns.VCARD, ns.MESSAGE_MODERATE, ns.MUC_REQUEST,
+                 ns.REGISTER)
 SERVICE_FEATURES = (ns.MUC,)  # vcard-temp is a room's, not the service's
 
 

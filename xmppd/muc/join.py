@@ -16,6 +16,7 @@ from xmppd.jid import JID
 from xmppd.muc import presence as codes
 from xmppd.muc.history import HistoryRequest, delay, parse_request
 from xmppd.muc.occupants import Occupant
+from xmppd.muc.registration import holder_of
 from xmppd.muc.room import Room, addressed
 from xmppd.stanza import Stanza
 
@@ -64,7 +65,8 @@ def enter(room: Room, sender: JID, nick: str, element: domish.Element,
         raise StanzaError("item-not-found", "the room is being set up by its owner")
     if affiliation == "outcast":
         raise StanzaError("forbidden", "you are banned from this room")
-    if holder is not None and holder.bare != sender.bare():
+    if ((holder is not None and holder.bare != sender.bare())
+            or reserved_by_other(room, nick, sender)):
         raise StanzaError("conflict", "this nick is taken in the room")
     if room.config.members_only and affiliation == "none":
         raise StanzaError("registration-required", "the room is for its members only")
@@ -98,6 +100,12 @@ def welcome(room: Room, occupant: Occupant, sender: JID, history: HistoryRequest
     room.send(subject_message(room, sender))
 
 
+def reserved_by_other(room: Room, nick: str, sender: JID) -> bool:
+    """Whether someone else registered ``nick`` with the room (§7.10)."""
+    holder = holder_of(room, nick)
+    return holder is not None and holder != sender.bare()
+
+
 def _password(join: domish.Element | None) -> str | None:
     if join is None:
         return None
@@ -129,7 +137,7 @@ def change_nick(room: Room, occupant: Occupant, sender: JID, nick: str,
     """§7.6: unavailable from the old nick with 303 and the new nick, then the presence of
     the new one; every session of the occupant moves with it."""
     holder = room.occupants.get(nick)
-    if holder is not None:
+    if holder is not None or reserved_by_other(room, nick, sender):
         raise StanzaError("conflict", "this nick is taken in the room")
     old_jid = room.nick_jid(occupant.nick)
     for viewer, jid in room.occupants.sessions():

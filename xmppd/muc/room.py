@@ -37,6 +37,7 @@ class Room:
         self.new_id = new_id  # XEP-0359 stanza-ids of the room's messages
         self.archive = archive  # archive(room, message, stanza_id, stamp), when logging
         self.affiliations: dict[JID, str] = {}  # bare JID -> owner | admin | member | outcast
+        self.nicks: dict[JID, str] = {}  # bare JID -> the nick it registered (§7.10)
         self.occupants = Occupants()
         self.subject = ""
         self.subject_by: str | None = None  # the nick (or room) that set it
@@ -52,6 +53,9 @@ class Room:
         return self.affiliations.get(jid.bare(), "none")
 
     def set_affiliation(self, bare: JID, affiliation: str) -> None:
+        """Who loses the affiliation or is banned loses the nick they registered too."""
+        if affiliation in ("none", "outcast"):
+            self.nicks.pop(bare, None)
         if affiliation == "none":
             self.affiliations.pop(bare, None)
         else:

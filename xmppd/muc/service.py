@@ -16,7 +16,7 @@ from xmppd.disco import DiscoItem
 from xmppd.errors import StanzaError
 from xmppd.jid import JID
 from xmppd.logs import get_logger
-from xmppd.muc import admin, join, messages, moderation, store, vcard
+from xmppd.muc import admin, join, messages, moderation, registration, store, vcard
 from xmppd.muc import presence as codes
 from xmppd.muc.admin import Limits
 from xmppd.muc.archive import RoomArchive
@@ -206,8 +206,13 @@ class MucService:
 
     def disco_info(self, stanza: Stanza, origin=None) -> domish.Element:
         room = self.existing(stanza.recipient)
-        if stanza.payload().getAttribute("node"):
-            raise StanzaError("item-not-found", "a room has no disco nodes")
+        node = stanza.payload().getAttribute("node")
+        if node == registration.NICK_NODE:
+            query = info_query(registration.nick_info(room, stanza.sender))
+            query["node"] = node
+            return query
+        if node:
+            raise StanzaError("item-not-found", "no such node of the room")
         return info_query(room_info(room, self.archive is not None))
 
     def disco_items(self, stanza: Stanza, origin=None) -> domish.Element:
@@ -239,6 +244,14 @@ class MucService:
         await self.saved(room)
         if not room.destroyed:
             self.drop_if_unused(room)
+
+    def register_get(self, stanza: Stanza, origin=None) -> domish.Element:
+        return registration.get_form(self.existing(stanza.recipient), stanza.sender)
+
+    async def register_set(self, stanza: Stanza, origin=None) -> None:
+        room = self.existing(stanza.recipient)
+        registration.register(room, stanza.sender, stanza.payload())
+        await self.saved(room)
 
     def vcard_get(self, stanza: Stanza, origin=None) -> domish.Element:
         return vcard.get_vcard(self.existing(stanza.recipient))

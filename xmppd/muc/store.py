@@ -28,6 +28,7 @@ def room_record(room) -> dict:
         "subject_by": room.subject_by,
         "secret": base64.b64encode(room.secret).decode("ascii"),
         "vcard": room.avatar,
+        "nicks": {jid.full(): nick for jid, nick in room.nicks.items()},
     }
 
 
@@ -43,6 +44,11 @@ def restore(room, record: dict) -> None:
             continue
         if affiliation in AFFILIATIONS and affiliation != "none":
             room.affiliations[jid] = affiliation
+    for text, nick in record.get("nicks", {}).items():
+        try:
+            room.nicks[parse_jid(text)] = nick
+        except InvalidJID:
+            log.error("room {room}: unreadable registered JID left out", room=room.jid)
     room.subject = record.get("subject", "")
     room.subject_by = record.get("subject_by")
     room.avatar = record.get("vcard")

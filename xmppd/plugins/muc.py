@@ -104,7 +104,9 @@ class Muc:
                     ("set", ns.MUC_OWNER, "query", muc.owner_set),
                     ("get", ns.VCARD, "vCard", muc.vcard_get),
                     ("set", ns.VCARD, "vCard", muc.vcard_set),
-                    ("set", ns.MESSAGE_MODERATE, "moderate", muc.moderate)]
+                    ("set", ns.MESSAGE_MODERATE, "moderate", muc.moderate),
+                    ("get", ns.REGISTER, "query", muc.register_get),
+                    ("set", ns.REGISTER, "query", muc.register_set)]
         if archive is not None:
             room_iqs += [("get", ns.MAM, "query", lambda stanza, origin: query_form()),
                          ("set", ns.MAM, "query", muc.mam_query)]
