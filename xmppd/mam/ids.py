@@ -1,13 +1,16 @@
 """Archive ids made quickly, in the order they are made: a time-ordered prefix, then random
-bits (unique without coordination and unpredictable, XEP-0359 §6), read from the OS in bulk.
+bits (unique without coordination and unpredictable, as XEP-0359 §3 asks), read from the OS
+in bulk.
 
 Every archived message needs one or two ids before delivery. ``secrets.token_urlsafe`` costs
 a getrandom() system call each (a tenth of the server's time under ``make bench``'s
-saturated messages); reading the random part 4 KiB at a time makes that one call per 512
-ids. And ids that sort in the order they are made cost the archive far less to write: the
-index on (owner, id) then takes each batch at the end of each owner's range, a handful of
-pages, instead of one random page per entry all over an index that outgrows the cache
-(bench/archive_writes.py: about half the CPU per batch at 300,000 entries).
+saturated messages); reading the random part 4.5 KiB at a time makes that one call per 512
+ids. And ids that sort in the order they are made cost the archive far less to write: keyed
+by (owner, id), its table takes each batch at the end of each owner's range, a handful of
+pages, instead of one random page per entry all over an index that outgrows the cache, and
+the id is the position, so no serial and its index are needed (xmppd.storage.stores.
+archive_log; bench/archive_writes.py: a third of the CPU per batch at 200,000 entries). The
+time digits are the entry's stamp (``ids.stamp``): a time range is a range of ids.
 
 An id is 21 characters of base64 digits in an alphabet in ASCII order ('-', digits, capitals,
 '_', small letters: URL-safe, and comparing two ids as str compares their numbers): 9 digits
