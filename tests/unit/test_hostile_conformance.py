@@ -101,3 +101,53 @@ def test_forged_stanza_ids_go_and_others_stay():
 def test_a_message_without_stanza_ids_is_the_same_object():
     message = Stanza(parse("<message><body>x</body></message>"), None, None)
     assert unforged(message, ServedDomains(frozenset({"localhost"}), {})) is message
+
+
+class TestRestartDomain:
+    """Prosody CVE-2018-10847: a stream restarted after SASL for another of the server's
+    domains must not carry the authentication over (RFC 6120 §4.3.3, §6.4.6)."""
+
+    @pytest.fixture
+    def server(self, tmp_path):
+        from twisted.internet.task import Clock
+
+        from tests.helpers import write_config
+        from xmppd.config import load_config
+        from xmppd.server import Server
+        from xmppd.storage.sqlite import SQLiteStorage
+
+        config = load_config(write_config(tmp_path, """
+            [server]
+            domains = ["localhost", "other.example"]
+            data_dir = "data"
+            [c2s]
+            listen = []
+            direct_tls = []
+        """))
+        return Server(config, SQLiteStorage(":memory:"), Clock())
+
+    def test_a_restart_for_another_of_our_domains_is_host_unknown(self, server):
+        import base64
+
+        from twisted.internet import defer
+
+        from tests.helpers import StreamHarness
+
+        class Auth:  # alice@localhost with any password: the domain check is what counts
+            def check_password(self, localpart, domain, password):
+                return defer.succeed((localpart, domain) == ("alice", "localhost"))
+
+            def scram_credentials(self, localpart, domain, hash_name):
+                return defer.succeed(None)
+
+        server.auth = Auth()
+        h = StreamHarness(server, direct_tls=True)  # PLAIN needs TLS
+        h.header("localhost")
+        h.events()
+        h.feed("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+               + base64.b64encode(b"\0alice\0secret").decode() + "</auth>")
+        assert [e.name for e in h.elements()] == ["success"]
+        h.restart_reader()
+        h.header("other.example")
+        assert h.stream_error() == "host-unknown"
+        assert h.closed
