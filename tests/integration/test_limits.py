@@ -144,6 +144,9 @@ def test_a_thousand_idle_connections_from_one_ip_are_cut_at_the_cap(capped):
     assert refused == 980
     assert len(selector.get_map()) == 20  # still open: they wait for the auth deadline
     assert not selector.select(timeout=0.5)  # and were told nothing
+    refusals = [line for line in capped.log().splitlines() if "listener refused" in line]
+    assert refusals and len(refusals) <= 5, refusals  # not 980 lines: the log is not flooded
+    assert "c2s listener refused 1 connection(s), the last from 127.0.0.2:" in refusals[0]
 
     async def chat():
         alice = await login(capped, "alice@localhost/home")

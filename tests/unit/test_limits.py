@@ -325,3 +325,23 @@ def test_an_account_of_a_class_is_shaped_by_it_once_authenticated():
     bot.authenticated("bot@example.org")
     assert [person.stanza_wait() for _ in range(2)] == [0.0, 1.0]
     assert [bot.stanza_wait() for _ in range(100)] == [0.0] * 100
+
+
+def test_refusals_are_logged_in_summary():
+    from twisted.logger import globalLogPublisher
+
+    gate = ConnectionGate("c2s", per_ip=1, total=10)
+    lines: list[str] = []
+
+    def observe(event) -> None:
+        if "listener refused" in event.get("log_format", ""):
+            lines.append(event["log_format"].format(**event))
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        for second in (0.0, 1.0, 2.0, 11.0):
+            gate.note_refusal("192.0.2.1:1", "too many", second)
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert [line.split(",")[0] for line in lines] == ["c2s listener refused 1 connection(s)",
+                                                      "c2s listener refused 3 connection(s)"]

@@ -70,6 +70,8 @@ class StreamGuard:
         refused = gate.enter(self.ip)
         if refused is None:
             self.gate = gate
+        else:
+            gate.note_refusal(self.stream.peer_address, refused, self.limits.reactor.seconds())
         return refused
 
     @staticmethod

@@ -236,16 +236,17 @@ class XmlStream(Protocol):
         self.transport.startTLS(context)
         send_eagerly(getattr(self.transport, "protocol", None))  # the TLS layer just inserted
 
-    def fail(self, error: StreamError) -> None:
-        """Send a stream error and end the stream at once (RFC 6120 §4.9.1.1)."""
+    def fail(self, error: StreamError, logged: bool = True) -> None:
+        """Send a stream error and end the stream at once (RFC 6120 §4.9.1.1); ``logged``
+        False when the caller logs it its own way (refusals at a connection cap)."""
         if self.close_sent or self.disconnected:
             return
         if self.end_reason is None:
             self.end_reason = error.condition
-        if error.text:
+        if logged and error.text:
             log.info("stream error {condition} to {peer}: {text}", condition=error.condition,
                      peer=self.peer_address, text=error.text)
-        else:
+        elif logged:
             log.info("stream error {condition} to {peer}", condition=error.condition,
                      peer=self.peer_address)
         if not self.header_sent:
@@ -271,15 +272,14 @@ class XmlStream(Protocol):
 
     def _refuse(self, reason: str) -> None:
         """Beyond the listener's connection caps: a stream error at once on a plain
-        connection; a direct TLS one is dropped before we spend a TLS handshake on it."""
+        connection; a direct TLS one is dropped before we spend a TLS handshake on it. The
+        gate logs refusals (xmppd.limits.gate), not one line per connection."""
         if self.guard.direct_tls(self.transport):
-            log.info("refused a connection from {peer}: {reason}", peer=self.peer_address,
-                     reason=reason)
             self.end_reason = "policy-violation"
             self._drop_parser()
             self.transport.abortConnection()
             return
-        self.fail(StreamError("policy-violation", reason))
+        self.fail(StreamError("policy-violation", reason), logged=False)  # the gate logs
 
     def close_stream(self, condition: str | None = None, text: str | None = None) -> None:
         """Close politely: optional stream error, our </stream:stream>, then wait for theirs."""
