@@ -5,7 +5,9 @@ owner's form and the room's disco form), ``occupants`` (who is in, under which n
 which sessions; XEP-0421 occupant ids), ``history`` (what a joining occupant is sent),
 ``presence`` (the ``muc#user`` presence and status codes), ``room`` (one room's state),
 ``join`` (presence to a room: join, nick change, leave), ``messages`` (groupchat, private
-messages, subject, invitations, voice requests), ``admin`` (the ``muc#admin`` and
+messages, subject, invitations, voice requests), ``registration`` (reserved nicks),
+``iq_relay`` (IQs between occupants, self-pings), ``admin`` (the ``muc#admin`` and
 ``muc#owner`` IQs), ``moderation`` (XEP-0425), ``archive`` (XEP-0313 on the room),
-``store`` (persistent rooms), ``discovery`` and ``service`` (the rooms of the service).
+``vcard`` (room avatars), ``store`` (persistent rooms), ``discovery`` and ``service`` (the
+rooms of the service).
 """
