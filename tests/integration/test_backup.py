@@ -18,12 +18,14 @@ from tests.integration.conftest import login, logout, serve
 from tests.integration.serverproc import XmppdProcess
 from tests.integration.test_ctl_live import ctl, wait_for_control_socket
 
-MESSAGES = 150
+MAX_MESSAGES = 5000  # carol's offline store takes them all
+OFFLINE = f"[plugins.offline]\nmax_messages = {MAX_MESSAGES}\n"
 
 
 @pytest.fixture
 def busy_server(tmp_path):
-    yield from serve(XmppdProcess(tmp_path / "live"), users=("alice", "bob", "carol"))
+    yield from serve(XmppdProcess(tmp_path / "live", extra=OFFLINE),
+                     users=("alice", "bob", "carol"))
 
 
 def offline_count(path) -> int:
@@ -39,28 +41,34 @@ def test_backup_of_a_running_server_under_traffic(busy_server, tmp_path):
     async def scenario() -> int:
         alice = await login(busy_server, "alice@localhost/desk")
         sent = 0
+        done = asyncio.Event()
 
         async def chatter() -> None:
             nonlocal sent
-            for number in range(MESSAGES):  # carol is offline: each one is a database write
-                alice.send_message(mto="carol@localhost", mbody=f"message {number}",
+            # carol is offline: each message is a database write, until the backup is made
+            while not done.is_set() and sent < MAX_MESSAGES - 50:
+                alice.send_message(mto="carol@localhost", mbody=f"message {sent}",
                                    mtype="chat")
                 sent += 1
                 await asyncio.sleep(0.01)
+            for _ in range(50):  # and some more after it
+                alice.send_message(mto="carol@localhost", mbody=f"message {sent}",
+                                   mtype="chat")
+                sent += 1
+            await alice.plugin["xep_0199"].ping(timeout=20)  # all of them handled
 
         talking = asyncio.ensure_future(chatter())
         await asyncio.sleep(0.3)  # the writes are under way
         made = await ctl(busy_server, "backup", str(copy))
-        during = sent
+        done.set()
         await talking
         await logout(alice)
         assert made.returncode == 0, made.stderr + busy_server.log()[-3000:]
         assert made.stdout.startswith(f"wrote {copy}: ")
         assert "3 accounts, integrity check ok" in made.stdout
-        assert 0 < during < MESSAGES, "the backup was not taken while messages flowed"
-        return during
+        return sent
 
-    asyncio.run(scenario())
+    messages = asyncio.run(scenario())
     assert stat.S_IMODE(copy.stat().st_mode) == 0o600  # it holds SCRAM keys
     assert not list(copy.parent.glob(".*partial"))  # no temporary file left
     with sqlite3.connect(f"file:{copy}?mode=ro", uri=True) as db:
@@ -69,7 +77,7 @@ def test_backup_of_a_running_server_under_traffic(busy_server, tmp_path):
         assert users == ["alice", "bob", "carol"]
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one file
     held = offline_count(copy)
-    assert 0 < held < MESSAGES  # a state in the middle of the traffic, as it was committed
+    assert 0 < held < messages  # a state in the middle of the traffic, as it was committed
 
     again = busy_server.ctl("backup", str(copy))
     assert again.returncode == 1
@@ -77,11 +85,11 @@ def test_backup_of_a_running_server_under_traffic(busy_server, tmp_path):
     assert offline_count(copy) == held  # untouched
     forced = busy_server.ctl("backup", "--force", str(copy))
     assert forced.returncode == 0, forced.stderr
-    assert offline_count(copy) == MESSAGES  # every message was written by now
+    assert offline_count(copy) == messages  # every message was written by now
 
-    # A second server on the copy: the users log in with their passwords, carol gets the
-    # messages the copy held.
-    restored = XmppdProcess(tmp_path / "restored")
+    # A second server on the (forced) copy: the users log in with their passwords, carol gets
+    # the messages the copy holds, every one of them.
+    restored = XmppdProcess(tmp_path / "restored", extra=OFFLINE)
     (restored.directory / "data").mkdir()
     shutil.copy(copy, restored.directory / "data" / "xmppd.sqlite")
     restored.start()
@@ -93,15 +101,15 @@ def test_backup_of_a_running_server_under_traffic(busy_server, tmp_path):
             bodies: list[str] = []
             carol.add_event_handler("message", lambda m: bodies.append(str(m["body"])))
             carol.send_presence()
-            for _ in range(100):
-                if len(bodies) == MESSAGES:
+            for _ in range(200):
+                if len(bodies) == messages:
                     break
                 await asyncio.sleep(0.1)
             await logout(carol)
             return bodies
 
         bodies = asyncio.run(on_the_copy())
-        assert bodies == [f"message {n}" for n in range(MESSAGES)]
+        assert bodies == [f"message {n}" for n in range(messages)]
     finally:
         assert restored.stop() == 0, restored.log()
 
