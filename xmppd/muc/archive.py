@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_muc_archive -*-
+# -*- test-case-name: tests.unit.test_muc_plugin -*-
 """XEP-0313 on a room: its groupchat messages, kept when the owner enabled logging, each
 under the stanza-id the room stamped (by = the room), queried at the room's JID with MAM's
 own query and result code (xmppd.mam.query); XEP-0425 tombstones replace a moderated

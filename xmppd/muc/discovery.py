@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_muc_service -*-
+# -*- test-case-name: tests.unit.test_muc_occupants -*-
 """Disco of the service and its rooms (XEP-0045 §6): the service's identity and features,
 the public rooms in its disco#items, each room's identity, the features its config makes
 true and the ``muc#roominfo`` form; a room's occupants are not listed (§6.5 allows

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_muc_presence -*-
+# -*- test-case-name: tests.unit.test_muc_room -*-
 """The presence a room sends of an occupant (XEP-0045 §7.2.3 and on): the occupant's own
 presence with its ``muc#user`` item (affiliation, role, real JID for those allowed to see
 it), status codes, and its XEP-0421 occupant id; whatever MUC elements the client put in

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_muc_service -*-
+# -*- test-case-name: tests.unit.test_muc_plugin -*-
 """The rooms of one MUC service and the stanzas addressed to them: each room's stanzas to
 the module of its job (join, messages, admin, moderation, archive, vcard), rooms made on
 first entry, dropped when a temporary room empties, kept and loaded when persistent."""

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_muc_store -*-
+# -*- test-case-name: tests.unit.test_muc_plugin -*-
 """Persistent rooms across restarts: per service domain, one map entry per room (its
 config, affiliations, subject, occupant-id secret and vCard), in the generic map store
 ``muc_rooms``. Temporary rooms are never written; a room made temporary is deleted."""

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_muc_service -*-
+# -*- test-case-name: tests.unit.test_muc_occupants -*-
 """Room avatars (XEP-0054 vcard-temp on the room, as XEP-0486 reads them): anyone reads the
 room's vCard, owners set it; its photo hash goes in the ``muc#roominfo`` form and in a
 presence from the room to its occupants, so clients fetch the new avatar."""
