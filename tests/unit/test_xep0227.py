@@ -289,6 +289,21 @@ class TransferTests(unittest.TestCase):
         self.assertTrue(await auth.check_password("bob", DOMAIN, "second"))
         self.assertFalse(await auth.check_password("bob", DOMAIN, "first"))
 
+    def test_an_account_whose_data_fails_is_not_kept_half(self):
+        return run(self._half())
+
+    async def _half(self):
+        broken = PROSODY_FILE.replace("<body>Neither, fair saint</body>", "<body>x</body>")
+        (account,) = read_bytes(broken.encode())
+        account.offline.append(("not an element", None))  # the offline store refuses it
+        importer = self.importer()
+        self.assertFalse(await importer.import_account(account))
+        self.assertIn("its data could not be stored", self.lines[-1])
+        self.assertEqual(await self.storage.users.list_users(), [])
+        owner = f"juliet@{DOMAIN}"
+        self.assertEqual(await self.storage.open_store("vcard", "keyval").get(owner), None)
+        self.assertEqual((await self.storage.roster.get_roster("juliet", DOMAIN)).items, ())
+
     def test_foreign_domains_are_skipped(self):
         return run(self._foreign())
 

@@ -80,6 +80,20 @@ class Importer:
             await users.delete_user(account.name, account.host)
         credentials = self._credentials(account)
         await users.create_user(account.name, account.host, credentials)
+        try:
+            await self._data(account)
+        except Exception as error:  # nothing half-imported stays: the account goes again
+            await users.delete_user(account.name, account.host)
+            self.say(f"skipped {jid}: its data could not be stored ({error}); nothing of it "
+                     "was kept")
+            return False
+        for note in account.notes:
+            self.say(f"{jid}: {note}")
+        self.say(f"imported {jid}: {summary(account)}")
+        return True
+
+    async def _data(self, account: Account) -> None:
+        jid = account.jid
         owner = parse_jid(jid)
         await self._roster(account)
         if account.vcard is not None:
@@ -99,10 +113,6 @@ class Importer:
             await self.archive.append_many(
                 [(jid, archive_entry(jid, entry)) for entry in account.archive])
             await self.archive_log.adopt()
-        for note in account.notes:
-            self.say(f"{jid}: {note}")
-        self.say(f"imported {jid}: {summary(account)}")
-        return True
 
     def _credentials(self, account: Account) -> list:
         if account.password is not None:
