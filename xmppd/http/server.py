@@ -27,7 +27,7 @@ from xmppd.stream.listen import DEFAULT_BACKLOG, listen
 
 log = get_logger(__name__)
 
-SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*|\.well-known")  # RFC 8615
 _PORT = re.compile(r"^(?:tcp6?|ssl):(?:port=)?(\d+)(?::|$)")
 
 
@@ -110,7 +110,8 @@ class HttpServer:
         """Serve ``web_resource`` at ``/path/``, taking request bodies of up to
         ``max_body`` bytes; returns the function that unmounts it."""
         if not isinstance(path, str) or not SEGMENT.fullmatch(path):
-            raise ValueError(f"an HTTP mount is one path segment such as 'upload', not {path!r}")
+            raise ValueError(f"an HTTP mount is one path segment such as 'upload' "
+                             f"(or '.well-known'), not {path!r}")
         key = path.encode("ascii")
         if key in self.root.mounts:
             raise ValueError(f"/{path}/ is already served here")
