@@ -159,6 +159,9 @@ class HttpConfig:
     listen: tuple[str, ...]  # plain HTTP listeners
     https: tuple[str, ...]  # HTTPS listeners, with the [tls] certificate
     external_url: str | None  # the base URL clients are given (a proxy in front); None: ours
+    # browser pages (their Origin) allowed to use the web clients' endpoints; "*": any
+    cors_origins: tuple[str, ...] = ("*",)
+    trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For / -Proto are believed
 
 
 @dataclass(frozen=True)
@@ -418,6 +421,8 @@ class _Reader:
             listen=t.get("listen", _list(_endpoint), ()),
             https=t.get("https", _list(_endpoint), ("tcp:5281:interface=127.0.0.1",)),
             external_url=t.get("external_url", _base_url, None),
+            cors_origins=t.get("cors_origins", _list(_origin, unique=True), ("*",)),
+            trusted_proxies=t.get("trusted_proxies", _list(_ip_address, unique=True), ()),
         )
 
     def components(self, t: _Table, hosts: tuple[str, ...]) -> ComponentsConfig:
@@ -574,6 +579,17 @@ def _base_url(value: Any) -> str:
         raise _Invalid(f"expected an http:// or https:// URL without ?query or #fragment, "
                        f"got {_show(value)}")
     return value.rstrip("/")
+
+
+def _origin(value: Any) -> str:
+    """A browser Origin (scheme://host[:port], RFC 6454) or "*" for any."""
+    if value == "*":
+        return value
+    if (not isinstance(value, str)
+            or not re.fullmatch(r"https?://[^/?#\s:]+(:\d{1,5})?", value)):
+        raise _Invalid(f'expected "*" or an origin such as "https://chat.example.org", '
+                       f"got {_show(value)}")
+    return value.lower()
 
 
 def _ip_address(value: Any) -> str:

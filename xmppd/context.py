@@ -161,6 +161,12 @@ class PluginContext(Registrations, PluginOptions):
         ValueError when the path is taken."""
         self._undo.append(self._server.http.mount(path, resource, max_body))
 
+    def client_stream(self, stream_class, secure: bool):
+        """A new client stream on this server for another transport (a WebSocket, RFC 7395):
+        ``stream_class`` is xmppd.c2s.stream.ClientStream or a subclass that frames its
+        input and output; no STARTTLS (``secure``: the transport is encrypted already)."""
+        return stream_class(self._server, None, direct_tls=secure)
+
     def http_url(self, host: str, path: str) -> str:
         """The URL clients use for ``path`` (below a mount, no leading slash) on our domain
         ``host``: ``[http] external_url`` or the first HTTPS listener's port."""
