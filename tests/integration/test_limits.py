@@ -333,7 +333,9 @@ sasl_failures_per_stream = 3
 
         asyncio.run(owner(proc))
         log = proc.log()
-        assert log.count("SASL failure with PLAIN for alice@localhost from 127.0.0.6") == 5
+        # one line per failure answered: guesses 1-4, and guess 5 unless the stream ended
+        # (guess 6) while its check was still running
+        assert log.count("SASL failure with PLAIN for alice@localhost from 127.0.0.6") in (4, 5)
         for guess in ("guess1", "guess4", "guess5"):
             assert guess not in log
 
