@@ -191,7 +191,12 @@ class FederationPolicy:
 
     def allowed(self, domain: str) -> bool:
         """The deny list wins; with an allow list, only the domains on it."""
-        return self._refusal(prepare_domain(domain)) is None
+        return self.refusal(domain) is None
+
+    def refusal(self, domain: str) -> str | None:
+        """Why ``domain`` may not federate at all (deny list, allow list, blocklist), for
+        the log; None when it may."""
+        return self._refusal(prepare_domain(domain))
 
     def needs_tls(self, domain: str) -> bool:
         return REQUIREMENTS[self.level_for(domain)].tls

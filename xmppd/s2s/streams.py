@@ -284,8 +284,9 @@ class IncomingServerStream(ServerStream):
         claimed = domain_or_none(header.attributes.get("from"))
         if claimed is not None:
             self.remote_domain = self.remote_domain or claimed
-            if not self.manager.policy.allowed(claimed):
-                self.manager.refused(self, claimed, f"{claimed} is not allowed by policy")
+            refusal = self.manager.policy.refusal(claimed)
+            if refusal:
+                self.manager.refused(self, claimed, refusal)
                 raise StreamError("policy-violation", "federation with you is not allowed")
         self.send_header(self.local_domain, to=self.remote_domain)
         self.send(self._features())
