@@ -228,23 +228,23 @@ burst_stanzas = 20
 
 
 def test_a_flooding_session_is_throttled_while_others_go_on(shaped):
-    """Alice sends 120 messages at once (6 s at 20/s); Carol's message to Dave, sent after
-    the flood started, arrives while Bob still waits for most of Alice's; every flooded
-    message arrives, in order."""
+    """Alice sends 200 messages at once (10 s at 20/s); Carol's message to Dave, sent after
+    the flood started, arrives while Bob still waits for Alice's; every flooded message
+    arrives, in order."""
     async def scenario():
         alice = await login(shaped, "alice@localhost/flood")
         bob = await login(shaped, "bob@localhost/victim")
         carol = await login(shaped, "carol@localhost/calm")
         dave = await login(shaped, "dave@localhost/calm")
         bob_inbox, dave_inbox = Inbox(bob, "message"), Inbox(dave, "message")
-        for number in range(120):
+        for number in range(200):
             alice.send_message(mto="bob@localhost/victim", mbody=f"flood {number}", mtype="chat")
         await bob_inbox.wait_for(lambda m: m["body"] == "flood 25")
         carol.send_message(mto="dave@localhost/calm", mbody="hello", mtype="chat")
-        await dave_inbox.wait_for(lambda m: m["body"] == "hello", timeout=3)
-        assert len(bob_inbox.items) < 100  # the flood is still being paced
-        await bob_inbox.wait_for(lambda m: m["body"] == "flood 119", timeout=20)
-        assert [m["body"] for m in bob_inbox.items] == [f"flood {n}" for n in range(120)]
+        await dave_inbox.wait_for(lambda m: m["body"] == "hello", timeout=5)
+        assert len(bob_inbox.items) < 200  # the flood is still being paced
+        await bob_inbox.wait_for(lambda m: m["body"] == "flood 199", timeout=30)
+        assert [m["body"] for m in bob_inbox.items] == [f"flood {n}" for n in range(200)]
         for client in (alice, bob, carol, dave):
             await logout(client)
 
@@ -293,12 +293,12 @@ def test_subscription_requests_per_hour(tmp_path):
 
 def test_a_password_guesser_is_slowed_then_closed(tmp_path):
     """Failures from 127.0.0.6 answered after 0, 0.5, 1 s, then the stream ends (3 per
-    stream); on a new stream the back-off goes on (2 s, the cap). Alice herself, who knows
-    her password, logs in at once meanwhile."""
+    stream); on a new stream the back-off goes on (2 s, then the cap, 4 s). Alice herself,
+    who knows her password, logs in meanwhile faster than a failure would be answered."""
     with running(tmp_path, """
 [limits]
 auth_delay = 0.5
-auth_max_delay = 2.0
+auth_max_delay = 4.0
 sasl_failures_per_stream = 3
 """) as proc:
         sock = tls_stream(proc, "127.0.0.6")
@@ -310,7 +310,7 @@ sasl_failures_per_stream = 3
             answer = read_until(sock, b"</failure>")
             waits.append(time.monotonic() - started)
             assert b"<not-authorized" in answer
-        assert waits[0] < 0.5
+        assert waits[0] < waits[2]
         assert waits[1] >= 0.5 and waits[2] >= 1.0
         assert b"too many failed authentications" in read_until(sock, b"</stream:stream>")
         sock.close()
@@ -320,7 +320,7 @@ sasl_failures_per_stream = 3
         started = time.monotonic()
         sock.sendall(plain("alice", "guess4").encode())
         read_until(sock, b"</failure>")
-        assert time.monotonic() - started >= 2.0  # capped at auth_max_delay
+        assert time.monotonic() - started >= 2.0  # the doubling goes on across streams
         # an impatient guesser that does not wait for the answer is ended
         sock.sendall(plain("alice", "guess5").encode())
         sock.sendall(plain("alice", "guess6").encode())
@@ -328,7 +328,8 @@ sasl_failures_per_stream = 3
         sock.close()
 
         async def owner(proc):
-            alice = await login(proc, "alice@localhost/home", mechanism="PLAIN", timeout=1.5)
+            # a failure now would wait 4 s: the owner's success does not
+            alice = await login(proc, "alice@localhost/home", mechanism="PLAIN", timeout=3.0)
             await logout(alice)
 
         asyncio.run(owner(proc))
