@@ -333,9 +333,9 @@ class DialectTests(unittest.TestCase):
         )
 
 
-def storage_config(backend="sqlite", path=None, data_dir="var"):
+def storage_config(backend="sqlite", path=None, data_dir="var", dsn=None):
     return SimpleNamespace(
-        storage=SimpleNamespace(backend=backend, path=path, dsn=None),
+        storage=SimpleNamespace(backend=backend, path=path, dsn=dsn),
         server=SimpleNamespace(data_dir=Path(data_dir), domains=["example.org"]),
     )
 
@@ -350,9 +350,12 @@ class OpenStorageTests(unittest.TestCase):
         storage = open_storage(storage_config(path=Path("/tmp/x/users.db")))
         self.assertEqual(storage.path, "/tmp/x/users.db")
 
-    def test_postgresql_is_not_there_yet(self):
-        error = self.assertRaises(RuntimeError, open_storage, storage_config("postgresql"))
-        self.assertEqual(str(error), "postgresql backend arrives in a later release")
+    def test_postgresql_connects_to_the_dsn(self):
+        from xmppd.storage.postgresql import PostgreSQLStorage
+
+        storage = open_storage(storage_config("postgresql", dsn="host=db dbname=xmppd"))
+        self.assertIsInstance(storage, PostgreSQLStorage)
+        self.assertEqual(storage.dsn, "host=db dbname=xmppd")
 
     def test_unknown_backend_is_named(self):
         error = self.assertRaises(RuntimeError, open_storage, storage_config("mongo"))

@@ -2,7 +2,9 @@
 """Numbered SQL migrations (``migrations/NNNN_name.sql``), applied in order and recorded.
 
 Each migration runs in its own write transaction that first re-reads the recorded version, so
-two processes opening the same database (the server and xmppdctl) never apply one twice.
+two processes opening the same database (the server and xmppdctl) never apply one twice. Where
+a write transaction alone does not keep the other process out (PostgreSQL, whose DDL is
+transactional too), the dialect's ``lock_schema`` is taken first in each.
 """
 
 from __future__ import annotations
@@ -92,7 +94,13 @@ def migrate(database, migrations: list[Migration], now: Callable[[], float] = ti
     return version
 
 
+def _lock_schema(cursor, dialect: Dialect) -> None:
+    if dialect.lock_schema:
+        cursor.execute(dialect.lock_schema)
+
+
 def _create_version_table(cursor, dialect: Dialect) -> None:
+    _lock_schema(cursor, dialect)
     cursor.execute(dialect.sql(CREATE_VERSION_TABLE))
 
 
@@ -107,6 +115,7 @@ def _refuse_newer(cursor, dialect: Dialect, latest: int) -> int:
 
 
 def _apply(cursor, dialect: Dialect, migration: Migration, latest: int, applied: float) -> int:
+    _lock_schema(cursor, dialect)
     version = _refuse_newer(cursor, dialect, latest)
     if version >= migration.version:  # another process got there first
         return version
