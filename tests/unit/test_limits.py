@@ -345,3 +345,24 @@ def test_refusals_are_logged_in_summary():
         globalLogPublisher.removeObserver(observe)
     assert [line.split(",")[0] for line in lines] == ["c2s listener refused 1 connection(s)",
                                                       "c2s listener refused 3 connection(s)"]
+
+
+def test_the_byte_shaper_pauses_once_and_waits_for_bytes_already_on_their_way():
+    from dataclasses import replace
+
+    from xmppd.limits.guard import RATE, StreamGuard
+
+    clock = Clock()
+    limits = Limits(replace(DEFAULTS, c2s=replace(DEFAULTS.c2s, bytes_per_second=1000,
+                                                  burst_bytes=1000)), clock)
+    stream = Writer()
+    guard = StreamGuard(limits, stream, "c2s")
+    guard.received(1000)
+    assert stream.paused == []
+    guard.received(500)  # half a second in debt: paused
+    guard.received(500)  # one more second's worth that was already read
+    assert stream.paused == [(RATE, False)]
+    clock.advance(0.6)
+    assert stream.paused == [(RATE, False)]
+    clock.advance(0.5)
+    assert stream.paused == [(RATE, False), (RATE, True)]

@@ -28,6 +28,11 @@ OUTPUT_CHECK = 0.5  # seconds between looks at a paused stream's output
 
 
 class StreamGuard:
+    # one per stream, idle ones included: no per-instance dict
+    __slots__ = ("limits", "stream", "kind", "bytes", "stanzas", "ip", "gate", "tcp",
+                 "throttled", "overflowed", "output_paused", "heard", "silent_since",
+                 "ping_sent", "_resume_timer")
+
     def __init__(self, limits, stream, kind: str) -> None:
         self.limits = limits
         self.stream = stream
@@ -43,6 +48,7 @@ class StreamGuard:
         self.heard = True
         self.silent_since = 0.0
         self.ping_sent: float | None = None
+        self._resume_timer = None  # the byte shaper's wake-up, while reading is paused
 
     def _shape(self, shaping) -> None:
         """The byte and stanza buckets of the class ``shaping`` (a StreamClass)."""
@@ -106,12 +112,18 @@ class StreamGuard:
         if self.bytes is None:
             return
         wait = self.bytes.take(size)
-        if wait > 0:
-            self._throttle("bytes", self.bytes.rate)
-            self.stream.pause_reading(RATE)
-            self.limits.reactor.callLater(wait, self._resume)
+        if wait <= 0:
+            return
+        self._throttle("bytes", self.bytes.rate)
+        timer = self._resume_timer
+        if timer is not None and timer.active():
+            timer.reset(wait)  # bytes that were already on their way: wait for them too
+            return
+        self.stream.pause_reading(RATE)
+        self._resume_timer = self.limits.reactor.callLater(wait, self._resume)
 
     def _resume(self) -> None:
+        self._resume_timer = None
         if not self.stream.disconnected:
             self.stream.pause_reading(RATE, resume=True)
 
