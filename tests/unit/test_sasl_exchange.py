@@ -17,6 +17,7 @@ from tests.scramclient import ScramClient
 from tests.unit import test_sasl_scram as scram_tests
 from xmppd import ns
 from xmppd.c2s import sasl_exchange
+from xmppd.c2s.hooks import ClientHooks
 from xmppd.c2s.sasl_exchange import MAX_BINDING_REFUSALS, MAX_FAILURES, SaslExchange
 from xmppd.sasl import MECHANISMS_PREFERENCE
 
@@ -36,6 +37,7 @@ class FakeStream:
         self.sent: list[domish.Element] = []
         self.stream_error = None
         self.authenticated_as: tuple[str, str] | None = None
+        self.hooks = ClientHooks(None, None, None)  # only its login gates are asked
 
     def send(self, element: domish.Element) -> None:
         self.sent.append(element)
@@ -91,6 +93,25 @@ class ExchangeTestCase(SynchronousTestCase):
 
     def failure_lines(self) -> list[str]:
         return [line for line in self.lines if line.startswith("SASL failure")]
+
+
+class LoginGateTests(ExchangeTestCase):
+    def test_a_gate_refuses_a_proven_account_with_account_disabled(self) -> None:
+        asked = []
+        self.stream.hooks.add_login_gate(
+            lambda localpart, domain: asked.append((localpart, domain)) or "disabled")
+        answer = self.scram("SCRAM-SHA-256", ScramClient("sha-256", "user", PASSWORD))
+        self.assertEqual((answer.name, answer.firstChildElement().name),
+                         ("failure", "account-disabled"))
+        self.assertEqual(asked, [("user", scram_tests.DOMAIN)])
+        self.assertIsNone(self.stream.authenticated_as)
+        self.assertIn("account-disabled", self.failure_lines()[-1])
+
+    def test_a_gate_that_lets_the_account_in(self) -> None:
+        self.stream.hooks.add_login_gate(lambda localpart, domain: None)
+        answer = self.scram("SCRAM-SHA-256", ScramClient("sha-256", "user", PASSWORD))
+        self.assertEqual(answer.name, "success")
+        self.assertEqual(self.stream.authenticated_as, ("user", "SCRAM-SHA-256"))
 
 
 class LegacyClientTests(ExchangeTestCase):
