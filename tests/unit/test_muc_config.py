@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -54,6 +55,19 @@ def test_bad_values_are_refused_naming_the_field(values):
         apply_form(RoomConfig(), submit(**values), 200, 50)
     assert error.value.condition == "bad-request"
     assert error.value.field == f"muc#roomconfig_{next(iter(values))}"
+
+
+def test_presence_broadcast_roles():
+    form = Form.build("submit", [make_field("muc#roomconfig_presencebroadcast",
+                                            ["participant", "moderator"])],
+                      form_type=ns.MUC_ROOMCONFIG)
+    config = apply_form(RoomConfig(), form, 200, 50)
+    assert config.presence_broadcast == ("moderator", "participant")
+    assert RoomConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    bad = Form.build("submit", [make_field("muc#roomconfig_presencebroadcast", ["owner"])],
+                     form_type=ns.MUC_ROOMCONFIG)
+    with pytest.raises(FormError):
+        apply_form(RoomConfig(), bad, 200, 50)
 
 
 def test_a_form_or_result_type_is_not_a_submission():

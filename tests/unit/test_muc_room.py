@@ -337,3 +337,20 @@ def test_forged_room_elements_in_presence_are_dropped(h):
     assert codes_of(seen) == set()
     assert [e["id"] for e in seen.elements(ns.OCCUPANT_ID, "occupant-id")] == [
         h.room.occupant_id(parse_jid(BOB))]
+
+
+def test_presence_broadcast_hides_roles_it_does_not_name():
+    h = Harness(moderated=True, presence_broadcast=("moderator", "participant"))
+    h.enter(ALICE, "Alice", "owner")
+    h.clear()
+    h.enter(BOB, "Bob")  # a visitor: only Bob sees Bob
+    assert h.to(ALICE) == []
+    assert [e["from"] for e in h.to(BOB) if e.name == "presence"] == [
+        f"{ROOM}/Alice", f"{ROOM}/Bob"]
+    h.clear()
+    h.enter(CAROL, "Carol", "member")  # a participant does not see the hidden visitor
+    assert [e["from"] for e in h.to(CAROL) if e.name == "presence"] == [
+        f"{ROOM}/Alice", f"{ROOM}/Carol"]
+    h.clear()
+    h.presence(BOB, "Bob", type="unavailable")  # leaving is told to everyone
+    assert h.to(ALICE)[0]["type"] == "unavailable"

@@ -163,7 +163,12 @@ def _apply_role(room: Room, change: Change, actor: Occupant | None) -> None:
     if change.role == "none":
         remove_occupant(room, target, [codes.KICKED], by, change.reason)
         return
+    was_shown = room.shows(target)
     target.role = change.role
+    if was_shown and not room.shows(target):  # the others see it go
+        for viewer, jid in room.occupants.sessions():
+            if viewer is not target:
+                room.send(room.presence_of(target, viewer, jid, (), "unavailable"))
     room.broadcast_presence(target, actor=by, reason=change.reason)
 
 

@@ -14,6 +14,7 @@ from xmppd.forms import Field, Form, FormError, make_field
 
 WHOIS = ("moderators", "anyone")
 ALLOW_PM = ("anyone", "participants", "moderators", "none")
+BROADCAST_ROLES = ("moderator", "participant", "visitor")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class RoomConfig:
     enable_logging: bool = False  # the room's XEP-0313 archive
     allow_invites: bool = False  # occupants other than admins may invite to members-only
     language: str = ""
+    # the roles whose presence every occupant sees; others see only their own
+    presence_broadcast: tuple[str, ...] = BROADCAST_ROLES
 
     @property
     def non_anonymous(self) -> bool:
@@ -46,7 +49,10 @@ class RoomConfig:
     @classmethod
     def from_dict(cls, value: dict) -> RoomConfig:
         known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: item for key, item in value.items() if key in known})
+        fields = {key: item for key, item in value.items() if key in known}
+        if "presence_broadcast" in fields:  # JSON keeps it as a list
+            fields["presence_broadcast"] = tuple(fields["presence_broadcast"])
+        return cls(**fields)
 
 
 AFFILIATION_FIELDS = {"muc#roomconfig_roomowners": "owner",
@@ -90,6 +96,9 @@ def config_form(config: RoomConfig, max_users: int, max_history: int,
                    label="Allow occupants to change the subject"),
         make_field("muc#roomconfig_allowinvites", config.allow_invites, type="boolean",
                    label="Allow occupants to invite others"),
+        make_field("muc#roomconfig_presencebroadcast", list(config.presence_broadcast),
+                   type="list-multi", label="Roles whose presence is broadcast",
+                   options=BROADCAST_ROLES),
         make_field("muc#roomconfig_historylength", str(config.history_length),
                    type="text-single",
                    label=f"Messages of history sent on join (at most {max_history})"),
@@ -122,7 +131,8 @@ _TEXTS = {
 KNOWN_FIELDS = (*_BOOLS, *_TEXTS, "muc#roomconfig_passwordprotectedroom",
                 "muc#roomconfig_roomsecret", "muc#roomconfig_maxusers",
                 "muc#roomconfig_whois", "muc#roomconfig_allowpm",
-                "muc#roomconfig_historylength", *AFFILIATION_FIELDS)
+                "muc#roomconfig_historylength", "muc#roomconfig_presencebroadcast",
+                *AFFILIATION_FIELDS)
 
 
 def apply_form(config: RoomConfig, form: Form, max_users: int,
@@ -153,6 +163,10 @@ def apply_form(config: RoomConfig, form: Form, max_users: int,
             maximum=max_history)
     if "muc#roomconfig_whois" in form:
         changes["whois"] = form.get_choice("muc#roomconfig_whois", WHOIS, config.whois)
+    if "muc#roomconfig_presencebroadcast" in form:
+        changes["presence_broadcast"] = tuple(
+            role for role in BROADCAST_ROLES
+            if role in form.get_choices("muc#roomconfig_presencebroadcast", BROADCAST_ROLES))
     if "muc#roomconfig_allowpm" in form:
         changes["allow_pms"] = form.get_choice("muc#roomconfig_allowpm", ALLOW_PM,
                                               config.allow_pms)

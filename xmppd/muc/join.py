@@ -118,7 +118,7 @@ def _password(join: domish.Element | None) -> str | None:
 def send_occupants_to(room: Room, newcomer: Occupant, to: JID) -> None:
     """Every other occupant's presence to a session that enters (§7.2.3)."""
     for other in room.occupants:
-        if other is not newcomer:
+        if other is not newcomer and room.shows(other):
             room.send(room.presence_of(other, newcomer, to))
 
 

@@ -67,6 +67,10 @@ class Room:
     def role_for(self, affiliation: str) -> str:
         return default_role(affiliation, self.config.moderated)
 
+    def shows(self, occupant: Occupant) -> bool:
+        """Whether the others see this occupant (``muc#roomconfig_presencebroadcast``)."""
+        return occupant.role in self.config.presence_broadcast
+
     def nick_jid(self, nick: str) -> JID:
         return JID(self.jid.user, self.jid.host, nick)
 
@@ -105,9 +109,14 @@ class Room:
                            source: domish.Element | None = None,
                            also: Iterable[tuple[Occupant, JID]] = (), **item) -> None:
         """``occupant``'s presence to everyone in the room (and to ``also``: sessions that
-        just left), the status codes for its own sessions added to theirs."""
+        just left), the status codes for its own sessions added to theirs. An available
+        presence of a role the room does not broadcast goes to the occupant alone; leaving
+        is told to everyone."""
+        shown = type == "unavailable" or self.shows(occupant)
         for viewer, jid in [*self.occupants.sessions(), *also]:
             own = viewer is occupant
+            if not (shown or own):
+                continue
             self.send(self.presence_of(occupant, viewer, jid,
                                        [*extra_codes, *(self_codes if own else ())],
                                        type, source, **item))
