@@ -395,7 +395,7 @@ class _Reader:
     def storage(self, t: _Table, data_dir: Path) -> StorageConfig:
         backend = t.get("backend", _choice(("sqlite", "postgresql")), "sqlite")
         path = t.get("path", self.path, None)
-        dsn = t.get("dsn", _text, None)
+        dsn = t.get("dsn", _dsn, None)
         if backend == "postgresql" and dsn is None:
             raise t.error("dsn", 'required when backend = "postgresql"')
         if backend != "postgresql" and dsn is not None:
@@ -489,6 +489,17 @@ def _seconds(value: Any) -> float:
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise _Invalid(f"expected a non-empty string, got {_show(value)}")
+    return value
+
+
+def _dsn(value: Any) -> str:
+    """A libpq connection string or URI; the message never repeats it (it may hold a password)."""
+    from xmppd.storage.postgresql import check_dsn
+
+    try:
+        check_dsn(_text(value))
+    except ValueError as error:
+        raise _Invalid(str(error)) from None
     return value
 
 

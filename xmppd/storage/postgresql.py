@@ -62,8 +62,9 @@ def check_dsn(dsn: str) -> None:
         raise ValueError("needs psycopg 3: pip install 'xmppd[postgresql]'")
     try:
         psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as error:
-        raise ValueError(f"not a PostgreSQL connection string: {error}") from None
+    except psycopg.Error:  # its message may quote the string, password and all
+        raise ValueError("not a PostgreSQL connection string (\"host=... dbname=... user=...\""
+                         " or a postgresql:// URI)") from None
 
 
 def _configure(connection, read_only: bool) -> None:
@@ -161,7 +162,7 @@ class PostgreSQLStorage(Stores):
         if self._reader is None:
             return defer.fail(RuntimeError(f"{self!r}: storage is not open"))
         if self._writes_ended == self._writes_asked:
-            return self._reader.runInteraction(function, *args)
+            return self._reader.runWithConnection(_transaction, function, *args)
         waiting: defer.Deferred = defer.Deferred()
         self._waiting_reads.append((self._writes_asked, waiting))
         return waiting.addCallback(lambda _: self.read(function, *args))
@@ -172,7 +173,7 @@ class PostgreSQLStorage(Stores):
         if self._writer is None:
             return defer.fail(RuntimeError(f"{self!r}: storage is not open"))
         self._writes_asked += 1
-        d = self._writer.runWithConnection(_write_transaction, function, *args)
+        d = self._writer.runWithConnection(_transaction, function, *args)
         return d.addBoth(self._write_ended)
 
     def _write_ended(self, result):
@@ -195,23 +196,37 @@ class PostgreSQLStorage(Stores):
             read.errback(RuntimeError(f"{self!r}: storage closed"))
 
 
-def _write_transaction(connection, function, *args):
-    """On the writing thread: ``function`` in one transaction, run again from the start when
-    PostgreSQL chose it as a deadlock victim (or failed it for serialization)."""
+def _transaction(connection, function, *args):
+    """On a database thread: ``function(cursor, *args)`` in one transaction, committed.
+
+    Run again from the start when PostgreSQL chose it as a deadlock victim (or failed it for
+    serialization), and once on a new connection when the connection turned out to be
+    broken before the commit (the server restarted, a proxy dropped an idle link): nothing
+    of it was committed then, so nothing is done twice. A connection lost during the commit
+    fails the call: whether the commit happened is unknown.
+    """
+    reconnected = False
     for attempt in range(1, WRITE_ATTEMPTS + 1):
-        cursor = connection.cursor()
+        committing = False
         try:
-            result = function(cursor, *args)
+            cursor = connection.cursor()
+            try:
+                result = function(cursor, *args)
+            finally:
+                cursor.close()
+            committing = True
             connection.commit()
             return result
         except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
             connection.rollback()
             if attempt == WRITE_ATTEMPTS:
                 raise
-            log.info("a storage write was a deadlock victim: trying again ({attempt})",
+            log.info("a storage transaction was a deadlock victim: trying again ({attempt})",
                      attempt=attempt)
-        except BaseException:
-            connection.rollback()
-            raise
-        finally:
-            cursor.close()
+        except psycopg.OperationalError:
+            if committing or reconnected or not connection.broken:
+                raise
+            log.warn("the storage connection was lost: connecting again")
+            connection.reconnect()
+            reconnected = True
+    raise AssertionError("unreachable")  # pragma: no cover
