@@ -27,12 +27,15 @@ from tests.storage_contract import (
     UserStoreContract,
 )
 from tests.storage_engines import OnPostgreSQL, postgresql
+from tests.unit import test_archive_log
 from xmppd.config import ConfigError, load_config
+from xmppd.mam.ids import EntryIds
 from xmppd.sasl.credentials import derive_all
 from xmppd.storage import POSTGRESQL, SQLITE
 from xmppd.storage.migrate import load_migrations
 from xmppd.storage.postgresql import PostgreSQLStorage
 from xmppd.storage.records import RosterItem
+from xmppd.storage.stores.archive_log import SQLArchiveLog
 
 FAST = 64
 
@@ -67,6 +70,36 @@ class MapStoreTests(OnPostgreSQL, MapStoreContract, unittest.TestCase):
 
 class ArchiveStoreTests(OnPostgreSQL, ArchiveStoreContract, unittest.TestCase):
     pass
+
+
+class ArchiveLogTests(test_archive_log.ArchiveLogTests):
+    """The message archives' table (migration 0005) on PostgreSQL: the same tests."""
+
+    def setUp(self):
+        self.dsn = postgresql().fresh_dsn()
+        self.storage = PostgreSQLStorage(self.dsn)
+        self.now = test_archive_log.START
+        self.ids = EntryIds(clock=lambda: int(self.now * 1e9))
+        self.store = SQLArchiveLog(self.storage, "mam")
+        return self.storage.open()
+
+    @defer.inlineCallbacks
+    def test_queries_use_the_key_not_a_scan(self):
+        yield self.fill(3)
+        with psycopg.connect(self.dsn) as connection:
+            # Tiny tables are cheaper to scan: forbid it, so a plan without an index shows.
+            connection.execute("SET enable_seqscan = off")
+            for name, where in (
+                ("time", "scope_id = 1 AND stamp >= 5 AND position >= 'a' AND position < 'b'"),
+                ("id", "scope_id = 1 AND ((position = 'x' AND entry_id IS NULL)"
+                       " OR entry_id = 'x')"),
+                ("with", "scope_id = 1 AND with_jid = 'b'"),
+            ):
+                rows = connection.execute(
+                    f"EXPLAIN SELECT * FROM store_archive_log WHERE {where}").fetchall()
+                plan = " ".join(row[0] for row in rows)
+                self.assertNotIn("Seq Scan", plan, (name, plan))
+                self.assertIn("store_archive_log_", plan, (name, plan))
 
 
 class DialectTests(unittest.TestCase):
