@@ -508,3 +508,48 @@ stanzas_per_second = 0
         assert "throttling c2s stream from" in proc.log()  # bob is a person: paced
         alice.close()
         bob.close()
+
+
+def test_pings_keep_stream_management_counts_in_step(tmp_path):
+    """The server's pings go through the session's filters like any stanza: a client with
+    stream management counts them, and its acknowledgements match what the server sent."""
+    from tests.integration.test_stream_management import login_with_sm
+
+    with running(tmp_path, """
+[limits]
+ping_after = 1
+ping_timeout = 2
+[plugins.smacks]
+request_after = 1
+request_delay = 1
+""") as proc:
+        async def scenario(proc):
+            client = await login_with_sm(proc, "alice@localhost/sm")
+            pings = []
+
+            def count(stanza):
+                if stanza.xml.find("{urn:xmpp:ping}ping") is not None:
+                    pings.append(stanza["id"])
+                return stanza
+
+            client.add_filter("in", count)
+            await asyncio.sleep(6)
+            assert pings, "no ping in 6 s"
+            # stanzas the server counts: it asks for an acknowledgement, whose h includes
+            # the pings the client handled (too high an h would end the stream)
+            bob = await login(proc, "bob@localhost/talk")
+            inbox = Inbox(client, "message")
+            for number in range(3):
+                bob.send_message(mto="alice@localhost/sm", mbody=f"after {number}", mtype="chat")
+            await inbox.wait_for(lambda m: m["body"] == "after 2")
+            await asyncio.sleep(3)
+            await logout(bob)
+            assert all(ping.startswith("xmppd-ping-") for ping in pings)
+            sessions = (await asyncio.to_thread(proc.ctl, "sessions")).stdout
+            assert "alice@localhost/sm" in sessions
+            client.disconnect()
+            await asyncio.wait_for(client.disconnected, 10)
+
+        asyncio.run(scenario(proc))
+        assert "undefined-condition" not in proc.log()
+        assert "did not answer a ping" not in proc.log()

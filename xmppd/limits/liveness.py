@@ -45,7 +45,9 @@ def check_liveness(streams: Iterable, now: float) -> int:
         elif guard.ping_sent is None:
             if now - guard.silent_since >= config.ping_after:
                 guard.ping_sent = now
-                stream.send(_ping(stream.domain, session.jid.full()))
+                # through the session's filters, as any stanza to it: stream management
+                # counts it, so the client's acknowledgements stay in step
+                session.send(_ping(stream.domain, session.jid.full()))
                 pinged += 1
         elif now - guard.ping_sent >= config.ping_timeout:
             log.info("{jid} did not answer a ping in {timeout:g} s: the connection is gone",
