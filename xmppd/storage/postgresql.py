@@ -156,6 +156,11 @@ class PostgreSQLStorage(Stores):
     def now(self) -> float:
         return self._reactor.seconds()
 
+    def after_copy(self):
+        """After rows were copied in with their ids (xmppd.storage.copy): move every identity
+        column's generator past the largest id, so that the next row gets a new one."""
+        return self.write(_restart_identities)
+
     def read(self, function, *args):
         """Deferred result of ``function(cursor, *args)`` in one read-only transaction, after
         every write asked for before it has ended."""
@@ -194,6 +199,15 @@ class PostgreSQLStorage(Stores):
         waiting, self._waiting_reads = self._waiting_reads, []
         for _, read in waiting:
             read.errback(RuntimeError(f"{self!r}: storage closed"))
+
+
+def _restart_identities(cursor) -> None:
+    cursor.execute("SELECT table_name, column_name FROM information_schema.columns"
+                   " WHERE table_schema = current_schema() AND is_identity = 'YES'")
+    for table, column in cursor.fetchall():
+        cursor.execute(f"SELECT setval(pg_get_serial_sequence(%s, %s),"
+                       f" COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)",
+                       (table, column))
 
 
 def _transaction(connection, function, *args):
