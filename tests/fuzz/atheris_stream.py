@@ -10,14 +10,20 @@ by hand, for longer, with a corpus directory that keeps what it learnt:
 
 from __future__ import annotations
 
+import base64
 import sys
+from pathlib import Path
 
 import atheris
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.fuzz.streams
 
 with atheris.instrument_imports(include=["xmppd"]):
     from twisted.internet import defer
     from twisted.python.failure import Failure
 
+    from tests.fuzz.streams import client_stream
+    from tests.fuzz.test_fuzz_sasl import PASSWORD, Accounts
     from xmppd.errors import STREAM_ERROR_CONDITIONS, SASLFailure, StreamError
     from xmppd.jid import InvalidJID, parse_jid
     from xmppd.sasl.mechanisms import MECHANISMS_PREFERENCE, create_mechanism
@@ -80,7 +86,26 @@ def _sasl(provider: atheris.FuzzedDataProvider) -> None:
         step = mechanism.step
 
 
-TARGETS = (_parse, _parse, _jid, _sasl)  # the parser gets half the time
+_LOCAL = Accounts("localhost")
+_LOGIN = (b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+          + base64.b64encode(b"\0alice\0" + PASSWORD.encode()) + b"</auth>")
+
+
+def _stream(provider: atheris.FuzzedDataProvider) -> None:
+    """A whole client stream (counted as encrypted): header, maybe a login and a restart,
+    then the fuzzer's bytes; it must never fail inside (internal-server-error)."""
+    stream, transport = client_stream(True, _LOCAL)
+    stream.dataReceived(HEADER)
+    if provider.ConsumeBool():
+        stream.dataReceived(_LOGIN)
+        stream.dataReceived(HEADER)
+    while provider.remaining_bytes() and not transport.disconnecting:
+        stream.dataReceived(provider.ConsumeBytes(provider.ConsumeIntInRange(1, 200)))
+    if b"internal-server-error" in transport.value():
+        raise AssertionError(transport.value()[-2000:])
+
+
+TARGETS = (_parse, _parse, _jid, _sasl, _stream)
 
 
 def test_one_input(data: bytes) -> None:

@@ -15,12 +15,22 @@ from xmppd.c2s.stream import ClientStream
 
 
 @functools.cache
+def _directory() -> Path:
+    return Path(tempfile.mkdtemp(prefix="xmppd-fuzz-"))
+
+
 def _server():
-    return ServerFixture(Path(tempfile.mkdtemp(prefix="xmppd-fuzz-"))).server
+    """A new server per stream: no session or state of one example leaks into the next."""
+    return ServerFixture(_directory()).server
 
 
-def client_stream() -> tuple[ClientStream, StringTransport]:
+def client_stream(direct_tls: bool = False, auth=None) -> tuple[ClientStream, StringTransport]:
+    """A new stream; ``direct_tls`` makes it count as encrypted (PLAIN and SASL2 offered),
+    ``auth`` replaces the server's IAuthBackend (the fixture's storage is never opened)."""
+    server = _server()
+    if auth is not None:
+        server.auth = auth
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
-    stream = ClientStream(_server(), None)
+    stream = ClientStream(server, None, direct_tls)
     stream.makeConnection(transport)
     return stream, transport

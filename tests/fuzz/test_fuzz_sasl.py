@@ -26,19 +26,22 @@ PASSWORD = "pencil"
 
 @implementer(IAuthBackend)
 class Accounts:
-    """alice@example.com with PASSWORD, answering at once."""
+    """alice@``domain`` with PASSWORD, answering at once."""
+
+    def __init__(self, domain: str = DOMAIN) -> None:
+        self.domain = domain
 
     @functools.cached_property
     def credentials(self) -> dict:
         return {name: derive_credentials(PASSWORD, name, iterations=4096) for name in HASHES}
 
     def scram_credentials(self, localpart, domain, hash_name):
-        if (localpart, domain) == ("alice", DOMAIN):
+        if (localpart, domain) == ("alice", self.domain):
             return defer.succeed(self.credentials[hash_name])
         return defer.succeed(None)
 
     def check_password(self, localpart, domain, password):
-        return defer.succeed((localpart, domain, password) == ("alice", DOMAIN, PASSWORD))
+        return defer.succeed((localpart, domain, password) == ("alice", self.domain, PASSWORD))
 
 
 ACCOUNTS = Accounts()
