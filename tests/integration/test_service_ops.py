@@ -21,6 +21,11 @@ from cryptography import x509
 from tests.certs import CertificateAuthority
 from tests.integration.conftest import PASSWORD, login, logout
 from tests.integration.serverproc import BIN, XmppdProcess, free_port
+from tests.integration.test_federation import (
+    chat_across,
+    close,
+    servers,  # noqa: F401 (the fixture)
+)
 
 A, B = "a.example", "b.example"
 ROOT = Path(__file__).resolve().parents[2]
@@ -520,3 +525,24 @@ def test_outgoing_s2s_presents_the_sending_domains_certificate(tmp_path):
         assert peer.stop() == 0, peer.log()
     for domain in (A, C):
         assert f"from {domain}" in peer.log() and "certificate" in peer.log(), peer.log()
+
+
+def test_a_reloaded_deny_list_refuses_the_peer_from_the_next_link(servers):  # noqa: F811
+    a, b = servers("secure", "secure")
+
+    async def scenario():
+        alice, bob = await chat_across(a, b)
+        b.config.write_text(b.config.read_text().replace(
+            'default_policy = "secure"\n', f'default_policy = "secure"\ndeny = ["{A}"]\n'))
+        result = await asyncio.to_thread(b.ctl, "reload")
+        assert "applied: [s2s] deny" in result.stdout.splitlines(), result
+        assert (await asyncio.to_thread(b.ctl, "s2s-close", A)).returncode == 0
+        got: asyncio.Queue = asyncio.Queue()
+        bob.add_event_handler("message", got.put_nowait)
+        alice.send_message(mto=f"bob@{B}/work", mbody="after the deny", mtype="chat")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(got.get(), 6)
+        await close(alice, bob)
+
+    asyncio.run(scenario())
+    wait_for_log(b, f"{A} is on the deny list")
