@@ -1,7 +1,9 @@
 """A real xmppd (twistd) on PostgreSQL (tests.storage_engines' server, a database of its own):
 accounts made by xmppdctl, a slixmpp client's roster, offline messages kept across a restart
 and across a SIGKILL, everything in PostgreSQL and nothing in an SQLite file; the dsn's
-password never in the log."""
+password never in the log. And ``xmppdctl migrate-storage`` moving a server's SQLite database
+to PostgreSQL: refused while the server runs or into a database with data, then the server
+started on PostgreSQL has the accounts, the roster and the offline message."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import signal
 import psycopg
 import pytest
 
-from tests.integration.conftest import serve
+from tests.integration.conftest import PASSWORD, assert_log_for_admins, serve
 from tests.integration.serverproc import XmppdProcess
 from tests.integration.test_im import IM_PLUGINS, body_is, online, settle
 from tests.storage_engines import postgresql
@@ -22,12 +24,15 @@ SECRET = "pg-password-never-logged"
 @pytest.fixture
 def on_postgresql(tmp_path):
     dsn = postgresql().fresh_database()
-    storage = f'[storage]\nbackend = "postgresql"\ndsn = "{dsn} password={SECRET}"\n'
-    proc = XmppdProcess(tmp_path, extra=storage + IM_PLUGINS)
+    proc = XmppdProcess(tmp_path, extra=postgresql_config(dsn) + IM_PLUGINS)
     proc.dsn = dsn
     yield from serve(proc, ("alice", "bob"))
     assert SECRET not in proc.log()
     assert not list(tmp_path.rglob("*.sqlite*")), "an SQLite file was made"
+
+
+def postgresql_config(dsn: str) -> str:
+    return f'[storage]\nbackend = "postgresql"\ndsn = "{dsn} password={SECRET}"\n'
 
 
 def rows(dsn: str, query: str) -> list[tuple]:
@@ -99,3 +104,58 @@ def test_sigkill_loses_no_accepted_message(on_postgresql):
     asyncio.run(send())
     server.start()
     asyncio.run(receive())
+
+
+def test_migrate_storage_moves_a_server_from_sqlite_to_postgresql(tmp_path):
+    on_sqlite = XmppdProcess(tmp_path / "sqlite", extra=IM_PLUGINS)
+    dsn = postgresql().fresh_database()
+    on_pg = XmppdProcess(tmp_path / "pg", extra=postgresql_config(dsn) + IM_PLUGINS,
+                         certificate=(on_sqlite.cert, on_sqlite.key))
+
+    def migrate(source, destination):
+        return on_sqlite.ctl("migrate-storage", "--from", str(source.config),
+                             "--to", str(destination.config))
+
+    for user in ("alice", "bob"):
+        assert on_sqlite.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
+    on_sqlite.start()
+
+    async def before():
+        alice, _, _ = await online(on_sqlite, "alice@localhost/phone")
+        await alice.update_roster("bob@localhost", name="Bob", groups=["Friends"])
+        alice.send_message(mto="bob@localhost", mbody="kept while moving", mtype="chat")
+        await alice.plugin["xep_0199"].ping(jid="localhost", timeout=5)
+        alice.disconnect()
+        await asyncio.wait_for(alice.disconnected, 10)
+
+    asyncio.run(before())
+    running = migrate(on_sqlite, on_pg)
+    assert running.returncode == 1
+    assert "xmppd is running on the source" in running.stderr, running.stderr
+    assert on_sqlite.stop() == 0
+
+    moved = migrate(on_sqlite, on_pg)
+    assert moved.returncode == 0, moved.stderr
+    assert "offline_messages: 1 rows" in moved.stdout
+    assert "counts verified" in moved.stdout
+    assert SECRET not in moved.stdout + moved.stderr
+    again = migrate(on_sqlite, on_pg)
+    assert again.returncode == 1
+    assert "already holds data" in again.stderr
+    assert rows(dsn, "SELECT localpart FROM users ORDER BY localpart") == [("alice",), ("bob",)]
+
+    on_pg.start()
+
+    async def after():
+        alice, _, _ = await online(on_pg, "alice@localhost/laptop")
+        assert alice.client_roster["bob@localhost"]["name"] == "Bob"
+        bob, bob_msgs, _ = await online(on_pg, "bob@localhost/desk")
+        await bob_msgs.wait_for(body_is("kept while moving"))
+        for client in (alice, bob):
+            client.disconnect()
+            await asyncio.wait_for(client.disconnected, 10)
+
+    asyncio.run(after())
+    assert on_pg.stop() == 0
+    assert "Traceback" not in on_pg.log(), on_pg.log()
+    assert_log_for_admins(on_pg.log())

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from twisted.internet import defer, task
 
-from xmppd.admin import backup, control
+from xmppd.admin import backup, control, migrate_storage
 from xmppd.admin.api import AdminAPI
 from xmppd.admin.passwords import hash_password
 from xmppd.check.findings import AREAS as CHECK_AREAS
@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="warn about certificates expiring within DAYS (default 14)")
 
     backup.add_parser(commands)
+    migrate_storage.add_parser(commands)
     pie_cli.add_parsers(commands)
 
     hashpw = commands.add_parser(
@@ -231,7 +232,7 @@ def plugin_words(argv: list[str]) -> tuple[str | None, list[str]] | None:
     pre.add_argument("--config")
     known, words = pre.parse_known_args(argv)
     core = {name.split()[0] for name in COMMANDS} | {"hash-password", "check", "backup",
-                                                     *pie_cli.COMMANDS}
+                                                     migrate_storage.COMMAND, *pie_cli.COMMANDS}
     if not words or words[0].startswith("-") or words[0] in core:
         return None
     return known.config, words
@@ -250,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "check":  # before load_config: its problems are findings
             return _main_check(args)
+        if args.command == migrate_storage.COMMAND:  # two configs of its own, no --config
+            return _main_data(None, args)
         config = load_config(args.config)
         if args.command in ("backup", *pie_cli.COMMANDS):
             return _main_data(config, args)
@@ -268,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main_data(config, args: argparse.Namespace) -> int:
-    """backup, export, import: what moves the server's data in and out of files."""
-    run = backup.run if args.command == "backup" else pie_cli.run
+    """backup, export, import, migrate-storage: what moves the server's data around."""
+    run = {"backup": backup.run, migrate_storage.COMMAND: migrate_storage.run}.get(
+        args.command, pie_cli.run)
 
     async def done(reactor) -> None:
         try:
