@@ -273,13 +273,14 @@ class RunTests(CtlTestCase):
         assert_password_absent(self.folder)
 
     @defer.inlineCallbacks
-    def test_postgresql_is_refused_in_one_line(self):
-        config = load_config(
-            write_config(self.folder, '[storage]\nbackend = "postgresql"\ndsn = "dbname=x"\n')
-        )
+    def test_an_unreachable_postgresql_is_one_line(self):
+        dsn = "host=127.0.0.1 port=1 dbname=x password=sekrit"
+        config = load_config(write_config(
+            self.folder, f'[storage]\nbackend = "postgresql"\ndsn = "{dsn}"\n'))
         status, out, err = yield self.ctl("users", config=config)
         self.assertEqual((status, out), (1, ""))
-        assert_one_error_line(err, "postgresql backend arrives in a later release")
+        assert_one_error_line(err, "postgresql://127.0.0.1:1/x: cannot connect: ")
+        self.assertNotIn("sekrit", err)
 
 
     @defer.inlineCallbacks

@@ -137,7 +137,8 @@ class PostgreSQLStorage(Stores):
             raise SchemaError(f"{where}: {error}") from None
         except psycopg.OperationalError as error:
             self._disconnect()
-            raise RuntimeError(f"{where}: cannot connect: {error}".strip()) from None
+            reason = " ".join(str(error).split())  # libpq's hints come on lines of their own
+            raise RuntimeError(f"{where}: cannot connect: {reason}") from None
         except BaseException:
             self._disconnect()
             raise
