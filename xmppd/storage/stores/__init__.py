@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_storage_sqlite -*-
 """The stores, written once in portable SQL over an engine's small API (see ``base``).
 
-An engine (``xmppd.storage.sqlite``, a PostgreSQL one later) is a connection, migrations and
+An engine (``xmppd.storage.sqlite``, ``xmppd.storage.postgresql``) is a connection, migrations and
 ``read``/``write``/``dialect``/``dbapi``/``now``; it inherits ``Stores`` and with it every
 typed store and ``open_store``. A new kind of data then needs a store module here and a
 migration, never an engine change.
