@@ -62,7 +62,8 @@ class StreamGuard:
 
     def connected(self, receiving: bool) -> str | None:
         """The connection is up; a connection we accepted (``receiving``) enters its
-        listener's gate. Returns why it is refused, or None."""
+        listener's gate: the stream's ``listener`` name if it has one (say, WebSocket
+        clients), else its kind and whether it is direct TLS. Returns why it is refused."""
         transport = self.stream.transport
         self.tcp = _tcp(transport)
         peer = transport.getPeer()
@@ -71,7 +72,8 @@ class StreamGuard:
         _keepalive(self.tcp, self.limits.config.tcp_keepalive)
         if not receiving:
             return None
-        listener = f"{self.kind}-direct-tls" if self.direct_tls(transport) else self.kind
+        listener = (getattr(self.stream, "listener", None)  # a stream kind of its own
+                    or (f"{self.kind}-direct-tls" if self.direct_tls(transport) else self.kind))
         gate = self.limits.gate(listener, self.kind)
         refused = gate.enter(self.ip)
         if refused is None:
