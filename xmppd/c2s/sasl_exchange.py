@@ -1,6 +1,8 @@
 """The <auth/>, <response/> and <abort/> exchange of RFC 6120 §6 on one stream.
 
-Retries (RFC 6120 §6.4.5): the stream ends after MAX_FAILURES failed authentications. A
+Retries (RFC 6120 §6.4.5): the stream ends after ``[limits] sasl_failures_per_stream`` failed
+authentications (MAX_FAILURES without limits), each failure answered after the back-off of
+xmppd.limits.auth (per IP, account and pair; a success never waits). A
 ``ChannelBindingUnavailable`` is not one of them: the client proved its password and only the
 channel-binding type it knows was missing here (xmppd.sasl.scram explains the rule). Those get
 their own, separate bound, MAX_BINDING_REFUSALS, beyond which they count like any other failure.
