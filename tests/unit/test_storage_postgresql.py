@@ -178,6 +178,19 @@ class PostgreSQLEngineTests(unittest.TestCase):
         yield written
 
     @defer.inlineCallbacks
+    def test_a_read_waits_for_earlier_writes_only(self):
+        def slow(cursor):
+            time.sleep(0.2)
+
+        first = self.storage.write(slow)
+        read = self.storage.users.list_users()
+        later = [self.storage.write(slow) for _ in range(3)]  # asked after the read
+        yield read
+        self.assertTrue(first.called)
+        self.assertFalse(later[-1].called)  # the read did not wait for the writes after it
+        yield defer.gatherResults(later)
+
+    @defer.inlineCallbacks
     def test_reads_cannot_write(self):
         def sneaky(cursor):
             cursor.execute("INSERT INTO users (localpart, domain, created) VALUES ('a', 'b', 0)")

@@ -165,13 +165,18 @@ class PostgreSQLStorage(Stores):
     def read(self, function, *args):
         """Deferred result of ``function(cursor, *args)`` in one read-only transaction, after
         every write asked for before it has ended."""
-        if self._reader is None:
-            return defer.fail(RuntimeError(f"{self!r}: storage is not open"))
         if self._writes_ended == self._writes_asked:
-            return self._reader.runWithConnection(_transaction, function, *args)
+            return self._read_now(function, *args)
+        # Behind the writes asked so far, not behind those asked later: a steady stream of
+        # writes never starves a read.
         waiting: defer.Deferred = defer.Deferred()
         self._waiting_reads.append((self._writes_asked, waiting))
-        return waiting.addCallback(lambda _: self.read(function, *args))
+        return waiting.addCallback(lambda _: self._read_now(function, *args))
+
+    def _read_now(self, function, *args):
+        if self._reader is None:
+            return defer.fail(RuntimeError(f"{self!r}: storage is not open"))
+        return self._reader.runWithConnection(_transaction, function, *args)
 
     def write(self, function, *args):
         """Deferred result of ``function(cursor, *args)`` in a write transaction on the
