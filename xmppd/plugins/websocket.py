@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.integration.test_websocket -*-
 """XMPP over WebSocket (RFC 7395) at ``/xmpp-websocket`` of the server's web server
-(``[http]``), and XEP-0156 discovery at ``/.well-known/host-meta`` (and ``.json``).
+(``[http]``), and XEP-0156 discovery at ``/.well-known/host-meta`` (and ``.json``), which
+also names ``/http-bind`` when the bosh plugin is enabled.
 
 ``[plugins.websocket]``: ``ping_interval`` (seconds between WebSocket pings to a quiet
 client, which must answer within as long; 60, 0 for none), ``see_other_uri`` (a ws:// or
@@ -18,7 +19,7 @@ from zope.interface import implementer
 
 from xmppd.interfaces import IXmppdPlugin
 from xmppd.plugins._config import reject_unknown_keys
-from xmppd.web.hostmeta import WEBSOCKET, WellKnown, websocket_url
+from xmppd.web.hostmeta import BOSH, WEBSOCKET, WellKnown, websocket_url
 from xmppd.web.policy import WebPolicy
 from xmppd.web.websocket import FramedClientStream, XmppWebSocketFactory, websocket_resource
 
@@ -69,7 +70,10 @@ class WebSocket:
         if settings.host_meta:
             def links(host: str | None) -> list[tuple[str, str]]:
                 domain = host if host in ctx.domains else domains[0]
-                return [(WEBSOCKET, websocket_url(ctx.http_url(domain, PATH)))]
+                links = [(WEBSOCKET, websocket_url(ctx.http_url(domain, PATH)))]
+                if "bosh" in config.plugins.enabled:
+                    links.append((BOSH, ctx.http_url(domain, "http-bind")))
+                return links
 
             ctx.http_resource(".well-known", WellKnown(links))
 
