@@ -227,7 +227,8 @@ def test_secure_refuses_dialback_without_tls(servers):
              f"from='{B}' to='{A}' version='1.0'>")
     features = raw.read_until(b"</stream:features>")
     assert b"<required" in features  # STARTTLS is mandatory for this peer
+    assert b"urn:xmpp:features:dialback" not in features  # so no dialback before it
     raw.send(f"<db:result from='{B}' to='{A}'>0123abcd</db:result>")
     data = raw.read_until_any(b"policy-violation", timeout=10)
-    assert b"type='error'" in data or b'type="error"' in data
-    assert "TLS required (policy secure)" in a.log()
+    assert b"<stream:error>" in data  # RFC 6120 §5.3.1: a stream error, not a db error
+    assert "dialback before STARTTLS, TLS required" in a.log()
