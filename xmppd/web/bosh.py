@@ -64,6 +64,7 @@ class BoshClientStream(ClientStream):
     """A client stream whose output is collected by its session, element by element."""
 
     stream_end = TERMINATE
+    transport_name = "bosh"  # for the metrics
 
     def header_bytes(self, to, from_, version) -> bytes:
         return b""  # the session's response carries the stream's attributes (authid)

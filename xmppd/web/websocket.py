@@ -46,6 +46,7 @@ class FramedClientStream(ClientStream):
     """A client stream whose every header, element and end is one WebSocket message."""
 
     stream_end = CLOSE
+    transport_name = "websocket"  # for the metrics
     see_other_uri: str | None = None  # send every client there (RFC 7395 §3.6.1)
 
     def header_bytes(self, to: str | None, from_: str | None, version: str | None) -> bytes:

@@ -1,0 +1,78 @@
+# -*- test-case-name: tests.integration.test_metrics -*-
+"""What the metrics plugin measures, in its own prometheus_client registry.
+
+Sessions are counted when scraped, from the sessions bound and not yet ended (events), by
+the transport of their stream (``transport_name`` of the stream class: tcp, websocket, bosh;
+"hibernated" while a session waits for its client to resume it). Stanzas are counted by a
+session filter in each direction, by kind (message, presence, iq, other). The process's
+CPU, memory and file descriptors come from prometheus_client's process collector.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from xmppd.c2s import filters
+
+KINDS = frozenset(("message", "presence", "iq"))
+FILTER_PRIORITY = -1000  # closest to the wire: what the client really sent and gets
+
+
+class SessionCollector(Collector):
+    """``xmppd_c2s_sessions{transport}``: bound client sessions now."""
+
+    def __init__(self) -> None:
+        self.sessions: set = set()
+
+    def collect(self):
+        counts = {"tcp": 0, "websocket": 0, "bosh": 0, "hibernated": 0}
+        for session in self.sessions:
+            stream = getattr(session, "stream", None)
+            name = "hibernated" if stream is None else getattr(stream, "transport_name", "tcp")
+            counts[name] = counts.get(name, 0) + 1
+        family = GaugeMetricFamily("xmppd_c2s_sessions", "bound client sessions",
+                                   labels=["transport"])
+        for transport, count in sorted(counts.items()):
+            family.add_metric([transport], count)
+        yield family
+
+
+class Metrics:
+    """The registry and the hooks that feed it."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.sessions = SessionCollector()
+        self.registry.register(self.sessions)
+        self.stanzas = Counter("xmppd_c2s_stanzas", "stanzas from and to client sessions",
+                               ["direction", "kind"], registry=self.registry)
+        self._counters = {(direction, kind): self.stanzas.labels(direction, kind)
+                          for direction in ("in", "out")
+                          for kind in (*KINDS, "other")}
+
+    # -- events
+
+    def session_bound(self, session) -> None:
+        self.sessions.sessions.add(session)
+
+    def session_closed(self, session, *_args) -> None:
+        self.sessions.sessions.discard(session)
+
+    # -- session filters
+
+    def add_filters(self, session) -> None:
+        session.filters.add(filters.IN, self._counter("in"), FILTER_PRIORITY)
+        session.filters.add(filters.OUT, self._counter("out"), FILTER_PRIORITY)
+
+    def _counter(self, direction: str):
+        counters = self._counters
+
+        def count(element, _session):
+            name = element.name
+            counters[(direction, name if name in KINDS else "other")].inc()
+            return element
+
+        return count

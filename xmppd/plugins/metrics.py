@@ -1,0 +1,56 @@
+# -*- test-case-name: tests.integration.test_metrics -*-
+"""OpenMetrics at ``http://LISTEN/metrics`` for Prometheus (xmppd.metrics).
+
+Its own listener, not the ``[http]`` web server that web clients reach: metrics say who is
+online how much, so they stay on loopback unless the operator opens them. ``[plugins.metrics]``:
+``listen`` (a Twisted endpoint string, "tcp:5290:interface=127.0.0.1").
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.web import server
+from zope.interface import implementer
+
+from xmppd import events
+from xmppd.interfaces import IXmppdPlugin
+from xmppd.metrics.collect import Metrics
+from xmppd.metrics.web import MetricsRoot
+from xmppd.plugins._config import reject_unknown_keys
+from xmppd.stream.listen import listen
+
+DEFAULT_LISTEN = "tcp:5290:interface=127.0.0.1"
+
+
+class _QuietSite(server.Site):
+    def log(self, request) -> None:
+        pass
+
+
+@implementer(IXmppdPlugin)
+class MetricsPlugin:
+    name = "metrics"
+    requires = ()
+
+    def configure(self, options) -> str:
+        reject_unknown_keys(options, ("listen",))
+        return options.option_str("listen", DEFAULT_LISTEN)
+
+    def setup(self, ctx) -> defer.Deferred:
+        description = ctx.settings or self.configure(ctx)
+        self.port = None
+        metrics = Metrics()
+        ctx.on(events.SESSION_BOUND, metrics.session_bound)
+        ctx.on(events.SESSION_CLOSED, metrics.session_closed)
+        ctx.session_filters(metrics.add_filters)
+        site = _QuietSite(MetricsRoot(metrics.registry), reactor=ctx.reactor)
+        d = listen(ctx.reactor, description, site)
+        d.addCallback(lambda port: setattr(self, "port", port))
+        return d
+
+    def teardown(self) -> defer.Deferred | None:
+        port, self.port = self.port, None
+        return defer.maybeDeferred(port.stopListening) if port is not None else None
+
+
+metrics = MetricsPlugin()
