@@ -13,6 +13,7 @@ import signal
 import psycopg
 import pytest
 
+from tests.integration import test_mam
 from tests.integration.conftest import PASSWORD, assert_log_for_admins, serve
 from tests.integration.serverproc import XmppdProcess
 from tests.integration.test_im import IM_PLUGINS, body_is, online, settle
@@ -28,6 +29,16 @@ def on_postgresql(tmp_path):
     proc.dsn = dsn
     yield from serve(proc, ("alice", "bob"))
     assert SECRET not in proc.log()
+    assert not list(tmp_path.rglob("*.sqlite*")), "an SQLite file was made"
+
+
+@pytest.fixture
+def archive_on_postgresql(tmp_path):
+    dsn = postgresql().fresh_database()
+    yield from serve(XmppdProcess(tmp_path, extra=postgresql_config(dsn) + test_mam.PLUGINS))
+    # Each message in its sender's and its recipient's archive (and the scenario's few more).
+    [(archived,)] = rows(dsn, "SELECT COUNT(*) FROM store_archive_log")
+    assert archived >= 4 * test_mam.EACH_WAY
     assert not list(tmp_path.rglob("*.sqlite*")), "an SQLite file was made"
 
 
@@ -104,6 +115,13 @@ def test_sigkill_loses_no_accepted_message(on_postgresql):
     asyncio.run(send())
     server.start()
     asyncio.run(receive())
+
+
+def test_message_archive_on_postgresql(archive_on_postgresql):
+    """test_mam's scenario (hundreds of messages paged both ways, a forged id stripped, a
+    restart) on PostgreSQL: the message archives' batched writes and queries."""
+    test_mam.test_hundreds_of_messages_paged_both_ways_forged_id_stripped_after_restart(
+        archive_on_postgresql)
 
 
 def test_migrate_storage_moves_a_server_from_sqlite_to_postgresql(tmp_path):
