@@ -75,8 +75,11 @@ class PostgreSQLServer:
         os.chmod(self.directory, 0o700)
 
     def _run(self, *command: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([*self.prefix, *command], capture_output=True, text=True,
-                                timeout=START_TIMEOUT, cwd=self.directory)
+        try:
+            result = subprocess.run([*self.prefix, *command], capture_output=True, text=True,
+                                    timeout=START_TIMEOUT, cwd=self.directory)
+        except (OSError, subprocess.SubprocessError) as error:
+            raise PostgreSQLUnavailable(f"{' '.join(command)}: {error}") from None
         if result.returncode != 0:
             raise PostgreSQLUnavailable(
                 f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}"

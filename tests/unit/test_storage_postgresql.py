@@ -26,7 +26,12 @@ from tests.storage_contract import (
     ServerRosterStoreContract,
     UserStoreContract,
 )
-from tests.storage_engines import OnPostgreSQL, postgresql
+from tests.storage_engines import (
+    OnPostgreSQL,
+    PostgreSQLServer,
+    PostgreSQLUnavailable,
+    postgresql,
+)
 from tests.unit import test_archive_log
 from xmppd.config import ConfigError, load_config
 from xmppd.mam.ids import EntryIds
@@ -100,6 +105,15 @@ class ArchiveLogTests(test_archive_log.ArchiveLogTests):
                 plan = " ".join(row[0] for row in rows)
                 self.assertNotIn("Seq Scan", plan, (name, plan))
                 self.assertIn("store_archive_log_", plan, (name, plan))
+
+
+class TestServerTests(unittest.TestCase):
+    def test_a_server_that_cannot_start_is_an_error_not_a_skip(self):
+        server = PostgreSQLServer()
+        self.addCleanup(server.stop)
+        server.bin = "/nonexistent/postgresql/bin"
+        error = self.assertRaises(PostgreSQLUnavailable, server.start)
+        self.assertIn("initdb", str(error))
 
 
 class DialectTests(unittest.TestCase):
