@@ -5,7 +5,10 @@ WebSocket client), stanzas by direction and kind, the process's memory and CPU."
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -14,6 +17,8 @@ from websockets.asyncio.client import connect
 from tests.integration.conftest import login, logout, serve
 from tests.integration.serverproc import XmppdProcess, free_port
 from tests.integration.test_websocket import WsClient
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "etc" / "grafana-dashboard.json"
 
 
 @pytest.fixture
@@ -66,6 +71,11 @@ def test_scrape(server):
             assert samples[("xmppd_c2s_stanzas_total", got)] >= 1
             assert samples[("process_resident_memory_bytes", ())] > 10_000_000
             assert samples[("process_cpu_seconds_total", ())] > 0
+            # every series the sample Grafana dashboard asks for exists
+            dashboard = json.loads(DASHBOARD.read_text())
+            asked = {name for panel in dashboard["panels"] for target in panel["targets"]
+                     for name in re.findall(r"\b(?:xmppd|process)_\w+", target["expr"])}
+            assert asked and asked <= {name for name, _labels in samples}, asked
         await logout(alice)
         for _ in range(50):
             samples = scrape(server)
