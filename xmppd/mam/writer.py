@@ -39,6 +39,7 @@ from zope.interface import implementer
 from xmppd.interfaces import IArchiveWrites
 from xmppd.logs import get_logger
 from xmppd.storage.records import ArchiveEntry
+from xmppd.stream import output
 
 log = get_logger(__name__)
 
@@ -158,4 +159,11 @@ class BatchWriter:
         for account in write.accounts:
             if self._writing.get(account) is write:
                 del self._writing[account]
-        write.finish()
+        # The waiters are streams that stopped for the disk (backlog, settled): they resume
+        # here, outside any read, where each stanza they send would be its own TLS record
+        # and send(); in one write batch they go out as after a read (xmppd.stream.output).
+        output.batch.begin()
+        try:
+            write.finish()
+        finally:
+            output.batch.end()
