@@ -11,6 +11,14 @@ A login is what a real client does, one round trip at a time: stream header ▸ 
 handshake (the ssl module, OpenSSL) ▸ header ▸ SASL SCRAM-SHA-256 (or PLAIN, only inside TLS)
 ▸ header ▸ bind ▸ initial presence, done when the server echoes that presence back (RFC 6121
 §4.2.2: a user's own resources see its presence, the sender included).
+
+Against a server in the "modern" profile (``Target.modern``) a client behaves like today's
+mobile and desktop clients: after bind it enables stream management (XEP-0198) and carbons
+(XEP-0280) and says it is active (XEP-0352), one round trip each, before its presence. Once
+SM is on, the connection counts the stanzas it receives (cheaply: the openings of message,
+presence and iq elements, less the messages wrapped in a ``<forwarded/>``, which can only
+undercount, and an undercount is harmless), answers every ``<r/>`` with ``<a h=.../>``, and asks
+for an ack itself after every 5 stanzas it sends.
 """
 
 from __future__ import annotations
@@ -34,6 +42,12 @@ PASSWORD = "correct horse battery staple"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 STARTTLS = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
 PRESENCE = b"<presence/>"
+NS_SM = "urn:xmpp:sm:3"
+SM_ENABLE = b"<enable xmlns='urn:xmpp:sm:3'/>"
+SM_REQUEST = b"<r xmlns='urn:xmpp:sm:3'/>"
+SM_REQUEST_EVERY = 5  # stanzas sent between two of our <r/>
+CARBONS_ENABLE = (b"<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+CSI_ACTIVE = b"<active xmlns='urn:xmpp:csi:0'/>"
 STREAM_END = b"</stream:stream>"
 _BIND = ("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
          "<resource>{resource}</resource></bind></iq>")
@@ -43,9 +57,16 @@ PROCEED = re.compile(rb"<proceed\b")
 CHALLENGE = re.compile(rb"<challenge\b[^>]*>([^<]*)</challenge>")
 SUCCESS = re.compile(rb"<success\b[^>]*?(?:/>|>([^<]*)</success>)")
 BOUND = re.compile(rb"<iq\b[^>]*\bid=['\"]bind['\"][^>]*>.*?</iq>", re.DOTALL)
+SM_ENABLED = re.compile(rb"<enabled\b[^>]*>")
+CARBONS_ENABLED = re.compile(rb"<iq\b[^>]*\bid=['\"]carbons['\"][^>]*>")
+_STANZA_OPENING = re.compile(rb"<(?:message|presence|iq)[\s/>]")
+_FORWARDED = re.compile(rb"<forwarded[\s/>]")
+_SERVER_REQUEST = re.compile(rb"<r[\s/>]")
+_LONGEST_TAG = 11  # len(b"<forwarded ")
 OWN_PRESENCE = re.compile(rb"<presence\b[^>]*?(?:/>|>.*?</presence>)", re.DOTALL)
 # What ends a login early: SASL or TLS failure, a stream error, an error answer to bind.
-FAILURE = re.compile(rb"<failure\b.*?(?:/>|</failure>)|<stream:error>.*?</stream:error>"
+FAILURE = re.compile(rb"<failure\b.*?(?:/>|</failure>)|<failed\b.*?(?:/>|</failed>)"
+                     rb"|<stream:error>.*?</stream:error>"
                      rb"|<iq\b[^>]*\btype=['\"]error['\"].*?</iq>", re.DOTALL)
 
 
@@ -57,12 +78,13 @@ class LoginError(Exception):
 class Target:
     """One server under test: where to connect and which process to watch."""
 
-    name: str  # "xmppd" or "prosody"
+    name: str  # "xmppd", "prosody" or "ejabberd"
     host: str
     port: int  # the STARTTLS (5222-style) listener
     domain: str
     cafile: Path  # the server's (self-signed) certificate, trusted by the client
     pid: int
+    modern: bool = False  # clients enable SM, carbons and CSI (see the module docstring)
 
     @property
     def header(self) -> bytes:
@@ -88,6 +110,7 @@ class Connection(asyncio.Protocol):
         self.user = ""
         self._pattern: re.Pattern | None = None
         self._waiter: asyncio.Future | None = None
+        self.acks: StreamAcks | None = None  # once stream management is enabled
 
     # -- asyncio.Protocol
 
@@ -95,6 +118,10 @@ class Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.acks is not None:
+            answer = self.acks.received(data)
+            if answer:
+                self.transport.write(answer)
         if self.sink is not None:
             self.sink(data)
             return
@@ -111,6 +138,8 @@ class Connection(asyncio.Protocol):
     # -- for the login and the workloads
 
     def send(self, data: bytes) -> None:
+        if self.acks is not None:
+            data += self.acks.sent(data)
         self.transport.write(data)
 
     async def expect(self, pattern: re.Pattern, timeout: float) -> re.Match:
@@ -172,6 +201,8 @@ async def login(target: Target, user: str, context: ssl.SSLContext, *,
         await conn.expect(FEATURES, timeout)
         conn.send(_BIND.format(resource=resource).encode())
         await conn.expect(BOUND, timeout)
+        if target.modern:
+            await _modern_session(conn, timeout)
         if presence:
             conn.send(PRESENCE)
             await conn.expect(OWN_PRESENCE, timeout)
@@ -180,6 +211,46 @@ async def login(target: Target, user: str, context: ssl.SSLContext, *,
         raise
     conn.received.clear()
     return conn
+
+
+async def _modern_session(conn: Connection, timeout: float) -> None:
+    """Stream management, carbons and CSI, as a modern client sets them up after bind."""
+    conn.send(SM_ENABLE)
+    await conn.expect(SM_ENABLED, timeout)
+    conn.acks = StreamAcks()
+    conn.send(CARBONS_ENABLE)
+    await conn.expect(CARBONS_ENABLED, timeout)
+    conn.send(CSI_ACTIVE)
+
+
+class StreamAcks:
+    """XEP-0198 counting for a client that never parses XML (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.handled = 0  # stanzas received since SM was enabled (h)
+        self.unrequested = 0  # stanzas sent since our last <r/>
+        self._tail = b""
+
+    def received(self, data: bytes) -> bytes:
+        """Count ``data``'s stanzas; the ``<a/>`` answers to the server's ``<r/>`` in it."""
+        chunk = self._tail + data
+        new = len(self._tail)  # a match that ends inside the old tail was counted before
+
+        def count(pattern: re.Pattern) -> int:
+            return sum(1 for match in pattern.finditer(chunk) if match.end() > new)
+
+        self.handled += count(_STANZA_OPENING) - count(_FORWARDED)
+        self._tail = chunk[-(_LONGEST_TAG - 1):]
+        requests = count(_SERVER_REQUEST)
+        return (b"<a xmlns='%s' h='%d'/>" % (NS_SM.encode(), self.handled % 2**32)) * requests
+
+    def sent(self, data: bytes) -> bytes:
+        """Count ``data``'s stanzas; an ``<r/>`` to send after it if 5 more went out."""
+        self.unrequested += len(_STANZA_OPENING.findall(data))
+        if self.unrequested < SM_REQUEST_EVERY:
+            return b""
+        self.unrequested = 0
+        return SM_REQUEST
 
 
 async def _authenticate(conn: Connection, user: str, password: str, mechanism: str,

@@ -1,5 +1,6 @@
-"""The side-by-side table: each headline metric for xmppd and Prosody, their ratio, and the
-target issue 6 sets for it (met or missed)."""
+"""The side-by-side table: each headline metric for xmppd and the reference servers (Prosody,
+ejabberd), xmppd's ratio to each, and the target issue 6 sets for it (met or missed; the
+targets are against Prosody)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,8 @@ def comparison(plan: Plan, results: dict) -> list[dict]:
         ours, theirs = medians.get("xmppd"), medians.get("prosody")
         if ours is not None and theirs:
             entry["ratio"] = ours / theirs
+        if ours is not None and medians.get("ejabberd"):
+            entry["ratio_ejabberd"] = ours / medians["ejabberd"]
         if row.goal is not None and ours is not None:
             entry["goal"] = row.goal.text
             entry["met"] = row.goal.check(ours, theirs)
@@ -96,16 +99,21 @@ def comparison(plan: Plan, results: dict) -> list[dict]:
     return table
 
 
+# The ratio columns: (key in a table entry, the reference server, the column's title)
+RATIOS = (("ratio", "prosody", "xmppd/Prosody"), ("ratio_ejabberd", "ejabberd", "xmppd/ejabberd"))
+
+
 def render(table: list[dict], servers: list[str]) -> str:
     """A Markdown table (readable as plain text too): median (min–max) per server."""
-    header = ["metric", *servers, "xmppd/Prosody", "target", "met?"]
+    ratios = [(key, title) for key, server, title in RATIOS if server in servers]
+    header = ["metric", *servers, *(title for _key, title in ratios), "target", "met?"]
     lines = [header]
     for entry in table:
         cells = [entry["label"]]
         for server in servers:
             value = entry.get(server)
             cells.append("—" if value is None else _cell(value, entry["digits"]))
-        cells.append(f"{entry['ratio']:.2f}" if "ratio" in entry else "")
+        cells.extend(f"{entry[key]:.2f}" if key in entry else "" for key, _title in ratios)
         cells.append(entry.get("goal", ""))
         met = entry.get("met")
         cells.append("" if "goal" not in entry else {True: "yes", False: "NO"}.get(met, "n/a"))

@@ -1,6 +1,7 @@
-"""``make bench``: every workload against xmppd and Prosody, side by side.
+"""``make bench``: every workload against xmppd, Prosody and ejabberd, side by side.
 
-    python -m bench.run [--quick] [--servers xmppd,prosody] [--workloads ...] [--output FILE]
+    python -m bench.run [--quick] [--servers xmppd,prosody,ejabberd] [--profile plain,modern]
+                        [--workloads ...] [--output FILE]
 
 Each workload runs against a freshly started server (so one workload's leftovers never
 flatter or burden the next) that has one core to itself: the server is pinned to the first
@@ -8,6 +9,12 @@ usable core and this process (the load generator, and py-spy) to the others. Onl
 runs at a time. The table shows medians of the repetitions with their range; everything,
 every repetition included, goes to bench/results/bench-<time>.json. ``BENCH_QUICK=1`` (or
 ``--quick``) makes everything tiny: a smoke test of the tooling, not a measurement.
+
+``--profile`` picks the server profiles, each measured in full and shown in a table of its own:
+"plain" (the IM features all three are configured with) and "modern" (MAM for everyone,
+carbons, stream management, CSI, PEP; the clients enable SM, carbons and CSI): see
+bench/servers.py. The JSON has each profile's results under ``by_profile``; its top-level
+``results`` and ``table`` are the first profile's.
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ from pathlib import Path
 
 from bench import procstats
 from bench.attack import under_attack
+from bench.ejabberd import EjabberdUnderTest, ensure_ejabberd
 from bench.muc import muc_room
 from bench.profile import LOADS, profile
 from bench.report import comparison, render
 from bench.servers import (
     DOMAIN,
+    PROFILES,
     XMPPD_PLUGINS,
     ProsodyUnderTest,
     XmppdUnderTest,
@@ -41,7 +50,8 @@ from bench.workloads import FULL, QUICK, WORKLOADS
 from xmppd.stream.selfsigned import make_self_signed
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SERVERS = {"xmppd": XmppdUnderTest, "prosody": ProsodyUnderTest}
+SERVERS = {"xmppd": XmppdUnderTest, "prosody": ProsodyUnderTest,
+           "ejabberd": EjabberdUnderTest}
 PROFILE_SECONDS = {False: 12.0, True: 1.0}  # full run, quick run
 # The default workloads: issue 6's four and the MUC room (bench/muc.py); opt-in, not in the
 # default list: --workloads under_attack (bench/attack.py)
@@ -53,8 +63,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes and durations (also BENCH_QUICK=1)")
-    parser.add_argument("--servers", default="xmppd,prosody",
+    parser.add_argument("--servers", default=",".join(SERVERS),
                         help="comma-separated, from: " + ", ".join(SERVERS))
+    parser.add_argument("--profile", default="plain",
+                        help="the server profiles, comma-separated, from: " + ", ".join(PROFILES)
+                             + " (plain,modern measures both)")
     parser.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
                         help="comma-separated, from: " + ", ".join(ALL_WORKLOADS))
     parser.add_argument("--output", type=Path, help="the JSON file (default: bench/results/)")
@@ -69,6 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.quick = args.quick or os.environ.get("BENCH_QUICK", "") not in ("", "0")
     args.servers = _choices(parser, args.servers, SERVERS)
+    args.profile = _choices(parser, args.profile, PROFILES)
     args.workloads = _choices(parser, args.workloads, ALL_WORKLOADS)
     args.profiles = _choices(parser, args.profiles, LOADS)
     return args
@@ -96,37 +110,48 @@ def main(argv: list[str] | None = None) -> int:
         procstats.pin(0, cores[1])
     if "prosody" in args.servers and not ensure_prosody():
         args.servers.remove("prosody")
+    if "ejabberd" in args.servers and not ensure_ejabberd():
+        args.servers.remove("ejabberd")
     started = time.monotonic()
+    by_profile = {}
+    profiles = {}
     with tempfile.TemporaryDirectory(prefix="xmppd-bench-") as tmp:
-        under_test = _prepare(Path(tmp), args.servers, plan, args.xmppd_plugins)
-        results = {server.name: {} for server in under_test}
-        for workload in args.workloads:
-            for server in under_test:
-                _say(f"{workload} on {server.name}")
-                results[server.name][workload] = _measure(server, workload, plan, cores)
-        xmppd = next((s for s in under_test if s.name == "xmppd"), None)
-        profiles = {}
-        if xmppd is not None and not args.no_profile:
-            for load in args.profiles:
-                _say(f"profiling xmppd under {load} with py-spy")
-                profiles[load] = profile(xmppd, plan, load, PROFILE_SECONDS[args.quick],
-                                         pin_server=_pinner(cores))
-        versions = {server.name: server.version() for server in under_test}
-        problems = {server.name: server.problems for server in under_test}
-    table = comparison(plan, results)
-    print()
-    print(render(table, args.servers))
+        for server_profile in args.profile:
+            under_test = _prepare(Path(tmp) / server_profile, args.servers, plan,
+                                  args.xmppd_plugins, server_profile)
+            results = {server.name: {} for server in under_test}
+            for workload in args.workloads:
+                for server in under_test:
+                    _say(f"{workload} on {server.name} ({server_profile} profile)")
+                    results[server.name][workload] = _measure(server, workload, plan, cores)
+            xmppd = next((s for s in under_test if s.name == "xmppd"), None)
+            if xmppd is not None and not args.no_profile and not profiles:
+                for load in args.profiles:
+                    _say(f"profiling xmppd under {load} with py-spy ({server_profile} profile)")
+                    profiles[load] = profile(xmppd, plan, load, PROFILE_SECONDS[args.quick],
+                                             pin_server=_pinner(cores))
+            versions = {server.name: server.version() for server in under_test}
+            by_profile[server_profile] = {
+                "results": results, "table": comparison(plan, results),
+                "problems": {server.name: server.problems for server in under_test}}
+    for server_profile, run in by_profile.items():
+        print(f"\n{server_profile} profile")
+        print(render(run["table"], args.servers))
     for load, summary in profiles.items():
         _print_profile(load, summary)
-    for warning in _interference(results):
-        print(f"warning: {warning}")
-    for name, seen in problems.items():
-        for problem in seen:
-            print(f"warning: {name}: {problem}")
+    for server_profile, run in by_profile.items():
+        for warning in _interference(run["results"]):
+            print(f"warning: {warning} ({server_profile} profile)")
+        for name, seen in run["problems"].items():
+            for problem in seen:
+                print(f"warning: {name}: {problem} ({server_profile} profile)")
+    first = by_profile[args.profile[0]]
+    table, results, problems = first["table"], first["results"], first["problems"]
     report = {
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "xmppd_plugins": args.xmppd_plugins,
+        "server_profiles": args.profile,
         "seconds": round(time.monotonic() - started, 1),
         "machine": _machine(cores),
         "versions": versions,
@@ -135,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "profiles": profiles,
         "problems": problems,
+        "by_profile": by_profile,
     }
     output = args.output or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -143,14 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _prepare(workdir: Path, names: list[str], plan, xmppd_plugins: str = "plain") -> list:
+def _prepare(workdir: Path, names: list[str], plan, xmppd_plugins: str = "plain",
+             server_profile: str = "plain") -> list:
     cert, key = workdir / "tls" / f"{DOMAIN}.crt", workdir / "tls" / f"{DOMAIN}.key"
     make_self_signed(cert, key, [DOMAIN])
     under_test = []
     for name in names:
         extra = {"plugins": xmppd_plugins} if name == "xmppd" else {}
         server = SERVERS[name](workdir / name, (cert, key), plan.users, plan.fanout_contacts,
-                               **extra)
+                               profile=server_profile, **extra)
         _say(f"writing {plan.users + 1:,} accounts for {name}")
         server.prepare()
         under_test.append(server)

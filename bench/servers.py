@@ -4,7 +4,11 @@ Both get the same certificate (ECDSA P-256, self-signed), TLS required before
 authentication, SCRAM-SHA-256 with 10,000 iterations (Prosody: ``password_hash = "SHA-256"``),
 storage on local disk (xmppd: SQLite in WAL mode; Prosody: its internal file store), a loopback
 listener, logging at info to a file, and the same IM features (roster, presence, offline
-messages, disco, ping, version). They run through the test harnesses
+messages, disco, ping, version). ejabberd, the third, is set up alike in bench/ejabberd.py.
+The "modern" profile (``--profile modern``) adds to each what today's clients use: message
+archiving for every account (XEP-0313), carbons, stream management, client state indication and
+PEP; the load generator's clients then enable SM, carbons and CSI (bench/loadgen.py).
+They run through the test harnesses
 (tests/integration/serverproc.py, tests/interop/prosody.py); the accounts are written once into
 a template data directory that each fresh start copies (bench/accounts.py).
 """
@@ -20,6 +24,7 @@ from bench.accounts import seed_xmppd, write_prosody_data
 from bench.loadgen import Target
 from tests.integration.serverproc import XmppdProcess
 from tests.interop import prosody as prosody_harness
+from xmppd.config import DEFAULT_PLUGINS
 from xmppd.storage import SQLITE_FILENAME
 
 DOMAIN = "localhost"
@@ -35,14 +40,24 @@ XMPPD_PLUGINS = {
     "default": None,  # the server's own default list
     "archive": (*PLAIN_PLUGINS, "mam"),
 }
+PROFILES = ("plain", "modern")
+# What the modern profile adds, per server (ejabberd's: bench/ejabberd.py).
+XMPPD_MODERN = ("mam", "carbons", "smacks", "csi", "pep")
+PROSODY_MODERN = ("mam", "carbons", "smacks", "csi_simple", "pep")
+PROSODY_MODERN_CONFIG = ('archive_expires_after = "1w"\ndefault_archive_policy = true\n'
+                         "smacks_max_unacked_stanzas = 5\n")
 
 
 class XmppdUnderTest:
     name = "xmppd"
 
     def __init__(self, workdir: Path, certificate: tuple[Path, Path], users: int,
-                 hub_contacts: int, plugins: str = "plain") -> None:
+                 hub_contacts: int, plugins: str = "plain", profile: str = "plain") -> None:
         self.plugins = XMPPD_PLUGINS[plugins]
+        self.profile = profile
+        if profile == "modern":
+            base = DEFAULT_PLUGINS if self.plugins is None else self.plugins
+            self.plugins = (*base, *(name for name in XMPPD_MODERN if name not in base))
         self.workdir = workdir
         self.certificate = certificate
         self.users = users
@@ -75,7 +90,8 @@ class XmppdUnderTest:
                      directory / "data" / SQLITE_FILENAME)
         self.process.start(timeout=60)
         return Target(self.name, "127.0.0.1", self.process.c2s_port, DOMAIN,
-                      self.certificate[0], self.process.process.pid)
+                      self.certificate[0], self.process.process.pid,
+                      modern=self.profile == "modern")
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -96,7 +112,8 @@ class ProsodyUnderTest:
     name = "prosody"
 
     def __init__(self, workdir: Path, certificate: tuple[Path, Path], users: int,
-                 hub_contacts: int) -> None:
+                 hub_contacts: int, profile: str = "plain") -> None:
+        self.profile = profile
         self.workdir = workdir
         self.certificate = certificate
         self.users = users
@@ -116,14 +133,16 @@ class ProsodyUnderTest:
     def start(self, label: str) -> Target:
         directory = self.workdir / label
         shutil.copytree(self.workdir / "template" / "data", directory / "data")
+        modern = self.profile == "modern"
         self.process = prosody_harness.ProsodyProcess(
             directory, DOMAIN, certificate=self.certificate, log_level="info",
-            modules=("offline", "version"),
+            modules=("offline", "version", *(PROSODY_MODERN if modern else ())),
             extra_config='password_hash = "SHA-256"\ndefault_iteration_count = 10000\n'
-                         f'Component "conference.{DOMAIN}" "muc"')
+                         + (PROSODY_MODERN_CONFIG if modern else "")
+                         + f'Component "conference.{DOMAIN}" "muc"')
         self.process.start(timeout=60)
         return Target(self.name, self.process.ip, self.process.c2s_port, DOMAIN,
-                      self.certificate[0], self.process.process.pid)
+                      self.certificate[0], self.process.process.pid, modern=modern)
 
     def stop(self) -> None:
         process, self.process = self.process, None
