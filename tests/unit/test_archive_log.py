@@ -144,6 +144,13 @@ class ArchiveLogTests(unittest.TestCase):
                          [e.id for e in bobs[2:]])
 
     @defer.inlineCallbacks
+    def test_the_newest_position_is_the_last_written(self):
+        self.assertIsNone((yield self.store.newest_position()))
+        yield self.fill(3, owner=BOB)
+        (last,) = yield self.fill(1)
+        self.assertEqual((yield self.store.newest_position()), last.id)
+
+    @defer.inlineCallbacks
     def test_a_deleted_account_takes_its_archive_along(self):
         yield self.storage.users.create_user("alice", "example.org", derive_all("pencil", 64))
         yield self.fill(3)

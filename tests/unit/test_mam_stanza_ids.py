@@ -97,3 +97,11 @@ def test_entry_ids_stay_in_order_when_the_clock_goes_back_and_differ_in_their_ra
     many = [ids() for _ in range(5000)]  # across a change of the cached high digits
     assert many == sorted(many) and many[0] > third
     assert len({each[-12:] for each in (first, second, third)}) == 3
+
+
+def test_entry_ids_after_a_restart_sort_after_the_archives_newest_whatever_the_clock():
+    before = EntryIds(clock=lambda: 2 * 10**18)
+    newest = before()
+    behind = EntryIds(clock=lambda: 10**18)  # the clock went back across a restart
+    behind.not_before(newest)
+    assert behind() > newest

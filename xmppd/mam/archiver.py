@@ -55,6 +55,10 @@ class Archiver:
         self._new_id = EntryIds(_nanoseconds(seconds))
         self._last: tuple[object, str] = (None, "")  # the element serialized last, its text
 
+    def not_before(self, position: str) -> None:
+        """Ids made from now on sort after ``position`` (the archive's newest at start)."""
+        self._new_id.not_before(position)
+
     def outgoing(self, stanza: Stanza, origin):
         """What a local client sends: forged ids out; the sender's copy archived."""
         stripped = None

@@ -51,6 +51,14 @@ def position_bound(stamp: float, offset: int = 0) -> str:
     return _digits(micros, _TIME_DIGITS)
 
 
+def micros_of(position: str) -> int:
+    """The microseconds an id (or a position) starts with."""
+    number = 0
+    for digit in position[:_TIME_DIGITS]:
+        number = number * 64 + _DIGITS.index(digit)
+    return number
+
+
 def stamp_position(stamp: float, number: int) -> str:
     """A position in the same order as ids for an entry of ``stamp`` that was numbered
     ``number`` (an archive entry from before these ids, adopted with its own id)."""
@@ -72,6 +80,11 @@ class EntryIds:
         self._high = -1  # the microseconds >> 12 whose 7 digits are in _high_digits
         self._high_digits = ""
         self.stamp = 0.0  # the time of the last id made, in POSIX seconds: its entry's stamp
+
+    def not_before(self, position: str) -> None:
+        """Make every later id greater than ``position`` (the newest in the archive when the
+        server starts: the clock may have gone back across the restart)."""
+        self._last = max(self._last, micros_of(position))
 
     def __call__(self) -> str:
         at = self._at

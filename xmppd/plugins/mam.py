@@ -63,10 +63,11 @@ class Mam:
         ctx.provide(IArchiveWrites, self.writer)  # stream management's <a/> waits for it too
         self.prefs = ArchivePrefs(ctx.open_store("mam_prefs", "map"), options["default_prefs"])
         users = ctx.storage.users
-        self._add_links(ctx, Archiver(
+        self.archiver = archiver = Archiver(
             self.writer, self.prefs, ctx.query, ctx.domains, ctx.reactor.seconds,
             ctx.sessions.resources, lambda account: users.user_exists(account.user,
-                                                                      account.host)))
+                                                                      account.host))
+        self._add_links(ctx, archiver)
         self._add_answerers(ctx)
         ctx.on(events.USER_DELETING, self.on_user_deleting)
         ctx.on(events.USER_DELETED, self.on_user_deleted)
@@ -84,6 +85,9 @@ class Mam:
         if moved:
             log.info("archive: {count} entries moved to the message archive table",
                      count=moved)
+        newest = await self.store.newest_position()
+        if newest is not None:
+            self.archiver.not_before(newest)  # the clock may be behind the archive
         await self.prefs.load(domains)
 
     def _add_links(self, ctx, archiver: Archiver) -> None:

@@ -134,6 +134,11 @@ class SQLArchiveLog(GenericStore):
             return self._db.write(self._retire, condition, params)
         return self._db.write(self._delete_where, check_owner(owner), condition, params)
 
+    def newest_position(self) -> defer.Deferred:
+        """The position of the entry written last (of any owner), or None: ids made after a
+        restart must sort after it even if the clock went back (EntryIds.not_before)."""
+        return self._db.read(self._newest)
+
     def adopt(self) -> defer.Deferred:
         """Move this store's entries from the generic archive (written before migration
         0005) here, ids and order kept; fires with how many moved (0, but for the first
@@ -210,6 +215,12 @@ class SQLArchiveLog(GenericStore):
         cursor.execute(self._sql("SELECT id FROM store_scopes WHERE store = ?"), (self.name,))
         return sum(self._delete_in(cursor, scope, condition, params)
                    for (scope,) in cursor.fetchall())
+
+    def _newest(self, cursor) -> str | None:
+        # The newest row has the greatest rowid (SQLite gives max + 1): no scan.
+        cursor.execute(f"SELECT position FROM {TABLE} ORDER BY rowid DESC LIMIT 1")
+        row = cursor.fetchone()
+        return None if row is None else row[0]
 
     def _adopt(self, cursor) -> int:
         scopes = "SELECT id FROM store_scopes WHERE store = ?"
