@@ -185,10 +185,16 @@ def _prepare(workdir: Path, names: list[str], plan, xmppd_plugins: str = "plain"
 
 
 def _measure(server, workload: str, plan, cores) -> dict:
-    target = server.start(workload)
-    _pinner(cores)(target.pid)
+    """The workload's summarized metrics; empty, with the failure in the server's problems,
+    if the server or the workload failed (a long run goes on with the next one)."""
     try:
+        target = server.start(workload)
+        _pinner(cores)(target.pid)
         raw = asyncio.run(ALL_WORKLOADS[workload](target, plan))
+    except Exception as error:  # noqa: BLE001 - reported in the table's warnings and the JSON
+        server.problems.append(f"{workload} failed: {type(error).__name__}: {error}"[:2000])
+        _say(f"{workload} on {server.name} failed: {type(error).__name__}: {str(error)[:300]}")
+        return {}
     finally:
         server.stop()
     return {metric: summarize(values) for metric, values in raw.items()}
