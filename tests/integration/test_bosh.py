@@ -172,8 +172,24 @@ def test_repeated_and_out_of_order_requests(server):
         alice.rid += 2
         ids = [iq.get("id") for body in answers for iq in body.iter(f"{{{CLIENT}}}iq")]
         assert ids == ["first", "second"], ids
+        # a held request whose connection breaks is sent again: it takes the old one's place
+        # and gets what comes for the client
+        lost_rid = alice.rid + 1
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+                ssl=ssl.create_default_context(cafile=str(server.cert)))) as other:
+            lost = asyncio.ensure_future(BoshClient(other, alice.url).raw(
+                alice.body(rid=lost_rid)))
+            await asyncio.sleep(0.5)
+            lost.cancel()
+        alice.rid += 1
+        resent = asyncio.ensure_future(alice.post(rid=lost_rid))
+        await asyncio.sleep(0.5)
+        following = asyncio.ensure_future(alice.post(ping("after-loss")))
+        body = await asyncio.wait_for(resent, 10)
+        assert [iq.get("id") for iq in body.iter(f"{{{CLIENT}}}iq")] == ["after-loss"]
+        await asyncio.wait_for(following, 10)
         # a stale rid, one not kept any more: the session ends
-        stale = await alice.post(rid=rid - 5)
+        stale = await alice.post(rid=rid - 2)
         assert (stale.get("type"), stale.get("condition")) == ("terminate", "item-not-found")
         assert (await alice.post()).get("condition") == "item-not-found"
 

@@ -163,9 +163,10 @@ class BoshSession:
 
     # -- requests
 
-    def receive(self, request, rid: int, attributes: dict, elements: list) -> None:
-        """A request of this session (not its first)."""
+    def receive(self, request, rid: int, attributes: dict, elements: list, size: int) -> None:
+        """A request of this session (not its first), ``size`` bytes long."""
         self._cancel_inactivity()
+        self.heard(size)
         if rid < self.next_rid:
             self._repeated(request, rid)
             return
@@ -192,6 +193,12 @@ class BoshSession:
             else:
                 self.stream.elements_received(header, elements)
         self._deliver()
+
+    def heard(self, size: int) -> None:
+        """For the stream's limits: the client is alive (no ping needed), and its bytes."""
+        guard = self.stream.guard if self.stream is not None else None
+        if guard is not None:
+            guard.received(size)
 
     def _repeated(self, request, rid: int) -> None:
         """A rid already handled: its connection broke; the same answer, or a new wait."""
@@ -397,7 +404,8 @@ class BoshResource(resource.Resource):
         request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
         session = None
         try:
-            attributes, elements = _parse_body(request.content.read(), self.max_body)
+            data = request.content.read()
+            attributes, elements = _parse_body(data, self.max_body)
             rid = _number(attributes.get("rid"), None)
             if rid is None:
                 raise BoshError("bad-request")
@@ -413,7 +421,7 @@ class BoshResource(resource.Resource):
             session = self.manager.sessions.get(sid)
             if session is None:
                 raise BoshError("item-not-found")
-            session.receive(request, rid, attributes, elements)
+            session.receive(request, rid, attributes, elements, len(data))
             return server.NOT_DONE_YET
         except BoshError as error:
             if session is not None:
