@@ -68,6 +68,9 @@ class Dialect:
     # What the column type TEXT of a migration becomes: text must compare and sort by code
     # point on every engine (archive positions are compared as strings), as SQLite's does.
     text: str = "TEXT"
+    # A column that grows with every row inserted, so the newest row of a table is found without
+    # a scan (SQLite's "rowid"); None where there is none (PostgreSQL's ctid is no order).
+    rowid: str | None = None
 
     def sql(self, query: str) -> str:
         """``query`` with this engine's placeholder style."""
@@ -99,6 +102,7 @@ SQLITE = Dialect(
     },
     # IMMEDIATE takes the write lock up front, so a read-then-write never hits SQLITE_BUSY midway.
     begin_write="BEGIN IMMEDIATE",
+    rowid="rowid",
 )
 
 # Identity columns never hand an id out twice, so serial and monotonic_serial differ in width

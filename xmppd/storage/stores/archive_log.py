@@ -217,8 +217,15 @@ class SQLArchiveLog(GenericStore):
                    for (scope,) in cursor.fetchall())
 
     def _newest(self, cursor) -> str | None:
-        # The newest row has the greatest rowid (SQLite gives max + 1): no scan.
-        cursor.execute(f"SELECT position FROM {TABLE} ORDER BY rowid DESC LIMIT 1")
+        rowid = self._db.dialect.rowid
+        if rowid is not None:
+            # The newest row has the greatest rowid (SQLite gives max + 1): no scan.
+            cursor.execute(f"SELECT position FROM {TABLE} ORDER BY {rowid} DESC LIMIT 1")
+        else:
+            # No insertion order (PostgreSQL): the greatest position, which sorts after the
+            # newest one too, found by one probe of the key per scope, not a scan.
+            cursor.execute(f"SELECT MAX(newest) FROM (SELECT (SELECT MAX(position) FROM {TABLE}"
+                           f" WHERE scope_id = s.id) AS newest FROM store_scopes s) AS scopes")
         row = cursor.fetchone()
         return None if row is None else row[0]
 
