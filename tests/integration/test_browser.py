@@ -1,5 +1,6 @@
 """A real web client in a real browser: Converse.js (npm, into build/converse) on a local
-page, in headless Chromium driven by Selenium, logs in to xmppd over WebSocket, sees bob
+page, in headless Chromium driven by Selenium, logs in to xmppd over WebSocket (and over
+BOSH), sees bob
 (a slixmpp client on TCP) online in its roster, and messages go both ways; the test reads
 the page's DOM. A screenshot is kept in the test's temp dir (and in test-artifacts/ if that
 exists).
@@ -36,7 +37,7 @@ PAGE = """<!doctype html>
 <script type="module" src="dist/converse.min.js"></script></head>
 <body><script type="module">
 converse.initialize({{
-  websocket_url: "{websocket}",
+  {connection},
   discover_connection_methods: false,
   assets_path: "dist/",
   view_mode: "fullscreen",
@@ -97,7 +98,7 @@ cors_origins = ["{origin}"]
 
 [plugins]
 enabled = ["disco", "ping", "version", "roster", "presence", "offline", "carbons", "csi",
-           "blocking", "vcard", "private", "pep", "smacks", "websocket"]
+           "blocking", "vcard", "private", "pep", "smacks", "websocket", "bosh"]
 """)
     proc.http_port = port
     yield from serve(proc)
@@ -150,10 +151,14 @@ def wait_for(driver, script: str, timeout: float = 30.0):
         lambda d: d.execute_script(f"return ({script});"))
 
 
-def test_converse_over_websocket(server, page, browser, tmp_path):
+@pytest.mark.parametrize("transport", ["websocket", "bosh"])
+def test_converse(server, page, browser, tmp_path, transport):
     origin, site = page
-    (site / "index.html").write_text(PAGE.format(
-        websocket=f"ws://127.0.0.1:{server.http_port}/xmpp-websocket", password=PASSWORD))
+    if transport == "websocket":
+        connection = f'websocket_url: "ws://127.0.0.1:{server.http_port}/xmpp-websocket"'
+    else:
+        connection = f'bosh_service_url: "http://127.0.0.1:{server.http_port}/http-bind"'
+    (site / "index.html").write_text(PAGE.format(connection=connection, password=PASSWORD))
 
     async def scenario():
         bob = await befriend(server)
@@ -163,11 +168,10 @@ def test_converse_over_websocket(server, page, browser, tmp_path):
         try:
             await asyncio.to_thread(browser.get, origin + "/index.html")
             # bob is an online contact in alice's roster
-            status = await asyncio.to_thread(wait_for, browser, """
+            await asyncio.to_thread(wait_for, browser, """
                 Array.from(document.querySelectorAll('li.current-xmpp-contact'))
                   .filter(li => li.textContent.includes('bob'))
-                  .map(li => li.dataset.status)[0]""")
-            assert status == "online"
+                  .map(li => li.dataset.status)[0] === 'online'""")
             await asyncio.to_thread(browser.execute_script, """
                 document.querySelector("a.open-chat[data-jid='bob@localhost']").click()""")
             await asyncio.to_thread(wait_for, browser,
@@ -181,7 +185,7 @@ def test_converse_over_websocket(server, page, browser, tmp_path):
                 Array.from(document.querySelectorAll('.chat-msg__text'))
                   .some(el => el.textContent.includes('hello, Converse'))""")
         finally:
-            await asyncio.to_thread(_screenshot, browser, tmp_path)
+            await asyncio.to_thread(_screenshot, browser, tmp_path, transport)
             await logout(bob)
 
     asyncio.run(scenario())
@@ -196,8 +200,8 @@ def _type_message(driver, text: str) -> None:
     area.send_keys(Keys.ENTER)
 
 
-def _screenshot(driver, tmp_path: Path) -> None:
-    shot = tmp_path / "converse.png"
+def _screenshot(driver, tmp_path: Path, transport: str) -> None:
+    shot = tmp_path / f"converse-{transport}.png"
     driver.save_screenshot(str(shot))
     console = "\n".join(f"{entry['level']} {entry['message']}"
                          for entry in driver.get_log("browser"))
@@ -205,4 +209,4 @@ def _screenshot(driver, tmp_path: Path) -> None:
     print("browser console:\n" + console)
     artifacts = ROOT / "test-artifacts"
     if artifacts.is_dir():
-        shutil.copy(shot, artifacts / "converse.png")
+        shutil.copy(shot, artifacts / shot.name)
