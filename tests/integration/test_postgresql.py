@@ -163,6 +163,9 @@ def test_migrate_storage_moves_a_server_from_sqlite_to_postgresql(tmp_path):
     assert rows(dsn, "SELECT localpart FROM users ORDER BY localpart") == [("alice",), ("bob",)]
 
     on_pg.start()
+    busy = migrate(on_sqlite, on_pg)
+    assert busy.returncode == 1
+    assert "xmppd is running on the destination" in busy.stderr, busy.stderr
 
     async def after():
         alice, _, _ = await online(on_pg, "alice@localhost/laptop")
