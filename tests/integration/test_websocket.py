@@ -251,3 +251,23 @@ async def test_see_other_uri(tmp_path):
             close = await client.recv()
             assert close.tag == f"{{{FRAMING}}}close" and close.get("see-other-uri") == other
             await client.expect_closed()
+
+
+@run
+async def test_forwarded_for_only_from_trusted_proxies(tmp_path):
+    """Behind a trusted proxy (here: loopback) the client's address is X-Forwarded-For's,
+    and X-Forwarded-Proto: http makes the stream unprotected (no SCRAM without TLS)."""
+    configured = web_server(tmp_path)
+    configured.config.write_text(configured.config.read_text().replace(
+        "[http]\n", '[http]\ntrusted_proxies = ["127.0.0.1"]\n'))
+    for proc in serve(configured):
+        url = f"ws://127.0.0.1:{proc.http_port}/xmpp-websocket"
+        async with connect(url, subprotocols=["xmpp"], additional_headers={
+                "X-Forwarded-For": "198.51.100.23, 127.0.0.1",
+                "X-Forwarded-Proto": "https"}) as ws:
+            await WsClient(ws).login("alice")
+        assert "alice@localhost authenticated with SCRAM-SHA-256 from 198.51.100.23:" in proc.log()
+        async with connect(url, subprotocols=["xmpp"], additional_headers={
+                "X-Forwarded-Proto": "http"}) as ws:
+            features = await WsClient(ws).open()
+            assert features.find(f"{{{SASL}}}mechanisms") is None, ET.tostring(features)
