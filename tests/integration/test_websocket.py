@@ -271,3 +271,18 @@ async def test_forwarded_for_only_from_trusted_proxies(tmp_path):
                 "X-Forwarded-Proto": "http"}) as ws:
             features = await WsClient(ws).open()
             assert features.find(f"{{{SASL}}}mechanisms") is None, ET.tostring(features)
+
+
+@run
+async def test_shutdown_and_auth_timeout(server):
+    """A client that never authenticates is cut at [c2s] auth_timeout, and a shutdown ends
+    a WebSocket session with system-shutdown, as on TCP."""
+    async with connect(wss(server), subprotocols=["xmpp"], ssl=tls(server)) as ws:
+        client = WsClient(ws)
+        await client.open()
+        await client.expect_stream_error("connection-timeout")  # auth_timeout = 5 s
+    async with connect(wss(server), subprotocols=["xmpp"], ssl=tls(server)) as ws:
+        client = WsClient(ws)
+        await client.login("alice")
+        await asyncio.to_thread(server.stop)
+        await client.expect_stream_error("system-shutdown")
