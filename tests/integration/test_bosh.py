@@ -2,8 +2,8 @@
 session over HTTPS logs in with SCRAM-SHA-256, restarts, binds and chats with a slixmpp
 client on TCP; a repeated request gets its first answer again, a request that arrives
 before the one it follows waits for it, stale and far-ahead rids and unknown sids end the
-session with item-not-found, too many requests at once and too many sessions from one
-address are refused; the CORS preflight; the client's terminate."""
+session with item-not-found, too many requests at once, polling faster than told and too
+many sessions from one address are refused; the CORS preflight; the client's terminate."""
 
 from __future__ import annotations
 
@@ -213,6 +213,14 @@ def test_overactivity_and_too_many_sessions(server):
         assert (third.get("type"), third.get("condition")) == ("terminate", "policy-violation")
         for body in await asyncio.gather(held, early):
             assert (body.get("type"), body.get("condition")) == ("terminate", "policy-violation")
+
+        # a polling session (hold 0) that polls faster than it was told
+        poller = new()
+        created = await poller.create(hold=0)
+        assert created.get("polling") == "2"
+        assert (await poller.post()).get("type") is None  # the first empty poll is free
+        fast = await poller.post()
+        assert (fast.get("type"), fast.get("condition")) == ("terminate", "policy-violation")
 
         clients = [new() for _ in range(3)]
         for client in clients:

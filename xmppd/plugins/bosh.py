@@ -3,8 +3,8 @@
 
 ``[plugins.bosh]``: ``max_wait`` (the longest a request is held, seconds, 60), ``max_hold``
 (requests held at once, 1), ``inactivity`` (seconds without a request before the session
-counts as lost, 60), ``polling`` (the shortest interval the server asks of polling clients,
-seconds, 2), ``max_sessions_per_address`` (10). ``[http] cors_origins`` and
+counts as lost, 60), ``polling`` (the shortest interval between a polling client's empty
+requests, seconds, 2), ``max_sessions_per_address`` (10). ``[http] cors_origins`` and
 ``trusted_proxies`` apply (xmppd.web.policy).
 """
 

@@ -11,7 +11,9 @@ had (the last ``requests`` answers are kept). The server holds up to ``hold`` re
 answers one when it has something to say, when a newer request needs its place, or after
 ``wait`` seconds empty; with no request held for ``inactivity`` seconds the session is gone
 (as a lost TCP connection: stream management may keep it). More than ``requests`` requests
-at once is over-activity (``policy-violation``), so is a session beyond the per-address cap.
+at once is over-activity (``policy-violation``), so is a polling session's (hold 0) empty
+request sooner than ``polling`` seconds after the last, and a session beyond the per-address
+cap.
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ class BoshSession:
         self.disconnecting = False
         self._delivery = None
         self._inactivity = None
+        self._last_poll: float | None = None  # when the last empty request came (hold 0)
 
     # -- the stream's transport
 
@@ -170,6 +173,8 @@ class BoshSession:
         if rid < self.next_rid:
             self._repeated(request, rid)
             return
+        if self.hold == 0 and not elements and not attributes.get("type"):
+            self._polled()
         if rid >= self.next_rid + self.requests:
             raise BoshError("item-not-found")
         if len(self.held) + len(self.early) >= self.requests:
@@ -199,6 +204,14 @@ class BoshSession:
         guard = self.stream.guard if self.stream is not None else None
         if guard is not None:
             guard.received(size)
+
+    def _polled(self) -> None:
+        """An empty request of a polling session (hold 0): not sooner than ``polling``
+        seconds after the last one (XEP-0124 §11; the first one is free)."""
+        now = self.reactor.seconds()
+        last, self._last_poll = self._last_poll, now
+        if last is not None and now - last < self.manager.settings.polling:
+            raise BoshError("policy-violation")
 
     def _repeated(self, request, rid: int) -> None:
         """A rid already handled: its connection broke; the same answer, or a new wait."""
