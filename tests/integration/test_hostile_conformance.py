@@ -50,6 +50,7 @@ def answer_to(client: RawClient, xml: str) -> bytes:
     "<iq type='set' id='t4' to='localhost'><ping xmlns='urn:xmpp:ping'/>"
     "<query xmlns='jabber:iq:version'/></iq>",  # two payloads
     "<iq type='get' id='t5'/>",  # no payload, no 'to': still not the server's to answer
+    "<iq type='set'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>",  # no id
 ])
 def test_a_malformed_iq_gets_bad_request_never_a_result(server, iq):
     client = bound(server, "alice", "hostile")

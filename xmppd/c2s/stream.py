@@ -262,8 +262,8 @@ class ClientStream(XmlStream):
 
     def handle_stanza(self, element: domish.Element):
         """A stanza from the bound client, past its filters: answered here or routed."""
-        if element.name == "iq":
-            payload = next(element.elements(), None)
+        if element.name == "iq" and element.getAttribute("id"):  # no id: the router's
+            payload = next(element.elements(), None)  # bad-request (RFC 6120 §8.1.3)
             if payload is not None and payload.uri == ns.SESSION:
                 self.session.send(make_iq_result(element))
                 return None
