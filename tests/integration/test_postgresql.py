@@ -88,6 +88,9 @@ def test_roster_and_offline_messages_across_a_restart(on_postgresql):
 
     asyncio.run(send())
     assert rows(server.dsn, "SELECT COUNT(*) FROM offline_messages") == [(3,)]
+    backup = server.ctl("backup", str(server.directory / "copy.sqlite"))  # pg_dump's job
+    assert backup.returncode == 1
+    assert "cannot make backups (use its own tools)" in backup.stderr, backup.stderr
     assert server.stop() == 0
     server.start()
     asyncio.run(receive())
