@@ -27,6 +27,8 @@ from xmppd.storage import UserExists, UserNotFound
 
 NODE = ns.ADMIN_COMMANDS + "#"
 MAX_ITEMS_CHOICES = ("25", "50", "75", "100", "150", "200", "none")
+# labelled as in XEP-0133's examples: clients such as profanity print an option's label
+MAX_ITEMS_OPTIONS = tuple((choice, choice.capitalize()) for choice in MAX_ITEMS_CHOICES)
 MOTD_SUBJECT = "Message of the day"
 
 
@@ -157,6 +159,7 @@ class AdminCommands:
     def disabled_count(self, request: Request, form: None):
         users = yield self._disabling().listed(request.entity.host)
         return _result(make_field("disabledusersnum", len(users),
+                                  type="text-single",
                                   label="The number of disabled users"))
 
     @defer.inlineCallbacks
@@ -178,6 +181,7 @@ class AdminCommands:
     def registered_count(self, request: Request, form: None):
         users = yield self.accounts.list_users(request.entity.host)
         return _result(make_field("registeredusersnum", len(users),
+                                  type="text-single",
                                   label="The number of registered users"))
 
     @defer.inlineCallbacks
@@ -188,6 +192,7 @@ class AdminCommands:
 
     def online_count(self, request: Request, form: None) -> Outcome:
         return _result(make_field("onlineusersnum", len(self._online(request)),
+                                  type="text-single",
                                   label="The number of online users"))
 
     def online_list(self, request: Request, form: Form) -> Outcome:
@@ -293,7 +298,7 @@ def _accounts_form(request: Request) -> Form:
 def _max_items_form(request: Request) -> Form:
     return _form("How many", [make_field("max_items", "100", type="list-single",
                                          label="Maximum number of items to show",
-                                         options=MAX_ITEMS_CHOICES)])
+                                         options=MAX_ITEMS_OPTIONS)])
 
 
 def _announcement_form(request: Request) -> Form:
