@@ -143,6 +143,7 @@ async def test_websocket_client_chats_with_a_tcp_client(server):
         got = asyncio.get_running_loop().create_future()
         bob.add_event_handler("message", lambda msg: got.done() or got.set_result(msg))
         try:
+            await alice.send(" ")  # a whitespace keepalive is ignored, not a stream error
             await alice.send(f"<message xmlns='{CLIENT}' to='{bob.boundjid.full}' type='chat'>"
                              f"<body>over a WebSocket &amp; back</body></message>")
             message = await asyncio.wait_for(got, 10)

@@ -85,6 +85,8 @@ class FramedClientStream(ClientStream):
             batch.end()
 
     def _message(self, message: bytes) -> None:
+        if not message.strip(b" \t\r\n"):
+            return  # a whitespace keepalive: not allowed by RFC 7395, but harmless
         element = parse_message(message, self.max_stanza_size)
         if is_framing(element, "close"):
             self._on_peer_close()
