@@ -39,7 +39,7 @@ listen = ["tcp:{http_port}:interface=127.0.0.1"]
 cors_origins = ["{ALLOWED}"]
 
 [plugins]
-enabled = ["disco", "ping", "roster", "presence", "websocket"]
+enabled = ["disco", "ping", "roster", "presence", "smacks", "websocket"]
 
 [plugins.websocket]
 {websocket_options}
@@ -94,6 +94,16 @@ class WsClient:
         return features
 
     async def login(self, user: str, resource: str = "web") -> str:
+        features = await self.authenticate(user)
+        assert features.find(f"{{{BIND}}}bind") is not None
+        await self.send(f"<iq xmlns='{CLIENT}' type='set' id='b1'><bind xmlns='{BIND}'>"
+                        f"<resource>{resource}</resource></bind></iq>")
+        bound = await self.recv()
+        assert bound.tag == f"{{{CLIENT}}}iq" and bound.get("type") == "result"
+        return bound.find(f"{{{BIND}}}bind/{{{BIND}}}jid").text
+
+    async def authenticate(self, user: str) -> ET.Element:
+        """SCRAM-SHA-256, then the restarted stream's features."""
         features = await self.open()
         assert features.find("{urn:ietf:params:xml:ns:xmpp-tls}starttls") is None
         mechanisms = [m.text for m in features.iter(f"{{{SASL}}}mechanism")]
@@ -109,13 +119,7 @@ class WsClient:
         success = await self.recv()
         assert success.tag == f"{{{SASL}}}success", ET.tostring(success)
         assert base64.b64decode(success.text) == scram.expected_success_data()
-        features = await self.open()
-        assert features.find(f"{{{BIND}}}bind") is not None
-        await self.send(f"<iq xmlns='{CLIENT}' type='set' id='b1'><bind xmlns='{BIND}'>"
-                        f"<resource>{resource}</resource></bind></iq>")
-        bound = await self.recv()
-        assert bound.tag == f"{{{CLIENT}}}iq" and bound.get("type") == "result"
-        return bound.find(f"{{{BIND}}}bind/{{{BIND}}}jid").text
+        return await self.open()
 
     async def expect_stream_error(self, condition: str) -> None:
         error = await self.recv()
@@ -287,3 +291,38 @@ async def test_shutdown_and_auth_timeout(server):
         await client.login("alice")
         await asyncio.to_thread(server.stop)
         await client.expect_stream_error("system-shutdown")
+
+
+SM = "urn:xmpp:sm:3"
+
+
+@run
+async def test_stream_management_resumes_across_websockets(server):
+    """XEP-0198 on WebSocket: the connection drops, a message arrives meanwhile, and a new
+    WebSocket resumes the session and gets it."""
+    bob = await login(server, "bob@localhost")
+    try:
+        async with connect(wss(server), subprotocols=["xmpp"], ssl=tls(server)) as ws:
+            alice = WsClient(ws)
+            jid = await alice.login("alice")
+            await alice.send(f"<enable xmlns='{SM}' resume='true'/>")
+            enabled = await alice.recv()
+            assert enabled.tag == f"{{{SM}}}enabled" and enabled.get("resume") == "true"
+            previd = enabled.get("id")
+            ws.transport.abort()  # the connection is lost, not closed
+        await asyncio.sleep(0.5)
+        bob.send_message(mto=jid, mbody="while you were away", mtype="chat")
+        await asyncio.sleep(0.5)
+        async with connect(wss(server), subprotocols=["xmpp"], ssl=tls(server)) as ws:
+            alice = WsClient(ws)
+            await alice.authenticate("alice")
+            await alice.send(f"<resume xmlns='{SM}' h='0' previd='{previd}'/>")
+            resumed = await alice.recv()
+            assert resumed.tag == f"{{{SM}}}resumed", ET.tostring(resumed)
+            for _ in range(5):
+                element = await alice.recv()
+                if element.tag == f"{{{CLIENT}}}message":
+                    break
+            assert element.find(f"{{{CLIENT}}}body").text == "while you were away"
+    finally:
+        await logout(bob)
