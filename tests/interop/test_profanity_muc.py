@@ -34,10 +34,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def server(tmp_path):
-    """xmppd with the default plugins and upload, HTTPS on a port of its own; one certificate
-    for localhost and its services, which profanity finds in a hashed directory."""
+def start_server(tmp_path, server_keys: str = "") -> XmppdProcess:
+    """xmppd with the default plugins and upload, HTTPS on a port of its own, alice and bob;
+    one certificate for localhost and its services, which profanity finds in a hashed
+    directory (``proc.capath``). ``server_keys``: lines added to its [server] section."""
     tls = tmp_path / "tls"
     tls.mkdir()
     cert, key = tls / "localhost.crt", tls / "localhost.key"
@@ -56,14 +56,26 @@ external_url = "https://localhost:{http_port}"
 [plugins]
 enabled = [{enabled}]
 """)
+    proc.config.write_text(proc.config.read_text().replace("[server]\n",
+                                                           f"[server]\n{server_keys}", 1))
     proc.capath, proc.http_port = capath, http_port
     for user in ("alice", "bob"):
         result = proc.ctl("adduser", f"{user}@localhost", PASSWORD)
         assert result.returncode == 0, result.stderr
     proc.start()
-    yield proc
+    return proc
+
+
+def stop_server(proc: XmppdProcess) -> None:
     assert proc.stop(signal.SIGTERM) == 0, proc.log()
     assert "Traceback" not in proc.log(), proc.log()
+
+
+@pytest.fixture
+def server(tmp_path):
+    proc = start_server(tmp_path)
+    yield proc
+    stop_server(proc)
 
 
 async def login(tmux: Tmux, server: XmppdProcess) -> None:
