@@ -69,6 +69,8 @@ def test_scrape(server):
             got = (("direction", "out"), ("kind", "message"))
             assert samples[("xmppd_c2s_stanzas_total", sent)] >= 1
             assert samples[("xmppd_c2s_stanzas_total", got)] >= 1
+            logins = (("mechanism", "SCRAM-SHA-256"),)
+            assert samples[("xmppd_c2s_logins_total", logins)] == 2
             assert samples[("process_resident_memory_bytes", ())] > 10_000_000
             assert samples[("process_cpu_seconds_total", ())] > 0
             # every series the sample Grafana dashboard asks for exists

@@ -4,7 +4,9 @@
 Sessions are counted when scraped, from the sessions bound and not yet ended (events), by
 the transport of their stream (``transport_name`` of the stream class: tcp, websocket, bosh;
 "hibernated" while a session waits for its client to resume it). Stanzas are counted by a
-session filter in each direction, by kind (message, presence, iq, other). The process's
+session filter in each direction, by kind (message, presence, iq, other). Logins are the
+sessions bound, by the SASL mechanism of their stream (failed authentications are not
+seen here: no seam reports them to plugins yet). The process's
 CPU, memory and file descriptors come from prometheus_client's process collector.
 """
 
@@ -49,6 +51,9 @@ class Metrics:
         self.registry.register(self.sessions)
         self.stanzas = Counter("xmppd_c2s_stanzas", "stanzas from and to client sessions",
                                ["direction", "kind"], registry=self.registry)
+        self.logins = Counter("xmppd_c2s_logins", "client sessions bound, by the SASL "
+                              "mechanism their stream authenticated with",
+                              ["mechanism"], registry=self.registry)
         self._counters = {(direction, kind): self.stanzas.labels(direction, kind)
                           for direction in ("in", "out")
                           for kind in (*KINDS, "other")}
@@ -57,6 +62,8 @@ class Metrics:
 
     def session_bound(self, session) -> None:
         self.sessions.sessions.add(session)
+        mechanism = getattr(getattr(session, "stream", None), "mechanism", None)
+        self.logins.labels(mechanism or "unknown").inc()
 
     def session_closed(self, session, *_args) -> None:
         self.sessions.sessions.discard(session)
