@@ -273,6 +273,25 @@ class QuarantineTests(DomainBlockCase):
         self.assertEqual(cleared["forgotten"], 2)
         self.assertEqual(await self.admin.quarantine_list(), [])
 
+    async def test_the_admin_may_release_what_was_quarantined(self):
+        await self.fixture.make_buddy(BUDDY)
+        report = build_blocklist_report(BUDDY, "ID-6", 0.0, ["spam.example"])
+        await self.send(f"<iq type='set' id='q2'>{stanza_to_text(report)}</iq>", BUDDY, LOCAL)
+        await self.send("<message type='chat'><body>not spam after all</body></message>",
+                        "x@spam.example")
+        await self.send("<presence type='subscribe'/>", "y@spam.example")
+        self.assertEqual(await self.offline(), [])
+        released = await self.admin.quarantine_release("spam.example")
+        self.assertEqual(released["delivered"], 2)
+        (stored,) = await self.offline()
+        self.assertIn("not spam after all", stored)
+        pending = await self.fixture.server.query(IRoster).pending_requests(
+            parse_jid("alice@localhost"))
+        self.assertEqual(len(pending), 1)
+        self.assertEqual(await self.admin.quarantine_list(), [])
+        await self.send("<message type='chat'><body>more</body></message>", "x@spam.example")
+        self.assertEqual(len(await self.admin.quarantine_list()), 1)  # still quarantined
+
 
 class LogOnlyTests(DomainBlockCase):
     SECTIONS = "buddy_policy = 'log'\n"

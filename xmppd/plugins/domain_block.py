@@ -11,7 +11,8 @@ and a limit on what strangers on other servers may send our users.
   XEP-0268 incident report marked as spam (xmppd.abuse.shared), and a buddy's such report
   replaces what we held from it; ``buddy_policy`` says what a buddy's entry does here: 'log'
   (a log line per domain and hour), 'quarantine' (its messages and subscription requests to
-  our users are kept for the admins, ``xmppdctl quarantine list``, not delivered) or
+  our users are kept for the admins, ``xmppdctl quarantine list``, not delivered, until
+  ``quarantine release`` delivers or ``quarantine clear`` forgets them) or
   'block' (as the admin's own). ``unblock-domain`` of a domain only buddies list allows it
   here whatever they say. Reports are read only from trusted buddies.
 * Strangers: a remote sender with no subscription either way to one of our accounts (and no
@@ -40,7 +41,7 @@ from xmppd.stanza import Stanza
 from xmppd.storage.records import ArchiveEntry
 from xmppd.trust.ratelimit import RateLimiter
 from xmppd.trust.server_roster import is_bare_domain
-from xmppd.xml.stored import stanza_to_text
+from xmppd.xml.stored import stanza_from_text, stanza_to_text
 
 log = get_logger(__name__)
 
@@ -93,6 +94,9 @@ class DomainBlockPlugin:
                           "what quarantined domains sent, newest last", args=("DOMAIN?",))
         ctx.admin_command("quarantine clear", blocklist.clear_quarantine,
                           "forget what DOMAIN sent while quarantined", args=("DOMAIN",))
+        ctx.admin_command("quarantine release", blocklist.release,
+                          "deliver what DOMAIN sent while quarantined, then forget it",
+                          args=("DOMAIN",))
         return defer.ensureDeferred(blocklist.load())
 
 
@@ -112,6 +116,7 @@ class Blocklist:
             for kind, limit in (("message", settings["stranger_messages"]),
                                 ("subscribe", settings["stranger_subscriptions"]))}
         self.logged = RateLimiter(1, 3600, now)  # one log line per (what, domain) per hour
+        self.releasing: list = []  # stanzas the admin released, delivered past these links
 
     async def load(self) -> None:
         for entry in await self.store.keys(OWNER):
@@ -239,7 +244,7 @@ class Blocklist:
 
     def _inbound(self, stanza: Stanza, kind: str):
         sender = stanza.sender
-        if sender is None or self._ours(sender.host):
+        if sender is None or self._ours(sender.host) or self._released(stanza):
             return None
         match = self.lists.match(sender.host)
         if match is not None:
@@ -254,6 +259,9 @@ class Blocklist:
             return None
         d = roster.get_state(stanza.recipient.bare(), sender.bare())
         return d.addCallback(self._stranger, stanza, kind, limiter)
+
+    def _released(self, stanza: Stanza) -> bool:
+        return any(stanza.element is element for element in self.releasing)
 
     def _ours(self, domain: str) -> bool:
         """One of our hosts or a service below one (pubsub.DOMAIN): never a stranger."""
@@ -316,6 +324,36 @@ class Blocklist:
             rows.extend({"domain": owner, "to": entry.with_jid, "stamp": entry.stamp,
                          "stanza": entry.payload} for entry in page.entries)
         return rows
+
+    def release(self, domain: str) -> defer.Deferred:
+        return defer.ensureDeferred(self._release(domain_entry(domain)))
+
+    async def _release(self, domain: str) -> dict:
+        """Deliver the kept stanzas in the order they came (each as if it arrived now, past
+        the quarantine and the stranger limits: the admin vouched for them), then forget
+        them."""
+        page = await self.quarantine.query(domain)
+        delivered = 0
+        for entry in page.entries:
+            element = stanza_from_text(entry.payload)
+            if element is None:
+                continue
+            try:
+                stanza = Stanza(element, parse_jid(element["from"]), parse_jid(element["to"]))
+            except (KeyError, ValueError):
+                continue
+            self.releasing.append(element)
+            try:
+                result = self.ctx.route(stanza, None)
+                if isinstance(result, defer.Deferred):
+                    await result
+            finally:
+                self.releasing.remove(element)
+            delivered += 1
+        await self._clear_quarantine(domain)
+        log.info("quarantine of {domain} released by the admin: {count} stanzas delivered",
+                 domain=domain, count=delivered)
+        return {"domain": domain, "delivered": delivered}
 
     def clear_quarantine(self, domain: str) -> defer.Deferred:
         return defer.ensureDeferred(self._clear_quarantine(domain_entry(domain)))
