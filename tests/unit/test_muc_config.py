@@ -97,3 +97,22 @@ def test_roominfo_form():
 def test_persisted_dict_round_trip_ignores_unknown_keys():
     config = RoomConfig(name="n", enable_logging=True)
     assert RoomConfig.from_dict({**config.to_dict(), "gone": 1}) == config
+
+
+def test_every_option_of_the_form_has_a_label():
+    """profanity 0.13 prints an option's label, '(null)' when it has none (XEP-0045's own
+    form labels every option); the values submitted are still the bare choices."""
+    form = config_form(RoomConfig(), max_users=250, max_history=50)
+    for field in form.fields.values():
+        assert all(option.label for option in field.options), field
+    labels = {option.value: option.label
+              for option in form.fields["muc#roomconfig_allowpm"].options}
+    assert labels == {"anyone": "Anyone", "participants": "Anyone with Voice",
+                      "moderators": "Moderators Only", "none": "Nobody"}
+    maxusers = [(o.value, o.label) for o in form.fields["muc#roomconfig_maxusers"].options]
+    assert maxusers[-1] == ("250", "250")
+    changed = apply_form(RoomConfig(), submit(allowpm="moderators", maxusers="20",
+                                              presencebroadcast=["moderator"]),
+                         max_users=250, max_history=50)
+    assert (changed.allow_pms, changed.max_users, changed.presence_broadcast) == (
+        "moderators", 20, ("moderator",))

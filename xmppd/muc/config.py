@@ -15,6 +15,10 @@ from xmppd.forms import Field, Form, FormError, make_field
 WHOIS = ("moderators", "anyone")
 ALLOW_PM = ("anyone", "participants", "moderators", "none")
 BROADCAST_ROLES = ("moderator", "participant", "visitor")
+# every option labelled, as in XEP-0045's form (§15.5.3): profanity prints '(null)' otherwise
+ALLOW_PM_OPTIONS = (("anyone", "Anyone"), ("participants", "Anyone with Voice"),
+                    ("moderators", "Moderators Only"), ("none", "Nobody"))
+BROADCAST_OPTIONS = tuple((role, role.capitalize()) for role in BROADCAST_ROLES)
 
 
 @dataclass(frozen=True)
@@ -86,19 +90,19 @@ def config_form(config: RoomConfig, max_users: int, max_history: int,
         make_field("muc#roomconfig_roomsecret", config.password, type="text-private",
                    label="Password"),
         make_field("muc#roomconfig_maxusers", str(config.max_users), type="list-single",
-                   label="Maximum number of occupants", options=options),
+                   label="Maximum number of occupants", options=[(n, n) for n in options]),
         make_field("muc#roomconfig_whois", config.whois, type="list-single",
                    label="Who may discover real JIDs",
                    options=[("moderators", "Moderators only"), ("anyone", "Anyone")]),
         make_field("muc#roomconfig_allowpm", config.allow_pms, type="list-single",
-                   label="Who may send private messages", options=ALLOW_PM),
+                   label="Who may send private messages", options=ALLOW_PM_OPTIONS),
         make_field("muc#roomconfig_changesubject", config.change_subject, type="boolean",
                    label="Allow occupants to change the subject"),
         make_field("muc#roomconfig_allowinvites", config.allow_invites, type="boolean",
                    label="Allow occupants to invite others"),
         make_field("muc#roomconfig_presencebroadcast", list(config.presence_broadcast),
                    type="list-multi", label="Roles whose presence is broadcast",
-                   options=BROADCAST_ROLES),
+                   options=BROADCAST_OPTIONS),
         make_field("muc#roomconfig_historylength", str(config.history_length),
                    type="text-single",
                    label=f"Messages of history sent on join (at most {max_history})"),
