@@ -3,7 +3,8 @@ upload and carbons against a real ``twistd xmppd``: profanity trusts the test ce
 through its ``/tls certpath`` (a hashed CA directory the test makes, used by libstrophe for
 the XMPP stream and by libcurl for the upload), creates a room with ``/join`` and accepts
 its default configuration, chats with bob (slixmpp, an occupant) both ways, changes nick,
-makes bob an admin with ``/affiliation`` and sets the subject, sends a file with
+makes bob an admin with ``/affiliation``, sets the subject, names the room in the owner's
+form (``/room config``: every option labelled, no '(null)'), sends a file with
 ``/sendfile`` (XEP-0363 over HTTPS; bob fetches the URL and gets the same bytes), and sees
 a message alice's other resource (slixmpp) sent, copied by carbons.
 """
@@ -141,6 +142,19 @@ def test_profanity_in_a_room_with_upload_and_carbons(server, tmp_path):
             subject = await Inbox(bob, "groupchat_subject").wait_for(
                 lambda m: m["subject"] == "Today's topic", DEADLINE)
             assert subject["from"].full == f"{ROOM}/alice2"
+
+            await tmux.type("/room config")  # the owner's form, in a window of its own
+            screen = await tmux.wait_for(r"Use '/form submit'")
+            assert "[field1] Natural-language room name" in screen, screen
+            assert "(null)" not in screen, screen  # every option has a label
+            await tmux.type("/field1 Lounge")
+            await tmux.wait_for(r"Field updated")
+            await tmux.type("/form submit")
+            await tmux.wait_for(r"Room configuration successful")
+            info = await bob.plugin["xep_0030"].get_info(jid=ROOM, timeout=DEADLINE)
+            assert [name for _, _, _, name in info["disco_info"]["identities"]] == [
+                "Lounge"]
+            await tmux.type("/win 2")  # the room's window again
 
             await tmux.type(f"/sendfile {upload}")
             shared = await groupchat.wait_for(
