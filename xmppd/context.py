@@ -167,6 +167,13 @@ class PluginContext(Registrations, PluginOptions):
         input and output; no STARTTLS (``secure``: the transport is encrypted already)."""
         return stream_class(self._server, None, direct_tls=secure)
 
+    def s2s_links(self) -> list[dict]:
+        """The authenticated federation links now, one dict per direction (xmppd.s2s.manager:
+        direction, local, remote, auth 'certificate'/'dialback'/..., tls, peer); [] when
+        federation is off. For reports (metrics), not for routing."""
+        s2s = self._server.s2s
+        return s2s.list_links() if s2s is not None else []
+
     def http_url(self, host: str, path: str) -> str:
         """The URL clients use for ``path`` (below a mount, no leading slash) on our domain
         ``host``: ``[http] external_url`` or the first HTTPS listener's port."""

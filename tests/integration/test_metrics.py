@@ -39,6 +39,13 @@ listen = "tcp:{metrics_port}:interface=127.0.0.1"
     yield from serve(proc)
 
 
+def dashboard_series() -> set[str]:
+    """The series etc/grafana-dashboard.json queries."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    return {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"\b(?:xmppd|process)_\w+", target["expr"])}
+
+
 def scrape(proc: XmppdProcess) -> dict:
     """The samples, as {(name, labels as a sorted tuple): value}, in OpenMetrics."""
     request = urllib.request.Request(f"http://127.0.0.1:{proc.metrics_port}/metrics",
@@ -73,10 +80,9 @@ def test_scrape(server):
             assert samples[("xmppd_c2s_logins_total", logins)] == 2
             assert samples[("process_resident_memory_bytes", ())] > 10_000_000
             assert samples[("process_cpu_seconds_total", ())] > 0
-            # every series the sample Grafana dashboard asks for exists
-            dashboard = json.loads(DASHBOARD.read_text())
-            asked = {name for panel in dashboard["panels"] for target in panel["targets"]
-                     for name in re.findall(r"\b(?:xmppd|process)_\w+", target["expr"])}
+            # every series the sample Grafana dashboard asks for exists (but federation's,
+            # which needs two servers: test_federation_links)
+            asked = dashboard_series() - {"xmppd_s2s_links"}
             assert asked and asked <= {name for name, _labels in samples}, asked
         await logout(alice)
         for _ in range(50):
@@ -90,3 +96,37 @@ def test_scrape(server):
     asyncio.run(scenario())
     with pytest.raises(OSError):  # only the /metrics page
         urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/other", timeout=5)
+
+
+def test_federation_links(tmp_path):
+    """Two federating servers: A's page counts its authenticated links by direction and by
+    how the peer proved its domain."""
+    from tests.integration.test_federation import A, B, chat_across, close, pair
+
+    a, b = pair(tmp_path, "secure", "secure")
+    port = free_port()
+    a.config.write_text(a.config.read_text().replace(
+        'enabled = ["disco", "ping", "roster", "presence", "offline"]',
+        'enabled = ["disco", "ping", "roster", "presence", "offline", "metrics"]\n'
+        f'[plugins.metrics]\nlisten = "tcp:{port}:interface=127.0.0.1"'))
+    a.metrics_port = port
+    assert a.ctl("adduser", f"alice@{A}", "correct horse battery staple").returncode == 0
+    assert b.ctl("adduser", f"bob@{B}", "correct horse battery staple").returncode == 0
+    a.start()
+    b.start()
+    try:
+        assert not any(name == "xmppd_s2s_links" for name, _ in scrape(a))
+        asyncio.run(_chat(a, b, chat_across, close))
+        samples = scrape(a)
+        links = {labels: value for (name, labels), value in samples.items()
+                 if name == "xmppd_s2s_links"}
+        assert links[(("auth", "certificate"), ("direction", "outgoing"))] >= 1, links
+        assert links[(("auth", "certificate"), ("direction", "incoming"))] >= 1, links
+        assert "xmppd_s2s_links" in dashboard_series()
+    finally:
+        assert a.stop() == 0 and b.stop() == 0
+    assert "Traceback" not in a.log() + b.log()
+
+
+async def _chat(a, b, chat_across, close) -> None:
+    await close(*await chat_across(a, b))

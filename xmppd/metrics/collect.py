@@ -6,7 +6,8 @@ the transport of their stream (``transport_name`` of the stream class: tcp, webs
 "hibernated" while a session waits for its client to resume it). Stanzas are counted by a
 session filter in each direction, by kind (message, presence, iq, other). Logins are the
 sessions bound, by the SASL mechanism of their stream (failed authentications are not
-seen here: no seam reports them to plugins yet). The process's
+seen here: no seam reports them to plugins yet). Federation links are counted when scraped
+(``ctx.s2s_links()``), by direction and how the peer authenticated. The process's
 CPU, memory and file descriptors come from prometheus_client's process collector.
 """
 
@@ -41,14 +42,34 @@ class SessionCollector(Collector):
         yield family
 
 
+class LinkCollector(Collector):
+    """``xmppd_s2s_links{direction,auth}``: authenticated federation links now, by how the
+    peer proved its domain (certificate, dialback, or both)."""
+
+    def __init__(self, links) -> None:
+        self.links = links  # () -> the rows of ctx.s2s_links()
+
+    def collect(self):
+        counts: dict[tuple[str, str], int] = {}
+        for row in self.links():
+            key = (str(row.get("direction")), str(row.get("auth")))
+            counts[key] = counts.get(key, 0) + 1
+        family = GaugeMetricFamily("xmppd_s2s_links", "authenticated federation links",
+                                   labels=["direction", "auth"])
+        for (direction, auth), count in sorted(counts.items()):
+            family.add_metric([direction, auth], count)
+        yield family
+
+
 class Metrics:
     """The registry and the hooks that feed it."""
 
-    def __init__(self) -> None:
+    def __init__(self, s2s_links) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self.sessions = SessionCollector()
         self.registry.register(self.sessions)
+        self.registry.register(LinkCollector(s2s_links))
         self.stanzas = Counter("xmppd_c2s_stanzas", "stanzas from and to client sessions",
                                ["direction", "kind"], registry=self.registry)
         self.logins = Counter("xmppd_c2s_logins", "client sessions bound, by the SASL "

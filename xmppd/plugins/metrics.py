@@ -39,7 +39,7 @@ class MetricsPlugin:
     def setup(self, ctx) -> defer.Deferred:
         description = ctx.settings or self.configure(ctx)
         self.port = None
-        metrics = Metrics()
+        metrics = Metrics(ctx.s2s_links)
         ctx.on(events.SESSION_BOUND, metrics.session_bound)
         ctx.on(events.SESSION_CLOSED, metrics.session_closed)
         ctx.session_filters(metrics.add_filters)
