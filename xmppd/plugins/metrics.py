@@ -13,6 +13,7 @@ from twisted.web import server
 from zope.interface import implementer
 
 from xmppd import events
+from xmppd.config import ENDPOINT_TYPES
 from xmppd.interfaces import IXmppdPlugin
 from xmppd.metrics.collect import Metrics
 from xmppd.metrics.web import MetricsRoot
@@ -34,7 +35,11 @@ class MetricsPlugin:
 
     def configure(self, options) -> str:
         reject_unknown_keys(options, ("listen",))
-        return options.option_str("listen", DEFAULT_LISTEN)
+        description = options.option_str("listen", DEFAULT_LISTEN)
+        if not description.startswith(ENDPOINT_TYPES):
+            raise ValueError(f"[plugins.metrics] listen: expected a Twisted endpoint string "
+                             f"such as {DEFAULT_LISTEN!r}, got {description!r}")
+        return description
 
     def setup(self, ctx) -> defer.Deferred:
         description = ctx.settings or self.configure(ctx)
