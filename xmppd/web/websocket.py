@@ -158,9 +158,9 @@ class XmppWebSocket(WebSocketServerProtocol):
         if SUBPROTOCOL not in request.protocols:
             raise ConnectionDeny(400, "XMPP over WebSocket needs the 'xmpp' subprotocol")
         policy: WebPolicy = self.factory.policy
-        if not policy.origin_allowed(request.headers.get("origin")):
-            log.info("refused a WebSocket from a page of {origin}",
-                     origin=request.headers.get("origin"))
+        origin = request.headers.get("origin")
+        if not policy.origin_allowed(origin):
+            log.info("refused a WebSocket from a page of {origin!r}", origin=origin[:100])
             raise ConnectionDeny(403, "this page's origin may not use this server")
         peer = self.transport.getPeer()
         self.client = policy.client(getattr(peer, "host", "?"),
