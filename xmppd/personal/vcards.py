@@ -13,6 +13,9 @@ Decisions worth knowing:
   are cached in memory, bounded (least recently used go first). Every write goes through
   ``set``, which replaces the cached hash after its write, while a read only fills a missing
   entry: a read racing a write never leaves the old hash behind.
+* Lookups of an account whose hash is not cached yet share one storage read: at login the
+  avatar_hash plugin asks at bind and again for the first presence, often before the first
+  read is back.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from base64 import b64decode
 from collections import OrderedDict
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 from twisted.words.xish import domish
 from zope.interface import implementer
 
@@ -72,6 +76,7 @@ class VCards:
         self._store = store
         self.max_size = max_size
         self._hashes: OrderedDict[str, str | None] = OrderedDict()
+        self._reading: dict[str, list[defer.Deferred]] = {}  # owner -> lookups waiting
 
     async def _get(self, account: JID) -> domish.Element | None:
         text = await self._store.get(account.userhost())
@@ -103,7 +108,22 @@ class VCards:
         if cached is not _NOT_CACHED:
             self._hashes.move_to_end(owner)
             return defer.succeed(cached)
-        return self.get(account).addCallback(self._filled, owner)
+        d = defer.Deferred()
+        waiting = self._reading.get(owner)
+        if waiting is not None:
+            waiting.append(d)
+            return d
+        self._reading[owner] = [d]  # before the read: it may well fire at once
+        self.get(account).addCallback(self._filled, owner).addBoth(self._answer, owner)
+        return d
+
+    def _answer(self, result, owner: str) -> None:
+        """Give the one read's hash (or failure) to every lookup that waited for it."""
+        for d in self._reading.pop(owner, ()):
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(result)
 
     def _filled(self, vcard: domish.Element | None, owner: str) -> str | None:
         try:
