@@ -17,7 +17,7 @@ $(VENV)/.installed: $(PY) setup.cfg pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[test,postgresql]' --config-settings editable_mode=compat
+	$(PY) -m pip install -q -e '.[test,postgresql,cluster]' --config-settings editable_mode=compat
 	touch $@
 
 install: $(VENV)/.installed

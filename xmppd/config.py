@@ -173,6 +173,15 @@ class ComponentsConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """[cluster] (xmppd.cluster): nodes sharing one PostgreSQL and one Redis."""
+
+    redis: str  # redis://[:password@]host[:port][/db]; never logged as is
+    node: str  # this node's name, unique in the cluster
+    heartbeat: float  # seconds between heartbeats; a node silent 3 heartbeats is dead
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     server: ServerConfig
@@ -187,6 +196,7 @@ class Config:
     http: HttpConfig = HttpConfig((), ("tcp:5281:interface=127.0.0.1",), None)
     components: ComponentsConfig = ComponentsConfig(("tcp:5347:interface=127.0.0.1",),
                                                     MappingProxyType({}))
+    cluster: ClusterConfig | None = None  # [cluster]; None: a single node (the default)
 
 
 # --------------------------------------------------------------------------- loading
@@ -268,7 +278,7 @@ class _Reader:
     """Turns the parsed document into a Config, section by section."""
 
     SECTIONS = ("server", "tls", "c2s", "s2s", "storage", "manhole", "plugins", "log", "http",
-                "components", "limits")
+                "components", "limits", "cluster")
 
     def __init__(self, source: str, base_dir: Path) -> None:
         self.source = source
@@ -300,6 +310,7 @@ class _Reader:
             "http": self.http,
             "components": lambda t: self.components(
                 t, parts["server"].domains if "server" in parts else ()),
+            "cluster": lambda t: self.cluster(t, parts.get("storage")),
         }
         parts: dict[str, Any] = {}
         for name, read in readers.items():
@@ -404,6 +415,16 @@ class _Reader:
             raise t.error("path", f'only used when backend = "sqlite", not "{backend}"')
         return StorageConfig(backend=backend, path=path or data_dir / "xmppd.sqlite", dsn=dsn)
 
+    def cluster(self, t: _Table, storage: StorageConfig | None) -> ClusterConfig | None:
+        if not t.values:
+            return None
+        config = ClusterConfig(redis=t.get("redis", _redis_url), node=t.get("node", _node_name),
+                               heartbeat=t.get("heartbeat", _seconds, 5.0))
+        if storage is not None and storage.backend != "postgresql":
+            raise t.error("redis", 'several nodes need one shared database: [storage] '
+                          f'backend = "postgresql", not "{storage.backend}"')
+        return config
+
     def manhole(self, t: _Table, data_dir: Path) -> ManholeConfig:
         config = ManholeConfig(
             listen=t.get("listen", _endpoint_or_empty, ""),
@@ -501,6 +522,24 @@ def _dsn(value: Any) -> str:
     except ValueError as error:
         raise _Invalid(str(error)) from None
     return value
+
+
+def _redis_url(value: Any) -> str:
+    """redis://host[:port][/db]; the message never repeats it (it may hold a password)."""
+    from xmppd.cluster.address import parse_redis_url
+
+    try:
+        parse_redis_url(_text(value))
+    except ValueError as error:
+        raise _Invalid(str(error)) from None
+    return value
+
+
+def _node_name(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value):
+        return value
+    raise _Invalid(f"expected a node name (letters, digits, '.', '_', '-'; up to 63), "
+                   f"got {_show(value)}")
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:

@@ -1,0 +1,63 @@
+"""The cluster's Redis connections, on txredisapi.
+
+Why txredisapi: it speaks RESP over Twisted's own TCP transport, so every command is a
+Deferred on the default reactor and nothing ever blocks it (redis-py's sync client would
+need a thread per waiting call, its asyncio client the asyncio reactor, which xmppd does
+not run); it reconnects by itself and has a pub/sub protocol. Pure Python, runs on 3.11.
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import txredisapi
+from twisted.internet.endpoints import HostnameEndpoint
+
+from xmppd.cluster.address import RedisAddress
+from xmppd.logs import get_logger
+
+log = get_logger(__name__)
+
+def connect(address: RedisAddress) -> txredisapi.ConnectionHandler:
+    """A command connection that reconnects by itself; commands wait while it is down."""
+    return txredisapi.lazyConnection(address.host, address.port, dbid=address.db,
+                                     password=address.password, reconnect=True)
+
+
+class _Subscriber(txredisapi.SubscriberProtocol):
+    def messageReceived(self, pattern, channel, message) -> None:
+        self.factory.on_message(channel, message)
+
+
+class Subscriber(txredisapi.RedisFactory):
+    """One connection of its own (pub/sub takes a connection over), reconnected by
+    txredisapi; subscribed again to ``channels`` after every reconnection."""
+
+    protocol = _Subscriber
+
+    def __init__(self, address: RedisAddress, channels: tuple[str, ...],
+                 on_message: Callable[[str, str], None],
+                 on_subscribed: Callable[[], None]) -> None:
+        super().__init__(str(address), address.db, 1, isLazy=True, password=address.password)
+        self.channels = channels
+        self.on_message = on_message
+        self.on_subscribed = on_subscribed
+
+    def addConnection(self, conn) -> None:
+        super().addConnection(conn)
+        if conn.connected and not self.disconnectCalled:
+            d = conn.subscribe(list(self.channels))
+            d.addCallback(lambda _: self.on_subscribed())
+            d.addErrback(lambda failure: log.failure("redis subscription failed", failure))
+
+
+def subscribe(reactor, address: RedisAddress, channels: tuple[str, ...],
+              on_message: Callable[[str, str], None],
+              on_subscribed: Callable[[], None]) -> Subscriber:
+    """Listen on ``channels``: ``on_message(channel, message)`` for each message,
+    ``on_subscribed()`` each time the subscription holds (again after a reconnection).
+    ``stop()`` it with its ``disconnect()``."""
+    factory = Subscriber(address, channels, on_message, on_subscribed)
+    factory.startConnecting(HostnameEndpoint(reactor, address.host, address.port))
+    return factory
