@@ -5,7 +5,8 @@ mechanisms (xmppd.sasl). Any exception other than the one each promises is a cra
 Run by tests/fuzz/test_atheris.py for a bounded time (XMPPD_ATHERIS_SECONDS, 30 by default);
 by hand, for longer, with a corpus directory that keeps what it learnt:
 
-    .venv/bin/python tests/fuzz/atheris_stream.py -max_total_time=600 var/fuzz-corpus
+    .venv/bin/python tests/fuzz/atheris_stream.py -max_total_time=600 \
+        -dict=tests/fuzz/xmpp.dict var/fuzz-corpus
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 TARGET = Path(__file__).with_name("atheris_stream.py")
+DICTIONARY = Path(__file__).with_name("xmpp.dict")
 
 
 def test_the_coverage_guided_fuzzer_finds_no_crash(tmp_path):
@@ -27,6 +28,7 @@ def test_the_coverage_guided_fuzzer_finds_no_crash(tmp_path):
     corpus.mkdir()
     run = subprocess.run(
         [sys.executable, str(TARGET), f"-max_total_time={seconds}", "-rss_limit_mb=1536",
+         f"-dict={DICTIONARY}",
          "-timeout=10", f"-artifact_prefix={tmp_path}/", "-print_final_stats=1", str(corpus)],
         capture_output=True, text=True, timeout=seconds + 120,
         cwd=Path(__file__).parents[2])
