@@ -173,6 +173,10 @@ class BoshSession:
         if rid < self.next_rid:
             self._repeated(request, rid)
             return
+        if rid in self.early:  # sent again while it waits for a gap: the new one waits
+            previous = self.early[rid]
+            self.early[rid] = (request, *previous[1:])
+            return
         if self.hold == 0 and not elements and not attributes.get("type"):
             self._polled()
         if rid >= self.next_rid + self.requests:
