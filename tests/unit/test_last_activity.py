@@ -156,3 +156,77 @@ class ReloadTests(LastActivityCase):
         self.assertEqual(seconds_and_status(await self.ask(bob, "get", LAST,
                                                            to="alice@localhost")),
                          (40, "gone fishing"))
+
+
+class BatchedWriteTests(LastActivityCase):
+    """Logouts wait in memory up to FLUSH_DELAY and are written together; answers read them
+    from memory meanwhile; a deleted account's waiting entry is dropped; teardown writes."""
+
+    def setUp(self):
+        from xmppd.plugins.last_activity import last_activity
+
+        self.plugin = last_activity
+        return super().setUp()
+
+    def stored(self, owner: str = "alice@localhost"):
+        return self.server.storage.open_store("last_activity", "keyval").get(owner)
+
+    def count_writes(self) -> list[str]:
+        written: list[str] = []
+        store_set = self.plugin.store.set
+
+        def counting(owner, value):
+            written.append(owner)
+            return store_set(owner, value)
+
+        self.plugin.store.set = counting
+        return written
+
+    async def test_logouts_are_written_together_after_the_delay(self):
+        from xmppd.plugins.last_activity import FLUSH_DELAY
+
+        written = self.count_writes()
+        alice = await self.online("alice", "phone")
+        mallory = await self.online("mallory", "lair")
+        await self.log_out(alice, "first")
+        await self.log_out(mallory)
+        self.assertEqual(written, [])
+        bob = await self.online("bob", "desk")
+        self.clock.advance(1)
+        self.assertEqual(seconds_and_status(await self.ask(bob, "get", LAST,
+                                                           to="alice@localhost")),
+                         (1, "first"))  # from memory
+        self.clock.advance(FLUSH_DELAY)
+        self.assertEqual(sorted(written), ["alice@localhost", "mallory@localhost"])
+        self.assertEqual((await self.stored())["status"], "first")
+
+    async def test_a_second_logout_before_the_write_replaces_the_first(self):
+        from xmppd.plugins.last_activity import FLUSH_DELAY
+
+        written = self.count_writes()
+        await self.log_out(await self.online("alice", "phone"), "one")
+        await self.log_out(await self.online("alice", "phone"), "two")
+        self.clock.advance(FLUSH_DELAY)
+        self.assertEqual(written, ["alice@localhost"])
+        self.assertEqual((await self.stored())["status"], "two")
+
+    async def test_a_deleted_account_is_not_written_back(self):
+        from xmppd import events
+        from xmppd.jid import parse_jid
+        from xmppd.plugins.last_activity import FLUSH_DELAY
+
+        written = self.count_writes()
+        await self.log_out(await self.online("alice", "phone"), "bye")
+        await self.server.storage.users.delete_user("alice", "localhost")
+        self.server.emit(events.USER_DELETED, parse_jid("alice@localhost"))
+        self.clock.advance(FLUSH_DELAY)
+        self.assertEqual(written, [])
+        self.assertIsNone(await self.stored())
+
+    async def test_teardown_writes_what_is_waiting(self):
+        written = self.count_writes()
+        await self.log_out(await self.online("alice", "phone"), "stopping")
+        self.fixture.registry.stop("last_activity")
+        self.assertEqual(written, ["alice@localhost"])
+        self.assertEqual((await self.stored())["status"], "stopping")
+        self.assertEqual(self.clock.getDelayedCalls(), [])  # no flush left behind

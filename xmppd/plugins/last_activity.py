@@ -19,6 +19,15 @@ ended and that status, written on SESSION_CLOSED when no other resource of it is
 broadcast unavailable presence, seen on its way out (an outgoing chain link that never stops
 it); a session that simply drops has none. Deleting the account deletes the entry with the
 rest of its generic data.
+
+Logouts are written in batches, not one write per logout: an entry waits in memory (where
+the answers read it first) for up to ``FLUSH_DELAY`` seconds with the others that came
+meanwhile, a later logout of the same account replacing it, and all go out together; the
+plugin's teardown (a reload, the server's shutdown) writes what is waiting. A write per
+logout kept a write pending at all times under a login load, and a pending write sends
+every other read of the login path (credentials, roster, vCard) to the database thread
+behind it (xmppd.storage.sqlite). A crash loses at most the last ``FLUSH_DELAY`` seconds
+of logout times.
 """
 
 from __future__ import annotations
@@ -30,9 +39,13 @@ from xmppd import events, ns
 from xmppd.errors import StanzaError
 from xmppd.interfaces import IRoster, IXmppdPlugin
 from xmppd.jid import JID
+from xmppd.logs import get_logger
 from xmppd.options import no_options
 
+log = get_logger(__name__)
+
 PRESENCE_PRIORITY = 10  # only reads the presence; any order among the outgoing links will do
+FLUSH_DELAY = 2.0  # seconds a logout time may wait in memory for others to be written with
 
 
 @implementer(IXmppdPlugin)
@@ -48,12 +61,21 @@ class LastActivity:
         self.started = ctx.reactor.seconds()
         self.store = ctx.open_store("last_activity", "keyval")
         self._status: dict[object, str | None] = {}  # session -> its unavailable status text
+        self._waiting: dict[str, dict] = {}  # owner -> its last activity, not written yet
+        self._writing: dict[str, dict] = {}  # owner -> its last activity, being written
+        self._flush_call = None
         ctx.feature(ns.LAST)
         ctx.iq("get", ns.LAST, "query", self.on_host)
         ctx.iq("get", ns.LAST, "query", self.on_account, to=("bare", "self"))
         ctx.stanza("presence", "unavailable", "outgoing", self.on_unavailable, PRESENCE_PRIORITY)
         ctx.stanza("presence", "available", "outgoing", self.on_available, PRESENCE_PRIORITY)
         ctx.on(events.SESSION_CLOSED, self.on_session_closed)
+        ctx.on(events.USER_DELETED, self.on_user_deleted)
+
+    def teardown(self) -> None:
+        """Write what is waiting: the store outlives the plugin, and storage closes after
+        the plugins, behind the writes already queued."""
+        self.flush()
 
     # -- answers
 
@@ -68,7 +90,7 @@ class LastActivity:
             raise StanzaError("forbidden")
         if any(session.available for session in self.ctx.sessions.resources(account)):
             return _query(0)
-        last = await self.store.get(account.full())
+        last = await self._last(account.full())
         if last is None:
             raise StanzaError("item-not-found", "no logout seen since last activity was kept")
         return _query(self.clock.seconds() - last["at"], last.get("status"))
@@ -95,12 +117,43 @@ class LastActivity:
             self._status.pop(session, None)
         return None
 
-    def on_session_closed(self, session, polite: bool = False):
+    def on_session_closed(self, session, polite: bool = False) -> None:
         status = self._status.pop(session, None)
         account = session.account
         if self.ctx.sessions.resources(account):
-            return None  # another resource is still bound: the account is not gone
-        return self.store.set(account.full(), {"at": self.clock.seconds(), "status": status})
+            return  # another resource is still bound: the account is not gone
+        self._waiting[account.full()] = {"at": self.clock.seconds(), "status": status}
+        if self._flush_call is None:
+            self._flush_call = self.clock.callLater(FLUSH_DELAY, self.flush)
+
+    def on_user_deleted(self, account: JID) -> None:
+        """The account is gone with its stored entry: a waiting one must not bring it back."""
+        self._waiting.pop(account.userhost(), None)
+
+    async def _last(self, owner: str) -> dict | None:
+        """The account's last activity: waiting, being written, or stored."""
+        last = self._waiting.get(owner) or self._writing.get(owner)
+        return last if last is not None else await self.store.get(owner)
+
+    def flush(self) -> None:
+        """Write every waiting entry (each the latest of its account); failures logged."""
+        call, self._flush_call = self._flush_call, None
+        if call is not None and call.active():
+            call.cancel()
+        batch, self._waiting = self._waiting, {}
+        for owner, last in batch.items():
+            self._writing[owner] = last
+            d = self.store.set(owner, last)
+            d.addErrback(_write_failed)
+            d.addBoth(self._written, owner, last)
+
+    def _written(self, _, owner: str, last: dict) -> None:
+        if self._writing.get(owner) is last:
+            del self._writing[owner]
+
+
+def _write_failed(failure) -> None:
+    log.failure("could not keep an account's last activity", failure)
 
 
 def _query(seconds: float, status: str | None = None) -> domish.Element:
