@@ -29,8 +29,7 @@ CLIENT = "jabber:client"
 ALLOWED = "https://chat.example.org"
 
 
-@pytest.fixture
-def server(tmp_path):
+def bosh_server(tmp_path, bosh_options: str = "") -> XmppdProcess:
     port = free_port()
     proc = XmppdProcess(tmp_path, extra=f"""
 [http]
@@ -43,9 +42,15 @@ enabled = ["disco", "ping", "roster", "presence", "websocket", "bosh"]
 [plugins.bosh]
 max_wait = 3
 max_sessions_per_address = 3
+{bosh_options}
 """)
     proc.https_port = port
-    yield from serve(proc)
+    return proc
+
+
+@pytest.fixture
+def server(tmp_path):
+    yield from serve(bosh_server(tmp_path))
 
 
 class BoshClient:
@@ -261,3 +266,17 @@ def test_host_meta_names_bosh(server):
         assert links["urn:xmpp:alt-connections:xbosh"] == (
             f"https://localhost:{server.https_port}/http-bind")
     run(server, scenario)
+
+
+def test_inactivity_ends_the_session(tmp_path):
+    for proc in serve(bosh_server(tmp_path, "inactivity = 1")):
+        async def scenario(new):
+            alice = new()
+            assert await alice.login("alice") == "alice@localhost/bosh"
+            await asyncio.sleep(2.5)  # no request held, none sent
+            body = await alice.post()
+            assert (body.get("type"), body.get("condition")) == ("terminate", "item-not-found")
+        run(proc, scenario)
+        log = proc.log()
+        assert "BOSH session of 127.0.0.1 inactive" in log
+        assert "session alice@localhost/bosh ended" in log
