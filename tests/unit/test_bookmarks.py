@@ -21,6 +21,7 @@ from xmppd.xml.stored import stanza_from_text
 
 ALICE = parse_jid("alice@localhost")
 ROOM = "room@conference.localhost"
+OTHER_ROOM = "other@conference.localhost"
 NATIVE_OPTIONS = publish_options(**{name: value for name, value in
                                     bookmarks.NATIVE_OPTIONS.items()})
 CAPS_NODE = "https://example.org/bm"
@@ -237,6 +238,25 @@ class AdoptTest(BookmarksCase):
         await defer.DeferredList(list(plugin.pending))
         native = items_of(await self.ask(alice, "get", items_get(ns.BOOKMARKS)))
         self.assertEqual(list(native), [ROOM])
+
+    async def test_without_a_private_list_a_login_does_not_read_the_native_node(self):
+        asked: list = []
+        self.patch(type(self.server.query(IPep)), "items",
+                   lambda self, account, node: asked.append(node) or defer.succeed([]))
+        await self.client("alice", "phone")
+        await defer.DeferredList(list(plugin.pending))
+        self.assertEqual(asked, [])
+
+    async def test_a_native_node_with_items_is_left_alone_at_login(self):
+        bob = await self.client("bob", "phone")
+        await self.ask(bob, "set", native_publish(jid=OTHER_ROOM, name="Native"))
+        storage = stanza_from_text(legacy_storage((ROOM, "The Room")))
+        await self.server.query(IPrivateXml).store(parse_jid("bob@localhost"), storage)
+        plugin._adopted.discard("bob@localhost")  # as after a restart
+        bob_again = await self.client("bob", "laptop")
+        await defer.DeferredList(list(plugin.pending))
+        native = items_of(await self.ask(bob_again, "get", items_get(ns.BOOKMARKS)))
+        self.assertEqual(list(native), [OTHER_ROOM])
 
 
 class PurgeTest(BookmarksCase):

@@ -51,10 +51,14 @@ class BookmarkSync:
 
     async def _adopt(self, account: JID) -> None:
         pep, private = self._stores()
-        if pep is None or private is None or await pep.items(account, ns.BOOKMARKS):
+        if pep is None or private is None:
             return
+        # Private XML first: most accounts have no list there, and then one read is all a
+        # login costs (the native node's look-up is two).
         storage = await private.element(account, ns.LEGACY_BOOKMARKS, "storage")
-        if storage is not None and bookmarks.native_of(storage):
+        if storage is None or not bookmarks.native_of(storage):
+            return
+        if not await pep.items(account, ns.BOOKMARKS):
             await self._from_legacy(account, storage, PRIVATE)
 
     def _run(self, account: JID, work, *args) -> defer.Deferred:

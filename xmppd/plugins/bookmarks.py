@@ -13,7 +13,8 @@ for before they trust the native node alone:
 How the three stores are kept in step, without loops, is xmppd.personal.bookmark_sync.
 A list already in private XML when the plugin is enabled reaches the native node at the
 account's first login after that (XEP-0411 §4); each account is looked at once per run,
-so later logins cost nothing.
+so later logins cost nothing, and a first login without a list in private XML costs one
+read (the native node is looked at only when there is a list to bring).
 """
 
 from __future__ import annotations
