@@ -8,20 +8,25 @@ import tempfile
 from pathlib import Path
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from tests.helpers import ServerFixture
 from xmppd.c2s.stream import ClientStream
+from xmppd.server import Server
+from xmppd.storage.sqlite import SQLiteStorage
 
 
 @functools.cache
-def _directory() -> Path:
-    return Path(tempfile.mkdtemp(prefix="xmppd-fuzz-"))
+def _fixture() -> ServerFixture:
+    """The config, read once (the fixture writes it to a temporary folder)."""
+    return ServerFixture(Path(tempfile.mkdtemp(prefix="xmppd-fuzz-")))
 
 
-def _server():
+def _server() -> Server:
     """A new server per stream: no session or state of one example leaks into the next."""
-    return ServerFixture(_directory()).server
+    fixture = _fixture()
+    return Server(fixture.server.config, SQLiteStorage(":memory:"), Clock())
 
 
 def client_stream(direct_tls: bool = False, auth=None) -> tuple[ClientStream, StringTransport]:
