@@ -4,8 +4,10 @@
 Two kinds of registration share one table:
 
 * **Chain links**, keyed ``(kind, type, target)``, for messages, presence and IQs. ``target``
-  is 'host', 'bare' or 'full' for stanzas arriving for us, or 'outgoing' for the messages
-  and presence a local client sends, whatever their recipient, before they are routed.
+  is 'host', 'bare' or 'full' for stanzas arriving for us, 'outgoing' for the messages
+  and presence a local client sends, whatever their recipient, before they are routed, or
+  'remote' for every stanza about to leave for another server (clients', the server's own
+  and its services'), so what the server makes for a remote JID can be held back too.
   Links run highest priority first (Prosody's ``message/full`` events); each returns what
   happens next:
 
@@ -45,7 +47,7 @@ from xmppd.stanza import IQ_TYPES, MESSAGE_TYPES, PRESENCE_TYPES, Stanza, make_i
 log = get_logger(__name__)
 
 TARGETS = frozenset(("host", "bare", "self", "full", "outgoing"))
-CHAIN_TARGETS = frozenset(("host", "bare", "full", "outgoing"))
+CHAIN_TARGETS = frozenset(("host", "bare", "full", "outgoing", "remote"))
 IQ_REQUEST_TYPES = frozenset(("get", "set"))
 CHAIN_TYPES = {"iq": IQ_TYPES, "message": MESSAGE_TYPES, "presence": PRESENCE_TYPES}
 

@@ -112,6 +112,15 @@ class Router:
         self.services: dict[str, object] = {}  # domain -> xmppd.services.Service
         self.served = ServedDomains(domains, self.services)
         self.iq_tracker = IQTracker(self.send_from_server, reactor)
+        # sessions bound on other nodes of a cluster: get(full_jid), resources(bare_jid)
+        # (xmppd.cluster); None on a single node, the default
+        self.remote_sessions = None
+
+    def use_remote_sessions(self, provider) -> None:
+        """The seam for clustering: ``provider`` (or None) answers for sessions bound on
+        other nodes. The router delivers IQs and presence to a full JID there; the
+        cluster's own links (xmppd.cluster.delivery) do the same for messages."""
+        self.remote_sessions = provider
 
     # -- ways in
 
@@ -170,6 +179,10 @@ class Router:
         service = self.services.get(host)
         if service is not None:
             return service.route(stanza, origin)
+        return self.dispatcher.dispatch(stanza, "remote", origin, self._to_remote)
+
+    def _to_remote(self, stanza: Stanza, target: str, origin):
+        """The end of the 'remote' chain: federation takes what no link held back."""
         return self.remote.send(stanza)
 
     def _local(self, stanza: Stanza, recipient: JID, origin):
@@ -225,7 +238,11 @@ class Router:
     def _deliver_to(self, full_jid: JID, stanza: Stanza) -> bool:
         session = self.sessions.get(full_jid)
         if session is None:
-            return False
+            if self.remote_sessions is None:
+                return False
+            session = self.remote_sessions.get(full_jid)
+            if session is None:
+                return False
         session.send(stanza.element)
         return True
 

@@ -37,11 +37,12 @@ OUR_SERVICE, THEIR_SERVICE = f"conference.{XMPPD}", f"conference.{PROSODY}"
 
 
 def our_config(xmppd: XmppdProcess, ca_file, prosody_s2s_port: int) -> str:
-    """xmppd's plugins (MUC on) and [s2s]: Prosody and its MUC service by static routes."""
+    """xmppd's plugins (MUC and blocking on) and [s2s]: Prosody and its MUC service by
+    static routes."""
     route = f"{PROSODY_IP}:{prosody_s2s_port}"
     return f"""
 [plugins]
-enabled = ["disco", "ping", "roster", "presence", "offline", "muc"]
+enabled = ["disco", "ping", "roster", "presence", "offline", "muc", "blocking"]
 
 [s2s]
 listen = ["tcp:{xmppd.s2s_port}:interface={XMPPD_IP}"]

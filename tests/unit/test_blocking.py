@@ -10,10 +10,13 @@ from twisted.words.xish import domish
 from tests.devices_case import DevicesCase, body, error_children, error_condition
 from xmppd import events, ns
 from xmppd.im.blocklist import STORE, BlockLists, matches
+from xmppd.interfaces import IRoster
 from xmppd.jid import parse_jid
+from xmppd.stanza import Stanza
 
 GET = "<blocklist xmlns='urn:xmpp:blocking'/>"
 ALICE = parse_jid("alice@localhost")
+ROMEO = parse_jid("romeo@remote.example")
 
 
 def block(*jids: str, name: str = "block") -> str:
@@ -280,6 +283,47 @@ class PresenceTests(BlockingCase):
         shown = await self.wait(bob, lambda e: e.name == "presence")
         self.assertEqual([(e["from"], e.getAttribute("type")) for e in shown],
                          [("alice@localhost/phone", None)])
+
+
+class RemoteTests(BlockingCase):
+    """A remote subscriber alice blocked: the server's presence broadcast to it is held back
+    at the 'remote' link (it went out through federation before); errors still go."""
+
+    async def started(self) -> None:
+        await super().started()
+        from tests.unit.test_presence_remote import RecordingRemote
+        from xmppd.im.subscription import SubState
+
+        self.remote = RecordingRemote()
+        self.server.router.remote = self.remote
+        roster = self.server.query(IRoster)
+        await roster.set_state(ALICE, ROMEO, SubState("both"))
+
+    async def test_a_blocked_remote_subscriber_gets_unavailable_then_nothing(self):
+        alice = await self.online("alice", "phone")
+        self.assertIn(("alice@localhost/phone", "romeo@remote.example"),
+                      [(e["from"], e["to"]) for e in sent_presence(self.remote)])
+        await self.ask(alice, "set", block("romeo@remote.example"))
+        self.assertEqual([(e["from"], e.getAttribute("type")) for e in
+                          sent_presence(self.remote)][-1:],
+                         [("alice@localhost/phone", "unavailable")])  # §3.3, before the block
+        before = len(self.remote.sent)
+        alice.feed("<presence><show>away</show></presence>")
+        await self.settle(alice)
+        self.assertEqual(self.remote.sent[before:], [])
+        self.server.router.route(Stanza(domish.Element((None, "message"), attribs={
+            "from": "romeo@remote.example/a", "to": "alice@localhost", "type": "chat"}),
+            ROMEO, ALICE), object())
+        self.assertEqual(self.remote.errors(), ["service-unavailable"])  # the bounce goes
+        before = len(self.remote.sent)
+        await self.ask(alice, "set", unblock("romeo@remote.example"))
+        self.assertIn(("alice@localhost/phone", None),  # shown again, then probed
+                      [(e["from"], e.getAttribute("type"))
+                       for e in sent_presence(self.remote, since=before)])
+
+
+def sent_presence(remote, since: int = 0) -> list[domish.Element]:
+    return [stanza.element for stanza in remote.sent[since:] if stanza.kind == "presence"]
 
 
 class MatchingTests(SynchronousTestCase):

@@ -213,3 +213,22 @@ def test_server_stanzas_to_bare_accounts_use_the_same_rules():
     element["from"], element["to"], element["type"] = "localhost", "bob@localhost", "headline"
     world.router.send_from_server(element)
     assert len(bob.received) == 1
+
+
+def test_remote_links_see_every_stanza_for_another_server_before_federation():
+    world = World()
+    seen = []
+
+    def hold_presence(stanza, origin):
+        seen.append((stanza.kind, str(stanza.sender)))
+        return stanza.kind == "presence"  # held back; messages go on to federation
+
+    for kind, type in (("message", "chat"), ("presence", "available")):
+        world.router.dispatcher.add_stanza(kind, type, "remote", hold_presence)
+    world.send(to="someone@elsewhere.example", type="chat")
+    assert world.errors() == ["remote-server-not-found"]  # let go: federation (none here)
+    presence = domish.Element((None, "presence"))
+    presence["from"], presence["to"] = "alice@localhost/phone", "someone@elsewhere.example"
+    world.router.send_from_server(presence)  # made by the server: held, no error
+    assert seen == [("message", "alice@localhost/phone"), ("presence", "alice@localhost/phone")]
+    assert world.errors() == ["remote-server-not-found"]

@@ -29,12 +29,13 @@ Pushes (§3.3–§3.5) go to the account's resources that have asked for the lis
 XEP says: a client that never asked may not understand them. Unblocking what is not
 blocked succeeds and pushes nothing.
 
-Not covered: stanzas the server makes for a *remote* blocked JID (the presence broadcast
-to a remote subscriber) leave through federation without passing a link; the blocking
-client's own presence broadcast to a remote blocked subscriber still goes. That needs an
-outbound-to-remote chain target. Whom a session sent directed presence to is the presence
-plugin's to know: a blocked JID that got directed presence (not a subscriber) is not sent
-unavailable at the block, though nothing reaches it after.
+* **leaving**, at 'remote' (every stanza for another server): what the server makes from an
+  account for a *remote* JID it blocked (its presence broadcast to a remote subscriber) is
+  dropped there, as the inbound link drops it for a local one; errors still go.
+
+Not covered: whom a session sent directed presence to is the presence plugin's to know: a
+blocked JID that got directed presence (not a subscriber) is not sent unavailable at the
+block, though nothing reaches it after.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Blocking:
             for type in types:
                 ctx.stanza(kind, type, ("bare", "full"), guard.inbound, PRIORITY)
                 ctx.stanza(kind, type, "outgoing", guard.outbound, PRIORITY)
+                ctx.stanza(kind, type, "remote", guard.leaving, PRIORITY)
         for type in ("get", "set"):
             ctx.stanza("iq", type, ("bare", "full"), guard.inbound, PRIORITY)
         for type in ("result", "error"):  # answers to a bare JID go to the IQ tracker
@@ -152,6 +154,17 @@ class Guard:
         if stanza.kind == "message" and stanza.type != "error":
             session.send(blocked_error(stanza.element))
         return True
+
+    def leaving(self, stanza: Stanza, origin):
+        """For another server: from a local account to a JID it blocked, dropped (the
+        server's presence broadcast to a remote subscriber); errors go, the blocked JID
+        must get them (this plugin's own bounces among them)."""
+        if not self._lists or stanza.type == "error":
+            return None
+        sender = stanza.sender
+        if sender is None or sender.user is None or sender.host not in self._domains:
+            return None
+        return True if matches(self._lists.lookup(sender.bare()), stanza.recipient) else None
 
     def watch(self, session) -> None:
         """A new session: filtered if its account blocks someone."""
