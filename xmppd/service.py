@@ -1,5 +1,6 @@
 """The service tree, started in order and stopped in reverse: plugin check (found, ordered,
-options valid, before anything is touched) ▸ storage ▸ federation ▸ plugins ▸ listeners
+options valid, before anything is touched) ▸ storage ▸ federation ▸ plugins ▸ cluster node
+(only with [cluster], xmppd.cluster) ▸ listeners
 (c2s, s2s, XEP-0114 components; the web server if a plugin mounted something) ▸ manhole ▸
 control socket.
 
@@ -58,6 +59,7 @@ class XmppdService(service.MultiService):
         self.s2s = None  # the S2SManager when federation is on
         self.components: ComponentFactory | None = None  # XEP-0114, when [components] has any
         self.control: service.Service | None = None  # the admin socket xmppdctl talks to
+        self.cluster = None  # xmppd.cluster.node.ClusterNode when [cluster] is set
         self.ready: defer.Deferred = defer.Deferred()
         self._watcher: task.LoopingCall | None = None  # [tls] watch
 
@@ -140,6 +142,10 @@ class XmppdService(service.MultiService):
         if self.s2s is not None:
             self.server.router.remote = self.server.s2s = self.s2s
         yield self.plugins.load()
+        if self.config.cluster is not None:  # the Redis client is an optional extra
+            from xmppd.cluster.node import start_cluster
+
+            self.cluster = yield start_cluster(self.server)
         backlog = self.config.server.listen_backlog
         for description, factory in self._listeners():
             self.ports.append((yield listen(self.reactor, description, factory, backlog)))
@@ -210,6 +216,8 @@ class XmppdService(service.MultiService):
         self.ports.clear()
         yield self.server.http.stop()
         yield self._close_streams()
+        if self.cluster is not None:
+            yield self.cluster.stop()
         service.Service.stopService(self)
         self.plugins.unload()
         yield self.server.storage.close()

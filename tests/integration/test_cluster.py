@@ -1,0 +1,157 @@
+"""Two real xmppd nodes (twistd) on one PostgreSQL (tests.storage_engines) and one real Redis
+(tests.redis_server): the session registry in Redis, messages between accounts on different
+nodes with slixmpp (full JID, bare JID, replies), and a node killed with SIGKILL: its
+sessions leave the registry within the heartbeat expiry, and a message to its account then
+goes to offline storage, delivered when the account logs in again."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import psycopg
+import pytest
+
+from tests.integration.conftest import PASSWORD, assert_log_for_admins
+from tests.integration.serverproc import XmppdProcess
+from tests.integration.test_im import IM_PLUGINS, body_is, online, settle
+from tests.redis_server import RedisServer
+from tests.storage_engines import postgresql
+
+HEARTBEAT = 0.5  # seconds; a node is dead after 3 missed heartbeats
+EXPIRY = 3 * HEARTBEAT
+
+
+def node_config(dsn: str, redis_url: str, node: str) -> str:
+    return (f'[storage]\nbackend = "postgresql"\ndsn = "{dsn}"\n'
+            f'[cluster]\nredis = "{redis_url}"\nnode = "{node}"\nheartbeat = {HEARTBEAT}\n'
+            + IM_PLUGINS)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()  # raises (fails the test) if redis-server cannot start
+    dsn = postgresql().fresh_database()
+    a = XmppdProcess(tmp_path / "a", extra=node_config(dsn, redis.url, "a"))
+    b = XmppdProcess(tmp_path / "b", extra=node_config(dsn, redis.url, "b"))
+    for user in ("alice", "bob"):
+        assert a.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
+    a.start()
+    b.start()
+    try:
+        yield redis, a, b, dsn
+        for node in (a, b):
+            assert node.stop(signal.SIGTERM) == 0, node.log()
+            assert "Traceback" not in node.log(), node.log()
+            assert_log_for_admins(node.log())
+        # both left the registry on their clean stop
+        assert redis.command("SMEMBERS", "xmppd:nodes") == []
+        assert redis.command("KEYS", "xmppd:*") == []
+    finally:
+        for node in (a, b):
+            node.stop(signal.SIGKILL)
+        redis.stop()
+
+
+def registry(redis: RedisServer, node: str) -> dict:
+    flat = redis.command("HGETALL", f"xmppd:sessions:{node}")
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def close(*clients) -> None:
+    for client in clients:
+        client.disconnect()
+        await asyncio.wait_for(client.disconnected, 10)
+
+
+def test_accounts_on_two_nodes_talk(cluster):
+    redis, a, b, _ = cluster
+    assert "cluster node a up" in a.log() and "cluster node b up" in b.log()
+    assert sorted(redis.command("SMEMBERS", "xmppd:nodes")) == ["a", "b"]
+
+    async def scenario():
+        alice, alice_msgs, _ = await online(a, "alice@localhost/phone", priority=5,
+                                            roster=False)
+        bob, bob_msgs, _ = await online(b, "bob@localhost/desk", roster=False)
+        await wait_until(lambda: registry(redis, "a").get("alice@localhost/phone") == "5 1"
+                         and registry(redis, "b").get("bob@localhost/desk") == "0 1")
+        await settle(0.3)  # the registry channel reached the other node
+        # to a full JID on the other node, both ways
+        alice.send_message(mto="bob@localhost/desk", mbody="hello from a", mtype="chat")
+        message = await bob_msgs.wait_for(body_is("hello from a"))
+        assert str(message["from"]) == "alice@localhost/phone"
+        bob.send_message(mto="alice@localhost/phone", mbody="hello from b", mtype="chat")
+        await alice_msgs.wait_for(body_is("hello from b"))
+        # to a bare JID whose only session is on the other node (RFC 6121 §8.5.2.1.1)
+        bob.send_message(mto="alice@localhost", mbody="to your bare JID", mtype="chat")
+        message = await alice_msgs.wait_for(body_is("to your bare JID"))
+        assert str(message["to"]) == "alice@localhost"
+        alice.send_message(mto="bob@localhost", mbody="bare back", mtype="normal")
+        await bob_msgs.wait_for(body_is("bare back"))
+        # alice on both nodes: the bare JID goes to the highest priority, here on node b
+        alice_b, alice_b_msgs, _ = await online(b, "alice@localhost/tablet", priority=10,
+                                                roster=False)
+        await wait_until(lambda: "alice@localhost/tablet" in registry(redis, "b"))
+        await settle(0.3)
+        alice.send_message(mto="alice@localhost", mbody="note to self", mtype="chat")
+        await alice_b_msgs.wait_for(body_is("note to self"))
+        await settle(0.5)
+        assert not alice_msgs.matching(body_is("note to self"))
+        # an IQ to a full JID on the other node reaches the client, and its answer comes back
+        answer = await bob.plugin["xep_0199"].ping(jid="alice@localhost/phone", timeout=5)
+        assert answer is not None
+        await close(alice_b)
+        await wait_until(lambda: "alice@localhost/tablet" not in registry(redis, "b"))
+        await close(alice, bob)
+        await wait_until(lambda: not registry(redis, "a") and not registry(redis, "b"))
+
+    asyncio.run(scenario())
+
+
+def test_a_killed_node_leaves_the_registry_and_its_mail_goes_offline(cluster):
+    redis, a, b, dsn = cluster
+
+    async def before():
+        bob, _, _ = await online(b, "bob@localhost/desk", roster=False)
+        await wait_until(lambda: "bob@localhost/desk" in registry(redis, "b"))
+        return bob
+
+    asyncio.run(before())
+    b.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    while registry(redis, "b") or "b" in redis.command("SMEMBERS", "xmppd:nodes"):
+        # at most one heartbeat after the key expired
+        assert time.monotonic() - killed < EXPIRY + 2 * HEARTBEAT + 1.0, registry(redis, "b")
+        time.sleep(0.05)
+    assert "cluster node b is gone (no heartbeat); its 1 sessions with it" in a.log()
+
+    async def after():
+        alice, _, _ = await online(a, "alice@localhost/phone", roster=False)
+        alice.send_message(mto="bob@localhost/desk", mbody="while you were away", mtype="chat")
+        alice.send_message(mto="bob@localhost", mbody="and again", mtype="chat")
+        await alice.plugin["xep_0199"].ping(jid="localhost", timeout=5)
+        with psycopg.connect(dsn) as connection:
+            [(count,)] = connection.execute("SELECT COUNT(*) FROM offline_messages").fetchall()
+        assert count == 2
+        await close(alice)
+
+    asyncio.run(after())
+    b.start()  # bob logs in on the node again and gets them
+    assert b.log().count("cluster node b up") == 2
+
+    async def back():
+        bob, bob_msgs, _ = await online(b, "bob@localhost/desk", roster=False)
+        await bob_msgs.wait_for(body_is("while you were away"))
+        await bob_msgs.wait_for(body_is("and again"))
+        await close(bob)
+
+    asyncio.run(back())

@@ -1,0 +1,188 @@
+"""This server as one node of a cluster: the parts of xmppd.cluster wired into it.
+
+Started by the service after the plugins (so the message plugin's delivery link exists)
+and before the listeners (no client binds before the registry and the channels are up);
+stopped after the streams are closed.
+
+Between nodes, stanzas travel on Redis pub/sub, one channel per node (``xmppd:stanzas:NODE``),
+rather than on per-node lists: delivery to a session is live or not at all (a node that is
+down has no session to deliver to, and its sessions leave the registry), PUBLISH tells the
+sender how many nodes listened, so a stanza for a node that is not listening is handled at
+once like one for a session that is gone (offline storage for a message) instead of waiting
+in a list nobody reads, and one subscriber connection carries both the stanzas and the
+registry's changes. Order is kept per sending node (one connection). A stanza published in
+the instant a receiving node's subscription is reconnecting is lost, as a stanza sent on a
+broken client connection would be.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+
+from xmppd import events
+from xmppd.cluster import redis as cluster_redis
+from xmppd.cluster.address import parse_redis_url
+from xmppd.cluster.delivery import Arrivals, RemoteDelivery
+from xmppd.cluster.directory import REGISTRY_CHANNEL, SessionDirectory, stanza_channel
+from xmppd.dispatch import DELIVERY_PRIORITY
+from xmppd.errors import StanzaError
+from xmppd.jid import InvalidJID, parse_jid
+from xmppd.logs import get_logger
+from xmppd.stanza import MESSAGE_TYPES, Stanza, parse_address
+from xmppd.xml.stored import stanza_from_text
+
+log = get_logger(__name__)
+
+CONNECT_TIMEOUT = 10.0  # seconds for Redis to answer at start, else the server does not start
+
+
+class ClusterNode:
+    def __init__(self, server, config) -> None:
+        self.server = server
+        self.config = config  # ClusterConfig
+        self.address = parse_redis_url(config.redis)
+        self.redis = None
+        self.subscriber = None
+        self.directory: SessionDirectory | None = None
+        self._undo: list = []
+        deliver_to_all = server.config.c2s.bare_message_delivery == "all"
+        self.arrivals = Arrivals(server.sessions, server.query, server.router.bounce,
+                                 deliver_to_all)
+        self._deliver_to_all = deliver_to_all
+
+    @defer.inlineCallbacks
+    def start(self):
+        reactor = self.server.reactor
+        self.redis = cluster_redis.connect(self.address)
+        self.directory = SessionDirectory(self.redis, self.config.node, self.config.heartbeat,
+                                          self.server.sessions, self.forward, reactor)
+        subscribed = defer.Deferred()
+
+        def on_subscribed() -> None:
+            if not subscribed.called:
+                subscribed.callback(None)
+            else:  # again after a reconnection: catch up at once
+                self.directory.beat().addErrback(
+                    lambda f: log.failure("cluster catch-up failed", f))
+
+        self.subscriber = cluster_redis.subscribe(
+            reactor, self.address, (REGISTRY_CHANNEL, stanza_channel(self.config.node)),
+            self._on_message, on_subscribed)
+        started = defer.gatherResults([subscribed, self.directory.start()],
+                                      consumeErrors=True)
+        started.addTimeout(CONNECT_TIMEOUT, reactor)
+        try:
+            yield started
+        except Exception:
+            yield self._disconnect()
+            raise RuntimeError(f"[cluster] no answer from Redis at {self.address} "
+                               f"within {CONNECT_TIMEOUT:g} seconds") from None
+        self._wire()
+        log.info("cluster node {node} up: Redis {redis}, {count} sessions on other nodes",
+                 node=self.config.node, redis=str(self.address), count=len(self.directory))
+
+    def _wire(self) -> None:
+        server, directory = self.server, self.directory
+        bus = server.events
+        for event in (events.SESSION_BOUND, events.RESOURCE_AVAILABLE,
+                      events.RESOURCE_UNAVAILABLE):
+            self._undo.append(bus.on(event, self._written))
+        self._undo.append(bus.on(events.SESSION_CLOSED, self._erased))
+        server.router.use_remote_sessions(directory)
+        self._undo.append(lambda: server.router.use_remote_sessions(None))
+        links = RemoteDelivery(server.sessions, directory, self._deliver_to_all)
+        dispatcher = server.dispatcher
+        for type in MESSAGE_TYPES:
+            self._undo.append(dispatcher.add_stanza("message", type, "full", links.to_full,
+                                                    DELIVERY_PRIORITY + 1))
+            self._undo.append(dispatcher.add_stanza("message", type, "bare", links.to_bare,
+                                                    DELIVERY_PRIORITY + 1))
+
+    @defer.inlineCallbacks
+    def stop(self):
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+        if self.directory is not None:
+            try:
+                yield self.directory.stop().addTimeout(CONNECT_TIMEOUT, self.server.reactor)
+            except Exception:
+                log.failure("cluster node {node} could not leave the registry cleanly "
+                            "(its sessions expire with its heartbeat)", node=self.config.node)
+        yield self._disconnect()
+
+    def _disconnect(self) -> defer.Deferred:
+        calls = []
+        if self.subscriber is not None:
+            calls.append(self.subscriber.disconnect())
+        if self.redis is not None:
+            calls.append(self.redis.disconnect())
+        return defer.gatherResults(calls, consumeErrors=True).addErrback(lambda _: None)
+
+    # -- the registry
+
+    def _written(self, session) -> None:
+        if session.jid is not None and self.server.sessions.get(session.jid) is session:
+            self._logged(self.directory.write(session))
+
+    def _erased(self, session, polite=None) -> None:
+        if session.jid is not None and self.server.sessions.get(session.jid) is None:
+            self._logged(self.directory.erase(session))
+
+    @staticmethod
+    def _logged(d: defer.Deferred) -> None:
+        """Redis writes never hold up a session: failures are logged, the heartbeat repairs."""
+        d.addErrback(lambda failure: log.failure("cluster registry write failed", failure))
+
+    # -- stanzas between nodes
+
+    def forward(self, node: str, full_jid, element) -> None:
+        """Send ``element`` to the session ``full_jid`` on ``node``."""
+        text = f"{full_jid.full()} {element.toXml()}"
+        d = self.redis.publish(stanza_channel(node), text)
+
+        def published(listeners) -> None:
+            if not listeners:
+                log.warn("cluster node {node} is not listening: {jid}'s stanza not sent "
+                         "there", node=node, jid=full_jid)
+                self._undelivered(element)
+
+        d.addCallback(published)
+        d.addErrback(lambda failure: (log.failure("a stanza for {jid} could not reach node "
+                                                  "{node}", failure, jid=full_jid, node=node),
+                                      self._undelivered(element)))
+
+    def _undelivered(self, element) -> None:
+        stanza = self._stanza(element)
+        if stanza is not None:
+            self.arrivals.undelivered(stanza)
+
+    def _on_message(self, channel: str, message: str) -> None:
+        if channel == REGISTRY_CHANNEL:
+            self.directory.on_registry(message)
+            return
+        full, _, xml = message.partition(" ")
+        element = stanza_from_text(xml)
+        try:
+            recipient = parse_jid(full)
+        except InvalidJID:
+            element = None
+        stanza = self._stanza(element) if element is not None else None
+        if stanza is None or stanza.recipient is None:
+            log.warn("ignored a malformed stanza from the cluster: {text!r}", text=message[:200])
+            return
+        self.arrivals.arrived(stanza, recipient)
+
+    @staticmethod
+    def _stanza(element) -> Stanza | None:
+        try:
+            return Stanza(element, parse_address(element, "from"), parse_address(element, "to"))
+        except StanzaError:
+            return None
+
+
+def start_cluster(server) -> defer.Deferred:
+    """A ClusterNode started for the server's ``[cluster]`` (the caller checked there is
+    one: this module needs the optional Redis client)."""
+    node = ClusterNode(server, server.config.cluster)
+    return node.start().addCallback(lambda _: node)
