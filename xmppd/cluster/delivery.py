@@ -48,6 +48,9 @@ class RemoteDelivery:
         return None
 
     def to_bare(self, stanza: Stanza, origin):
+        """§8.5.2: normal, chat and headline; the rest is local delivery's (refused)."""
+        if stanza.type not in STORABLE:
+            return None
         return self._to_account(stanza, stanza.recipient)
 
     def _to_account(self, stanza: Stanza, account: JID):

@@ -10,8 +10,9 @@ In Redis (every key under ``xmppd:``):
 - channel ``registry``: each change as it happens ("bind NODE JID PRIORITY AVAILABLE",
   "unbind NODE JID", "reset NODE").
 
-A node writes its own sessions on bind, unbind and availability changes, and again (only
-what differs) at each heartbeat, which catches priority changes no event announces. At each
+A node writes its own sessions on bind, unbind and availability changes, and all of them
+again at each heartbeat, which catches priority changes no event announces and refills a
+Redis that lost its data. At each
 heartbeat it also reads every other live node's hash into its mirror (healing any change
 missed on the channel, e.g. across a Redis reconnection) and removes a dead node's hash and
 name: a dead node's sessions leave the registry at most one heartbeat after its key expired,

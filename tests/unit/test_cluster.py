@@ -1,0 +1,108 @@
+"""xmppd.cluster without Redis: the mirror kept from the registry channel, and which
+messages the cross-node links take (the rest is left to local delivery, untouched)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from twisted.words.xish import domish
+
+from xmppd.cluster.delivery import RemoteDelivery
+from xmppd.cluster.directory import SessionDirectory
+from xmppd.jid import parse_jid
+from xmppd.stanza import Stanza
+
+
+class Local:
+    """A node's own sessions, as the SessionRegistry answers look-ups."""
+
+    def __init__(self, *sessions) -> None:
+        self.sessions = {s.jid: s for s in sessions}
+
+    def get(self, full):
+        return self.sessions.get(full)
+
+    def resources(self, bare):
+        return [s for jid, s in self.sessions.items() if jid.bare() == bare]
+
+    def all(self):
+        return list(self.sessions.values())
+
+
+class Sent(SimpleNamespace):
+    def send(self, element) -> None:
+        self.got.append(element)
+
+
+def local_session(jid: str, priority: int = 0, available: bool = True) -> Sent:
+    return Sent(jid=parse_jid(jid), priority=priority, available=available, got=[])
+
+
+def directory(local=None) -> tuple[SessionDirectory, list]:
+    forwarded: list = []
+    d = SessionDirectory(None, "a", 1.0, local or Local(),
+                         lambda node, jid, element: forwarded.append((node, jid.full())), None)
+    return d, forwarded
+
+
+def message(to: str, type: str = "chat") -> Stanza:
+    element = domish.Element((None, "message"))
+    element["to"], element["from"], element["type"] = to, "carol@localhost/x", type
+    return Stanza(element, parse_jid("carol@localhost/x"), parse_jid(to))
+
+
+def test_the_mirror_follows_the_channel_and_ignores_its_own_node():
+    d, _ = directory()
+    d.on_registry("bind b bob@localhost/desk 5 1")
+    d.on_registry("bind a alice@localhost/own 0 1")  # ours: already in the local registry
+    d.on_registry("bind c bob@localhost/phone -1 0")
+    assert d.get(parse_jid("alice@localhost/own")) is None
+    desk = d.get(parse_jid("bob@localhost/desk"))
+    assert (desk.node, desk.priority, desk.available) == ("b", 5, True)
+    assert len(d.resources(parse_jid("bob@localhost"))) == 2
+    d.on_registry("bind c bob@localhost/desk 1 1")  # replaced on node c
+    assert d.get(parse_jid("bob@localhost/desk")).node == "c"
+    assert len(d) == 2
+    d.on_registry("unbind b bob@localhost/desk")  # node b no longer has it: no effect
+    assert d.get(parse_jid("bob@localhost/desk")).node == "c"
+    d.on_registry("reset c")
+    assert len(d) == 0 and d.resources(parse_jid("bob@localhost")) == []
+    for junk in ("bind b", "bind b not@@a/jid 1 1", "bind b bob@localhost 1 1",
+                 "bind b bob@localhost/x one 1", "what b", ""):
+        d.on_registry(junk)  # logged and ignored
+    assert len(d) == 0
+
+
+def test_links_take_only_messages_for_other_nodes():
+    here = local_session("bob@localhost/here", priority=1)
+    d, forwarded = directory(Local(here))
+    links = RemoteDelivery(d.local, d, deliver_to_all=False)
+    d.on_registry("bind b bob@localhost/there 5 1")
+    d.on_registry("bind b dave@localhost/there 0 1")
+    # a local full JID, or an account with no session elsewhere: local delivery's business
+    assert links.to_full(message("bob@localhost/here"), None) is None
+    assert links.to_bare(message("erin@localhost"), None) is None
+    assert links.to_full(message("erin@localhost/gone"), None) is None
+    # a full JID on node b
+    assert links.to_full(message("bob@localhost/there"), None) is True
+    assert forwarded == [("b", "bob@localhost/there")]
+    # the bare JID: the highest priority is on node b
+    assert links.to_bare(message("bob@localhost"), None) is True
+    assert forwarded[-1] == ("b", "bob@localhost/there") and not here.got
+    # a gone resource is treated as the bare JID (RFC 6121 §8.5.3.2.1)
+    assert links.to_full(message("dave@localhost/gone"), None) is True
+    assert forwarded[-1] == ("b", "dave@localhost/there")
+    # the local session has the highest priority now: local delivery chooses the same
+    d.on_registry("bind b bob@localhost/there 0 1")
+    assert links.to_bare(message("bob@localhost"), None) is None
+    # equal priorities on both nodes: both get it
+    d.on_registry("bind b bob@localhost/there 1 1")
+    count = len(forwarded)
+    assert links.to_bare(message("bob@localhost"), None) is True
+    assert len(forwarded) == count + 1 and len(here.got) == 1
+    # a groupchat message to a full JID on node b is carried; to a gone resource it is not
+    assert links.to_full(message("bob@localhost/there", "groupchat"), None) is True
+    assert links.to_full(message("bob@localhost/gone", "groupchat"), None) is None
+    # to the bare JID, groupchat and errors are refused or dropped by local delivery
+    assert links.to_bare(message("bob@localhost", "groupchat"), None) is None
+    assert links.to_bare(message("bob@localhost", "error"), None) is None
