@@ -238,6 +238,8 @@ class SQLArchiveLog(GenericStore):
                 for scope, seq, entry_id, stamp, with_jid, payload in cursor.fetchall()]
         if not rows:
             return 0
+        # In position order: the last row written is then the newest (newest_position).
+        rows.sort(key=lambda row: row[1])
         cursor.executemany(self._sql(
             f"INSERT INTO {TABLE} (scope_id, position, entry_id, stamp, with_jid, payload)"
             f" VALUES ({marks(range(6))})"), rows)
