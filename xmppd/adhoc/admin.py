@@ -9,7 +9,9 @@ are of the domain the command was sent to. Only ``[server] admins`` see or run a
 
 The message of the day (``set-motd``/``edit-motd``/``delete-motd``) is kept per domain and
 sent, as a headline, to every session of that domain when it sends its initial presence;
-``announce`` sends one headline to every available session of the domain now.
+``announce`` sends one headline to every available session of the domain now. It is read
+from storage once per domain and kept in memory (it is written only here, by the commands
+below, which update the kept copy after their write): a login costs no read for it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class AdminCommands:
         self.sessions = sessions  # the context's read-only view
         self.send = send
         self.motd_store = motd_store  # keyval: domain -> {"subject", "body"}
+        self._motds: dict[str, dict | None] = {}  # domain -> its message of the day, once read
         self.admins = admins
         self.disabled = disabled  # the IDisabledAccounts provider now, or None
 
@@ -232,18 +235,39 @@ class AdminCommands:
         if not body:
             raise CommandError("bad-request", "bad-payload", "a message of the day needs a text")
         subject = form.get_text("subject") or MOTD_SUBJECT
-        yield self.motd_store.set(request.entity.host, {"subject": subject, "body": body})
+        motd = {"subject": subject, "body": body}
+        yield self._write_motd(request.entity.host, self.motd_store.set, motd)
         return Outcome("the message of the day is set")
 
     @defer.inlineCallbacks
     def delete_motd(self, request: Request, form: None):
-        yield self.motd_store.delete(request.entity.host)
+        yield self._write_motd(request.entity.host, self.motd_store.delete)
         return Outcome("the message of the day is deleted")
+
+    @defer.inlineCallbacks
+    def _write_motd(self, host: str, write: Callable, *motd: dict):
+        """Write (set or delete) the domain's message of the day, then keep it in memory; a
+        failed write forgets the kept copy, so the next login reads what storage has."""
+        try:
+            yield write(host, *motd)
+        except Exception:
+            self._motds.pop(host, None)
+            raise
+        self._motds[host] = motd[0] if motd else None
+
+    def _motd(self, host: str) -> defer.Deferred:
+        """The domain's message of the day (or None), read from storage the first time."""
+        if host in self._motds:
+            return defer.succeed(self._motds[host])
+        return self.motd_store.get(host).addCallback(self._read_motd, host)
+
+    def _read_motd(self, motd: dict | None, host: str) -> dict | None:
+        return self._motds.setdefault(host, motd)  # a write that finished meanwhile wins
 
     @defer.inlineCallbacks
     def on_available(self, session):
         """A session sent its initial presence: the message of the day, if its domain has one."""
-        motd = yield self.motd_store.get(session.jid.host)
+        motd = yield self._motd(session.jid.host)
         if motd:
             self.send(headline(session.jid.host, session.jid, motd["subject"], motd["body"]))
 
