@@ -147,10 +147,31 @@ class MessageTransport:
         return self.protocol.transport.getHost()
 
 
+class _AutobahnLog:
+    """Autobahn's own log lines one level down: a refused handshake or an oversized message
+    is the client's doing, and our stream's lines already say what happened."""
+
+    def __init__(self) -> None:
+        self._log = get_logger("xmppd.web.autobahn")
+
+    def failure(self, *args, **kwargs) -> None:
+        self._log.failure(*args, **kwargs)
+
+    def error(self, *args, **kwargs) -> None:
+        self._log.warn(*args, **kwargs)
+
+    def warn(self, *args, **kwargs) -> None:
+        self._log.info(*args, **kwargs)
+
+    def __getattr__(self, level: str):
+        return self._log.debug  # info, debug, trace
+
+
 class XmppWebSocket(WebSocketServerProtocol):
     """One WebSocket connection: the handshake's checks, then messages to and from its
     stream."""
 
+    log = _AutobahnLog()
     stream: FramedClientStream | None = None
     client = None
 
