@@ -144,7 +144,7 @@ class ArchiveLogTests(unittest.TestCase):
                          [e.id for e in bobs[2:]])
 
     @defer.inlineCallbacks
-    def test_the_newest_position_is_the_last_written(self):
+    def test_the_newest_position_is_the_greatest_of_any_owner(self):
         self.assertIsNone((yield self.store.newest_position()))
         yield self.fill(3, owner=BOB)
         (last,) = yield self.fill(1)

@@ -135,8 +135,8 @@ class SQLArchiveLog(GenericStore):
         return self._db.write(self._delete_where, check_owner(owner), condition, params)
 
     def newest_position(self) -> defer.Deferred:
-        """The position of the entry written last (of any owner), or None: ids made after a
-        restart must sort after it even if the clock went back (EntryIds.not_before)."""
+        """The greatest position of any owner, or None: ids made after a restart must sort
+        after it even if the clock went back (EntryIds.not_before)."""
         return self._db.read(self._newest)
 
     def adopt(self) -> defer.Deferred:
@@ -217,15 +217,10 @@ class SQLArchiveLog(GenericStore):
                    for (scope,) in cursor.fetchall())
 
     def _newest(self, cursor) -> str | None:
-        rowid = self._db.dialect.rowid
-        if rowid is not None:
-            # The newest row has the greatest rowid (SQLite gives max + 1): no scan.
-            cursor.execute(f"SELECT position FROM {TABLE} ORDER BY {rowid} DESC LIMIT 1")
-        else:
-            # No insertion order (PostgreSQL): the greatest position, which sorts after the
-            # newest one too, found by one probe of the key per scope, not a scan.
-            cursor.execute(f"SELECT MAX(newest) FROM (SELECT (SELECT MAX(position) FROM {TABLE}"
-                           f" WHERE scope_id = s.id) AS newest FROM store_scopes s) AS scopes")
+        # One probe of the key per owner (portable SQL; no scan of the entries).
+        cursor.execute(self._sql(
+            f"SELECT MAX((SELECT MAX(position) FROM {TABLE} WHERE scope_id = s.id))"
+            " FROM store_scopes s WHERE s.store = ?"), (self.name,))
         row = cursor.fetchone()
         return None if row is None else row[0]
 
@@ -238,8 +233,7 @@ class SQLArchiveLog(GenericStore):
                 for scope, seq, entry_id, stamp, with_jid, payload in cursor.fetchall()]
         if not rows:
             return 0
-        # In position order: the last row written is then the newest (newest_position).
-        rows.sort(key=lambda row: row[1])
+        rows.sort(key=lambda row: row[:2])  # (scope, position): each owner's range in order
         cursor.executemany(self._sql(
             f"INSERT INTO {TABLE} (scope_id, position, entry_id, stamp, with_jid, payload)"
             f" VALUES ({marks(range(6))})"), rows)
