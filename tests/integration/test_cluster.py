@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from tests.integration.conftest import PASSWORD, assert_log_for_admins
-from tests.integration.serverproc import XmppdProcess
+from tests.integration.serverproc import XmppdProcess, free_port
 from tests.integration.test_im import IM_PLUGINS, body_is, online, settle
 from tests.redis_server import RedisServer
 from tests.storage_engines import postgresql
@@ -155,3 +155,39 @@ def test_a_killed_node_leaves_the_registry_and_its_mail_goes_offline(cluster):
         await close(bob)
 
     asyncio.run(back())
+
+
+def test_a_node_without_redis_does_not_start(tmp_path):
+    dsn = postgresql().fresh_database()
+    port = free_port()  # nothing listens there
+    node = XmppdProcess(tmp_path, extra=node_config(
+        dsn, f"redis://:redis-secret@127.0.0.1:{port}/0", "a"))
+    with pytest.raises(RuntimeError, match="xmppd exited with 1"):
+        node.start(timeout=40)
+    assert (f"[cluster] no answer from Redis at redis://127.0.0.1:{port}/0 within 10 seconds"
+            in node.log()), node.log()
+    assert "redis-secret" not in node.log()
+
+
+def test_the_nodes_come_back_after_redis_restarts(cluster):
+    redis, a, b, _ = cluster
+
+    async def scenario():
+        alice, alice_msgs, _ = await online(a, "alice@localhost/phone", roster=False)
+        bob, bob_msgs, _ = await online(b, "bob@localhost/desk", roster=False)
+        await wait_until(lambda: "bob@localhost/desk" in registry(redis, "b"))
+        redis.stop()  # nothing saved: it comes back empty
+        await settle(1)
+        redis.start()
+        # the heartbeats write the registry again; the subscriptions are made again
+        await wait_until(lambda: "alice@localhost/phone" in registry(redis, "a")
+                         and "bob@localhost/desk" in registry(redis, "b"), timeout=30)
+        await wait_until(lambda: redis.command("PUBSUB", "NUMSUB", "xmppd:stanzas:a",
+                                               "xmppd:stanzas:b")[1::2] == [1, 1], timeout=30)
+        alice.send_message(mto="bob@localhost", mbody="after the outage", mtype="chat")
+        await bob_msgs.wait_for(body_is("after the outage"))
+        bob.send_message(mto="alice@localhost/phone", mbody="got it", mtype="chat")
+        await alice_msgs.wait_for(body_is("got it"))
+        await close(alice, bob)
+
+    asyncio.run(scenario())

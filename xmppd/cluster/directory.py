@@ -146,6 +146,7 @@ class SessionDirectory:
         drop the dead."""
         expiry_ms = int(self.heartbeat * EXPIRY_HEARTBEATS * 1000)
         yield self.redis.set(alive_key(self.node), "1", pexpire=expiry_ms)
+        yield self.redis.sadd(PREFIX + "nodes", self.node)  # again: Redis may have lost it
         yield self._write_differences()
         nodes = yield self.redis.smembers(PREFIX + "nodes")
         for node in sorted(set(nodes) | set(self._by_node)):
