@@ -143,6 +143,17 @@ class KeyValStoreContract(GenericStoreContract):
         self.assertIs((yield self.store.delete(ALICE)), False)
 
     @defer.inlineCallbacks
+    def test_set_many_writes_every_owner_at_once(self):
+        yield self.store.set(ALICE, "old")
+        yield self.store.set_many({ALICE: {"at": 1}, BOB: ["b"]})
+        self.assertEqual((yield self.store.get(ALICE)), {"at": 1})
+        self.assertEqual((yield self.store.get(BOB)), ["b"])
+        yield self.store.set_many({})
+        yield self.assertFailure(self.store.set_many({ALICE: "kept", BOB: None}), ValueError)
+        self.assertEqual((yield self.store.get(ALICE)), {"at": 1})  # nothing of a refused batch
+        yield self.assertFailure(self.store.set_many([(ALICE, 1)]), TypeError)
+
+    @defer.inlineCallbacks
     def test_what_json_cannot_hold_is_refused(self):
         yield self.store.set(ALICE, "kept")
         for value, exception in ((None, ValueError), ({1, 2}, TypeError),

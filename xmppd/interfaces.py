@@ -413,6 +413,10 @@ class IKeyValStore(Interface):
         """Store or replace the owner's value; Deferred. TypeError/ValueError for a value
         that is not JSON or is None (use ``delete``)."""
 
+    def set_many(values):
+        """Store or replace the value of every owner of the mapping ``values`` (owner ->
+        value) in one transaction: many small writes (logout times) cost one commit."""
+
     def delete(owner):
         """Forget the owner's value; Deferred firing True if there was one."""
 

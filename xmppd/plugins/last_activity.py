@@ -22,12 +22,12 @@ rest of its generic data.
 
 Logouts are written in batches, not one write per logout: an entry waits in memory (where
 the answers read it first) for up to ``FLUSH_DELAY`` seconds with the others that came
-meanwhile, a later logout of the same account replacing it, and all go out together; the
-plugin's teardown (a reload, the server's shutdown) writes what is waiting. A write per
-logout kept a write pending at all times under a login load, and a pending write sends
-every other read of the login path (credentials, roster, vCard) to the database thread
-behind it (xmppd.storage.sqlite). A crash loses at most the last ``FLUSH_DELAY`` seconds
-of logout times.
+meanwhile, a later logout of the same account replacing it, and all go out together in one
+transaction (``set_many``); the plugin's teardown (a reload, the server's shutdown) writes
+what is waiting. A write per logout kept a write pending at all times under a login load,
+and a pending write sends every other read of the login path (credentials, roster) to the
+database thread behind it (xmppd.storage.sqlite). A crash loses at most the last
+``FLUSH_DELAY`` seconds of logout times.
 """
 
 from __future__ import annotations
@@ -136,20 +136,23 @@ class LastActivity:
         return last if last is not None else await self.store.get(owner)
 
     def flush(self) -> None:
-        """Write every waiting entry (each the latest of its account); failures logged."""
+        """Write every waiting entry (each the latest of its account) in one transaction;
+        failures logged."""
         call, self._flush_call = self._flush_call, None
         if call is not None and call.active():
             call.cancel()
         batch, self._waiting = self._waiting, {}
-        for owner, last in batch.items():
-            self._writing[owner] = last
-            d = self.store.set(owner, last)
-            d.addErrback(_write_failed)
-            d.addBoth(self._written, owner, last)
+        if not batch:
+            return
+        self._writing.update(batch)
+        d = self.store.set_many(batch)
+        d.addErrback(_write_failed)
+        d.addBoth(self._written, batch)
 
-    def _written(self, _, owner: str, last: dict) -> None:
-        if self._writing.get(owner) is last:
-            del self._writing[owner]
+    def _written(self, _, batch: dict[str, dict]) -> None:
+        for owner, last in batch.items():
+            if self._writing.get(owner) is last:
+                del self._writing[owner]
 
 
 def _write_failed(failure) -> None:

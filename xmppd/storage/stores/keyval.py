@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from twisted.internet import defer
 from zope.interface import implementer
 
@@ -31,6 +33,15 @@ class SQLKeyValStore(GenericStore):
         return self._db.write(self._set, check_owner(owner), encode_value(value))
 
     @fails_deferred
+    def set_many(self, values: Mapping) -> defer.Deferred:
+        if not isinstance(values, Mapping):
+            raise TypeError(f"set_many takes a mapping of owner to value, not {values!r}")
+        rows = {check_owner(owner): encode_value(value) for owner, value in values.items()}
+        if not rows:
+            return defer.succeed(None)
+        return self._db.write(self._set_many, rows)
+
+    @fails_deferred
     def delete(self, owner: str) -> defer.Deferred:
         return self._db.write(self._delete, check_owner(owner))
 
@@ -45,6 +56,11 @@ class SQLKeyValStore(GenericStore):
         scope = self._write_scope(cursor, owner)
         upsert = self._db.dialect.upsert("store_keyval", ("scope_id", "value"), key=("scope_id",))
         cursor.execute(upsert, (scope, text))
+
+    def _set_many(self, cursor, rows: dict[str, str]) -> None:
+        scopes = self._write_scopes(cursor, set(rows))
+        upsert = self._db.dialect.upsert("store_keyval", ("scope_id", "value"), key=("scope_id",))
+        cursor.executemany(upsert, [(scopes[owner], text) for owner, text in rows.items()])
 
     def _delete(self, cursor, owner) -> bool:
         scope = self._scope(cursor, owner)
