@@ -67,6 +67,7 @@ class BoshClientStream(ClientStream):
 
     stream_end = TERMINATE
     transport_name = "bosh"  # for the metrics
+    listener = "c2s-bosh"  # its own gate for unauthenticated connections (xmppd.limits)
 
     def header_bytes(self, to, from_, version) -> bytes:
         return b""  # the session's response carries the stream's attributes (authid)

@@ -47,6 +47,7 @@ class FramedClientStream(ClientStream):
 
     stream_end = CLOSE
     transport_name = "websocket"  # for the metrics
+    listener = "c2s-websocket"  # its own gate for unauthenticated connections (xmppd.limits)
     see_other_uri: str | None = None  # send every client there (RFC 7395 §3.6.1)
 
     def header_bytes(self, to: str | None, from_: str | None, version: str | None) -> bytes:
