@@ -231,6 +231,18 @@ class PluginContext(Registrations, PluginOptions):
         command = AdminCommand(name, handler, help, tuple(args), self.name)
         self._undo.append(self._server.admin_commands.add(command))
 
+    def close_federation(self, matches: Callable[[str], bool]) -> int:
+        """Close every server-to-server stream with a remote domain for which ``matches`` is
+        true, either direction (a domain just blocked); returns how many links ended."""
+        federation = self._server.s2s
+        if federation is None:
+            return 0
+        remotes = {row["remote"] for row in federation.list_links()} | {
+            stream.remote_domain for stream in federation.incoming
+            if getattr(stream, "remote_domain", None)}
+        return sum(federation.close_links(remote) for remote in sorted(remotes)
+                   if remote and matches(remote))
+
     # -- services between plugins
 
     def provide(self, interface, provider) -> None:

@@ -173,6 +173,10 @@ class IPluginContext(Interface):
         """``handler(child, stream)`` enables a feature inline in Bind 2 (XEP-0386); what it
         returns goes into <bound/>; advertised in Bind 2's <inline/> while registered."""
 
+    def close_federation(matches):
+        """Close every s2s stream with a remote domain ``matches(domain)`` accepts; how many
+        links ended (a domain an admin just blocked)."""
+
     def login_gate(gate, priority=0):
         """``gate(localpart, domain)`` after SASL proved the credentials (any mechanism):
         a reason (str) refuses the login with ``account-disabled``, None lets it in; or a

@@ -79,6 +79,27 @@ def test_a_blocked_domain_exchanges_nothing_until_unblocked(pair):
     asyncio.run(scenario())
 
 
+def test_blocking_a_domain_closes_its_open_links(pair):
+    a, b = pair
+
+    async def scenario():
+        alice, alice_msgs, _ = await user(a, f"alice@{A}/home")
+        bob, bob_msgs, _ = await user(b, f"bob@{B}/work")
+        alice.send_message(mto=f"bob@{B}", mbody="before", mtype="chat")
+        await bob_msgs.wait_for(lambda m: m["body"] == "before", timeout=30)
+        assert B in ctl(a, "s2s")
+        answer = ctl(a, "block-domain", "b.example")
+        closed = int(answer.split("links_closed:")[1].split()[0])
+        assert closed >= 1, answer
+        deadline = time.monotonic() + 10
+        while B in ctl(a, "s2s") and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert B not in ctl(a, "s2s")
+        await close(alice, bob)
+
+    asyncio.run(scenario())
+
+
 def test_first_contacts_from_a_strangers_domain_are_limited(pair):
     a, _b = pair
 

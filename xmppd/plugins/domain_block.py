@@ -149,8 +149,9 @@ class Blocklist:
             self.lists.allowed.discard(entry)
             await self.store.delete(ALLOWED_OWNER, entry)
         log.info("domain {entry} blocked by the admin (subdomains included)", entry=entry)
+        closed = self.ctx.close_federation(lambda remote: self.blocked(remote) is not None)
         shared = await self._share() if added else []
-        return {"blocked": entry, "new": added, "shared_with": shared}
+        return {"blocked": entry, "new": added, "links_closed": closed, "shared_with": shared}
 
     def unblock(self, domain: str) -> defer.Deferred:
         return defer.ensureDeferred(self._unblock(domain_entry(domain)))
