@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from twisted.words.xish import domish
 
 from xmppd import ns
@@ -88,6 +90,18 @@ def make_iq_result(request: domish.Element, payload=None) -> domish.Element:
         for child in payload if isinstance(payload, list | tuple) else (payload,):
             reply.addChild(child)
     return reply
+
+
+def make_iq_set(sender: JID, recipient: JID, payload: domish.Element,
+                id_prefix: str) -> domish.Element:
+    """An IQ set we send on our own, with a fresh id that says who sent it (``id_prefix``)."""
+    iq = domish.Element((None, "iq"))
+    iq["type"] = "set"
+    iq["id"] = f"{id_prefix}-{uuid.uuid4().hex[:12]}"
+    iq["from"] = sender.full()
+    iq["to"] = recipient.full()
+    iq.addChild(payload)
+    return iq
 
 
 def stanza_error(element: domish.Element) -> StanzaError:

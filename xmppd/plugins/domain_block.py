@@ -27,7 +27,6 @@ from __future__ import annotations
 import uuid
 
 from twisted.internet import defer
-from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd import ns
@@ -37,7 +36,7 @@ from xmppd.errors import StanzaError
 from xmppd.interfaces import IDomainBlocklist, IRoster, IServerTrust, IXmppdPlugin
 from xmppd.jid import parse_jid
 from xmppd.logs import get_logger
-from xmppd.stanza import Stanza
+from xmppd.stanza import Stanza, make_iq_set
 from xmppd.storage.records import ArchiveEntry
 from xmppd.trust.ratelimit import RateLimiter
 from xmppd.trust.server_roster import is_bare_domain
@@ -199,7 +198,8 @@ class Blocklist:
         for local, peer in trust.buddies():
             report = build_blocklist_report(local, incident_id, now, entries, admins)
             sender, recipient = parse_jid(local), parse_jid(peer)
-            self.ctx.route(Stanza(_iq_set(sender, recipient, report), sender, recipient), None)
+            iq = make_iq_set(sender, recipient, report, "blocklist")
+            self.ctx.route(Stanza(iq, sender, recipient), None)
         peers = sorted({peer for _, peer in trust.buddies()})
         log.info("blocklist ({count} domains) shared with trusted buddies: {peers}",
                  count=len(entries), peers=", ".join(peers) or "none")
@@ -363,16 +363,6 @@ class Blocklist:
         count = await self.quarantine.clear(domain)
         await self.store.delete(QUARANTINED_OWNER, domain)
         return {"domain": domain, "forgotten": count}
-
-
-def _iq_set(sender, recipient, payload: domish.Element) -> domish.Element:
-    iq = domish.Element((None, "iq"))
-    iq["type"] = "set"
-    iq["id"] = f"blocklist-{uuid.uuid4().hex[:12]}"
-    iq["from"] = sender.full()
-    iq["to"] = recipient.full()
-    iq.addChild(payload)
-    return iq
 
 
 domain_block = DomainBlockPlugin()

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Iterable
 
 from twisted.internet import defer
-from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd import ns
@@ -29,7 +28,7 @@ from xmppd.errors import StanzaError
 from xmppd.interfaces import IIncidentReports, IServerTrust, IXmppdPlugin
 from xmppd.jid import InvalidJID, parse_jid
 from xmppd.logs import get_logger
-from xmppd.stanza import Stanza
+from xmppd.stanza import Stanza, make_iq_set
 from xmppd.storage.records import IncidentRecord
 from xmppd.trust.commands import add_incident_commands
 from xmppd.trust.incidents import (
@@ -110,8 +109,8 @@ class IncidentReports:
             await self.store.add_incident(IncidentRecord(
                 "sent", local, peer, incident_id, description, stanza_to_text(report), now))
             sender, recipient = parse_jid(local), parse_jid(peer)
-            self.ctx.route(Stanza(_iq_set(sender, recipient, report), sender, recipient),
-                           None)
+            iq = make_iq_set(sender, recipient, report, "incident")
+            self.ctx.route(Stanza(iq, sender, recipient), None)
         peers = sorted({peer for _, peer in buddies})
         log.info("incident {id} reported to {count} trusted buddies: {peers}", id=incident_id,
                  count=len(peers), peers=", ".join(peers) or "none")
@@ -168,16 +167,6 @@ def _jid(text: str):
         return parse_jid(text)
     except (InvalidJID, TypeError) as error:
         raise ValueError(f"invalid JID {text!r}: {error}") from None
-
-
-def _iq_set(sender, recipient, payload: domish.Element) -> domish.Element:
-    iq = domish.Element((None, "iq"))
-    iq["type"] = "set"
-    iq["id"] = f"incident-{uuid.uuid4().hex[:12]}"
-    iq["from"] = sender.full()
-    iq["to"] = recipient.full()
-    iq.addChild(payload)
-    return iq
 
 
 incident = IncidentPlugin()
