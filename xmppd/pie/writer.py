@@ -11,6 +11,7 @@ from typing import BinaryIO
 from twisted.words.xish import domish
 
 from xmppd import ns
+from xmppd.im.roster_items import item_element
 from xmppd.mam.dates import format_stamp
 from xmppd.pie.model import MECHANISMS, PIE, PIE_MAM, PIE_SCRAM, Account
 from xmppd.xml.serializer import escape_attribute, serialize
@@ -79,17 +80,7 @@ def user_element(account: Account) -> domish.Element:
 def roster_query(account: Account) -> domish.Element:
     query = domish.Element((ns.ROSTER, "query"))
     for item in account.roster:
-        element = query.addElement("item")
-        element["jid"] = item.contact
-        element["subscription"] = item.subscription
-        if item.name:
-            element["name"] = item.name
-        if item.pending_out:
-            element["ask"] = "subscribe"
-        if item.approved:
-            element["approved"] = "true"
-        for group in item.groups:
-            element.addElement("group", content=group)
+        query.addChild(item_element(item))
     return query
 
 

@@ -44,6 +44,7 @@ from xmppd.errors import StanzaError
 from xmppd.im.contacts import Contacts
 from xmppd.im.keyed_queue import KeyedQueue
 from xmppd.im.roster_cache import CachedRoster, RosterCache
+from xmppd.im.roster_items import item_element, removed_item_element
 from xmppd.im.subscription import SubState
 from xmppd.interfaces import IRoster, IXmppdPlugin
 from xmppd.jid import JID, InvalidJID, parse_jid
@@ -124,29 +125,6 @@ def _text(element: domish.Element) -> str:
 
 
 # --------------------------------------------------------------------------- writing roster XML
-
-
-def item_element(item: RosterItem) -> domish.Element:
-    """An item as clients see it (RFC 6121 §2.1.2): no trace of a pending inbound request."""
-    element = domish.Element((ns.ROSTER, "item"))
-    element["jid"] = item.contact
-    if item.name:
-        element["name"] = item.name
-    element["subscription"] = item.subscription
-    if item.pending_out:
-        element["ask"] = "subscribe"
-    if item.approved:
-        element["approved"] = "true"
-    for group in item.groups:
-        element.addElement("group", content=group)
-    return element
-
-
-def removed_item_element(contact: str) -> domish.Element:
-    element = domish.Element((ns.ROSTER, "item"))
-    element["jid"] = contact
-    element["subscription"] = "remove"
-    return element
 
 
 def roster_push(to: JID, version: int, item: domish.Element) -> domish.Element:
