@@ -7,7 +7,8 @@ the same test CA naming each domain and its subdomains (no XmppAddr: ejabberd 23
 on one); ejabberd has no dialback, so every stream, a service's too, is proven by SASL
 EXTERNAL. The scenarios (tests/interop/muc_scenarios.py): ejabberd users find, join and use a
 room on xmppd, one invited by the room; an xmppd user makes a room on ejabberd's service and
-chats there with an ejabberd user.
+chats there with an ejabberd user. And blocking across federation
+(tests/interop/blocking_scenarios.py): alice blocks her contact bob on ejabberd.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tests.certs import make_test_pki
 from tests.integration.conftest import PASSWORD
 from tests.integration.serverproc import XmppdProcess
 from tests.interop import muc_scenarios
+from tests.interop.blocking_scenarios import a_blocked_remote_contact
 from tests.interop.dnsserver import TestDNSServer, xmpp_server_zone
 from tests.interop.ejabberd import SKIP_REASON, EjabberdProcess, available, free_port, login
 from tests.interop.muc_scenarios import peer_client
@@ -33,10 +35,11 @@ OUR_SERVICE, THEIR_SERVICE = f"conference.{XMPPD}", f"conference.{EJABBERD}"
 
 
 def our_config(xmppd: XmppdProcess, ca_file, dns_port: int) -> str:
-    """xmppd's plugins (MUC on) and [s2s]: peers found through the test DNS server."""
+    """xmppd's plugins (MUC and blocking on) and [s2s]: peers found through the test DNS
+    server."""
     return f"""
 [plugins]
-enabled = ["disco", "ping", "roster", "presence", "offline", "muc"]
+enabled = ["disco", "ping", "roster", "presence", "offline", "muc", "blocking"]
 
 [s2s]
 listen = ["tcp:{xmppd.s2s_port}:interface={XMPPD_IP}"]
@@ -101,4 +104,10 @@ def test_an_xmppd_user_in_a_room_on_ejabberd(servers):
     xmppd, ejabberd = servers
     muc_scenarios.our_user_in_their_room(
         xmppd, lambda user: peer_client(login, ejabberd, user), THEIR_SERVICE)
+    assert ejabberd.errors() == []
+
+
+def test_a_blocked_contact_on_ejabberd(servers):
+    xmppd, ejabberd = servers
+    a_blocked_remote_contact(xmppd, lambda user: peer_client(login, ejabberd, user))
     assert ejabberd.errors() == []
