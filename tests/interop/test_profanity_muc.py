@@ -5,8 +5,10 @@ the XMPP stream and by libcurl for the upload), creates a room with ``/join`` an
 its default configuration, chats with bob (slixmpp, an occupant) both ways, changes nick,
 makes bob an admin with ``/affiliation``, sets the subject, names the room in the owner's
 form (``/room config``: every option labelled, no '(null)'), sends a file with
-``/sendfile`` (XEP-0363 over HTTPS; bob fetches the URL and gets the same bytes), and sees
-a message alice's other resource (slixmpp) sent, copied by carbons.
+``/sendfile`` (XEP-0363 over HTTPS; bob fetches the URL and gets the same bytes). alice's
+other resource (slixmpp) joins the room under her nick (one occupant, two sessions) and
+speaks there, and profanity shows it; profanity sees what that resource says to bob, and
+what bob says to it alone, copied by carbons.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 
 from tests.integration.serverproc import XmppdProcess, free_port
 from tests.integration.test_im import Inbox
-from tests.integration.test_muc import connect, item_of, muc, status_codes
+from tests.integration.test_muc import body_is, connect, item_of, muc, status_codes
 from tests.interop.test_profanity import DEADLINE, PASSWORD, Tmux
 from xmppd.config import DEFAULT_PLUGINS
 from xmppd.stream.selfsigned import make_self_signed
@@ -163,9 +165,18 @@ def test_profanity_in_a_room_with_upload_and_carbons(server, tmp_path):
             assert url.startswith(f"https://localhost:{server.http_port}/"), url
             assert await asyncio.to_thread(https_get, server, url) == upload.read_bytes()
 
-            # carbons: what alice's phone says to bob shows on profanity in bob's chat
+            # alice's phone joins under her nick: one occupant with two sessions
             phone = await connect(server, "alice@localhost/phone")
-            await phone.plugin["xep_0030"].get_info(jid="localhost", timeout=DEADLINE)
+            seen = len(presences.items)
+            await muc(phone).join_muc_wait(ROOM, "alice2", maxstanzas=0, timeout=DEADLINE)
+            phone.send_message(mto=ROOM, mbody="said on the phone", mtype="groupchat")
+            said = await groupchat.wait_for(body_is("said on the phone"), DEADLINE)
+            assert said["from"].full == f"{ROOM}/alice2"
+            await tmux.wait_for(r"alice2: said on the phone")
+            assert [p for p in presences.items[seen:]
+                    if p["from"].resource == "alice2" and p["type"] == "unavailable"] == []
+
+            # carbons: what alice's phone says to bob shows on profanity in bob's chat
             phone.send_message(mto="bob@localhost", mbody="sent from the phone", mtype="chat")
             await tmux.type("/win 1")  # in a room window /msg names an occupant
             await tmux.type("/msg bob@localhost")
