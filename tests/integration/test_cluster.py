@@ -191,3 +191,26 @@ def test_the_nodes_come_back_after_redis_restarts(cluster):
         await close(alice, bob)
 
     asyncio.run(scenario())
+
+
+def test_the_same_resource_on_another_node_replaces_the_session(cluster):
+    redis, a, b, _ = cluster
+
+    async def scenario():
+        first, first_msgs, _ = await online(a, "alice@localhost/phone", roster=False)
+        replaced = asyncio.get_running_loop().create_future()
+        first.add_event_handler("stream_error", lambda error: replaced.done()
+                                or replaced.set_result(error["condition"]))
+        bob, _, _ = await online(a, "bob@localhost/desk", roster=False)
+        await wait_until(lambda: "alice@localhost/phone" in registry(redis, "a"))
+        second, second_msgs, _ = await online(b, "alice@localhost/phone", roster=False)
+        assert await asyncio.wait_for(replaced, 10) == "conflict"  # as on one node
+        await wait_until(lambda: "alice@localhost/phone" not in registry(redis, "a")
+                         and "alice@localhost/phone" in registry(redis, "b"))
+        bob.send_message(mto="alice@localhost/phone", mbody="which phone?", mtype="chat")
+        await second_msgs.wait_for(body_is("which phone?"))
+        assert not first_msgs.matching(body_is("which phone?"))
+        await close(second, bob)  # the first one is gone
+
+    asyncio.run(scenario())
+    assert "alice@localhost/phone replaced by a new session on another node" in a.log()

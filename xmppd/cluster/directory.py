@@ -85,13 +85,15 @@ class SessionDirectory:
     """This node's sessions written to Redis; the others' read into ``remote``."""
 
     def __init__(self, redis, node: str, heartbeat: float, local, forward: Callable,
-                 reactor) -> None:
+                 reactor, bound_elsewhere: Callable | None = None) -> None:
         self.redis = redis  # a txredisapi connection handler
         self.node = node
         self.heartbeat = heartbeat
         self.local = local  # this node's SessionRegistry: all()
         self.forward = forward  # forward(node, full_jid, element)
         self.reactor = reactor
+        # bound_elsewhere(full_jid): another node announced a session (resource conflicts)
+        self.bound_elsewhere = bound_elsewhere
         # the mirror: bare JID -> resource -> RemoteSession, and node -> its full JIDs
         self._accounts: dict[JID, dict[str, RemoteSession]] = {}
         self._by_node: dict[str, dict[JID, RemoteSession]] = {}
@@ -214,7 +216,10 @@ class SessionDirectory:
             if node == self.node:
                 return
             if verb == "bind" and len(words) == 5:
-                self._add(node, parse_jid(words[2]), int(words[3]), words[4] == "1")
+                full = parse_jid(words[2])
+                self._add(node, full, int(words[3]), words[4] == "1")
+                if self.bound_elsewhere is not None:
+                    self.bound_elsewhere(full)
             elif verb == "unbind" and len(words) == 3:
                 self._remove(node, parse_jid(words[2]))
             elif verb == "reset" and len(words) == 2:

@@ -55,7 +55,8 @@ class ClusterNode:
         reactor = self.server.reactor
         self.redis = cluster_redis.connect(self.address)
         self.directory = SessionDirectory(self.redis, self.config.node, self.config.heartbeat,
-                                          self.server.sessions, self.forward, reactor)
+                                          self.server.sessions, self.forward, reactor,
+                                          self._bound_elsewhere)
         subscribed = defer.Deferred()
 
         def on_subscribed() -> None:
@@ -128,6 +129,15 @@ class ClusterNode:
     def _erased(self, session, polite=None) -> None:
         if session.jid is not None and self.server.sessions.get(session.jid) is None:
             self._logged(self.directory.erase(session))
+
+    def _bound_elsewhere(self, full_jid) -> None:
+        """A session with one of our sessions' full JIDs on another node: with
+        ``resource_conflict = "replace"`` the newer one wins, as on one node (with "rename"
+        both stay, each node routing to its own)."""
+        session = self.server.sessions.get(full_jid)
+        if session is not None and self.server.config.c2s.resource_conflict == "replace":
+            log.info("{jid} replaced by a new session on another node", jid=full_jid)
+            session.close("conflict", "replaced by a new session with the same resource")
 
     @staticmethod
     def _logged(d: defer.Deferred) -> None:
