@@ -19,6 +19,9 @@ SESSION_HIBERNATED = Event("session-hibernated", "a bound session lost its conne
                            "plugin keeps it, bound and routable, for a new stream: (session,)")
 SESSION_RESUMED = Event("session-resumed", "a session moved to a new stream (after "
                         "hibernating, or from a stream still open): (session,)")
+AUTH_FAILED = Event("auth-failed", "a client's SASL authentication failed, once per counted "
+                    "failure: (mechanism, condition); the mechanism is one we offer, 'none' "
+                    "when the client named none, 'other' for a name we do not know")
 USER_CREATED = Event("user-created", "an account was created: (jid,)")
 USER_DELETING = Event("user-deleting", "an account is about to be deleted; its data is still "
                       "there: (jid,)")
@@ -38,7 +41,8 @@ PRIVATE_STORED = Event("private-stored", "an account's client stored private XML
 SERVER_STARTED = Event("server-started", "all listeners are up: ()")
 SERVER_STOPPING = Event("server-stopping", "shutdown began, sessions still open: ()")
 
-ALL = (SESSION_BOUND, SESSION_CLOSED, SESSION_HIBERNATED, SESSION_RESUMED, USER_CREATED,
+ALL = (SESSION_BOUND, SESSION_CLOSED, SESSION_HIBERNATED, SESSION_RESUMED, AUTH_FAILED,
+       USER_CREATED,
        USER_DELETING, USER_DELETED, RESOURCE_AVAILABLE, RESOURCE_UNAVAILABLE, S2S_LINK_UP,
        S2S_LINK_DOWN, PEP_CHANGED, VCARD_STORED, PRIVATE_STORED, SERVER_STARTED,
        SERVER_STOPPING)

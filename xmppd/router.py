@@ -29,6 +29,7 @@ from xmppd.iq_tracker import IQTracker
 from xmppd.jid import JID
 from xmppd.logs import get_logger
 from xmppd.mam.stanza_ids import without_forged_ids
+from xmppd.probes import ROUTING
 from xmppd.stanza import Stanza, check_type, parse_address
 
 log = get_logger(__name__)
@@ -128,7 +129,14 @@ class Router:
         """A stanza from a bound client: check and stamp its addresses, then route it.
 
         Raises StreamError('invalid-from') when the client speaks for someone else.
+        Timed whole (the 'outgoing' chain included) when a routing probe is set.
         """
+        observe = ROUTING.observe
+        if observe is not None:
+            return observe(element.name, self._route_from_client, element, session)
+        return self._route_from_client(element, session)
+
+    def _route_from_client(self, element: domish.Element, session):
         claimed = element.getAttribute("from")
         if claimed is not None and claimed not in (session.jid.full(), session.jid.userhost()):
             try:
@@ -146,13 +154,13 @@ class Router:
                 session.send(error.to_response(element))
             return None
         if stanza.kind == "iq":
-            return self.route(stanza, session)
+            return self._route(stanza, session)
         if stanza.kind == "message":
             stanza = unforged(stanza, self.served)
         return self.dispatcher.dispatch(stanza, "outgoing", session, self._route_outgoing)
 
     def _route_outgoing(self, stanza: Stanza, target: str, session):
-        return self.route(stanza, session)
+        return self._route(stanza, session)
 
     def send_from_server(self, element: domish.Element):
         """Send a stanza the server itself made (replies, errors, notifications)."""
@@ -166,6 +174,14 @@ class Router:
     # -- routing
 
     def route(self, stanza: Stanza, origin):
+        """Route a parsed stanza (from a server, a component, the server itself); timed
+        when a routing probe is set (``xmppd.probes``)."""
+        observe = ROUTING.observe
+        if observe is not None:
+            return observe(stanza.kind, self._route, stanza, origin)
+        return self._route(stanza, origin)
+
+    def _route(self, stanza: Stanza, origin):
         recipient = stanza.recipient
         if recipient is None:
             # No 'to': the server handles it on behalf of the sender's account (RFC 6120 §10.3).

@@ -1,6 +1,7 @@
 """OpenMetrics (the metrics plugin) scraped from a real server and parsed with
 prometheus_client's OpenMetrics parser: sessions by transport (a slixmpp client on TCP, a
-WebSocket client), stanzas by direction and kind, the process's memory and CPU."""
+WebSocket client), stanzas by direction and kind, failed authentications, routing and
+storage latency histograms, offline queues, the process's memory and CPU."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from tests.integration.conftest import login, logout, serve
+from tests.integration.conftest import LoginFailed, login, logout, serve
 from tests.integration.serverproc import XmppdProcess, free_port
 from tests.integration.test_websocket import WsClient
 
@@ -30,7 +31,7 @@ listen = ["tcp:{http_port}:interface=127.0.0.1"]
 https = []
 
 [plugins]
-enabled = ["disco", "ping", "roster", "presence", "websocket", "metrics"]
+enabled = ["disco", "ping", "roster", "presence", "offline", "websocket", "metrics"]
 
 [plugins.metrics]
 listen = "tcp:{metrics_port}:interface=127.0.0.1"
@@ -67,8 +68,12 @@ def test_scrape(server):
                            subprotocols=["xmpp"]) as ws:
             bob = WsClient(ws)
             await bob.login("bob")
-            alice.send_message(mto="bob@localhost/web", mbody="counted", mtype="chat")
-            await bob.recv()
+            with pytest.raises(LoginFailed):
+                await login(server, "bob@localhost", "not bob's password")
+            for n in range(40):  # one in 16 routed stanzas is timed
+                alice.send_message(mto="bob@localhost/web", mbody=f"counted {n}", mtype="chat")
+            for _ in range(40):
+                await bob.recv()
             samples = scrape(server)
             assert samples[("xmppd_c2s_sessions", (("transport", "tcp"),))] == 1
             assert samples[("xmppd_c2s_sessions", (("transport", "websocket"),))] == 1
@@ -78,6 +83,10 @@ def test_scrape(server):
             assert samples[("xmppd_c2s_stanzas_total", got)] >= 1
             logins = (("mechanism", "SCRAM-SHA-256"),)
             assert samples[("xmppd_c2s_logins_total", logins)] == 2
+            failed = (("condition", "not-authorized"), ("mechanism", "SCRAM-SHA-256"))
+            assert samples[("xmppd_c2s_auth_failures_total", failed)] == 1
+            assert_histogram(samples, "xmppd_routing_seconds", ("kind", "message"))
+            assert_histogram(samples, "xmppd_storage_seconds", ("operation", "read"))
             assert samples[("process_resident_memory_bytes", ())] > 10_000_000
             assert samples[("process_cpu_seconds_total", ())] > 0
             # every series the sample Grafana dashboard asks for exists (but federation's,
@@ -96,6 +105,44 @@ def test_scrape(server):
     asyncio.run(scenario())
     with pytest.raises(OSError):  # only the /metrics page
         urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/other", timeout=5)
+
+
+def assert_histogram(samples: dict, name: str, label: tuple[str, str]) -> None:
+    """At least one observation, every bucket cumulative, +Inf holding them all."""
+    buckets = sorted((float(dict(labels)["le"]), value) for (series, labels), value
+                     in samples.items() if series == f"{name}_bucket" and label in labels)
+    count = samples[(f"{name}_count", (label,))]
+    assert count >= 1, (name, label)
+    assert buckets[-1] == (float("inf"), count)
+    assert [value for _le, value in buckets] == sorted(value for _le, value in buckets)
+    assert 0 < samples[(f"{name}_sum", (label,))] < count * 10
+
+
+def test_offline_queues_are_counted_in_storage(server):
+    """Messages for an offline account show in the gauges (and the write latency), and
+    leave them once delivered, within the few seconds the count is cached."""
+    async def scenario():
+        alice = await login(server, "alice@localhost")
+        for n in range(3):
+            alice.send_message(mto="bob@localhost", mbody=f"kept {n}", mtype="chat")
+        await alice.plugin["xep_0199"].ping("localhost")  # handled after the messages
+        samples = scrape(server)
+        assert samples[("xmppd_offline_messages", ())] == 3
+        assert samples[("xmppd_offline_queues", ())] == 1
+        assert_histogram(samples, "xmppd_storage_seconds", ("operation", "write"))
+        bob = await login(server, "bob@localhost")
+        bob.send_presence()  # offline messages come with the initial presence
+        for _ in range(100):  # the count is cached a few seconds, then read again
+            samples = scrape(server)
+            if samples[("xmppd_offline_messages", ())] == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert samples[("xmppd_offline_messages", ())] == 0
+        assert samples[("xmppd_offline_queues", ())] == 0
+        await logout(alice)
+        await logout(bob)
+
+    asyncio.run(scenario())
 
 
 def test_federation_links(tmp_path):

@@ -15,7 +15,7 @@ from twisted.words.xish import domish
 
 from tests.scramclient import ScramClient
 from tests.unit import test_sasl_scram as scram_tests
-from xmppd import ns
+from xmppd import events, ns
 from xmppd.c2s import sasl_exchange
 from xmppd.c2s.hooks import ClientHooks
 from xmppd.c2s.sasl_exchange import MAX_BINDING_REFUSALS, MAX_FAILURES, SaslExchange
@@ -37,7 +37,8 @@ class FakeStream:
         self.sent: list[domish.Element] = []
         self.stream_error = None
         self.authenticated_as: tuple[str, str] | None = None
-        self.hooks = ClientHooks(None, None, None)  # only its login gates are asked
+        self.events: list[tuple] = []  # what it emitted through the hooks
+        self.hooks = ClientHooks(None, lambda *event: self.events.append(event), None)
 
     def send(self, element: domish.Element) -> None:
         self.sent.append(element)
@@ -196,6 +197,16 @@ class LogTests(ExchangeTestCase):
             "not-authorized",
             "SASL failure with 'X-OTHER\\tNAME' for no account named from 192.0.2.7:5555: "
             "invalid-mechanism",
+        ])
+
+    def test_one_auth_failed_event_per_counted_failure_with_a_name_we_chose(self) -> None:
+        """For metrics: the client's own mechanism name never becomes a label."""
+        self.legacy_plus_attempt("SCRAM-SHA-256-PLUS")  # not counted: no event
+        self.scram("SCRAM-SHA-256", ScramClient("sha-256", "User", "wrong"))
+        self.sasl.handle(self.element("auth", b"\0user\0x", mechanism="X-OTHER\tNAME"))
+        self.assertEqual(self.stream.events, [
+            (events.AUTH_FAILED, "SCRAM-SHA-256", "not-authorized"),
+            (events.AUTH_FAILED, "other", "invalid-mechanism"),
         ])
 
     def test_downgrade_and_plain_lines(self) -> None:

@@ -31,7 +31,7 @@ import binascii
 from twisted.internet import defer
 from twisted.words.xish import domish
 
-from xmppd import ns
+from xmppd import events, ns
 from xmppd.errors import SASLFailure, StreamError
 from xmppd.limits.auth import answer_failure
 from xmppd.logs import get_logger
@@ -281,8 +281,8 @@ class SaslExchange:
         if counted:
             self.failures += 1
         name = getattr(mechanism, "name", mechanism) or "no mechanism"
-        if (name not in MECHANISMS_PREFERENCE and name != "no mechanism"
-                and name not in HT_PREFERENCE):
+        known = name in MECHANISMS_PREFERENCE or name in HT_PREFERENCE
+        if not known and name != "no mechanism":
             name = repr(name[:40])  # whatever the client wrote: quoted, cut short
         authcid = getattr(mechanism, "authcid", None)
         account = f"{authcid}@{self.stream.domain}" if authcid else "no account named"
@@ -291,6 +291,9 @@ class SaslExchange:
                  "{condition}{reason}{note}", mechanism=name, account=account,
                  peer=self.stream.peer_address, condition=failure.condition, reason=reason,
                  note="" if counted else "; not counted as a failed authentication")
+        if counted:  # for plugins (metrics): a bounded name, never the client's own text
+            label = name if known else "none" if name == "no mechanism" else "other"
+            self.stream.hooks.emit(events.AUTH_FAILED, label, failure.condition)
         if sasl2 is None:
             sasl2 = self.attempt is not None
         self.attempt = None

@@ -5,10 +5,12 @@ Sessions are counted when scraped, from the sessions bound and not yet ended (ev
 the transport of their stream (``transport_name`` of the stream class: tcp, websocket, bosh;
 "hibernated" while a session waits for its client to resume it). Stanzas are counted by a
 session filter in each direction, by kind (message, presence, iq, other). Logins are the
-sessions bound, by the SASL mechanism of their stream (failed authentications are not
-seen here: no seam reports them to plugins yet). Federation links are counted when scraped
+sessions bound, by the SASL mechanism of their stream; failed authentications come from the
+AUTH_FAILED event, by mechanism and SASL condition. Federation links are counted when scraped
 (``ctx.s2s_links()``), by direction and how the peer authenticated. The process's
 CPU, memory and file descriptors come from prometheus_client's process collector.
+Routing and storage latencies come through the probes of ``xmppd.probes`` (xmppd.metrics.timing);
+the offline queues are counted in storage when scraped (xmppd.metrics.offline).
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ class Metrics:
         self.logins = Counter("xmppd_c2s_logins", "client sessions bound, by the SASL "
                               "mechanism their stream authenticated with",
                               ["mechanism"], registry=self.registry)
+        self.auth_failures = Counter("xmppd_c2s_auth_failures", "failed SASL authentications, "
+                                     "by mechanism and SASL condition",
+                                     ["mechanism", "condition"], registry=self.registry)
         self._counters = {(direction, kind): self.stanzas.labels(direction, kind)
                           for direction in ("in", "out")
                           for kind in (*KINDS, "other")}
@@ -88,6 +93,9 @@ class Metrics:
 
     def session_closed(self, session, *_args) -> None:
         self.sessions.sessions.discard(session)
+
+    def auth_failed(self, mechanism: str, condition: str) -> None:
+        self.auth_failures.labels(mechanism, condition).inc()
 
     # -- session filters
 

@@ -27,6 +27,7 @@ from zope.interface import implementer
 
 from xmppd.interfaces import IStorage
 from xmppd.logs import get_logger
+from xmppd.probes import STORAGE
 from xmppd.storage import POSTGRESQL, SchemaError
 from xmppd.storage.migrate import current_version, load_migrations, migrate
 from xmppd.storage.stores import Stores
@@ -163,6 +164,12 @@ class PostgreSQLStorage(Stores):
         return self.write(_restart_identities)
 
     def read(self, function, *args):
+        observe = STORAGE.observe  # timed when a probe is set (xmppd.probes)
+        if observe is not None:
+            return observe("read", self._read, function, *args)
+        return self._read(function, *args)
+
+    def _read(self, function, *args):
         """Deferred result of ``function(cursor, *args)`` in one read-only transaction, after
         every write asked for before it has ended."""
         if self._writes_ended == self._writes_asked:
@@ -179,6 +186,12 @@ class PostgreSQLStorage(Stores):
         return self._reader.runWithConnection(_transaction, function, *args)
 
     def write(self, function, *args):
+        observe = STORAGE.observe
+        if observe is not None:
+            return observe("write", self._write, function, *args)
+        return self._write(function, *args)
+
+    def _write(self, function, *args):
         """Deferred result of ``function(cursor, *args)`` in a write transaction on the
         writing connection: committed on return, rolled back on error."""
         if self._writer is None:

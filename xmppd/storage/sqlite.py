@@ -27,6 +27,7 @@ from zope.interface import implementer
 
 from xmppd.interfaces import IStorage
 from xmppd.logs import get_logger
+from xmppd.probes import STORAGE
 from xmppd.storage import SQLITE, SchemaError
 from xmppd.storage.migrate import current_version, load_migrations, migrate
 from xmppd.storage.stores import Stores
@@ -138,6 +139,12 @@ class SQLiteStorage(Stores):
         return self._reactor.seconds()
 
     def read(self, function, *args):
+        observe = STORAGE.observe  # timed when a probe is set (xmppd.probes)
+        if observe is not None:
+            return observe("read", self._read, function, *args)
+        return self._read(function, *args)
+
+    def _read(self, function, *args):
         """Deferred result of ``function(cursor, *args)``, which must not write.
 
         On a database file, with no write pending, it runs at once on this thread in one read
@@ -156,6 +163,12 @@ class SQLiteStorage(Stores):
             return defer.fail()
 
     def write(self, function, *args):
+        observe = STORAGE.observe
+        if observe is not None:
+            return observe("write", self._write, function, *args)
+        return self._write(function, *args)
+
+    def _write(self, function, *args):
         """Deferred result of ``function(cursor, *args)`` in a write transaction on the database
         thread: committed on return, rolled back on error."""
         d = self._on_database_thread(_in_write_transaction, self.dialect, function, *args)
