@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
+from collections.abc import Callable
 
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
@@ -93,9 +94,15 @@ class XmlStream(Protocol):
             if data[:1] == TLS_HANDSHAKE:
                 self._tls_on_plain_port()
                 return
+        self.handle_input(parser.feed, data)
+
+    def handle_input(self, work: Callable[..., object], *args: object) -> None:
+        """Run ``work(*args)`` on input as one write batch (xmppd.stream.output); what it
+        raises ends the stream with a stream error (RFC 6120 §4.9), never reaching the
+        reactor: its own, or internal-server-error (logged) for anything else."""
         batch.begin()
         try:
-            parser.feed(data)
+            work(*args)
         except StreamError as error:
             self.fail(error)
         except Exception:

@@ -30,7 +30,6 @@ from xmppd import ns
 from xmppd.c2s.stream import ClientStream
 from xmppd.errors import StreamError
 from xmppd.logs import get_logger
-from xmppd.stream.output import batch
 from xmppd.web.framing import frame_element
 from xmppd.web.policy import WebPolicy, peer_address
 from xmppd.xml import StreamHeader, StreamParser
@@ -88,21 +87,15 @@ class BoshClientStream(ClientStream):
         """One request's content, in rid order: a (re)start header, then its children."""
         if self.parser is None or self.disconnected:
             return
-        batch.begin()
-        try:
-            if header is not None:
-                self._on_header(header)
-            for element in elements:
-                if self.parser is None:
-                    break
-                self._on_element(element)
-        except StreamError as error:
-            self.fail(error)
-        except Exception:
-            log.failure("unexpected error on stream from {peer}", peer=self.peer_address)
-            self.fail(StreamError("internal-server-error"))
-        finally:
-            batch.end()
+        self.handle_input(self._elements, header, elements)
+
+    def _elements(self, header: StreamHeader | None, elements: list) -> None:
+        if header is not None:
+            self._on_header(header)
+        for element in elements:
+            if self.parser is None:
+                break
+            self._on_element(element)
 
 
 class BoshSession:

@@ -25,7 +25,6 @@ from twisted.python.failure import Failure
 from xmppd.c2s.stream import ClientStream
 from xmppd.errors import StreamError
 from xmppd.logs import get_logger
-from xmppd.stream.output import batch
 from xmppd.web.framing import (
     CLOSE,
     close_element,
@@ -74,16 +73,7 @@ class FramedClientStream(ClientStream):
             return  # the stream ended: like the rest of a TCP read after our close
         if self.guard is not None:
             self.guard.received(len(message))
-        batch.begin()
-        try:
-            self._message(message)
-        except StreamError as error:
-            self.fail(error)
-        except Exception:
-            log.failure("unexpected error on stream from {peer}", peer=self.peer_address)
-            self.fail(StreamError("internal-server-error"))
-        finally:
-            batch.end()
+        self.handle_input(self._message, message)
 
     def _message(self, message: bytes) -> None:
         if not message.strip(b" \t\r\n"):
