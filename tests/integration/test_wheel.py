@@ -92,11 +92,13 @@ def test_the_wheel_and_sdist_hold_every_module_and_data_file(built):
     assert not missing, f"not in the wheel: {missing}"
     assert "twisted/plugins/xmppd_plugin.py" in in_wheel
     data = [name for name in in_wheel if ".data/data/share/xmppd/" in name]
-    assert sorted(Path(name).name for name in data) == ["xmppd.service", "xmppd.toml"]
+    assert sorted(Path(name).name for name in data) == ["grafana-dashboard.json",
+                                                        "xmppd.service", "xmppd.toml"]
     with tarfile.open(sdist) as archive:
         in_sdist = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     for name in ("README.md", "setup.cfg", "pyproject.toml", "etc/xmppd.toml",
-                 "etc/xmppd.service", "twisted/plugins/xmppd_plugin.py"):
+                 "etc/xmppd.service", "etc/grafana-dashboard.json",
+                 "twisted/plugins/xmppd_plugin.py"):
         assert name in in_sdist, name
     missing = [name for name in package_files() if name not in in_sdist]
     assert not missing, f"not in the sdist: {missing}"
@@ -116,6 +118,7 @@ def test_installed_from_the_wheel_it_serves_clients(built, tmp_path):
                 "print(xmppd.__file__)", cwd=home, env=env).stdout.strip()
     assert where.startswith(str(venv)), where  # not the checkout's
     assert (venv / "share" / "xmppd" / "xmppd.toml").exists()
+    assert (venv / "share" / "xmppd" / "grafana-dashboard.json").exists()
 
     proc = XmppdProcess(home / "server")  # its config, certificate and ports
     for user in ("alice", "bob"):
