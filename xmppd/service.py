@@ -142,10 +142,10 @@ class XmppdService(service.MultiService):
         if self.s2s is not None:
             self.server.router.remote = self.server.s2s = self.s2s
         yield self.plugins.load()
-        if self.config.cluster is not None:  # the Redis client is an optional extra
-            from xmppd.cluster.node import start_cluster
+        if self.config.cluster is not None:
+            from xmppd.cluster import start_node
 
-            self.cluster = yield start_cluster(self.server)
+            self.cluster = yield start_node(self.server)
         backlog = self.config.server.listen_backlog
         for description, factory in self._listeners():
             self.ports.append((yield listen(self.reactor, description, factory, backlog)))

@@ -106,3 +106,17 @@ def test_links_take_only_messages_for_other_nodes():
     # to the bare JID, groupchat and errors are refused or dropped by local delivery
     assert links.to_bare(message("bob@localhost", "groupchat"), None) is None
     assert links.to_bare(message("bob@localhost", "error"), None) is None
+
+
+def test_a_cluster_without_the_redis_client_says_what_to_install(monkeypatch):
+    import sys
+
+    from xmppd.cluster import start_node
+
+    monkeypatch.setitem(sys.modules, "txredisapi", None)  # not installed
+    monkeypatch.delitem(sys.modules, "xmppd.cluster.node", raising=False)
+    monkeypatch.delitem(sys.modules, "xmppd.cluster.redis", raising=False)
+    failures = []
+    start_node(None).addErrback(failures.append)
+    [failure] = failures
+    assert "[cluster] needs the Redis client: pip install 'xmppd[cluster]'" in str(failure.value)

@@ -5,7 +5,24 @@ Redis. Off unless configured; without it none of this is imported.
 - ``redis``: the Redis connections (txredisapi, on the reactor).
 - ``directory``: the session registry in Redis and this node's mirror of the other nodes'
   sessions, kept alive by heartbeats.
-- ``sessions``: the session look-ups the router and the plugins use, local then remote.
-- ``node``: the service that wires them into a running server and carries stanzas between
-  nodes.
+- ``delivery``: the chain links that carry messages to sessions on other nodes, and what a
+  node does with the stanzas forwarded to it.
+- ``node``: the wiring into a running server (events, links, the router's remote-sessions
+  seam) and the stanzas between nodes.
 """
+
+from __future__ import annotations
+
+from twisted.internet import defer
+
+
+def start_node(server) -> defer.Deferred:
+    """This server as a node of the ``[cluster]`` its config sets (the caller checked it
+    does): a Deferred of the started ClusterNode. The Redis client is an optional extra; a
+    config asking for a cluster without it fails with what to install."""
+    try:
+        from xmppd.cluster.node import start_cluster
+    except ImportError as error:
+        return defer.fail(RuntimeError(f"[cluster] needs the Redis client: pip install "
+                                       f"'xmppd[cluster]' ({error})"))
+    return start_cluster(server)
