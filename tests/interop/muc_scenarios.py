@@ -17,6 +17,7 @@ from tests.integration.test_im import Inbox
 from tests.integration.test_muc import configure, connect, create, muc, status_codes
 
 WAIT = 15.0  # seconds for any one thing to arrive
+MUC_USER = "http://jabber.org/protocol/muc#user"
 
 Peer = Callable[[str], Awaitable]
 
@@ -140,5 +141,62 @@ def our_user_in_their_room(xmppd: XmppdProcess, peer: Peer, service: str) -> Non
             assert pm["from"].full == f"{room}/bob"
         finally:
             await close(alice, bob)
+
+    asyncio.run(scenario())
+
+
+def room_rules_for_peer_users(xmppd: XmppdProcess, peer: Peer, peer_domain: str) -> None:
+    """A members-only room with logging on xmppd: bob (peer) is refused with
+    registration-required; invited by the owner he becomes a member, joins, gets the
+    history, reads the room's archive (MAM at the room, across federation) and is kicked
+    (307); carol (peer), never invited, is still refused."""
+    room = f"club@conference.{xmppd.domain}"
+
+    async def scenario() -> None:
+        from slixmpp.exceptions import PresenceError
+
+        alice = await connect(xmppd, f"alice@{xmppd.domain}/home")
+        bob = await peer("bob")
+        carol = await peer("carol")
+        bob.register_plugin("xep_0313")
+        try:
+            await create(alice, "alice", room, membersonly=True, enablelogging=True)
+            alice_said = Inbox(alice, "groupchat_message")
+            alice.send_message(mto=room, mbody="before you came", mtype="groupchat")
+            await alice_said.wait_for(body_is("before you came"), WAIT)
+            for who in (bob, carol):
+                try:
+                    await muc(who).join_muc_wait(room, "guest", timeout=WAIT)
+                    raise AssertionError(f"{who.boundjid} entered a members-only room")
+                except PresenceError as refused:
+                    assert refused.condition == "registration-required"
+
+            # slixmpp raises no groupchat_invite for a room it tried to join: the message
+            invitations = Inbox(bob, "message")
+            muc(alice).invite(room, f"bob@{peer_domain}")
+            invitation = await invitations.wait_for(lambda m: m.xml.find(
+                f"{{{MUC_USER}}}x/{{{MUC_USER}}}invite") is not None, WAIT)
+            assert invitation["from"].bare == room
+            presence, _, _, history = await muc(bob).join_muc_wait(room, "bob", timeout=WAIT)
+            assert presence["muc"]["affiliation"] == "member"
+            assert [m["body"] for m in history] == ["before you came"]
+            archived = [m async for m in bob.plugin["xep_0313"].iterate(
+                jid=room, total=10)]
+            assert [m["mam_result"]["forwarded"]["stanza"]["body"] for m in archived] == [
+                "before you came"]
+
+            bob_sees = Inbox(bob, f"muc::{room}::presence")
+            await muc(alice).set_role(room, "bob", "none", reason="closing time",
+                                      timeout=WAIT)
+            kicked = await bob_sees.wait_for(
+                lambda p: p["type"] == "unavailable" and "307" in status_codes(p), WAIT)
+            assert "110" in status_codes(kicked)
+            try:
+                await muc(carol).join_muc_wait(room, "carol", timeout=WAIT)
+                raise AssertionError("carol entered without an invitation")
+            except PresenceError as refused:
+                assert refused.condition == "registration-required"
+        finally:
+            await close(alice, bob, carol)
 
     asyncio.run(scenario())

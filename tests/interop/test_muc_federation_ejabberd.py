@@ -111,3 +111,10 @@ def test_a_blocked_contact_on_ejabberd(servers):
     xmppd, ejabberd = servers
     a_blocked_remote_contact(xmppd, lambda user: peer_client(login, ejabberd, user))
     assert ejabberd.errors() == []
+
+
+def test_room_rules_for_ejabberd_users(servers):
+    xmppd, ejabberd = servers
+    muc_scenarios.room_rules_for_peer_users(
+        xmppd, lambda user: peer_client(login, ejabberd, user), EJABBERD)
+    assert ejabberd.errors() == []

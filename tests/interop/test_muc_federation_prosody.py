@@ -104,3 +104,10 @@ def test_an_xmppd_user_in_a_room_on_prosody(servers):
     muc_scenarios.our_user_in_their_room(
         xmppd, lambda user: peer_client(login, prosody, user), THEIR_SERVICE)
     assert prosody.errors() == []
+
+
+def test_room_rules_for_prosody_users(servers):
+    xmppd, prosody = servers
+    muc_scenarios.room_rules_for_peer_users(
+        xmppd, lambda user: peer_client(login, prosody, user), PROSODY)
+    assert prosody.errors() == []
