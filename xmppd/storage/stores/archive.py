@@ -27,11 +27,17 @@ RELEASE_SAVEPOINT = "RELEASE SAVEPOINT archive_append"
 EVERYTHING = ArchiveQuery()
 
 
-@implementer(IArchiveStore)
-class SQLArchiveStore(GenericStore):
-    """IArchiveStore in portable SQL."""
+class ArchiveStoreBase(GenericStore):
+    """IArchiveStore's methods as both archive tables take them: arguments checked here, on
+    the reactor, the work done by the subclass's methods on the database thread (``_append``,
+    ``_get``, ``_query``, ``_count``, ``_remove``, ``_update_payload``, ``_trim``,
+    ``_delete_where``); ``_checked_entry`` says which entries the table takes."""
 
     kind = "archive"
+
+    @staticmethod
+    def _checked_entry(entry) -> ArchiveEntry:
+        raise NotImplementedError
 
     @fails_deferred
     def append(self, owner: str, entry: ArchiveEntry) -> defer.Deferred:
@@ -39,15 +45,16 @@ class SQLArchiveStore(GenericStore):
 
     @fails_deferred
     def append_many(self, entries: Iterable[tuple[str, ArchiveEntry]]) -> defer.Deferred:
-        # Ids are made here, not on the database thread, so they are known before the write.
-        batch = [(check_owner(owner), _with_id(entry)) for owner, entry in entries]
+        # Entries are checked (and ids made) here, not on the database thread, so the ids are
+        # known before the write.
+        batch = [(check_owner(owner), self._checked_entry(entry)) for owner, entry in entries]
         if not batch:
             return defer.succeed([])
         return self._db.write(self._append, batch)
 
     @fails_deferred
     def get(self, owner: str, id: str) -> defer.Deferred:
-        return self._db.read(self._get, check_owner(owner), _check_id(id))
+        return self._db.read(self._get, check_owner(owner), check_id(id))
 
     @fails_deferred
     def query(self, owner: str, query: ArchiveQuery | None = None) -> defer.Deferred:
@@ -64,7 +71,7 @@ class SQLArchiveStore(GenericStore):
         Deferred firing whether the entry was there."""
         if not isinstance(payload, str):
             raise TypeError(f"a payload is a str, not {payload!r}")
-        return self._db.write(self._update_payload, check_owner(owner), _check_id(id), payload)
+        return self._db.write(self._update_payload, check_owner(owner), check_id(id), payload)
 
     @fails_deferred
     def count(self, owner: str) -> defer.Deferred:
@@ -72,11 +79,10 @@ class SQLArchiveStore(GenericStore):
 
     @fails_deferred
     def remove(self, owner: str, ids: Iterable[str]) -> defer.Deferred:
-        ids = tuple(_check_id(id) for id in _not_a_str(ids))
+        ids = tuple(check_id(id) for id in _not_a_str(ids))
         if not ids:
             return defer.succeed(0)
-        return self._db.write(self._delete_where, check_owner(owner),
-                              f" AND entry_id IN ({marks(ids)})", ids)
+        return self._db.write(self._remove, check_owner(owner), ids)
 
     @fails_deferred
     def trim(self, owner: str, keep: int) -> defer.Deferred:
@@ -87,6 +93,15 @@ class SQLArchiveStore(GenericStore):
     @fails_deferred
     def clear(self, owner: str) -> defer.Deferred:
         return self._db.write(self._delete_where, check_owner(owner), "", ())
+
+
+@implementer(IArchiveStore)
+class SQLArchiveStore(ArchiveStoreBase):
+    """IArchiveStore in portable SQL."""
+
+    @staticmethod
+    def _checked_entry(entry) -> ArchiveEntry:
+        return _with_id(entry)
 
     @fails_deferred
     def delete_before(self, stamp: float, owner: str | None = None) -> defer.Deferred:
@@ -123,6 +138,9 @@ class SQLArchiveStore(GenericStore):
         for row in rows:
             cursor.execute(replaced, row[:2])
             cursor.execute(insert, row)
+
+    def _remove(self, cursor, owner, ids) -> int:
+        return self._delete_where(cursor, owner, f" AND entry_id IN ({marks(ids)})", ids)
 
     def _get(self, cursor, owner, id) -> ArchiveEntry | None:
         scope = self._scope(cursor, owner)
@@ -198,7 +216,8 @@ def _with_id(entry) -> ArchiveEntry:
     return entry if entry.id is not None else dataclasses.replace(entry, id=new_entry_id())
 
 
-def _check_id(id) -> str:
+def check_id(id) -> str:
+    """``id`` if it can name an archive entry (a non-empty str); TypeError if not."""
     if not isinstance(id, str) or not id:
         raise TypeError(f"an archive entry id is a non-empty str, not {id!r}")
     return id

@@ -21,17 +21,16 @@ in the same form.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from twisted.internet import defer
 from zope.interface import implementer
 
 from xmppd.interfaces import IArchiveStore
 from xmppd.mam.ids import ID_LENGTH, position_bound, stamp_position
-from xmppd.storage.records import ArchiveEntry, ArchiveQuery
+from xmppd.storage.records import ArchiveEntry
+from xmppd.storage.stores.archive import ArchiveStoreBase
 from xmppd.storage.stores.archive_query import Layout, row_entry, run_query
 from xmppd.storage.stores.base import fails_deferred, is_number, marks
-from xmppd.storage.stores.generic import GenericStore, check_owner
+from xmppd.storage.stores.generic import check_owner
 
 TABLE = "store_archive_log"
 INSERT = (f"INSERT INTO {TABLE} (scope_id, position, stamp, with_jid, payload)"
@@ -59,68 +58,15 @@ LAYOUT = Layout(
     locate_params=lambda scope, id: (scope, id, id),
     time_hints=_time_hints,
 )
-EVERYTHING = ArchiveQuery()
 
 
 @implementer(IArchiveStore)
-class SQLArchiveLog(GenericStore):
+class SQLArchiveLog(ArchiveStoreBase):
     """IArchiveStore over ``store_archive_log`` for ids from xmppd.mam.ids (see above)."""
 
-    kind = "archive"
-
-    @fails_deferred
-    def append(self, owner: str, entry: ArchiveEntry) -> defer.Deferred:
-        return self.append_many([(owner, entry)]).addCallback(lambda ids: ids[0])
-
-    @fails_deferred
-    def append_many(self, entries: Iterable[tuple[str, ArchiveEntry]]) -> defer.Deferred:
-        batch = [(check_owner(owner), _checked(entry)) for owner, entry in entries]
-        if not batch:
-            return defer.succeed([])
-        return self._db.write(self._append, batch)
-
-    @fails_deferred
-    def get(self, owner: str, id: str) -> defer.Deferred:
-        return self._db.read(self._get, check_owner(owner), _check_id(id))
-
-    @fails_deferred
-    def query(self, owner: str, query: ArchiveQuery | None = None) -> defer.Deferred:
-        if query is None:
-            query = EVERYTHING
-        if not isinstance(query, ArchiveQuery):
-            raise TypeError(f"query takes an ArchiveQuery, not {query!r}")
-        return self._db.read(self._query, check_owner(owner), query)
-
-    @fails_deferred
-    def count(self, owner: str) -> defer.Deferred:
-        return self._db.read(self._count, check_owner(owner))
-
-    @fails_deferred
-    def remove(self, owner: str, ids: Iterable[str]) -> defer.Deferred:
-        if isinstance(ids, str):
-            raise TypeError(f"remove takes a collection of ids, not the str {ids!r}")
-        ids = tuple(_check_id(id) for id in ids)
-        if not ids:
-            return defer.succeed(0)
-        return self._db.write(self._remove, check_owner(owner), ids)
-
-    @fails_deferred
-    def update_payload(self, owner: str, id: str, payload: str) -> defer.Deferred:
-        """Replace one entry's payload where it is (a XEP-0425 tombstone); Deferred firing
-        whether the entry was there."""
-        if not isinstance(payload, str):
-            raise TypeError(f"a payload is a str, not {payload!r}")
-        return self._db.write(self._update_payload, check_owner(owner), _check_id(id), payload)
-
-    @fails_deferred
-    def trim(self, owner: str, keep: int) -> defer.Deferred:
-        if not is_number(keep, int) or keep < 0:
-            raise ValueError(f"keep must be a count of entries, not {keep!r}")
-        return self._db.write(self._trim, check_owner(owner), keep)
-
-    @fails_deferred
-    def clear(self, owner: str) -> defer.Deferred:
-        return self._db.write(self._delete_where, check_owner(owner), "", ())
+    @staticmethod
+    def _checked_entry(entry) -> ArchiveEntry:
+        return _checked(entry)
 
     @fails_deferred
     def delete_before(self, stamp: float, owner: str | None = None) -> defer.Deferred:
@@ -248,9 +194,3 @@ def _checked(entry) -> ArchiveEntry:
     if entry.id is None or len(entry.id) != ID_LENGTH:
         raise ValueError(f"a message archive takes ids from xmppd.mam.ids, not {entry.id!r}")
     return entry
-
-
-def _check_id(id) -> str:
-    if not isinstance(id, str) or not id:
-        raise TypeError(f"an archive entry id is a non-empty str, not {id!r}")
-    return id
