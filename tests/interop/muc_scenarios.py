@@ -46,8 +46,9 @@ def items(result) -> list[str]:
 
 def peer_users_in_our_room(xmppd: XmppdProcess, peer: Peer, peer_domain: str) -> None:
     """alice (xmppd) makes a public room; bob (peer) finds it in the service's disco#items
-    and its features in disco#info, joins, chats both ways, gets alice's private message
-    and changes nick; carol (peer) is invited by the room and joins; bob leaves."""
+    and its features in disco#info, joins, chats both ways, gets alice's private message,
+    pings himself in the room (XEP-0410) and is pinged by alice through it, changes nick;
+    carol (peer) is invited by the room and joins; bob leaves."""
     room = f"lounge@conference.{xmppd.domain}"
 
     async def scenario() -> None:
@@ -80,6 +81,11 @@ def peer_users_in_our_room(xmppd: XmppdProcess, peer: Peer, peer_domain: str) ->
             alice.send_message(mto=f"{room}/bob", mbody="psst", mtype="chat")
             pm = await pms.wait_for(body_is("psst"), WAIT)
             assert pm["from"].full == f"{room}/alice" and pm["type"] == "chat"
+
+            # IQs through the room: bob's self-ping (XEP-0410) answered by the service, and
+            # alice's ping of bob relayed to his client on the peer, the answer back to her
+            assert await bob.plugin["xep_0199"].ping(jid=f"{room}/bob", timeout=WAIT) >= 0
+            assert await alice.plugin["xep_0199"].ping(jid=f"{room}/bob", timeout=WAIT) >= 0
 
             alice_sees = Inbox(alice, f"muc::{room}::presence")
             await muc(bob).set_self_nick(room, "robert", timeout=WAIT)
