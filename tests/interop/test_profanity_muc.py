@@ -5,7 +5,8 @@ the XMPP stream and by libcurl for the upload), creates a room with ``/join`` an
 its default configuration, chats with bob (slixmpp, an occupant) both ways, changes nick,
 makes bob an admin with ``/affiliation``, sets the subject, names the room in the owner's
 form (``/room config``: every option labelled, no '(null)'), sends a file with
-``/sendfile`` (XEP-0363 over HTTPS; bob fetches the URL and gets the same bytes). alice's
+``/sendfile`` (XEP-0363 over HTTPS; bob fetches the URL and gets the same bytes; a file over
+the limit is refused with the XEP's error, whose text profanity shows). alice's
 other resource (slixmpp) joins the room under her nick (one occupant, two sessions) and
 speaks there, and profanity shows it; profanity sees what that resource says to bob, and
 what bob says to it alone, copied by carbons.
@@ -30,6 +31,7 @@ from xmppd.config import DEFAULT_PLUGINS
 from xmppd.stream.selfsigned import make_self_signed
 
 ROOM = "lounge@conference.localhost"
+MAX_FILE_SIZE = 4096
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tmux") is None or shutil.which("profanity") is None,
@@ -58,6 +60,9 @@ external_url = "https://localhost:{http_port}"
 
 [plugins]
 enabled = [{enabled}]
+
+[plugins.upload]
+max_file_size = {MAX_FILE_SIZE}
 """)
     proc.config.write_text(proc.config.read_text().replace("[server]\n",
                                                            f"[server]\n{server_keys}", 1))
@@ -164,6 +169,13 @@ def test_profanity_in_a_room_with_upload_and_carbons(server, tmp_path):
             url = shared["body"].strip()
             assert url.startswith(f"https://localhost:{server.http_port}/"), url
             assert await asyncio.to_thread(https_get, server, url) == upload.read_bytes()
+            too_big = tmp_path / "too-big.bin"
+            too_big.write_bytes(b"x" * (MAX_FILE_SIZE + 1))
+            await tmux.type(f"/sendfile {too_big}")  # refused with the XEP's error, whose
+            await tmux.type("/win 1")  # text profanity shows in its console
+            await tmux.wait_for(r"Uploading '\S+too-big.bin' failed for upload.localhost: "
+                                rf"the file is larger than the {MAX_FILE_SIZE}")
+            await tmux.type("/win 2")
 
             # alice's phone joins under her nick: one occupant with two sessions
             phone = await connect(server, "alice@localhost/phone")
