@@ -132,13 +132,9 @@ class StreamHarness:
         self.header()
         self.events()
         client = ScramClient("sha-256", localpart, password)
-        first = base64.b64encode(client.first()).decode()
-        self.feed(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>"
-                  f"{first}</auth>")
+        self.feed(client.auth_xml())
         challenge = await self.wait_for_element("challenge")
-        final = client.final(base64.b64decode(str(challenge)))
-        self.feed(f"<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
-                  f"{base64.b64encode(final).decode()}</response>")
+        self.feed(client.response_xml(str(challenge)))
         success = await self.wait_for_element("success")
         assert base64.b64decode(str(success)) == client.expected_success_data()
         self.restart_reader()

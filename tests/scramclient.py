@@ -8,6 +8,8 @@ import hmac
 
 from xmppd.sasl.credentials import HASHES
 
+SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+
 
 class ScramClient:
     """The client side of SCRAM, from RFC 5802 §3, to drive the server in tests."""
@@ -35,6 +37,16 @@ class ScramClient:
         name = self.username.replace("=", "=3D").replace(",", "=2C")
         self.first_bare = f"n={name},r={self.client_nonce}"
         return (self.gs2_header + self.first_bare).encode("utf-8")
+
+    def auth_xml(self, mechanism: str = "SCRAM-SHA-256") -> str:
+        """The RFC 6120 <auth/> that opens the exchange with our first message."""
+        first = base64.b64encode(self.first()).decode()
+        return f"<auth xmlns='{SASL}' mechanism='{mechanism}'>{first}</auth>"
+
+    def response_xml(self, challenge: str) -> str:
+        """The RFC 6120 <response/> to the server's <challenge/> (its base64 text)."""
+        final = base64.b64encode(self.final(base64.b64decode(challenge))).decode()
+        return f"<response xmlns='{SASL}'>{final}</response>"
 
     def final(self, server_first: bytes) -> bytes:
         attributes = dict(item.split("=", 1) for item in server_first.decode().split(","))

@@ -8,7 +8,6 @@ many sessions from one address are refused; the CORS preflight; the client's ter
 from __future__ import annotations
 
 import asyncio
-import base64
 import random
 import ssl
 import xml.etree.ElementTree as ET
@@ -102,12 +101,9 @@ class BoshClient:
         mechanisms = [m.text for m in created.iter(f"{{{SASL}}}mechanism")]
         assert "SCRAM-SHA-256" in mechanisms, ET.tostring(created)
         scram = ScramClient("sha-256", user, PASSWORD)
-        body = await self.post(f"<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256'>"
-                               f"{base64.b64encode(scram.first()).decode()}</auth>")
+        body = await self.post(scram.auth_xml())
         challenge = body.find(f"{{{SASL}}}challenge")
-        final = scram.final(base64.b64decode(challenge.text))
-        body = await self.post(f"<response xmlns='{SASL}'>"
-                               f"{base64.b64encode(final).decode()}</response>")
+        body = await self.post(scram.response_xml(challenge.text))
         assert body.find(f"{{{SASL}}}success") is not None, ET.tostring(body)
         body = await self.post(to="localhost", **{"xmpp:restart": "true", "xml:lang": "en"})
         assert body.find(f"{{{STREAMS}}}features/{{{BIND}}}bind") is not None

@@ -109,13 +109,10 @@ class WsClient:
         mechanisms = [m.text for m in features.iter(f"{{{SASL}}}mechanism")]
         assert "SCRAM-SHA-256" in mechanisms, mechanisms
         scram = ScramClient("sha-256", user, PASSWORD)
-        await self.send(f"<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256'>"
-                        f"{base64.b64encode(scram.first()).decode()}</auth>")
+        await self.send(scram.auth_xml())
         challenge = await self.recv()
         assert challenge.tag == f"{{{SASL}}}challenge", ET.tostring(challenge)
-        final = scram.final(base64.b64decode(challenge.text))
-        await self.send(f"<response xmlns='{SASL}'>{base64.b64encode(final).decode()}"
-                        f"</response>")
+        await self.send(scram.response_xml(challenge.text))
         success = await self.recv()
         assert success.tag == f"{{{SASL}}}success", ET.tostring(success)
         assert base64.b64decode(success.text) == scram.expected_success_data()
