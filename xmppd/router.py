@@ -131,9 +131,8 @@ class Router:
         Raises StreamError('invalid-from') when the client speaks for someone else.
         Timed whole (the 'outgoing' chain included) when a routing probe is set.
         """
-        observe = ROUTING.observe
-        if observe is not None:
-            return observe(element.name, self._route_from_client, element, session)
+        if ROUTING.observe is not None and next(ROUTING.ticks):
+            return ROUTING.observe(element.name, self._route_from_client, element, session)
         return self._route_from_client(element, session)
 
     def _route_from_client(self, element: domish.Element, session):
@@ -175,10 +174,9 @@ class Router:
 
     def route(self, stanza: Stanza, origin):
         """Route a parsed stanza (from a server, a component, the server itself); timed
-        when a routing probe is set (``xmppd.probes``)."""
-        observe = ROUTING.observe
-        if observe is not None:
-            return observe(stanza.kind, self._route, stanza, origin)
+        when a routing probe is set and samples it (``xmppd.probes``)."""
+        if ROUTING.observe is not None and next(ROUTING.ticks):
+            return ROUTING.observe(stanza.kind, self._route, stanza, origin)
         return self._route(stanza, origin)
 
     def _route(self, stanza: Stanza, origin):

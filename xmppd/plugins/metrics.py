@@ -19,7 +19,7 @@ from xmppd.config import ENDPOINT_TYPES
 from xmppd.interfaces import IXmppdPlugin
 from xmppd.metrics.collect import Metrics
 from xmppd.metrics.offline import OfflineCollector
-from xmppd.metrics.timing import RoutingTimer, StorageTimer
+from xmppd.metrics.timing import ROUTING_SAMPLE, RoutingTimer, StorageTimer
 from xmppd.metrics.web import MetricsRoot
 from xmppd.plugins._config import reject_unknown_keys
 from xmppd.stream.listen import listen
@@ -53,7 +53,7 @@ class MetricsPlugin:
         ctx.on(events.SESSION_CLOSED, metrics.session_closed)
         ctx.on(events.AUTH_FAILED, metrics.auth_failed)
         ctx.session_filters(metrics.add_filters)
-        self.unprobe = [probes.ROUTING.set(RoutingTimer(metrics.registry)),
+        self.unprobe = [probes.ROUTING.set(RoutingTimer(metrics.registry), ROUTING_SAMPLE),
                         probes.STORAGE.set(StorageTimer(metrics.registry))]
         offline = OfflineCollector(ctx.storage, ctx.reactor.seconds)
         metrics.registry.register(offline)

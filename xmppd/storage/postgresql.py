@@ -165,7 +165,7 @@ class PostgreSQLStorage(Stores):
 
     def read(self, function, *args):
         observe = STORAGE.observe  # timed when a probe is set (xmppd.probes)
-        if observe is not None:
+        if observe is not None and next(STORAGE.ticks):
             return observe("read", self._read, function, *args)
         return self._read(function, *args)
 
@@ -187,7 +187,7 @@ class PostgreSQLStorage(Stores):
 
     def write(self, function, *args):
         observe = STORAGE.observe
-        if observe is not None:
+        if observe is not None and next(STORAGE.ticks):
             return observe("write", self._write, function, *args)
         return self._write(function, *args)
 
