@@ -23,6 +23,15 @@ async def give_data(alice, bob_jid: str) -> None:
     await asyncio.sleep(0.5)  # the subscription request reaches the old server's storage
 
 
+async def check_data(alice, bob_jid: str) -> None:
+    """What ``give_data`` left, as Alice finds it on xmppd after the import: Bob in her roster
+    with his name and group, her request still pending, and her vCard."""
+    alice.register_plugin("xep_0054")
+    roster = await roster_of(alice)
+    assert roster == {bob_jid: (CONTACT_NAME, [GROUP], "none", "subscribe")}
+    assert await own_vcard(alice) == VCARD_NAME
+
+
 async def roster_of(client) -> dict:
     """The client's roster from the server: contact -> (name, groups, subscription, ask)."""
     answer = await client.get_roster(timeout=10)

@@ -23,15 +23,7 @@ from tests.integration.conftest import LoginFailed, login, logout
 from tests.integration.serverproc import XmppdProcess
 from tests.interop import ejabberd as ejabberd_harness
 from tests.interop.ejabberd import PASSWORD, USER, EjabberdProcess
-from tests.interop.moving_in import (
-    CONTACT_NAME,
-    GROUP,
-    VCARD_NAME,
-    give_data,
-    login_as_clients_do,
-    own_vcard,
-    roster_of,
-)
+from tests.interop.moving_in import check_data, give_data, login_as_clients_do
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not ejabberd_harness.available(),
@@ -71,8 +63,7 @@ def test_accounts_rosters_and_vcards_move_in_from_ejabberd(tmp_path, password_fo
             await give_data(alice, f"bob@{DOMAIN}")
             alice.send_message(mto=f"bob@{DOMAIN}", mbody=WHILE_AWAY, mtype="chat")
             await asyncio.sleep(0.5)  # in bob's offline storage
-            alice.disconnect()
-            await asyncio.wait_for(alice.disconnected, 10)
+            await logout(alice)
 
         asyncio.run(on_ejabberd())
         export_piefxis(server, tmp_path / "export")
@@ -111,10 +102,7 @@ def test_accounts_rosters_and_vcards_move_in_from_ejabberd(tmp_path, password_fo
                                     mechanism="SCRAM-SHA-1")
             else:
                 alice = await login(xmppd, f"alice@{DOMAIN}/desk", PASSWORD)  # SCRAM-SHA-256
-            alice.register_plugin("xep_0054")
-            roster = await roster_of(alice)
-            assert roster == {f"bob@{DOMAIN}": (CONTACT_NAME, [GROUP], "none", "subscribe")}
-            assert await own_vcard(alice) == VCARD_NAME
+            await check_data(alice, f"bob@{DOMAIN}")
             await logout(alice)
 
             bob = await login(xmppd, f"bob@{DOMAIN}/phone", BOB_PASSWORD,

@@ -32,7 +32,7 @@ import pytest
 from tests.integration.conftest import LoginFailed, login, logout
 from tests.integration.serverproc import XmppdProcess
 from tests.interop import prosody as prosody_harness
-from tests.interop.moving_in import CONTACT_NAME, GROUP, VCARD_NAME, give_data, own_vcard, roster_of
+from tests.interop.moving_in import check_data, give_data
 from tests.interop.prosody import PASSWORD, ProsodyProcess
 from xmppd.config import DEFAULT_PLUGINS
 
@@ -99,8 +99,7 @@ def test_accounts_rosters_and_vcards_move_in_from_prosody(tmp_path):
             await alice.plugin["xep_0172"].publish_nick(NICK, timeout=10)
             alice.send_message(mto=f"bob@{DOMAIN}", mbody=CHAT, mtype="chat")
             await asyncio.sleep(0.5)  # archived
-            alice.disconnect()
-            await asyncio.wait_for(alice.disconnected, 10)
+            await logout(alice)
 
         asyncio.run(on_prosody())
     finally:
@@ -129,10 +128,7 @@ def test_accounts_rosters_and_vcards_move_in_from_prosody(tmp_path):
                 await login(xmppd, f"alice@{DOMAIN}/desk", PASSWORD, mechanism="SCRAM-SHA-256")
             alice = await login(xmppd, f"alice@{DOMAIN}/desk", PASSWORD,
                                 mechanism="SCRAM-SHA-1")
-            alice.register_plugin("xep_0054")
-            roster = await roster_of(alice)
-            assert roster == {f"bob@{DOMAIN}": (CONTACT_NAME, [GROUP], "none", "subscribe")}
-            assert await own_vcard(alice) == VCARD_NAME
+            await check_data(alice, f"bob@{DOMAIN}")
             alice.register_plugin("xep_0313")
             alice.register_plugin("xep_0060")
             archived = [(str(m["mam_result"]["forwarded"]["stanza"]["to"].bare),
