@@ -6,27 +6,31 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_muc_room import ALICE, BOB, CAROL, ROOM, Harness, codes_of, item_of
+from tests.unit.test_muc_room import (
+    ALICE,
+    BOB,
+    CAROL,
+    ROOM,
+    Harness,
+    codes_of,
+    item_of,
+    owned_room,
+    set_payload,
+)
 from xmppd import ns
 from xmppd.errors import StanzaError
 from xmppd.jid import parse_jid
 from xmppd.muc import admin
 from xmppd.muc.admin import Limits
-from xmppd.xml.stored import stanza_from_text
 
 
 def query(namespace: str, items: str) -> object:
-    return stanza_from_text(f"<iq xmlns='jabber:client' type='set'><query xmlns='{namespace}'>"
-                            f"{items}</query></iq>").firstChildElement()
+    return set_payload(f"<query xmlns='{namespace}'>{items}</query>")
 
 
 @pytest.fixture
 def h() -> Harness:
-    harness = Harness()
-    harness.enter(ALICE, "Alice", "owner")
-    harness.enter(BOB, "Bob")
-    harness.clear()
-    return harness
+    return owned_room((BOB, "Bob"))
 
 
 def test_kick_sends_307_with_actor_and_reason(h):

@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_muc_room import ALICE, BOB, ROOM, Harness, child
+from tests.unit.test_muc_room import ALICE, BOB, ROOM, Harness, child, set_payload
 from xmppd import ns
 from xmppd.errors import StanzaError
 from xmppd.jid import parse_jid
 from xmppd.muc import moderation
-from xmppd.xml.stored import stanza_from_text
-
-
-def moderate(xml: str):
-    return stanza_from_text(f"<iq xmlns='jabber:client' type='set'>{xml}</iq>"
-                            ).firstChildElement()
 
 
 def test_parse():
-    assert moderation.parse_moderate(moderate(
+    assert moderation.parse_moderate(set_payload(
         f"<moderate xmlns='{ns.MESSAGE_MODERATE}' id='s1'><retract xmlns="
         f"'{ns.MESSAGE_RETRACT}'/><reason>spam</reason></moderate>")) == ("s1", "spam")
     for bad in (f"<moderate xmlns='{ns.MESSAGE_MODERATE}'><retract xmlns="
                 f"'{ns.MESSAGE_RETRACT}'/></moderate>",
                 f"<moderate xmlns='{ns.MESSAGE_MODERATE}' id='s1'/>"):
         with pytest.raises(StanzaError) as error:
-            moderation.parse_moderate(moderate(bad))
+            moderation.parse_moderate(set_payload(bad))
         assert error.value.condition == "bad-request"
 
 

@@ -4,35 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_muc_room import ALICE, BOB, CAROL, Harness
+from tests.unit.test_muc_room import BOB, CAROL, Harness, owned_room, set_payload
 from xmppd import ns
 from xmppd.errors import StanzaError
 from xmppd.jid import parse_jid
 from xmppd.muc import registration
 from xmppd.muc.config import RoomConfig
 from xmppd.muc.store import restore, room_record
-from xmppd.xml.stored import stanza_from_text
 
 
 def submit(nick: str):
-    return stanza_from_text(
-        f"<iq xmlns='jabber:client' type='set'><query xmlns='{ns.REGISTER}'>"
+    return set_payload(
+        f"<query xmlns='{ns.REGISTER}'>"
         f"<x xmlns='{ns.DATA_FORMS}' type='submit'><field var='FORM_TYPE'><value>"
         f"{registration.FORM_TYPE}</value></field><field var='muc#register_roomnick'>"
-        f"<value>{nick}</value></field></x></query></iq>").firstChildElement()
+        f"<value>{nick}</value></field></x></query>")
 
 
 def remove():
-    return stanza_from_text(f"<iq xmlns='jabber:client' type='set'><query xmlns="
-                            f"'{ns.REGISTER}'><remove/></query></iq>").firstChildElement()
+    return set_payload(f"<query xmlns='{ns.REGISTER}'><remove/></query>")
 
 
 @pytest.fixture
 def h() -> Harness:
-    harness = Harness()
-    harness.enter(ALICE, "Alice", "owner")
-    harness.clear()
-    return harness
+    return owned_room()
 
 
 def test_form_register_and_registered(h):

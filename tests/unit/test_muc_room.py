@@ -92,12 +92,26 @@ def child(element: domish.Element, uri: str | None, name: str) -> domish.Element
 ALICE, BOB, CAROL = "alice@example.org/a", "bob@example.org/b", "carol@example.net/c"
 
 
-@pytest.fixture
-def h() -> Harness:
+def owned_room(*occupants: tuple[str, str]) -> Harness:
+    """A room Alice owns and is in, then the ``(jid, nick)`` occupants; what their entering
+    sent is cleared."""
     harness = Harness()
     harness.enter(ALICE, "Alice", "owner")
+    for jid, nick in occupants:
+        harness.enter(jid, nick)
     harness.clear()
     return harness
+
+
+def set_payload(xml: str) -> domish.Element:
+    """The payload of an IQ set, parsed as the room's handlers get it."""
+    return stanza_from_text(f"<iq xmlns='jabber:client' type='set'>{xml}</iq>"
+                            ).firstChildElement()
+
+
+@pytest.fixture
+def h() -> Harness:
+    return owned_room()
 
 
 def test_newcomer_gets_occupants_then_itself_then_history_then_subject(h):
