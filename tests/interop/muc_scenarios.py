@@ -152,10 +152,11 @@ def our_user_in_their_room(xmppd: XmppdProcess, peer: Peer, service: str) -> Non
 
 
 def room_rules_for_peer_users(xmppd: XmppdProcess, peer: Peer, peer_domain: str) -> None:
-    """A members-only room with logging on xmppd: bob (peer) is refused with
-    registration-required; invited by the owner he becomes a member, joins, gets the
-    history, reads the room's archive (MAM at the room, across federation) and is kicked
-    (307); carol (peer), never invited, is still refused."""
+    """bob (peer) may not create a room on xmppd (not-allowed). A members-only room with
+    logging on xmppd: bob is refused with registration-required; invited by the owner he
+    becomes a member, joins, gets the history, reads the room's archive (MAM at the room,
+    across federation) and is kicked (307); carol (peer), never invited, is still
+    refused."""
     room = f"club@conference.{xmppd.domain}"
 
     async def scenario() -> None:
@@ -166,6 +167,12 @@ def room_rules_for_peer_users(xmppd: XmppdProcess, peer: Peer, peer_domain: str)
         carol = await peer("carol")
         bob.register_plugin("xep_0313")
         try:
+            try:  # [plugins.muc] create = "local" (the default): no rooms by strangers
+                await muc(bob).join_muc_wait(f"bobs-own@conference.{xmppd.domain}", "bob",
+                                             timeout=WAIT)
+                raise AssertionError("a remote user created a room on xmppd")
+            except PresenceError as refused:
+                assert refused.condition == "not-allowed"
             await create(alice, "alice", room, membersonly=True, enablelogging=True)
             alice_said = Inbox(alice, "groupchat_message")
             alice.send_message(mto=room, mbody="before you came", mtype="groupchat")
