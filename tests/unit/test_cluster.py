@@ -111,11 +111,14 @@ def test_links_take_only_messages_for_other_nodes():
 def test_a_cluster_without_the_redis_client_says_what_to_install(monkeypatch):
     import sys
 
+    import xmppd.cluster
     from xmppd.cluster import start_node
 
     monkeypatch.setitem(sys.modules, "txredisapi", None)  # not installed
     monkeypatch.delitem(sys.modules, "xmppd.cluster.node", raising=False)
     monkeypatch.delitem(sys.modules, "xmppd.cluster.redis", raising=False)
+    for name in ("node", "redis"):  # the package's attributes too, or they are reused
+        monkeypatch.delattr(xmppd.cluster, name, raising=False)
     failures = []
     start_node(None).addErrback(failures.append)
     [failure] = failures

@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from twisted.internet import defer, task
 
+from xmppd.cluster.redis import log_failure
 from xmppd.jid import JID, InvalidJID, parse_jid
 from xmppd.logs import get_logger
 
@@ -139,7 +140,7 @@ class SessionDirectory:
 
     def _beat_logged(self) -> defer.Deferred:
         d = self.beat()
-        d.addErrback(lambda failure: log.failure("cluster heartbeat failed", failure))
+        d.addErrback(log_failure, "cluster heartbeat failed")
         return d
 
     @defer.inlineCallbacks

@@ -63,8 +63,8 @@ class ClusterNode:
             if not subscribed.called:
                 subscribed.callback(None)
             else:  # again after a reconnection: catch up at once
-                self.directory.beat().addErrback(
-                    lambda f: log.failure("cluster catch-up failed", f))
+                self.directory.beat().addErrback(cluster_redis.log_failure,
+                                                 "cluster catch-up failed")
 
         self.subscriber = cluster_redis.subscribe(
             reactor, self.address, (REGISTRY_CHANNEL, stanza_channel(self.config.node)),
@@ -142,7 +142,7 @@ class ClusterNode:
     @staticmethod
     def _logged(d: defer.Deferred) -> None:
         """Redis writes never hold up a session: failures are logged, the heartbeat repairs."""
-        d.addErrback(lambda failure: log.failure("cluster registry write failed", failure))
+        d.addErrback(cluster_redis.log_failure, "cluster registry write failed")
 
     # -- stanzas between nodes
 
@@ -158,9 +158,9 @@ class ClusterNode:
                 self._undelivered(element)
 
         d.addCallback(published)
-        d.addErrback(lambda failure: (log.failure("a stanza for {jid} could not reach node "
-                                                  "{node}", failure, jid=full_jid, node=node),
-                                      self._undelivered(element)))
+        d.addErrback(lambda failure: (
+            cluster_redis.log_failure(failure, f"a stanza for {full_jid} not sent to {node}"),
+            self._undelivered(element)))
 
     def _undelivered(self, element) -> None:
         stanza = self._stanza(element)

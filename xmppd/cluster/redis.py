@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import txredisapi
+from twisted.internet import error
 from twisted.internet.endpoints import HostnameEndpoint
 
 from xmppd.cluster.address import RedisAddress
@@ -49,7 +50,7 @@ class Subscriber(txredisapi.RedisFactory):
         if conn.connected and not self.disconnectCalled:
             d = conn.subscribe(list(self.channels))
             d.addCallback(lambda _: self.on_subscribed())
-            d.addErrback(lambda failure: log.failure("redis subscription failed", failure))
+            d.addErrback(log_failure, "redis subscription failed")
 
 
 def subscribe(reactor, address: RedisAddress, channels: tuple[str, ...],
@@ -61,3 +62,17 @@ def subscribe(reactor, address: RedisAddress, channels: tuple[str, ...],
     factory = Subscriber(address, channels, on_message, on_subscribed)
     factory.startConnecting(HostnameEndpoint(reactor, address.host, address.port))
     return factory
+
+
+LOST = (txredisapi.ConnectionError, ConnectionError, error.ConnectionDone, error.ConnectionLost)
+
+
+def log_failure(failure, what: str) -> None:
+    """A Redis call that failed: a lost connection is an outage the node lives through
+    (txredisapi reconnects, the next heartbeat repairs), logged as one line; anything else
+    is a bug, logged with its traceback."""
+    if failure.check(*LOST):
+        log.warn("{what}: Redis connection lost ({error})", what=what,
+                 error=failure.getErrorMessage())
+    else:
+        log.failure("{what}", failure, what=what)
