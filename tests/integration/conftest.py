@@ -40,6 +40,16 @@ def assert_log_for_admins(log: str) -> None:
     assert not [line for line in log.splitlines() if line.rstrip().endswith(":")], log
 
 
+def stop_cleanly(proc: XmppdProcess) -> str:
+    """Stop a server a test started itself: exit 0, no traceback, a log fit for admins,
+    which is returned for the test's own checks."""
+    assert proc.stop() == 0
+    log = proc.log()
+    assert "Traceback" not in log, log
+    assert_log_for_admins(log)
+    return log
+
+
 class LoginFailed(Exception):
     def __init__(self, condition: str) -> None:
         super().__init__(condition)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import signal
 
-from tests.integration.conftest import PASSWORD, assert_log_for_admins
+from tests.integration.conftest import PASSWORD, stop_cleanly
 from tests.integration.serverproc import XmppdProcess
 from tests.integration.test_session_hibernation import bound
 from tests.integration.test_stream_management import SM, bodies, enable, online
@@ -57,13 +57,6 @@ def after_a_restart(proc: XmppdProcess, names: list[str]) -> None:
         client.read_until_closed()
 
 
-def stop(proc: XmppdProcess) -> None:
-    assert proc.stop() == 0
-    log = proc.log()
-    assert "Traceback" not in log, log
-    assert_log_for_admins(log)
-
-
 def test_sigkill_after_a_stream_management_ack_loses_no_archive_entry(tmp_path):
     proc = start(tmp_path)
     try:
@@ -76,7 +69,7 @@ def test_sigkill_after_a_stream_management_ack_loses_no_archive_entry(tmp_path):
         proc.stop(signal.SIGKILL)
         after_a_restart(proc, names)
     finally:
-        stop(proc)
+        stop_cleanly(proc)
 
 
 def test_sigkill_after_an_answer_loses_no_archive_entry(tmp_path):
@@ -91,4 +84,4 @@ def test_sigkill_after_an_answer_loses_no_archive_entry(tmp_path):
         proc.stop(signal.SIGKILL)
         after_a_restart(proc, names)
     finally:
-        stop(proc)
+        stop_cleanly(proc)

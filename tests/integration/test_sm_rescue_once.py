@@ -5,7 +5,7 @@ offline storage once; with the message archive on, it is archived once per accou
 
 from __future__ import annotations
 
-from tests.integration.conftest import PASSWORD, assert_log_for_admins
+from tests.integration.conftest import PASSWORD, stop_cleanly
 from tests.integration.serverproc import XmppdProcess
 from tests.integration.test_mam_durability import archived
 from tests.integration.test_session_hibernation import bound, drop, wait_for_log
@@ -44,7 +44,4 @@ def test_a_message_two_vanished_resources_held_comes_back_once(tmp_path):
         again.read_until_closed()
         bob.close()
     finally:
-        assert proc.stop() == 0
-    log = proc.log()
-    assert "Traceback" not in log, log
-    assert_log_for_admins(log)
+        stop_cleanly(proc)

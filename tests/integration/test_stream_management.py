@@ -9,7 +9,7 @@ import re
 import signal
 import ssl
 
-from tests.integration.conftest import PASSWORD, assert_log_for_admins, login
+from tests.integration.conftest import PASSWORD, login, stop_cleanly
 from tests.integration.rawclient import RawClient
 from tests.integration.serverproc import XmppdProcess
 from tests.integration.test_session_hibernation import authenticated, bound, drop, wait_for_log
@@ -26,14 +26,6 @@ def start(tmp_path, smacks: str = "") -> XmppdProcess:
         assert proc.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
     proc.start()
     return proc
-
-
-def stop(proc: XmppdProcess) -> str:
-    assert proc.stop() == 0
-    log = proc.log()
-    assert "Traceback" not in log, log
-    assert_log_for_admins(log)
-    return log
 
 
 def online(proc: XmppdProcess, user: str, resource: str) -> RawClient:
@@ -105,7 +97,7 @@ def test_a_dropped_connection_resumes_and_receives_each_message_exactly_once(tmp
         again.read_until_closed()
         bob.close()
     finally:
-        log = stop(proc)
+        log = stop_cleanly(proc)
     assert re.search(rf"session {ALICE} resumed from 127\.0\.0\.1:\d+ after hibernating", log)
     assert "unacknowledged" not in log, log  # everything was acknowledged in the end
 
@@ -139,7 +131,7 @@ def test_a_resumption_that_times_out_leaves_every_message_in_offline_storage(tmp
         late.read_until_closed()
         bob.close()
     finally:
-        log = stop(proc)
+        log = stop_cleanly(proc)
     assert (f"session {ALICE} ended with stanzas unacknowledged: 4, of which 4 messages go to "
             "offline storage") in log, log
 
@@ -164,7 +156,7 @@ def test_sigkill_after_an_acknowledgement_loses_nothing_acknowledged(tmp_path):
         alice.send("</stream:stream>")
         alice.read_until_closed()
     finally:
-        stop(proc)
+        stop_cleanly(proc)
 
 
 def test_the_error_paths(tmp_path):
@@ -191,7 +183,7 @@ def test_the_error_paths(tmp_path):
         for client in (early, mallory):
             client.close()
     finally:
-        stop(proc)
+        stop_cleanly(proc)
 
 
 def test_slixmpp_enables_acks_and_resumes(tmp_path):
@@ -231,7 +223,7 @@ def test_slixmpp_enables_acks_and_resumes(tmp_path):
     try:
         asyncio.run(run())
     finally:
-        log = stop(proc)
+        log = stop_cleanly(proc)
     assert "handled-count-too-high" not in log and "stream error" not in log, log
 
 
@@ -279,7 +271,7 @@ def test_a_resume_takes_the_session_from_a_stream_still_open(tmp_path):
         new.read_until_closed()
         bob.close()
     finally:
-        stop(proc)
+        stop_cleanly(proc)
 
 
 def test_a_server_shutdown_keeps_a_hibernated_sessions_messages(tmp_path):
@@ -301,5 +293,5 @@ def test_a_server_shutdown_keeps_a_hibernated_sessions_messages(tmp_path):
         again.send("</stream:stream>")
         again.read_until_closed()
     finally:
-        log = stop(proc)
+        log = stop_cleanly(proc)
     assert "server shutdown" in log
