@@ -276,23 +276,28 @@ def test_subscription_request_to_an_offline_user_waits_for_them(im):
 def test_sigkill_loses_no_accepted_message(im):
     """Messages the server accepted (proven by a later ping reply on the same stream) are on
     disk: a SIGKILL right after loses none of them."""
-    count = 50
+    sigkill_after_accepted_messages(im, 50)
 
+
+def sigkill_after_accepted_messages(proc: XmppdProcess, count: int) -> None:
+    """Alice sends Bob (offline) ``count`` messages, a ping answered on the same stream
+    proves them accepted, the server is killed (SIGKILL) and started again: Bob gets every
+    one. For any storage engine's server with alice and bob (test_postgresql's too)."""
     async def send():
-        alice, _, _ = await online(im, "alice@localhost/phone")
+        alice, _, _ = await online(proc, "alice@localhost/phone")
         for n in range(count):
             alice.send_message(mto="bob@localhost", mbody=f"durable {n}", mtype="chat")
         await alice.plugin["xep_0199"].ping(jid="localhost", timeout=10)
-        im.stop(signal.SIGKILL)
+        proc.stop(signal.SIGKILL)
 
     async def receive():
-        bob, bob_msgs, _ = await online(im, "bob@localhost/desk")
+        bob, bob_msgs, _ = await online(proc, "bob@localhost/desk")
         for n in range(count):
             await bob_msgs.wait_for(body_is(f"durable {n}"))
         await logout(bob)
 
     asyncio.run(send())
-    im.start()
+    proc.start()
     asyncio.run(receive())
 
 

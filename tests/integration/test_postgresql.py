@@ -8,7 +8,6 @@ started on PostgreSQL has the accounts, the roster and the offline message."""
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import psycopg
 import pytest
@@ -16,7 +15,13 @@ import pytest
 from tests.integration import test_mam
 from tests.integration.conftest import PASSWORD, assert_log_for_admins, serve
 from tests.integration.serverproc import XmppdProcess
-from tests.integration.test_im import IM_PLUGINS, body_is, online, settle
+from tests.integration.test_im import (
+    IM_PLUGINS,
+    body_is,
+    online,
+    settle,
+    sigkill_after_accepted_messages,
+)
 from tests.storage_engines import postgresql
 
 SECRET = "pg-password-never-logged"
@@ -99,25 +104,7 @@ def test_roster_and_offline_messages_across_a_restart(on_postgresql):
 
 def test_sigkill_loses_no_accepted_message(on_postgresql):
     """What the server accepted (a later ping answered on the same stream) was committed."""
-    server, count = on_postgresql, 30
-
-    async def send():
-        alice, _, _ = await online(server, "alice@localhost/phone")
-        for n in range(count):
-            alice.send_message(mto="bob@localhost", mbody=f"durable {n}", mtype="chat")
-        await alice.plugin["xep_0199"].ping(jid="localhost", timeout=10)
-        server.stop(signal.SIGKILL)
-
-    async def receive():
-        bob, bob_msgs, _ = await online(server, "bob@localhost/desk")
-        for n in range(count):
-            await bob_msgs.wait_for(body_is(f"durable {n}"))
-        bob.disconnect()
-        await asyncio.wait_for(bob.disconnected, 10)
-
-    asyncio.run(send())
-    server.start()
-    asyncio.run(receive())
+    sigkill_after_accepted_messages(on_postgresql, 30)
 
 
 def test_message_archive_on_postgresql(archive_on_postgresql):
