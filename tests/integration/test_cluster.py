@@ -184,6 +184,13 @@ def test_the_nodes_come_back_after_redis_restarts(cluster):
                          and "bob@localhost/desk" in registry(redis, "b"), timeout=30)
         await wait_until(lambda: redis.command("PUBSUB", "NUMSUB", "xmppd:stanzas:a",
                                                "xmppd:stanzas:b")[1::2] == [1, 1], timeout=30)
+        # A node may have seen the other dead for a moment (its heartbeat key was lost with
+        # Redis) and dropped it: within two heartbeats every node's key is back, and at the
+        # next one every mirror read the registry again.
+        await settle(4 * HEARTBEAT)
+        await wait_until(lambda: "alice@localhost/phone" in registry(redis, "a")
+                         and "bob@localhost/desk" in registry(redis, "b"))
+        await settle(2 * HEARTBEAT)
         alice.send_message(mto="bob@localhost", mbody="after the outage", mtype="chat")
         await bob_msgs.wait_for(body_is("after the outage"))
         bob.send_message(mto="alice@localhost/phone", mbody="got it", mtype="chat")
