@@ -85,6 +85,7 @@ class Target:
     cafile: Path  # the server's (self-signed) certificate, trusted by the client
     pid: int
     modern: bool = False  # clients enable SM, carbons and CSI (see the module docstring)
+    websocket_url: str = ""  # wss://... of RFC 7395, when the bench set one up (bench/websocket.py)
 
     @property
     def header(self) -> bytes:

@@ -46,6 +46,7 @@ from bench.servers import (
     ensure_prosody,
 )
 from bench.stats import summarize
+from bench.websocket import WORKLOADS as WEBSOCKET_WORKLOADS
 from bench.workloads import FULL, QUICK, WORKLOADS
 from xmppd.stream.selfsigned import make_self_signed
 
@@ -53,9 +54,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SERVERS = {"xmppd": XmppdUnderTest, "prosody": ProsodyUnderTest,
            "ejabberd": EjabberdUnderTest}
 PROFILE_SECONDS = {False: 12.0, True: 1.0}  # full run, quick run
-# The default workloads: issue 6's four and the MUC room (bench/muc.py); opt-in, not in the
-# default list: --workloads under_attack (bench/attack.py)
-DEFAULT_WORKLOADS = {**WORKLOADS, "muc": muc_room}
+# The default workloads: issue 6's four, the MUC room (bench/muc.py), and the login and message
+# workloads over WebSocket (bench/websocket.py); opt-in, not in the default list:
+# --workloads under_attack (bench/attack.py)
+DEFAULT_WORKLOADS = {**WORKLOADS, "muc": muc_room, **WEBSOCKET_WORKLOADS}
 ALL_WORKLOADS = {**DEFAULT_WORKLOADS, "under_attack": under_attack}
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from bench.accounts import seed_xmppd, write_prosody_data
 from bench.loadgen import Target
-from tests.integration.serverproc import XmppdProcess
+from bench.websocket import WORKLOADS as WEBSOCKET_WORKLOADS
+from tests.integration.serverproc import XmppdProcess, free_port
 from tests.interop import prosody as prosody_harness
 from xmppd.config import DEFAULT_PLUGINS
 from xmppd.storage import SQLITE_FILENAME
@@ -65,11 +66,17 @@ class XmppdUnderTest:
         self.process: XmppdProcess | None = None
         self.problems: list[str] = []  # tracebacks and unclean exits seen, for the report
 
-    def _config(self, directory: Path) -> XmppdProcess:
+    def _config(self, directory: Path, websocket_port: int = 0) -> XmppdProcess:
+        """With ``websocket_port``, also the websocket plugin on an [http] https listener
+        there (bench/websocket.py's workloads only: the others measure without it)."""
         # The hub's roster is as long as the fan-out; the default cap is 1,000 items.
         roster = f"[plugins.roster]\nmax_items = {max(self.hub_contacts + 10, 1000)}\n"
-        if self.plugins is not None:
-            roster = f"[plugins]\nenabled = {list(self.plugins)!r}\n" + roster
+        plugins = self.plugins
+        if websocket_port:
+            plugins = (*(DEFAULT_PLUGINS if plugins is None else plugins), "websocket")
+            roster += f'[http]\nhttps = ["tcp:{websocket_port}:interface=127.0.0.1"]\n'
+        if plugins is not None:
+            roster = f"[plugins]\nenabled = {list(plugins)!r}\n" + roster
         return XmppdProcess(directory, DOMAIN, extra=roster, auth_timeout=60.0,
                             certificate=self.certificate)
 
@@ -84,14 +91,17 @@ class XmppdUnderTest:
 
     def start(self, label: str) -> Target:
         directory = self.workdir / label
-        self.process = self._config(directory)
+        websocket_port = free_port() if label in WEBSOCKET_WORKLOADS else 0
+        self.process = self._config(directory, websocket_port)
         (directory / "data").mkdir(parents=True, exist_ok=True)
         shutil.copy2(self.workdir / "template" / "data" / SQLITE_FILENAME,
                      directory / "data" / SQLITE_FILENAME)
         self.process.start(timeout=60)
         return Target(self.name, "127.0.0.1", self.process.c2s_port, DOMAIN,
                       self.certificate[0], self.process.process.pid,
-                      modern=self.profile == "modern")
+                      modern=self.profile == "modern",
+                      websocket_url=f"wss://127.0.0.1:{websocket_port}/xmpp-websocket"
+                      if websocket_port else "")
 
     def stop(self) -> None:
         process, self.process = self.process, None

@@ -88,10 +88,10 @@ QUICK = Plan(reps=1, warmup=0.3, settle=0.5, login_concurrency=2, login_seconds=
 # ---------------------------------------------------------------------------------- 1. logins
 
 
-async def logins(target: Target, plan: Plan, mechanism: str) -> Results:
+async def logins(target: Target, plan: Plan, mechanism: str, connect=login) -> Results:
     """Each repetition: a saturated round (logins/s, and login times under that load, which
     are mostly queueing), then a round of one login at a time (the login time a user sees
-    on an idle server)."""
+    on an idle server). ``connect``: loadgen.login, or another transport's (bench/websocket.py)."""
     results: Results = defaultdict(list)
     context = target.client_context()
     # Accounts with empty rosters: the hub's contacts would make a login also load the hub's
@@ -100,14 +100,15 @@ async def logins(target: Target, plan: Plan, mechanism: str) -> Results:
     for _ in range(plan.reps):
         durations, errors, cpu = await _login_round(target, users, context, mechanism,
                                                     plan.login_concurrency, plan.warmup,
-                                                    plan.login_seconds)
+                                                    plan.login_seconds, connect)
         results["logins_per_s"].append(len(durations) / cpu.wall)
         results["loaded_p50_ms"].append(1000 * percentile(durations, 50))
         results["loaded_p99_ms"].append(1000 * percentile(durations, 99))
         _add_cpu(results, cpu)
         await settle(plan.settle)
         alone, alone_errors, _ = await _login_round(target, users, context, mechanism, 1,
-                                                    plan.warmup / 3, plan.login_seconds / 2)
+                                                    plan.warmup / 3, plan.login_seconds / 2,
+                                                    connect)
         results["login_p50_ms"].append(1000 * percentile(alone, 50))
         results["login_p99_ms"].append(1000 * percentile(alone, 99))
         results["errors"].append(errors + alone_errors)
@@ -115,7 +116,8 @@ async def logins(target: Target, plan: Plan, mechanism: str) -> Results:
     return results
 
 
-async def _login_round(target, users, context, mechanism, concurrency, warmup, seconds):
+async def _login_round(target, users, context, mechanism, concurrency, warmup, seconds,
+                       connect=login):
     """Logins by ``concurrency`` clients for warmup + seconds; the durations of the logins
     that completed inside the measured interval, the failures, and the CpuUse."""
     loop = asyncio.get_running_loop()
@@ -132,8 +134,8 @@ async def _login_round(target, users, context, mechanism, concurrency, warmup, s
             number = next(numbers)
             started = loop.time()
             try:
-                conn = await login(target, users[number % len(users)], context,
-                                   mechanism=mechanism, resource=f"l{number}")
+                conn = await connect(target, users[number % len(users)], context,
+                                     mechanism=mechanism, resource=f"l{number}")
             except (LoginError, OSError):
                 errors += 1
                 await asyncio.sleep(0.05)
@@ -287,9 +289,10 @@ class Chat:
         return delivered
 
 
-async def messages(target: Target, plan: Plan) -> Results:
+async def messages(target: Target, plan: Plan, connect_many=login_many) -> Results:
+    """``connect_many``: loadgen.login_many, or another transport's (bench/websocket.py)."""
     results: Results = defaultdict(list)
-    sessions = await login_many(target, user_names(2 * plan.pairs), plan.memory_concurrency)
+    sessions = await connect_many(target, user_names(2 * plan.pairs), plan.memory_concurrency)
     chat = Chat(target, sessions)
     try:
         for _ in range(plan.reps):
