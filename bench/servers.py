@@ -144,15 +144,31 @@ class ProsodyUnderTest:
         directory = self.workdir / label
         shutil.copytree(self.workdir / "template" / "data", directory / "data")
         modern = self.profile == "modern"
+        websocket, websocket_url = self._websocket(label)
         self.process = prosody_harness.ProsodyProcess(
             directory, DOMAIN, certificate=self.certificate, log_level="info",
-            modules=("offline", "version", *(PROSODY_MODERN if modern else ())),
+            modules=("offline", "version", *(PROSODY_MODERN if modern else ()),
+                     *(("websocket",) if websocket else ())),
             extra_config='password_hash = "SHA-256"\ndefault_iteration_count = 10000\n'
-                         + (PROSODY_MODERN_CONFIG if modern else "")
+                         + (PROSODY_MODERN_CONFIG if modern else "") + websocket
                          + f'Component "conference.{DOMAIN}" "muc"')
         self.process.start(timeout=60)
         return Target(self.name, self.process.ip, self.process.c2s_port, DOMAIN,
-                      self.certificate[0], self.process.process.pid, modern=modern)
+                      self.certificate[0], self.process.process.pid, modern=modern,
+                      websocket_url=websocket_url)
+
+    def _websocket(self, label: str) -> tuple[str, str]:
+        """For bench/websocket.py's workloads: mod_websocket on an https listener with the
+        same certificate, (its config lines, its wss:// URL); else ("", "")."""
+        if label not in WEBSOCKET_WORKLOADS:
+            return "", ""
+        ip = "127.0.0.2"  # the harness's default, which start() keeps
+        port = prosody_harness.free_port(ip)
+        lua = prosody_harness.lua
+        files = {"certificate": str(self.certificate[0]), "key": str(self.certificate[1])}
+        config = (f"https_ports = {lua([port])}\nhttps_interfaces = {lua([ip])}\n"
+                  f"https_ssl = {lua(files)}\nhttp_default_host = {lua(DOMAIN)}\n")
+        return config, f"wss://{ip}:{port}/xmpp-websocket"
 
     def stop(self) -> None:
         process, self.process = self.process, None

@@ -6,14 +6,14 @@ a browser has it), the HTTP upgrade asking for the ``xmpp`` subprotocol, then on
 text message, ``<open/>`` for the stream header, SASL SCRAM-SHA-256 (bench/scram.py), bind,
 initial presence; in the "modern" profile, stream management, carbons and CSI between the two,
 as over TCP (loadgen._modern_session). Only servers whose ``Target`` has a ``websocket_url``
-can be measured: the bench configures xmppd's ``websocket`` plugin for these workloads
-(bench/servers.py); for the others the workload fails with a line that says so in the
-report's warnings.
+can be measured: the bench configures xmppd's ``websocket`` plugin and Prosody's
+mod_websocket, each on an https listener, for these workloads only (bench/servers.py); for
+ejabberd the workload fails with a line that says so in the report's warnings.
 
 A ``WsConnection`` offers what the workloads use of a TCP ``Connection`` (``user``,
 ``send()``, ``sink``, ``close()``): what a workload sends as several stanzas in one write is
-split into one WebSocket message per stanza (RFC 7395 §3.3.3), and each message received is
-handed to the sink as it arrives.
+split into one WebSocket message per stanza (RFC 7395 §3.3.3), each with its own
+``xmlns='jabber:client'``, and each message received is handed to the sink as it arrives.
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
 CLOSE = f"<close xmlns='{FRAMING}'/>".encode()
 OPENED = re.compile(rb"<open\b")
 FEATURES = re.compile(rb"<stream:features\b|<features\b")
+# RFC 7395 §3.3.3: every message is a standalone element, so a stanza declares jabber:client
+# itself (Prosody insists; the TCP stream's stanzas inherit it from <stream:stream>).
+_UNQUALIFIED = re.compile(rb"^<(message|presence|iq)(?=[\s/>])(?![^>]*\bxmlns=)")
+_QUALIFIED = rb"<\1 xmlns='jabber:client'"
 _BIND = ("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
          "<resource>{resource}</resource></bind></iq>")
 
@@ -119,10 +123,10 @@ class WsConnection:
         request = self.acks.sent(data) if self.acks is not None else b""
         *stanzas, rest = data.split(MESSAGE_END)
         for stanza in stanzas:
-            self._outgoing.put_nowait(stanza + MESSAGE_END)
+            self._outgoing.put_nowait(_UNQUALIFIED.sub(_QUALIFIED, stanza + MESSAGE_END))
         for element in (rest, request):
             if element:
-                self._outgoing.put_nowait(element)
+                self._outgoing.put_nowait(_UNQUALIFIED.sub(_QUALIFIED, element))
 
     def close(self) -> None:
         """``<close/>`` and the WebSocket closing handshake, in the background."""
