@@ -34,13 +34,14 @@ def test_quick_bench_against_xmppd_produces_sane_numbers(tmp_path):
     def median(workload: str, metric: str) -> float:
         return xmppd[workload][metric]["median"]
 
-    for workload in ("login_scram", "login_plain"):
+    for workload in ("login_scram", "login_plain", "ws_login_scram"):
         assert median(workload, "logins_per_s") > 0
         assert 0 < median(workload, "login_p50_ms") <= median(workload, "login_p99_ms")
         assert median(workload, "errors") == 0
-    assert median("messages", "msgs_per_s") > 0
-    assert median("messages", "latency_p99_ms") > 0
-    assert median("messages", "latency_lost") == 0
+    for workload in ("messages", "ws_messages"):  # over TCP, over WebSocket
+        assert median(workload, "msgs_per_s") > 0
+        assert median(workload, "latency_p99_ms") > 0
+        assert median(workload, "latency_lost") == 0
     assert median("memory", "rss_idle_kib") > 0
     assert median("memory", "rss_20_kib") >= median("memory", "rss_idle_kib")
     assert median("fanout", "deliveries_per_s") > 0
