@@ -38,7 +38,6 @@ PAGE = """<!doctype html>
 <body><script type="module">
 converse.initialize({{
   {connection},
-  discover_connection_methods: false,
   assets_path: "dist/",
   view_mode: "fullscreen",
   auto_login: true,
@@ -88,24 +87,27 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def server(tmp_path, page):
+    """xmppd with WebSocket and BOSH on a plain HTTP listener (loopback) and on an HTTPS one
+    that clients are told is https://localhost (host-meta names it: XEP-0156 discovery)."""
     origin, _site = page
-    port = free_port()
+    port, https_port = free_port(), free_port()
     proc = XmppdProcess(tmp_path / "xmppd", extra=f"""
 [http]
 listen = ["tcp:{port}:interface=127.0.0.1"]
-https = []
+https = ["tcp:{https_port}:interface=127.0.0.1"]
+external_url = "https://localhost"
 cors_origins = ["{origin}"]
 
 [plugins]
 enabled = ["disco", "ping", "version", "roster", "presence", "offline", "carbons", "csi",
            "blocking", "vcard", "private", "pep", "smacks", "websocket", "bosh"]
 """)
-    proc.http_port = port
+    proc.http_port, proc.https_port = port, https_port
     yield from serve(proc)
 
 
 @pytest.fixture
-def browser():
+def browser(server):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -113,8 +115,13 @@ def browser():
         "apt-get install chromium chromium-driver (see .ci/run)"
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    # Converse.js discovers the endpoints at https://localhost/.well-known/host-meta (port
+    # 443): Chromium's resolver takes localhost:443 to the test's HTTPS listener, and accepts
+    # its self-signed certificate.
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1280,900"):
+                     "--disable-dev-shm-usage", "--window-size=1280,900",
+                     "--ignore-certificate-errors",
+                     f"--host-resolver-rules=MAP localhost:443 127.0.0.1:{server.https_port}"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -151,13 +158,19 @@ def wait_for(driver, script: str, timeout: float = 30.0):
         lambda d: d.execute_script(f"return ({script});"))
 
 
-@pytest.mark.parametrize("transport", ["websocket", "bosh"])
+@pytest.mark.parametrize("transport", ["websocket", "bosh", "discovered"])
 def test_converse(server, page, browser, tmp_path, transport):
+    """Over each transport given to Converse.js, and with nothing given: it finds the
+    WebSocket endpoint through host-meta (XEP-0156) and uses it."""
     origin, site = page
     if transport == "websocket":
-        connection = f'websocket_url: "ws://127.0.0.1:{server.http_port}/xmpp-websocket"'
+        connection = (f'websocket_url: "ws://127.0.0.1:{server.http_port}/xmpp-websocket",\n'
+                      f'  discover_connection_methods: false')
+    elif transport == "bosh":
+        connection = (f'bosh_service_url: "http://127.0.0.1:{server.http_port}/http-bind",\n'
+                      f'  discover_connection_methods: false')
     else:
-        connection = f'bosh_service_url: "http://127.0.0.1:{server.http_port}/http-bind"'
+        connection = "discover_connection_methods: true"
     (site / "index.html").write_text(PAGE.format(connection=connection, password=PASSWORD))
 
     async def scenario():
