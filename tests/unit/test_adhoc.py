@@ -65,3 +65,53 @@ def test_commands_are_listed_only_to_who_may_run_them():
         commands.add(COMMAND)
     undo()
     assert commands.get("admin") is None
+
+
+def _command_iq(node: str, action: str | None = None, session_id: str | None = None,
+                form: bool = False):
+    from twisted.words.xish import domish
+
+    from xmppd.stanza import Stanza
+
+    iq = domish.Element((ns.CLIENT, "iq"))
+    iq["type"] = "set"
+    command = iq.addElement((ns.COMMANDS, "command"))
+    command["node"] = node
+    if action is not None:
+        command["action"] = action
+    if session_id is not None:
+        command["sessionid"] = session_id
+    if form:
+        x = command.addElement((ns.DATA_FORMS, "x"))
+        x["type"] = "submit"
+    return Stanza(iq, ADMIN, parse_jid("localhost"))
+
+
+def test_completing_a_command_checks_the_requester_may_still_run_it():
+    """Rights are checked when the form comes back too: an admin removed from [server]
+    admins (a reload) after 'execute' cannot complete the command it started."""
+    from twisted.python.failure import Failure
+
+    from xmppd.adhoc.protocol import CommandProtocol
+    from xmppd.forms import Form
+
+    admins = {ADMIN}
+    ran: list = []
+    commands = Commands()
+    commands.add(Command("admin", "Admin only",
+                         lambda request, form: ran.append(request) or Outcome("done"),
+                         form=lambda request: Form.build("form", []),
+                         allowed=lambda jid: jid in admins))
+    protocol = CommandProtocol(commands, Executions(Clock()))
+    started = protocol.on_command(_command_iq("admin"), None)
+    answer = started.result
+    session_id = answer["sessionid"]
+    admins.clear()
+    completed = protocol.on_command(_command_iq("admin", "complete", session_id, form=True),
+                                    None)
+    failure = completed.result
+    completed.addErrback(lambda _: None)
+    assert isinstance(failure, Failure)
+    assert isinstance(failure.value, CommandError)
+    assert failure.value.condition == "forbidden"
+    assert ran == []

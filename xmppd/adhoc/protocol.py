@@ -71,6 +71,8 @@ class CommandProtocol:
                                    f"'{action}' needs a session; start with 'execute'")
             return await self._start(self._command_for(node, request), request)
         execution = self.executions.take(request.requester, session_id, node)
+        if not execution.command.allowed(request.requester):  # rights may be gone since
+            raise CommandError("forbidden", text="you may not run this command")
         if action == "cancel":
             return _answer(node, session_id, "canceled")
         if action not in ("execute", "complete"):
