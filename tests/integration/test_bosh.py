@@ -276,3 +276,42 @@ def test_inactivity_ends_the_session(tmp_path):
         log = proc.log()
         assert "BOSH session of 127.0.0.1 inactive" in log
         assert "session alice@localhost/bosh ended" in log
+
+
+def test_pause_keeps_the_session_past_inactivity_until_the_next_request(tmp_path):
+    """XEP-0124 §10: maxpause advertised; a pause answers the held requests at once (the
+    pause request with no payload), the session outlives ``inactivity`` for the pause, what
+    came meanwhile waits for the next request, which ends the pause."""
+    for proc in serve(bosh_server(tmp_path, "inactivity = 1")):
+        async def scenario(new, proc=proc):
+            alice = new()
+            assert await alice.login("alice") == "alice@localhost/bosh"
+            bob = await login(proc, "bob@localhost")
+            try:
+                held = asyncio.ensure_future(alice.post())
+                await asyncio.sleep(0.3)
+                assert not held.done()
+                paused = await alice.post(pause="4")
+                assert paused.get("type") is None and len(paused) == 0, ET.tostring(paused)
+                assert (await asyncio.wait_for(held, 1)).get("type") is None
+                bob.send_message(mto="alice@localhost/bosh", mbody="while paused", mtype="chat")
+                await asyncio.sleep(2.5)  # past inactivity (1 s), within the pause (4 s)
+                body = await alice.post()
+                assert body.get("type") is None, ET.tostring(body)
+                assert body.find(f"{{{CLIENT}}}message/{{{CLIENT}}}body").text == "while paused"
+            finally:
+                await logout(bob)
+            await asyncio.sleep(2.5)  # the pause is over: inactivity applies again
+            body = await alice.post()
+            assert (body.get("type"), body.get("condition")) == ("terminate", "item-not-found")
+
+            # more than maxpause is refused, and so is a pause that is not a number
+            for pause, condition in (("121", "policy-violation"), ("soon", "bad-request")):
+                client = new()
+                created = await client.create()
+                assert created.get("maxpause") == "120"
+                refused = await client.post(pause=pause)
+                assert (refused.get("type"), refused.get("condition")) == ("terminate", condition)
+        run(proc, scenario)
+        assert "inactive after a 4 s pause" not in proc.log()
+        assert "BOSH session of 127.0.0.1 inactive;" in proc.log()

@@ -13,7 +13,9 @@ answers one when it has something to say, when a newer request needs its place, 
 (as a lost TCP connection: stream management may keep it). More than ``requests`` requests
 at once is over-activity (``policy-violation``), so is a polling session's (hold 0) empty
 request sooner than ``polling`` seconds after the last, and a session beyond the per-address
-cap.
+cap. A client may ask for a pause (XEP-0124 §10) of up to ``max_pause`` seconds, advertised as
+``maxpause``: its held requests are answered at once (the pause request with no payload) and
+the inactivity timer runs for the pause instead, until its next request.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class BoshSettings:
     inactivity: int = 60
     polling: int = 2
     max_sessions_per_address: int = 10
+    max_pause: int = 120  # the longest pause a client may ask for (XEP-0124 §10), seconds
 
 
 class BoshError(Exception):
@@ -124,6 +127,7 @@ class BoshSession:
         self._delivery = None
         self._inactivity = None
         self._last_poll: float | None = None  # when the last empty request came (hold 0)
+        self.paused: int | None = None  # the pause asked for, until the next request
 
     # -- the stream's transport
 
@@ -163,6 +167,7 @@ class BoshSession:
     def receive(self, request, rid: int, attributes: dict, elements: list, size: int) -> None:
         """A request of this session (not its first), ``size`` bytes long."""
         self._cancel_inactivity()
+        self.paused = None  # a new request ends a pause (XEP-0124 §10)
         self.heard(size)
         if rid < self.next_rid:
             self._repeated(request, rid)
@@ -175,10 +180,15 @@ class BoshSession:
             self._polled()
         if rid >= self.next_rid + self.requests:
             raise BoshError("item-not-found")
-        if len(self.held) + len(self.early) >= self.requests:
+        pause = _pause_asked(attributes, self.manager.settings.max_pause)
+        # One request more is allowed to pause or terminate (XEP-0124 §11).
+        extra = 1 if pause is not None or attributes.get("type") == "terminate" else 0
+        if len(self.held) + len(self.early) >= self.requests + extra:
             raise BoshError("policy-violation")  # over-activity (XEP-0124 §11)
         if attributes.get("type") == "terminate":
             self.early[rid] = (request, "terminate", elements)
+        elif pause is not None:
+            self.early[rid] = (request, pause, elements)
         elif attributes.get(_RESTART) == "true":
             self.early[rid] = (request, _header(attributes), elements)
         else:
@@ -193,9 +203,22 @@ class BoshSession:
                 if self.stream is not None and not self.stream.disconnected:
                     self.stream._on_peer_close()
                 self.terminating = True
+            elif isinstance(header, int):
+                self.stream.elements_received(None, elements)
+                self._pause(header)
             else:
                 self.stream.elements_received(header, elements)
         self._deliver()
+
+    def _pause(self, seconds: int) -> None:
+        """XEP-0124 §10: every held request is answered now, the pause request (just held,
+        the newest) without payload: what is waiting for the client stays for its next
+        request; until that one, the inactivity timer runs for ``seconds``."""
+        pause_request = self.held.pop()
+        while self.held:
+            self._answer_oldest()
+        self._send(pause_request, b"")
+        self.paused = seconds
 
     def heard(self, size: int) -> None:
         """For the stream's limits: the client is alive (no ping needed), and its bytes."""
@@ -289,8 +312,8 @@ class BoshSession:
 
     def _idle_check(self) -> None:
         if not self.held and not self.ended and self._inactivity is None:
-            self._inactivity = self.reactor.callLater(self.manager.settings.inactivity,
-                                                      self._inactive)
+            seconds = self.paused if self.paused is not None else self.manager.settings.inactivity
+            self._inactivity = self.reactor.callLater(seconds, self._inactive)
 
     def _cancel_inactivity(self) -> None:
         if self._inactivity is not None and self._inactivity.active():
@@ -299,8 +322,9 @@ class BoshSession:
 
     def _inactive(self) -> None:
         self._inactivity = None
-        log.info("BOSH session of {peer} inactive; its connection counts as lost",
-                 peer=self.address)
+        log.info("BOSH session of {peer} inactive{paused}; its connection counts as lost",
+                 peer=self.address,
+                 paused="" if self.paused is None else f" after a {self.paused} s pause")
         self._end(lost=True)
 
     def fail(self, condition: str) -> None:
@@ -367,6 +391,7 @@ class BoshManager:
                             f" requests='{session.requests}'"
                             f" inactivity='{settings.inactivity}'"
                             f" polling='{settings.polling}' ver='1.11'"
+                            f" maxpause='{settings.max_pause}'"
                             f" from='{escape_attribute(attributes['to'])}'"
                             f" xmpp:version='1.0' xmlns:xmpp='{XBOSH}'"
                             f" xmlns:stream='{ns.STREAMS}'")
@@ -484,6 +509,19 @@ def _body(attributes: str, content: bytes) -> bytes:
     if not content:
         return (head + "/>").encode("utf-8")
     return (head + ">").encode("utf-8") + content + b"</body>"
+
+
+def _pause_asked(attributes: dict, max_pause: int) -> int | None:
+    """A request's ``pause`` (XEP-0124 §10) in seconds, or None: not a positive number is
+    ``bad-request``, more than ``maxpause`` is ``policy-violation``."""
+    if "pause" not in attributes:
+        return None
+    seconds = _number(attributes["pause"], 0)
+    if seconds < 1:
+        raise BoshError("bad-request")
+    if seconds > max_pause:
+        raise BoshError("policy-violation")
+    return seconds
 
 
 def _number(value, default):
