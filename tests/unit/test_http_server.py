@@ -103,3 +103,26 @@ class ServeTest(TestCase):
         self.assertEqual((await threads.deferToThread(fetch, port, "GET", "/hello/"))[0], 200)
         await web.stop()
         self.assertEqual(web.ports, [])
+
+    async def test_each_mount_has_its_own_body_bound(self):
+        """A large bound of one mount (upload's file size) is not every mount's: a body for
+        a mount with a small bound (BOSH), for one with none, or for no mount at all is
+        refused on its headers, not read into a file and then into memory."""
+        web = HttpServer(plain(), reactor)
+        web.mount("big", Hello(), max_body=1000)
+        web.mount("small", Hello(), max_body=5)
+        web.mount("none", Hello())
+        await web.start(None)
+        port = await self._served(web)
+        body = b"x" * 100
+        self.assertEqual(await threads.deferToThread(fetch, port, "PUT", "/big/", body),
+                         (200, b"100"))
+        for path in ("/small/", "/none/", "/other/", "/%73mall/x?y=1"):
+            status, _ = await threads.deferToThread(fetch, port, "PUT", path, body)
+            self.assertEqual(status, 413, path)
+        status, _ = await threads.deferToThread(
+            fetch, port, "PUT", "/small/", iter([b"1234", b"5678"]),
+            {"Transfer-Encoding": "chunked"})
+        self.assertEqual(status, 413)
+        self.assertEqual(await threads.deferToThread(fetch, port, "PUT", "/small/", b"12345"),
+                         (200, b"5"))

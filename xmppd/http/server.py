@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
 
 from twisted.internet import defer
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -47,21 +48,24 @@ class MountTable(resource.Resource):
 
 
 class BoundedRequest(server.Request):
-    """A request whose body may not exceed the site's ``max_body``: refused with 413 as
-    soon as the headers announce more (or a chunked body grows past it), before the body
-    is read to a file."""
+    """A request whose body may not exceed the bound of the mount its path names (none:
+    no body): refused with 413 as soon as the headers announce more (or a chunked body
+    grows past it), before the body is read to a file. Not the largest bound of all the
+    mounts: upload's file size would let anyone make BOSH read that much into memory."""
 
     too_large = False
+    max_body = 0
 
     def gotLength(self, length) -> None:  # noqa: N802 (Twisted's name)
         super().gotLength(length)
-        if length is not None and length > self.channel.site.max_body:
+        self.max_body = self.channel.site.body_bound(getattr(self.channel, "_path", None))
+        if length is not None and length > self.max_body:
             self._refuse()
 
     def handleContentChunk(self, data: bytes) -> None:  # noqa: N802
         if self.too_large:
             return
-        if self.content.tell() + len(data) > self.channel.site.max_body:
+        if self.content.tell() + len(data) > self.max_body:
             self._refuse()
             return
         super().handleContentChunk(data)
@@ -83,9 +87,19 @@ class QuietSite(server.Site):
 
     requestFactory = BoundedRequest
     max_body = 0
+    bodies: dict[bytes, int] = {}  # each mount's bound, by its path segment
 
     def log(self, request) -> None:
         pass
+
+    def body_bound(self, path: bytes | None) -> int:
+        """The body bound of the mount that the request line's ``path`` names, its first
+        segment unquoted as twisted.web does before it finds the resource (0: no mount);
+        the largest of all when the path is unknown (not HTTP/1.x)."""
+        if path is None:
+            return self.max_body
+        segment = unquote_to_bytes(path.split(b"?", 1)[0][1:].split(b"/", 1)[0])
+        return self.bodies.get(segment, 0)
 
 
 class HttpServer:
@@ -117,6 +131,7 @@ class HttpServer:
             raise ValueError(f"/{path}/ is already served here")
         self.root.mounts[key] = web_resource
         self._bodies[key] = max_body
+        self.site.bodies = self._bodies
         self.site.max_body = max(self._bodies.values())
         if self._started:
             self._listen()
