@@ -243,6 +243,12 @@ class PluginContext(Registrations, PluginOptions):
         return sum(federation.close_links(remote) for remote in sorted(remotes)
                    if remote and matches(remote))
 
+    def remote_sessions(self):
+        """The sessions bound on other nodes of a cluster (``get(full)``,
+        ``resources(bare)``: xmppd.cluster's mirror, the router's remote-sessions provider),
+        or None on a single node; asked at use, as the cluster starts after the plugins."""
+        return self._server.router.remote_sessions
+
     # -- services between plugins
 
     def provide(self, interface, provider) -> None:

@@ -221,3 +221,58 @@ def test_the_same_resource_on_another_node_replaces_the_session(cluster):
 
     asyncio.run(scenario())
     assert "alice@localhost/phone replaced by a new session on another node" in a.log()
+
+
+def presence_from(jid: str, type: str = "available"):
+    return lambda p: str(p["from"]) == jid and p["type"] == type
+
+
+async def subscribed_both_ways(proc) -> None:
+    """alice and bob subscribe to each other (on one node: the roster is in the database,
+    shared by every node)."""
+    alice, _, alice_pres = await online(proc, "alice@localhost/setup")
+    bob, _, bob_pres = await online(proc, "bob@localhost/setup")
+    alice.send_presence_subscription(pto="bob@localhost")  # slixmpp answers and asks back
+    await alice_pres.wait_for(lambda p: p["type"] == "subscribed")
+    await bob_pres.wait_for(lambda p: p["type"] == "subscribed")
+    await settle()
+    assert alice.client_roster["bob@localhost"]["subscription"] == "both"
+    await close(alice, bob)
+
+
+def test_presence_crosses_nodes(cluster):
+    redis, a, b, _ = cluster
+
+    async def scenario():
+        await subscribed_both_ways(a)
+        await wait_until(lambda: not registry(redis, "a"))
+        bob, _, bob_pres = await online(b, "bob@localhost/desk")
+        await wait_until(lambda: registry(redis, "b").get("bob@localhost/desk") == "0 1")
+        await settle(0.3)
+        # alice comes online on node a: bob on node b sees her (broadcast), and she sees
+        # him (her probe, answered by node b, which holds his presence)
+        alice, _, alice_pres = await online(a, "alice@localhost/phone")
+        await bob_pres.wait_for(presence_from("alice@localhost/phone"))
+        await alice_pres.wait_for(presence_from("bob@localhost/desk"))
+        await wait_until(lambda: registry(redis, "a").get("alice@localhost/phone") == "0 1")
+        await settle(0.3)
+        # a second resource of bob's on node b: its probe is answered by node a
+        bob2, _, bob2_pres = await online(b, "bob@localhost/laptop")
+        await bob2_pres.wait_for(presence_from("alice@localhost/phone"))
+        # a status change reaches both of bob's resources
+        alice.send_presence(pstatus="in a meeting", pshow="dnd")
+        for inbox in (bob_pres, bob2_pres):
+            await inbox.wait_for(lambda p: str(p["from"]) == "alice@localhost/phone"
+                                 and p["status"] == "in a meeting")
+        # directed presence to a full JID on the other node
+        alice.send_presence(pto="bob@localhost/laptop", pstatus="just for the laptop")
+        await bob2_pres.wait_for(lambda p: p["status"] == "just for the laptop")
+        await settle(0.5)
+        assert not bob_pres.matching(lambda p: p["status"] == "just for the laptop")
+        # alice goes: bob sees her unavailable on both resources
+        await close(alice)
+        for inbox in (bob_pres, bob2_pres):
+            await inbox.wait_for(presence_from("alice@localhost/phone", "unavailable"))
+        await close(bob, bob2)
+
+    asyncio.run(scenario())

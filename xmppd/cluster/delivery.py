@@ -11,7 +11,9 @@ as without a cluster.
 
 ``Arrivals`` hands a stanza forwarded by another node to the session it was for; if that
 session is gone meanwhile (or the stanza could not reach its node), a message goes to the
-account's other sessions here or to offline storage, never forwarded again (no loops).
+account's other sessions here or to offline storage, never forwarded again (no loops);
+presence is dropped, as for a resource that is not there. Presence for a bare JID is
+sent to every session of the account on other nodes, and given here to available ones only.
 """
 
 from __future__ import annotations
@@ -79,13 +81,20 @@ class Arrivals:
     def arrived(self, stanza: Stanza, full_jid: JID) -> None:
         """``stanza`` for our session ``full_jid`` (its 'to' may be the bare JID)."""
         session = self.local.get(full_jid)
-        if session is not None:
+        if stanza.kind == "presence":
+            # for the bare JID: to available resources only (§8.5.2.1.2), which only this
+            # node knows for sure; else dropped, never answered (§8.5.2.2.2, §8.5.3.2.2)
+            if session is not None and (session.available or stanza.recipient.resource):
+                session.send(stanza.element)
+        elif session is not None:
             session.send(stanza.element)
         else:
             self.undelivered(stanza)
 
     def undelivered(self, stanza: Stanza):
         """Its session is gone: what local delivery does for an account without it."""
+        if stanza.kind == "presence":
+            return None  # presence for a resource that is gone is dropped (§8.5.3.2.2)
         if stanza.kind != "message":
             if stanza.type not in ("error", "result"):
                 self.bounce(stanza, "service-unavailable")

@@ -95,6 +95,8 @@ class SessionDirectory:
         self.reactor = reactor
         # bound_elsewhere(full_jid): another node announced a session (resource conflicts)
         self.bound_elsewhere = bound_elsewhere
+        # present(node, full_jid, to): ask a node to send its session's presence (the node)
+        self.presenter: Callable | None = None
         # the mirror: bare JID -> resource -> RemoteSession, and node -> its full JIDs
         self._accounts: dict[JID, dict[str, RemoteSession]] = {}
         self._by_node: dict[str, dict[JID, RemoteSession]] = {}
@@ -110,6 +112,12 @@ class SessionDirectory:
     def resources(self, bare_jid: JID) -> list[RemoteSession]:
         resources = self._accounts.get(bare_jid)
         return list(resources.values()) if resources else []
+
+    def present(self, session: RemoteSession, to: JID) -> None:
+        """Have ``session``'s node send its last presence to ``to`` (a probe's answer, a
+        new subscriber): only that node holds it."""
+        if self.presenter is not None:
+            self.presenter(session.node, session.jid, to)
 
     def __len__(self) -> int:
         return sum(len(sessions) for sessions in self._by_node.values())

@@ -26,6 +26,7 @@ from xmppd.cluster.delivery import Arrivals, RemoteDelivery
 from xmppd.cluster.directory import REGISTRY_CHANNEL, SessionDirectory, stanza_channel
 from xmppd.dispatch import DELIVERY_PRIORITY
 from xmppd.errors import StanzaError
+from xmppd.im.presence_stanzas import readdressed
 from xmppd.jid import InvalidJID, parse_jid
 from xmppd.logs import get_logger
 from xmppd.stanza import MESSAGE_TYPES, Stanza, parse_address
@@ -33,6 +34,9 @@ from xmppd.xml.stored import stanza_from_text
 
 log = get_logger(__name__)
 
+# a presence request on a node's channel, "present FULL_JID TO" (a stanza's first word is a
+# full JID, which has a '/')
+PRESENT = "present"
 CONNECT_TIMEOUT = 10.0  # seconds for Redis to answer at start, else the server does not start
 
 
@@ -78,6 +82,7 @@ class ClusterNode:
             yield self._disconnect()
             raise RuntimeError(f"[cluster] no answer from Redis at {self.address} "
                                f"within {CONNECT_TIMEOUT:g} seconds") from None
+        self.directory.presenter = self.present
         self._wire()
         log.info("cluster node {node} up: Redis {redis}, {count} sessions on other nodes",
                  node=self.config.node, redis=str(self.address), count=len(self.directory))
@@ -162,6 +167,29 @@ class ClusterNode:
             cluster_redis.log_failure(failure, f"a stanza for {full_jid} not sent to {node}"),
             self._undelivered(element)))
 
+    def present(self, node: str, full_jid, to) -> None:
+        """Ask ``node`` to send its session ``full_jid``'s last presence to ``to``."""
+        d = self.redis.publish(stanza_channel(node), f"{PRESENT} {full_jid.full()} {to.full()}")
+        d.addErrback(cluster_redis.log_failure, f"a presence request for {full_jid} not sent")
+
+    def _presented(self, message: str) -> None:
+        """Another node asked for our session's presence (a probe, a new subscriber): sent
+        from here, through the chain, as the presence plugin would have."""
+        try:
+            _, full, to = message.split(" ")
+            full_jid, recipient = parse_jid(full), parse_jid(to)
+        except (ValueError, InvalidJID):
+            log.warn("ignored a malformed presence request: {text!r}", text=message[:200])
+            return
+        session = self.server.sessions.get(full_jid)
+        if session is None or not session.available or session.presence is None:
+            return  # gone or unavailable meanwhile: its unavailable presence went out
+        element = readdressed(session.presence, full_jid, recipient)
+        result = self.server.router.route(Stanza(element, full_jid, recipient), None)
+        if isinstance(result, defer.Deferred):
+            result.addErrback(lambda failure: log.failure("presence for {to} failed", failure,
+                                                          to=recipient))
+
     def _undelivered(self, element) -> None:
         stanza = self._stanza(element)
         if stanza is not None:
@@ -172,6 +200,9 @@ class ClusterNode:
             self.directory.on_registry(message)
             return
         full, _, xml = message.partition(" ")
+        if full == PRESENT:
+            self._presented(message)
+            return
         element = stanza_from_text(xml)
         try:
             recipient = parse_jid(full)

@@ -20,6 +20,10 @@ Decisions worth knowing:
   A probe from the account itself is answered like one from a subscriber.
 * Presence from remote entities is delivered like any other, and noted in ``remote_seen``
   (xmppd.im.remote_presence) so a lost s2s link can end it.
+* In a cluster (``ctx.remote_sessions()``, None on a single node) an account's sessions on
+  other nodes count too: presence for them is handed to their session objects, which carry
+  it to their node; a probe or a new subscriber they must answer is passed to their node
+  (``present``), which holds their last presence. Without a cluster: one call per delivery.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class PresenceExchange:
         self._resources = ctx.sessions.resources
         self._session = ctx.sessions.get
         self._domains = ctx.domains
+        self._remote = ctx.remote_sessions  # the cluster's other nodes, or None
         self._roster = roster  # looked up on use: the roster plugin may be reloaded
         self._directed: dict[object, set[JID]] = {}  # session -> its directed presence recipients
         self.remote_seen = RemotePresenceBook()
@@ -132,10 +137,13 @@ class PresenceExchange:
                            prober.bare())
                 return
         resources = self.available(account)
-        if not resources:
+        elsewhere = self._remote_available(account)
+        if not resources and not elsewhere:
             self.route(make_presence("unavailable", account, prober), account, prober)
         for session in resources:
             self.route(readdressed(session.presence, session.jid, prober), session.jid, prober)
+        for session in elsewhere:
+            self._remote().present(session, prober)
 
     def deliver_to_account(self, element: domish.Element, account: JID,
                            sender: JID | None = None) -> None:
@@ -149,6 +157,11 @@ class PresenceExchange:
             if session.available:
                 session.send(element)
                 shown = True
+        remote = self._remote()
+        if remote is not None:  # the session's node checks it is available
+            for session in remote.resources(account):
+                session.send(element)
+                shown = shown or session.available
         if sender is not None:
             self._note_remote(element, account, sender, shown)
 
@@ -156,6 +169,8 @@ class PresenceExchange:
                             sender: JID | None = None) -> None:
         """Presence for a full JID reaches that resource, or nobody (§8.5.3.2.2)."""
         session = self._session(full_jid)
+        if session is None and self._remote() is not None:
+            session = self._remote().get(full_jid)
         if session is not None:
             session.send(element)
         shown = session is not None and session.available
@@ -167,10 +182,12 @@ class PresenceExchange:
         """A new subscriber sees the current presence of each available resource."""
         for session in self.available(account):
             self.route(readdressed(session.presence, session.jid, contact), session.jid, contact)
+        for session in self._remote_available(account):
+            self._remote().present(session, contact)
 
     def send_unavailable(self, account: JID, contact: JID) -> None:
         """A former subscriber sees each available resource go unavailable."""
-        for session in self.available(account):
+        for session in self.available(account) + self._remote_available(account):
             self.route(make_presence("unavailable", session.jid, contact), session.jid, contact)
 
     # -- helpers
@@ -182,6 +199,13 @@ class PresenceExchange:
     def available(self, account: JID) -> list:
         """The account's sessions that sent available presence."""
         return [s for s in self._resources(account) if s.available]
+
+    def _remote_available(self, account: JID) -> list:
+        """The account's available sessions on other nodes of a cluster; [] without one."""
+        remote = self._remote()
+        if remote is None:
+            return []
+        return [s for s in remote.resources(account) if s.available]
 
     def route(self, element: domish.Element, sender: JID, recipient: JID) -> None:
         """Send a stanza the server made for an account on its way (local or remote)."""
@@ -202,6 +226,7 @@ class PresenceExchange:
         for contact in subscribers:
             route(addressed_copy(element, sender_text, contact.full()), sender, contact)
         own = [s for s in self.available(session.account) if s is not session]
+        own += self._remote_available(session.account)
         if echo:
             own.append(session)
         for resource in own:
@@ -223,3 +248,5 @@ class PresenceExchange:
         for other in self.available(session.account):
             if other is not session and other.presence is not None:
                 session.send(readdressed(other.presence, other.jid, session.jid))
+        for other in self._remote_available(session.account):
+            self._remote().present(other, session.jid)
