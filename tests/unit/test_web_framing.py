@@ -93,3 +93,16 @@ def test_forwarded_headers_only_from_trusted_proxies():
     assert (plain.address, plain.secure) == ("203.0.113.9", False)
     assert policy.client("127.0.0.1", False, {}).secure  # loopback: never leaves the host
     assert policy.client("::1", False, {}).secure
+
+
+def test_a_forwarded_proto_the_client_wrote_does_not_make_its_leg_encrypted():
+    """A proxy that appends to X-Forwarded-Proto keeps what the client sent in front: a
+    plain-HTTP client that writes 'https' itself is still plain (it would be offered PLAIN
+    and taken for encrypted); every leg the header names must be https."""
+    policy = WebPolicy(trusted_proxies=("10.0.0.1",))
+    spoofed = policy.client("10.0.0.1", True, {"x-forwarded-for": "203.0.113.9",
+                                               "x-forwarded-proto": "https, http"})
+    assert not spoofed.secure
+    assert not policy.client("10.0.0.1", True, {"x-forwarded-proto": "https,http"}).secure
+    assert policy.client("10.0.0.1", False, {"x-forwarded-proto": "https, HTTPS"}).secure
+    assert not policy.client("10.0.0.1", False, {"x-forwarded-proto": "https, "}).secure

@@ -44,7 +44,7 @@ class WebPolicy:
                 address = hop
                 if hop not in self.trusted_proxies:
                     break
-            proto = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() or None
+            proto = _forwarded_proto(headers.get("x-forwarded-proto", ""))
         if proto is not None:
             secure = proto == "https"
         else:
@@ -61,6 +61,16 @@ def _addresses(value: str) -> list[str]:
         except ValueError:
             pass
     return hops
+
+
+def _forwarded_proto(value: str) -> str | None:
+    """"https" when every leg the header names is (a proxy that appends keeps what the
+    client wrote in front, so its first value proves nothing), "http" otherwise, None
+    without the header."""
+    legs = [leg.strip().lower() for leg in value.split(",")]
+    if legs == [""]:
+        return None
+    return "https" if all(leg == "https" for leg in legs) else "http"
 
 
 def _loopback(address: str) -> bool:
