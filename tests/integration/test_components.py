@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 
 import pytest
 from slixmpp.exceptions import IqError
@@ -212,3 +213,51 @@ listen = ["tcp:{a.component_port}:interface=127.0.0.1"]
     for proc in (a, b):
         assert SECRET not in proc.log()
         assert_log_for_admins(proc.log())
+
+
+
+@pytest.fixture
+def gated(tmp_path):
+    """The server with a gate of 2 connections per address, loopback counted too."""
+    port = free_port()
+    proc = XmppdProcess(tmp_path, extra=f"""
+[components]
+listen = ["tcp:{port}:interface=127.0.0.1"]
+[components.secrets]
+"{DOMAIN}" = "{SECRET}"
+[limits]
+exempt = []
+[limits.s2s]
+unauthenticated_per_ip = 2
+""")
+    proc.component_port = port
+    yield from serve(proc)
+
+
+def test_connections_waiting_for_their_handshake_are_capped_per_address(gated):
+    """Before its handshake a component connection is anyone's: like an s2s one it counts
+    at its listener's gate ([limits.s2s] unauthenticated_per_ip), so one address cannot
+    hold any number of them open for the handshake timeout; one that proved its secret
+    leaves the gate."""
+    port = gated.component_port
+    waiting = [RawClient(port), RawClient(port)]
+    for raw in waiting:
+        raw.send(ACCEPT_HEADER.format(to=DOMAIN))
+        raw.read_until(b">", timeout=5)  # our header: it waits for its handshake
+    refused = RawClient(port)
+    assert b"<policy-violation" in refused.read_until_closed()
+    for raw in waiting:
+        raw.close()
+    for _ in range(25):  # until the closes reached the server
+        raw, stream_id = raw_component(gated)
+        answer = handshake(raw, stream_id)
+        if answer.endswith(b"<handshake/>"):
+            break
+        raw.close()
+        time.sleep(0.2)
+    assert answer.endswith(b"<handshake/>"), answer
+    others = [RawClient(port), RawClient(port)]  # the component left the gate
+    for other in others:
+        other.send(ACCEPT_HEADER.format(to="other.localhost"))
+        assert b"<host-unknown" in other.read_until_closed()
+    raw.close()

@@ -11,7 +11,9 @@ connected is ``conflict``. What it sends must come from its own domain (``anyone
 another is ``invalid-from``) and name a recipient (else ``improper-addressing``); it is routed
 like a stanza of ours.
 
-The stream itself is the shared XmlStream: parse, limits, stream errors, polite close.
+The stream itself is the shared XmlStream: parse, limits, stream errors, polite close. Its
+limits are the s2s class's (xmppd.limits): until its handshake a connection counts at the
+listener's gate (``[limits.s2s] unauthenticated_per_ip``), and its output is bounded.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from twisted.words.xish import domish
 from xmppd import ns
 from xmppd.errors import StanzaError, StreamError
 from xmppd.jid import InvalidJID, prepare_domain
+from xmppd.limits.guard import guard_for
 from xmppd.logs import get_logger
 from xmppd.stanza import KINDS, Stanza, check_type, parse_address
 from xmppd.stream.xmlstream import XmlStream
@@ -43,10 +46,13 @@ def handshake_digest(stream_id: str, secret: str) -> str:
 
 class ComponentStream(XmlStream):
     content_ns = COMPONENT_ACCEPT
+    listener = "component"  # its own gate for connections before the handshake
 
     def __init__(self, factory: ComponentFactory) -> None:
         super().__init__(factory.reactor, factory.max_stanza_size)
         self.factory = factory
+        # before its handshake a connection is anyone's: the s2s class's caps and shapers
+        self.guard = guard_for(factory.server, self, "s2s")
         self.domain: str | None = None  # the domain the header asked for
         self.authenticated = False
         self._remove_service: Callable[[], None] | None = None
@@ -110,6 +116,8 @@ class ComponentStream(XmlStream):
             raise StreamError("conflict", f"{self.domain} is already connected") from None
         self.authenticated = True
         self._timer.cancel()
+        if self.guard is not None:
+            self.guard.authenticated()  # it leaves the gate
         self.send(domish.Element((COMPONENT_ACCEPT, "handshake")))
         log.info("component {domain} connected from {peer}", domain=self.domain,
                  peer=self.peer_address)
@@ -159,6 +167,7 @@ class ComponentFactory(Factory):
     stream uses (the services table and the router)."""
 
     def __init__(self, server, secrets: Mapping[str, str]) -> None:
+        self.server = server  # for the limits (xmppd.limits.guard)
         self.reactor = server.reactor
         self.max_stanza_size = server.config.server.max_stanza_size
         self.auth_timeout = server.config.c2s.auth_timeout
