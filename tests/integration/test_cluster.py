@@ -15,6 +15,7 @@ import pytest
 
 from tests.integration.conftest import PASSWORD, assert_log_for_admins
 from tests.integration.serverproc import XmppdProcess, free_port
+from tests.integration.test_devices import barrier, device
 from tests.integration.test_im import IM_PLUGINS, body_is, online, settle
 from tests.redis_server import RedisServer
 from tests.storage_engines import postgresql
@@ -26,7 +27,7 @@ EXPIRY = 3 * HEARTBEAT
 def node_config(dsn: str, redis_url: str, node: str) -> str:
     return (f'[storage]\nbackend = "postgresql"\ndsn = "{dsn}"\n'
             f'[cluster]\nredis = "{redis_url}"\nnode = "{node}"\nheartbeat = {HEARTBEAT}\n'
-            + IM_PLUGINS)
+            + IM_PLUGINS.replace('"offline"]', '"offline", "carbons"]'))
 
 
 @pytest.fixture
@@ -82,8 +83,8 @@ def test_accounts_on_two_nodes_talk(cluster):
         alice, alice_msgs, _ = await online(a, "alice@localhost/phone", priority=5,
                                             roster=False)
         bob, bob_msgs, _ = await online(b, "bob@localhost/desk", roster=False)
-        await wait_until(lambda: registry(redis, "a").get("alice@localhost/phone") == "5 1"
-                         and registry(redis, "b").get("bob@localhost/desk") == "0 1")
+        await wait_until(lambda: registry(redis, "a").get("alice@localhost/phone") == "5 1 0"
+                         and registry(redis, "b").get("bob@localhost/desk") == "0 1 0")
         await settle(0.3)  # the registry channel reached the other node
         # to a full JID on the other node, both ways
         alice.send_message(mto="bob@localhost/desk", mbody="hello from a", mtype="chat")
@@ -247,14 +248,14 @@ def test_presence_crosses_nodes(cluster):
         await subscribed_both_ways(a)
         await wait_until(lambda: not registry(redis, "a"))
         bob, _, bob_pres = await online(b, "bob@localhost/desk")
-        await wait_until(lambda: registry(redis, "b").get("bob@localhost/desk") == "0 1")
+        await wait_until(lambda: registry(redis, "b").get("bob@localhost/desk") == "0 1 0")
         await settle(0.3)
         # alice comes online on node a: bob on node b sees her (broadcast), and she sees
         # him (her probe, answered by node b, which holds his presence)
         alice, _, alice_pres = await online(a, "alice@localhost/phone")
         await bob_pres.wait_for(presence_from("alice@localhost/phone"))
         await alice_pres.wait_for(presence_from("bob@localhost/desk"))
-        await wait_until(lambda: registry(redis, "a").get("alice@localhost/phone") == "0 1")
+        await wait_until(lambda: registry(redis, "a").get("alice@localhost/phone") == "0 1 0")
         await settle(0.3)
         # a second resource of bob's on node b: its probe is answered by node a
         bob2, _, bob2_pres = await online(b, "bob@localhost/laptop")
@@ -274,5 +275,48 @@ def test_presence_crosses_nodes(cluster):
         for inbox in (bob_pres, bob2_pres):
             await inbox.wait_for(presence_from("alice@localhost/phone", "unavailable"))
         await close(bob, bob2)
+
+    asyncio.run(scenario())
+
+
+def test_carbons_reach_resources_on_other_nodes(cluster):
+    redis, a, b, _ = cluster
+
+    async def scenario():
+        phone = await device(a, "alice@localhost/phone", roster=False)
+        tablet = await device(b, "alice@localhost/tablet", roster=False)
+        bob = await device(a, "bob@localhost/desk", roster=False)
+        await tablet.client.plugin["xep_0280"].enable()
+        # the registry carries the tablet's carbons flag to node a
+        await wait_until(lambda: registry(redis, "b").get("alice@localhost/tablet") == "0 1 1"
+                         and registry(redis, "a").get("alice@localhost/phone") == "0 1 0")
+        await settle(0.3)
+        # sent from node a: the <sent/> copy reaches the tablet on node b (XEP-0280 §8)
+        phone.client.send_message(mto="bob@localhost/desk", mbody="from the phone",
+                                  mtype="chat")
+        await bob.messages.wait_for(body_is("from the phone"))
+        carbon = await tablet.carbons_sent.wait_for(
+            lambda m: m["carbon_sent"]["body"] == "from the phone")
+        assert str(carbon["carbon_sent"]["to"]) == "bob@localhost/desk"
+        assert str(carbon["from"]) == "alice@localhost"
+        # received on node a by the phone: the <received/> copy reaches the tablet (§7)
+        bob.client.send_message(mto="alice@localhost/phone", mbody="for the phone",
+                                mtype="chat")
+        await phone.messages.wait_for(body_is("for the phone"))
+        carbon = await tablet.carbons_received.wait_for(
+            lambda m: m["carbon_received"]["body"] == "for the phone")
+        assert str(carbon["carbon_received"]["from"]) == "bob@localhost/desk"
+        # the tablet turns carbons off: no more copies
+        await tablet.client.plugin["xep_0280"].disable()
+        await wait_until(lambda: registry(redis, "b").get("alice@localhost/tablet") == "0 1 0")
+        await settle(0.3)
+        phone.client.send_message(mto="bob@localhost/desk", mbody="not copied", mtype="chat")
+        await bob.messages.wait_for(body_is("not copied"))
+        await barrier(phone, tablet)
+        await settle(0.3)
+        assert not tablet.carbons_sent.matching(lambda m: m["carbon_sent"]["body"]
+                                                == "not copied")
+        assert not phone.carbons_sent.items and not phone.carbons_received.items
+        await close(phone.client, tablet.client, bob.client)
 
     asyncio.run(scenario())

@@ -5,9 +5,10 @@ In Redis (every key under ``xmppd:``):
 - ``nodes``: the set of node names that registered;
 - ``alive:NODE``: a key each node sets again at every heartbeat, expiring after
   ``EXPIRY_HEARTBEATS`` heartbeats: a node whose key is gone is dead;
-- ``sessions:NODE``: the node's bound sessions, full JID -> "priority available" (one hash
-  per node, so that a dead node's sessions go with one DEL);
-- channel ``registry``: each change as it happens ("bind NODE JID PRIORITY AVAILABLE",
+- ``sessions:NODE``: the node's bound sessions, full JID -> "priority available carbons"
+  (one hash per node, so that a dead node's sessions go with one DEL; a value without the
+  carbons flag, as the first step wrote, reads as carbons off);
+- channel ``registry``: each change as it happens ("bind NODE JID PRIORITY AVAILABLE CARBONS",
   "unbind NODE JID", "reset NODE").
 
 A node writes its own sessions on bind, unbind and availability changes, and all of them
@@ -53,17 +54,19 @@ def stanza_channel(node: str) -> str:
 
 class RemoteSession:
     """A session bound on another node, as the delivery rules see one (``jid``,
-    ``available``, ``priority``); ``send`` carries a stanza to that node."""
+    ``available``, ``priority``) and carbons (``carbons``: it enabled XEP-0280); ``send``
+    carries a stanza to that node."""
 
-    __slots__ = ("jid", "node", "priority", "available", "_forward")
+    __slots__ = ("jid", "node", "priority", "available", "carbons", "_forward")
     remote = True
 
     def __init__(self, jid: JID, node: str, priority: int, available: bool,
-                 forward: Callable) -> None:
+                 forward: Callable, carbons: bool = False) -> None:
         self.jid = jid
         self.node = node
         self.priority = priority
         self.available = available
+        self.carbons = carbons
         self._forward = forward
 
     def send(self, element) -> None:
@@ -73,13 +76,16 @@ class RemoteSession:
         return f"<RemoteSession {self.jid} on {self.node}>"
 
 
-def encode(session) -> str:
-    return f"{session.priority} {int(bool(session.available))}"
+def encode(session, carbons: bool = False) -> str:
+    return f"{session.priority} {int(bool(session.available))} {int(carbons)}"
 
 
-def decode(value: str) -> tuple[int, bool]:
-    priority, available = value.split(" ")
-    return int(priority), available == "1"
+def decode(value: str) -> tuple[int, bool, bool]:
+    """"priority available [carbons]"; ValueError if it is not that."""
+    words = value.split(" ")
+    if len(words) not in (2, 3):
+        raise ValueError(value)
+    return int(words[0]), words[1] == "1", words[2:] == ["1"]
 
 
 class SessionDirectory:
@@ -101,6 +107,7 @@ class SessionDirectory:
         self._accounts: dict[JID, dict[str, RemoteSession]] = {}
         self._by_node: dict[str, dict[JID, RemoteSession]] = {}
         self._written: dict[str, str] = {}  # what our hash holds: full JID -> value
+        self.carbons: set = set()  # our sessions that enabled carbons (CARBONS_CHANGED)
         self._beat: task.LoopingCall | None = None
 
     # -- look-ups (synchronous, from the mirror)
@@ -186,7 +193,7 @@ class SessionDirectory:
         if session.jid is None or session.ended:
             return defer.succeed(None)
         full = session.jid.full()
-        value = encode(session)
+        value = encode(session, session in self.carbons)
         self._written[full] = value
         d = self.redis.hset(sessions_key(self.node), full, value)
         d.addCallback(lambda _: self.redis.publish(
@@ -199,6 +206,7 @@ class SessionDirectory:
             return defer.succeed(None)
         full = session.jid.full()
         self._written.pop(full, None)
+        self.carbons.discard(session)
         d = self.redis.hdel(sessions_key(self.node), full)
         d.addCallback(lambda _: self.redis.publish(REGISTRY_CHANNEL,
                                                    f"unbind {self.node} {full}"))
@@ -206,7 +214,7 @@ class SessionDirectory:
 
     @defer.inlineCallbacks
     def _write_differences(self):
-        now = {s.jid.full(): encode(s) for s in self.local.all()
+        now = {s.jid.full(): encode(s, s in self.carbons) for s in self.local.all()
                if s.jid is not None and not s.ended}
         gone = [full for full in self._written if full not in now]
         self._written = now
@@ -224,9 +232,9 @@ class SessionDirectory:
             verb, node = words[0], words[1]
             if node == self.node:
                 return
-            if verb == "bind" and len(words) == 5:
+            if verb == "bind" and len(words) in (5, 6):
                 full = parse_jid(words[2])
-                self._add(node, full, int(words[3]), words[4] == "1")
+                self._add(node, full, *decode(" ".join(words[3:])))
                 if self.bound_elsewhere is not None:
                     self.bound_elsewhere(full)
             elif verb == "unbind" and len(words) == 3:
@@ -244,19 +252,19 @@ class SessionDirectory:
             self._remove(node, full)
         for full, value in sessions.items():
             try:
-                priority, available = decode(value)
-                self._add(node, parse_jid(full), priority, available)
+                self._add(node, parse_jid(full), *decode(value))
             except (ValueError, InvalidJID):
                 log.warn("ignored a malformed session of node {node} in Redis: {full!r}",
                          node=node, full=full[:200])
 
-    def _add(self, node: str, full: JID, priority: int, available: bool) -> None:
+    def _add(self, node: str, full: JID, priority: int, available: bool,
+             carbons: bool = False) -> None:
         if full.resource is None:
             raise ValueError("not a full JID")
         for other in list(self._by_node):  # moved from another node (replaced there)
             if other != node and full in self._by_node[other]:
                 self._remove(other, full)
-        session = RemoteSession(full, node, priority, available, self.forward)
+        session = RemoteSession(full, node, priority, available, self.forward, carbons)
         self._by_node.setdefault(node, {})[full] = session
         self._accounts.setdefault(full.bare(), {})[full.resource] = session
 

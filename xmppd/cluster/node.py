@@ -26,6 +26,7 @@ from xmppd.cluster.delivery import Arrivals, RemoteDelivery
 from xmppd.cluster.directory import REGISTRY_CHANNEL, SessionDirectory, stanza_channel
 from xmppd.dispatch import DELIVERY_PRIORITY
 from xmppd.errors import StanzaError
+from xmppd.im.carbons import CARBONS_CHANGED
 from xmppd.im.presence_stanzas import readdressed
 from xmppd.jid import InvalidJID, parse_jid
 from xmppd.logs import get_logger
@@ -94,6 +95,7 @@ class ClusterNode:
                       events.RESOURCE_UNAVAILABLE):
             self._undo.append(bus.on(event, self._written))
         self._undo.append(bus.on(events.SESSION_CLOSED, self._erased))
+        self._undo.append(bus.on(CARBONS_CHANGED, self._carbons))
         server.router.use_remote_sessions(directory)
         self._undo.append(lambda: server.router.use_remote_sessions(None))
         links = RemoteDelivery(server.sessions, directory, self._deliver_to_all)
@@ -132,8 +134,17 @@ class ClusterNode:
             self._logged(self.directory.write(session))
 
     def _erased(self, session, polite=None) -> None:
+        self.directory.carbons.discard(session)
         if session.jid is not None and self.server.sessions.get(session.jid) is None:
             self._logged(self.directory.erase(session))
+
+    def _carbons(self, session, enabled: bool) -> None:
+        """The registry carries the flag: other nodes copy to this resource (XEP-0280)."""
+        if enabled:
+            self.directory.carbons.add(session)
+        else:
+            self.directory.carbons.discard(session)
+        self._written(session)
 
     def _bound_elsewhere(self, full_jid) -> None:
         """A session with one of our sessions' full JIDs on another node: with

@@ -26,6 +26,11 @@ Decisions worth knowing:
   own message back.
 * Copies share the original's children (``addressed_copy``): nobody changes a message once
   it is routed, and a copy costs one element, not a deep clone.
+* In a cluster (``remote()``, None on a single node) the account's resources on other nodes
+  count too: the session registry carries each resource's carbons flag (``CARBONS_CHANGED``
+  tells the cluster), copies for them are made here and carried to their node, and who
+  gets the original is chosen among the sessions of every node, as the cluster's delivery
+  does.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from collections.abc import Callable, Iterable
 from twisted.words.xish import domish
 
 from xmppd import ns
+from xmppd.events import Event
 from xmppd.im.message_delivery import message_recipients
 from xmppd.im.presence_stanzas import addressed_copy
 from xmppd.jid import JID
@@ -47,6 +53,9 @@ COPIED_TYPES = ("chat", "normal")  # groupchat never; headline reaches every res
 # payloads that make any (non-groupchat) message an IM one (§6.1), by namespace
 _IM_NAMESPACES = frozenset((ns.RECEIPTS, ns.CHAT_STATES, ns.CHAT_MARKERS, ns.X_CONFERENCE))
 _BODY_NAMESPACES = (None, ns.CLIENT, ns.SERVER)
+
+CARBONS_CHANGED = Event("carbons-changed", "a resource enabled or disabled carbons: "
+                        "(session, enabled); the cluster's registry carries it")
 
 
 def eligible(element: domish.Element, direction: str, from_full_jid: bool = False) -> bool:
@@ -100,10 +109,12 @@ class CarbonCopier:
     server's ``[c2s] bare_message_delivery == "all"``, which delivery follows too.
     """
 
-    def __init__(self, sessions, deliver_to_all: bool = False) -> None:
+    def __init__(self, sessions, deliver_to_all: bool = False,
+                 remote: Callable[[], object] = lambda: None) -> None:
         self._sessions = sessions
         self._resources: Callable[[JID], Iterable] = sessions.resources
         self._deliver_to_all = deliver_to_all
+        self._remote = remote  # the cluster's other nodes' sessions, or None
         self.enabled: set = set()  # sessions that enabled carbons
 
     def enable(self, session) -> None:
@@ -115,13 +126,17 @@ class CarbonCopier:
 
     def _enabled_of(self, account: JID) -> list:
         enabled = self.enabled
-        return [session for session in self._resources(account) if session in enabled]
+        mine = [session for session in self._resources(account) if session in enabled]
+        remote = self._remote()
+        if remote is None:
+            return mine
+        return mine + [session for session in remote.resources(account) if session.carbons]
 
     def received(self, stanza: Stanza, origin) -> None:
         """The link for messages to our accounts (bare or full): copies to the enabled
         resources delivery passes by; the original goes on, unchanged."""
-        if not self.enabled:  # the usual case, on the benchmarked path: one test
-            return None
+        if not self.enabled and self._remote() is None:  # the usual case, on the
+            return None  # benchmarked path: one test and one call
         account = stanza.recipient.bare()
         enabled = self._enabled_of(account)
         if not enabled:
@@ -130,7 +145,9 @@ class CarbonCopier:
         if not eligible(stanza.element, RECEIVED,
                         sender is not None and sender.resource is not None):
             return None
-        getting = message_recipients(self._sessions, stanza, self._deliver_to_all)
+        remote = self._remote()
+        sessions = self._sessions if remote is None else Everywhere(self._sessions, remote)
+        getting = message_recipients(sessions, stanza, self._deliver_to_all)
         for session in enabled:
             if session not in getting and session.jid != sender:
                 session.send(carbon(stanza.element, RECEIVED, account, session.jid))
@@ -139,7 +156,7 @@ class CarbonCopier:
     def sent(self, stanza: Stanza, session) -> None:
         """The 'outgoing' link for what a local client sends: copies to the account's
         other enabled resources, whether the sender enabled carbons or not."""
-        if not self.enabled:
+        if not self.enabled and self._remote() is None:
             return None
         account = session.account
         recipient = stanza.recipient
@@ -151,3 +168,21 @@ class CarbonCopier:
         for other in enabled:
             other.send(carbon(stanza.element, SENT, account, other.jid))
         return None
+
+
+class Everywhere:
+    """An account's sessions on this node and on the cluster's other nodes (``get``,
+    ``resources``), among which the cluster's delivery chooses who gets a message."""
+
+    __slots__ = ("local", "remote")
+
+    def __init__(self, local, remote) -> None:
+        self.local = local
+        self.remote = remote
+
+    def get(self, full_jid: JID):
+        session = self.local.get(full_jid)
+        return session if session is not None else self.remote.get(full_jid)
+
+    def resources(self, bare_jid: JID) -> list:
+        return list(self.local.resources(bare_jid)) + self.remote.resources(bare_jid)

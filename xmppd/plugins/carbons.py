@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from xmppd import events, ns
 from xmppd.errors import StanzaError
-from xmppd.im.carbons import COPIED_TYPES, CarbonCopier
+from xmppd.im.carbons import CARBONS_CHANGED, COPIED_TYPES, CarbonCopier
 from xmppd.interfaces import IXmppdPlugin
 from xmppd.plugins._config import reject_unknown_keys
 from xmppd.stanza import Stanza
@@ -33,8 +33,9 @@ class Carbons:
     def setup(self, ctx) -> None:
         reject_unknown_keys(ctx, ())
         copier = CarbonCopier(ctx.sessions,
-                              ctx.server_config.c2s.bare_message_delivery == "all")
-        commands = Commands(ctx.sessions, copier)
+                              ctx.server_config.c2s.bare_message_delivery == "all",
+                              ctx.remote_sessions)
+        commands = Commands(ctx.sessions, copier, ctx.emit)
         ctx.feature(ns.CARBONS)
         for name, handler in (("enable", commands.enable), ("disable", commands.disable)):
             ctx.iq("set", ns.CARBONS, name, handler, to="self")
@@ -50,15 +51,20 @@ class Carbons:
 class Commands:
     """The IQ answerers: a resource turns its own carbons on and off."""
 
-    def __init__(self, sessions, copier: CarbonCopier) -> None:
+    def __init__(self, sessions, copier: CarbonCopier, emit) -> None:
         self._sessions = sessions
         self._copier = copier
+        self._emit = emit  # CARBONS_CHANGED: for the cluster's session registry
 
     def enable(self, stanza: Stanza, origin) -> None:
-        self._copier.enable(self._session(stanza))
+        session = self._session(stanza)
+        self._copier.enable(session)
+        self._emit(CARBONS_CHANGED, session, True)
 
     def disable(self, stanza: Stanza, origin) -> None:
-        self._copier.disable(self._session(stanza))
+        session = self._session(stanza)
+        self._copier.disable(session)
+        self._emit(CARBONS_CHANGED, session, False)
 
     def _session(self, stanza: Stanza):
         """The bound session that asked: only a resource of ours has carbons to switch."""
@@ -73,6 +79,7 @@ class Commands:
         """Bind 2's <enable/> for the session just bound; nothing goes into <bound/>."""
         if element.name == "enable":
             self._copier.enable(stream.session)
+            self._emit(CARBONS_CHANGED, stream.session, True)
 
     def not_yours(self, stanza: Stanza, origin) -> None:
         raise StanzaError("not-allowed", "carbons are switched for your own resources only")
