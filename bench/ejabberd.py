@@ -70,14 +70,25 @@ class EjabberdUnderTest:
                                 capture_output=True, text=True)
         return result.stdout.strip() or "unknown"
 
-    def start(self, label: str) -> Target:
-        process = harness.EjabberdProcess(
-            self.workdir / label, DOMAIN, ip=IP, certificate=self.certificate, dialback=False,
-            log_level="info", modules=PLAIN_MODULES + (
-                MODERN_MODULES if self.profile == "modern" else ()))
-        self._configure(process)
-        self.process = process
-        process.start(timeout=90)
+    def start(self, label: str, attempts: int = 2) -> Target:
+        """A fresh node with the accounts. The harness refuses a node that answers
+        ``ejabberdctl status`` with "starting" once its ports are open (seen on a busy
+        machine): that start is tried again once."""
+        for attempt in range(attempts):
+            process = harness.EjabberdProcess(
+                self.workdir / f"{label}-{attempt}", DOMAIN, ip=IP, certificate=self.certificate,
+                dialback=False, log_level="info", modules=PLAIN_MODULES + (
+                    MODERN_MODULES if self.profile == "modern" else ()))
+            self._configure(process)
+            self.process = process
+            try:
+                process.start(timeout=90)
+                break
+            except harness.EjabberdError:
+                self.process = None
+                process.cleanup()
+                if attempt == attempts - 1:
+                    raise
         result = process.ctl("import_piefxis", str(process.work / "accounts.xml"), timeout=600)
         if result.returncode != 0:
             raise harness.EjabberdError(f"import_piefxis failed: {result.stdout}{result.stderr}")
