@@ -45,5 +45,11 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[bench]' --config-settings editable_mode=compat
 	touch $@
 
+# A local cluster to try (README, Clustering): PostgreSQL, Redis and three xmppd nodes on
+# loopback, in a temporary directory; Ctrl-C stops them all. CLUSTER_ARGS="--nodes 2".
+.PHONY: cluster
+cluster: install-test
+	$(PY) scripts/cluster.py $(CLUSTER_ARGS)
+
 clean:
 	rm -rf $(VENV) var build *.egg-info
