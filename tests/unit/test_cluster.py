@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 from twisted.words.xish import domish
 
-from xmppd.cluster.delivery import RemoteDelivery
-from xmppd.cluster.directory import SessionDirectory
+from xmppd.cluster.delivery import Arrivals, RemoteDelivery
+from xmppd.cluster.directory import SessionDirectory, decode, encode
+from xmppd.im.carbons import CarbonCopier
 from xmppd.jid import parse_jid
 from xmppd.stanza import Stanza
 
@@ -30,6 +31,8 @@ class Local:
 
 
 class Sent(SimpleNamespace):
+    __hash__ = object.__hash__  # a session is a set member (carbons), by identity
+
     def send(self, element) -> None:
         self.got.append(element)
 
@@ -123,3 +126,74 @@ def test_a_cluster_without_the_redis_client_says_what_to_install(monkeypatch):
     start_node(None).addErrback(failures.append)
     [failure] = failures
     assert "[cluster] needs the Redis client: pip install 'xmppd[cluster]'" in str(failure.value)
+
+
+def test_the_registry_carries_the_carbons_flag_and_reads_values_without_it():
+    assert encode(local_session("a@localhost/x", priority=-2)) == "-2 1 0"
+    assert encode(local_session("a@localhost/x", available=False), carbons=True) == "0 0 1"
+    assert decode("5 1 1") == (5, True, True)
+    assert decode("5 1") == (5, True, False)  # as the first step wrote it
+    for junk in ("5", "5 1 1 1", "x 1 1"):
+        try:
+            decode(junk)
+        except ValueError:
+            continue
+        raise AssertionError(junk)
+    d, _ = directory()
+    d.on_registry("bind b bob@localhost/desk 0 1 1")
+    d.on_registry("bind b bob@localhost/phone 0 1")
+    assert d.get(parse_jid("bob@localhost/desk")).carbons is True
+    assert d.get(parse_jid("bob@localhost/phone")).carbons is False
+    d.on_registry("bind b bob@localhost/desk 0 1 0")
+    assert d.get(parse_jid("bob@localhost/desk")).carbons is False
+
+
+def presence(to: str, type: str | None = None) -> Stanza:
+    element = domish.Element((None, "presence"))
+    element["to"], element["from"] = to, "carol@localhost/x"
+    if type:
+        element["type"] = type
+    return Stanza(element, parse_jid("carol@localhost/x"), parse_jid(to))
+
+
+def test_presence_from_another_node_reaches_available_sessions_and_is_never_bounced():
+    available = local_session("bob@localhost/up")
+    bound = local_session("bob@localhost/bound", available=False)
+    bounced = []
+    arrivals = Arrivals(Local(available, bound), lambda interface: None,
+                        lambda stanza, condition: bounced.append(condition), False)
+    # for the bare JID (a broadcast): only to an available session (RFC 6121 §8.5.2.1.2)
+    arrivals.arrived(presence("bob@localhost"), parse_jid("bob@localhost/up"))
+    arrivals.arrived(presence("bob@localhost"), parse_jid("bob@localhost/bound"))
+    assert len(available.got) == 1 and not bound.got
+    # for the full JID (directed presence): to that resource, available or not (§8.5.3.2.2)
+    arrivals.arrived(presence("bob@localhost/bound"), parse_jid("bob@localhost/bound"))
+    assert len(bound.got) == 1
+    # the session is gone: dropped, not answered with an error
+    arrivals.arrived(presence("bob@localhost/gone", "unavailable"),
+                     parse_jid("bob@localhost/gone"))
+    assert bounced == []
+
+
+def test_carbons_go_to_enabled_resources_on_other_nodes():
+    phone = local_session("alice@localhost/phone")
+    d, forwarded = directory(Local(phone))
+    d.on_registry("bind b alice@localhost/tablet 0 1 1")
+    d.on_registry("bind b alice@localhost/watch 0 1 0")  # carbons off
+    copier = CarbonCopier(d.local, remote=lambda: d)
+    sent = message("bob@localhost/desk")
+    sent.element["from"] = "alice@localhost/phone"
+    sent.element.addElement("body", content="hi")
+    copier.sent(sent, SimpleNamespace(account=parse_jid("alice@localhost"), jid=phone.jid))
+    assert forwarded == [("b", "alice@localhost/tablet")]
+    # received: the tablet gets the original (highest priority), so no copy for it
+    d.on_registry("bind b alice@localhost/tablet 5 1 1")
+    received = message("alice@localhost")
+    received.element.addElement("body", content="hello")
+    copier.received(received, None)
+    assert forwarded == [("b", "alice@localhost/tablet")]
+    # to the phone's full JID: the tablet gets a received copy
+    to_phone = message("alice@localhost/phone")
+    to_phone.element.addElement("body", content="hello phone")
+    copier.received(to_phone, None)
+    assert forwarded[-1] == ("b", "alice@localhost/tablet") and len(forwarded) == 2
