@@ -160,8 +160,7 @@ async def ws_login(target: Target, user: str, context: ssl.SSLContext, *,
                    resource: str = "bench", presence: bool = True,
                    timeout: float = 30.0) -> WsConnection:
     """A bound, available session of ``user`` over WebSocket, like loadgen.login over TCP."""
-    if not target.websocket_url:
-        raise LoginError(f"{target.name}: no WebSocket endpoint configured in the bench")
+    _require_endpoint(target)
     if mechanism != SCRAM_SHA_256:
         raise ValueError(f"the WebSocket client speaks {SCRAM_SHA_256}, not {mechanism}")
     secure = urlsplit(target.websocket_url).scheme == "wss"
@@ -223,13 +222,22 @@ async def ws_login_many(target: Target, users: Sequence[str], concurrency: int,
         raise
 
 
+def _require_endpoint(target: Target) -> None:
+    """Fail the workload up front (the login workload counts a LoginError as one failed
+    login and goes on) when the bench gave this server no WebSocket endpoint."""
+    if not target.websocket_url:
+        raise RuntimeError(f"{target.name}: no WebSocket endpoint configured in the bench")
+
+
 async def ws_login_scram(target: Target, plan: Plan) -> Results:
     """login_scram's measurement, each login over WebSocket."""
+    _require_endpoint(target)
     return await logins(target, plan, SCRAM_SHA_256, connect=ws_login)
 
 
 async def ws_messages(target: Target, plan: Plan) -> Results:
     """messages' measurement, every session over WebSocket."""
+    _require_endpoint(target)
     return await messages(target, plan, connect_many=ws_login_many)
 
 
