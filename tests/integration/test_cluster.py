@@ -270,6 +270,14 @@ def test_presence_crosses_nodes(cluster):
         await bob2_pres.wait_for(lambda p: p["status"] == "just for the laptop")
         await settle(0.5)
         assert not bob_pres.matching(lambda p: p["status"] == "just for the laptop")
+        # alice's own resources on both nodes see each other (§4.2.2: she is subscribed to
+        # herself)
+        alice2, _, alice2_pres = await online(b, "alice@localhost/tablet")
+        await alice2_pres.wait_for(lambda p: str(p["from"]) == "alice@localhost/phone"
+                                   and p["status"] == "in a meeting")
+        await alice_pres.wait_for(presence_from("alice@localhost/tablet"))
+        await close(alice2)
+        await alice_pres.wait_for(presence_from("alice@localhost/tablet", "unavailable"))
         # alice goes: bob sees her unavailable on both resources
         await close(alice)
         for inbox in (bob_pres, bob2_pres):
