@@ -107,6 +107,13 @@ def test_accounts_on_two_nodes_talk(cluster):
         await alice_b_msgs.wait_for(body_is("note to self"))
         await settle(0.5)
         assert not alice_msgs.matching(body_is("note to self"))
+        # a resource with a space in it (RFC 7622 allows one) is reached on the other node
+        spaced, spaced_msgs, _ = await online(b, "bob@localhost/my phone", roster=False)
+        await wait_until(lambda: "bob@localhost/my phone" in registry(redis, "b"))
+        await settle(0.3)
+        alice.send_message(mto="bob@localhost/my phone", mbody="mind the gap", mtype="chat")
+        await spaced_msgs.wait_for(body_is("mind the gap"))
+        await close(spaced)
         # an IQ to a full JID on the other node reaches the client, and its answer comes back
         answer = await bob.plugin["xep_0199"].ping(jid="alice@localhost/phone", timeout=5)
         assert answer is not None

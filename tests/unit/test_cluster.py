@@ -56,21 +56,21 @@ def message(to: str, type: str = "chat") -> Stanza:
 
 def test_the_mirror_follows_the_channel_and_ignores_its_own_node():
     d, _ = directory()
-    d.on_registry("bind b bob@localhost/desk 5 1")
-    d.on_registry("bind a alice@localhost/own 0 1")  # ours: already in the local registry
-    d.on_registry("bind c bob@localhost/phone -1 0")
+    d.on_registry("bind b bob@localhost/desk 5 1 0")
+    d.on_registry("bind a alice@localhost/own 0 1 0")  # ours: already in the local registry
+    d.on_registry("bind c bob@localhost/phone -1 0 0")
     assert d.get(parse_jid("alice@localhost/own")) is None
     desk = d.get(parse_jid("bob@localhost/desk"))
     assert (desk.node, desk.priority, desk.available) == ("b", 5, True)
     assert len(d.resources(parse_jid("bob@localhost"))) == 2
-    d.on_registry("bind c bob@localhost/desk 1 1")  # replaced on node c
+    d.on_registry("bind c bob@localhost/desk 1 1 0")  # replaced on node c
     assert d.get(parse_jid("bob@localhost/desk")).node == "c"
     assert len(d) == 2
     d.on_registry("unbind b bob@localhost/desk")  # node b no longer has it: no effect
     assert d.get(parse_jid("bob@localhost/desk")).node == "c"
     d.on_registry("reset c")
     assert len(d) == 0 and d.resources(parse_jid("bob@localhost")) == []
-    for junk in ("bind b", "bind b not@@a/jid 1 1", "bind b bob@localhost 1 1",
+    for junk in ("bind b", "bind b not@@a/jid 1 1 0", "bind b bob@localhost 1 1 0",
                  "bind b bob@localhost/x one 1", "what b", ""):
         d.on_registry(junk)  # logged and ignored
     assert len(d) == 0
@@ -80,8 +80,8 @@ def test_links_take_only_messages_for_other_nodes():
     here = local_session("bob@localhost/here", priority=1)
     d, forwarded = directory(Local(here))
     links = RemoteDelivery(d.local, d, deliver_to_all=False)
-    d.on_registry("bind b bob@localhost/there 5 1")
-    d.on_registry("bind b dave@localhost/there 0 1")
+    d.on_registry("bind b bob@localhost/there 5 1 0")
+    d.on_registry("bind b dave@localhost/there 0 1 0")
     # a local full JID, or an account with no session elsewhere: local delivery's business
     assert links.to_full(message("bob@localhost/here"), None) is None
     assert links.to_bare(message("erin@localhost"), None) is None
@@ -96,10 +96,10 @@ def test_links_take_only_messages_for_other_nodes():
     assert links.to_full(message("dave@localhost/gone"), None) is True
     assert forwarded[-1] == ("b", "dave@localhost/there")
     # the local session has the highest priority now: local delivery chooses the same
-    d.on_registry("bind b bob@localhost/there 0 1")
+    d.on_registry("bind b bob@localhost/there 0 1 0")
     assert links.to_bare(message("bob@localhost"), None) is None
     # equal priorities on both nodes: both get it
-    d.on_registry("bind b bob@localhost/there 1 1")
+    d.on_registry("bind b bob@localhost/there 1 1 0")
     count = len(forwarded)
     assert links.to_bare(message("bob@localhost"), None) is True
     assert len(forwarded) == count + 1 and len(here.got) == 1
@@ -141,11 +141,15 @@ def test_the_registry_carries_the_carbons_flag_and_reads_values_without_it():
         raise AssertionError(junk)
     d, _ = directory()
     d.on_registry("bind b bob@localhost/desk 0 1 1")
-    d.on_registry("bind b bob@localhost/phone 0 1")
+    d.on_registry("bind b bob@localhost/phone 0 1 0")
     assert d.get(parse_jid("bob@localhost/desk")).carbons is True
     assert d.get(parse_jid("bob@localhost/phone")).carbons is False
     d.on_registry("bind b bob@localhost/desk 0 1 0")
     assert d.get(parse_jid("bob@localhost/desk")).carbons is False
+    d.on_registry("bind b bob@localhost/my phone 1 1 0")  # a resource may hold spaces
+    assert d.get(parse_jid("bob@localhost/my phone")).priority == 1
+    d.on_registry("unbind b bob@localhost/my phone")
+    assert d.get(parse_jid("bob@localhost/my phone")) is None
 
 
 def presence(to: str, type: str | None = None) -> Stanza:

@@ -226,15 +226,17 @@ class SessionDirectory:
     # -- the other nodes' sessions
 
     def on_registry(self, message: str) -> None:
-        """A change announced on the channel by a node (ours are ignored)."""
-        words = message.split(" ")
+        """A change announced on the channel by a node (ours are ignored). A resource may
+        hold spaces: the JID is what lies between the node and the values."""
+        words = message.split(" ", 2)
         try:
             verb, node = words[0], words[1]
             if node == self.node:
                 return
-            if verb == "bind" and len(words) in (5, 6):
-                full = parse_jid(words[2])
-                self._add(node, full, *decode(" ".join(words[3:])))
+            if verb == "bind":
+                jid, priority, available, carbons = words[2].rsplit(" ", 3)
+                full = parse_jid(jid)
+                self._add(node, full, *decode(f"{priority} {available} {carbons}"))
                 if self.bound_elsewhere is not None:
                     self.bound_elsewhere(full)
             elif verb == "unbind" and len(words) == 3:

@@ -35,8 +35,8 @@ from xmppd.xml.stored import stanza_from_text
 
 log = get_logger(__name__)
 
-# a presence request on a node's channel, "present FULL_JID TO" (a stanza's first word is a
-# full JID, which has a '/')
+# On a node's channel: "FULL_JID\nXML", a stanza for that session, or "present\nFULL_JID\nTO",
+# a presence request (a JID's resource may hold spaces, never a newline)
 PRESENT = "present"
 CONNECT_TIMEOUT = 10.0  # seconds for Redis to answer at start, else the server does not start
 
@@ -164,7 +164,7 @@ class ClusterNode:
 
     def forward(self, node: str, full_jid, element) -> None:
         """Send ``element`` to the session ``full_jid`` on ``node``."""
-        text = f"{full_jid.full()} {element.toXml()}"
+        text = f"{full_jid.full()}\n{element.toXml()}"
         d = self.redis.publish(stanza_channel(node), text)
 
         def published(listeners) -> None:
@@ -180,14 +180,15 @@ class ClusterNode:
 
     def present(self, node: str, full_jid, to) -> None:
         """Ask ``node`` to send its session ``full_jid``'s last presence to ``to``."""
-        d = self.redis.publish(stanza_channel(node), f"{PRESENT} {full_jid.full()} {to.full()}")
+        d = self.redis.publish(stanza_channel(node),
+                               f"{PRESENT}\n{full_jid.full()}\n{to.full()}")
         d.addErrback(cluster_redis.log_failure, f"a presence request for {full_jid} not sent")
 
     def _presented(self, message: str) -> None:
         """Another node asked for our session's presence (a probe, a new subscriber): sent
         from here, through the chain, as the presence plugin would have."""
         try:
-            _, full, to = message.split(" ")
+            _, full, to = message.split("\n")
             full_jid, recipient = parse_jid(full), parse_jid(to)
         except (ValueError, InvalidJID):
             log.warn("ignored a malformed presence request: {text!r}", text=message[:200])
@@ -210,7 +211,7 @@ class ClusterNode:
         if channel == REGISTRY_CHANNEL:
             self.directory.on_registry(message)
             return
-        full, _, xml = message.partition(" ")
+        full, _, xml = message.partition("\n")
         if full == PRESENT:
             self._presented(message)
             return
