@@ -8,7 +8,8 @@ Redis. Off unless configured; without it none of this is imported.
 - ``delivery``: the chain links that carry messages to sessions on other nodes, and what a
   node does with the stanzas forwarded to it.
 - ``node``: the wiring into a running server (events, links, the router's remote-sessions
-  seam) and the stanzas between nodes.
+  seam, which the presence and carbons plugins read through ``ctx.remote_sessions()``) and
+  the stanzas and presence requests between nodes.
 """
 
 from __future__ import annotations
