@@ -315,3 +315,35 @@ def test_pause_keeps_the_session_past_inactivity_until_the_next_request(tmp_path
         run(proc, scenario)
         assert "inactive after a 4 s pause" not in proc.log()
         assert "BOSH session of 127.0.0.1 inactive;" in proc.log()
+
+
+def test_a_session_that_never_comes_for_its_output_is_ended(tmp_path):
+    """A BOSH client that sends no request while messages pile up for it is a slow reader:
+    beyond [limits] max_output_buffer its stream ends with policy-violation, as a TCP
+    client's does, and the session's memory stops growing."""
+    proc = bosh_server(tmp_path)
+    proc.config.write_text(proc.config.read_text() + "\n[limits]\nmax_output_buffer = 65536\n")
+
+    def scenario_for(server):
+        async def scenario(new):
+            alice = new()
+            await alice.login("alice")
+            bob = await login(server, "bob@localhost")
+            try:
+                for n in range(100):  # 100 KiB for alice, who asks for none of it
+                    bob.send_message(mto="alice@localhost/bosh", mbody=f"{n:04d}" + "x" * 1020,
+                                     mtype="chat")
+                await bob.plugin["xep_0199"].ping("localhost", timeout=10)  # all routed
+                await asyncio.sleep(0.3)
+                body = await alice.post()  # the session is gone (no request held its end)
+                assert (body.get("type"), body.get("condition")) == \
+                    ("terminate", "item-not-found"), ET.tostring(body)[:300]
+            finally:
+                await logout(bob)
+        return scenario
+
+    for server in serve(proc):
+        run(server, scenario_for(server))
+        log = server.log()
+        assert "bytes wait for requests that do not come" in log
+        assert "session alice@localhost/bosh ended after" in log and "(policy-violation)" in log

@@ -120,6 +120,8 @@ class BoshSession:
         self.early: dict[int, tuple] = {}  # rid -> (request, header, elements), ahead of a gap
         self.answers: dict[int, bytes] = {}  # the last `requests` answers, for retransmission
         self.out: list[bytes] = []  # elements waiting for a request to carry them
+        self.out_size = 0  # their bytes: bounded like a slow TCP reader's ([limits])
+        self.overflowed = False
         self.creation: str | None = None  # the attributes of the session's first answer
         self.ended = False
         self.terminating = False
@@ -136,8 +138,26 @@ class BoshSession:
             self.terminating = True
         elif data:
             self.out.append(data)
+            self.out_size += len(data)
+            self._check_output()
         if self._delivery is None and not self.ended:
             self._delivery = self.reactor.callLater(0, self._deliver)
+
+    def _check_output(self) -> None:
+        """A client that does not come for what waits for it is a slow reader: beyond
+        ``[limits] max_output_buffer`` its stream ends (policy-violation, on the next turn),
+        as a TCP client's does, instead of the session's memory growing without end."""
+        guard = self.stream.guard if self.stream is not None else None
+        if guard is None or self.overflowed:
+            return
+        if self.out_size > guard.limits.config.max_output_buffer:
+            self.overflowed = True
+            log.info("BOSH session {sid} of {peer}: {size} bytes wait for requests that do "
+                     "not come; ending its stream", sid=self.sid, peer=self.address,
+                     size=self.out_size)
+            self.out.clear()  # what it never came for; the stream error replaces it
+            self.out_size = 0
+            self.reactor.callLater(0, self.stream.output_overflow)
 
     def loseConnection(self) -> None:  # noqa: N802 (Twisted's names)
         self.terminating = True
@@ -292,6 +312,7 @@ class BoshSession:
         entry = self.held.popleft()
         content = b"".join(self.out)
         self.out.clear()
+        self.out_size = 0
         self._send(entry, content)
 
     def _send(self, entry, content: bytes) -> None:
