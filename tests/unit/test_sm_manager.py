@@ -14,6 +14,7 @@ from xmppd import ns
 from xmppd.jid import parse_jid
 from xmppd.plugins.smacks import smacks
 from xmppd.registry import PluginError
+from xmppd.sm.manager import LIVE_FACTOR
 
 SM = ns.SM
 MESSAGE = "<message to='{to}' type='chat' id='{id}'><body>{body}</body></message>"
@@ -226,12 +227,35 @@ class AckTimeoutTests(SmTestCase):
 class OverflowTests(SmTestCase):
     c2s = plugins("max_unacked = 2\nrequest_after = 10")
 
+    async def test_a_burst_to_a_connected_client_waits_for_its_ack(self):
+        """More than max_unacked in one turn (a login's presence burst) is not an overflow:
+        the client could not have acked any of it yet."""
+        h, _ = await self.enabled()
+        self.send_to_alice(*[f"m{n}" for n in range(2 * LIVE_FACTOR)])
+        self.clock.advance(0)
+        self.assertFalse(h.transport.disconnected)
+        self.assertEqual(len(sm(h.elements(), "r")), 1)
+        h.feed(f"<a xmlns='{SM}' h='{2 * LIVE_FACTOR}'/>")
+        self.assertFalse(h.transport.disconnected)
+        self.send_to_alice("after the ack")
+        self.assertFalse(h.transport.disconnected)
+
     async def test_too_many_unacked_ends_the_session_with_its_messages_offline(self):
         h, _ = await self.enabled()
-        self.send_to_alice("one", "two", "three")
+        sent = [f"m{n}" for n in range(2 * LIVE_FACTOR + 1)]
+        self.send_to_alice(*sent)
         self.assertIn("resource-constraint", [next(e.elements()).name
                                               for e in h.elements() if e.name == "error"])
         self.assertIsNone(self.server.sessions.get(parse_jid(LOST)))
+        self.assertEqual(await self.offline_bodies(len(sent)), sent)
+
+    async def test_a_hibernating_session_holds_max_unacked(self):
+        h, _ = await self.enabled()
+        session = h.stream.session
+        h.stream.connectionLost(None)
+        self.assertTrue(session.hibernating)
+        self.send_to_alice("one", "two", "three")
+        self.assertTrue(session.ended)
         self.assertEqual(await self.offline_bodies(3), ["one", "two", "three"])
 
 

@@ -8,8 +8,9 @@ Options, in ``[plugins.smacks]``:
   mobile clients expect an hour or more (Conversations asks for 300 s and retries for
   hours, but a server that forgets sooner forces a full login and a MAM catch-up). A
   client's shorter ``max`` wins; 0 turns resumption off (acks still work);
-- ``max_unacked`` (default 500): stanzas a client may leave unacknowledged; one more ends
-  its session, with the unacknowledged messages kept offline;
+- ``max_unacked`` (default 500): stanzas a hibernating session may queue; one more ends it,
+  with the unacknowledged messages kept offline; a connected session may hold ten times as
+  many (a login's presence burst arrives before the client could ack any of it);
 - ``request_after`` (default 5) and ``request_delay`` (seconds, default 5): the server asks
   for an ack once that many stanzas wait, or that long after the first one;
 - ``ack_timeout`` (seconds, default 60; 0: off): a resumable session whose client leaves

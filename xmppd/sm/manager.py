@@ -50,6 +50,7 @@ IN_PRIORITY = 1000  # first to see what the client sent
 OUT_PRIORITY = -1000  # last before the wire: counts only what is really written
 REMEMBERED_IDS = 10_000  # ended resumable sessions whose final 'h' a <failed/> may tell
 TRUE_VALUES = ("true", "1")
+LIVE_FACTOR = 10  # a connected session may hold this many times max_unacked (see _limit)
 
 
 @dataclass(frozen=True)
@@ -157,13 +158,22 @@ class StreamManagement:
         if managed is None:
             return element
         managed.queue.push(element, self.clock.seconds())
-        if len(managed.queue) > self.settings.max_unacked:
+        if len(managed.queue) > self._limit(session):
             self._overflow(managed)
             return None
         if session.hibernating:
             return None  # kept for a resume (or for offline storage)
         self._want_ack(managed)
         return element
+
+    def _limit(self, session) -> int:
+        """How many stanzas may wait for an ack. A hibernating session: ``max_unacked``. A
+        connected one gets bursts larger than that in one reactor turn (the presence of a
+        thousand online contacts at login) before it could answer any ``<r/>``; it ends only
+        beyond LIVE_FACTOR times as many, since a client that does not read is also cut by
+        the output bound ([limits]) and one that does not answer by ``ack_timeout``."""
+        limit = self.settings.max_unacked
+        return limit if session.hibernating else limit * LIVE_FACTOR
 
     def _overflow(self, managed: ManagedSession) -> None:
         """More unacknowledged stanzas than we keep: the client is not reading, or gone
