@@ -450,7 +450,7 @@ class _Reader:
         secrets_table = t.table("secrets")
         config = ComponentsConfig(
             listen=t.get("listen", _list(_endpoint), ("tcp:5347:interface=127.0.0.1",)),
-            secrets=_domain_map(secrets_table, _text),
+            secrets=_domain_map(secrets_table, _component_secret),
         )
         for domain in config.secrets:
             if domain in hosts:
@@ -511,6 +511,18 @@ def _text(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise _Invalid(f"expected a non-empty string, got {_show(value)}")
     return value
+
+
+MIN_COMPONENT_SECRET = 16  # one handshake (SHA-1 of id + secret) lets anyone guess offline
+
+
+def _component_secret(value: Any) -> str:
+    """A XEP-0114 shared secret long enough not to be guessed from one captured or failed
+    handshake; the message gives its length, never the secret."""
+    if isinstance(value, str) and 0 < len(value) < MIN_COMPONENT_SECRET:
+        raise _Invalid(f"expected a secret of at least {MIN_COMPONENT_SECRET} characters, "
+                       f"got one of {len(value)}")
+    return _text(value)
 
 
 def _dsn(value: Any) -> str:

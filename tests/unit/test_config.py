@@ -453,12 +453,16 @@ ERRORS = [
      'expected an http:// or https:// URL without ?query or #fragment, got '
      '"https://x.example/?a=1"'),
     (MINIMAL + "[http]\nport = 80\n", "[http] port: unknown key (known: "),  # grows with #17
-    (MINIMAL + "[components.secrets]\nlocalhost = 'x'\n", "[components.secrets] localhost: "
-     "is one of [server] domains, not a component's"),
+    (MINIMAL + "[components.secrets]\nlocalhost = 'sixteen-chars!!!'\n",
+     "[components.secrets] localhost: is one of [server] domains, not a component's"),
     (MINIMAL + "[components.secrets]\n'gw.localhost' = ''\n", '[components.secrets] '
      '"gw.localhost": expected a non-empty string, got ""'),
     (MINIMAL + "[components.secrets]\n'a b' = 'x'\n", '[components.secrets] "a b": not a '
      'domain: '),
+    # a short secret is guessable offline from one handshake (SHA-1 of id + secret)
+    (MINIMAL + "[components.secrets]\n'gw.localhost' = 'fifteen-chars!!'\n",
+     '[components.secrets] "gw.localhost": expected a secret of at least 16 characters, '
+     'got one of 15'),
     (MINIMAL + "[components]\nport = 5347\n", "[components] port: unknown key (known: listen, "
      "secrets)"),
 ]
@@ -479,9 +483,9 @@ def test_http_and_components(tmp_path):
     assert dict(config.components.secrets) == {}
     config = load_text(tmp_path, MINIMAL + "[http]\nlisten = ['tcp:5280']\nhttps = []\n"
                        "external_url = 'https://files.example/up/'\n[components.secrets]\n"
-                       "'GW.Localhost' = 's3cret'\n")
+                       "'GW.Localhost' = 's3cret-of-16-chars'\n")
     assert config.http == HttpConfig(("tcp:5280",), (), "https://files.example/up")
-    assert dict(config.components.secrets) == {"gw.localhost": "s3cret"}
+    assert dict(config.components.secrets) == {"gw.localhost": "s3cret-of-16-chars"}
 
 
 def test_password_hash_error_does_not_echo_the_value(tmp_path):
