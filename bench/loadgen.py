@@ -200,18 +200,26 @@ async def login(target: Target, user: str, context: ssl.SSLContext, *,
         await _authenticate(conn, user, password, mechanism, timeout)
         conn.send(header)
         await conn.expect(FEATURES, timeout)
-        conn.send(_BIND.format(resource=resource).encode())
-        await conn.expect(BOUND, timeout)
-        if target.modern:
-            await _modern_session(conn, timeout)
-        if presence:
-            conn.send(PRESENCE)
-            await conn.expect(OWN_PRESENCE, timeout)
+        await finish_session(conn, target, _BIND.format(resource=resource).encode(), presence,
+                             timeout)
     except BaseException:
         conn.abort()
         raise
     conn.received.clear()
     return conn
+
+
+async def finish_session(conn, target: Target, bind: bytes, presence: bool,
+                         timeout: float) -> None:
+    """What every login does once authenticated, whatever carries it (TCP or WebSocket):
+    bind, the modern profile's enables, and with ``presence`` the first presence."""
+    conn.send(bind)
+    await conn.expect(BOUND, timeout)
+    if target.modern:
+        await _modern_session(conn, timeout)
+    if presence:
+        conn.send(PRESENCE)
+        await conn.expect(OWN_PRESENCE, timeout)
 
 
 async def _modern_session(conn: Connection, timeout: float) -> None:

@@ -29,19 +29,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from bench.loadgen import (
-    BOUND,
     CHALLENGE,
     FAILURE,
     NS_SASL,
-    OWN_PRESENCE,
     PASSWORD,
-    PRESENCE,
     SUCCESS,
     LoginError,
     StreamAcks,
     Target,
     _auth,
-    _modern_session,
+    finish_session,
 )
 from bench.scram import MECHANISM as SCRAM_SHA_256
 from bench.scram import ScramClient
@@ -185,13 +182,8 @@ async def ws_login(target: Target, user: str, context: ssl.SSLContext, *,
         scram.verify(base64.b64decode(success.group(1) or b""))
         conn.send(_open(target.domain))
         await conn.expect(FEATURES, timeout)
-        conn.send(_BIND.format(resource=resource).encode())
-        await conn.expect(BOUND, timeout)
-        if target.modern:
-            await _modern_session(conn, timeout)
-        if presence:
-            conn.send(PRESENCE)
-            await conn.expect(OWN_PRESENCE, timeout)
+        await finish_session(conn, target, _BIND.format(resource=resource).encode(), presence,
+                             timeout)
     except BaseException:
         conn.abort()
         raise
