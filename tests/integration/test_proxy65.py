@@ -134,6 +134,47 @@ def test_unactivated_connections_are_closed_after_the_timeout(server):
     asyncio.run(scenario())
 
 
+def test_one_address_cannot_take_every_waiting_slot(capped):
+    """Beyond max_waiting_per_ip unactivated connections from one address, the next is
+    closed at once; another address still gets in, and a slot freed is a slot again."""
+    async def scenario():
+        held = [await socks5(capped.proxy_port, digest(f"s{n}", "a@localhost/r", "b@l/r"))
+                for n in range(PER_IP)]
+        try:  # the proxy aborts it at once: closed or reset, no method chosen
+            reader, writer = await asyncio.open_connection("127.0.0.1", capped.proxy_port)
+            writer.write(b"\x05\x01\x00")
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+        except ConnectionResetError:
+            pass
+        other_reader, other_writer = await asyncio.open_connection(
+            "127.0.0.1", capped.proxy_port, local_addr=("127.0.0.2", 0))
+        other_writer.write(b"\x05\x01\x00")
+        assert await asyncio.wait_for(other_reader.readexactly(2), 5) == b"\x05\x00"
+        other_writer.close()
+        held.pop()[1].close()
+        await asyncio.sleep(0.5)
+        again = await socks5(capped.proxy_port, digest("again", "a@localhost/r", "b@l/r"))
+        for _, held_writer in [*held, again]:
+            held_writer.close()
+
+    asyncio.run(scenario())
+
+
+PER_IP = 3
+
+
+@pytest.fixture
+def capped(tmp_path):
+    port = free_port()
+    extra = (f'[plugins]\nenabled = ["disco", "ping", "proxy65"]\n'
+             f'[plugins.proxy65]\nhost = "127.0.0.1"\nbind = "127.0.0.1"\nport = {port}\n'
+             f'max_waiting_per_ip = {PER_IP}\n')
+    proc = XmppdProcess(tmp_path, extra=extra)
+    proc.proxy_port = port
+    yield from serve(proc, ())
+
+
 def test_the_streamhost_address(server):
     async def scenario():
         alice = await login(server, "alice@localhost/laptop")

@@ -274,7 +274,10 @@ class Proxy65OptionTests(SynchronousTestCase):
         self.assertEqual((settings.domain, settings.port, settings.bind), ("proxy", 7777,
                                                                           "0.0.0.0"))
         self.assertEqual((settings.limits.timeout, settings.limits.max_rate,
-                          settings.limits.max_transfers), (60.0, 10 * 1024 * 1024, 5))
+                          settings.limits.max_transfers, settings.limits.max_waiting_per_ip),
+                         (60.0, 10 * 1024 * 1024, 5, 10))
+        self.assertEqual(self.configure(host="h", max_waiting_per_ip=2).limits
+                         .max_waiting_per_ip, 2)
 
     def test_bad_values_name_the_key(self):
         for section, key in (({}, "host"), ({"host": "a b"}, "host"),
@@ -282,6 +285,8 @@ class Proxy65OptionTests(SynchronousTestCase):
                              ({"host": "h", "timeout": 0}, "timeout"),
                              ({"host": "h", "max_rate": -1}, "max_rate"),
                              ({"host": "h", "max_transfers": 0}, "max_transfers"),
+                             ({"host": "h", "max_waiting_per_ip": 0},
+                              "max_waiting_per_ip"),
                              ({"host": "h", "speed": 1}, "speed")):
             with self.assertRaises(ValueError) as caught:
                 self.configure(**section)

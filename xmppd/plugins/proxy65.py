@@ -65,7 +65,7 @@ class Proxy65:
     def configure(self, options) -> Proxy65Settings:
         """Checked before the database opens; ``host`` is required."""
         options.known("domain", "host", "port", "bind", "timeout", "max_rate",
-                      "max_transfers")
+                      "max_transfers", "max_waiting_per_ip")
         host = options.option_str("host", "")
         if not host or any(c.isspace() for c in host):
             raise ValueError("[plugins.proxy65] host: required, the address or name clients "
@@ -75,7 +75,9 @@ class Proxy65:
                                                           minimum=1)),
                         max_rate=options.option_int("max_rate", 10 * 1024 * 1024, minimum=0),
                         max_transfers=options.option_int("max_transfers",
-                                                         defaults.max_transfers, minimum=1))
+                                                         defaults.max_transfers, minimum=1),
+                        max_waiting_per_ip=options.option_int(
+                            "max_waiting_per_ip", defaults.max_waiting_per_ip, minimum=1))
         return Proxy65Settings(domain=options.option_str("domain", "proxy"), host=host,
                                port=options.option_int("port", 7777, minimum=1,
                                                        maximum=65535),

@@ -6,7 +6,9 @@ target JID) (XEP-0065 §6.3.2): the first is the target, the second the requeste
 is refused (§9: one target per stream). The requester's ``<activate/>`` names the SID and
 the target; its 'from' completes the hash, so only the requester who initiated finds the
 pair: another entity's hash names no stream (item-not-found, §6.3.3), and a stream with
-one side connected is not-allowed. Each connection has ``timeout`` seconds to be activated.
+one side connected is not-allowed. Each connection has ``timeout`` seconds to be activated;
+at most ``max_waiting`` wait in all, ``max_waiting_per_ip`` from one address (else a single
+host could hold every slot for ``timeout`` seconds and nobody else could transfer).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ def stream_hash(sid: str, requester: str, target: str) -> str:
     return hashlib.sha1((sid + requester + target).encode("utf-8")).hexdigest()
 
 
+def _peer_ip(connection) -> str:
+    """The address a connection comes from (its host, without the port)."""
+    return getattr(connection.transport.getPeer(), "host", "")
+
+
 class ActivationError(StanzaError):
     """An ``<activate/>`` the proxy refuses, with XEP-0065 §6.3.3's condition."""
 
@@ -44,6 +51,7 @@ class Limits:
     max_rate: int = 0  # bytes per second per user, 0: no cap
     max_transfers: int = 5  # active streams per user
     max_waiting: int = 1000  # connections waiting for activation, all users together
+    max_waiting_per_ip: int = 10  # ... from one address
 
 
 class Broker:
@@ -54,15 +62,33 @@ class Broker:
         self.limits = limits
         self.waiting: dict[str, Waiting] = {}
         self.pending: set = set()  # connected and not activated, paired or not
+        self.pending_by_ip: dict[str, int] = {}  # how many of them each address holds
         self.active: dict[str, set[Relay]] = {}
         self.buckets: dict[str, TokenBucket] = {}
 
     def admit(self, connection) -> bool:
-        """One more connection before its handshake: False beyond ``max_waiting``."""
-        if len(self.pending) >= self.limits.max_waiting:
+        """One more connection before its handshake: False beyond ``max_waiting`` or
+        ``max_waiting_per_ip``."""
+        ip = _peer_ip(connection)
+        count = self.pending_by_ip.get(ip, 0)
+        if (len(self.pending) >= self.limits.max_waiting
+                or count >= self.limits.max_waiting_per_ip):
             return False
         self.pending.add(connection)
+        self.pending_by_ip[ip] = count + 1
         return True
+
+    def _release(self, connection) -> None:
+        """``connection`` no longer waits (activated or gone)."""
+        if connection not in self.pending:
+            return
+        self.pending.discard(connection)
+        ip = _peer_ip(connection)
+        count = self.pending_by_ip.get(ip, 0)
+        if count <= 1:
+            self.pending_by_ip.pop(ip, None)
+        else:
+            self.pending_by_ip[ip] = count - 1
 
     def attach(self, digest: str, connection) -> bool:
         """A connection asked for stream ``digest``; False when two are there already."""
@@ -74,7 +100,7 @@ class Broker:
 
     def lost(self, digest: str | None, connection) -> None:
         """A connection closed before activation (or was refused)."""
-        self.pending.discard(connection)
+        self._release(connection)
         waiting = self.waiting.get(digest) if digest is not None else None
         if waiting is not None and connection in waiting.connections:
             waiting.connections.remove(connection)
@@ -97,7 +123,7 @@ class Broker:
         del self.waiting[digest]
         target_side, requester_side = waiting.connections
         for side in waiting.connections:
-            self.pending.discard(side)
+            self._release(side)
             side.activated()
         relay = Relay(target_side, requester_side, self._bucket(user), self.clock,
                       lambda: self._ended(user, relay))
