@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bench.accounts import _SALT, HUB, PASSWORD, user_names
 from bench.loadgen import Target
+from bench.under_test import ServerUnderTest
 from tests.interop import ejabberd as harness
 from xmppd.jid import prepare_password
 from xmppd.sasl.credentials import derive_credentials
@@ -46,19 +47,10 @@ MODERN_OPTIONS = (
 ERLANG_OPTIONS = "+S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none"
 
 
-class EjabberdUnderTest:
+class EjabberdUnderTest(ServerUnderTest):
     name = "ejabberd"
-
-    def __init__(self, workdir: Path, certificate: tuple[Path, Path], users: int,
-                 hub_contacts: int, profile: str = "plain") -> None:
-        self.workdir = workdir
-        self.certificate = certificate
-        self.users = users
-        self.hub_contacts = hub_contacts
-        self.profile = profile
-        self.process: harness.EjabberdProcess | None = None
-        self.beam_pid = 0
-        self.problems: list[str] = []
+    process: harness.EjabberdProcess | None = None
+    beam_pid = 0
 
     def prepare(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.accounts import seed_xmppd, write_prosody_data
 from bench.loadgen import Target
+from bench.under_test import ServerUnderTest
 from bench.websocket import WORKLOADS as WEBSOCKET_WORKLOADS
 from tests.integration.serverproc import XmppdProcess, free_port
 from tests.interop import prosody as prosody_harness
@@ -49,22 +50,17 @@ PROSODY_MODERN_CONFIG = ('archive_expires_after = "1w"\ndefault_archive_policy =
                          "smacks_max_unacked_stanzas = 5\n")
 
 
-class XmppdUnderTest:
+class XmppdUnderTest(ServerUnderTest):
     name = "xmppd"
 
     def __init__(self, workdir: Path, certificate: tuple[Path, Path], users: int,
                  hub_contacts: int, plugins: str = "plain", profile: str = "plain") -> None:
+        super().__init__(workdir, certificate, users, hub_contacts, profile)
         self.plugins = XMPPD_PLUGINS[plugins]
-        self.profile = profile
         if profile == "modern":
             base = DEFAULT_PLUGINS if self.plugins is None else self.plugins
             self.plugins = (*base, *(name for name in XMPPD_MODERN if name not in base))
-        self.workdir = workdir
-        self.certificate = certificate
-        self.users = users
-        self.hub_contacts = hub_contacts
         self.process: XmppdProcess | None = None
-        self.problems: list[str] = []  # tracebacks and unclean exits seen, for the report
 
     def _config(self, directory: Path, websocket_port: int = 0) -> XmppdProcess:
         """With ``websocket_port``, also the websocket plugin on an [http] https listener
@@ -118,18 +114,9 @@ class XmppdUnderTest:
             self.problems.append(f"{process.directory.name}: traceback in {process.log_path}")
 
 
-class ProsodyUnderTest:
+class ProsodyUnderTest(ServerUnderTest):
     name = "prosody"
-
-    def __init__(self, workdir: Path, certificate: tuple[Path, Path], users: int,
-                 hub_contacts: int, profile: str = "plain") -> None:
-        self.profile = profile
-        self.workdir = workdir
-        self.certificate = certificate
-        self.users = users
-        self.hub_contacts = hub_contacts
-        self.process: prosody_harness.ProsodyProcess | None = None
-        self.problems: list[str] = []
+    process: prosody_harness.ProsodyProcess | None = None
 
     def prepare(self) -> None:
         write_prosody_data(self.workdir / "template" / "data", DOMAIN, self.users,
