@@ -25,3 +25,9 @@ def get_logger(namespace: str) -> Logger:
 def set_level(name: str) -> None:
     """Apply the configured level to every xmppd logger (Twisted's own logs are untouched)."""
     _predicate.setLogLevelForNamespace("xmppd", LEVELS[name])
+
+
+def enabled(namespace: str, level: LogLevel) -> bool:
+    """Whether a line of ``level`` from ``namespace`` would be kept: callers that log per
+    network frame skip building lines nobody reads."""
+    return level >= _predicate.logLevelForNamespace(namespace)

@@ -9,6 +9,7 @@ from xmppd import ns
 from xmppd.errors import StreamError
 from xmppd.web.framing import (
     FRAMING,
+    MessageParser,
     close_element,
     frame_element,
     header_from_open,
@@ -46,6 +47,37 @@ def test_a_message_is_one_element():
 def test_bad_messages(message, condition):
     with pytest.raises(StreamError) as raised:
         parse_message(message, 1000)
+    assert raised.value.condition == condition
+
+
+def test_one_parser_reads_a_whole_stream_of_messages():
+    """One parser per stream (not per message): every message still stands alone, the
+    parser survives the idle sweeper freeing its expat, and a bad message ends it."""
+    parser = MessageParser(1000)
+    first = parser.parse(b"<message xmlns='jabber:client' to='a@b'><body>1</body></message>")
+    assert (first.uri, first.parent, str(first.body)) == (ns.CLIENT, None, "1")
+    assert parser.release_if_idle() is False  # fed since the last sweep
+    assert parser.release_if_idle() is True
+    second = parser.parse(b" <presence/>\n")
+    assert (second.uri, second.name, second.parent) == (ns.CLIENT, "presence", None)
+    assert is_framing(parser.parse(f"<close xmlns='{FRAMING}'/>".encode()), "close")
+    with pytest.raises(StreamError) as raised:
+        parser.parse(b"<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/>")  # unfinished
+    assert raised.value.condition == "not-well-formed"
+    with pytest.raises(StreamError):
+        parser.parse(b"<presence/>")  # the stream is over
+
+
+@pytest.mark.parametrize(("message", "condition"), [
+    (b"<a/><b", "not-well-formed"),  # a tag cut off after a whole element
+    (b"<a/></stream:stream>", "bad-format"),  # the wrapper is not the client's to end
+    (b"<message>" + b"x" * 1000 + b"</message>", "policy-violation"),
+])
+def test_a_message_after_a_good_one(message, condition):
+    parser = MessageParser(1000)
+    parser.parse(b"<presence/>")
+    with pytest.raises(StreamError) as raised:
+        parser.parse(message)
     assert raised.value.condition == condition
 
 

@@ -134,8 +134,12 @@ class XmlStream(Protocol):
         self._peer_closed = False
         self.header_sent = False
         self._drop_parser()
-        self.parser = StreamParser(self._on_header, self._on_element, self._on_peer_close,
-                                   max_stanza_size=self.max_stanza_size)
+        self.parser = self.new_parser()
+
+    def new_parser(self) -> StreamParser:
+        """The parser for the next stream; a framed transport (xmppd.web) has its own."""
+        return StreamParser(self._on_header, self._on_element, self._on_peer_close,
+                            max_stanza_size=self.max_stanza_size)
 
     def _drop_parser(self) -> None:
         """No more input is handled by the current parser, not even the rest of its chunk."""

@@ -268,6 +268,13 @@ class StreamParser:
         self._parser = None
         return True
 
+    def between_stanzas(self) -> bool:
+        """True when the stream is open and expat holds no part of a stanza or tag: what
+        framed transports check after each message (RFC 7395: one whole element each)."""
+        parser = self._parser
+        return (self._depth == 1 and self._current is None
+                and (parser is None or parser.CurrentByteIndex == self._fed))
+
     def _resume(self) -> pyexpat.XMLParserType:
         """A new expat parser inside a copy of the stream root, where the old one stopped."""
         parser = self._new_expat()
