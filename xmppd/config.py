@@ -162,6 +162,10 @@ class HttpConfig:
     # browser pages (their Origin) allowed to use the web clients' endpoints; "*": any
     cors_origins: tuple[str, ...] = ("*",)
     trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For / -Proto are believed
+    # concurrent HTTP connections (WebSocket and BOSH included) from one address; trusted
+    # proxies and [limits] exempt are not capped (a reverse proxy is one address for all)
+    max_connections_per_ip: int = 100
+    idle_timeout: float = 60.0  # seconds an HTTP connection may wait for its next request
 
 
 @dataclass(frozen=True)
@@ -444,6 +448,8 @@ class _Reader:
             external_url=t.get("external_url", _base_url, None),
             cors_origins=t.get("cors_origins", _list(_origin, unique=True), ("*",)),
             trusted_proxies=t.get("trusted_proxies", _list(_ip_address, unique=True), ()),
+            max_connections_per_ip=t.get("max_connections_per_ip", _integer(1), 100),
+            idle_timeout=t.get("idle_timeout", _seconds, 60.0),
         )
 
     def components(self, t: _Table, hosts: tuple[str, ...]) -> ComponentsConfig:

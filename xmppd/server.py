@@ -51,7 +51,8 @@ class Server:
         self._providers: dict = {}
         self.s2s = None  # the S2SManager, once the service turns federation on
         # the web server plugins mount resources on; it listens once something is mounted
-        self.http = HttpServer(config.http, reactor, config.server.listen_backlog)
+        self.http = HttpServer(config.http, reactor, config.server.listen_backlog,
+                               exempt=self.limits.config.exempt)
 
     def emit(self, event: Event, *args) -> defer.Deferred:
         return self.events.emit(event, *args)

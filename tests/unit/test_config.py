@@ -453,6 +453,10 @@ ERRORS = [
      'expected an http:// or https:// URL without ?query or #fragment, got '
      '"https://x.example/?a=1"'),
     (MINIMAL + "[http]\nport = 80\n", "[http] port: unknown key (known: "),  # grows with #17
+    (MINIMAL + "[http]\nmax_connections_per_ip = 0\n", "[http] max_connections_per_ip: "
+     "must be at least 1, got 0"),
+    (MINIMAL + "[http]\nidle_timeout = 0\n", "[http] idle_timeout: must be a finite number of "
+     "seconds above 0, got 0"),
     (MINIMAL + "[components.secrets]\nlocalhost = 'sixteen-chars!!!'\n",
      "[components.secrets] localhost: is one of [server] domains, not a component's"),
     (MINIMAL + "[components.secrets]\n'gw.localhost' = ''\n", '[components.secrets] '

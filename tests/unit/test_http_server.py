@@ -1,14 +1,19 @@
 """The shared web server (xmppd.http.server): mounts on one path segment each, no port
 until something is mounted, a mount made after the start opens the listeners, URLs for
-clients, and request bodies above the largest mount's bound refused on their headers."""
+clients, and request bodies above the largest mount's bound refused on their headers; the
+per-address connection cap and the idle timeout over real sockets."""
 
 from __future__ import annotations
 
 import http.client
+import ipaddress
+import socket
+from dataclasses import replace
 
 from twisted.internet import reactor, threads
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
-from twisted.web import resource
+from twisted.web import resource, server
 
 from xmppd.config import HttpConfig
 from xmppd.http.server import HttpServer, listener_port
@@ -126,3 +131,82 @@ class ServeTest(TestCase):
         self.assertEqual(status, 413)
         self.assertEqual(await threads.deferToThread(fetch, port, "PUT", "/small/", b"12345"),
                          (200, b"5"))
+
+
+class Held(resource.Resource):
+    """Answers after ``delay`` seconds, as a held BOSH request does."""
+
+    isLeaf = True
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def render_GET(self, request) -> int:  # noqa: N802
+        reactor.callLater(self.delay, lambda: (request.write(b"late"), request.finish()))
+        return server.NOT_DONE_YET
+
+
+def closed_by_server(sock: socket.socket, wait: float) -> bool:
+    """True when the server closes (or resets) ``sock`` within ``wait`` seconds."""
+    sock.settimeout(wait)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+
+
+class ConnectionLimitTest(TestCase):
+    """One address cannot hold every file descriptor with idle HTTP connections: at most
+    ``max_connections_per_ip`` at once (trusted proxies and [limits] exempt: no cap), and
+    an idle connection is closed after ``idle_timeout``; a request being answered is not."""
+
+    async def _serve(self, config: HttpConfig, exempt=()) -> int:
+        web = HttpServer(config, reactor, exempt=exempt)
+        web.mount("hello", Hello())
+        web.mount("held", Held(2.5))
+        await web.start(None)
+        self.addCleanup(web.stop)
+        return web.ports[0].getHost().port
+
+    async def test_one_address_is_capped_another_is_not(self):
+        port = await self._serve(replace(plain(), max_connections_per_ip=2))
+        held = [connect(port), connect(port)]
+        third = connect(port)
+        self.assertTrue(await threads.deferToThread(closed_by_server, third, 5))
+        other = connect(port, "127.0.0.2")
+        self.assertFalse(await threads.deferToThread(closed_by_server, other, 0.5))
+        for sock in (*held, third, other):
+            sock.close()
+        await deferLater(reactor, 0.3)  # their slots are free again
+        self.assertEqual(await threads.deferToThread(fetch, port, "GET", "/hello/"),
+                         (200, b"hello "))
+
+    async def test_trusted_proxies_and_exempt_addresses_are_not_capped(self):
+        for config, exempt in (
+                (replace(plain(), max_connections_per_ip=1, trusted_proxies=("127.0.0.1",)), ()),
+                (replace(plain(), max_connections_per_ip=1),
+                 (ipaddress.ip_network("127.0.0.0/8"),))):
+            port = await self._serve(config, exempt)
+            held = [connect(port) for _ in range(3)]
+            self.assertFalse(await threads.deferToThread(closed_by_server, held[-1], 0.5))
+            for sock in held:
+                sock.close()
+
+    async def test_idle_connections_are_closed_held_requests_are_not(self):
+        port = await self._serve(replace(plain(), idle_timeout=1.0))
+        idle = connect(port)
+        self.assertTrue(await threads.deferToThread(closed_by_server, idle, 4))
+        idle.close()
+        # a held request outlives the idle timeout (twisted.web stops it while answering)
+        self.assertEqual(await threads.deferToThread(fetch, port, "GET", "/held/"),
+                         (200, b"late"))
+
+    def test_defaults(self):
+        self.assertEqual((plain().max_connections_per_ip, plain().idle_timeout), (100, 60.0))

@@ -5,6 +5,12 @@ Plugins mount a resource under one path segment (``ctx.http_resource("upload", r
 ``/upload/...``); the mount goes when the plugin stops. The server listens only once
 something is mounted, on the ``[http] listen`` (plain) and ``https`` (with the ``[tls]``
 certificate) endpoints, so a server whose plugins serve nothing over HTTP opens no port.
+One address holds at most ``[http] max_connections_per_ip`` connections at once (a
+``ConnectionGate`` of xmppd.limits, counted from accept to close, WebSockets included, and
+refused before any TLS handshake; trusted proxies and ``[limits] exempt`` are not capped),
+and a connection idle for ``idle_timeout`` between requests is closed (twisted.web stops
+that timer while a request is answered, so a held BOSH request is not cut, and a WebSocket
+takes the connection over from a request that never ends).
 A mount made while the server runs (a plugin loaded later) starts the listeners then; they
 stay open (answering 404) when the last mount goes, until the server stops.
 
@@ -15,14 +21,18 @@ plain one without any). There is no access log: URLs and headers can carry token
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from urllib.parse import unquote_to_bytes
 
 from twisted.internet import defer
+from twisted.protocols.policies import WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import pages, resource, server
 
+from xmppd.limits.gate import ConnectionGate
 from xmppd.logs import get_logger
 from xmppd.stream.listen import DEFAULT_BACKLOG, listen
 
@@ -102,15 +112,47 @@ class QuietSite(server.Site):
         return self.bodies.get(segment, 0)
 
 
+class GatedFactory(WrappingFactory):
+    """Counts each connection at ``gate`` from accept to close, outside any TLS (a refused
+    one costs no handshake). The wrapper stays the TCP side's protocol when a WebSocket
+    takes the connection over from twisted.web, so its close is still counted."""
+
+    def __init__(self, wrapped, gate: ConnectionGate, reactor) -> None:
+        super().__init__(wrapped)
+        self.gate = gate
+        self.reactor = reactor
+
+    def buildProtocol(self, addr):  # noqa: N802 (Twisted's name)
+        host = getattr(addr, "host", "")
+        reason = self.gate.enter(host)
+        if reason is not None:
+            self.gate.note_refusal(host, reason, self.reactor.seconds())
+            return None  # the port closes it
+        protocol = super().buildProtocol(addr)
+        if protocol is None:
+            self.gate.leave(host)
+        else:
+            protocol.gated_host = host
+        return protocol
+
+    def unregisterProtocol(self, protocol) -> None:  # noqa: N802
+        super().unregisterProtocol(protocol)
+        self.gate.leave(protocol.gated_host)
+
+
 class HttpServer:
     """The mounts and the listeners; started and stopped by the service tree."""
 
-    def __init__(self, config, reactor, backlog: int = DEFAULT_BACKLOG) -> None:
+    def __init__(self, config, reactor, backlog: int = DEFAULT_BACKLOG,
+                 exempt: Iterable = ()) -> None:
         self.config = config
         self.reactor = reactor
         self.backlog = backlog
         self.root = MountTable()
-        self.site = QuietSite(self.root, reactor=reactor)
+        self.site = QuietSite(self.root, reactor=reactor, timeout=config.idle_timeout)
+        self.gate = ConnectionGate(  # no total of its own: the per-address cap is the point
+            "http", config.max_connections_per_ip, sys.maxsize,
+            (*exempt, *(ipaddress.ip_network(ip) for ip in config.trusted_proxies)))
         self.ports: list = []
         self._bodies: dict[bytes, int] = {}  # each mount's largest request body
         self._tls_context = None
@@ -177,10 +219,12 @@ class HttpServer:
                 lambda failure: log.failure("the web server could not listen", failure))
 
     async def _open_ports(self) -> None:
-        listeners = [(d, self.site) for d in self.config.listen]
+        listeners = [(d, GatedFactory(self.site, self.gate, self.reactor))
+                     for d in self.config.listen]
         if self.config.https:
             https = TLSMemoryBIOFactory(self._tls_context, False, self.site)
-            listeners += [(d, https) for d in self.config.https]
+            listeners += [(d, GatedFactory(https, self.gate, self.reactor))
+                          for d in self.config.https]
         for description, factory in listeners:
             port = await listen(self.reactor, description, factory, self.backlog)
             self.ports.append(port)
