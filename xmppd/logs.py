@@ -25,9 +25,17 @@ def get_logger(namespace: str) -> Logger:
 def set_level(name: str) -> None:
     """Apply the configured level to every xmppd logger (Twisted's own logs are untouched)."""
     _predicate.setLogLevelForNamespace("xmppd", LEVELS[name])
+    _enabled.clear()
 
 
 def enabled(namespace: str, level: LogLevel) -> bool:
     """Whether a line of ``level`` from ``namespace`` would be kept: callers that log per
     network frame skip building lines nobody reads."""
-    return level >= _predicate.logLevelForNamespace(namespace)
+    key = (namespace, level)
+    kept = _enabled.get(key)
+    if kept is None:
+        kept = _enabled[key] = level >= _predicate.logLevelForNamespace(namespace)
+    return kept
+
+
+_enabled: dict[tuple[str, LogLevel], bool] = {}  # enabled()'s answers until set_level()
