@@ -11,6 +11,8 @@ declarations a standalone document needs (``xmlns='jabber:client'``, ``xmlns:str
 
 from __future__ import annotations
 
+import re
+
 from twisted.words.xish import domish
 
 from xmppd import ns
@@ -123,7 +125,8 @@ def frame_element(element: domish.Element) -> bytes:
 
 def _tag_end(data: bytes) -> int:
     """Where the first tag's name ends."""
-    for index in range(1, len(data)):
-        if data[index] in b" />":
-            return index
-    return len(data)
+    found = _NAME_END.search(data, 1)
+    return len(data) if found is None else found.start()
+
+
+_NAME_END = re.compile(rb"[ />]")
