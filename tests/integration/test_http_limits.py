@@ -104,3 +104,4 @@ def test_one_address_is_capped(server):
     for sock in held:
         sock.close()
     assert "http listener refused 1 connection(s)" in server.log()
+    assert f"too many HTTP connections from 127.0.0.1 ({PER_IP})" in server.log()

@@ -152,7 +152,8 @@ class HttpServer:
         self.site = QuietSite(self.root, reactor=reactor, timeout=config.idle_timeout)
         self.gate = ConnectionGate(  # no total of its own: the per-address cap is the point
             "http", config.max_connections_per_ip, sys.maxsize,
-            (*exempt, *(ipaddress.ip_network(ip) for ip in config.trusted_proxies)))
+            (*exempt, *(ipaddress.ip_network(ip) for ip in config.trusted_proxies)),
+            what="HTTP connections")
         self.ports: list = []
         self._bodies: dict[bytes, int] = {}  # each mount's largest request body
         self._tls_context = None

@@ -25,8 +25,10 @@ LOG_EVERY = 10.0  # seconds between two log lines about one gate's refusals
 
 
 class ConnectionGate:
-    def __init__(self, name: str, per_ip: int, total: int, exempt: Iterable = ()) -> None:
+    def __init__(self, name: str, per_ip: int, total: int, exempt: Iterable = (),
+                 what: str = "unauthenticated connections") -> None:
         self.name = name
+        self.what = what  # what is counted, for the refusals' text (the web server: all)
         self.per_ip = per_ip
         self.total = total
         self.exempt = tuple(exempt)
@@ -39,10 +41,10 @@ class ConnectionGate:
     def enter(self, ip: str) -> str | None:
         """Count a new connection from ``ip``; the reason it is refused, or None."""
         if self.open >= self.total:
-            return f"too many unauthenticated connections to this server ({self.total})"
+            return f"too many {self.what} to this server ({self.total})"
         count = self.counts.get(ip, 0)
         if count >= self.per_ip and not self._exempt(ip):
-            return f"too many unauthenticated connections from {ip} ({self.per_ip})"
+            return f"too many {self.what} from {ip} ({self.per_ip})"
         self.counts[ip] = count + 1
         self.open += 1
         return None
