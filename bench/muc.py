@@ -22,7 +22,7 @@ from collections import defaultdict
 from bench.accounts import user_names
 from bench.loadgen import Connection, Target, close_all, login_many, settle
 from bench.procstats import CpuMeter
-from bench.workloads import BODY, MESSAGE_END, Plan, Results, _add_cpu
+from bench.workloads import BODY, MESSAGE_END, Plan, Results, _add_cpu, marker_sink
 
 MUC = "http://jabber.org/protocol/muc"
 OWNER = "http://jabber.org/protocol/muc#owner"
@@ -135,26 +135,15 @@ class Room:
         done = loop.create_future()
         last = 0.0
 
-        def sink_for():
-            tail, seen = b"", False
-
-            def sink(data: bytes) -> None:
-                nonlocal tail, seen, waiting, last
-                if seen:
-                    return
-                chunk = tail + data
-                if marker not in chunk:
-                    tail = chunk[-len(marker):]
-                    return
-                seen, last = True, time.perf_counter()
-                waiting -= 1
-                if waiting == 0 and not done.done():
-                    done.set_result(None)
-
-            return sink
+        def arrived() -> None:
+            nonlocal waiting, last
+            last = time.perf_counter()
+            waiting -= 1
+            if waiting == 0 and not done.done():
+                done.set_result(None)
 
         for session in self.sessions:
-            session.sink = sink_for()
+            session.sink = marker_sink(marker, arrived)
         sent = time.perf_counter()
         self.sessions[-1].send(f"<message to='{self.room}' type='groupchat'><body>"
                                f"room-round-{number}</body></message>".encode())

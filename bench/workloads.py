@@ -25,7 +25,7 @@ import itertools
 import re
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench.accounts import HUB, user_names
@@ -374,28 +374,15 @@ class FanOut:
         all_arrived = loop.create_future()
         last_arrival = 0.0
 
-        def sink_for():
-            tail = b""
-            done = False
-
-            def sink(data: bytes) -> None:
-                nonlocal tail, done, waiting, last_arrival
-                if done:
-                    return
-                chunk = tail + data
-                if marker not in chunk:
-                    tail = chunk[-len(marker):]
-                    return
-                done = True
-                last_arrival = time.perf_counter()
-                waiting -= 1
-                if waiting == 0 and not all_arrived.done():
-                    all_arrived.set_result(None)
-
-            return sink
+        def arrived() -> None:
+            nonlocal waiting, last_arrival
+            last_arrival = time.perf_counter()
+            waiting -= 1
+            if waiting == 0 and not all_arrived.done():
+                all_arrived.set_result(None)
 
         for contact in self.contacts:
-            contact.sink = sink_for()
+            contact.sink = marker_sink(marker, arrived)
         meter = CpuMeter(self.target.pid)
         meter.start()
         sent = time.perf_counter()
@@ -441,3 +428,23 @@ WORKLOADS = {
     "memory": memory,
     "fanout": fanout,
 }
+
+
+def marker_sink(marker: bytes, seen: Callable[[], None]) -> Callable[[bytes], None]:
+    """A connection's sink that calls ``seen`` once, when ``marker`` first arrives (also when
+    a read splits it): how a round times the last of many recipients."""
+    tail = b""
+    done = False
+
+    def sink(data: bytes) -> None:
+        nonlocal tail, done
+        if done:
+            return
+        chunk = tail + data
+        if marker not in chunk:
+            tail = chunk[-len(marker):]
+            return
+        done = True
+        seen()
+
+    return sink
