@@ -44,6 +44,7 @@ from pathlib import Path
 
 from tests.interop.logwait import wait_for_line
 from tests.interop.peer_login import login_to_peer
+from tests.ports import free_port  # noqa: F401 (re-exported to the tests)
 
 EJABBERDCTL = "ejabberdctl"
 USER = "ejabberd"
@@ -64,12 +65,6 @@ def available() -> bool:
     except KeyError:
         return False
     return True
-
-
-def free_port(ip: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((ip, 0))
-        return sock.getsockname()[1]
 
 
 def quoted(value: str | Path) -> str:

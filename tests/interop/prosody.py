@@ -34,6 +34,7 @@ from pathlib import Path
 
 from tests.interop.logwait import wait_for_line
 from tests.interop.peer_login import login_to_peer
+from tests.ports import free_port  # noqa: F401 (re-exported to the tests)
 
 PROSODY = "prosody"
 PROSODYCTL = "prosodyctl"
@@ -107,12 +108,6 @@ end
 def available() -> bool:
     """Whether the Prosody binaries are installed (tests skip with SKIP_REASON if not)."""
     return shutil.which(PROSODY) is not None and shutil.which(PROSODYCTL) is not None
-
-
-def free_port(ip: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((ip, 0))
-        return sock.getsockname()[1]
 
 
 def lua(value) -> str:

@@ -78,7 +78,10 @@ class Tmux:
         deadline = loop.time() + DEADLINE
         while True:
             screen = await self.screen()
-            if any(re.search(pattern, screen) for pattern in patterns):
+            # profanity wraps a long line itself, going on indented below: join those
+            unwrapped = re.sub(r" *\n {2,}", " ", screen)
+            if any(re.search(pattern, text) for pattern in patterns
+                   for text in (screen, unwrapped)):
                 return screen
             if loop.time() > deadline:
                 pytest.fail(f"none of {patterns} on profanity's screen:\n{screen}")
