@@ -141,6 +141,18 @@ class StreamHarness:
         self.header()
         self.bind_features = [v for k, v in self.events() if k == "element"][0]
 
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait until the stream has no stanza's work pending (a storage answer comes from a
+        thread, later on a busy machine), so the next ``feed`` is handled at once."""
+        from twisted.internet import reactor, task
+
+        waited = 0.0
+        while self.stream._waiting is not None or self.stream._backlog:
+            if waited >= timeout:
+                raise AssertionError(f"the stream still had work pending after {timeout}s")
+            await task.deferLater(reactor, 0.01, lambda: None)
+            waited += 0.01
+
     async def wait_for_element(self, name: str, timeout: float = 5.0):
         """Storage answers from a thread: poll the real reactor until the element arrives."""
         from twisted.internet import reactor, task

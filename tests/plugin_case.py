@@ -68,4 +68,5 @@ class PluginServerCase(TestCase):
         if available:
             harness.feed("<presence/>")
             await harness.wait_for_element("presence")
+            await harness.settle()  # its echo can come before the presence's work is done
         return harness
