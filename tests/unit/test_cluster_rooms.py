@@ -1,0 +1,302 @@
+"""MUC rooms in a cluster without Redis or sockets: rendezvous placement, the live set from
+heartbeat readings, a room handed over whole, occupants of a dead node dropped, the rooms a
+node's sessions are in and the 332 they get when a room is lost, and the link that carries a
+room's stanzas to its node (xmppd.cluster.placement, rooms, memberships; xmppd.muc.handoff)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from types import SimpleNamespace
+
+from twisted.internet import defer
+
+from xmppd.cluster.memberships import MAX_ROOMS_PER_SESSION, Memberships
+from xmppd.cluster.placement import Liveness, owner
+from xmppd.cluster.rooms import FORWARDED, RoomCluster
+from xmppd.dispatch import Dispatcher
+from xmppd.jid import parse_jid
+from xmppd.muc.admin import Limits
+from xmppd.muc.config import RoomConfig
+from xmppd.muc.service import MucService
+from xmppd.muc.store import RoomStore
+from xmppd.stanza import Stanza
+from xmppd.xml.stored import stanza_from_text
+
+SERVICE = "conference.example.org"
+ROOMS = [f"room{n}@{SERVICE}" for n in range(3000)]
+
+
+# -- placement
+
+
+def test_each_room_has_one_node_and_only_a_dead_nodes_rooms_move():
+    three = {room: owner(room, ["a", "b", "c"]) for room in ROOMS}
+    assert three == {room: owner(room, ["c", "b", "a"]) for room in ROOMS}  # order-free
+    counts = Counter(three.values())
+    assert min(counts.values()) > len(ROOMS) / 4  # spread over the nodes
+    without_c = {room: owner(room, ["a", "b"]) for room in ROOMS}
+    moved = [room for room in ROOMS if three[room] != without_c[room]]
+    assert moved and all(three[room] == "c" for room in moved)
+    with_d = {room: owner(room, ["a", "b", "c", "d"]) for room in ROOMS}
+    assert all(with_d[room] in (three[room], "d") for room in ROOMS)
+    assert owner(ROOMS[0], []) is None
+
+
+def test_a_node_goes_after_two_readings_without_it_and_comes_at_once():
+    live = Liveness("a")
+    live.live = live.reading({"a", "b", "c"})
+    assert live.live == {"a", "b", "c"}
+    assert live.reading({"a", "b"}) == {"a", "b", "c"}  # once: Redis may have restarted
+    assert live.reading({"a", "b"}) == {"a", "b"}
+    assert live.reading({"a", "c"}) == {"a", "b", "c"}  # back before the second: stays
+    assert live.reading({"a", "b", "c"}) == {"a", "b", "c"}
+    assert live.reading(set()) == {"a", "b", "c"}  # never without itself
+    live.live = live.reading({"b", "c", "d"})
+    assert live.live == {"a", "b", "c", "d"}
+
+
+# -- a MUC service with its stored rooms in memory
+
+
+class MapStore:
+    def __init__(self) -> None:
+        self.data: dict = {}
+
+    def items(self, domain):
+        return defer.succeed(dict(self.data.get(domain, {})))
+
+    def set(self, domain, key, value):
+        self.data.setdefault(domain, {})[key] = json.loads(json.dumps(value))
+        return defer.succeed(None)
+
+    def delete(self, domain, key):
+        self.data.get(domain, {}).pop(key, None)
+        return defer.succeed(None)
+
+
+def service(store: MapStore | None = None, sent: list | None = None) -> MucService:
+    muc = MucService(send=(sent if sent is not None else []).append, clock=lambda: 1000.0,
+                     rooms=RoomStore(store or MapStore()), archive=None, limits=Limits(),
+                     may_create=lambda jid: True, defaults=RoomConfig(),
+                     new_id=iter(f"sid{n}" for n in range(100)).__next__)
+    muc.service = SimpleNamespace(domains=frozenset((SERVICE,)), dispatcher=Dispatcher(print),
+                                  route=lambda stanza, origin: None)
+    return muc
+
+
+def presence(sender: str, to: str, type: str | None = None, xml: str = "") -> Stanza:
+    element = stanza_from_text(
+        f"<presence xmlns='jabber:client' from='{sender}' to='{to}'"
+        + (f" type='{type}'" if type else "") + f">{xml}</presence>")
+    return Stanza(element, parse_jid(sender), parse_jid(to))
+
+
+def groupchat(sender: str, room: str, body: str) -> Stanza:
+    element = stanza_from_text(f"<message xmlns='jabber:client' from='{sender}' to='{room}' "
+                               f"type='groupchat'><body>{body}</body></message>")
+    return Stanza(element, parse_jid(sender), parse_jid(room))
+
+
+ROOM = f"lounge@{SERVICE}"
+JOIN = "<x xmlns='http://jabber.org/protocol/muc'/>"
+
+
+def busy_room(muc: MucService) -> None:
+    muc.on_presence(presence("alice@example.org/phone", f"{ROOM}/Alice"))  # open at once
+    muc.on_presence(presence("bob@example.org/pc", f"{ROOM}/Bob", xml="<show>away</show>"))
+    muc.on_presence(presence("bob@example.org/tablet", f"{ROOM}/Bob"))  # one nick, 2 sessions
+    muc.on_message(groupchat("alice@example.org/phone", ROOM, "one"))
+    muc.on_message(groupchat("bob@example.org/pc", ROOM, "two"))
+    room = muc.rooms[parse_jid(ROOM)]
+    room.set_affiliation(parse_jid("carol@example.org"), "member")
+    room.subject = "talk"
+
+
+def test_a_room_handed_over_whole():
+    first, second = service(), service()
+    busy_room(first)
+    before = first.rooms[parse_jid(ROOM)]
+    state = json.loads(json.dumps(first.export(parse_jid(ROOM))))  # through the wire
+    assert parse_jid(ROOM) not in first.rooms
+    room = second.adopt(state)
+    assert room.jid == parse_jid(ROOM) and second.rooms[room.jid] is room
+    assert [o.nick for o in room.occupants] == ["Alice", "Bob"]
+    bob = room.occupants.get("Bob")
+    assert [j.full() for j in bob.jids()] == ["bob@example.org/pc", "bob@example.org/tablet"]
+    assert bob.role == "participant" and room.occupants.of_session(
+        parse_jid("bob@example.org/pc")) is bob
+    assert [str(e.message.body) for e in room.history.entries] == ["one", "two"]
+    assert [e.stanza_id for e in room.history.entries] == [
+        e.stanza_id for e in before.history.entries]
+    assert room.affiliation(parse_jid("carol@example.org")) == "member"
+    assert room.subject == "talk" and room.secret == before.secret
+    # the occupants go on as before: a message reaches all three sessions
+    sent = []
+    room.send = sent.append
+    second.on_message(groupchat("alice@example.org/phone", ROOM, "three"))
+    assert sorted(e["to"] for e in sent) == ["alice@example.org/phone", "bob@example.org/pc",
+                                             "bob@example.org/tablet"]
+
+
+def test_an_unreadable_occupant_is_left_out_of_a_hand_over():
+    first, second = service(), service()
+    busy_room(first)
+    state = first.export(parse_jid(ROOM))
+    state["occupants"][0]["role"] = "king"
+    room = second.adopt(state)
+    assert [o.nick for o in room.occupants] == ["Bob"]
+    state["record"] = "not a record"
+    try:
+        second.adopt(state)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass
+    else:
+        raise AssertionError("adopted a broken state")
+
+
+def test_sessions_of_a_dead_node_leave_and_the_others_are_told():
+    sent: list = []
+    muc = service(sent=sent)
+    busy_room(muc)
+    sent.clear()
+    gone = {"bob@example.org/tablet", "alice@example.org/phone"}
+    assert muc.leave_sessions(lambda session: session.full() in gone) == 2
+    room = muc.rooms[parse_jid(ROOM)]
+    assert [o.nick for o in room.occupants] == ["Bob"]
+    told = [(e["to"], e["from"], e.getAttribute("type")) for e in sent]
+    assert ("bob@example.org/pc", f"{ROOM}/Alice", "unavailable") in told
+    # the last session empties a temporary room: it goes
+    assert muc.leave_sessions(lambda session: True) == 1
+    assert not muc.rooms
+
+
+def test_a_room_closed_tells_its_occupants_332_and_keeps_what_is_stored():
+    store, sent = MapStore(), []
+    muc = service(store, sent)
+    busy_room(muc)
+    room = muc.rooms[parse_jid(ROOM)]
+    room.config = RoomConfig(persistent=True)
+    muc.changed(room)
+    sent.clear()
+    muc.close(parse_jid(ROOM))
+    assert sorted(e["to"] for e in sent) == ["alice@example.org/phone", "bob@example.org/pc",
+                                             "bob@example.org/tablet"]
+    assert all("code=\"332\"" in e.toXml().replace("'", '"') for e in sent)
+    assert "lounge" in store.data[SERVICE]
+    again = service(store)
+    count = defer.ensureDeferred(again.load([SERVICE], lambda jid: jid.user != "lounge"))
+    assert count.result == 0 and not again.rooms
+    assert defer.ensureDeferred(again.load([SERVICE])).result == 1
+
+
+# -- the rooms a node's own sessions are in
+
+
+def test_memberships_follow_a_clients_presence_and_make_the_332():
+    members = Memberships(lambda jid: jid.host == SERVICE)
+    alice = "alice@example.org/phone"
+    members.outgoing(presence(alice, f"{ROOM}/Alice", xml=JOIN), None)
+    members.outgoing(presence(alice, f"other@{SERVICE}/Al"), None)
+    members.outgoing(presence(alice, f"other@{SERVICE}/Alf"), None)  # a nick change
+    members.outgoing(presence(alice, "bob@example.org"), None)  # not a room
+    members.outgoing(presence(alice, f"third@{SERVICE}/A"), None)
+    members.outgoing(presence(alice, f"third@{SERVICE}/A", "unavailable"), None)
+    assert {j.full(): n for j, n in members.joined[parse_jid(alice)].items()} == {
+        ROOM: "Alice", f"other@{SERVICE}": "Alf"}
+    lost = members.lost(lambda room: room.user == "other")
+    [element] = lost
+    assert (element["from"], element["to"], element["type"]) == (
+        f"other@{SERVICE}/Alf", alice, "unavailable")
+    codes = {s["code"] for s in element.elements().__next__().elements() if s.name == "status"}
+    assert codes == {"110", "332"}
+    assert members.lost(lambda room: room.user == "other") == []
+    members.session_closed(SimpleNamespace(jid=parse_jid(alice)))
+    assert not members.joined
+
+
+def test_memberships_of_one_session_are_bounded():
+    members = Memberships(lambda jid: True)
+    for n in range(MAX_ROOMS_PER_SESSION + 5):
+        members.outgoing(presence("a@example.org/x", f"r{n}@{SERVICE}/n"), None)
+    rooms = members.joined[parse_jid("a@example.org/x")]
+    assert len(rooms) == MAX_ROOMS_PER_SESSION and parse_jid(f"r0@{SERVICE}") not in rooms
+
+
+# -- the link that carries a room's stanzas to its node
+
+
+class FakeRedis:
+    def __init__(self, listeners: int = 1) -> None:
+        self.published: list[tuple[str, str]] = []
+        self.listeners = listeners
+
+    def publish(self, channel, message):
+        self.published.append((channel, message))
+        return defer.succeed(self.listeners)
+
+
+def cluster(muc: MucService, live=("a", "b", "c"), me="a", listeners=1):
+    server = SimpleNamespace(router=SimpleNamespace(domains=frozenset(("example.org",)),
+                                                    bounced=[]),
+                             sessions={}, dispatcher=Dispatcher(print))
+    server.router.bounce = lambda stanza, condition, text=None: server.router.bounced.append(
+        (stanza, condition))
+    server.router.send_from_server = lambda element: None
+    rooms = RoomCluster(me, 1.0, FakeRedis(listeners), muc, server,
+                        SimpleNamespace(get=lambda jid: None), None)
+    rooms.liveness.live = frozenset(live)
+    return rooms
+
+
+def room_of(node: str, nodes=("a", "b", "c")) -> str:
+    return next(room for room in ROOMS if owner(room, nodes) == node)
+
+
+def test_a_rooms_stanza_goes_to_its_node_and_one_from_there_is_run_here():
+    rooms = cluster(service())
+    there = room_of("b")
+    stanza = presence("alice@example.org/phone", f"{there}/Alice", xml=JOIN)
+    assert rooms.place(stanza, None) is True
+    [(channel, message)] = rooms.redis.published
+    assert channel == "xmppd:stanzas:b" and message.startswith("room\n<presence")
+    assert rooms.place(stanza, FORWARDED) is None  # sent here by b: run here
+    assert rooms.place(presence("alice@example.org/phone", f"{room_of('a')}/A"), None) is None
+    assert rooms.place(presence("x@example.org/y", SERVICE + "/z"), None) is None  # the service
+
+
+def test_a_room_whose_node_is_not_listening_is_refused():
+    rooms = cluster(service(), listeners=0)
+    rooms.place(groupchat("alice@example.org/phone", room_of("c"), "hi"), None)
+    [(_, condition)] = rooms.server.router.bounced
+    assert condition == "service-unavailable"
+    rooms.place(presence("alice@example.org/phone", f"{room_of('c')}/A", "unavailable"), None)
+    assert len(rooms.server.router.bounced) == 1  # leaving needs no answer
+
+
+def test_rooms_move_to_a_node_that_joins_and_wait_for_a_load_after_a_death():
+    muc = service()
+    stays = next(room for room in ROOMS if owner(room, ("a", "b")) == "a"
+                 and owner(room, ("a", "b", "c")) == "a")
+    to_c = next(room for room in ROOMS if owner(room, ("a", "b")) == "a"
+                and owner(room, ("a", "b", "c")) == "c")
+    rooms = cluster(muc, live=("a", "b"))
+    rooms.server.sessions[parse_jid("bob@example.org/pc")] = object()  # bound here
+    for room in (stays, to_c):
+        muc.on_presence(presence("bob@example.org/pc", f"{room}/Bob"))
+    rooms.on_registry("rooms-up c")
+    assert set(muc.rooms) == {parse_jid(stays)}
+    [(channel, message)] = rooms.redis.published
+    assert channel == "xmppd:stanzas:c"
+    kind, _, state = message.partition("\n")
+    assert kind == "handoff" and json.loads(state)["jid"] == to_c
+    # c dies: its stored rooms load here; a stanza for one of them waits for the load
+    waiting: defer.Deferred = defer.Deferred()
+    rooms.muc.load = lambda domains, wanted: waiting
+    rooms._changed(frozenset(("a", "b")), {"c"})
+    held = rooms.place(presence("bob@example.org/pc", f"{to_c}/Bob"), None)
+    assert isinstance(held, defer.Deferred) and not held.called
+    assert rooms.place(presence("bob@example.org/pc", f"{stays}/Bob"), None) is None
+    waiting.callback(0)
+    assert held.called and held.result is None  # goes on to the MUC plugin
+    assert rooms.place(presence("bob@example.org/pc", f"{to_c}/Bob"), None) is None
