@@ -235,6 +235,10 @@ class FakeRedis:
         self.published.append((channel, message))
         return defer.succeed(self.listeners)
 
+    def delete(self, key):
+        self.published.append(("DEL", key))
+        return defer.succeed(1)
+
 
 def cluster(muc: MucService, live=("a", "b", "c"), me="a", listeners=1):
     server = SimpleNamespace(router=SimpleNamespace(domains=frozenset(("example.org",)),
@@ -294,6 +298,7 @@ def test_rooms_move_to_a_node_that_joins_and_wait_for_a_load_after_a_death():
     waiting: defer.Deferred = defer.Deferred()
     rooms.muc.load = lambda domains, wanted: waiting
     rooms._changed(frozenset(("a", "b")), {"c"})
+    assert ("DEL", "xmppd:rooms:c") in rooms.redis.published  # its room list
     held = rooms.place(presence("bob@example.org/pc", f"{to_c}/Bob"), None)
     assert isinstance(held, defer.Deferred) and not held.called
     assert rooms.place(presence("bob@example.org/pc", f"{stays}/Bob"), None) is None

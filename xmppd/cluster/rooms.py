@@ -288,6 +288,8 @@ class RoomCluster:
         new = self.liveness.reading(alive - self.left)
         if new != self.live:
             self._changed(new, set(self.live - new))
+        else:  # a room adopted here by a node that saw the live set otherwise goes on
+            self._rehome()
         yield self._publish_rooms()
 
     def _changed(self, new: frozenset[str], dead: set[str]) -> None:
@@ -302,12 +304,19 @@ class RoomCluster:
                 send(presence)
             self.muc.leave_sessions(lambda session: self._gone(session, dead))
         self.liveness.live = new
+        self._rehome()
+        if dead:
+            for node in dead:
+                self.redis.delete(rooms_key(node)).addErrback(
+                    log_failure, f"the room list of {node} not removed")
+            self._load()
+
+    def _rehome(self) -> None:
+        """The rooms here that another node owns now go to it."""
         for jid in list(self.muc.rooms):
             node = self.owner(jid)
             if node != self.me:
                 self._hand_off(jid, node)
-        if dead:
-            self._load()
 
     def _gone(self, session: JID, dead: set[str]) -> bool:
         """Whether an occupant session was on a node that died: an account of ours not
@@ -346,9 +355,11 @@ class RoomCluster:
     # -- the room list
 
     def _publish_rooms(self) -> defer.Deferred:
+        """This node's public rooms for the others' disco: written again at each heartbeat
+        (a Redis that restarted empty has them back), replaced when they changed."""
         rooms = {item.jid: item.name or "" for item in public_items(self.muc.rooms.values())}
         if rooms == self._published:
-            return defer.succeed(None)
+            return self.redis.hmset(rooms_key(self.me), rooms) if rooms else defer.succeed(None)
         self._published = rooms
         d = self.redis.delete(rooms_key(self.me))
         if rooms:
