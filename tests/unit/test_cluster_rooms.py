@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from types import SimpleNamespace
 
+import pytest
 from twisted.internet import defer
 
 from xmppd.cluster.memberships import MAX_ROOMS_PER_SESSION, Memberships
@@ -146,13 +147,17 @@ def test_an_unreadable_occupant_is_left_out_of_a_hand_over():
     state["occupants"][0]["role"] = "king"
     room = second.adopt(state)
     assert [o.nick for o in room.occupants] == ["Bob"]
-    state["record"] = "not a record"
-    try:
-        second.adopt(state)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        pass
-    else:
-        raise AssertionError("adopted a broken state")
+    for broken in ("not a record", {"secret": "AAAA", "config": 3}):
+        state["record"] = broken
+        with pytest.raises((KeyError, TypeError, ValueError, AttributeError)):
+            second.adopt(state)
+        assert parse_jid(ROOM) not in second.rooms
+    # on the wire: logged and left out, the node goes on
+    rooms = cluster(second)
+    rooms.on_message("handoff", json.dumps(state))
+    rooms.on_message("handoff", "{not json")
+    rooms.on_message("room", "<presence")
+    assert parse_jid(ROOM) not in second.rooms
 
 
 def test_sessions_of_a_dead_node_leave_and_the_others_are_told():

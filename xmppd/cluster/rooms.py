@@ -253,7 +253,7 @@ class RoomCluster:
     def _adopt(self, text: str) -> None:
         try:
             room = self.muc.adopt(json.loads(text))
-        except (KeyError, TypeError, ValueError, InvalidJID) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, InvalidJID) as error:
             log.error("ignored an unreadable room from the cluster: {error}", error=error)
             return
         log.info("room {room} runs here now, with {count} occupants", room=room.jid,

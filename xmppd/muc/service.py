@@ -190,7 +190,7 @@ class MucService:
         room = self.new_room(jid, RoomConfig(), store.secret_of(state["record"]))
         try:
             handoff.restore_state(room, state)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             self.rooms.pop(jid, None)
             raise
         vcard.restore_hash(room)
