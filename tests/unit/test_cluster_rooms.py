@@ -15,6 +15,7 @@ from twisted.internet import defer
 from xmppd.cluster.memberships import MAX_ROOMS_PER_SESSION, Memberships
 from xmppd.cluster.placement import Liveness, owner
 from xmppd.cluster.rooms import FORWARDED, RoomCluster
+from xmppd.disco import DiscoItem
 from xmppd.dispatch import Dispatcher
 from xmppd.jid import parse_jid
 from xmppd.muc.admin import Limits
@@ -310,3 +311,25 @@ def test_rooms_move_to_a_node_that_joins_and_wait_for_a_load_after_a_death():
     waiting.callback(0)
     assert held.called and held.result is None  # goes on to the MUC plugin
     assert rooms.place(presence("bob@example.org/pc", f"{to_c}/Bob"), None) is None
+
+
+def test_the_room_list_adds_the_public_rooms_of_the_other_nodes():
+    muc = service()
+    muc.on_presence(presence("alice@example.org/phone", f"{ROOM}/Alice"))
+    muc.rooms[parse_jid(ROOM)].config = RoomConfig(public=True, name="Here")
+    asked = []
+
+    def elsewhere(domain):
+        asked.append(domain)
+        return defer.succeed([DiscoItem(f"there@{SERVICE}", name="There"),
+                              DiscoItem(ROOM, name="Here")])  # a room just handed over
+
+    request = Stanza(stanza_from_text(f"<iq xmlns='jabber:client' type='get' to='{SERVICE}' "
+                                      f"from='bob@example.org/x' id='1'/>"),
+                     parse_jid("bob@example.org/x"), parse_jid(SERVICE))
+    assert [item.jid for item in muc.service_items(request, None)] == [ROOM]
+    muc.elsewhere = elsewhere
+    listed = muc.service_items(request, None).result
+    assert [(item.jid, item.name) for item in listed] == [(ROOM, "Here"),
+                                                         (f"there@{SERVICE}", "There")]
+    assert asked == [SERVICE]
