@@ -296,10 +296,11 @@ def test_rooms_move_to_a_node_that_joins_and_wait_for_a_load_after_a_death():
         muc.on_presence(presence("bob@example.org/pc", f"{room}/Bob"))
     rooms.on_registry("rooms-up c")
     assert set(muc.rooms) == {parse_jid(stays)}
-    [(channel, message)] = rooms.redis.published
-    assert channel == "xmppd:stanzas:c"
-    kind, _, state = message.partition("\n")
+    [(channel, handoff), (again, handed)] = rooms.redis.published
+    assert channel == again == "xmppd:stanzas:c"
+    kind, _, state = handoff.partition("\n")
     assert kind == "handoff" and json.loads(state)["jid"] == to_c
+    assert handed == "handed\na"  # after the rooms: c may run its own now
     # c dies: its stored rooms load here; a stanza for one of them waits for the load
     waiting: defer.Deferred = defer.Deferred()
     rooms.muc.load = lambda domains, wanted: waiting
@@ -333,3 +334,21 @@ def test_the_room_list_adds_the_public_rooms_of_the_other_nodes():
     assert [(item.jid, item.name) for item in listed] == [(ROOM, "Here"),
                                                          (f"there@{SERVICE}", "There")]
     assert asked == [SERVICE]
+
+
+def test_a_node_that_starts_holds_its_rooms_stanzas_until_the_others_handed_theirs():
+    muc = service()
+    rooms = cluster(muc, live=("a", "b", "c"))
+    rooms._awaiting = {"b", "c"}
+    mine = room_of("a")
+    held = rooms.place(presence("bob@example.org/pc", f"{mine}/Bob"), None)
+    assert isinstance(held, defer.Deferred)
+    assert rooms.place(presence("bob@example.org/pc", f"{room_of('b')}/Bob"), None) is True
+    rooms.on_message("handed", "b")
+    assert not held.called
+    rooms._changed(frozenset(("a", "b")), {"c"})  # c died meanwhile: nothing to wait for
+    assert held.called and held.result is None
+    rooms._awaiting = {"b"}
+    held = rooms.place(presence("bob@example.org/pc", f"{mine}/Bob"), None)
+    rooms._settled(None)  # the wait is over (SETTLE_HEARTBEATS)
+    assert held.called

@@ -15,8 +15,12 @@ the heartbeat readings of ``placement.read_alive``):
 
 - a node that joined takes its rooms whole: each node hands it the live rooms it ran and no
   longer owns (``handoff\\nJSON``: config, affiliations, occupants, history), so their
-  occupants notice nothing; a node that stops cleanly hands all of its rooms over the same
-  way before it says ``rooms-down``;
+  occupants notice nothing, then says it is done (``handed\\nNODE``). Until every node that
+  was live has said so (at most ``SETTLE_HEARTBEATS``), the new node holds the stanzas for
+  its rooms: a join carried there by a third node cannot enter a room still on its way. A
+  node that stops cleanly hands all of its rooms over the same way before it says
+  ``rooms-down``, which Redis then delivers after them, and ahead of every stanza the other
+  nodes carry to the rooms' new nodes after reading it;
 - a node that died took its rooms' occupants and history with it. Its persistent rooms are
   loaded from the shared database by their new nodes (stanzas for a room of this node wait
   while that load runs, so a join cannot make a fresh room over a stored one); every node
@@ -51,7 +55,9 @@ log = get_logger(__name__)
 
 ROOM = "room"  # on a node's channel: "room\nXML", a stanza for a room the node runs
 HANDOFF = "handoff"  # "handoff\nJSON", a room it runs from now on
-MESSAGES = (ROOM, HANDOFF)
+HANDED = "handed"  # "handed\nNODE": NODE handed over what it had for a node that started
+MESSAGES = (ROOM, HANDOFF, HANDED)
+SETTLE_HEARTBEATS = 2  # a node that starts waits at most this long for the others' rooms
 UP, DOWN = "rooms-up", "rooms-down"  # on the registry channel: "rooms-up NODE"
 PLACE_PRIORITY = 10_000  # above every link of the MUC service
 CHAIN = (("presence", PRESENCE_TYPES), ("message", MESSAGE_TYPES), ("iq", IQ_TYPES))
@@ -90,6 +96,7 @@ class RoomCluster:
         self._loading: defer.Deferred | None = None
         self._load_again = False
         self._waiting: list[defer.Deferred] = []
+        self._awaiting: set[str] = set()  # nodes yet to hand over their rooms (at start)
         self._published: dict[str, str] | None = None
         self._tick: task.LoopingCall | None = None
         self._undo: list = []
@@ -110,6 +117,9 @@ class RoomCluster:
         self.liveness.live = self.liveness.reading((yield read_alive(self.redis)))
         for jid in [jid for jid in self.muc.rooms if self.owner(jid) != self.me]:
             self.muc.export(jid)
+        self._awaiting = set(self.live - {self.me})
+        if self._awaiting:
+            self.reactor.callLater(SETTLE_HEARTBEATS * self.heartbeat, self._settled, None)
         self._wire()
         yield self.redis.publish(REGISTRY_CHANNEL, f"{UP} {self.me}")
         yield self._publish_rooms()
@@ -163,7 +173,7 @@ class RoomCluster:
         room = recipient.bare()
         node = self.owner(room)
         if node == self.me:
-            if self._loading is not None and room not in self.muc.rooms:
+            if self._awaiting or (self._loading is not None and room not in self.muc.rooms):
                 waiter: defer.Deferred = defer.Deferred()
                 self._waiting.append(waiter)
                 return waiter
@@ -210,6 +220,9 @@ class RoomCluster:
         """A message on this node's channel for the rooms (``MESSAGES``)."""
         if kind == HANDOFF:
             self._adopt(text)
+            return
+        if kind == HANDED:
+            self._settled(text)
             return
         element = stanza_from_text(text)
         try:
@@ -272,6 +285,8 @@ class RoomCluster:
             self.left.discard(node)
             # a node that was alive says it started: its last life (and its rooms) ended
             self._changed(live | {node}, {node} if node in live else set())
+            self.redis.publish(stanza_channel(node), f"{HANDED}\n{self.me}").addErrback(
+                log_failure, f"rooms handed to {node}, not said")
         elif node in live:
             self.left.add(node)
             self._changed(live - {node}, set())
@@ -306,6 +321,8 @@ class RoomCluster:
         self.liveness.live = new
         self._rehome()
         if dead:
+            for node in dead & self._awaiting:
+                self._settled(node)
             for node in dead:
                 self.redis.delete(rooms_key(node)).addErrback(
                     log_failure, f"the room list of {node} not removed")
@@ -347,6 +364,23 @@ class RoomCluster:
         if self._load_again:  # the live set changed again meanwhile: they wait for that one
             self._load_again = False
             self._load()
+            return
+        self._release()
+
+    def _settled(self, node: str | None) -> None:
+        """``node`` handed over its rooms (None: the wait is over, whoever did not)."""
+        if node is None:
+            if self._awaiting:
+                log.warn("cluster rooms: no word from {nodes}; their rooms for this node "
+                         "may come later", nodes=" ".join(sorted(self._awaiting)))
+            self._awaiting.clear()
+        else:
+            self._awaiting.discard(node)
+        self._release()
+
+    def _release(self) -> None:
+        """The stanzas held for rooms go on, once nothing holds them any more."""
+        if self._awaiting or self._loading is not None:
             return
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:
