@@ -313,6 +313,7 @@ def test_a_node_that_joins_takes_its_rooms_whole(cluster):
         for inbox in inboxes:
             await inbox.wait_for(body_is("home again"))
         assert not presences.matching(lambda p: "332" in status_codes(p))
+        assert "no word from" not in c.log()  # a and b said they handed their rooms over
         await close(alice, bob)
 
     run(scenario, timeout=120)

@@ -344,10 +344,12 @@ def test_a_node_that_starts_holds_its_rooms_stanzas_until_the_others_handed_thei
     held = rooms.place(presence("bob@example.org/pc", f"{mine}/Bob"), None)
     assert isinstance(held, defer.Deferred)
     assert rooms.place(presence("bob@example.org/pc", f"{room_of('b')}/Bob"), None) is True
+    carried = rooms.place(presence("carol@example.org/x", f"{mine}/C"), FORWARDED)
+    assert isinstance(carried, defer.Deferred)  # carried here by a third node: held too
     rooms.on_message("handed", "b")
     assert not held.called
     rooms._changed(frozenset(("a", "b")), {"c"})  # c died meanwhile: nothing to wait for
-    assert held.called and held.result is None
+    assert held.called and held.result is None and carried.called
     rooms._awaiting = {"b"}
     held = rooms.place(presence("bob@example.org/pc", f"{mine}/Bob"), None)
     rooms._settled(None)  # the wait is over (SETTLE_HEARTBEATS)

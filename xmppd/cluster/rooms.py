@@ -165,21 +165,23 @@ class RoomCluster:
     # -- stanzas for rooms
 
     def place(self, stanza: Stanza, origin):
-        """The link: a room of another node is sent there, one of ours goes on (after a load
-        of stored rooms that may hold it)."""
+        """The link: a room of another node is sent there; one of ours (or one another node
+        sent here) goes on, after what holds it (the others' rooms coming to a node that
+        starts, a load of stored rooms that may hold it)."""
         recipient = stanza.recipient
-        if origin is FORWARDED or recipient.user is None:
+        if recipient.user is None:
             return None
         room = recipient.bare()
-        node = self.owner(room)
-        if node == self.me:
-            if self._awaiting or (self._loading is not None and room not in self.muc.rooms):
-                waiter: defer.Deferred = defer.Deferred()
-                self._waiting.append(waiter)
-                return waiter
-            return None
-        self._forward(node, stanza)
-        return True
+        if origin is not FORWARDED:
+            node = self.owner(room)
+            if node != self.me:
+                self._forward(node, stanza)
+                return True
+        if self._awaiting or (self._loading is not None and room not in self.muc.rooms):
+            waiter: defer.Deferred = defer.Deferred()
+            self._waiting.append(waiter)
+            return waiter
+        return None
 
     def _forward(self, node: str, stanza: Stanza) -> None:
         d = self.redis.publish(stanza_channel(node), f"{ROOM}\n{stanza.element.toXml()}")
