@@ -245,6 +245,18 @@ class FakeRedis:
         self.published.append(("DEL", key))
         return defer.succeed(1)
 
+    alive = frozenset()
+
+    def smembers(self, key):
+        return defer.succeed(set(self.alive))
+
+    def exists(self, key):
+        return defer.succeed(1)
+
+    def hmset(self, key, mapping):
+        self.published.append(("HMSET", key))
+        return defer.succeed(None)
+
 
 def cluster(muc: MucService, live=("a", "b", "c"), me="a", listeners=1):
     server = SimpleNamespace(router=SimpleNamespace(domains=frozenset(("example.org",)),
@@ -252,7 +264,10 @@ def cluster(muc: MucService, live=("a", "b", "c"), me="a", listeners=1):
                              sessions={}, dispatcher=Dispatcher(print))
     server.router.bounce = lambda stanza, condition, text=None: server.router.bounced.append(
         (stanza, condition))
-    server.router.send_from_server = lambda element: None
+    server.router.sent = []
+    server.router.send_from_server = server.router.sent.append
+    server.query = lambda interface: muc
+    server.events = SimpleNamespace(on=lambda event, handler: lambda: None)
     rooms = RoomCluster(me, 1.0, FakeRedis(listeners), muc, server,
                         SimpleNamespace(get=lambda jid: None), None)
     rooms.liveness.live = frozenset(live)
@@ -354,3 +369,33 @@ def test_a_node_that_starts_holds_its_rooms_stanzas_until_the_others_handed_thei
     held = rooms.place(presence("bob@example.org/pc", f"{mine}/Bob"), None)
     rooms._settled(None)  # the wait is over (SETTLE_HEARTBEATS)
     assert held.called
+
+
+def test_a_death_is_seen_at_the_second_heartbeat_without_the_node():
+    muc = service()
+    rooms = cluster(muc, live=("a", "b", "c"))
+    lost_room = room_of("c")
+    rooms.memberships.outgoing(presence("alice@example.org/phone", f"{lost_room}/Al"), None)
+    rooms.muc.load = lambda domains, wanted: defer.succeed(0)
+    rooms.redis.alive = frozenset(("a", "b"))
+    rooms.tick()
+    assert rooms.live == {"a", "b", "c"} and not rooms.server.router.sent
+    rooms.tick()
+    assert rooms.live == {"a", "b"}
+    [shutdown] = rooms.server.router.sent
+    assert (shutdown["from"], shutdown["to"]) == (f"{lost_room}/Al", "alice@example.org/phone")
+
+
+def test_a_reloaded_muc_plugin_is_placed_again_at_the_next_heartbeat():
+    old, new = service(), service()
+    rooms = cluster(old, live=("a", "b"))
+    rooms._wire()
+    rooms.redis.alive = frozenset(("a", "b"))
+    elsewhere = room_of("b", ("a", "b"))
+    new.on_presence(presence("bob@example.org/pc", f"{elsewhere}/Bob"))  # loaded by the new one
+    rooms.server.query = lambda interface: new
+    rooms.tick()
+    assert rooms.muc is new and new.elsewhere is not None and old.elsewhere is None
+    assert parse_jid(elsewhere) not in new.rooms  # b's
+    stanza = presence("bob@example.org/pc", f"{elsewhere}/Bob")
+    assert new.dispatcher.dispatch(stanza, "full", None) is True  # carried to b

@@ -45,6 +45,7 @@ from xmppd.cluster.placement import Liveness, owner, read_alive
 from xmppd.cluster.redis import log_failure
 from xmppd.disco import DiscoItem
 from xmppd.errors import StanzaError
+from xmppd.interfaces import IMucRooms
 from xmppd.jid import JID, InvalidJID
 from xmppd.logs import get_logger
 from xmppd.muc.discovery import public_items
@@ -92,7 +93,7 @@ class RoomCluster:
         self.reactor = reactor
         self.liveness = Liveness(node)
         self.left: set[str] = set()  # nodes that said rooms-down while their key lives on
-        self.memberships = Memberships(lambda jid: jid.host in muc.domains)
+        self.memberships = Memberships(lambda jid: jid.host in self.muc.domains)
         self._loading: defer.Deferred | None = None
         self._load_again = False
         self._waiting: list[defer.Deferred] = []
@@ -115,8 +116,7 @@ class RoomCluster:
         """The live set read, the rooms this node does not own forgotten (the plugin loaded
         every stored room: none has occupants yet), the links in, the others told."""
         self.liveness.live = self.liveness.reading((yield read_alive(self.redis)))
-        for jid in [jid for jid in self.muc.rooms if self.owner(jid) != self.me]:
-            self.muc.export(jid)
+        self._forget_others()
         self._awaiting = set(self.live - {self.me})
         if self._awaiting:
             self.reactor.callLater(SETTLE_HEARTBEATS * self.heartbeat, self._settled, None)
@@ -128,6 +128,17 @@ class RoomCluster:
         self._tick.start(self.heartbeat, now=False)
         log.info("cluster rooms: {count} run here, nodes {nodes}", count=len(self.muc.rooms),
                  nodes=" ".join(sorted(self.live)))
+
+    def _forget_others(self) -> None:
+        """Drop the rooms another node owns (a plugin that started loads every stored room;
+        none has occupants yet)."""
+        for jid in [jid for jid in self.muc.rooms if self.owner(jid) != self.me]:
+            self.muc.export(jid)
+
+    def _unwire(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
 
     def _wire(self) -> None:
         dispatcher = self.muc.dispatcher
@@ -156,9 +167,7 @@ class RoomCluster:
         if others:
             for jid in list(self.muc.rooms):
                 yield self._hand_off(jid, owner(jid.full(), others))
-        for undo in reversed(self._undo):
-            undo()
-        self._undo.clear()
+        self._unwire()
         yield self.redis.publish(REGISTRY_CHANNEL, f"{DOWN} {self.me}")
         yield self.redis.delete(rooms_key(self.me))
 
@@ -300,6 +309,12 @@ class RoomCluster:
     def tick(self):
         """Every heartbeat: the live set read again (deaths seen here), the public rooms
         written for the others' disco."""
+        current = self.server.query(IMucRooms)
+        if current is not None and current is not self.muc:  # the muc plugin was reloaded
+            self._unwire()
+            self.muc = current
+            self._forget_others()
+            self._wire()
         alive = yield read_alive(self.redis)
         self.left &= alive  # a node that left and whose key expired may come back
         new = self.liveness.reading(alive - self.left)
