@@ -45,17 +45,27 @@ def test_each_room_has_one_node_and_only_a_dead_nodes_rooms_move():
     assert owner(ROOMS[0], []) is None
 
 
-def test_a_node_goes_after_two_readings_without_it_and_comes_at_once():
+def test_a_node_comes_and_goes_when_two_readings_say_so_or_when_it_says_it_started():
     live = Liveness("a")
-    live.live = live.reading({"a", "b", "c"})
-    assert live.live == {"a", "b", "c"}
-    assert live.reading({"a", "b"}) == {"a", "b", "c"}  # once: Redis may have restarted
-    assert live.reading({"a", "b"}) == {"a", "b"}
-    assert live.reading({"a", "c"}) == {"a", "b", "c"}  # back before the second: stays
-    assert live.reading({"a", "b", "c"}) == {"a", "b", "c"}
-    assert live.reading(set()) == {"a", "b", "c"}  # never without itself
-    live.live = live.reading({"b", "c", "d"})
-    assert live.live == {"a", "b", "c", "d"}
+    seen = []
+
+    def read(*alive):
+        live.live = live.reading(set(alive))
+        seen.append(set(live.live))
+
+    read("a", "b")  # b's key, b not listening yet perhaps
+    read("a", "b")
+    read("a", "b", "c")
+    live.live = live.joined("c")  # c said rooms-up: at once
+    read("a", "b", "c")
+    read("a", "b")  # c missing once: Redis may have restarted empty
+    read("a", "b", "c")  # back: stays
+    read("a", "b")
+    read("a", "b")  # twice: gone
+    read()  # never without itself (and b goes at the second)
+    read()
+    assert seen == [{"a"}, {"a", "b"}, {"a", "b"}, {"a", "b", "c"}, {"a", "b", "c"},
+                    {"a", "b", "c"}, {"a", "b", "c"}, {"a", "b"}, {"a", "b"}, {"a"}]
 
 
 # -- a MUC service with its stored rooms in memory

@@ -49,19 +49,31 @@ def read_alive(redis):
 
 
 class Liveness:
-    """The live set from successive readings: a node comes at once, goes when it is missing
-    from two readings in a row; ``live`` may also be set from what nodes announce."""
+    """The live set from successive readings of the alive keys: a node comes or goes when two
+    readings in a row say so. A node that starts says so itself at once (``rooms-up``),
+    once it listens; one seen only in readings may not listen yet (its key is written while
+    it subscribes), and one missing once may be in a Redis that restarted empty."""
 
     def __init__(self, me: str) -> None:
         self.me = me
         self.live: frozenset[str] = frozenset((me,))
         self._missing: set[str] = set()
+        self._new: set[str] = set()
 
     def reading(self, alive: set[str]) -> frozenset[str]:
-        """The live set a reading of the alive keys makes (this node is always in it);
-        ``live`` is not changed (the caller sets it when it acts on the change)."""
+        """The live set a reading makes (this node always in it); ``live`` is not changed
+        (the caller sets it when it acts on the change)."""
         alive = set(alive) | {self.me}
-        gone = {node for node in self.live if node not in alive}
-        confirmed = gone & self._missing
-        self._missing = gone - confirmed
-        return frozenset((alive | gone) - confirmed)
+        gone = self.live - alive
+        confirmed_gone = gone & self._missing
+        self._missing = set(gone - confirmed_gone)
+        new = alive - self.live
+        confirmed_new = new & self._new
+        self._new = set(new - confirmed_new)
+        return frozenset((self.live - confirmed_gone) | confirmed_new)
+
+    def joined(self, node: str) -> frozenset[str]:
+        """The live set with ``node``, which said it started."""
+        self._new.discard(node)
+        self._missing.discard(node)
+        return self.live | {node}

@@ -115,7 +115,7 @@ class RoomCluster:
     def start(self):
         """The live set read, the rooms this node does not own forgotten (the plugin loaded
         every stored room: none has occupants yet), the links in, the others told."""
-        self.liveness.live = self.liveness.reading((yield read_alive(self.redis)))
+        self.liveness.live = frozenset((yield read_alive(self.redis)) | {self.me})
         self._forget_others()
         self._awaiting = set(self.live - {self.me})
         if self._awaiting:
@@ -133,7 +133,7 @@ class RoomCluster:
         """Drop the rooms another node owns (a plugin that started loads every stored room;
         none has occupants yet)."""
         for jid in [jid for jid in self.muc.rooms if self.owner(jid) != self.me]:
-            self.muc.export(jid)
+            self.muc.close(jid)
 
     def _unwire(self) -> None:
         for undo in reversed(self._undo):
@@ -295,7 +295,7 @@ class RoomCluster:
         if verb == UP:
             self.left.discard(node)
             # a node that was alive says it started: its last life (and its rooms) ended
-            self._changed(live | {node}, {node} if node in live else set())
+            self._changed(self.liveness.joined(node), {node} if node in live else set())
             self.redis.publish(stanza_channel(node), f"{HANDED}\n{self.me}").addErrback(
                 log_failure, f"rooms handed to {node}, not said")
         elif node in live:
