@@ -409,3 +409,18 @@ def test_a_reloaded_muc_plugin_is_placed_again_at_the_next_heartbeat():
     assert parse_jid(elsewhere) not in new.rooms  # b's
     stanza = presence("bob@example.org/pc", f"{elsewhere}/Bob")
     assert new.dispatcher.dispatch(stanza, "full", None) is True  # carried to b
+
+
+def test_a_node_that_stops_hands_every_room_over_then_says_so():
+    muc = service()
+    rooms = cluster(muc, live=("a", "b", "c"))
+    mine = [room for room in ROOMS if owner(room, "abc") == "a"][:4]
+    for room in mine:
+        muc.on_presence(presence("bob@example.org/pc", f"{room}/Bob"))
+    rooms.stop()
+    assert not muc.rooms
+    published = rooms.redis.published
+    handed = [(channel, json.loads(message.split("\n", 1)[1])["jid"])
+              for channel, message in published[:4]]
+    assert handed == [(f"xmppd:stanzas:{owner(room, 'bc')}", room) for room in mine]
+    assert published[4:] == [("xmppd:registry", "rooms-down a"), ("DEL", "xmppd:rooms:a")]

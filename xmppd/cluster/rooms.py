@@ -164,9 +164,9 @@ class RoomCluster:
         if self._tick is not None and self._tick.running:
             self._tick.stop()
         others = self.live - {self.me}
-        if others:
-            for jid in list(self.muc.rooms):
-                yield self._hand_off(jid, owner(jid.full(), others))
+        if others:  # published in this order on one connection: all of them before DOWN
+            yield defer.gatherResults([self._hand_off(jid, owner(jid.full(), others))
+                                       for jid in list(self.muc.rooms)], consumeErrors=True)
         self._unwire()
         yield self.redis.publish(REGISTRY_CHANNEL, f"{DOWN} {self.me}")
         yield self.redis.delete(rooms_key(self.me))
@@ -215,7 +215,7 @@ class RoomCluster:
 
     def takes(self, channel: str, message: str) -> bool:
         """Whether a message on this node's subscription is for the rooms, and if so
-        handle it: ``rooms-...`` on the registry channel, ``room``/``handoff`` on ours."""
+        handle it: ``rooms-...`` on the registry channel, ``MESSAGES`` on ours."""
         if channel == REGISTRY_CHANNEL:
             if not message.startswith("rooms-"):
                 return False
