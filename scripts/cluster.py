@@ -27,7 +27,7 @@ from tests.storage_engines import postgresql  # noqa: E402
 
 USERS = ("alice", "bob", "carol")
 PLUGINS = ('[plugins]\nenabled = ["disco", "ping", "version", "roster", "presence", '
-           '"offline", "carbons"]\n')
+           '"offline", "carbons", "muc"]\n')
 
 
 def node_config(dsn: str, redis_url: str, node: str) -> str:

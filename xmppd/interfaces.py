@@ -752,3 +752,37 @@ class IDisabledAccounts(Interface):
 
     def listed(domain):
         """Deferred firing the sorted disabled accounts of ``domain`` (bare JID strings)."""
+
+
+class IMucRooms(Interface):
+    """The rooms of the MUC service (the muc plugin provides it), for a cluster that runs
+    each room on one node (xmppd.cluster.rooms): the stanzas for a room are carried to its
+    node, rooms move between nodes whole, and the room list covers every node."""
+
+    domains = Attribute("The service's domains (frozenset of str).")
+    dispatcher = Attribute("The service's chain (xmppd.dispatch.Dispatcher).")
+    rooms = Attribute("The rooms run here: bare room JID -> xmppd.muc.room.Room.")
+    elsewhere = Attribute("None, or ``elsewhere(domain)``: a Deferred list of DiscoItem of "
+                          "the public rooms run by other processes, added to the room list.")
+
+    def route(stanza, origin):
+        """Handle a stanza for the service here, as if it had just arrived."""
+
+    def load(domains, wanted=None):
+        """Deferred (a coroutine's) count: the persistent rooms of ``domains`` that are not in
+        memory, and for which ``wanted(room_jid)`` is true (all without it), loaded."""
+
+    def export(jid):
+        """The room's whole state (JSON-able, xmppd.muc.handoff) and the room forgotten
+        here, its occupants told nothing; None when it is not here."""
+
+    def adopt(state):
+        """A room exported elsewhere, run here from now on (replacing a copy here)."""
+
+    def close(jid):
+        """The room stops here: its occupants get unavailable presence with status 332, it
+        is forgotten (its stored state is kept)."""
+
+    def leave_sessions(gone):
+        """Every occupant session for which ``gone(full_jid)`` is true leaves its room, the
+        others told as if it had left; returns how many left."""

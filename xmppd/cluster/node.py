@@ -24,10 +24,12 @@ from xmppd.cluster import redis as cluster_redis
 from xmppd.cluster.address import parse_redis_url
 from xmppd.cluster.delivery import Arrivals, RemoteDelivery
 from xmppd.cluster.directory import REGISTRY_CHANNEL, SessionDirectory, stanza_channel
+from xmppd.cluster.rooms import RoomCluster
 from xmppd.dispatch import DELIVERY_PRIORITY
 from xmppd.errors import StanzaError
 from xmppd.im.carbons import CARBONS_CHANGED
 from xmppd.im.presence_stanzas import readdressed
+from xmppd.interfaces import IMucRooms
 from xmppd.jid import InvalidJID, parse_jid
 from xmppd.logs import get_logger
 from xmppd.stanza import MESSAGE_TYPES, Stanza, parse_address
@@ -49,6 +51,7 @@ class ClusterNode:
         self.redis = None
         self.subscriber = None
         self.directory: SessionDirectory | None = None
+        self.rooms = None  # xmppd.cluster.rooms.RoomCluster, with the muc plugin
         self._undo: list = []
         deliver_to_all = server.config.c2s.bare_message_delivery == "all"
         self.arrivals = Arrivals(server.sessions, server.query, server.router.bounce,
@@ -85,6 +88,7 @@ class ClusterNode:
                                f"within {CONNECT_TIMEOUT:g} seconds") from None
         self.directory.presenter = self.present
         self._wire()
+        yield self._start_rooms()
         log.info("cluster node {node} up: Redis {redis}, {count} sessions on other nodes",
                  node=self.config.node, redis=str(self.address), count=len(self.directory))
 
@@ -106,8 +110,22 @@ class ClusterNode:
             self._undo.append(dispatcher.add_stanza("message", type, "bare", links.to_bare,
                                                     DELIVERY_PRIORITY + 1))
 
+    def _start_rooms(self) -> defer.Deferred | None:
+        muc = self.server.query(IMucRooms)
+        if muc is None:
+            return None
+        self.rooms = RoomCluster(self.config.node, self.config.heartbeat, self.redis, muc,
+                                 self.server, self.directory, self.server.reactor)
+        return self.rooms.start()
+
     @defer.inlineCallbacks
     def stop(self):
+        if self.rooms is not None:
+            try:
+                yield self.rooms.stop().addTimeout(CONNECT_TIMEOUT, self.server.reactor)
+            except Exception:
+                log.failure("cluster node {node} could not hand its rooms over",
+                            node=self.config.node)
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
@@ -208,6 +226,8 @@ class ClusterNode:
             self.arrivals.undelivered(stanza)
 
     def _on_message(self, channel: str, message: str) -> None:
+        if self.rooms is not None and self.rooms.takes(channel, message):
+            return
         if channel == REGISTRY_CHANNEL:
             self.directory.on_registry(message)
             return

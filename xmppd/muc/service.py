@@ -10,13 +10,15 @@ from collections.abc import Callable
 
 from twisted.internet import defer
 from twisted.words.xish import domish
+from zope.interface import implementer
 
 from xmppd import ns
 from xmppd.disco import DiscoItem
 from xmppd.errors import StanzaError
-from xmppd.jid import JID
+from xmppd.interfaces import IMucRooms
+from xmppd.jid import JID, parse_jid
 from xmppd.logs import get_logger
-from xmppd.muc import admin, join, messages, moderation, registration, store, vcard
+from xmppd.muc import admin, handoff, join, messages, moderation, registration, store, vcard
 from xmppd.muc import presence as codes
 from xmppd.muc.admin import Limits
 from xmppd.muc.archive import RoomArchive
@@ -31,8 +33,9 @@ log = get_logger(__name__)
 SECRET_BYTES = 32
 
 
+@implementer(IMucRooms)
 class MucService:
-    """Every room of the service's domains, by bare JID."""
+    """Every room of the service's domains, by bare JID (in a cluster: those run here)."""
 
     def __init__(self, *, send: Callable[[domish.Element], object], clock: Callable[[], float],
                  rooms: store.RoomStore, archive: RoomArchive | None, limits: Limits,
@@ -53,6 +56,23 @@ class MucService:
         self._stored: set[JID] = set()
         self._saving: dict[JID, defer.Deferred] = {}
         self.relay = IqRelay()
+        # the router's service (xmppd.services.Service), for a cluster (IMucRooms)
+        self.service = None
+        # public rooms run elsewhere: domain -> Deferred list of DiscoItem (a cluster)
+        self.elsewhere: Callable | None = None
+
+    # -- the service as a cluster sees it (IMucRooms)
+
+    @property
+    def domains(self) -> frozenset[str]:
+        return self.service.domains
+
+    @property
+    def dispatcher(self):
+        return self.service.dispatcher
+
+    def route(self, stanza: Stanza, origin):
+        return self.service.route(stanza, origin)
 
     # -- rooms
 
@@ -63,13 +83,16 @@ class MucService:
         self.rooms[jid] = room
         return room
 
-    async def load(self, domains) -> int:
-        """The persistent rooms of ``domains`` back in memory; how many."""
+    async def load(self, domains, wanted: Callable[[JID], bool] | None = None) -> int:
+        """The persistent rooms of ``domains`` back in memory (those ``wanted``, all without
+        it; a room in memory already stays as it is); how many."""
         count = 0
         for domain in sorted(domains):
             records = await self.store.load(domain)
             for local, record in records.items():
                 jid = JID(local, domain)
+                if jid in self.rooms or (wanted is not None and not wanted(jid)):
+                    continue
                 try:
                     room = self.new_room(jid, RoomConfig(), store.secret_of(record))
                     store.restore(room, record)
@@ -134,13 +157,59 @@ class MucService:
 
     def shutdown(self) -> None:
         """The service stops: every occupant told it is out, with 332 (§15.6.2)."""
+        for jid in list(self.rooms):
+            self.close(jid)
+
+    def close(self, jid: JID) -> None:
+        """The room stops here (this process stops, or a cluster could not hand it over):
+        every occupant told it is out, with 332; what is stored stays."""
+        room = self.rooms.pop(jid, None)
+        if room is None:
+            return
+        self._stored.discard(jid)
+        for occupant in room.occupants:
+            for session in occupant.jids():
+                room.send(room.presence_of(occupant, occupant, session, [codes.SHUTDOWN],
+                                           "unavailable"))
+            room.occupants.remove(occupant)
+
+    def export(self, jid: JID) -> dict | None:
+        """The room's whole state, and the room forgotten here (its occupants told nothing:
+        it goes on elsewhere)."""
+        room = self.rooms.pop(jid, None)
+        if room is None:
+            return None
+        self._stored.discard(jid)
+        return handoff.room_state(room)
+
+    def adopt(self, state: dict) -> Room:
+        """A room exported by another process runs here now; a copy here is replaced (its
+        occupants, who joined in the instant the room moved, are told 332)."""
+        jid = parse_jid(state["jid"]).bare()
+        self.close(jid)
+        room = self.new_room(jid, RoomConfig(), store.secret_of(state["record"]))
+        try:
+            handoff.restore_state(room, state)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.rooms.pop(jid, None)
+            raise
+        vcard.restore_hash(room)
+        if room.config.persistent:
+            self._stored.add(jid)
+        return room
+
+    def leave_sessions(self, gone: Callable[[JID], bool]) -> int:
+        """Occupant sessions that are gone without a word (their process died) leave, as
+        after an error bounced from them (§7.2.21); how many."""
+        count = 0
         for room in list(self.rooms.values()):
-            for occupant in room.occupants:
-                for jid in occupant.jids():
-                    room.send(room.presence_of(occupant, occupant, jid, [codes.SHUTDOWN],
-                                               "unavailable"))
-                room.occupants.remove(occupant)
-        self.rooms.clear()
+            for _, session in room.occupants.sessions():
+                occupant = room.occupants.of_session(session)
+                if occupant is not None and gone(session):
+                    join.leave(room, occupant, session, None)
+                    count += 1
+            self.drop_if_unused(room)
+        return count
 
     def _check_room_cap(self, owner: JID) -> None:
         """An account owns at most ``max_rooms_per_owner`` rooms: each costs memory for as
@@ -223,7 +292,12 @@ class MucService:
         if node is not None:
             return None
         domain = stanza.recipient.host
-        return public_items(room for room in self.rooms.values() if room.jid.host == domain)
+        here = public_items(room for room in self.rooms.values() if room.jid.host == domain)
+        if self.elsewhere is None:
+            return here
+        return self.elsewhere(domain).addCallback(
+            lambda there: sorted({item.jid: item for item in [*there, *here]}.values(),
+                                 key=lambda item: item.jid))
 
     def admin_get(self, stanza: Stanza, origin=None) -> domish.Element:
         return admin.get_list(self.existing(stanza.recipient), stanza.sender, stanza.payload())

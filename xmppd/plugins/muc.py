@@ -20,7 +20,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from xmppd import events, ns
-from xmppd.interfaces import IXmppdPlugin
+from xmppd.interfaces import IMucRooms, IXmppdPlugin
 from xmppd.mam.ids import EntryIds
 from xmppd.mam.query import query_form
 from xmppd.muc import archive as room_archive
@@ -88,6 +88,8 @@ class Muc:
             max_vcard=options["max_vcard_size"],
             max_rooms_per_owner=options["max_rooms_per_owner"])
         service = ctx.service(options["subdomain"], title=options["name"])
+        muc.service = service.service
+        ctx.provide(IMucRooms, muc)  # for a cluster (xmppd.cluster.rooms)
         service.identity("conference", "text", options["name"])
         for feature in SERVICE_FEATURES:
             service.feature(feature)
