@@ -20,10 +20,16 @@ from __future__ import annotations
 from twisted.internet import defer
 
 from xmppd import events
+from xmppd.admin.api import AdminAPI
+from xmppd.admin.commands import AdminCommand
 from xmppd.cluster import redis as cluster_redis
 from xmppd.cluster.address import parse_redis_url
+from xmppd.cluster.broadcast import BROADCAST_CHANNEL, Broadcast
 from xmppd.cluster.delivery import Arrivals, RemoteDelivery
 from xmppd.cluster.directory import REGISTRY_CHANNEL, SessionDirectory, stanza_channel
+from xmppd.cluster.pep import relay_pep
+from xmppd.cluster.rosters import relay_rosters
+from xmppd.cluster.view import ClusterView
 from xmppd.dispatch import DELIVERY_PRIORITY
 from xmppd.errors import StanzaError
 from xmppd.im.carbons import CARBONS_CHANGED
@@ -49,6 +55,8 @@ class ClusterNode:
         self.redis = None
         self.subscriber = None
         self.directory: SessionDirectory | None = None
+        self.broadcast: Broadcast | None = None  # news for every node (rosters, PEP)
+        self.view: ClusterView | None = None  # what xmppdctl cluster shows
         self._undo: list = []
         deliver_to_all = server.config.c2s.bare_message_delivery == "all"
         self.arrivals = Arrivals(server.sessions, server.query, server.router.bounce,
@@ -62,6 +70,9 @@ class ClusterNode:
         self.directory = SessionDirectory(self.redis, self.config.node, self.config.heartbeat,
                                           self.server.sessions, self.forward, reactor,
                                           self._bound_elsewhere)
+        self.broadcast = Broadcast(self.redis, self.config.node)
+        self.view = ClusterView(self.redis, self.config.node, self.config.heartbeat, reactor,
+                                AdminAPI(None, (), self.server).list_s2s)
         subscribed = defer.Deferred()
 
         def on_subscribed() -> None:
@@ -72,9 +83,10 @@ class ClusterNode:
                                                  "cluster catch-up failed")
 
         self.subscriber = cluster_redis.subscribe(
-            reactor, self.address, (REGISTRY_CHANNEL, stanza_channel(self.config.node)),
+            reactor, self.address,
+            (REGISTRY_CHANNEL, stanza_channel(self.config.node), BROADCAST_CHANNEL),
             self._on_message, on_subscribed)
-        started = defer.gatherResults([subscribed, self.directory.start()],
+        started = defer.gatherResults([subscribed, self.directory.start(), self.view.start()],
                                       consumeErrors=True)
         started.addTimeout(CONNECT_TIMEOUT, reactor)
         try:
@@ -105,12 +117,21 @@ class ClusterNode:
                                                     DELIVERY_PRIORITY + 1))
             self._undo.append(dispatcher.add_stanza("message", type, "bare", links.to_bare,
                                                     DELIVERY_PRIORITY + 1))
+        self._undo += relay_rosters(bus, self.broadcast) + relay_pep(bus, self.broadcast)
+        for name, handler, help, args in self.view.admin_commands():
+            self._undo.append(server.admin_commands.add(AdminCommand(name, handler, help, args)))
 
     @defer.inlineCallbacks
     def stop(self):
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
+        if self.view is not None:
+            try:
+                yield self.view.stop().addTimeout(CONNECT_TIMEOUT, self.server.reactor)
+            except Exception:
+                log.failure("cluster node {node}: its view stays in Redis until it expires",
+                            node=self.config.node)
         if self.directory is not None:
             try:
                 yield self.directory.stop().addTimeout(CONNECT_TIMEOUT, self.server.reactor)
@@ -210,6 +231,9 @@ class ClusterNode:
     def _on_message(self, channel: str, message: str) -> None:
         if channel == REGISTRY_CHANNEL:
             self.directory.on_registry(message)
+            return
+        if channel == BROADCAST_CHANNEL:
+            self.broadcast.received(message)
             return
         full, _, xml = message.partition("\n")
         if full == PRESENT:
