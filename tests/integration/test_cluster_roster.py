@@ -18,9 +18,12 @@ import signal
 
 import pytest
 
+from tests.certs import make_test_pki
 from tests.integration.conftest import PASSWORD, assert_log_for_admins
 from tests.integration.serverproc import XmppdProcess
 from tests.integration.test_cluster import close, registry, wait_until
+from tests.integration.test_federation import PLUGINS as FEDERATION_PLUGINS
+from tests.integration.test_federation import A, B, s2s_section, user
 from tests.integration.test_im import Inbox, body_is, online, settle
 from tests.integration.test_pep import PLUGINS, connect, metadata_id, publish_avatar
 from tests.redis_server import RedisServer
@@ -44,8 +47,8 @@ def cluster(tmp_path):
     dsn = postgresql().fresh_database()
     nodes = {name: XmppdProcess(tmp_path / name, extra=node_config(dsn, redis.url, name))
              for name in NODES}
-    for user in ("alice", "bob", "carol"):
-        assert nodes["a"].ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
+    for name in ("alice", "bob", "carol"):
+        assert nodes["a"].ctl("adduser", f"{name}@localhost", PASSWORD).returncode == 0
     try:
         for node in nodes.values():
             node.start()
@@ -283,3 +286,53 @@ def test_xmppdctl_shows_the_cluster(cluster):
     assert b.stop(signal.SIGTERM) == 0
     shown = a.ctl("cluster")
     assert [row[0] for row in table(shown.stdout)[1:]] == ["a", "c"]
+
+
+def test_each_nodes_s2s_links_are_shown_by_every_node(tmp_path):
+    """Node n1 of a.example federates with a second xmppd (b.example); node n2, which has
+    no s2s at all, shows n1's links (from Redis, written with n1's heartbeat)."""
+    pki = make_test_pki(tmp_path / "pki", [A, B])
+    cert = (pki.good[A].cert_path, pki.good[A].key_path)
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    dsn = postgresql().fresh_database()
+    cluster_section = node_config(dsn, redis.url, "n1").replace(PLUGINS, "")
+    n1 = XmppdProcess(tmp_path / "n1", domain=A, certificate=cert, extra=cluster_section)
+    n2 = XmppdProcess(tmp_path / "n2", domain=A, certificate=cert,
+                      extra=node_config(dsn, redis.url, "n2"))
+    peer = XmppdProcess(tmp_path / "peer", domain=B,
+                        certificate=(pki.good[B].cert_path, pki.good[B].key_path))
+    for proc, other in ((n1, peer), (peer, n1)):
+        proc.config.write_text(proc.config.read_text() + FEDERATION_PLUGINS
+                               + s2s_section(proc, other, pki.ca.ca_path, "secure"))
+        proc.ca, proc.client_hostname_check = pki.ca.ca_path, True
+    assert n1.ctl("adduser", f"alice@{A}", PASSWORD).returncode == 0
+    assert peer.ctl("adduser", f"bob@{B}", PASSWORD).returncode == 0
+    procs = (n1, n2, peer)
+    try:
+        for proc in procs:
+            proc.start()
+
+        async def scenario():
+            bob, _, _ = await user(peer, f"bob@{B}/work")
+            bob.send_message(mto=f"alice@{A}", mbody="across", mtype="chat")  # kept offline
+            await bob.plugin["xep_0199"].ping(jid=A, timeout=20)  # the link is up
+
+            def n1_links() -> list[list[str]]:
+                return [row for row in table(n2.ctl("cluster", "links").stdout)[1:]
+                        if row[0] == "n1"]
+
+            await wait_until(lambda: any(row[1:3] == ["incoming", A] and row[3] == B
+                                         for row in n1_links()), timeout=20)
+            header = table(n2.ctl("cluster", "links").stdout)[0]
+            assert header == ["NODE", "DIRECTION", "LOCAL", "REMOTE", "AUTH", "TLS", "PEER"]
+            rows = {row[0]: row for row in table(n2.ctl("cluster").stdout)[1:]}
+            assert int(rows["n1"][-2]) >= 1 and rows["n2"][-2] == "0"
+            await close(bob)
+
+        run(scenario)
+    finally:
+        for proc in procs:
+            proc.stop(signal.SIGTERM)
+            assert "Traceback" not in proc.log(), proc.log()
+        redis.stop()

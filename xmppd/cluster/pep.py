@@ -36,7 +36,7 @@ def encode(account: JID, notification: Notification, sent: frozenset[str]) -> st
     sent to."""
     node = notification.node
     return json.dumps({"account": account.userhost(), "kind": notification.kind,
-                       "node": node.name, "config": node.to_json(), "sent": sorted(sent),
+                       "node": node.name, "node_json": node.to_json(), "sent": sorted(sent),
                        "message": stanza_to_text(notification.message)})
 
 
@@ -45,11 +45,11 @@ def decode(text: str) -> tuple[JID, Notification, frozenset[str]]:
     try:
         data = json.loads(text)
         account = parse_jid(data["account"])
-        node = Node.from_json(data["node"], data["config"], PEP_DEFAULTS)
+        node = Node.from_json(data["node"], data["node_json"], PEP_DEFAULTS)
         message = stanza_from_text(data["message"])
         sent = frozenset(data["sent"])
         kind = data["kind"]
-    except (ValueError, KeyError, TypeError, InvalidJID) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidJID) as error:
         raise ValueError(f"not a PEP notification ({type(error).__name__}: {error})") from None
     if account.resource is not None or not account.user or message is None \
             or message.name != "message" or not all(isinstance(jid, str) for jid in sent):
