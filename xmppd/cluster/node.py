@@ -37,7 +37,7 @@ from xmppd.im.presence_stanzas import readdressed
 from xmppd.jid import InvalidJID, parse_jid
 from xmppd.logs import get_logger
 from xmppd.stanza import MESSAGE_TYPES, Stanza, parse_address
-from xmppd.xml.stored import stanza_from_text
+from xmppd.xml.stored import StanzaReader
 
 log = get_logger(__name__)
 
@@ -58,6 +58,7 @@ class ClusterNode:
         self.broadcast: Broadcast | None = None  # news for every node (rosters, PEP)
         self.view: ClusterView | None = None  # what xmppdctl cluster shows
         self._undo: list = []
+        self._reader = StanzaReader()  # the stanzas other nodes forward here
         deliver_to_all = server.config.c2s.bare_message_delivery == "all"
         self.arrivals = Arrivals(server.sessions, server.query, server.router.bounce,
                                  deliver_to_all)
@@ -239,7 +240,7 @@ class ClusterNode:
         if full == PRESENT:
             self._presented(message)
             return
-        element = stanza_from_text(xml)
+        element = self._reader.read(xml)
         try:
             recipient = parse_jid(full)
         except InvalidJID:
