@@ -120,7 +120,8 @@ class ClusterNode:
                                                     DELIVERY_PRIORITY + 1))
         self._undo += relay_rosters(bus, self.broadcast) + relay_pep(bus, self.broadcast)
         for name, handler, help, args in self.view.admin_commands():
-            self._undo.append(server.admin_commands.add(AdminCommand(name, handler, help, args)))
+            self._undo.append(server.admin_commands.add(
+                AdminCommand(name, handler, help, args, plugin="cluster")))
 
     @defer.inlineCallbacks
     def stop(self):
