@@ -247,7 +247,7 @@ async def measure(targets: list[Target], plan: Plan, meter: Meter) -> dict[str, 
 
 
 def run_count(count: int, plan: Plan, workdir: Path, certificate, redis: RedisServer,
-              database, cores: list[int] | None) -> dict[str, list]:
+              database, cores: list[int] | None, problems: list[str]) -> dict[str, list]:
     dsn = database.fresh_database()
     seed = XmppdProcess(workdir / f"seed{count}", DOMAIN,
                         extra=node_extra(dsn, redis.url, "seed"), certificate=certificate)
@@ -267,9 +267,11 @@ def run_count(count: int, plan: Plan, workdir: Path, certificate, redis: RedisSe
         return asyncio.run(measure(targets, plan, meter))
     finally:
         for proc in procs:
-            proc.stop(timeout=60)
+            code = proc.stop(timeout=60)
+            if code != 0:
+                problems.append(f"{proc.directory.name}: exit status {code}")
             if "Traceback" in proc.log():
-                print(f"warning: traceback in {proc.log_path}", file=sys.stderr)
+                problems.append(f"{proc.directory.name}: traceback in {proc.log_path}")
         redis.command("FLUSHALL")
 
 
@@ -317,20 +319,24 @@ def main(argv: list[str] | None = None) -> int:
     redis = RedisServer(workdir / "redis")
     redis.start()
     results: dict[int, dict[str, list]] = {}
+    problems: list[str] = []
     try:
         for count in counts:
             print(f"{count} node(s)...", file=sys.stderr)
             results[count] = run_count(count, plan, workdir, (cert, key), redis, database,
-                                       cores)
+                                       cores, problems)
     finally:
         redis.stop()
     print(table(results))
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
     output = args.output or RESULTS / (
         f"cluster-{datetime.datetime.now(datetime.UTC):%Y%m%dT%H%M%SZ}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({
         "plan": plan.__dict__, "cores": cores, "machine": platform.platform(),
-        "cpus": os.cpu_count(), "load_before": os.getloadavg(), "results": results,
+        "cpus": os.cpu_count(), "load_after": os.getloadavg(), "results": results,
+        "problems": problems, "quick": plan is QUICK,
         "table": table(results)}, indent=1))
     print(f"written: {output}", file=sys.stderr)
     return 0
