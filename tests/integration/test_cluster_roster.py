@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -30,6 +31,7 @@ from tests.redis_server import RedisServer
 from tests.storage_engines import postgresql
 
 HEARTBEAT = 0.5
+DEVICE_LIST = "eu.siacs.conversations.axolotl.devicelist"
 NODES = ("a", "b", "c")
 
 
@@ -236,9 +238,34 @@ def test_pep_notifications_cross_nodes(cluster):
             assert ids.count("second") == 1, ids
             assert ids.count("first") == 1, ids  # the laptop's: the last item, from node c
         assert not carol_events.items  # not a contact: nothing, whichever node
+
+        # an OMEMO device list (the legacy node Conversations publishes), from node c: the
+        # clients' new caps (+notify) are learned by the nodes they are on
+        clients = {"phone": alice, "desk": bob, "tablet": tablet, "laptop": laptop,
+                   "carol": carol}
+        lists = {name: Inbox(client, "pubsub_publish") for name, client in clients.items()}
+        for client in clients.values():
+            client.plugin["xep_0030"].add_feature(DEVICE_LIST + "+notify")
+            await client.plugin["xep_0115"].update_caps(broadcast=True)
+        await settle(1.5)
+        payload = ET.fromstring("<list xmlns='eu.siacs.conversations.axolotl'>"
+                                "<device id='4711'/></list>")
+        await tablet.plugin["xep_0060"].publish(None, DEVICE_LIST, id="current",
+                                                payload=payload, timeout=10)
+        for name in ("phone", "desk", "tablet", "laptop"):
+            await lists[name].wait_for(device_list_of("alice@localhost"), timeout=20)
+        await settle(0.5)
+        for name in ("phone", "desk", "tablet", "laptop"):
+            assert len(lists[name].matching(device_list_of("alice@localhost"))) == 1, name
+        assert not lists["carol"].matching(device_list_of("alice@localhost"))
         await close(alice, bob, tablet, carol, laptop)
 
     run(scenario)
+
+
+def device_list_of(account: str):
+    return lambda message: (str(message["from"]) == account
+                            and message["pubsub_event"]["items"]["node"] == DEVICE_LIST)
 
 
 def table(output: str) -> list[list[str]]:
