@@ -41,6 +41,12 @@ lint: install-test
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench.run $(BENCH_ARGS)
 
+# One, two and three cluster nodes on PostgreSQL and Redis (README, Clustering); BENCH_QUICK=1
+# or CLUSTER_BENCH_ARGS="--quick" for a smoke test, "--nodes 1,2" for fewer.
+.PHONY: bench-cluster
+bench-cluster: $(VENV)/.installed-bench install-test
+	$(PY) -m bench.cluster $(CLUSTER_BENCH_ARGS)
+
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[bench]' --config-settings editable_mode=compat
 	touch $@

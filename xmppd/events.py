@@ -38,11 +38,24 @@ VCARD_STORED = Event("vcard-stored", "an account's client set its vCard (XEP-005
                      "(account, vcard)")
 PRIVATE_STORED = Event("private-stored", "an account's client stored private XML (XEP-0049), "
                        "once per element: (account, element)")
+ROSTER_CHANGED = Event("roster-changed", "a change to an account's roster was stored and pushed "
+                       "to its interested resources on this node: (account, version, item), "
+                       "item the <item/> of the push (RFC 6121 §2.1.6)")
+ROSTER_CHANGED_ELSEWHERE = Event("roster-changed-elsewhere", "another node of the cluster "
+                                 "stored a change to an account's roster: (account, version, "
+                                 "item), as ROSTER_CHANGED")
+PEP_NOTIFIED = Event("pep-notified", "an account's PEP notification went to those this node "
+                     "knows want it: (account, xmppd.pubsub.Notification, the full or bare "
+                     "JID strings sent to)")
+PEP_NOTIFIED_ELSEWHERE = Event("pep-notified-elsewhere", "another node of the cluster sent a "
+                               "PEP notification: (account, Notification, the JID strings it "
+                               "was sent to, which need no copy here)")
 SERVER_STARTED = Event("server-started", "all listeners are up: ()")
 SERVER_STOPPING = Event("server-stopping", "shutdown began, sessions still open: ()")
 
 ALL = (SESSION_BOUND, SESSION_CLOSED, SESSION_HIBERNATED, SESSION_RESUMED, AUTH_FAILED,
        USER_CREATED,
        USER_DELETING, USER_DELETED, RESOURCE_AVAILABLE, RESOURCE_UNAVAILABLE, S2S_LINK_UP,
-       S2S_LINK_DOWN, PEP_CHANGED, VCARD_STORED, PRIVATE_STORED, SERVER_STARTED,
+       S2S_LINK_DOWN, PEP_CHANGED, VCARD_STORED, PRIVATE_STORED, ROSTER_CHANGED,
+       ROSTER_CHANGED_ELSEWHERE, PEP_NOTIFIED, PEP_NOTIFIED_ELSEWHERE, SERVER_STARTED,
        SERVER_STOPPING)

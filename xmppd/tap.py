@@ -70,6 +70,8 @@ xmppd manhole. Names: server (the running server), admin (the admin API), servic
   admin.list_s2s()                 the authenticated server-to-server links
   admin.close_s2s("example.net")   close the links with a domain (the next stanza reconnects)
   admin.trust_request("b.example") the loaded plugins' commands too, as in `xmppdctl commands`
+  admin.cluster()                  with [cluster]: the nodes (alive, last heartbeat, sessions,
+                                   links); admin.cluster_sessions(), admin.cluster_links()
   service.plugins.reload("roster") stop a plugin and start it again
   service.reload()                 read the config and certificates again, as SIGHUP does
 """

@@ -8,7 +8,7 @@ from twisted.internet import reactor, task
 from twisted.words.xish import domish
 
 from tests.plugin_case import PluginServerCase
-from xmppd import ns
+from xmppd import events, ns
 from xmppd.caps import Caps, DiscoInfo, Identity, find_caps, verify
 from xmppd.im.subscription import SubState
 from xmppd.interfaces import IRoster
@@ -247,6 +247,38 @@ class NotifyTest(PepTestCase):
         bob.feed(answer.toXml())
         last = await wait_for(bob, event_of(TUNE))
         self.assertIn("Known", last.toXml())
+
+    async def test_a_cluster_hears_what_was_sent_here_and_its_news_reach_the_rest(self):
+        """PEP_NOTIFIED tells who got a notification here; a notification another node
+        made (PEP_NOTIFIED_ELSEWHERE) goes to those here who want it, not to those it
+        reached (xmppd.cluster.pep)."""
+        await self.befriend("alice", "bob")
+        self.learn_client_caps()
+        told = []
+        self.server.events.on(events.PEP_NOTIFIED, lambda *args: told.append(args))
+        alice = await self.client("alice", "phone")
+        bob = await self.client("bob", "pc")
+        bob.feed(caps_presence())
+        bob.feed("<iq type='get' id='ping1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        await wait_for(bob, iq_answer("ping1"))
+        await self.publish(alice, title="Here")
+        await wait_for(bob, event_of(TUNE))
+        ((account, notification, sent),) = told
+        alice_jid = parse_jid("alice@localhost")
+        self.assertEqual((account, sent), (alice_jid, frozenset({"bob@localhost/pc"})))
+        # the same notification from another node: bob/pc had it there, so not again...
+        await self.server.emit(events.PEP_NOTIFIED_ELSEWHERE, alice_jid, notification,
+                               frozenset({"bob@localhost/pc"}))
+        seen = []
+        bob.feed("<iq type='get' id='ping2'><ping xmlns='urn:xmpp:ping'/></iq>")
+        await wait_for(bob, lambda element: seen.append(element) or iq_answer("ping2")(element))
+        self.assertEqual([e for e in seen if event_of(TUNE)(e)], [])
+        # ...but if it reached others only, bob/pc gets it here
+        await self.server.emit(events.PEP_NOTIFIED_ELSEWHERE, alice_jid, notification,
+                               frozenset({"bob@localhost/elsewhere"}))
+        event = await wait_for(bob, event_of(TUNE))
+        self.assertEqual(event["from"], "alice@localhost")
+        self.assertEqual(len(told), 1)  # news from elsewhere are not told again
 
     async def test_own_resources_with_notify_get_events(self):
         self.learn_client_caps()

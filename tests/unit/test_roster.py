@@ -9,13 +9,15 @@ from twisted.trial.unittest import TestCase
 from twisted.words.xish import domish
 
 from tests.helpers import ServerFixture, StreamHarness
-from xmppd import ns
+from xmppd import events, ns
 from xmppd.errors import StanzaError
 from xmppd.im import subscription
+from xmppd.im.roster_items import item_element
 from xmppd.interfaces import IRoster
 from xmppd.jid import parse_jid
 from xmppd.plugins.roster import MAX_TEXT_LENGTH, parse_stored_stanza
 from xmppd.registry import PluginError
+from xmppd.storage.records import RosterItem
 
 PASSWORD = "pencil and paper"
 ALICE = parse_jid("alice@localhost")
@@ -461,6 +463,31 @@ class RosterServiceTests(RosterTestCase):
         (stored,) = await self.roster.items(ALICE)
         self.assertEqual((stored.name, stored.subscription), ("Bob", "to"))
         self.assertEqual(len(self.roster.locks), 0)
+
+    async def test_changes_are_told_and_another_nodes_change_is_pushed_and_not_kept_stale(self):
+        """A cluster (xmppd.cluster.rosters): each stored change is told as ROSTER_CHANGED;
+        one another node stored arrives as ROSTER_CHANGED_ELSEWHERE: pushed to the
+        interested resources here, and the roster kept in memory is dropped."""
+        told = []
+        self.server.events.on(events.ROSTER_CHANGED, lambda *change: told.append(change))
+        alice = await self.client()
+        await alice.set_item("<item jid='bob@localhost' name='Bob'/>")
+        await alice.push()
+        ((account, version, item),) = told
+        self.assertEqual((account, item["jid"], item["name"]), (ALICE, "bob@localhost", "Bob"))
+        self.assertIn(ALICE, self.roster.cache)
+        # another node renames bob in the shared database, then says so
+        renamed = RosterItem(contact="bob@localhost", name="Robert", groups=(),
+                             subscription="none", pending_out=False, approved=False)
+        newer = await self.roster.store.put_item("alice", "localhost", renamed)
+        await self.server.emit(events.ROSTER_CHANGED_ELSEWHERE, ALICE, newer,
+                               item_element(renamed))
+        push = the_query(await alice.push())
+        self.assertEqual((push["ver"], items_of(push)[0]["name"]), (str(newer), "Robert"))
+        self.assertNotIn(ALICE, self.roster.cache)
+        (answer,) = items_of(the_query(await alice.get_roster()))
+        self.assertEqual(answer["name"], "Robert")
+        self.assertEqual(len(told), 1)  # what came from elsewhere is not told again
 
     def test_set_state_takes_only_a_substate(self):
         with self.assertRaises(TypeError):

@@ -7,6 +7,9 @@ Redis. Off unless configured; without it none of this is imported.
   sessions, kept alive by heartbeats.
 - ``delivery``: the chain links that carry messages to sessions on other nodes, and what a
   node does with the stanzas forwarded to it.
+- ``broadcast``: news for every node on one channel; ``rosters`` and ``pep`` carry the roster
+  plugin's changes and the pep plugin's notifications on it to the other nodes.
+- ``view``: what ``xmppdctl cluster`` and the manhole's ``admin.cluster()`` show.
 - ``node``: the wiring into a running server (events, links, the router's remote-sessions
   seam, which the presence and carbons plugins read through ``ctx.remote_sessions()``) and
   the stanzas and presence requests between nodes.

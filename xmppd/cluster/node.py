@@ -20,11 +20,17 @@ from __future__ import annotations
 from twisted.internet import defer
 
 from xmppd import events
+from xmppd.admin.api import AdminAPI
+from xmppd.admin.commands import AdminCommand
 from xmppd.cluster import redis as cluster_redis
 from xmppd.cluster.address import parse_redis_url
+from xmppd.cluster.broadcast import BROADCAST_CHANNEL, Broadcast
 from xmppd.cluster.delivery import Arrivals, RemoteDelivery
 from xmppd.cluster.directory import REGISTRY_CHANNEL, SessionDirectory, stanza_channel
+from xmppd.cluster.pep import relay_pep
 from xmppd.cluster.rooms import RoomCluster
+from xmppd.cluster.rosters import relay_rosters
+from xmppd.cluster.view import ClusterView
 from xmppd.dispatch import DELIVERY_PRIORITY
 from xmppd.errors import StanzaError
 from xmppd.im.carbons import CARBONS_CHANGED
@@ -33,7 +39,7 @@ from xmppd.interfaces import IMucRooms
 from xmppd.jid import InvalidJID, parse_jid
 from xmppd.logs import get_logger
 from xmppd.stanza import MESSAGE_TYPES, Stanza, parse_address
-from xmppd.xml.stored import stanza_from_text
+from xmppd.xml.stored import StanzaReader
 
 log = get_logger(__name__)
 
@@ -52,7 +58,10 @@ class ClusterNode:
         self.subscriber = None
         self.directory: SessionDirectory | None = None
         self.rooms = None  # xmppd.cluster.rooms.RoomCluster, with the muc plugin
+        self.broadcast: Broadcast | None = None  # news for every node (rosters, PEP)
+        self.view: ClusterView | None = None  # what xmppdctl cluster shows
         self._undo: list = []
+        self._reader = StanzaReader()  # the stanzas other nodes forward here
         deliver_to_all = server.config.c2s.bare_message_delivery == "all"
         self.arrivals = Arrivals(server.sessions, server.query, server.router.bounce,
                                  deliver_to_all)
@@ -65,6 +74,9 @@ class ClusterNode:
         self.directory = SessionDirectory(self.redis, self.config.node, self.config.heartbeat,
                                           self.server.sessions, self.forward, reactor,
                                           self._bound_elsewhere)
+        self.broadcast = Broadcast(self.redis, self.config.node)
+        self.view = ClusterView(self.redis, self.config.node, self.config.heartbeat, reactor,
+                                AdminAPI(None, (), self.server).list_s2s)
         subscribed = defer.Deferred()
 
         def on_subscribed() -> None:
@@ -75,9 +87,10 @@ class ClusterNode:
                                                  "cluster catch-up failed")
 
         self.subscriber = cluster_redis.subscribe(
-            reactor, self.address, (REGISTRY_CHANNEL, stanza_channel(self.config.node)),
+            reactor, self.address,
+            (REGISTRY_CHANNEL, stanza_channel(self.config.node), BROADCAST_CHANNEL),
             self._on_message, on_subscribed)
-        started = defer.gatherResults([subscribed, self.directory.start()],
+        started = defer.gatherResults([subscribed, self.directory.start(), self.view.start()],
                                       consumeErrors=True)
         started.addTimeout(CONNECT_TIMEOUT, reactor)
         try:
@@ -109,6 +122,10 @@ class ClusterNode:
                                                     DELIVERY_PRIORITY + 1))
             self._undo.append(dispatcher.add_stanza("message", type, "bare", links.to_bare,
                                                     DELIVERY_PRIORITY + 1))
+        self._undo += relay_rosters(bus, self.broadcast) + relay_pep(bus, self.broadcast)
+        for name, handler, help, args in self.view.admin_commands():
+            self._undo.append(server.admin_commands.add(
+                AdminCommand(name, handler, help, args, plugin="cluster")))
 
     def _start_rooms(self) -> defer.Deferred | None:
         muc = self.server.query(IMucRooms)
@@ -129,6 +146,12 @@ class ClusterNode:
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
+        if self.view is not None:
+            try:
+                yield self.view.stop().addTimeout(CONNECT_TIMEOUT, self.server.reactor)
+            except Exception:
+                log.failure("cluster node {node}: its view stays in Redis until it expires",
+                            node=self.config.node)
         if self.directory is not None:
             try:
                 yield self.directory.stop().addTimeout(CONNECT_TIMEOUT, self.server.reactor)
@@ -231,11 +254,14 @@ class ClusterNode:
         if channel == REGISTRY_CHANNEL:
             self.directory.on_registry(message)
             return
+        if channel == BROADCAST_CHANNEL:
+            self.broadcast.received(message)
+            return
         full, _, xml = message.partition("\n")
         if full == PRESENT:
             self._presented(message)
             return
-        element = stanza_from_text(xml)
+        element = self._reader.read(xml)
         try:
             recipient = parse_jid(full)
         except InvalidJID:

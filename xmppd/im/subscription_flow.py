@@ -14,6 +14,9 @@ Decisions worth knowing:
   subscribed to its own presence (§4.2.2) and has no roster item for itself.
 * Inbound subscription stanzas for an account that does not exist, or is being deleted, are
   silently ignored (§8.5.1): nothing is stored for it and nothing reveals whether it exists.
+* An inbound 'subscribe' is stored before it is delivered (the other types are delivered
+  before their roster push): in a cluster the account's answer may be handled by another
+  node, whose per-pair queue knows nothing of this one's, and must find the request.
 * When a contact gains the 'from' direction (an approval, or an answered pre-approval) it is
   sent the current presence of each available resource (§3.1.5); when it loses it (the account
   sent 'unsubscribed' or received 'unsubscribe') it is sent unavailable presence from each
@@ -90,11 +93,17 @@ class SubscriptionFlow:
         roster = self._roster()
         state = await roster.get_state(account, contact)
         outcome = inbound(state, type)
-        if outcome.deliver:  # before the roster push (§3.1.6); a subscribe is also stored
+        # Delivered before the roster push (§3.1.6); a subscribe, which changes nothing a
+        # client sees (a pending request is no roster item), is stored first: the answer,
+        # which another node of a cluster may handle, must find the request
+        stored_first = type == "subscribe"
+        if outcome.deliver and not stored_first:
             self._exchange.deliver_to_account(element, account)
         if outcome.state is not state:
             request = element if type == "subscribe" and outcome.state.pending_in else None
             await roster.set_state(account, contact, outcome.state, request)
+        if outcome.deliver and stored_first:
+            self._exchange.deliver_to_account(element, account)
         if outcome.auto_reply:
             reply = make_presence(outcome.auto_reply, account, contact)
             self._exchange.route(reply, account, contact)

@@ -11,6 +11,11 @@ A notification goes, from the account's bare JID (§4.3.1 rule 1), to:
 
 For contacts online with known caps this reads nothing from storage: the wanting JIDs are
 in memory (xmppd.pep.interest), the roster plugin serves an online owner's roster from memory.
+
+In a cluster each node knows only the JIDs whose presence passed through it (its own
+sessions, the s2s links it holds): ``announce`` tells what was sent here (the cluster
+carries it to the other nodes), and ``deliver_elsewhere`` is the same delivery for a
+notification another node made, to the JIDs known here that it did not reach.
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ class Notifier:
     """Addresses and sends the notifications of PEP services."""
 
     def __init__(self, send: Callable[[domish.Element], object], interests: Interests,
-                 roster: Callable[[], IRoster | None]) -> None:
+                 roster: Callable[[], IRoster | None],
+                 announce: Callable[[JID, Notification, frozenset[str]], object] | None = None,
+                 ) -> None:
         self._send = send
         self._interests = interests
         self._roster = roster
+        self._announce = announce  # announce(account, notification, JID strings sent to)
 
     async def deliver(self, service: PubSubService, notifications: Iterable[Notification],
                       ) -> None:
@@ -44,6 +52,18 @@ class Notifier:
             for jid in await self.eligible(service, notification, wanting):
                 recipients.setdefault(jid.full(), jid)
             send_copies(self._send, account, notification.message, recipients.values())
+            if self._announce is not None:
+                self._announce(account, notification, frozenset(recipients))
+
+    async def deliver_elsewhere(self, service: PubSubService, notification: Notification,
+                                sent: frozenset[str]) -> None:
+        """Another node's notification: to those here that want it and may have it, but
+        not to the JIDs (``sent``) it already reached."""
+        wanting = [jid for jid in self._interests.wanting(service.jid, notification.node.name)
+                   if jid.full() not in sent]
+        if wanting:
+            send_copies(self._send, service.jid, notification.message,
+                        await self.eligible(service, notification, wanting))
 
     async def eligible(self, service: PubSubService, notification: Notification,
                        jids: list[JID]) -> list[JID]:

@@ -90,6 +90,7 @@ class Pep:
         ctx.on(events.SESSION_CLOSED, handlers.on_session_closed)
         ctx.on(events.USER_DELETED, handlers.on_user_deleted)
         ctx.on(events.S2S_LINK_DOWN, handlers.interests.forget_domain)
+        ctx.on(events.PEP_NOTIFIED_ELSEWHERE, handlers.on_notified_elsewhere)
         server_caps = ServerCaps(ctx.send_iq, ctx.domains)
         self.server_caps = server_caps
         ctx.stream_feature(server_caps.stream_feature)
@@ -110,7 +111,8 @@ class PepHandlers:
                              limits, clock=ctx.reactor.seconds)
         self.interests = Interests()
         self.caps = CapsCache(lambda iq: ctx.send_iq(iq, caps_timeout), caps_timeout)
-        self.notifier = Notifier(ctx.send, self.interests, self._roster)
+        self.notifier = Notifier(ctx.send, self.interests, self._roster,
+                                 lambda *sent: ctx.emit(events.PEP_NOTIFIED, *sent))
         self._tasks: set[defer.Deferred] = set()
 
     def _roster(self) -> IRoster | None:
@@ -200,6 +202,12 @@ class PepHandlers:
 
     def on_user_deleted(self, account: JID) -> None:
         self.interests.forget_account(account.bare())
+
+    def on_notified_elsewhere(self, account: JID, notification, sent: frozenset[str],
+                              ) -> defer.Deferred:
+        """A notification another node of the cluster made (xmppd.cluster.pep)."""
+        return defer.ensureDeferred(self.notifier.deliver_elsewhere(
+            self.pubsub.pep(account), notification, sent))
 
     def _observe(self, account: JID, jid: JID, stanza: Stanza) -> None:
         if stanza.type == "unavailable":

@@ -26,6 +26,10 @@ Decisions worth knowing:
 * The roster of an account with a bound session is kept in memory (xmppd.im.roster_cache), so
   its presence broadcasts and roster gets read no storage: every write below goes through
   ``_put``/``_delete``, which keep it equal to storage, and it goes with the last session.
+* In a cluster another node may write the same account's roster: each change stored here is
+  told as ``events.ROSTER_CHANGED`` (xmppd.cluster.rosters carries it to the other nodes), and
+  one stored elsewhere arrives as ``events.ROSTER_CHANGED_ELSEWHERE``: the kept roster is
+  dropped (the next read goes to storage) and the push goes to the interested resources here.
 """
 
 from __future__ import annotations
@@ -197,13 +201,15 @@ class Roster:
         return options.option_int("max_items", DEFAULT_MAX_ITEMS, minimum=1)
 
     def setup(self, ctx) -> None:
-        service = RosterService(ctx.sessions, ctx.route, ctx.storage.roster, ctx.settings)
+        service = RosterService(ctx.sessions, ctx.route, ctx.storage.roster, ctx.settings,
+                                changed=lambda *change: ctx.emit(events.ROSTER_CHANGED, *change))
         ctx.iq("get", ns.ROSTER, "query", service.on_get, to="bare")
         ctx.iq("set", ns.ROSTER, "query", service.on_set, to="bare")
         # after the other listeners: the presence plugin's unavailable broadcast still finds
         # the roster in memory
         ctx.on(events.SESSION_CLOSED, service.on_session_closed, priority=-100)
         ctx.on(events.USER_DELETED, service.on_user_deleted)
+        ctx.on(events.ROSTER_CHANGED_ELSEWHERE, service.on_changed_elsewhere)
         ctx.provide(IRoster, service)
         ctx.stream_feature(lambda stream: domish.Element((ns.ROSTER_VER, "ver")))
 
@@ -213,7 +219,7 @@ class RosterService:
     """One server's rosters: the IQ handlers, the pushes and the IRoster service."""
 
     def __init__(self, sessions, route: Callable, store,
-                 max_items: int = DEFAULT_MAX_ITEMS) -> None:
+                 max_items: int = DEFAULT_MAX_ITEMS, changed: Callable | None = None) -> None:
         self._resources = sessions.resources  # sessions: read-only, as plugins see them
         self._route_stanza = route  # the server's route(stanza, origin)
         self.store = store  # IRosterStore
@@ -221,6 +227,7 @@ class RosterService:
         self.locks = KeyedQueue()  # per account: read-modify-write of a roster is atomic
         self.interested: weakref.WeakSet = weakref.WeakSet()  # sessions that fetched the roster
         self.cache = RosterCache(self._online)
+        self._changed = changed  # changed(account, version, item): told after each push
 
     # -- jabber:iq:roster
 
@@ -369,6 +376,13 @@ class RosterService:
         """Storage dropped the roster without us: so do we (a session may still be closing)."""
         self.cache.forget(account.bare())
 
+    def on_changed_elsewhere(self, account: JID, version: int, item: domish.Element) -> None:
+        """Another node stored a change (a cluster): what is kept here is stale, and the
+        resources here that fetched the roster get the push."""
+        account = account.bare()
+        self.cache.forget(account)
+        self._push_here(account, version, item)
+
     # -- helpers
 
     def _exclusive(self, account: JID, work, *args) -> defer.Deferred:
@@ -421,6 +435,11 @@ class RosterService:
             raise StanzaError("not-allowed", "roster is full")
 
     def _push(self, account: JID, version: int, item: domish.Element) -> None:
+        self._push_here(account, version, item)
+        if self._changed is not None:
+            self._changed(account, version, item)
+
+    def _push_here(self, account: JID, version: int, item: domish.Element) -> None:
         for session in self._resources(account):
             if session in self.interested:
                 session.send(roster_push(session.jid, version, item))
