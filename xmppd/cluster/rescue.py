@@ -108,7 +108,10 @@ class Rescue:
                                   args=[name])
         finally:
             yield self.redis.delete(lock_key(name))
-        if count:
+        if count and name == self.node:
+            log.info("{count} stanzas left in this node's inbox went to the live nodes",
+                     count=count)
+        elif count:
             log.warn("cluster node {node} is gone: {count} stanzas it had not handed over were "
                      "taken over by {me}", node=name, count=count, me=self.node)
         return count

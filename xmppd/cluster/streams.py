@@ -104,6 +104,7 @@ class StanzaStreams:
         self.waiting = 0  # stanzas sent and not yet answered by Redis
         self._reading = False
         self._handing: defer.Deferred | None = None  # fires when the batch in hand is done
+        self._unremoved: list[str] = []  # handed over, XDEL lost with the connection
 
     # -- sending
 
@@ -157,6 +158,8 @@ class StanzaStreams:
     def _read(self):
         key, last = inbox_key(self.node), "0-0"
         while self._reading:
+            if self._unremoved:  # not read again (we go on from ``last``): removed now
+                self._remove(key, [])
             try:
                 reply = yield self.reader.execute_command(
                     "XREAD", "COUNT", BATCH, "BLOCK", BLOCK_MS, "STREAMS", key, last)
@@ -178,9 +181,19 @@ class StanzaStreams:
                 self._handing = defer.Deferred()
                 yield gathered(results)
                 # pipelined before the next XREAD on this connection; waited for on a stop
-                removed = self.reader.execute_command("XDEL", key, *ids).addErrback(
-                    cluster_redis.log_failure, "removing handed-over stanzas from the inbox")
+                removed = self._remove(key, ids)
                 handing, self._handing = self._handing, None
                 if not self._reading:
                     yield removed
                 handing.callback(None)
+
+    def _remove(self, key: str, ids: list[str]) -> defer.Deferred:
+        """XDEL what was handed over, with what an earlier XDEL lost with the connection."""
+        ids, self._unremoved = self._unremoved + ids, []
+
+        def failed(failure) -> None:
+            if failure.check(*cluster_redis.LOST):
+                self._unremoved[:0] = ids  # again after the reconnection
+            cluster_redis.log_failure(failure, "removing handed-over stanzas from the inbox")
+
+        return self.reader.execute_command("XDEL", key, *ids).addErrback(failed)
