@@ -48,9 +48,11 @@ RETRY_FOR = 30.0  # seconds a stanza waits for Redis to come back before it is k
 RETRY_DELAY = 0.25  # seconds between two tries of a command that failed with the connection
 MAX_WAITING = 10000  # stanzas waiting for Redis at once; more are kept offline at once
 
-# KEYS: the node's alive key, its inbox; ARGV: full JID, XML. The entry id, or nil (dead node).
-SEND = """if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-return redis.call('XADD', KEYS[2], '*', 'j', ARGV[1], 'x', ARGV[2])"""
+# KEYS: the node's alive key, its inbox; ARGV: full JID, XML. 1, or 0 for a dead node (an
+# integer reply: txredisapi parses a bulk one, such as the entry id, far more slowly)
+SEND = """if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'j', ARGV[1], 'x', ARGV[2])
+return 1"""
 
 
 def inbox_key(node: str) -> str:
@@ -120,8 +122,10 @@ class StanzaStreams:
 
     def _put(self, node: str, full: str, xml: str, element, until: float) -> None:
         self.waiting += 1
+        connected = cluster_redis.connected(self.redis)
         d = self.redis.eval(SEND, keys=[alive_key(node), inbox_key(node)], args=[full, xml])
-        d.addTimeout(max(until - self.reactor.seconds(), RETRY_DELAY), self.reactor)
+        if not connected:  # it waits for the reconnection: not for ever
+            d.addTimeout(max(until - self.reactor.seconds(), RETRY_DELAY), self.reactor)
         d.addBoth(self._put_done, node, full, xml, element, until)
 
     def _put_done(self, result, node: str, full: str, xml: str, element, until: float) -> None:
@@ -134,7 +138,7 @@ class StanzaStreams:
                 return
             cluster_redis.log_failure(result, f"a stanza for {full} not sent to node {node}")
             self.undelivered(element)
-        elif result is None:
+        elif not result:
             log.warn("cluster node {node} is not alive: the stanza for {jid} handled here",
                      node=node, jid=full)
             self.undelivered(element)
