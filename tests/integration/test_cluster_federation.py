@@ -34,7 +34,7 @@ from tests.redis_server import RedisServer
 from tests.storage_engines import postgresql
 
 C, P, Q = "c.example", "p.example", "q.example"
-HEARTBEAT = 2.0  # seconds: long enough for a frozen node's inbox to fill before it is dead
+HEARTBEAT = 3.0  # seconds: long enough for a frozen node's inbox to fill before it is dead
 EXPIRY = 3 * HEARTBEAT
 SECRET = "the cluster's own dialback secret"
 

@@ -119,7 +119,7 @@ class StreamsTests(TestCase):
         arrivals = Arrivals(Local(), lambda interface: None, lambda *a: None, False)
         rescue = Rescue(self.redis, "a", 60.0, Local(), remote, arrivals, False, reactor)
         self.command("SADD", INBOXES, "b")
-        self.command("XADD", inbox_key("b"), "*", "j", "bob@localhost/desk", "x", "<junk")
+        self.command("XADD", inbox_key("b"), "*", "m", "bob@localhost/desk\n<junk")
         self.command("SET", "xmppd:alive:b", "1")  # back before the rescue removed it
         yield rescue.empty("b")
         self.assertEqual(self.command("EXISTS", inbox_key("b")), 1)

@@ -108,8 +108,9 @@ def test_a_dead_nodes_iq_bounces_and_presence_is_dropped():
 
 def test_inbox_entries_are_read_back_and_junk_is_skipped():
     element = message("bob@localhost").element
-    stanza, full = read_entry(["j", "bob@localhost/desk", "x", element.toXml()])
+    stanza, full = read_entry(["m", f"bob@localhost/desk\n{element.toXml()}"])
     assert full == parse_jid("bob@localhost/desk") and stanza.recipient.full() == "bob@localhost"
-    for junk in (["j", "bob@localhost", "x", element.toXml()], ["j", "bob@localhost/d"],
-                 ["j", "@@", "x", element.toXml()], ["j", "bob@localhost/d", "x", "<mess"]):
+    for junk in (["m", f"bob@localhost\n{element.toXml()}"], ["m", "bob@localhost/d"],
+                 ["m", f"@@\n{element.toXml()}"], ["m", "bob@localhost/d\n<mess"],
+                 ["x", f"bob@localhost/d\n{element.toXml()}"], []):
         assert read_entry(junk) is None

@@ -1,8 +1,9 @@
 """Stanzas between nodes on Redis Streams: what one node accepted for a session on another stays
 in Redis until that node has handed it over, so a node that dies loses none of it.
 
-Each node has an inbox, the stream ``xmppd:inbox:NODE``; an entry is ``j`` (the session's full
-JID) and ``x`` (the stanza's XML), in the order they were sent. ``xmppd:inboxes`` names the nodes
+Each node has an inbox, the stream ``xmppd:inbox:NODE``; an entry has one field, ``m``: the
+session's full JID, a newline, the stanza's XML (one field, not two: txredisapi spends a reactor
+turn on each string of a reply), in the order they were sent. ``xmppd:inboxes`` names the nodes
 that have one, for the rescue (xmppd.cluster.rescue).
 
 - **Sending** is one command, the SEND script: XADD to the node's inbox only while the node's
@@ -48,10 +49,10 @@ RETRY_FOR = 30.0  # seconds a stanza waits for Redis to come back before it is k
 RETRY_DELAY = 0.25  # seconds between two tries of a command that failed with the connection
 MAX_WAITING = 10000  # stanzas waiting for Redis at once; more are kept offline at once
 
-# KEYS: the node's alive key, its inbox; ARGV: full JID, XML. 1, or 0 for a dead node (an
+# KEYS: the node's alive key, its inbox; ARGV: "FULL_JID\nXML". 1, or 0 for a dead node (an
 # integer reply: txredisapi parses a bulk one, such as the entry id, far more slowly)
 SEND = """if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 'j', ARGV[1], 'x', ARGV[2])
+redis.call('XADD', KEYS[2], '*', 'm', ARGV[1])
 return 1"""
 
 
@@ -69,10 +70,11 @@ def stanza_of(element) -> Stanza | None:
 
 def read_entry(fields) -> tuple[Stanza, JID] | None:
     """An inbox entry's stanza and the full JID it is for; None (logged) if malformed."""
-    values = dict(zip(fields[::2], fields[1::2], strict=False))
-    element = stanza_from_text(str(values.get("x", "")))
+    text = str(fields[1]) if len(fields) == 2 and fields[0] == "m" else ""
+    jid, _, xml = text.partition("\n")
+    element = stanza_from_text(xml) if xml else None
     try:
-        full = parse_jid(str(values.get("j", "")))
+        full = parse_jid(jid)
     except InvalidJID:
         full = None
     stanza = stanza_of(element) if element is not None else None
@@ -107,6 +109,7 @@ class StanzaStreams:
         self._reading = False
         self._handing: defer.Deferred | None = None  # fires when the batch in hand is done
         self._unremoved: list[str] = []  # handed over, XDEL lost with the connection
+        self._outage = False  # a send failed with the connection: told once until one works
 
     # -- sending
 
@@ -123,7 +126,8 @@ class StanzaStreams:
     def _put(self, node: str, full: str, xml: str, element, until: float) -> None:
         self.waiting += 1
         connected = cluster_redis.connected(self.redis)
-        d = self.redis.eval(SEND, keys=[alive_key(node), inbox_key(node)], args=[full, xml])
+        d = self.redis.eval(SEND, keys=[alive_key(node), inbox_key(node)],
+                            args=[f"{full}\n{xml}"])
         if not connected:  # it waits for the reconnection: not for ever
             d.addTimeout(max(until - self.reactor.seconds(), RETRY_DELAY), self.reactor)
         d.addBoth(self._put_done, node, full, xml, element, until)
@@ -133,12 +137,22 @@ class StanzaStreams:
         if isinstance(result, Failure):
             if result.check(*cluster_redis.LOST) and self.reactor.seconds() < until:
                 # txredisapi reconnects; the command then goes out on the new connection
+                if not self._outage:
+                    self._outage = True
+                    log.warn("Redis connection lost: stanzas for other nodes wait for it "
+                             "(up to {seconds:g} s each)", seconds=RETRY_FOR)
                 task.deferLater(self.reactor, RETRY_DELAY, self._put, node, full, xml,
                                 element, until)
                 return
-            cluster_redis.log_failure(result, f"a stanza for {full} not sent to node {node}")
+            if result.check(defer.TimeoutError, defer.CancelledError, *cluster_redis.LOST):
+                log.warn("Redis did not come back in time: the stanza for {jid} handled here",
+                         jid=full)
+            else:
+                cluster_redis.log_failure(result, f"a stanza for {full} not sent to {node}")
             self.undelivered(element)
-        elif not result:
+        elif result:
+            self._outage = False
+        else:
             log.warn("cluster node {node} is not alive: the stanza for {jid} handled here",
                      node=node, jid=full)
             self.undelivered(element)
