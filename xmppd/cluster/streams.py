@@ -187,22 +187,26 @@ class StanzaStreams:
                 cluster_redis.log_failure(Failure(), "reading the cluster inbox")
                 yield task.deferLater(self.reactor, RETRY_DELAY, lambda: None)
                 continue
-            ids, results = [], []
+            ids, waits = [], []
             for _key, entries in reply or ():
                 for entry_id, fields in entries:
                     ids.append(entry_id)
                     entry = read_entry(fields)
-                    if entry is not None:
-                        results.append(self.arrived(*entry))
-            if ids:
-                last = ids[-1]
+                    result = self.arrived(*entry) if entry is not None else None
+                    if result is not None:  # offline storage: waited for
+                        waits.append(result)
+            if not ids:
+                continue
+            last = ids[-1]
+            if waits:
                 self._handing = defer.Deferred()
-                yield gathered(results)
-                # pipelined before the next XREAD on this connection; waited for on a stop
-                removed = self._remove(key, ids)
-                handing, self._handing = self._handing, None
-                if not self._reading:
-                    yield removed
+                yield gathered(waits)
+            # pipelined before the next XREAD on this connection; waited for on a stop
+            removed = self._remove(key, ids)
+            if not self._reading:
+                yield removed
+            handing, self._handing = self._handing, None
+            if handing is not None:
                 handing.callback(None)
 
     def _remove(self, key: str, ids: list[str]) -> defer.Deferred:
