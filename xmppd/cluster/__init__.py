@@ -7,6 +7,9 @@ Redis. Off unless configured; without it none of this is imported.
   sessions, kept alive by heartbeats.
 - ``delivery``: the chain links that carry messages to sessions on other nodes, and what a
   node does with the stanzas forwarded to it.
+- ``streams``: each node's inbox in Redis (a stream): stanzas for its sessions, kept until
+  handed over; ``rescue``: a dead node's inbox emptied by a live one.
+- ``federation``: the dialback secret every node derives from ``[cluster] secret``.
 - ``node``: the wiring into a running server (events, links, the router's remote-sessions
   seam, which the presence and carbons plugins read through ``ctx.remote_sessions()``) and
   the stanzas and presence requests between nodes.
