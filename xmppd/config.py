@@ -17,7 +17,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
@@ -183,6 +183,9 @@ class ClusterConfig:
     redis: str  # redis://[:password@]host[:port][/db]; never logged as is
     node: str  # this node's name, unique in the cluster
     heartbeat: float  # seconds between heartbeats; a node silent 3 heartbeats is dead
+    # shared by every node: dialback keys any node can verify (xmppd.cluster.federation);
+    # required with federation on, never shown
+    secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -314,7 +317,7 @@ class _Reader:
             "http": self.http,
             "components": lambda t: self.components(
                 t, parts["server"].domains if "server" in parts else ()),
-            "cluster": lambda t: self.cluster(t, parts.get("storage")),
+            "cluster": lambda t: self.cluster(t, parts.get("storage"), parts.get("s2s")),
         }
         parts: dict[str, Any] = {}
         for name, read in readers.items():
@@ -419,14 +422,19 @@ class _Reader:
             raise t.error("path", f'only used when backend = "sqlite", not "{backend}"')
         return StorageConfig(backend=backend, path=path or data_dir / "xmppd.sqlite", dsn=dsn)
 
-    def cluster(self, t: _Table, storage: StorageConfig | None) -> ClusterConfig | None:
+    def cluster(self, t: _Table, storage: StorageConfig | None,
+                s2s: S2SConfig | None) -> ClusterConfig | None:
         if not t.values:
             return None
         config = ClusterConfig(redis=t.get("redis", _redis_url), node=t.get("node", _node_name),
-                               heartbeat=t.get("heartbeat", _seconds, 5.0))
+                               heartbeat=t.get("heartbeat", _seconds, 5.0),
+                               secret=t.get("secret", _component_secret, None))
         if storage is not None and storage.backend != "postgresql":
             raise t.error("redis", 'several nodes need one shared database: [storage] '
                           f'backend = "postgresql", not "{storage.backend}"')
+        if config.secret is None and s2s is not None and (s2s.listen or s2s.direct_tls):
+            raise t.error("secret", "required with federation on ([s2s] listen): the same on "
+                          "every node, so that any node can verify the dialback keys of another")
         return config
 
     def manhole(self, t: _Table, data_dir: Path) -> ManholeConfig:

@@ -117,7 +117,8 @@ def test_sample_config_commented_examples_are_valid(tmp_path):
     # Uncomment every example except the two that exclude each other or are placeholders.
     text = SAMPLE.read_text(encoding="utf-8")
     text = re.sub(r"(?m)^# ((?:\"?[\w.-]+\"? = .+)|(?:\[[\w.]+\]))$",
-                  lambda m: m[0] if re.match(r"# (dsn|password_hash|redis|node|heartbeat) ", m[0])
+                  lambda m: m[0] if re.match(r"# (dsn|password_hash|redis|node|heartbeat|secret) ",
+                                             m[0])
                   else m[1], text)  # [cluster] needs PostgreSQL
     text = text.replace('data_dir = "../var"', 'data_dir = "var"')
     config = load_text(tmp_path, text)

@@ -10,6 +10,9 @@ Redis. Off unless configured; without it none of this is imported.
 - ``broadcast``: news for every node on one channel; ``rosters`` and ``pep`` carry the roster
   plugin's changes and the pep plugin's notifications on it to the other nodes.
 - ``view``: what ``xmppdctl cluster`` and the manhole's ``admin.cluster()`` show.
+- ``streams``: each node's inbox in Redis (a stream): stanzas for its sessions, kept until
+  handed over; ``rescue``: a dead node's inbox emptied by a live one.
+- ``federation``: the dialback secret every node derives from ``[cluster] secret``.
 - ``node``: the wiring into a running server (events, links, the router's remote-sessions
   seam, which the presence and carbons plugins read through ``ctx.remote_sessions()``) and
   the stanzas and presence requests between nodes.

@@ -78,8 +78,9 @@ class Arrivals:
         self.bounce = bounce  # bounce(stanza, condition)
         self.deliver_to_all = deliver_to_all
 
-    def arrived(self, stanza: Stanza, full_jid: JID) -> None:
-        """``stanza`` for our session ``full_jid`` (its 'to' may be the bare JID)."""
+    def arrived(self, stanza: Stanza, full_jid: JID):
+        """``stanza`` for our session ``full_jid`` (its 'to' may be the bare JID); a
+        Deferred while it is being stored offline."""
         session = self.local.get(full_jid)
         if stanza.kind == "presence":
             # for the bare JID: to available resources only (§8.5.2.1.2), which only this
@@ -89,7 +90,8 @@ class Arrivals:
         elif session is not None:
             session.send(stanza.element)
         else:
-            self.undelivered(stanza)
+            return self.undelivered(stanza)
+        return None
 
     def undelivered(self, stanza: Stanza):
         """Its session is gone: what local delivery does for an account without it."""

@@ -4,15 +4,12 @@ Started by the service after the plugins (so the message plugin's delivery link 
 and before the listeners (no client binds before the registry and the channels are up);
 stopped after the streams are closed.
 
-Between nodes, stanzas travel on Redis pub/sub, one channel per node (``xmppd:stanzas:NODE``),
-rather than on per-node lists: delivery to a session is live or not at all (a node that is
-down has no session to deliver to, and its sessions leave the registry), PUBLISH tells the
-sender how many nodes listened, so a stanza for a node that is not listening is handled at
-once like one for a session that is gone (offline storage for a message) instead of waiting
-in a list nobody reads, and one subscriber connection carries both the stanzas and the
-registry's changes. Order is kept per sending node (one connection). A stanza published in
-the instant a receiving node's subscription is reconnecting is lost, as a stanza sent on a
-broken client connection would be.
+Stanzas for sessions on other nodes travel on Redis Streams, an inbox per node
+(xmppd.cluster.streams): an entry leaves the inbox only once handed over, and a dead node's
+inbox is emptied by a live one (xmppd.cluster.rescue), so no accepted message is lost. Order
+is kept per sending node (one connection). Requests between nodes that only make sense live
+(presence requests, the registry's changes) stay on pub/sub, one channel per node
+(``xmppd:stanzas:NODE``) and the registry's.
 """
 
 from __future__ import annotations
@@ -28,17 +25,18 @@ from xmppd.cluster.broadcast import BROADCAST_CHANNEL, Broadcast
 from xmppd.cluster.delivery import Arrivals, RemoteDelivery
 from xmppd.cluster.directory import REGISTRY_CHANNEL, SessionDirectory, stanza_channel
 from xmppd.cluster.pep import relay_pep
+from xmppd.cluster.rescue import Rescue
 from xmppd.cluster.rooms import RoomCluster
 from xmppd.cluster.rosters import relay_rosters
+from xmppd.cluster.streams import StanzaStreams, stanza_of
 from xmppd.cluster.view import ClusterView
 from xmppd.dispatch import DELIVERY_PRIORITY
-from xmppd.errors import StanzaError
 from xmppd.im.carbons import CARBONS_CHANGED
 from xmppd.im.presence_stanzas import readdressed
 from xmppd.interfaces import IMucRooms
 from xmppd.jid import InvalidJID, parse_jid
 from xmppd.logs import get_logger
-from xmppd.stanza import MESSAGE_TYPES, Stanza, parse_address
+from xmppd.stanza import MESSAGE_TYPES, Stanza
 from xmppd.xml.stored import StanzaReader
 
 log = get_logger(__name__)
@@ -56,12 +54,15 @@ class ClusterNode:
         self.address = parse_redis_url(config.redis)
         self.redis = None
         self.subscriber = None
+        self.reader = None  # the inbox's own connection (XREAD blocks it)
+        self.streams: StanzaStreams | None = None
+        self.rescue: Rescue | None = None
         self.directory: SessionDirectory | None = None
         self.rooms = None  # xmppd.cluster.rooms.RoomCluster, with the muc plugin
         self.broadcast: Broadcast | None = None  # news for every node (rosters, PEP)
         self.view: ClusterView | None = None  # what xmppdctl cluster shows
         self._undo: list = []
-        self._reader = StanzaReader()  # the stanzas other nodes forward here
+        self._stanza_reader = StanzaReader()  # the stanzas other nodes forward here
         deliver_to_all = server.config.c2s.bare_message_delivery == "all"
         self.arrivals = Arrivals(server.sessions, server.query, server.router.bounce,
                                  deliver_to_all)
@@ -77,6 +78,12 @@ class ClusterNode:
         self.broadcast = Broadcast(self.redis, self.config.node)
         self.view = ClusterView(self.redis, self.config.node, self.config.heartbeat, reactor,
                                 AdminAPI(None, (), self.server).list_s2s)
+        self.reader = cluster_redis.connect(self.address)
+        self.streams = StanzaStreams(self.redis, self.reader, self.config.node,
+                                     self.arrivals.arrived, self._undelivered, reactor)
+        self.rescue = Rescue(self.redis, self.config.node, self.config.heartbeat,
+                             self.server.sessions, self.directory, self.arrivals,
+                             self._deliver_to_all, reactor)
         subscribed = defer.Deferred()
 
         def on_subscribed() -> None:
@@ -90,8 +97,8 @@ class ClusterNode:
             reactor, self.address,
             (REGISTRY_CHANNEL, stanza_channel(self.config.node), BROADCAST_CHANNEL),
             self._on_message, on_subscribed)
-        started = defer.gatherResults([subscribed, self.directory.start(), self.view.start()],
-                                      consumeErrors=True)
+        started = defer.gatherResults([subscribed, self.directory.start(), self.view.start(),
+                                       self.rescue.start()], consumeErrors=True)
         started.addTimeout(CONNECT_TIMEOUT, reactor)
         try:
             yield started
@@ -100,6 +107,7 @@ class ClusterNode:
             raise RuntimeError(f"[cluster] no answer from Redis at {self.address} "
                                f"within {CONNECT_TIMEOUT:g} seconds") from None
         self.directory.presenter = self.present
+        self.streams.start()
         self._wire()
         yield self._start_rooms()
         log.info("cluster node {node} up: Redis {redis}, {count} sessions on other nodes",
@@ -158,14 +166,25 @@ class ClusterNode:
             except Exception:
                 log.failure("cluster node {node} could not leave the registry cleanly "
                             "(its sessions expire with its heartbeat)", node=self.config.node)
+        if self.streams is not None:  # what is left in our inbox: to the live nodes
+            yield self.streams.stop()
+            self.rescue.stop()
+            yield self.reader.disconnect()
+            try:
+                yield self.rescue.empty(self.config.node).addTimeout(CONNECT_TIMEOUT,
+                                                                     self.server.reactor)
+            except Exception:
+                log.failure("cluster node {node} could not hand its inbox over (a live "
+                            "node takes it over)", node=self.config.node)
         yield self._disconnect()
 
     def _disconnect(self) -> defer.Deferred:
         calls = []
         if self.subscriber is not None:
             calls.append(self.subscriber.disconnect())
-        if self.redis is not None:
-            calls.append(self.redis.disconnect())
+        for connection in (self.reader, self.redis):
+            if connection is not None:
+                calls.append(connection.disconnect())
         return defer.gatherResults(calls, consumeErrors=True).addErrback(lambda _: None)
 
     # -- the registry
@@ -204,20 +223,8 @@ class ClusterNode:
     # -- stanzas between nodes
 
     def forward(self, node: str, full_jid, element) -> None:
-        """Send ``element`` to the session ``full_jid`` on ``node``."""
-        text = f"{full_jid.full()}\n{element.toXml()}"
-        d = self.redis.publish(stanza_channel(node), text)
-
-        def published(listeners) -> None:
-            if not listeners:
-                log.warn("cluster node {node} is not listening: {jid}'s stanza not sent "
-                         "there", node=node, jid=full_jid)
-                self._undelivered(element)
-
-        d.addCallback(published)
-        d.addErrback(lambda failure: (
-            cluster_redis.log_failure(failure, f"a stanza for {full_jid} not sent to {node}"),
-            self._undelivered(element)))
+        """Send ``element`` to the session ``full_jid`` on ``node`` (its inbox)."""
+        self.streams.send(node, full_jid, element)
 
     def present(self, node: str, full_jid, to) -> None:
         """Ask ``node`` to send its session ``full_jid``'s last presence to ``to``."""
@@ -261,7 +268,7 @@ class ClusterNode:
         if full == PRESENT:
             self._presented(message)
             return
-        element = self._reader.read(xml)
+        element = self._stanza_reader.read(xml)
         try:
             recipient = parse_jid(full)
         except InvalidJID:
@@ -272,12 +279,7 @@ class ClusterNode:
             return
         self.arrivals.arrived(stanza, recipient)
 
-    @staticmethod
-    def _stanza(element) -> Stanza | None:
-        try:
-            return Stanza(element, parse_address(element, "from"), parse_address(element, "to"))
-        except StanzaError:
-            return None
+    _stanza = staticmethod(stanza_of)
 
 
 def start_cluster(server) -> defer.Deferred:

@@ -90,6 +90,11 @@ def subscribe(reactor, address: RedisAddress, channels: tuple[str, ...],
     return factory
 
 
+def connected(handler: txredisapi.ConnectionHandler) -> bool:
+    """Whether a command sent now goes out at once (else it waits for a reconnection)."""
+    return bool(handler._factory.size)
+
+
 LOST = (txredisapi.ConnectionError, ConnectionError, error.ConnectionDone, error.ConnectionLost)
 
 

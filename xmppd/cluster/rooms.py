@@ -43,14 +43,14 @@ from xmppd.cluster.directory import PREFIX, REGISTRY_CHANNEL, stanza_channel
 from xmppd.cluster.memberships import Memberships
 from xmppd.cluster.placement import Liveness, owner, read_alive
 from xmppd.cluster.redis import log_failure
+from xmppd.cluster.streams import stanza_of
 from xmppd.disco import DiscoItem
-from xmppd.errors import StanzaError
 from xmppd.interfaces import IMucRooms
 from xmppd.jid import JID, InvalidJID
 from xmppd.logs import get_logger
 from xmppd.muc.discovery import public_items
-from xmppd.stanza import IQ_TYPES, MESSAGE_TYPES, PRESENCE_TYPES, Stanza, parse_address
-from xmppd.xml.stored import stanza_from_text
+from xmppd.stanza import IQ_TYPES, MESSAGE_TYPES, PRESENCE_TYPES, Stanza
+from xmppd.xml.stored import StanzaReader
 
 log = get_logger(__name__)
 
@@ -95,6 +95,7 @@ class RoomCluster:
         self.left: set[str] = set()  # nodes that said rooms-down while their key lives on
         self.memberships = Memberships(lambda jid: jid.host in self.muc.domains)
         self._loading: defer.Deferred | None = None
+        self._reader = StanzaReader()  # the room stanzas other nodes forward here
         self._load_again = False
         self._waiting: list[defer.Deferred] = []
         self._awaiting: set[str] = set()  # nodes yet to hand over their rooms (at start)
@@ -235,12 +236,8 @@ class RoomCluster:
         if kind == HANDED:
             self._settled(text)
             return
-        element = stanza_from_text(text)
-        try:
-            stanza = Stanza(element, parse_address(element, "from"),
-                            parse_address(element, "to")) if element is not None else None
-        except StanzaError:
-            stanza = None
+        element = self._reader.read(text)
+        stanza = stanza_of(element) if element is not None else None
         if stanza is None or stanza.recipient is None:
             log.warn("ignored a malformed room stanza from the cluster: {text!r}",
                      text=text[:200])

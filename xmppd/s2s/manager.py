@@ -333,7 +333,6 @@ def federation_from_config(server, certificates=None) -> S2SManager | None:
     a peer could not reach us back for dialback or bidirectional streams). ``certificates``:
     the server's CertificateStore (xmppd.stream.certstore), shared with c2s and reloaded."""
     from xmppd.s2s.certs import TrustStore
-    from xmppd.s2s.dialback_keys import load_or_create_secret
     from xmppd.s2s.policy import FederationPolicy, ProvidedTrust
     from xmppd.s2s.srv import S2SResolver
     from xmppd.s2s.tlsctx import S2STLS
@@ -351,6 +350,18 @@ def federation_from_config(server, certificates=None) -> S2SManager | None:
                                 trust=ProvidedTrust(server.query)),
         resolver=S2SResolver([tuple(a) for a in s2s.dns_servers] or None, s2s.hosts,
                              server.reactor),
-        secret=load_or_create_secret(config.server.data_dir / "dialback.secret"),
+        secret=_dialback_secret(config),
         bind_address=s2s.bind_address, connect_timeout=s2s.connect_timeout,
         auth_timeout=s2s.auth_timeout, queue_limit=s2s.queue_limit, bidi=s2s.bidi)
+
+
+def _dialback_secret(config) -> bytes:
+    """The node's own secret file; in a cluster, the one every node derives from
+    ``[cluster] secret`` (xmppd.cluster.federation), so that any node verifies any node's keys."""
+    if config.cluster is not None and config.cluster.secret is not None:
+        from xmppd.cluster.federation import dialback_secret
+
+        return dialback_secret(config.cluster.secret)
+    from xmppd.s2s.dialback_keys import load_or_create_secret
+
+    return load_or_create_secret(config.server.data_dir / "dialback.secret")

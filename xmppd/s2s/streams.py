@@ -136,6 +136,8 @@ class ServerStream(XmlStream):
         if db.name == "verify":
             valid = self.manager.check_key(receiving=db.sender, originating=db.receiver,
                                            stream_id=db.id or "", key=db.key)
+            log.info("dialback key of {ours} checked for {peer}: {answer}", ours=db.receiver,
+                     peer=db.sender, answer="valid" if valid else "invalid")
             self.send(dialback.answer("verify", db.receiver, db.sender, valid, db.id))
             return None
         if db.receiver not in self.manager.domains:
