@@ -33,12 +33,13 @@ from tests.storage_engines import postgresql
 HEARTBEAT = 0.5
 DEVICE_LIST = "eu.siacs.conversations.axolotl.devicelist"
 NODES = ("a", "b", "c")
+SECRET = "the nodes' shared dialback secret"  # needed once a node federates
 
 
 def node_config(dsn: str, redis_url: str, node: str) -> str:
     return (f'[storage]\nbackend = "postgresql"\ndsn = "{dsn}"\n'
             f'[cluster]\nredis = "{redis_url}"\nnode = "{node}"\nheartbeat = {HEARTBEAT}\n'
-            + PLUGINS)
+            f'secret = "{SECRET}"\n' + PLUGINS)
 
 
 @pytest.fixture
