@@ -54,7 +54,7 @@ class Archiver:
         self._domains = frozenset(domains)
         self._new_id = EntryIds(_nanoseconds(seconds))
         self._last: tuple[object, bytes, str] = (None, b"", "")  # serialized last: bytes, text
-        self._checked: tuple[object, bool] = (None, False)  # the element checked last
+        self._checked: tuple[object, tuple[bool, bool]] = (None, (False, False))  # _look's
 
     def not_before(self, position: str) -> None:
         """Ids made from now on sort after ``position`` (the archive's newest at start)."""
@@ -64,13 +64,14 @@ class Archiver:
         """What a local client sends: forged ids out; the sender's copy archived."""
         stripped = None
         element = stanza.element
-        if has_stanza_id(element):  # rare: the scan below allocates nothing
+        keep, ids = self._look(element)
+        if ids:  # rare: the scan below allocates nothing
             stripped = without_forged_ids(stanza, self._domains | {stanza.sender.userhost()})
             if stripped is not None:
                 stanza = stripped
-                element = stanza.element
+                keep = self._look(stanza.element)[0]
         recipient = stanza.recipient
-        if recipient is None or not self._archivable(element):
+        if recipient is None or not keep:
             return stripped
         sender = stanza.sender.bare()
         contact = recipient.bare()
@@ -85,28 +86,29 @@ class Archiver:
         """A message for a local account: forged ids out; its copy archived and stamped."""
         account = stanza.recipient.bare()
         stripped = None
-        element = stanza.element
-        if has_stanza_id(element):
+        keep, ids = self._look(stanza.element)
+        if ids:
             stripped = without_forged_ids(stanza, self._domains | {account.full()})
             if stripped is not None:
                 stanza = stripped
-                element = stanza.element
-        if stanza.sender is None or not self._archivable(element):
+                keep = self._look(stanza.element)[0]
+        if stanza.sender is None or not keep:
             return stripped
         decided = self._decide(account, stanza.sender.bare(), bool(self._online(account)))
         if isinstance(decided, defer.Deferred):
             return decided.addCallback(self._keep_received, stanza, account)
         return self._keep_received(decided, stanza, account)
 
-    def _archivable(self, element) -> bool:
-        """``archivable(element)``, remembered for the element seen last: a message between
-        two local accounts passes both links as the same element (unless the recipient's
-        link took out a forged id: then it is a new element)."""
-        last, kept = self._checked
+    def _look(self, element) -> tuple[bool, bool]:
+        """Whether the element is archivable, and whether it has a stanza-id child at all:
+        remembered for the element seen last, as a message between two local accounts
+        passes both links as the same element (unless a link took a forged id out: then
+        the next link sees a new element)."""
+        last, seen = self._checked
         if element is not last:
-            kept = archivable(element)
-            self._checked = (element, kept)
-        return kept
+            seen = (archivable(element), has_stanza_id(element))
+            self._checked = (element, seen)
+        return seen
 
     # -- deciding
 

@@ -17,6 +17,7 @@ children, read-only, which is all a replacement needs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 
 from twisted.words.xish import domish
@@ -79,15 +80,18 @@ def with_stanza_id(stanza: Stanza, entry_id: str, by: str, wire: bytes | None = 
     copy = _element(element.uri, element.name, element.defaultUri, dict(element.attributes),
                     dict(element.localPrefixes or {}), children, WiredElement)
     # As the serializer writes it: the stanza-id's namespace differs from jabber:client's.
-    copy.wire = b"".join((wire[:-len(end)], b"<stanza-id xmlns='", _SID, b"' by='",
-                          escape_attribute(by).encode(), b"' id='",
-                          escape_attribute(entry_id).encode(), b"'/>", end))
+    copy.wire = b"".join((wire[:-len(end)], _opening(by), escape_attribute(entry_id).encode(),
+                          b"'/>", end))
     copy.wire_attributes = element.attributes
     copy.wire_children = len(children)
     return Stanza(copy, stanza.sender, stanza.recipient)
 
 
-_SID = ns.STANZA_ID.encode()
+@functools.lru_cache(maxsize=4096)
+def _opening(by: str) -> bytes:
+    """``<stanza-id xmlns=… by='…' id='`` as the serializer writes it (the namespace differs
+    from jabber:client's), for the accounts that received something lately."""
+    return f"<stanza-id xmlns='{ns.STANZA_ID}' by='{escape_attribute(by)}' id='".encode()
 
 
 def _is_forged(child: domish.Element, protected: Collection[str]) -> bool:
