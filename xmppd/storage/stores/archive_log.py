@@ -25,6 +25,7 @@ its position (from before 0005, or imported) is in ``store_archive_pack_alias``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
 
 from twisted.internet import defer
@@ -568,7 +569,10 @@ def _prefixed(where: str) -> str:
 
 
 def _ascending(rows: list[tuple]) -> bool:
-    return all(rows[n][1] < rows[n + 1][1] for n in range(len(rows) - 1))
+    """Whether the rows' ids (their second item) increase: the message path's always do,
+    but for a message that waited (for a roster read, or for the disk) between its links."""
+    ids = [row[1] for row in rows]
+    return all(map(operator.lt, ids, ids[1:]))
 
 
 def _archive_entry(entry: Packed) -> ArchiveEntry:
