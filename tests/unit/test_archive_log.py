@@ -209,6 +209,32 @@ class ArchiveLogTests(unittest.TestCase):
         self.assertEqual((yield self.store.remove(ALICE, [old_ids[0]])), 1)
 
     @defer.inlineCallbacks
+    def test_entries_of_the_0005_table_are_adopted_with_their_ids(self):
+        mine, theirs = self.entry(0), self.entry(1, CAROL)
+        yield self.storage.write(self.legacy_rows, [
+            (mine.id, None, mine), ("000000000-00000000001", "old-id", theirs)])
+        self.assertEqual((yield self.store.adopt()), 2)
+        self.assertEqual((yield self.store.adopt()), 0)
+        newer = yield self.fill(1)
+        page = yield self.store.query(ALICE)
+        self.assertEqual([e.id for e in page.entries], ["old-id", mine.id, newer[0].id])
+        self.assertEqual((yield self.store.get(ALICE, "old-id")).payload, theirs.payload)
+        self.assertEqual((yield self.query(with_jid=CAROL)).total, 1)
+        self.assertEqual((yield self.query(after="old-id", limit=1)).entries, (mine,))
+
+    def legacy_rows(self, cursor, rows) -> None:
+        """Rows as 0005's table held them (one with an adopted id of its own)."""
+        sql = self.storage.dialect.sql
+        cursor.execute(sql("INSERT INTO store_scopes (owner, store) VALUES (?, 'mam')"), (ALICE,))
+        cursor.execute(sql("SELECT id FROM store_scopes WHERE owner = ?"), (ALICE,))
+        scope = cursor.fetchone()[0]
+        cursor.executemany(sql(
+            "INSERT INTO store_archive_log (scope_id, position, entry_id, stamp, with_jid,"
+            " payload) VALUES (?, ?, ?, ?, ?, ?)"),
+            [(scope, position, entry_id, e.stamp, e.with_jid, e.payload)
+             for position, entry_id, e in rows])
+
+    @defer.inlineCallbacks
     def test_queries_use_the_key_not_a_scan(self):
         yield self.fill(3)
         connection = sqlite3.connect(self.path)
