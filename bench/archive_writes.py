@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=300_000, help="rows before the second run")
     parser.add_argument("--generic", action="store_true",
                         help="the generic archive store (store_archive), as MAM had before "
-                             "migration 0005, instead of its own (store_archive_log)")
+                             "migration 0005, instead of its own (packed, migration 0006)")
     parser.add_argument("--ordered-ids", action="store_true",
                         help="with --generic: time-ordered ids instead of random ones")
     parser.add_argument("--dir", default=None, help="where the temporary database goes")

@@ -105,3 +105,29 @@ def test_entry_ids_after_a_restart_sort_after_the_archives_newest_whatever_the_c
     behind = EntryIds(clock=lambda: 10**18)  # the clock went back across a restart
     behind.not_before(newest)
     assert behind() > newest
+
+
+def test_a_stamped_copy_brings_the_bytes_the_serializer_would_write():
+    from xmppd.xml.serializer import serialize
+
+    original = stanza("<message type='chat' to='bob@example.org'><body>a &amp; b</body>"
+                      "<x xmlns='jabber:x:oob'><url>u</url></x></message>")
+    wire = serialize(original.element, ns.CLIENT)
+    for by in ("bob@example.org", "o'neil&co@example.org"):
+        stamped = with_stanza_id(original, "abc", by, wire)
+        assert serialize(stamped.element, ns.CLIENT) is stamped.element.wire
+        stamped.element.wire_children = -1  # the guard fails: the serializer walks it
+        assert serialize(stamped.element, ns.CLIENT) == stamped.element.wire
+
+
+def test_a_stamped_copy_changed_afterwards_is_serialized_as_it_is():
+    from xmppd.xml.serializer import serialize
+
+    original = stanza("<message type='chat'><body>hi</body></message>")
+    stamped = with_stanza_id(original, "abc", "bob@example.org",
+                             serialize(original.element, ns.CLIENT))
+    stamped.element["to"] = "carol@example.org"
+    assert b"carol@example.org" in serialize(stamped.element, ns.CLIENT)
+    stamped.element.addElement("thread", content="t")
+    assert b"<thread>t</thread>" in serialize(stamped.element, ns.CLIENT)
+    assert b"stanza-id" in serialize(stamped.element, "jabber:server")

@@ -20,6 +20,7 @@ from xmppd.storage.stores.archive_log import SQLArchiveLog
 
 FAST = 64
 ALICE = "alice@example.org"
+BOB = "bob@example.org"
 
 
 @defer.inlineCallbacks
@@ -44,7 +45,19 @@ def fill(storage) -> None:
         entry_id = ids()
         messages.append((ALICE, ArchiveEntry(ids.stamp, "bob@example.org", f"<m>{n}</m>",
                                              entry_id)))
-    yield SQLArchiveLog(storage, "mam").append_many(messages)
+    archive = SQLArchiveLog(storage, "mam")
+    yield archive.append_many(messages)
+    # An entry from before 0005, adopted (its id an alias), and one left in 0005's table.
+    yield storage.open_store("mam", "archive").append(ALICE, ArchiveEntry(0.5, BOB, "<old/>"))
+    yield archive.adopt()
+    yield storage.write(_legacy_row, storage.dialect.sql)
+
+
+def _legacy_row(cursor, sql) -> None:
+    cursor.execute(sql("SELECT id FROM store_scopes WHERE owner = ? AND store = 'mam'"), (ALICE,))
+    cursor.execute(sql("INSERT INTO store_archive_log (scope_id, position, stamp, with_jid,"
+                       " payload) VALUES (?, ?, ?, ?, ?)"),
+                   (cursor.fetchone()[0], "0" * 21, 0.25, BOB, "<older/>"))
 
 
 @defer.inlineCallbacks
@@ -102,7 +115,7 @@ class CopyTests(unittest.TestCase):
             self.assertEqual(len(kept), 6)
             self.assertEqual(len({message[0] for message in kept}), 6)
             mam = yield SQLArchiveLog(storage, "mam").query(ALICE)
-            self.assertEqual(mam.total, 7)
+            self.assertEqual(mam.total, 8)  # the adopted one too (not 0005's, unadopted)
 
     @defer.inlineCallbacks
     def test_a_destination_with_data_is_refused_and_kept(self):

@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection
 
 from twisted.internet import defer
 
+from xmppd import ns
 from xmppd.interfaces import IRoster
 from xmppd.jid import JID
 from xmppd.logs import get_logger
@@ -33,8 +34,7 @@ from xmppd.mam.stanza_ids import (
 )
 from xmppd.mam.writer import BatchWriter
 from xmppd.stanza import Stanza
-from xmppd.storage.records import ArchiveEntry
-from xmppd.xml.stored import stanza_to_text
+from xmppd.xml.serializer import serialize
 
 log = get_logger(__name__)
 
@@ -53,7 +53,8 @@ class Archiver:
         self._exists = exists  # Deferred of whether an account without sessions exists
         self._domains = frozenset(domains)
         self._new_id = EntryIds(_nanoseconds(seconds))
-        self._last: tuple[object, str] = (None, "")  # the element serialized last, its text
+        self._last: tuple[object, bytes, str] = (None, b"", "")  # serialized last: bytes, text
+        self._checked: tuple[object, tuple[bool, bool]] = (None, (False, False))  # _look's
 
     def not_before(self, position: str) -> None:
         """Ids made from now on sort after ``position`` (the archive's newest at start)."""
@@ -62,12 +63,15 @@ class Archiver:
     def outgoing(self, stanza: Stanza, origin):
         """What a local client sends: forged ids out; the sender's copy archived."""
         stripped = None
-        if has_stanza_id(stanza.element):  # rare: the scan below allocates nothing
+        element = stanza.element
+        keep, ids = self._look(element)
+        if ids:  # rare: the scan below allocates nothing
             stripped = without_forged_ids(stanza, self._domains | {stanza.sender.userhost()})
             if stripped is not None:
                 stanza = stripped
+                keep = self._look(stanza.element)[0]
         recipient = stanza.recipient
-        if recipient is None or not archivable(stanza.element):
+        if recipient is None or not keep:
             return stripped
         sender = stanza.sender.bare()
         contact = recipient.bare()
@@ -82,16 +86,29 @@ class Archiver:
         """A message for a local account: forged ids out; its copy archived and stamped."""
         account = stanza.recipient.bare()
         stripped = None
-        if has_stanza_id(stanza.element):
+        keep, ids = self._look(stanza.element)
+        if ids:
             stripped = without_forged_ids(stanza, self._domains | {account.full()})
             if stripped is not None:
                 stanza = stripped
-        if stanza.sender is None or not archivable(stanza.element):
+                keep = self._look(stanza.element)[0]
+        if stanza.sender is None or not keep:
             return stripped
         decided = self._decide(account, stanza.sender.bare(), bool(self._online(account)))
         if isinstance(decided, defer.Deferred):
             return decided.addCallback(self._keep_received, stanza, account)
         return self._keep_received(decided, stanza, account)
+
+    def _look(self, element) -> tuple[bool, bool]:
+        """Whether the element is archivable, and whether it has a stanza-id child at all:
+        remembered for the element seen last, as a message between two local accounts
+        passes both links as the same element (unless a link took a forged id out: then
+        the next link sees a new element)."""
+        last, seen = self._checked
+        if element is not last:
+            seen = (archivable(element), has_stanza_id(element))
+            self._checked = (element, seen)
+        return seen
 
     # -- deciding
 
@@ -130,36 +147,37 @@ class Archiver:
         or not, possibly after a wait for the disk)."""
         if not decided:
             return stanza
-        wait = self._add(sender, contact, stanza, self._new_id(), ())
+        wait = self._writer.add_row(
+            (sender.userhost(), self._new_id(), self._new_id.stamp, contact.userhost(),
+             self._text(stanza.element)[1]))
         return stanza if wait is None else wait.addCallback(lambda _: stanza)
 
     def _keep_received(self, decided: bool, stanza: Stanza, account: JID):
         if not decided:
             return stanza
         entry_id = self._new_id()
-        sender = stanza.sender.bare()
-        local_sender = (sender.full(),) if sender.host in self._domains else ()
-        wait = self._add(account, sender, stanza, entry_id, local_sender)
-        stamped = with_stanza_id(stanza, entry_id, account.full())
+        sender = stanza.sender
+        owner = account.userhost()
+        wire, text = self._text(stanza.element)
+        # The stamp is the id's own time: the archive finds time ranges by id (archive_log).
+        wait = self._writer.add_row(
+            (owner, entry_id, self._new_id.stamp, sender.userhost(), text),
+            (sender.userhost(),) if sender.host in self._domains else ())
+        stamped = with_stanza_id(stanza, entry_id, owner, wire)
         return stamped if wait is None else wait.addCallback(lambda _: stamped)
 
-    def _add(self, owner: JID, contact: JID, stanza: Stanza, entry_id: str,
-             accounts: tuple[str, ...]) -> defer.Deferred | None:
-        # The stamp is the id's own time: the archive finds time ranges by id (archive_log).
-        entry = ArchiveEntry(self._new_id.stamp, contact.full(), self._text(stanza.element),
-                             entry_id)
-        return self._writer.add(owner.full(), entry, accounts)
-
-    def _text(self, element) -> str:
-        """The stanza as stored, serialized once for both archives of a local-to-local
-        message: the sender's link and the recipient's see the same element, never edited in
-        place (copies are made to change one). The stanza-id of the recipient's copy is not
-        in it: the query's <result id=.../> says it."""
-        last, text = self._last
+    def _text(self, element) -> tuple[bytes, str]:
+        """The stanza serialized for a client stream, as bytes and as the text stored, once
+        for both archives of a local-to-local message and the recipient's stamped copy: the
+        sender's link and the recipient's see the same element, never edited in place
+        (copies are made to change one). The stanza-id of the recipient's copy is not in
+        the stored text: the query's <result id=.../> says it."""
+        last, wire, text = self._last
         if element is not last:
-            text = stanza_to_text(element)
-            self._last = (element, text)
-        return text
+            wire = serialize(element, ns.CLIENT)
+            text = wire.decode("utf-8")
+            self._last = (element, wire, text)
+        return wire, text
 
 
 def _nanoseconds(seconds: Callable[[], float]) -> Callable[[], int]:

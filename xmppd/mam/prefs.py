@@ -19,6 +19,7 @@ from xmppd.errors import StanzaError
 from xmppd.jid import JID, InvalidJID, parse_jid
 
 DEFAULTS = ("always", "never", "roster")
+_BY_DEFAULT = {"always": True, "never": False}  # 'roster': None, decided by a read
 MAX_JIDS = 1_000  # JIDs an account may list under <always/> and <never/> together
 
 
@@ -37,7 +38,7 @@ class Prefs:
             return False
         if contact in self.always:
             return True
-        return {"always": True, "never": False}.get(self.default)
+        return _BY_DEFAULT.get(self.default)
 
     def to_value(self) -> dict:
         return {"default": self.default, "always": sorted(self.always),

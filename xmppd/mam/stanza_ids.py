@@ -17,6 +17,7 @@ children, read-only, which is all a replacement needs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 
 from twisted.words.xish import domish
@@ -25,6 +26,7 @@ from xmppd import ns
 from xmppd.im.worth_storing import worth_storing
 from xmppd.jid import InvalidJID, parse_jid
 from xmppd.stanza import Stanza
+from xmppd.xml.serializer import WiredElement, escape_attribute
 
 _new_object = object.__new__
 
@@ -62,13 +64,34 @@ def without_forged_ids(stanza: Stanza, protected: Collection[str]) -> Stanza | N
     return Stanza(_copy(element, kept), stanza.sender, stanza.recipient)
 
 
-def with_stanza_id(stanza: Stanza, entry_id: str, by: str) -> Stanza:
-    """A copy of ``stanza`` with our ``<stanza-id by=… id=…/>`` added (XEP-0359 §4)."""
+def with_stanza_id(stanza: Stanza, entry_id: str, by: str, wire: bytes | None = None) -> Stanza:
+    """A copy of ``stanza`` with our ``<stanza-id by=… id=…/>`` added (XEP-0359 §4).
+
+    ``wire``, when given, is ``stanza.element`` serialized for a client stream (the archive
+    serialized it already): the copy then carries its own serialization, that text with the
+    stanza-id before the end tag, so the sessions it goes to do not serialize it again."""
     element = stanza.element
     stanza_id = _element(ns.STANZA_ID, "stanza-id", ns.STANZA_ID, {"by": by, "id": entry_id}, {},
                          [])
-    return Stanza(_copy(element, [*element.children, stanza_id]), stanza.sender,
-                  stanza.recipient)
+    children = [*element.children, stanza_id]
+    end = f"</{element.name}>".encode()
+    if wire is None or not wire.endswith(end):  # no children: a "<message .../>"
+        return Stanza(_copy(element, children), stanza.sender, stanza.recipient)
+    copy = _element(element.uri, element.name, element.defaultUri, dict(element.attributes),
+                    dict(element.localPrefixes or {}), children, WiredElement)
+    # As the serializer writes it: the stanza-id's namespace differs from jabber:client's.
+    copy.wire = b"".join((wire[:-len(end)], _opening(by), escape_attribute(entry_id).encode(),
+                          b"'/>", end))
+    copy.wire_attributes = element.attributes
+    copy.wire_children = len(children)
+    return Stanza(copy, stanza.sender, stanza.recipient)
+
+
+@functools.lru_cache(maxsize=4096)
+def _opening(by: str) -> bytes:
+    """``<stanza-id xmlns=… by='…' id='`` as the serializer writes it (the namespace differs
+    from jabber:client's), for the accounts that received something lately."""
+    return f"<stanza-id xmlns='{ns.STANZA_ID}' by='{escape_attribute(by)}' id='".encode()
 
 
 def _is_forged(child: domish.Element, protected: Collection[str]) -> bool:
@@ -89,10 +112,10 @@ def _copy(original: domish.Element, children: list) -> domish.Element:
 
 
 def _element(uri, name, default_uri, attributes: dict, prefixes: dict,
-             children: list) -> domish.Element:
+             children: list, kind: type = domish.Element) -> domish.Element:
     """What domish.Element(...) makes, without its call and checks (as xmppd.xml.parser
     builds elements): two of these per archived message."""
-    element = _new_object(domish.Element)
+    element = _new_object(kind)
     element.localPrefixes = prefixes
     element.uri = uri
     element.name = name

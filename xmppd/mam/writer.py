@@ -73,18 +73,22 @@ class _Write:
 
 @implementer(IArchiveWrites)
 class BatchWriter:
-    """Collects ``(owner, entry)`` pairs for one archive store and commits them in batches.
+    """Collects rows for one archive store and commits them in batches: ``(owner, entry)``
+    pairs for ``store.append_many`` (``add``), or whatever rows ``append`` takes, owner
+    first (``add_row``: the message archive's plain tuples, SQLArchiveLog.append_rows).
 
     ``call_later`` is the reactor's (a task.Clock in tests); ``delay`` in seconds, 0 for a
     commit per ``add``.
     """
 
-    def __init__(self, store, call_later: Callable, delay: float, max_entries: int) -> None:
+    def __init__(self, store, call_later: Callable, delay: float, max_entries: int,
+                 append: Callable | None = None) -> None:
         self._store = store
+        self._append = store.append_many if append is None else append
         self._call_later = call_later
         self._delay = delay
         self._max_entries = max_entries
-        self._batch: list[tuple[str, ArchiveEntry]] = []
+        self._batch: list[tuple] = []
         self._touched: set[str] = set()  # the accounts the batch concerns
         self._timer = None
         self._writing: dict[str, _Write] = {}  # account -> the newest write that concerns it
@@ -100,14 +104,23 @@ class BatchWriter:
         """Queue one entry (its id already set) of ``owner``'s archive, concerning ``owner``
         and ``accounts`` too. Returns None, or a Deferred to wait for when too much is
         waiting for the disk (or with no delay: the entry's own commit)."""
-        self._batch.append((owner, entry))
-        self._touched.add(owner)
-        self._touched.update(accounts)
-        if self._delay <= 0 or len(self._batch) >= self._max_entries:
+        return self.add_row((owner, entry), accounts)
+
+    def add_row(self, row: tuple, accounts: Iterable[str] = ()) -> defer.Deferred | None:
+        """``add`` for a row as ``append`` takes it, its owner first."""
+        batch = self._batch
+        batch.append(row)
+        touched = self._touched
+        touched.add(row[0])
+        if accounts:
+            touched.update(accounts)
+        if self._delay <= 0 or len(batch) >= self._max_entries:
             d = self.flush()
             return d if self._delay <= 0 else self._backlog()
         if self._timer is None:
             self._timer = self._call_later(self._delay, self._on_timer)
+        if len(self._in_flight) < MAX_IN_FLIGHT:
+            return None
         return self._backlog()
 
     def settled(self, account: str) -> defer.Deferred | None:
@@ -133,14 +146,14 @@ class BatchWriter:
         for account in accounts:
             self._writing[account] = write
         self._in_flight.append(write)
-        d = self._store.append_many(batch)
+        d = self._append(batch)
         d.addErrback(self._failed, write)
         d.addBoth(self._written, write)
         return write.wait()
 
     def forget(self, owner: str) -> None:
         """Drop what waits for ``owner``'s archive (the account is being deleted)."""
-        self._batch = [(each, entry) for each, entry in self._batch if each != owner]
+        self._batch = [row for row in self._batch if row[0] != owner]
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -59,7 +59,7 @@ class Mam:
         # made), not open_store's generic one; entries from before it are adopted below.
         self.store = SQLArchiveLog(ctx.storage, "mam")
         self.writer = BatchWriter(self.store, ctx.reactor.callLater, options["batch_ms"] / 1000,
-                                  options["batch_size"])
+                                  options["batch_size"], self.store.append_rows)
         ctx.provide(IArchiveWrites, self.writer)  # stream management's <a/> waits for it too
         self.prefs = ArchivePrefs(ctx.open_store("mam_prefs", "map"), options["default_prefs"])
         users = ctx.storage.users

@@ -39,6 +39,9 @@ KEYS: dict[str, tuple[str, ...]] = {
     "store_map": ("scope_id", "item_key"),
     "store_archive": ("seq",),
     "store_archive_log": ("scope_id", "position"),
+    "store_archive_pack": ("scope_id", "first_position"),
+    "store_archive_pack_with": ("scope_id", "with_jid", "first_position"),
+    "store_archive_pack_alias": ("scope_id", "entry_id"),
 }
 PAGE = 2000  # rows per read and per write transaction
 

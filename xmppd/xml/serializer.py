@@ -9,6 +9,8 @@ only where its namespace differs from the default in scope; element prefixes are
 except for the namespaces the stream root binds (``stream:`` always).
 
 Children that are ``domish.SerializedXML`` are written as they are; other strings are text.
+A top-level ``WiredElement`` (a copy the message archive stamps) brings its own bytes for a
+client stream, made from text serialized once already (xmppd.mam.stanza_ids).
 """
 
 from __future__ import annotations
@@ -42,6 +44,17 @@ def escape_attribute(value: str) -> str:
     return value
 
 
+class WiredElement(domish.Element):
+    """An element with its serialization on a client stream known in advance (``wire``: what
+    ``serialize(element, ns.CLIENT)`` returns), so each session it goes to skips the walk.
+    A guard, not a promise: if its attributes or its list of children changed since, the
+    bytes are ignored (children are shared read-only, never edited in place)."""
+
+    wire: bytes
+    wire_attributes: dict
+    wire_children: int
+
+
 def serialize(
     element: domish.Element, stream_ns: str, prefixes: Mapping[str, str] | None = None
 ) -> bytes:
@@ -50,6 +63,10 @@ def serialize(
     ``prefixes`` maps namespace URIs to the prefixes that stream's root declares beyond
     ``stream:`` (as given to ``stream_header``); elements in them are written prefixed.
     """
+    if (type(element) is WiredElement and stream_ns == ns.CLIENT and not prefixes
+            and len(element.children) == element.wire_children
+            and element.attributes == element.wire_attributes):
+        return element.wire
     root_prefixes = _ROOT_PREFIXES if not prefixes else {**prefixes, **_ROOT_PREFIXES}
     parts: list[str] = []
     _write(element, stream_ns, stream_ns, True, stream_ns, root_prefixes, parts.append)
