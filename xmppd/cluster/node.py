@@ -145,37 +145,43 @@ class ClusterNode:
 
     @defer.inlineCallbacks
     def stop(self):
+        """Leave the cluster cleanly: rooms handed over, the view and the registry entries
+        removed, the inbox's leftovers handed to the live nodes. Bounded: all of it shares
+        one deadline (a second when Redis is already gone, as when Ctrl-C stopped it too),
+        after which the others learn of our death from the heartbeat's expiry instead."""
+        reactor = self.server.reactor
+        connected = self.redis is not None and cluster_redis.connected(self.redis)
+        deadline = reactor.seconds() + (CONNECT_TIMEOUT if connected else 1.0)
+
+        def in_time(work: defer.Deferred, what: str) -> defer.Deferred:
+            left = max(0.1, deadline - reactor.seconds())
+
+            def failed(failure) -> None:
+                if failure.check(defer.TimeoutError, *cluster_redis.LOST):
+                    log.warn("cluster node {node} {what}: Redis did not answer in time",
+                             node=self.config.node, what=what)
+                else:
+                    log.failure("cluster node {node} {what}", failure,
+                                node=self.config.node, what=what)
+
+            return work.addTimeout(left, reactor).addErrback(failed)
+
         if self.rooms is not None:
-            try:
-                yield self.rooms.stop().addTimeout(CONNECT_TIMEOUT, self.server.reactor)
-            except Exception:
-                log.failure("cluster node {node} could not hand its rooms over",
-                            node=self.config.node)
+            yield in_time(self.rooms.stop(), "could not hand its rooms over")
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
         if self.view is not None:
-            try:
-                yield self.view.stop().addTimeout(CONNECT_TIMEOUT, self.server.reactor)
-            except Exception:
-                log.failure("cluster node {node}: its view stays in Redis until it expires",
-                            node=self.config.node)
+            yield in_time(self.view.stop(), "leaves its view in Redis until it expires")
         if self.directory is not None:
-            try:
-                yield self.directory.stop().addTimeout(CONNECT_TIMEOUT, self.server.reactor)
-            except Exception:
-                log.failure("cluster node {node} could not leave the registry cleanly "
-                            "(its sessions expire with its heartbeat)", node=self.config.node)
+            yield in_time(self.directory.stop(), "could not leave the registry cleanly (its "
+                                                 "sessions expire with its heartbeat)")
         if self.streams is not None:  # what is left in our inbox: to the live nodes
-            yield self.streams.stop()
+            yield in_time(self.streams.stop(), "could not finish its inbox's batch")
             self.rescue.stop()
             yield self.reader.disconnect()
-            try:
-                yield self.rescue.empty(self.config.node).addTimeout(CONNECT_TIMEOUT,
-                                                                     self.server.reactor)
-            except Exception:
-                log.failure("cluster node {node} could not hand its inbox over (a live "
-                            "node takes it over)", node=self.config.node)
+            yield in_time(self.rescue.empty(self.config.node), "could not hand its inbox "
+                                                                "over (a live node takes it over)")
         yield self._disconnect()
 
     def _disconnect(self) -> defer.Deferred:
