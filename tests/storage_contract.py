@@ -492,6 +492,19 @@ class OfflineStoreContract(OpenStorage):
         self.assertEqual(kept[2], 1003.0)
 
     @defer.inlineCallbacks
+    def test_accounts_with_messages(self):
+        self.assertEqual(list((yield self.offline.accounts_with_messages())), [])
+        yield self.store_all("alice", [1, 2])
+        yield self.store_all("bob", [3])
+        holders = yield self.offline.accounts_with_messages()
+        self.assertEqual(sorted(tuple(pair) for pair in holders),
+                         [("alice", "example.org"), ("bob", "example.org")])
+        fetched = yield self.offline.fetch(*ALICE)
+        yield self.offline.delete(*ALICE, fetched[-1][0])
+        holders = yield self.offline.accounts_with_messages()
+        self.assertEqual([tuple(pair) for pair in holders], [("bob", "example.org")])
+
+    @defer.inlineCallbacks
     def test_unknown_accounts(self):
         error = yield self.assertFailure(
             self.offline.store(*NOBODY, self.message(1), 1.0, self.LIMIT),

@@ -400,6 +400,10 @@ class IOfflineStore(Interface):
     def count(localpart, domain):
         """Deferred firing the number of messages kept."""
 
+    def accounts_with_messages():
+        """Deferred firing [(localpart, domain)] of every account that holds at least one
+        message (read once at start: xmppd.im.offline_holders)."""
+
 
 class IKeyValStore(Interface):
     """One value per owner under one store name (private XML, a vCard, a blocking list).
