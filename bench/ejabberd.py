@@ -31,6 +31,7 @@ from pathlib import Path
 from bench.accounts import _SALT, HUB, PASSWORD, user_names
 from bench.loadgen import Target
 from bench.under_test import ServerUnderTest
+from bench.workloads import WITHOUT_TLS
 from tests.interop import ejabberd as harness
 from xmppd.jid import prepare_password
 from xmppd.sasl.credentials import derive_credentials
@@ -71,7 +72,7 @@ class EjabberdUnderTest(ServerUnderTest):
                 self.workdir / f"{label}-{attempt}", DOMAIN, ip=IP, certificate=self.certificate,
                 dialback=False, log_level="info", modules=PLAIN_MODULES + (
                     MODERN_MODULES if self.profile == "modern" else ()))
-            self._configure(process)
+            self._configure(process, require_tls=label not in WITHOUT_TLS)
             self.process = process
             try:
                 process.start(timeout=90)
@@ -88,13 +89,16 @@ class EjabberdUnderTest(ServerUnderTest):
         return Target(self.name, IP, process.c2s_port, DOMAIN, self.certificate[0],
                       self.beam_pid, modern=self.profile == "modern")
 
-    def _configure(self, process: harness.EjabberdProcess) -> None:
+    def _configure(self, process: harness.EjabberdProcess, require_tls: bool = True) -> None:
         """The harness's files, plus what the bench needs: SCRAM-SHA-256 keys stored (not
-        passwords), the modern modules' options, the VM's scheduler flags, the accounts."""
+        passwords), the modern modules' options, the VM's scheduler flags, the accounts;
+        without ``require_tls``, authentication on the plain TCP stream is allowed."""
         config = process.work / "ejabberd.yml"
         text = config.read_text().replace(
             "auth_method: internal\n",
             "auth_method: internal\nauth_password_format: scram\nauth_scram_hash: sha256\n")
+        if not require_tls:
+            text = text.replace("starttls_required: true", "starttls_required: false")
         if self.profile == "modern":
             text += "".join(MODERN_OPTIONS)
         config.write_text(text)

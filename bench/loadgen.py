@@ -10,7 +10,9 @@ building stanzas.
 A login is what a real client does, one round trip at a time: stream header ▸ STARTTLS ▸ TLS
 handshake (the ssl module, OpenSSL) ▸ header ▸ SASL SCRAM-SHA-256 (or PLAIN, only inside TLS)
 ▸ header ▸ bind ▸ initial presence, done when the server echoes that presence back (RFC 6121
-§4.2.2: a user's own resources see its presence, the sender included).
+§4.2.2: a user's own resources see its presence, the sender included). With a ``Target``
+whose ``starttls`` is False (the ``login_scram_notls`` workload) the STARTTLS steps are left
+out: SCRAM on the plain TCP stream.
 
 Against a server in the "modern" profile (``Target.modern``) a client behaves like today's
 mobile and desktop clients: after bind it enables stream management (XEP-0198) and carbons
@@ -86,6 +88,7 @@ class Target:
     pid: int
     modern: bool = False  # clients enable SM, carbons and CSI (see the module docstring)
     websocket_url: str = ""  # wss://... of RFC 7395, when the bench set one up (bench/websocket.py)
+    starttls: bool = True  # False: log in on the plain TCP stream (bench/workloads.py WITHOUT_TLS)
 
     @property
     def header(self) -> bytes:
@@ -190,13 +193,14 @@ async def login(target: Target, user: str, context: ssl.SSLContext, *,
         header = target.header
         conn.send(header)
         await conn.expect(FEATURES, timeout)
-        conn.send(STARTTLS)
-        await conn.expect(PROCEED, timeout)
-        conn.transport = await loop.start_tls(transport, conn, context,
-                                              server_hostname=target.domain,
-                                              ssl_handshake_timeout=timeout)
-        conn.send(header)
-        await conn.expect(FEATURES, timeout)
+        if target.starttls:
+            conn.send(STARTTLS)
+            await conn.expect(PROCEED, timeout)
+            conn.transport = await loop.start_tls(transport, conn, context,
+                                                  server_hostname=target.domain,
+                                                  ssl_handshake_timeout=timeout)
+            conn.send(header)
+            await conn.expect(FEATURES, timeout)
         await _authenticate(conn, user, password, mechanism, timeout)
         conn.send(header)
         await conn.expect(FEATURES, timeout)

@@ -1,7 +1,8 @@
 """Where xmppd's CPU goes: py-spy samples the running server (no restart, no
 instrumentation: ``--nonblocking`` never stops it) while a workload keeps it busy, and the
-samples are summarised by layer and by function. Three loads: saturated one-to-one messages
-(the message path), back-to-back presence fan-out rounds, and SCRAM logins in a loop."""
+samples are summarised by layer and by function. Four loads: saturated one-to-one messages
+(the message path), back-to-back presence fan-out rounds, and SCRAM logins in a loop, over
+STARTTLS and on the plain TCP stream."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import re
 import shutil
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from bench.accounts import user_names
@@ -162,6 +164,15 @@ async def _while_presence_fans_out(target, plan: Plan, record) -> str | None:
 
 async def _while_logins_run(target, plan: Plan, record) -> str | None:
     """``login_concurrency`` clients log in and out (SCRAM-SHA-256) until py-spy is done."""
+    return await _logins_until_recorded(target, plan, record)
+
+
+async def _while_logins_run_without_tls(target, plan: Plan, record) -> str | None:
+    """The same on the plain TCP stream (the server allows it: bench/workloads.WITHOUT_TLS)."""
+    return await _logins_until_recorded(replace(target, starttls=False), plan, record)
+
+
+async def _logins_until_recorded(target, plan: Plan, record) -> str | None:
     context = target.client_context()
     users = user_names(plan.users)[plan.fanout_contacts:]  # empty rosters, as in the workload
     numbers = itertools.count()
@@ -184,4 +195,4 @@ async def _while_logins_run(target, plan: Plan, record) -> str | None:
 
 
 LOADS = {"messages": _while_messages_flow, "fanout": _while_presence_fans_out,
-         "logins": _while_logins_run}
+         "logins": _while_logins_run, "logins_notls": _while_logins_run_without_tls}

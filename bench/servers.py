@@ -24,6 +24,7 @@ from bench.accounts import seed_xmppd, write_prosody_data
 from bench.loadgen import Target
 from bench.under_test import ServerUnderTest
 from bench.websocket import WORKLOADS as WEBSOCKET_WORKLOADS
+from bench.workloads import WITHOUT_TLS
 from tests.integration.serverproc import XmppdProcess, free_port
 from tests.interop import prosody as prosody_harness
 from xmppd.config import DEFAULT_PLUGINS
@@ -62,9 +63,11 @@ class XmppdUnderTest(ServerUnderTest):
             self.plugins = (*base, *(name for name in XMPPD_MODERN if name not in base))
         self.process: XmppdProcess | None = None
 
-    def _config(self, directory: Path, websocket_port: int = 0) -> XmppdProcess:
+    def _config(self, directory: Path, websocket_port: int = 0,
+                require_tls: bool = True) -> XmppdProcess:
         """With ``websocket_port``, also the websocket plugin on an [http] https listener
-        there (bench/websocket.py's workloads only: the others measure without it)."""
+        there (bench/websocket.py's workloads only: the others measure without it); without
+        ``require_tls``, authentication on the plain TCP stream is allowed."""
         # The hub's roster is as long as the fan-out; the default cap is 1,000 items.
         roster = f"[plugins.roster]\nmax_items = {max(self.hub_contacts + 10, 1000)}\n"
         plugins = self.plugins
@@ -74,7 +77,8 @@ class XmppdUnderTest(ServerUnderTest):
         if plugins is not None:
             roster = f"[plugins]\nenabled = {list(plugins)!r}\n" + roster
         return XmppdProcess(directory, DOMAIN, extra=roster, auth_timeout=60.0,
-                            certificate=self.certificate)
+                            certificate=self.certificate,
+                            c2s_extra="" if require_tls else "require_encryption = false")
 
     def prepare(self) -> None:
         template = self._config(self.workdir / "template")
@@ -88,7 +92,8 @@ class XmppdUnderTest(ServerUnderTest):
     def start(self, label: str) -> Target:
         directory = self.workdir / label
         websocket_port = free_port() if label in WEBSOCKET_WORKLOADS else 0
-        self.process = self._config(directory, websocket_port)
+        self.process = self._config(directory, websocket_port,
+                                    require_tls=label not in WITHOUT_TLS)
         (directory / "data").mkdir(parents=True, exist_ok=True)
         shutil.copy2(self.workdir / "template" / "data" / SQLITE_FILENAME,
                      directory / "data" / SQLITE_FILENAME)
@@ -139,6 +144,10 @@ class ProsodyUnderTest(ServerUnderTest):
             extra_config='password_hash = "SHA-256"\ndefault_iteration_count = 10000\n'
                          + (PROSODY_MODERN_CONFIG if modern else "") + websocket
                          + f'Component "conference.{DOMAIN}" "muc"')
+        if label in WITHOUT_TLS:  # Prosody refuses an option set twice: the harness's, edited
+            config = self.process.config_path
+            config.write_text(config.read_text().replace("c2s_require_encryption = true",
+                                                         "c2s_require_encryption = false"))
         self.process.start(timeout=60)
         return Target(self.name, self.process.ip, self.process.c2s_port, DOMAIN,
                       self.certificate[0], self.process.process.pid, modern=modern,

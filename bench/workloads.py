@@ -7,6 +7,7 @@ so a reader can tell when the load generator, not the server, was the limit.
 1. login: ``login_concurrency`` clients log in (see bench/loadgen.py), log out and start
    again: logins completed per second. Then one client alone: the time a login takes.
    Accounts with empty rosters, so a login is the stream, TLS, SASL, bind and presence.
+   ``login_scram_notls``: the same without TLS (SCRAM on the plain TCP stream).
 2. messages: ``pairs`` pairs of available sessions chat to each other's bare JID.
    Saturated: each direction keeps ``window`` messages in flight (a new one goes out as each
    arrives), so the server always has work and never an unbounded queue; messages delivered per
@@ -26,7 +27,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.accounts import HUB, user_names
 from bench.loadgen import (
@@ -102,6 +103,9 @@ async def logins(target: Target, plan: Plan, mechanism: str, connect=login) -> R
                                                     plan.login_concurrency, plan.warmup,
                                                     plan.login_seconds, connect)
         results["logins_per_s"].append(len(durations) / cpu.wall)
+        # The steadier figure on a shared machine: the server's CPU time per login.
+        results["server_cpu_ms_per_login"].append(
+            1000 * cpu.server * cpu.wall / max(1, len(durations)))
         results["loaded_p50_ms"].append(1000 * percentile(durations, 50))
         results["loaded_p99_ms"].append(1000 * percentile(durations, 99))
         _add_cpu(results, cpu)
@@ -160,6 +164,18 @@ async def login_scram(target: Target, plan: Plan) -> Results:
 
 async def login_plain(target: Target, plan: Plan) -> Results:
     return await logins(target, plan, PLAIN)
+
+
+async def login_scram_notls(target: Target, plan: Plan) -> Results:
+    """SCRAM-SHA-256 on the plain TCP stream, no STARTTLS: the login's own cost without the
+    TLS handshake's. The servers allow authentication without TLS for this workload only
+    (``WITHOUT_TLS``, read by bench/servers.py and bench/ejabberd.py)."""
+    return await logins(replace(target, starttls=False), plan, SCRAM_SHA_256)
+
+
+# The runs (a workload's name, or "profile-" and a py-spy load's) for which the servers let
+# clients authenticate without TLS; every other run requires TLS first.
+WITHOUT_TLS = frozenset({"login_scram_notls", "profile-logins_notls"})
 
 
 # -------------------------------------------------------------------------------- 2. messages
@@ -424,6 +440,7 @@ def _add_cpu(results: Results, cpu) -> None:
 WORKLOADS = {
     "login_scram": login_scram,
     "login_plain": login_plain,
+    "login_scram_notls": login_scram_notls,
     "messages": messages,
     "memory": memory,
     "fanout": fanout,

@@ -342,6 +342,18 @@ class RosterStoreContract(OpenStorage):
         self.assertEqual((yield self.roster.get_requests(*BOB)), [("bob@ex.org", "<to bob/>")])
 
     @defer.inlineCallbacks
+    def test_accounts_with_requests(self):
+        self.assertEqual(list((yield self.roster.accounts_with_requests())), [])
+        yield self.roster.add_request(*ALICE, "bob@ex.org", "<bob/>")
+        yield self.roster.add_request(*ALICE, "eve@ex.org", "<eve/>")
+        yield self.roster.add_request(*BOB, "alice@ex.org", "<alice/>")
+        holders = yield self.roster.accounts_with_requests()
+        self.assertEqual(sorted(tuple(pair) for pair in holders), sorted([ALICE, BOB]))
+        yield self.roster.remove_request(*BOB, "alice@ex.org")
+        holders = yield self.roster.accounts_with_requests()
+        self.assertEqual([tuple(pair) for pair in holders], [ALICE])
+
+    @defer.inlineCallbacks
     def test_requests_do_not_touch_the_roster(self):
         yield self.roster.add_request(*ALICE, "bob@ex.org", STANZA)
         yield self.roster.remove_request(*ALICE, "bob@ex.org")
@@ -490,6 +502,19 @@ class OfflineStoreContract(OpenStorage):
         (kept,) = yield self.offline.fetch(*ALICE)
         self.assertGreater(kept[0], newest)
         self.assertEqual(kept[2], 1003.0)
+
+    @defer.inlineCallbacks
+    def test_accounts_with_messages(self):
+        self.assertEqual(list((yield self.offline.accounts_with_messages())), [])
+        yield self.store_all("alice", [1, 2])
+        yield self.store_all("bob", [3])
+        holders = yield self.offline.accounts_with_messages()
+        self.assertEqual(sorted(tuple(pair) for pair in holders),
+                         [("alice", "example.org"), ("bob", "example.org")])
+        fetched = yield self.offline.fetch(*ALICE)
+        yield self.offline.delete(*ALICE, fetched[-1][0])
+        holders = yield self.offline.accounts_with_messages()
+        self.assertEqual([tuple(pair) for pair in holders], [("bob", "example.org")])
 
     @defer.inlineCallbacks
     def test_unknown_accounts(self):

@@ -380,6 +380,10 @@ class IRosterStore(Interface):
     def get_requests(localpart, domain):
         """Deferred firing [(contact, stanza_xml)] oldest first."""
 
+    def accounts_with_requests():
+        """Deferred firing [(localpart, domain)] of every account that holds at least one
+        request (read once at start: xmppd.im.holding)."""
+
 
 class IOfflineStore(Interface):
     """Messages kept for an account that was offline (XEP-0160), oldest first."""
@@ -399,6 +403,10 @@ class IOfflineStore(Interface):
 
     def count(localpart, domain):
         """Deferred firing the number of messages kept."""
+
+    def accounts_with_messages():
+        """Deferred firing [(localpart, domain)] of every account that holds at least one
+        message (read once at start: xmppd.im.offline_holders)."""
 
 
 class IKeyValStore(Interface):

@@ -37,7 +37,7 @@ def test_quick_bench_against_xmppd_produces_sane_numbers(tmp_path):
     def median(workload: str, metric: str) -> float:
         return xmppd[workload][metric]["median"]
 
-    for workload in ("login_scram", "login_plain", "ws_login_scram"):
+    for workload in ("login_scram", "login_plain", "login_scram_notls", "ws_login_scram"):
         assert median(workload, "logins_per_s") > 0
         assert 0 < median(workload, "login_p50_ms") <= median(workload, "login_p99_ms")
         assert median(workload, "errors") == 0

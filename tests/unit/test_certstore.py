@@ -238,3 +238,22 @@ def test_a_reload_changes_new_connections_only(two_domains, ca, tmp_path):
     early.send(b"ping")
     before.bio_write(early.bio_read(65536))
     assert before.recv(4) == b"ping"
+
+
+def test_which_names_a_certificate_covers_is_read_once_per_name_and_bounded(ca, tmp_path,
+                                                                            monkeypatch):
+    from xmppd.stream import certstore
+
+    certs = tmp_path / "certs"
+    install(ca.issue(A), certs, A)
+    pair = CertificateStore(None, None, certs, (A,)).current.by_name[A]
+    reads = []
+    names_domain = certstore.names_domain
+    monkeypatch.setattr(certstore, "names_domain",
+                        lambda leaf, name: reads.append(name) or names_domain(leaf, name))
+    monkeypatch.setattr(certstore, "COVERS_REMEMBERED", 2)
+    assert [pair.covers(n) for n in ("x.a.example", "x.a.example", B, B)] == [
+        True, True, False, False]
+    assert reads == ["x.a.example", B]
+    assert pair.covers("y.a.example") and pair.covers("y.a.example")  # past the bound
+    assert reads == ["x.a.example", B, "y.a.example", "y.a.example"]

@@ -228,7 +228,25 @@ class DeliveryTests(OfflineTestCase):
         self.assertEqual([d["from"] for d in delay_of(message)],
                          ["elsewhere.example", "localhost"])
 
+    async def test_an_account_known_to_hold_nothing_costs_no_read(self):
+        fetches = []
+        fetch = self.storage.offline.fetch
+        self.patch(self.storage.offline, "fetch", lambda *args: fetches.append(args)
+                   or fetch(*args))
+        harness = await self.online("phone")
+        await self.available(harness)
+        self.assertEqual(fetches, [])
+        # A message stored meanwhile is read and delivered at the next initial presence.
+        self.assertTrue(await self.offline.store(chat("later")))
+        await self.available(harness)
+        self.assertEqual(fetches, [("alice", "localhost")])
+        self.assertEqual([body_of(m) for m in harness.elements()], ["later"])
+        await self.available(harness)  # delivered: known empty again
+        self.assertEqual(len(fetches), 1)
+
     async def test_unreadable_message_is_skipped_and_removed(self):
+        # Written past the plugin (as by another process), then one through it: the plugin
+        # knows alice holds messages, and finds both.
         await self.storage.offline.store("alice", "localhost", "<message><body>", NOW, 10)
         await self.offline.store(chat("fine"))
         harness = await self.online("phone")

@@ -433,6 +433,24 @@ class RosterServiceTests(RosterTestCase):
         self.assertEqual(await self.roster.get_state(ALICE, BOB), subscription.FROM)
         self.assertEqual(await self.roster.pending_requests(ALICE), [])
 
+    async def test_an_account_known_to_hold_no_request_costs_no_read(self):
+        reads = []
+        get_requests = self.roster.store.get_requests
+        self.patch(self.roster.store, "get_requests",
+                   lambda *args: reads.append(args) or get_requests(*args))
+        self.assertEqual(await self.roster.pending_requests(ALICE), [])
+        self.assertEqual(reads, [])
+        await self.roster.set_state(ALICE, CAROL, subscription.NONE_PENDING_IN)
+        (kept,) = await self.roster.pending_requests(ALICE)  # read: alice holds one now
+        (again,) = await self.roster.pending_requests(ALICE)  # kept until answered
+        self.assertEqual(again["from"], "carol@example.net")
+        self.assertEqual(len(reads), 2)  # set_state found none to check without a read
+        await self.roster.set_state(ALICE, CAROL, subscription.FROM)  # answered
+        self.assertEqual(await self.roster.pending_requests(ALICE), [])  # read, found none
+        reads.clear()
+        self.assertEqual(await self.roster.pending_requests(ALICE), [])
+        self.assertEqual(reads, [])
+
     async def test_a_request_without_its_stanza_is_kept_as_a_plain_subscribe(self):
         await self.roster.set_state(ALICE, CAROL, subscription.NONE_PENDING_IN)
         (kept,) = await self.roster.pending_requests(ALICE)

@@ -750,3 +750,17 @@ class CatalogueTests(SynchronousTestCase):
         challenge = self.successResultOf(mechanism.start(client.first()))
         success = self.successResultOf(mechanism.step(client.final(challenge.data)))
         self.assertEqual(success, Success("user", None, client.expected_success_data()))
+
+
+class XorTests(SynchronousTestCase):
+    def test_bytewise_xor_keeps_leading_zero_bytes_and_refuses_unequal_lengths(self):
+        from xmppd.sasl.scram import _xor
+
+        rng = random.Random(5802)
+        for size in (0, 1, 20, 32, 64):
+            left, right = rng.randbytes(size), rng.randbytes(size)
+            expected = bytes(a ^ b for a, b in zip(left, right, strict=True))
+            self.assertEqual(_xor(left, right), expected)
+        self.assertEqual(_xor(b"\x00\x00\x07", b"\x00\x00\x01"), b"\x00\x00\x06")
+        self.assertEqual(_xor(b"\x01" * 32, b"\x01" * 32), b"\x00" * 32)
+        self.assertRaises(ValueError, _xor, b"\x00", b"")

@@ -9,6 +9,9 @@ with a non-negative priority.
 
 Delivery is at-least-once: messages are deleted only after every one of them was written to
 the session, so a crash in between may repeat a message but never lose one.
+
+Which accounts hold messages is known in memory on a single node (xmppd.im.holding):
+the initial presence of an account that holds none reads nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd import events, ns
+from xmppd.im.holding import Holding
 from xmppd.im.worth_storing import STORED_TYPES, worth_storing
 from xmppd.interfaces import IOfflineDelivery, IXmppdPlugin
 from xmppd.jid import JID
@@ -50,6 +54,7 @@ class Offline:
         messages = OfflineMessages(ctx, max_messages)
         ctx.provide(IOfflineDelivery, messages)
         ctx.on(events.RESOURCE_AVAILABLE, messages.resource_available)
+        messages.holders.load(messages.storage.accounts_with_messages)
         if max_messages:
             ctx.feature(ns.MSG_OFFLINE)
 
@@ -65,6 +70,8 @@ class OfflineMessages:
         self._session = ctx.sessions.get
         self.max_messages = max_messages
         self._delivering: set[JID] = set()  # accounts whose delivery is under way
+        # exact on a single node only: a cluster's other nodes store messages too
+        self.holders = Holding("offline messages", lambda: ctx.remote_sessions() is None)
 
     def store(self, stanza: Stanza) -> defer.Deferred:
         """Keep a normal or chat message; fires True once committed, False if refused.
@@ -82,6 +89,7 @@ class OfflineMessages:
         seconds = self._seconds()
         element = _with_delay(stanza, recipient.host, _xep0082_stamp(seconds))
         xml = stanza_to_text(element)
+        self.holders.adding(recipient.bare())
         d = self.storage.store(recipient.user, recipient.host, xml, seconds, self.max_messages)
         d.addErrback(_refuse_unknown_account, recipient)
         return d
@@ -89,10 +97,13 @@ class OfflineMessages:
     def resource_available(self, session) -> defer.Deferred | None:
         """RESOURCE_AVAILABLE: the first resource with priority >= 0 gets the messages."""
         account = session.account
-        if session.priority < 0 or account in self._delivering:
+        if (session.priority < 0 or account in self._delivering
+                or not self.holders.may_hold(account)):
             return None
         self._delivering.add(account)
+        self.holders.taking(account)
         d = defer.ensureDeferred(self._deliver(session, account))
+        d.addErrback(self._failed, account)
         d.addBoth(self._done, account)
         return d
 
@@ -101,6 +112,7 @@ class OfflineMessages:
         last_handled = None
         for message_id, xml, _stamp in rows:
             if not self._still_bound(session):
+                self.holders.left(account)
                 break  # the rest stays stored for the next resource
             element = stanza_from_text(xml)
             if element is None:
@@ -117,6 +129,10 @@ class OfflineMessages:
     def _still_bound(self, session) -> bool:
         """A session unbound while we read the database would drop what we send it."""
         return session.jid is not None and self._session(session.jid) is session
+
+    def _failed(self, failure, account: JID):
+        self.holders.left(account)  # whatever is left stays stored
+        return failure
 
     def _done(self, result, account: JID):
         self._delivering.discard(account)

@@ -30,6 +30,8 @@ Decisions worth knowing:
   told as ``events.ROSTER_CHANGED`` (xmppd.cluster.rosters carries it to the other nodes), and
   one stored elsewhere arrives as ``events.ROSTER_CHANGED_ELSEWHERE``: the kept roster is
   dropped (the next read goes to storage) and the push goes to the interested resources here.
+* Which accounts hold stored subscription requests is known in memory on a single node
+  (xmppd.im.holding): the initial presence of an account without any reads only its roster.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from zope.interface import implementer
 from xmppd import events, ns
 from xmppd.errors import StanzaError
 from xmppd.im.contacts import Contacts
+from xmppd.im.holding import Holding
 from xmppd.im.keyed_queue import KeyedQueue
 from xmppd.im.roster_cache import CachedRoster, RosterCache
 from xmppd.im.roster_items import item_element, removed_item_element
@@ -201,8 +204,12 @@ class Roster:
         return options.option_int("max_items", DEFAULT_MAX_ITEMS, minimum=1)
 
     def setup(self, ctx) -> None:
+        # exact on a single node only: a cluster's other nodes store requests too
+        requesters = Holding("subscription requests", lambda: ctx.remote_sessions() is None)
         service = RosterService(ctx.sessions, ctx.route, ctx.storage.roster, ctx.settings,
-                                changed=lambda *change: ctx.emit(events.ROSTER_CHANGED, *change))
+                                changed=lambda *change: ctx.emit(events.ROSTER_CHANGED, *change),
+                                requesters=requesters)
+        requesters.load(ctx.storage.roster.accounts_with_requests)
         ctx.iq("get", ns.ROSTER, "query", service.on_get, to="bare")
         ctx.iq("set", ns.ROSTER, "query", service.on_set, to="bare")
         # after the other listeners: the presence plugin's unavailable broadcast still finds
@@ -219,7 +226,9 @@ class RosterService:
     """One server's rosters: the IQ handlers, the pushes and the IRoster service."""
 
     def __init__(self, sessions, route: Callable, store,
-                 max_items: int = DEFAULT_MAX_ITEMS, changed: Callable | None = None) -> None:
+                 max_items: int = DEFAULT_MAX_ITEMS, changed: Callable | None = None,
+                 requesters: Holding | None = None) -> None:
+        """``requesters``: which accounts hold stored requests (None: read them every time)."""
         self._resources = sessions.resources  # sessions: read-only, as plugins see them
         self._route_stanza = route  # the server's route(stanza, origin)
         self.store = store  # IRosterStore
@@ -228,6 +237,9 @@ class RosterService:
         self.interested: weakref.WeakSet = weakref.WeakSet()  # sessions that fetched the roster
         self.cache = RosterCache(self._online)
         self._changed = changed  # changed(account, version, item): told after each push
+        if requesters is None:
+            requesters = Holding("subscription requests", lambda: False)
+        self.requesters = requesters
 
     # -- jabber:iq:roster
 
@@ -345,6 +357,7 @@ class RosterService:
         if state.pending_in and not was_pending:
             if request is None:
                 request = presence("subscribe", contact_jid, account).element
+            self.requesters.adding(account)
             await self.store.add_request(account.user, account.host, contact,
                                          stanza_to_text(request))
         elif was_pending and not state.pending_in:
@@ -359,11 +372,22 @@ class RosterService:
 
     def pending_requests(self, account: JID) -> defer.Deferred:
         account = account.bare()
+        if not self.requesters.may_hold(account):
+            return defer.succeed([])
+        self.requesters.taking(account)  # what the read finds is marked again below
         d = self.store.get_requests(account.user, account.host)
+        d.addBoth(self._requests_read, account)
         d.addCallback(lambda requests: [element for element in
                                         (parse_stored_stanza(xml) for _contact, xml in requests)
                                         if element is not None])
         return d
+
+    def _requests_read(self, requests, account: JID):
+        """Requests stay stored until answered: an account that has any still holds them
+        (and so does one whose read failed)."""
+        if not isinstance(requests, list) or requests:
+            self.requesters.left(account)
+        return requests
 
     # -- sessions
 
@@ -427,6 +451,8 @@ class RosterService:
         return version
 
     async def _pending_in(self, account: JID, contact: str) -> bool:
+        if not self.requesters.may_hold(account):
+            return False
         requests = await self.store.get_requests(account.user, account.host)
         return any(requester == contact for requester, _xml in requests)
 

@@ -289,7 +289,7 @@ class ScramServer(ClientFirstMechanism):
         ).encode("utf-8")
         credentials = self._credentials
         client_signature = hmac.new(credentials.stored_key, auth_message, self._digest).digest()
-        client_key = bytes(a ^ b for a, b in zip(proof, client_signature, strict=True))
+        client_key = _xor(proof, client_signature)
         proof_ok = hmac.compare_digest(
             hashlib.new(self._digest, client_key).digest(), credentials.stored_key
         )
@@ -303,6 +303,15 @@ class ScramServer(ClientFirstMechanism):
         )
         server_signature = hmac.new(credentials.server_key, auth_message, self._digest).digest()
         return Success(self._localpart, authzid, b"v=" + base64.b64encode(server_signature))
+
+
+def _xor(left: bytes, right: bytes) -> bytes:
+    """Byte-wise XOR of two strings of the same length (one integer operation, not a
+    Python step per byte: this runs at every SCRAM login)."""
+    if len(left) != len(right):
+        raise ValueError("XOR of strings of different lengths")
+    size = len(left)
+    return (int.from_bytes(left, "big") ^ int.from_bytes(right, "big")).to_bytes(size, "big")
 
 
 def _decode_utf8(data: bytes) -> str:

@@ -17,7 +17,7 @@ existing sessions keep theirs (xmppd.stream.tls, xmppd.s2s.tlsctx).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -28,6 +28,7 @@ from xmppd.s2s.certs import names_domain
 from xmppd.stream.tls import TLSConfigError
 
 LETSENCRYPT_CHAIN, LETSENCRYPT_KEY = "fullchain.pem", "privkey.pem"
+COVERS_REMEMBERED = 256  # names per certificate whose answer KeyPair.covers keeps
 
 
 @dataclass(eq=False)
@@ -39,14 +40,23 @@ class KeyPair:
     key_path: Path
     chain: tuple[x509.Certificate, ...]
     key: PrivateKeyTypes
+    _covers: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def leaf(self) -> x509.Certificate:
         return self.chain[0]
 
     def covers(self, domain: str) -> bool:
-        """The certificate names ``domain`` (RFC 6125 DNS-ID, wildcard, SRV-ID, XmppAddr)."""
-        return names_domain(self.leaf, domain)
+        """The certificate names ``domain`` (RFC 6125 DNS-ID, wildcard, SRV-ID, XmppAddr).
+        Asked at every TLS connection (twice: the stream's domain, then SNI): the answers
+        for the first COVERS_REMEMBERED names are kept, as reading the certificate's names
+        again costs more than the rest of choosing it."""
+        known = self._covers.get(domain)
+        if known is None:
+            known = names_domain(self.leaf, domain)
+            if len(self._covers) < COVERS_REMEMBERED:  # SNI names are the client's choice
+                self._covers[domain] = known
+        return known
 
 
 def load_pair(cert_path: Path, key_path: Path, name: str = "") -> KeyPair:

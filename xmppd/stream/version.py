@@ -25,8 +25,13 @@ class VersionAnswer:
     supported: bool
 
 
+CURRENT = VersionAnswer("1.0", True)  # the answer to nearly every stream: made once
+
+
 def answer_version(offered: str | None) -> VersionAnswer:
     """Our answer to a stream header whose 'version' is ``offered``."""
+    if offered == "1.0":
+        return CURRENT
     if offered is None:
         return VersionAnswer(None, False)
     parsed = _parse(offered)
@@ -34,7 +39,7 @@ def answer_version(offered: str | None) -> VersionAnswer:
         return VersionAnswer("1.0", False)
     if parsed < OURS:
         return VersionAnswer(f"{parsed[0]}.{parsed[1]}", False)
-    return VersionAnswer("1.0", True)
+    return CURRENT
 
 
 def _parse(value: str) -> tuple[int, int] | None:

@@ -25,6 +25,7 @@ from xmppd.errors import StreamError
 from xmppd.logs import get_logger
 from xmppd.stream.eager import send_eagerly
 from xmppd.stream.output import batch
+from xmppd.stream.starttls import start_tls
 from xmppd.xml import STREAM_END, StreamHeader, StreamParser, serialize, stream_header
 
 log = get_logger(__name__)
@@ -244,7 +245,7 @@ class XmlStream(Protocol):
     def start_tls(self, context) -> None:
         """Switch the transport to TLS after what was written so far has gone out plain."""
         self.flush()
-        self.transport.startTLS(context)
+        start_tls(self.transport, context)
         send_eagerly(getattr(self.transport, "protocol", None))  # the TLS layer just inserted
 
     def fail(self, error: StreamError, logged: bool = True) -> None:

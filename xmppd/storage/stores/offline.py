@@ -34,6 +34,9 @@ class SQLOfflineStore(SQLStore):
     def count(self, localpart: str, domain: str):
         return self._db.read(self._count, localpart, domain)
 
+    def accounts_with_messages(self):
+        return self._db.read(self._accounts_with_messages)
+
     # ------------------------------------------------------------------ on the database thread
 
     def _store(self, cursor, localpart, domain, stanza, stamp, limit) -> bool:
@@ -69,6 +72,15 @@ class SQLOfflineStore(SQLStore):
                 self._sql("DELETE FROM offline_messages WHERE user_id = ? AND id <= ?"),
                 (user_id, up_to_id),
             )
+
+    def _accounts_with_messages(self, cursor) -> list[tuple[str, str]]:
+        cursor.execute(
+            self._sql(
+                "SELECT u.localpart, u.domain FROM users u"
+                " WHERE u.id IN (SELECT DISTINCT user_id FROM offline_messages)"
+            )
+        )
+        return [tuple(row) for row in cursor.fetchall()]
 
     def _count(self, cursor, localpart, domain) -> int:
         cursor.execute(

@@ -53,6 +53,9 @@ class SQLRosterStore(SQLStore):
     def get_requests(self, localpart: str, domain: str):
         return self._db.read(self._requests, localpart, domain)
 
+    def accounts_with_requests(self):
+        return self._db.read(self._accounts_with_requests)
+
     # ------------------------------------------------------------------ on the database thread
 
     def _snapshot(self, cursor, localpart, domain) -> RosterSnapshot:
@@ -134,6 +137,15 @@ class SQLRosterStore(SQLStore):
             (user_id, contact),
         )
         return cursor.rowcount > 0
+
+    def _accounts_with_requests(self, cursor) -> list[tuple[str, str]]:
+        cursor.execute(
+            self._sql(
+                "SELECT u.localpart, u.domain FROM users u"
+                " WHERE u.id IN (SELECT DISTINCT user_id FROM subscription_requests)"
+            )
+        )
+        return [tuple(row) for row in cursor.fetchall()]
 
     def _requests(self, cursor, localpart, domain) -> list[tuple[str, str]]:
         cursor.execute(
