@@ -229,7 +229,7 @@ class EjabberdProcess:
             self.process = subprocess.Popen(
                 self._ctl("foreground"), stdout=console, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, cwd=self.work, start_new_session=True,
-                env={**os.environ, "LANG": "C.UTF-8"})
+                **_as_ejabberd_user({**os.environ, "LANG": "C.UTF-8"}))
         deadline = time.monotonic() + timeout
         while not (_accepts(self.ip, self.c2s_port) and _accepts(self.ip, self.s2s_port)):
             if self.process.poll() is not None:
@@ -307,6 +307,21 @@ class EjabberdProcess:
     def wait_for_log(self, pattern: str, timeout: float = 10.0) -> str:
         """The first log line matching the regular expression ``pattern``, waiting for it."""
         return wait_for_line(self.log, pattern, timeout)
+
+
+def _as_ejabberd_user(env: dict) -> dict:
+    """Popen arguments that run ``ejabberdctl foreground`` as the ejabberd user itself.
+
+    Run by root, ejabberdctl switches users with ``su``, whose PAM session (pam_limits) gives
+    the Erlang VM a soft open-file limit of 1,024: the node then refuses connections near
+    1,000 clients ("Failed TCP accept: too many open files"). Started as its own user,
+    ejabberdctl runs the VM directly, which inherits our limits (``make bench`` raises them).
+    Not root: as we are (ejabberdctl switches users itself, or refuses)."""
+    if os.geteuid() != 0:
+        return {"env": env}
+    account = pwd.getpwnam(USER)
+    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": [],
+            "env": {**env, "HOME": account.pw_dir, "USER": USER, "LOGNAME": USER}}
 
 
 def _erlang_ip(ip: str) -> str:
