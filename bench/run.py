@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import json
 import os
@@ -97,6 +98,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def fit_levels(plan, files: int):
+    """The scaling plan with its session levels cut to what the open-file limit allows the
+    server (one process: one descriptor a session, and some for itself). A container without
+    CAP_SYS_RESOURCE cannot raise its hard limit: this one's is 20,000, so 50,000 becomes
+    19,000 there, and the run says so."""
+    fit = (files - 512) // 1000 * 1000
+    levels = tuple(level for level in plan.memory_levels if level <= fit)
+    if levels == plan.memory_levels:
+        return plan
+    levels = (*levels, fit) if fit > (levels or (0,))[-1] else levels
+    print(f"the open-file limit ({files:,}) allows about {fit:,} sessions: measuring "
+          f"{', '.join(f'{level:,}' for level in levels)} instead of "
+          f"{', '.join(f'{level:,}' for level in plan.memory_levels)}", file=sys.stderr)
+    return dataclasses.replace(plan, memory_levels=levels)
+
+
 def plan_for(args: argparse.Namespace):
     """The sizes and durations: the scaling workloads' own plan, else the full or quick one."""
     if any(name in SCALING_WORKLOADS for name in args.workloads):
@@ -117,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_for(args)
     sessions = max(plan.users, *plan.memory_levels) + 2
     files = procstats.raise_open_files(2 * sessions + 1024)
+    if plan.scaling:
+        plan = fit_levels(plan, files)
+        sessions = max(plan.users, *plan.memory_levels) + 2
     if files < sessions + 256:
         print(f"the open-file limit ({files}) is too low for {sessions} sessions: raise the hard "
               "limit (ulimit -Hn) and try again", file=sys.stderr)
