@@ -1,6 +1,7 @@
 """Run a real ejabberd 23.01 (Debian's ``ejabberd`` package) as a federation peer in tests.
 
-ejabberd runs through ``ejabberdctl``, which drops from root to the ``ejabberd`` user, so
+ejabberd runs through ``ejabberdctl`` as the ``ejabberd`` user (started as that user when we
+are root: ejabberdctl's own switch through ``su`` cut the VM's open-file limit to 1,024), so
 everything it reads or writes lives in a working directory that user owns, made under the
 system's temporary directory (a pytest ``tmp_path`` sits below a directory only root may enter):
 ``ejabberd.yml``, ``ejabberdctl.cfg``, ``inetrc``, copies of the certificates, the Mnesia spool
