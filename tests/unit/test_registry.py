@@ -305,18 +305,3 @@ def test_two_plugins_of_one_name_are_refused(tmp_path):
     with pytest.raises(PluginError, match="two plugins are named 'ping'"):
         load(FakeServer(), ["ping"], {}, [tmp_path])
 
-
-def test_the_service_imports_no_web_server_nor_federation_until_needed():
-    """twisted.web (the web server, made at a plugin's first mount) and the s2s streams with
-    twisted.names (imported when [s2s] has a listener) cost a server without them nothing."""
-    code = textwrap.dedent('''
-        import sys
-        import xmppd.service, xmppd.server, xmppd.tap
-        heavy = [name for name in ("twisted.web.server", "xmppd.http.server",
-                                   "xmppd.s2s.manager", "twisted.names.client")
-                 if name in sys.modules]
-        assert not heavy, heavy
-    ''')
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
-    assert result.returncode == 0, result.stdout + result.stderr
