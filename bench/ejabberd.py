@@ -24,6 +24,7 @@ import base64
 import os
 import pwd
 import re
+import resource
 import subprocess
 import time
 from pathlib import Path
@@ -103,7 +104,8 @@ class EjabberdUnderTest(ServerUnderTest):
             text += "".join(MODERN_OPTIONS)
         config.write_text(text)
         ctl = process.work / "ejabberdctl.cfg"
-        ctl.write_text(ctl.read_text().replace('ERL_OPTIONS="', f'ERL_OPTIONS="{ERLANG_OPTIONS} '))
+        ctl.write_text(ctl.read_text().replace('ERL_OPTIONS="', f'ERL_OPTIONS="{ERLANG_OPTIONS} ')
+                       + f"ERL_MAX_PORTS={max_ports()}\n")
         accounts = process.work / "accounts.xml"
         accounts.write_bytes((self.workdir / "accounts.xml").read_bytes())
         account = pwd.getpwnam(harness.USER)
@@ -145,6 +147,13 @@ def piefxis(domain: str, users: int, hub_contacts: int) -> str:
     entries.append(f"<user name='{HUB}'>{credentials}{roster(user_names(hub_contacts))}</user>")
     return ("<?xml version='1.0' encoding='UTF-8'?><server-data xmlns='urn:xmpp:pie:0'>"
             f"<host jid='{domain}'>{''.join(entries)}</host></server-data>\n")
+
+
+def max_ports() -> int:
+    """The Erlang VM's port (socket) limit: ejabberdctl's 32,000 is too few for the scaling
+    workloads' 50,000 sessions; as many as the open files we may have (run.py raised them)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(32_000, soft if soft != resource.RLIM_INFINITY else 1_048_576)
 
 
 def beam_pid(node: str, timeout: float = 10.0) -> int:

@@ -183,11 +183,15 @@ class Connection(asyncio.Protocol):
 async def login(target: Target, user: str, context: ssl.SSLContext, *,
                 mechanism: str = SCRAM_SHA_256, password: str = PASSWORD,
                 resource: str = "bench", presence: bool = True,
-                timeout: float = 30.0) -> Connection:
-    """A bound (and, with ``presence``, available) session of ``user``; see the module doc."""
+                timeout: float = 30.0, local_host: str | None = None) -> Connection:
+    """A bound (and, with ``presence``, available) session of ``user``; see the module doc.
+    ``local_host``: the source address (loopback has 28,000 ports per source address and
+    destination; bench/scaling.py spreads 50,000 sessions over several)."""
     loop = asyncio.get_running_loop()
+    local_addr = (local_host, 0) if local_host else None
     transport, conn = await asyncio.wait_for(
-        loop.create_connection(Connection, target.host, target.port), timeout)
+        loop.create_connection(Connection, target.host, target.port, local_addr=local_addr),
+        timeout)
     conn.user = user
     try:
         header = target.header

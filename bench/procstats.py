@@ -70,8 +70,15 @@ def plan_cores() -> tuple[set[int], set[int]] | None:
 
 def raise_open_files(wanted: int) -> int:
     """Raise this process's RLIMIT_NOFILE towards ``wanted`` (children inherit it, which is
-    the ``ulimit -n`` of the servers we start); returns the limit now in force."""
+    the ``ulimit -n`` of the servers we start); returns the limit now in force. The hard
+    limit too when we may (root: 50,000 sessions need more than a default hard limit)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, wanted))
+            hard = wanted
+        except (ValueError, OSError):  # not root, or above fs.nr_open: as far as we may
+            pass
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft == resource.RLIM_INFINITY or soft >= target:
         return wanted if soft == resource.RLIM_INFINITY else soft

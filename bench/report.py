@@ -40,6 +40,8 @@ class Row:
 
 
 def rows(plan: Plan) -> list[Row]:
+    if plan.scaling:
+        return scaling_rows(plan)
     low, high = plan.memory_levels[0], plan.memory_levels[-1]
     return [
         Row("Logins/s, SCRAM-SHA-256 over STARTTLS", "login_scram", "logins_per_s", 1,
@@ -87,6 +89,30 @@ def rows(plan: Plan) -> list[Row]:
         Row("  groupchat messages/s taken in", "muc", "room_msgs_per_s", 1),
         Row("  server CPU (cores)", "muc", "server_cpu", 2),
         Row("  time until all occupants have one message (ms)", "muc", "room_all_ms", 1),
+    ]
+
+
+def scaling_rows(plan: Plan) -> list[Row]:
+    """bench/scaling.py's: per level of idle sessions, then the broadcast."""
+    table = [Row("RSS idle (KiB)", "idle_sessions", "rss_idle_kib")]
+    for level in plan.memory_levels:
+        table += [
+            Row(f"RSS with {level:,} idle sessions (KiB)", "idle_sessions", f"rss_{level}_kib"),
+            Row("  KiB per session", "idle_sessions", f"kib_per_session_{level}", 1),
+            Row("  logging them in took (s)", "idle_sessions", f"login_{level}_s", 1),
+            Row("  server CPU at idle (cores)", "idle_sessions", f"idle_cpu_{level}", 4),
+            Row("  server CPU per client keepalive (µs)", "idle_sessions",
+                f"keepalive_us_{level}", 1),
+            Row("  keepalive round, all answered (ms)", "idle_sessions",
+                f"keepalive_round_ms_{level}", 0),
+            Row("  keepalives unanswered", "idle_sessions", f"keepalive_missing_{level}"),
+        ]
+    return table + [
+        Row(f"Presence broadcast to {plan.fanout_contacts:,} contacts: all have it (ms)",
+            "broadcast", "fanout_all_ms", 1),
+        Row("  deliveries/s", "broadcast", "deliveries_per_s", 0),
+        Row("  server CPU (cores)", "broadcast", "server_cpu", 2),
+        Row("  contacts that never had it", "broadcast", "missing"),
     ]
 
 

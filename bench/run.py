@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import json
 import os
@@ -37,6 +38,8 @@ from bench.ejabberd import EjabberdUnderTest, ensure_ejabberd
 from bench.muc import muc_room
 from bench.profile import LOADS, profile
 from bench.report import comparison, render
+from bench.scaling import SCALE, SCALE_QUICK
+from bench.scaling import WORKLOADS as SCALING_WORKLOADS
 from bench.servers import (
     DOMAIN,
     PROFILES,
@@ -56,9 +59,10 @@ SERVERS = {"xmppd": XmppdUnderTest, "prosody": ProsodyUnderTest,
 PROFILE_SECONDS = {False: 12.0, True: 1.0}  # full run, quick run
 # The default workloads: issue 6's four, the MUC room (bench/muc.py), and the login and message
 # workloads over WebSocket (bench/websocket.py); opt-in, not in the default list:
-# --workloads under_attack (bench/attack.py)
+# --workloads under_attack (bench/attack.py), and the scaling ones (bench/scaling.py:
+# idle_sessions, broadcast), which run on their own with their own plan
 DEFAULT_WORKLOADS = {**WORKLOADS, "muc": muc_room, **WEBSOCKET_WORKLOADS}
-ALL_WORKLOADS = {**DEFAULT_WORKLOADS, "under_attack": under_attack}
+ALL_WORKLOADS = {**DEFAULT_WORKLOADS, "under_attack": under_attack, **SCALING_WORKLOADS}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -87,7 +91,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.profile = _choices(parser, args.profile, PROFILES)
     args.workloads = _choices(parser, args.workloads, ALL_WORKLOADS)
     args.profiles = _choices(parser, args.profiles, LOADS)
+    scaling = [name for name in args.workloads if name in SCALING_WORKLOADS]
+    if scaling and len(scaling) != len(args.workloads):
+        parser.error(f"{', '.join(SCALING_WORKLOADS)} run on their own (a plan of their own: "
+                     "bench/scaling.py)")
     return args
+
+
+def fit_levels(plan, files: int):
+    """The scaling plan with its session levels cut to what the open-file limit allows the
+    server (one process: one descriptor a session, and some for itself). A container without
+    CAP_SYS_RESOURCE cannot raise its hard limit: this one's is 20,000, so 50,000 becomes
+    19,000 there, and the run says so."""
+    fit = (files - 512) // 1000 * 1000
+    levels = tuple(level for level in plan.memory_levels if level <= fit)
+    if levels == plan.memory_levels:
+        return plan
+    levels = (*levels, fit) if fit > (levels or (0,))[-1] else levels
+    print(f"the open-file limit ({files:,}) allows about {fit:,} sessions: measuring "
+          f"{', '.join(f'{level:,}' for level in levels)} instead of "
+          f"{', '.join(f'{level:,}' for level in plan.memory_levels)}", file=sys.stderr)
+    return dataclasses.replace(plan, memory_levels=levels)
+
+
+def plan_for(args: argparse.Namespace):
+    """The sizes and durations: the scaling workloads' own plan, else the full or quick one."""
+    if any(name in SCALING_WORKLOADS for name in args.workloads):
+        return SCALE_QUICK if args.quick else SCALE
+    return QUICK if args.quick else FULL
 
 
 def _choices(parser, text: str, known) -> list[str]:
@@ -100,9 +131,12 @@ def _choices(parser, text: str, known) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    sessions = plan.users + 2
+    plan = plan_for(args)
+    sessions = max(plan.users, *plan.memory_levels) + 2
     files = procstats.raise_open_files(2 * sessions + 1024)
+    if plan.scaling:
+        plan = fit_levels(plan, files)
+        sessions = max(plan.users, *plan.memory_levels) + 2
     if files < sessions + 256:
         print(f"the open-file limit ({files}) is too low for {sessions} sessions: raise the hard "
               "limit (ulimit -Hn) and try again", file=sys.stderr)
@@ -127,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                     _say(f"{workload} on {server.name} ({server_profile} profile)")
                     results[server.name][workload] = _measure(server, workload, plan, cores)
             xmppd = next((s for s in under_test if s.name == "xmppd"), None)
-            if xmppd is not None and not args.no_profile and not profiles:
+            if (xmppd is not None and not args.no_profile and not profiles
+                    and not plan.scaling):
                 for load in args.profiles:
                     _say(f"profiling xmppd under {load} with py-spy ({server_profile} profile)")
                     profiles[load] = profile(xmppd, plan, load, PROFILE_SECONDS[args.quick],

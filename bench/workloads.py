@@ -69,11 +69,15 @@ class Plan:
     memory_concurrency: int
     fanout_contacts: int
     fanout_reps: int
+    # bench/scaling.py's plans: sessions per account (devices), seconds of measured silence
+    resources_per_user: int = 1
+    idle_seconds: float = 0.0
+    scaling: bool = False
 
     @property
     def users(self) -> int:
         """Accounts u0... the plan needs (the hub comes on top)."""
-        return max(2 * self.pairs, max(self.memory_levels),
+        return max(2 * self.pairs, -(-max(self.memory_levels) // self.resources_per_user),
                    self.fanout_contacts + 4 * self.login_concurrency)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from twisted.internet import defer
-from twisted.plugin import getPlugins
+from twisted.plugin import getCache, getPlugins
 from zope.interface.verify import verifyObject
 
 import xmppd.plugins
@@ -26,8 +26,8 @@ log = get_logger(__name__)
 
 CORE_PLUGINS = ("message",)
 
-__all__ = ["CORE_PLUGINS", "PluginContext", "PluginError", "PluginRegistry", "discover",
-           "load_order"]
+__all__ = ["CORE_PLUGINS", "PluginCatalog", "PluginContext", "PluginError", "PluginRegistry",
+           "discover", "load_order"]
 
 
 class PluginError(Exception):
@@ -35,22 +35,82 @@ class PluginError(Exception):
 
 
 def discover(plugin_dirs: Iterable[Path] = ()) -> dict[str, object]:
-    """Every plugin found in xmppd.plugins and the drop-in directories, by name."""
-    for directory in plugin_dirs:
-        path = str(directory)
-        if path not in xmppd.plugins.__path__:
-            xmppd.plugins.__path__.insert(0, path)
-    found: dict[str, object] = {}
-    for plugin in getPlugins(IXmppdPlugin, xmppd.plugins):
+    """Every plugin found in xmppd.plugins and the drop-in directories, by name (each one's
+    module imported: what ``xmppdctl check`` and a failed look-up need, not a start-up)."""
+    return PluginCatalog(plugin_dirs).load_all()
+
+
+class PluginCatalog(Mapping):
+    """The plugins there are, by name, each module imported only when its plugin is asked for.
+
+    Twisted's plugin cache (``dropin.cache``) names every module-level object that provides
+    IXmppdPlugin without importing its module; a plugin is called by that attribute's name
+    (``websocket = WebSocket()`` with ``name = "websocket"``). A server imports the modules of
+    its enabled plugins only, so a disabled plugin's libraries (Autobahn, prometheus_client,
+    twisted.web...) cost it no memory. When the cache cannot answer alone (two objects with one
+    name, or an object whose ``name`` is not its attribute's), every module is imported and the
+    plugins are found by their own names, as ``getPlugins`` does.
+    """
+
+    def __init__(self, plugin_dirs: Iterable[Path] = ()) -> None:
+        for directory in plugin_dirs:
+            path = str(directory)
+            if path not in xmppd.plugins.__path__:
+                xmppd.plugins.__path__.insert(0, path)
+        self._cached: dict[str, list] = {}
+        for dropin in getCache(xmppd.plugins).values():
+            for cached in dropin.plugins:
+                if any(provided.isOrExtends(IXmppdPlugin) for provided in cached.provided):
+                    self._cached.setdefault(cached.name, []).append(cached)
+        self._loaded: dict[str, object] = {}
+        self._all: dict[str, object] | None = None
+
+    def __getitem__(self, name: str) -> object:
+        if self._all is not None:
+            return self._all[name]
+        if name in self._loaded:
+            return self._loaded[name]
+        candidates = self._cached.get(name, ())
+        if len(candidates) == 1:
+            plugin = _checked(candidates[0].load())
+            if plugin.name == name:
+                self._loaded[name] = plugin
+                return plugin
+        return self.load_all()[name]
+
+    def __contains__(self, name: object) -> bool:
         try:
-            verifyObject(IXmppdPlugin, plugin)
-        except Exception as error:
-            raise PluginError(f"plugin {plugin!r} does not provide IXmppdPlugin: {error}")
-        if plugin.name in found and found[plugin.name] is not plugin:
-            raise PluginError(f"two plugins are named {plugin.name!r}: "
-                              f"{_origin(found[plugin.name])} and {_origin(plugin)}")
-        found[plugin.name] = plugin
-    return found
+            self[name]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self):  # every plugin's own name: each module imported
+        return iter(self.load_all())
+
+    def __len__(self) -> int:
+        return len(self.load_all())
+
+    def load_all(self) -> dict[str, object]:
+        """Every plugin, every module imported; PluginError for two plugins of one name."""
+        if self._all is None:
+            found: dict[str, object] = {}
+            for plugin in getPlugins(IXmppdPlugin, xmppd.plugins):
+                _checked(plugin)
+                if plugin.name in found and found[plugin.name] is not plugin:
+                    raise PluginError(f"two plugins are named {plugin.name!r}: "
+                                      f"{_origin(found[plugin.name])} and {_origin(plugin)}")
+                found[plugin.name] = plugin
+            self._all = found
+        return self._all
+
+
+def _checked(plugin: object) -> object:
+    try:
+        verifyObject(IXmppdPlugin, plugin)
+    except Exception as error:
+        raise PluginError(f"plugin {plugin!r} does not provide IXmppdPlugin: {error}")
+    return plugin
 
 
 def load_order(enabled: Iterable[str], available: Mapping[str, object]) -> list[object]:
@@ -105,8 +165,8 @@ class PluginRegistry:
         what is wrong. ``needs`` maps an interface the rest of the server will ask for
         (``server.query``) to the config setting that asks: some enabled plugin must
         declare it in its ``provides``."""
-        available = discover(self.plugin_dirs)
-        unknown = set(self.sections) - set(available)
+        available = PluginCatalog(self.plugin_dirs)
+        unknown = [name for name in self.sections if name not in available]
         if unknown:
             raise PluginError(f"[plugins.{sorted(unknown)[0]}] configures a plugin that does "
                               f"not exist")

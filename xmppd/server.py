@@ -14,7 +14,6 @@ from xmppd.disco import DiscoEntity
 from xmppd.eventbus import EventBus
 from xmppd.events import Event
 from xmppd.handlers import PrioritizedHandlers
-from xmppd.http.server import HttpServer
 from xmppd.interfaces import IServer
 from xmppd.limits.policy import Limits
 from xmppd.router import Router
@@ -50,9 +49,34 @@ class Server:
         self.c2s_streams: set = set()  # every client stream, bound or not, for shutdown
         self._providers: dict = {}
         self.s2s = None  # the S2SManager, once the service turns federation on
-        # the web server plugins mount resources on; it listens once something is mounted
-        self.http = HttpServer(config.http, reactor, config.server.listen_backlog,
-                               exempt=self.limits.config.exempt)
+        self._http = None  # the web server (the http property), made when first asked for
+        self._http_tls = None  # the service started: a web server made now listens as needed
+        self._http_started = False
+
+    @property
+    def http(self):
+        """The web server plugins mount resources on; it listens once something is mounted
+        (xmppd.http.server). Made when first asked for: twisted.web is 3 MB that a server
+        none of whose plugins serves HTTP never needs."""
+        if self._http is None:
+            from xmppd.http.server import HttpServer
+
+            self._http = HttpServer(self.config.http, self.reactor,
+                                    self.config.server.listen_backlog,
+                                    exempt=self.limits.config.exempt)
+            if self._http_started:
+                self._http.start(self._http_tls)
+        return self._http
+
+    def start_http(self, tls_context) -> defer.Deferred:
+        """The service started: the web server listens if anything is mounted, and one made
+        later listens at its first mount."""
+        self._http_started, self._http_tls = True, tls_context
+        return self._http.start(tls_context) if self._http is not None else defer.succeed(None)
+
+    def stop_http(self) -> defer.Deferred:
+        self._http_started = False
+        return self._http.stop() if self._http is not None else defer.succeed(None)
 
     def emit(self, event: Event, *args) -> defer.Deferred:
         return self.events.emit(event, *args)

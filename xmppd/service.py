@@ -34,7 +34,7 @@ from xmppd.logs import get_logger
 from xmppd.ops.logfiles import reopen_log_files
 from xmppd.ops.reload import Reloader
 from xmppd.registry import PluginRegistry
-from xmppd.s2s.manager import IncomingServerFactory, federation_from_config
+from xmppd.s2s import federation_enabled
 from xmppd.server import Server
 from xmppd.stream.idle import idle_parser_sweeper
 from xmppd.stream.listen import listen
@@ -138,7 +138,10 @@ class XmppdService(service.MultiService):
         self.plugins.check(federation_needs(self.config.s2s))
         self.plugins.admin_commands(self.server.admin_commands)
         yield self.server.storage.open()
-        self.s2s = federation_from_config(self.server, self.certificates)
+        if federation_enabled(self.config.s2s):  # the s2s modules are imported only then
+            from xmppd.s2s.manager import federation_from_config
+
+            self.s2s = federation_from_config(self.server, self.certificates)
         if self.s2s is not None:
             self.server.router.remote = self.server.s2s = self.s2s
         yield self.plugins.load()
@@ -149,7 +152,7 @@ class XmppdService(service.MultiService):
         backlog = self.config.server.listen_backlog
         for description, factory in self._listeners():
             self.ports.append((yield listen(self.reactor, description, factory, backlog)))
-        yield self.server.http.start(self.tls_context)  # only if a plugin mounted something
+        yield self.server.start_http(self.tls_context)  # only if a plugin mounted something
         if self.manhole_factory is not None:
             self.manhole = self.manhole_factory(self)
             if self.manhole is not None:
@@ -180,6 +183,8 @@ class XmppdService(service.MultiService):
                                      ClientStreamFactory(self.server, None, direct_tls=True))
         listeners = [(d, plain) for d in c2s.listen] + [(d, direct) for d in c2s.direct_tls]
         if self.s2s is not None:
+            from xmppd.s2s.manager import IncomingServerFactory
+
             s2s = self.config.s2s
             listeners += [(d, IncomingServerFactory(self.s2s)) for d in s2s.listen]
             direct = TLSMemoryBIOFactory(self.s2s.tls, False,
@@ -214,7 +219,7 @@ class XmppdService(service.MultiService):
             yield defer.maybeDeferred(self.manhole.disownServiceParent)
         yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in self.ports])
         self.ports.clear()
-        yield self.server.http.stop()
+        yield self.server.stop_http()
         yield self._close_streams()
         if self.cluster is not None:
             yield self.cluster.stop()

@@ -83,6 +83,31 @@ def test_quick_bench_modern_profile_with_ejabberd(tmp_path):
     assert "xmppd/ejabberd" in result.stdout
 
 
+def test_quick_scaling_workloads_against_xmppd(tmp_path):
+    """bench/scaling.py's idle sessions (several devices per account, keepalive rounds that
+    must all be answered) and the presence broadcast, tiny; and they refuse company."""
+    output = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "bench.run", "--servers", "xmppd", "--no-pin",
+               "--no-profile", "--output", str(output), "--workloads"]
+    env = {**os.environ, "BENCH_QUICK": "1"}
+    result = subprocess.run([*command, "idle_sessions,broadcast"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(output.read_text())
+    assert report["problems"] == {"xmppd": []}
+    xmppd = report["results"]["xmppd"]
+    idle = xmppd["idle_sessions"]
+    for level in report["plan"]["memory_levels"]:
+        assert idle[f"kib_per_session_{level}"]["median"] > 0
+        assert idle[f"keepalive_missing_{level}"]["median"] == 0
+        assert idle[f"keepalive_us_{level}"]["median"] >= 0
+    assert xmppd["broadcast"]["missing"]["median"] == 0
+    assert "| RSS with 40 idle sessions (KiB)" in result.stdout
+    mixed = subprocess.run([*command, "memory,idle_sessions"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert mixed.returncode != 0 and "run on their own" in mixed.stderr
+
+
 def test_percentile_interpolates_between_ranks():
     assert percentile([], 99) == 0.0
     assert percentile([5.0], 50) == 5.0

@@ -1,6 +1,7 @@
 """Run a real ejabberd 23.01 (Debian's ``ejabberd`` package) as a federation peer in tests.
 
-ejabberd runs through ``ejabberdctl``, which drops from root to the ``ejabberd`` user, so
+ejabberd runs through ``ejabberdctl`` as the ``ejabberd`` user (started as that user when we
+are root: ejabberdctl's own switch through ``su`` cut the VM's open-file limit to 1,024), so
 everything it reads or writes lives in a working directory that user owns, made under the
 system's temporary directory (a pytest ``tmp_path`` sits below a directory only root may enter):
 ``ejabberd.yml``, ``ejabberdctl.cfg``, ``inetrc``, copies of the certificates, the Mnesia spool
@@ -229,7 +230,7 @@ class EjabberdProcess:
             self.process = subprocess.Popen(
                 self._ctl("foreground"), stdout=console, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, cwd=self.work, start_new_session=True,
-                env={**os.environ, "LANG": "C.UTF-8"})
+                **_as_ejabberd_user({**os.environ, "LANG": "C.UTF-8"}))
         deadline = time.monotonic() + timeout
         while not (_accepts(self.ip, self.c2s_port) and _accepts(self.ip, self.s2s_port)):
             if self.process.poll() is not None:
@@ -307,6 +308,21 @@ class EjabberdProcess:
     def wait_for_log(self, pattern: str, timeout: float = 10.0) -> str:
         """The first log line matching the regular expression ``pattern``, waiting for it."""
         return wait_for_line(self.log, pattern, timeout)
+
+
+def _as_ejabberd_user(env: dict) -> dict:
+    """Popen arguments that run ``ejabberdctl foreground`` as the ejabberd user itself.
+
+    Run by root, ejabberdctl switches users with ``su``, whose PAM session (pam_limits) gives
+    the Erlang VM a soft open-file limit of 1,024: the node then refuses connections near
+    1,000 clients ("Failed TCP accept: too many open files"). Started as its own user,
+    ejabberdctl runs the VM directly, which inherits our limits (``make bench`` raises them).
+    Not root: as we are (ejabberdctl switches users itself, or refuses)."""
+    if os.geteuid() != 0:
+        return {"env": env}
+    account = pwd.getpwnam(USER)
+    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": [],
+            "env": {**env, "HOME": account.pw_dir, "USER": USER, "LOGNAME": USER}}
 
 
 def _erlang_ip(ip: str) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -265,3 +267,41 @@ def test_teardown_runs_before_the_registrations_are_undone(tmp_path):
     registry.unload()
     assert plugin.seen == [["urn:example:goodbye"]]
     assert server.features.features() == []
+
+
+def test_only_the_enabled_plugins_modules_are_imported():
+    """A disabled plugin's module, and what it imports (Autobahn for websocket), costs a
+    server nothing: checked in a fresh interpreter, as a server starts."""
+    code = textwrap.dedent('''
+        import sys
+        from xmppd.registry import PluginRegistry
+        registry = PluginRegistry(None, ["ping", "version"], {"roster": {}})
+        registry.check()
+        loaded = {name for name in sys.modules if name.startswith("xmppd.plugins.")}
+        assert {"xmppd.plugins.ping", "xmppd.plugins.version", "xmppd.plugins.roster",
+                "xmppd.plugins.message"} <= loaded, loaded  # roster: it has a section
+        assert "xmppd.plugins.websocket" not in loaded and "autobahn" not in sys.modules
+        assert "xmppd.plugins.muc" not in loaded, loaded
+    ''')
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_drop_in_whose_name_is_not_its_attribute_is_still_found(tmp_path):
+    (tmp_path / "renamed_plugin.py").write_text(DROP_IN.replace("echo = Echo()",
+                                                                "the_plugin = Echo()"))
+    server = FakeServer()
+    registry = load(server, ["ping", "echo_test"], {}, [tmp_path])
+    assert list(registry.loaded) == ["message", "ping", "echo_test"]
+    registry.unload()
+
+
+def test_two_plugins_of_one_name_are_refused(tmp_path):
+    (tmp_path / "another_ping.py").write_text(DROP_IN.replace('name = "echo_test"',
+                                                              'name = "ping"')
+                                              .replace('requires = ("ping",)', "requires = ()")
+                                              .replace("echo = Echo()", "ping = Echo()"))
+    with pytest.raises(PluginError, match="two plugins are named 'ping'"):
+        load(FakeServer(), ["ping"], {}, [tmp_path])
+

@@ -50,7 +50,6 @@ class ClientStream(XmlStream):
         self.sasl: SaslExchange | None = SaslExchange(self, server.auth,
                                                       list(c2s.sasl_mechanisms),
                                                       c2s.require_encryption, server.sasl2)
-        self.require_encryption = c2s.require_encryption
         self.guard = guard_for(server, self, "c2s")  # connection caps, shapers (xmppd.limits)
         self._auth_timer = None
 
@@ -59,6 +58,11 @@ class ClientStream(XmlStream):
         """The server's session hooks; looked up when needed (at bind, on a claimed element,
         at the end), never on the stanza path."""
         return self.server.c2s_hooks
+
+    @property
+    def require_encryption(self) -> bool:
+        """[c2s] require_encryption (read from the config: one attribute less per stream)."""
+        return self.server.config.c2s.require_encryption
 
     @property
     def state(self) -> str:

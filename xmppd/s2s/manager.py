@@ -24,6 +24,7 @@ from zope.interface import implementer
 from xmppd import events
 from xmppd.interfaces import IRemoteRouter
 from xmppd.logs import get_logger
+from xmppd.s2s import federation_enabled
 from xmppd.s2s.dialback_keys import dialback_key, verify_key
 from xmppd.s2s.streams import IncomingServerStream, OutgoingServerStream
 from xmppd.stanza import Stanza
@@ -339,7 +340,7 @@ def federation_from_config(server, certificates=None) -> S2SManager | None:
 
     config = server.config
     s2s = config.s2s
-    if not s2s.listen and not s2s.direct_tls:
+    if not federation_enabled(s2s):
         return None
     return S2SManager(
         server,

@@ -64,10 +64,14 @@ class OutboundQueue:
     __slots__ = ("_items", "sent")
 
     def __init__(self) -> None:
-        self._items: deque[tuple[domish.Element, float]] = deque()
+        # an empty tuple while nothing waits: an idle session's acknowledged queue would
+        # otherwise keep a deque (624 bytes) for nothing; one is made at the next push
+        self._items: deque[tuple[domish.Element, float]] | tuple = ()
         self.sent = 0
 
     def push(self, element: domish.Element, when: float) -> None:
+        if not self._items:
+            self._items = deque()
         self._items.append((element, when))
         self.sent = increment(self.sent)
 
@@ -86,12 +90,14 @@ class OutboundQueue:
             raise HandledCountTooHigh(h, self.sent)
         for _ in range(step):
             self._items.popleft()
+        if not self._items:
+            self._items = ()
         return step
 
     def drain(self) -> list[tuple[domish.Element, float]]:
         """Take every unacknowledged stanza out (the session ended for good)."""
         items = list(self._items)
-        self._items.clear()
+        self._items = ()
         return items
 
     def __iter__(self) -> Iterator[tuple[domish.Element, float]]:

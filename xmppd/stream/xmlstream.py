@@ -43,28 +43,29 @@ class XmlStream(Protocol):
     close_timeout = 5.0  # how long we wait for the peer's </stream:stream> after ours
     guard = None  # the stream's limits (xmppd.limits.guard.StreamGuard), set by subclasses
     stream_end = STREAM_END  # our end of the stream as it goes out (RFC 7395: <close/>)
+    # What only a closing stream or a rare one sets is a class default, not set by __init__:
+    # CPython shares one key table among a class's instance dicts only while the class has
+    # at most 30 attribute names, and a client stream had 32 (1.3 KiB more per session).
+    close_sent = False
+    disconnected = False
+    end_reason: str | None = None  # why the stream ended, for the log: a stream error
+    # condition, PEER_CLOSED or CONNECTION_LOST; the first cause wins
+    _close_timer = None
+    _peer_closed = False
+    _backlog: deque | None = None  # elements parsed while waiting, in order; made when needed
+    _waiting: defer.Deferred | None = None  # an element's work we wait for
+    _paused = 0  # why reading is paused: WORK, RATE bits (pause_reading)
 
     def __init__(self, reactor, max_stanza_size: int) -> None:
         self.reactor = reactor
         self.max_stanza_size = max_stanza_size
         self.parser: StreamParser | None = None
         self.header_sent = False
-        self.close_sent = False
-        self.disconnected = False
         self.secure = False
         self.stream_id: str | None = None
         self.lang = "en"
-        self._close_timer = None
-        self._peer_closed = False
-        self._waiting: defer.Deferred | None = None  # an element's work we wait for
-        # elements parsed while waiting, in order; made when first needed (memory per session)
-        self._backlog: deque | None = None
         self.pending: list[bytes] = []  # output queued by the write batch
-        # why the stream ended, for the log: a stream error condition, PEER_CLOSED or
-        # CONNECTION_LOST; the first cause wins
-        self.end_reason: str | None = None
         self._first_read = True
-        self._paused = 0  # why reading is paused: WORK, RATE bits (pause_reading)
 
     # -- connection events
 
@@ -132,7 +133,8 @@ class XmlStream(Protocol):
         The old parser is stopped, so bytes it still holds (for example plaintext pipelined
         after <starttls/>) are ignored, never processed.
         """
-        self._peer_closed = False
+        if self._peer_closed:
+            self._peer_closed = False
         self.header_sent = False
         self._drop_parser()
         self.parser = self.new_parser()
