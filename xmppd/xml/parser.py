@@ -30,6 +30,12 @@ text buffer (8 KiB) is allocated only while ``feed()`` runs; ``release_if_idle()
 idle stream drop its expat parser altogether (about 12 KiB of buffers and tables), and the
 next ``feed()`` continues the stream in a new one, primed with a copy of the stream root's
 start tag (so the positions in a later expat error message count from that copy).
+
+Pass-through (xmppd.xml.passthrough): with ``pass_through`` (the default) the children of
+message and presence stanzas are ``KeptElement`` and each direct child of the stanza keeps
+the text it arrived as, sliced from the input by expat's byte positions; the serializer
+writes that text while nothing changed it. The parser holds the input bytes of an unfinished
+child (at most ``max_stanza_size``) between ``feed()`` calls, nothing once it is complete.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ from twisted.words.xish import domish
 
 from xmppd import ns
 from xmppd.errors import StreamError
-from xmppd.xml.serializer import escape_attribute
+from xmppd.xml.passthrough import KeptElement
+from xmppd.xml.serializer import CONTENT_NAMESPACES, escape_attribute
 
 # Parse input in slices no bigger than this, so an oversized stanza is noticed after at most
 # this many extra bytes even when it arrives in one huge chunk.
@@ -54,6 +61,9 @@ _XML_WHITESPACE = " \t\r\n"
 _UNSET = object()
 _Element = domish.Element
 _ROOT_NAME = re.compile(rb"<([^\s/>]+)")
+# A start tag from its "<" to its ">" (attribute values may hold ">"); for well-formed input.
+_START_TAG = re.compile(rb"<[^'\">]*(?:(?:'[^']*'|\"[^\"]*\")[^'\">]*)*>")
+_KEPT_KINDS = frozenset(("message", "presence"))  # stanzas whose children keep their text
 _new_object = object.__new__
 
 # The byte order marks and NUL bytes that give away UTF-16 or UTF-32 at the start of a stream.
@@ -114,6 +124,18 @@ def _start_tag(name: bytes, default: object, prefixes: dict[str, str]) -> bytes:
     return b"".join(declarations)
 
 
+def _tag_end(data: bytes, start: int) -> int:
+    """Where the well-formed start tag at ``start`` ends (after its ">")."""
+    end = data.index(b">", start) + 1
+    # The first ">" ends the tag unless it sits in an attribute value: with one kind of
+    # quote only, an odd count of them says so; with both kinds, ask the full pattern.
+    single = data.count(b"'", start, end)
+    double = data.count(b'"', start, end)
+    if (single and double) or single % 2 or double % 2:
+        return _START_TAG.match(data, start).end()
+    return end
+
+
 def _qualify(attributes: dict[str, str]) -> dict:
     """Rename expat's ``"uri name"`` attribute keys to xmppd's keys (see the module docstring)."""
     qualified: dict = {}
@@ -156,6 +178,7 @@ class StreamParser:
         on_stream_end: Callable[[], None],
         max_stanza_size: int = 262144,
         max_depth: int = 64,
+        pass_through: bool = True,
     ) -> None:
         self._on_stream_start = on_stream_start
         self._on_element = on_element
@@ -174,6 +197,21 @@ class StreamParser:
         self._stopped = False
         self._finished = False
         self._failure: StreamError | None = None
+
+        # pass-through (module docstring): does the open stanza keep its children's text,
+        # the namespaces its children may not use for that, the child being kept (and where
+        # it began, and whether it still qualifies), and the input bytes it spans
+        self._pass_through = pass_through
+        self._keeping = False
+        self._root_refused: frozenset[str] = frozenset()
+        self._refused: frozenset[str] = frozenset()
+        self._holder: KeptElement | None = None
+        self._holder_start = 0
+        self._holder_ok = False
+        self._holder_deep = False  # it has element children (KeptElement already)
+        self._buffer = b""  # the input from absolute position _buffer_base on
+        self._buffer_base = 0
+        self._carry = b""  # what must be kept of the input when a feed() ends
 
         self._active = False  # fed since the last release_if_idle()
         self._prologue = bytearray()  # the bytes up to the root's start tag, for its name
@@ -221,10 +259,14 @@ class StreamParser:
         parser.buffer_text = True
         try:
             if len(data) <= self._slice:  # _parse(data), inlined for the common case
+                if self._pass_through:
+                    self._hold_input(data)
                 self._fed += len(data)
                 parser.Parse(data, False)
                 if self._fed - self._anchor > self._max_stanza_size:
                     self._too_big()
+                if self._pass_through:
+                    self._release_input()
             else:
                 for start in range(0, len(data), self._slice):
                     self._parse(data[start : start + self._slice])
@@ -284,24 +326,62 @@ class StreamParser:
         parser.StartNamespaceDeclHandler = self._on_namespace
         parser.StartElementHandler = self._on_start
         self._fed = self._anchor = len(self._resume_tag)
+        self._carry = b""
         self._parser = parser
         return parser
 
     def _finish(self) -> None:
         self._finished = True
         self._parser = None  # expat's buffers go now, not when a cycle collection finds them
+        self._buffer = self._carry = b""
 
     def _fail(self, error: StreamError) -> None:
         self._failure = error
         self._parser = None
+        self._buffer = self._carry = b""
+
+    @staticmethod
+    def _refused_in(default: str, prefixes: dict[str, str],
+                    outer: frozenset[str] = frozenset()) -> frozenset[str]:
+        """The namespaces a kept child may not use (module docstring of xmppd.xml.passthrough):
+        those bound to prefixes outside it (``prefixes``, and ``outer``'s), and the content
+        namespaces other than the ``default`` it is written in."""
+        return CONTENT_NAMESPACES.difference((default,)).union(prefixes.values(), outer)
 
     # -- input accounting
 
     def _parse(self, chunk: bytes) -> None:
+        if self._pass_through:
+            self._hold_input(chunk)
         self._fed += len(chunk)
         self._parser.Parse(chunk, False)
         if self._fed - self._anchor > self._max_stanza_size:
             self._too_big()
+        if self._pass_through:
+            self._release_input()
+
+    def _hold_input(self, chunk: bytes) -> None:
+        """Make the bytes expat is about to parse (and what was carried) readable by their
+        absolute positions while it does."""
+        carry = self._carry
+        if carry:
+            self._buffer = carry + chunk
+            self._buffer_base = self._fed - len(carry)
+            self._carry = b""
+        else:
+            self._buffer = chunk
+            self._buffer_base = self._fed
+
+    def _release_input(self) -> None:
+        """After a chunk: let go of it, but carry the bytes a later kept text may need: from
+        the child being kept, or else from the first byte expat has not turned into an
+        event yet (a tag cut in two)."""
+        parser = self._parser
+        if parser is not None:
+            start = self._holder_start if self._holder is not None else parser.CurrentByteIndex
+            if start < self._fed:
+                self._carry = self._buffer[start - self._buffer_base:]
+        self._buffer = b""
 
     def _too_big(self) -> NoReturn:
         raise StreamError(
@@ -331,6 +411,7 @@ class StreamParser:
         prefixes = self._pending_prefixes
         self._pending_prefixes = {}
         self._root_default = "" if default is _UNSET else default
+        self._root_refused = self._refused_in(self._root_default, prefixes)
         self._depth = 1
         start = self._anchor = self._parser.CurrentByteIndex
         self._resume_tag = _start_tag(_ROOT_NAME.match(self._prologue, start)[1], default,
@@ -360,7 +441,7 @@ class StreamParser:
             split = _split_name(name)
         uri, local = split
         parent = self._current
-        default = self._pending_default
+        default = declared = self._pending_default
         if default is _UNSET:
             default = self._root_default if parent is None else parent.defaultUri
         else:
@@ -368,10 +449,33 @@ class StreamParser:
         prefixes = self._pending_prefixes
         if prefixes:
             self._pending_prefixes = {}
+        namespaced = False
         for key in attributes:
             if " " in key:  # expat's "uri name": a namespaced attribute
                 attributes = _qualify(attributes)
+                namespaced = True
                 break
+        keeping = self._keeping and parent is not None
+        if keeping and self._holder is not None:
+            # Below a direct child of the stanza: a KeptElement, its state set past its
+            # setattr (which would drop the text not kept yet)
+            element = _new_object(KeptElement)
+            state = element.__dict__
+            state["localPrefixes"] = prefixes or {}
+            state["uri"] = uri
+            state["name"] = local
+            state["defaultUri"] = default
+            state["attributes"] = attributes
+            state["children"] = []
+            state["parent"] = parent
+            state["_holder"] = self._holder
+            self._holder_deep = True
+            if self._holder_ok and (uri in self._refused or namespaced and any(
+                    type(key) is tuple and key[0] in self._refused for key in attributes)):
+                self._holder_ok = False
+            parent.__dict__["children"].append(element)
+            self._current = element
+            return
         # What domish.Element(...) would do, without its call and checks: the same instance
         # attributes in the same order (so instances still share their dict keys).
         element = _new_object(_Element)
@@ -384,9 +488,43 @@ class StreamParser:
         element.parent = parent
         if parent is None:
             self._anchor = self._parser.CurrentByteIndex
+            if self._pass_through and local in _KEPT_KINDS:
+                self._keeping = True
+                self._refused = (self._refused_in(default, prefixes, self._root_refused)
+                                 if prefixes or declared is not _UNSET else self._root_refused)
         else:
             parent.children.append(element)
+            if keeping:  # a direct child of the stanza: it may keep its text when it ends
+                self._holder = element
+                self._holder_start = self._parser.CurrentByteIndex
+                self._holder_deep = False
+                self._holder_ok = not (uri in self._refused or namespaced and any(
+                    type(key) is tuple and key[0] in self._refused for key in attributes))
         self._current = element
+
+    def _keep(self, holder: domish.Element) -> None:
+        """``holder`` (a direct child of the stanza) ended: make it a KeptElement with its
+        text sliced from the input, unless writing it is as cheap as keeping it would be (text
+        in its parent's namespace, without attributes: a chat message's body)."""
+        self._holder = None
+        state = holder.__dict__
+        if not self._holder_ok or not (self._holder_deep or state["attributes"]
+                                       or state["uri"] != state["parent"].defaultUri):
+            return
+        buffer = self._buffer
+        base = self._buffer_base
+        start = self._holder_start - base
+        if start < 0:  # not in what was held: never expected, but never keep a wrong text
+            return
+        after = self._parser.CurrentByteIndex - base  # at its end tag, or after <x/>
+        if not state["children"]:  # <x/> or <x></x>
+            tag_end = _tag_end(buffer, start)
+            if buffer[tag_end - 2] == 47:  # "/" of "/>"
+                after = tag_end - 1
+        state["_kept"] = buffer[start:buffer.index(b">", after) + 1].decode("utf-8")
+        state["_scope"] = state["parent"].defaultUri
+        state["_holder"] = holder
+        holder.__class__ = KeptElement  # the same layout: domish.Element's, plus properties
 
     def _on_end(self, _name: str) -> None:
         self._depth -= 1
@@ -397,7 +535,10 @@ class StreamParser:
             raise _Stopped
         parent = element.parent
         self._current = parent
-        if parent is None:
+        if element is self._holder:
+            self._keep(element)
+        elif parent is None:
+            self._keeping = False
             # expat points at the start of the end tag; count the tag as "</name>".
             end = self._parser.CurrentByteIndex
             if end + len(element.name) + 3 - self._anchor > self._max_stanza_size:
@@ -414,7 +555,7 @@ class StreamParser:
                 raise StreamError("bad-format", "text outside stanzas")
             self._anchor = self._parser.CurrentByteIndex
             return
-        children = element.children
+        children = element.__dict__["children"]  # not a KeptElement's: that would drop it
         if children and type(children[-1]) is str:
             children[-1] += text
         else:
