@@ -208,7 +208,6 @@ class StreamParser:
         self._holder: KeptElement | None = None
         self._holder_start = 0
         self._holder_ok = False
-        self._holder_deep = False  # it has element children (KeptElement already)
         self._buffer = b""  # the input from absolute position _buffer_base on
         self._buffer_base = 0
         self._carry = b""  # what must be kept of the input when a feed() ends
@@ -469,7 +468,6 @@ class StreamParser:
             state["children"] = []
             state["parent"] = parent
             state["_holder"] = self._holder
-            self._holder_deep = True
             if self._holder_ok and (uri in self._refused or namespaced and any(
                     type(key) is tuple and key[0] in self._refused for key in attributes)):
                 self._holder_ok = False
@@ -494,23 +492,23 @@ class StreamParser:
                                  if prefixes or declared is not _UNSET else self._root_refused)
         else:
             parent.children.append(element)
-            if keeping:  # a direct child of the stanza: it may keep its text when it ends
+            if keeping and depth == 3 and (attributes or uri != parent.defaultUri):
+                # A direct child of the stanza that keeps its text when it ends; not one in
+                # the stanza's namespace without attributes (a chat message's body, a
+                # presence's show): writing those costs no more than keeping them would.
                 self._holder = element
                 self._holder_start = self._parser.CurrentByteIndex
-                self._holder_deep = False
                 self._holder_ok = not (uri in self._refused or namespaced and any(
                     type(key) is tuple and key[0] in self._refused for key in attributes))
         self._current = element
 
     def _keep(self, holder: domish.Element) -> None:
         """``holder`` (a direct child of the stanza) ended: make it a KeptElement with its
-        text sliced from the input, unless writing it is as cheap as keeping it would be (text
-        in its parent's namespace, without attributes: a chat message's body)."""
+        text sliced from the input."""
         self._holder = None
-        state = holder.__dict__
-        if not self._holder_ok or not (self._holder_deep or state["attributes"]
-                                       or state["uri"] != state["parent"].defaultUri):
+        if not self._holder_ok:
             return
+        state = holder.__dict__
         buffer = self._buffer
         base = self._buffer_base
         start = self._holder_start - base
