@@ -61,8 +61,6 @@ _XML_WHITESPACE = " \t\r\n"
 _UNSET = object()
 _Element = domish.Element
 _ROOT_NAME = re.compile(rb"<([^\s/>]+)")
-# A start tag from its "<" to its ">" (attribute values may hold ">"); for well-formed input.
-_START_TAG = re.compile(rb"<[^'\">]*(?:(?:'[^']*'|\"[^\"]*\")[^'\">]*)*>")
 _KEPT_KINDS = frozenset(("message", "presence"))  # stanzas whose children keep their text
 _new_object = object.__new__
 
@@ -122,18 +120,6 @@ def _start_tag(name: bytes, default: object, prefixes: dict[str, str]) -> bytes:
         declarations.append(f" xmlns:{prefix}='{escape_attribute(uri)}'".encode())
     declarations.append(b">")
     return b"".join(declarations)
-
-
-def _tag_end(data: bytes, start: int) -> int:
-    """Where the well-formed start tag at ``start`` ends (after its ">")."""
-    end = data.index(b">", start) + 1
-    # The first ">" ends the tag unless it sits in an attribute value: with one kind of
-    # quote only, an odd count of them says so; with both kinds, ask the full pattern.
-    single = data.count(b"'", start, end)
-    double = data.count(b'"', start, end)
-    if (single and double) or single % 2 or double % 2:
-        return _START_TAG.match(data, start).end()
-    return end
 
 
 def _qualify(attributes: dict[str, str]) -> dict:
@@ -208,6 +194,7 @@ class StreamParser:
         self._holder: KeptElement | None = None
         self._holder_start = 0
         self._holder_ok = False
+        self._holder_deep = False  # it has element children (made KeptElement)
         self._buffer = b""  # the input from absolute position _buffer_base on
         self._buffer_base = 0
         self._carry = b""  # what must be kept of the input when a feed() ends
@@ -468,6 +455,7 @@ class StreamParser:
             state["children"] = []
             state["parent"] = parent
             state["_holder"] = self._holder
+            self._holder_deep = True
             if self._holder_ok and (uri in self._refused or namespaced and any(
                     type(key) is tuple and key[0] in self._refused for key in attributes)):
                 self._holder_ok = False
@@ -493,20 +481,23 @@ class StreamParser:
         else:
             parent.children.append(element)
             if keeping and depth == 3 and (attributes or uri != parent.defaultUri):
-                # A direct child of the stanza that keeps its text when it ends; not one in
-                # the stanza's namespace without attributes (a chat message's body, a
+                # A direct child of the stanza that may keep its text when it ends; not one
+                # in the stanza's namespace without attributes (a chat message's body, a
                 # presence's show): writing those costs no more than keeping them would.
                 self._holder = element
                 self._holder_start = self._parser.CurrentByteIndex
+                self._holder_deep = False
                 self._holder_ok = not (uri in self._refused or namespaced and any(
                     type(key) is tuple and key[0] in self._refused for key in attributes))
         self._current = element
 
     def _keep(self, holder: domish.Element) -> None:
         """``holder`` (a direct child of the stanza) ended: make it a KeptElement with its
-        text sliced from the input."""
+        text sliced from the input if it has element children. A leaf (a chat state, a
+        receipt request, an origin-id) is not kept: measured (README, Performance), keeping
+        it costs more than writing it once."""
         self._holder = None
-        if not self._holder_ok:
+        if not (self._holder_ok and self._holder_deep):
             return
         state = holder.__dict__
         buffer = self._buffer
@@ -514,12 +505,8 @@ class StreamParser:
         start = self._holder_start - base
         if start < 0:  # not in what was held: never expected, but never keep a wrong text
             return
-        after = self._parser.CurrentByteIndex - base  # at its end tag, or after <x/>
-        if not state["children"]:  # <x/> or <x></x>
-            tag_end = _tag_end(buffer, start)
-            if buffer[tag_end - 2] == 47:  # "/" of "/>"
-                after = tag_end - 1
-        state["_kept"] = buffer[start:buffer.index(b">", after) + 1].decode("utf-8")
+        end = buffer.index(b">", self._parser.CurrentByteIndex - base) + 1  # its end tag's
+        state["_kept"] = buffer[start:end].decode("utf-8")
         state["_scope"] = state["parent"].defaultUri
         state["_holder"] = holder
         holder.__class__ = KeptElement  # the same layout: domish.Element's, plus properties
