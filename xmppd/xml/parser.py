@@ -197,7 +197,11 @@ class StreamParser:
         self._holder_deep = False  # it has element children (made KeptElement)
         self._buffer = b""  # the input from absolute position _buffer_base on
         self._buffer_base = 0
-        self._carry = b""  # what must be kept of the input when a feed() ends
+        # what must be kept of the input when a feed() ends (a bytearray that grows in place:
+        # a big child sent a byte at a time is not copied again at every byte) and where
+        # it begins
+        self._carry: bytes | bytearray = b""
+        self._carry_base = 0
 
         self._active = False  # fed since the last release_if_idle()
         self._prologue = bytearray()  # the bytes up to the root's start tag, for its name
@@ -351,9 +355,9 @@ class StreamParser:
         absolute positions while it does."""
         carry = self._carry
         if carry:
-            self._buffer = carry + chunk
-            self._buffer_base = self._fed - len(carry)
-            self._carry = b""
+            carry += chunk
+            self._buffer = carry
+            self._buffer_base = self._carry_base
         else:
             self._buffer = chunk
             self._buffer_base = self._fed
@@ -363,11 +367,18 @@ class StreamParser:
         the child being kept, or else from the first byte expat has not turned into an
         event yet (a tag cut in two)."""
         parser = self._parser
+        buffer = self._buffer
+        self._buffer = carry = b""
         if parser is not None:
             start = self._holder_start if self._holder is not None else parser.CurrentByteIndex
             if start < self._fed:
-                self._carry = self._buffer[start - self._buffer_base:]
-        self._buffer = b""
+                if type(buffer) is bytearray:  # the carry itself, grown by this chunk
+                    del buffer[:start - self._buffer_base]  # bytearray drops a head cheaply
+                    carry = buffer
+                else:
+                    carry = bytearray(memoryview(buffer)[start - self._buffer_base:])
+                self._carry_base = start
+        self._carry = carry
 
     def _too_big(self) -> NoReturn:
         raise StreamError(
