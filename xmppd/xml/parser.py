@@ -31,11 +31,12 @@ idle stream drop its expat parser altogether (about 12 KiB of buffers and tables
 next ``feed()`` continues the stream in a new one, primed with a copy of the stream root's
 start tag (so the positions in a later expat error message count from that copy).
 
-Pass-through (xmppd.xml.passthrough): with ``pass_through`` (the default) the children of
-message and presence stanzas are ``KeptElement`` and each direct child of the stanza keeps
-the text it arrived as, sliced from the input by expat's byte positions; the serializer
-writes that text while nothing changed it. The parser holds the input bytes of an unfinished
-child (at most ``max_stanza_size``) between ``feed()`` calls, nothing once it is complete.
+Pass-through (xmppd.xml.passthrough): with ``pass_through`` (the default) a direct child of
+a message or presence that has element children of its own becomes a ``KeptElement`` (so do
+its descendants) keeping the text it arrived as, sliced from the input by expat's byte
+positions; the serializer writes that text while nothing changed it. The parser holds the
+input bytes of an unfinished child (at most ``max_stanza_size``, in one buffer that grows in
+place) between ``feed()`` calls, nothing once it is complete.
 """
 
 from __future__ import annotations
