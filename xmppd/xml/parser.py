@@ -193,9 +193,8 @@ class StreamParser:
         self._root_refused: frozenset[str] = frozenset()
         self._refused: frozenset[str] = frozenset()
         self._holder: KeptElement | None = None
-        self._holder_start = 0
+        self._child_start = 0  # where the open direct child of the stanza began
         self._holder_ok = False
-        self._holder_deep = False  # it has element children (made KeptElement)
         self._buffer = b""  # the input from absolute position _buffer_base on
         self._buffer_base = 0
         # what must be kept of the input when a feed() ends (a bytearray that grows in place:
@@ -371,7 +370,9 @@ class StreamParser:
         buffer = self._buffer
         self._buffer = carry = b""
         if parser is not None:
-            start = self._holder_start if self._holder is not None else parser.CurrentByteIndex
+            # a direct child of a keeping stanza is open: it may turn out to keep its text
+            start = (self._child_start if self._keeping and self._depth > 2
+                     else parser.CurrentByteIndex)
             if start < self._fed:
                 if type(buffer) is bytearray:  # the carry itself, grown by this chunk
                     del buffer[:start - self._buffer_base]  # bytearray drops a head cheaply
@@ -454,9 +455,16 @@ class StreamParser:
                 namespaced = True
                 break
         keeping = self._keeping and parent is not None
-        if keeping and self._holder is not None:
+        if keeping and depth > 3:
             # Below a direct child of the stanza: a KeptElement, its state set past its
-            # setattr (which would drop the text not kept yet)
+            # setattr (which would drop the text not kept yet); the first makes that child
+            # the holder of the text
+            holder = self._holder
+            if holder is None:
+                holder = self._holder = parent
+                refused = self._refused
+                self._holder_ok = not (parent.uri in refused or any(
+                    type(key) is tuple and key[0] in refused for key in parent.attributes))
             element = _new_object(KeptElement)
             state = element.__dict__
             state["localPrefixes"] = prefixes or {}
@@ -466,8 +474,7 @@ class StreamParser:
             state["attributes"] = attributes
             state["children"] = []
             state["parent"] = parent
-            state["_holder"] = self._holder
-            self._holder_deep = True
+            state["_holder"] = holder
             if self._holder_ok and (uri in self._refused or namespaced and any(
                     type(key) is tuple and key[0] in self._refused for key in attributes)):
                 self._holder_ok = False
@@ -492,29 +499,22 @@ class StreamParser:
                                  if prefixes or declared is not _UNSET else self._root_refused)
         else:
             parent.children.append(element)
-            if keeping and depth == 3 and (attributes or uri != parent.defaultUri):
-                # A direct child of the stanza that may keep its text when it ends; not one
-                # in the stanza's namespace without attributes (a chat message's body, a
-                # presence's show): writing those costs no more than keeping them would.
-                self._holder = element
-                self._holder_start = self._parser.CurrentByteIndex
-                self._holder_deep = False
-                self._holder_ok = not (uri in self._refused or namespaced and any(
-                    type(key) is tuple and key[0] in self._refused for key in attributes))
+            if keeping:  # a direct child of the stanza: where its text would begin
+                self._child_start = self._parser.CurrentByteIndex
         self._current = element
 
     def _keep(self, holder: domish.Element) -> None:
-        """``holder`` (a direct child of the stanza) ended: make it a KeptElement with its
-        text sliced from the input if it has element children. A leaf (a chat state, a
-        receipt request, an origin-id) is not kept: measured (README, Performance), keeping
-        it costs more than writing it once."""
+        """``holder`` (a direct child of the stanza with element children) ended: make it a
+        KeptElement with its text sliced from the input. Leaves (a body, a chat state, a
+        receipt request) never get here: measured (README, Performance), keeping a leaf's
+        text costs more than writing it once."""
         self._holder = None
-        if not (self._holder_ok and self._holder_deep):
+        if not self._holder_ok:
             return
         state = holder.__dict__
         buffer = self._buffer
         base = self._buffer_base
-        start = self._holder_start - base
+        start = self._child_start - base
         if start < 0:  # not in what was held: never expected, but never keep a wrong text
             return
         end = buffer.index(b">", self._parser.CurrentByteIndex - base) + 1  # its end tag's
