@@ -107,7 +107,7 @@ def _write(element, scope, inherited, in_content, stream_ns, root_prefixes, appe
                 append(f" xmlns:{attribute_prefix}='{escape_attribute(attribute_uri)}'")
             append(f" {attribute_prefix}:{attribute_name}='{escape_attribute(value)}'")
 
-    children = element.__dict__["children"]
+    children = state["children"]
     if not children:
         append("/>")
         return
