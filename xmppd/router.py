@@ -78,8 +78,8 @@ def unforged(stanza: Stanza, served) -> Stanza:
     (``served``), its sender's account or its recipient's (XEP-0359 §4: a client or a peer
     could otherwise pass a message off as one an archive holds), whether or not an archive
     runs here; ``stanza`` itself when it has none, the usual case, which allocates nothing."""
-    for child in stanza.element.elements():
-        if child.name == "stanza-id":
+    for child in stanza.element.children:  # not elements(): its interface check per child
+        if not isinstance(child, str) and child.name == "stanza-id":
             break
     else:
         return stanza

@@ -30,6 +30,13 @@ text buffer (8 KiB) is allocated only while ``feed()`` runs; ``release_if_idle()
 idle stream drop its expat parser altogether (about 12 KiB of buffers and tables), and the
 next ``feed()`` continues the stream in a new one, primed with a copy of the stream root's
 start tag (so the positions in a later expat error message count from that copy).
+
+Pass-through (xmppd.xml.passthrough): with ``pass_through`` (the default) a direct child of
+a message or presence that has element children of its own becomes a ``KeptElement`` (so do
+its descendants) keeping the text it arrived as, sliced from the input by expat's byte
+positions; the serializer writes that text while nothing changed it. The parser holds the
+input bytes of an unfinished child (at most ``max_stanza_size``, in one buffer that grows in
+place) between ``feed()`` calls, nothing once it is complete.
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ from twisted.words.xish import domish
 
 from xmppd import ns
 from xmppd.errors import StreamError
-from xmppd.xml.serializer import escape_attribute
+from xmppd.xml.passthrough import KeptElement
+from xmppd.xml.serializer import CONTENT_NAMESPACES, escape_attribute
 
 # Parse input in slices no bigger than this, so an oversized stanza is noticed after at most
 # this many extra bytes even when it arrives in one huge chunk.
@@ -54,6 +62,7 @@ _XML_WHITESPACE = " \t\r\n"
 _UNSET = object()
 _Element = domish.Element
 _ROOT_NAME = re.compile(rb"<([^\s/>]+)")
+_KEPT_KINDS = frozenset(("message", "presence"))  # stanzas whose children keep their text
 _new_object = object.__new__
 
 # The byte order marks and NUL bytes that give away UTF-16 or UTF-32 at the start of a stream.
@@ -156,6 +165,7 @@ class StreamParser:
         on_stream_end: Callable[[], None],
         max_stanza_size: int = 262144,
         max_depth: int = 64,
+        pass_through: bool = True,
     ) -> None:
         self._on_stream_start = on_stream_start
         self._on_element = on_element
@@ -174,6 +184,24 @@ class StreamParser:
         self._stopped = False
         self._finished = False
         self._failure: StreamError | None = None
+
+        # pass-through (module docstring): does the open stanza keep its children's text,
+        # the namespaces its children may not use for that, the child being kept (and where
+        # it began, and whether it still qualifies), and the input bytes it spans
+        self._pass_through = pass_through
+        self._keeping = False
+        self._root_refused: frozenset[str] = frozenset()
+        self._refused: frozenset[str] = frozenset()
+        self._holder: KeptElement | None = None
+        self._child_start = 0  # where the open direct child of the stanza began
+        self._holder_ok = False
+        self._buffer = b""  # the input from absolute position _buffer_base on
+        self._buffer_base = 0
+        # what must be kept of the input when a feed() ends (a bytearray that grows in place:
+        # a big child sent a byte at a time is not copied again at every byte) and where
+        # it begins
+        self._carry: bytes | bytearray = b""
+        self._carry_base = 0
 
         self._active = False  # fed since the last release_if_idle()
         self._prologue = bytearray()  # the bytes up to the root's start tag, for its name
@@ -221,10 +249,14 @@ class StreamParser:
         parser.buffer_text = True
         try:
             if len(data) <= self._slice:  # _parse(data), inlined for the common case
+                if self._pass_through:
+                    self._hold_input(data)
                 self._fed += len(data)
                 parser.Parse(data, False)
                 if self._fed - self._anchor > self._max_stanza_size:
                     self._too_big()
+                if self._pass_through:
+                    self._release_input()
             else:
                 for start in range(0, len(data), self._slice):
                     self._parse(data[start : start + self._slice])
@@ -284,24 +316,71 @@ class StreamParser:
         parser.StartNamespaceDeclHandler = self._on_namespace
         parser.StartElementHandler = self._on_start
         self._fed = self._anchor = len(self._resume_tag)
+        self._carry = b""
         self._parser = parser
         return parser
 
     def _finish(self) -> None:
         self._finished = True
         self._parser = None  # expat's buffers go now, not when a cycle collection finds them
+        self._buffer = self._carry = b""
 
     def _fail(self, error: StreamError) -> None:
         self._failure = error
         self._parser = None
+        self._buffer = self._carry = b""
+
+    @staticmethod
+    def _refused_in(default: str, prefixes: dict[str, str],
+                    outer: frozenset[str] = frozenset()) -> frozenset[str]:
+        """The namespaces a kept child may not use (module docstring of xmppd.xml.passthrough):
+        those bound to prefixes outside it (``prefixes``, and ``outer``'s), and the content
+        namespaces other than the ``default`` it is written in."""
+        return CONTENT_NAMESPACES.difference((default,)).union(prefixes.values(), outer)
 
     # -- input accounting
 
     def _parse(self, chunk: bytes) -> None:
+        if self._pass_through:
+            self._hold_input(chunk)
         self._fed += len(chunk)
         self._parser.Parse(chunk, False)
         if self._fed - self._anchor > self._max_stanza_size:
             self._too_big()
+        if self._pass_through:
+            self._release_input()
+
+    def _hold_input(self, chunk: bytes) -> None:
+        """Make the bytes expat is about to parse (and what was carried) readable by their
+        absolute positions while it does."""
+        carry = self._carry
+        if carry:
+            carry += chunk
+            self._buffer = carry
+            self._buffer_base = self._carry_base
+        else:
+            self._buffer = chunk
+            self._buffer_base = self._fed
+
+    def _release_input(self) -> None:
+        """After a chunk: let go of it, but carry the bytes a later kept text may need: from
+        the child being kept, or else from the first byte expat has not turned into an
+        event yet (a tag cut in two)."""
+        parser = self._parser
+        buffer = self._buffer
+        self._buffer = carry = b""
+        if parser is not None:
+            # a direct child of a keeping stanza is open: it may turn out to keep its text
+            start = (self._child_start if self._keeping and self._depth > 2
+                     else parser.CurrentByteIndex)
+            if start < self._fed:
+                if type(buffer) is bytearray:  # the carry itself, grown by this chunk
+                    del buffer[:start - self._buffer_base]  # bytearray drops a head cheaply
+                    carry = buffer
+                else:
+                    carry = bytearray(memoryview(buffer)[start - self._buffer_base:])
+                self._carry_base = start
+        self._carry = carry
 
     def _too_big(self) -> NoReturn:
         raise StreamError(
@@ -331,6 +410,7 @@ class StreamParser:
         prefixes = self._pending_prefixes
         self._pending_prefixes = {}
         self._root_default = "" if default is _UNSET else default
+        self._root_refused = self._refused_in(self._root_default, prefixes)
         self._depth = 1
         start = self._anchor = self._parser.CurrentByteIndex
         self._resume_tag = _start_tag(_ROOT_NAME.match(self._prologue, start)[1], default,
@@ -360,7 +440,7 @@ class StreamParser:
             split = _split_name(name)
         uri, local = split
         parent = self._current
-        default = self._pending_default
+        default = declared = self._pending_default
         if default is _UNSET:
             default = self._root_default if parent is None else parent.defaultUri
         else:
@@ -368,10 +448,39 @@ class StreamParser:
         prefixes = self._pending_prefixes
         if prefixes:
             self._pending_prefixes = {}
+        namespaced = False
         for key in attributes:
             if " " in key:  # expat's "uri name": a namespaced attribute
                 attributes = _qualify(attributes)
+                namespaced = True
                 break
+        keeping = self._keeping and parent is not None
+        if keeping and depth > 3:
+            # Below a direct child of the stanza: a KeptElement, its state set past its
+            # setattr (which would drop the text not kept yet); the first makes that child
+            # the holder of the text
+            holder = self._holder
+            if holder is None:
+                holder = self._holder = parent
+                refused = self._refused
+                self._holder_ok = not (parent.uri in refused or any(
+                    type(key) is tuple and key[0] in refused for key in parent.attributes))
+            element = _new_object(KeptElement)
+            state = element.__dict__
+            state["localPrefixes"] = prefixes or {}
+            state["uri"] = uri
+            state["name"] = local
+            state["defaultUri"] = default
+            state["attributes"] = attributes
+            state["children"] = []
+            state["parent"] = parent
+            state["_holder"] = holder
+            if self._holder_ok and (uri in self._refused or namespaced and any(
+                    type(key) is tuple and key[0] in self._refused for key in attributes)):
+                self._holder_ok = False
+            parent.__dict__["children"].append(element)
+            self._current = element
+            return
         # What domish.Element(...) would do, without its call and checks: the same instance
         # attributes in the same order (so instances still share their dict keys).
         element = _new_object(_Element)
@@ -384,9 +493,35 @@ class StreamParser:
         element.parent = parent
         if parent is None:
             self._anchor = self._parser.CurrentByteIndex
+            if self._pass_through and local in _KEPT_KINDS:
+                self._keeping = True
+                self._refused = (self._refused_in(default, prefixes, self._root_refused)
+                                 if prefixes or declared is not _UNSET else self._root_refused)
         else:
             parent.children.append(element)
+            if keeping:  # a direct child of the stanza: where its text would begin
+                self._child_start = self._parser.CurrentByteIndex
         self._current = element
+
+    def _keep(self, holder: domish.Element) -> None:
+        """``holder`` (a direct child of the stanza with element children) ended: make it a
+        KeptElement with its text sliced from the input. Leaves (a body, a chat state, a
+        receipt request) never get here: measured (README, Performance), keeping a leaf's
+        text costs more than writing it once."""
+        self._holder = None
+        if not self._holder_ok:
+            return
+        state = holder.__dict__
+        buffer = self._buffer
+        base = self._buffer_base
+        start = self._child_start - base
+        if start < 0:  # not in what was held: never expected, but never keep a wrong text
+            return
+        end = buffer.index(b">", self._parser.CurrentByteIndex - base) + 1  # its end tag's
+        state["_kept"] = buffer[start:end].decode("utf-8")
+        state["_scope"] = state["parent"].defaultUri
+        state["_holder"] = holder
+        holder.__class__ = KeptElement  # the same layout: domish.Element's, plus properties
 
     def _on_end(self, _name: str) -> None:
         self._depth -= 1
@@ -397,7 +532,10 @@ class StreamParser:
             raise _Stopped
         parent = element.parent
         self._current = parent
-        if parent is None:
+        if element is self._holder:
+            self._keep(element)
+        elif parent is None:
+            self._keeping = False
             # expat points at the start of the end tag; count the tag as "</name>".
             end = self._parser.CurrentByteIndex
             if end + len(element.name) + 3 - self._anchor > self._max_stanza_size:
@@ -414,7 +552,7 @@ class StreamParser:
                 raise StreamError("bad-format", "text outside stanzas")
             self._anchor = self._parser.CurrentByteIndex
             return
-        children = element.children
+        children = element.__dict__["children"]  # not a KeptElement's: that would drop it
         if children and type(children[-1]) is str:
             children[-1] += text
         else:

@@ -11,21 +11,26 @@ except for the namespaces the stream root binds (``stream:`` always).
 Children that are ``domish.SerializedXML`` are written as they are; other strings are text.
 A top-level ``WiredElement`` (a copy the message archive stamps) brings its own bytes for a
 client stream, made from text serialized once already (xmppd.mam.stanza_ids).
+A child that kept the text it arrived as (xmppd.xml.passthrough) is written as that text
+when the default namespace in force is the one it was parsed in.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from twisted.words.xish import domish
 
 from xmppd import ns
+from xmppd.xml.passthrough import KeptElement, kept_text
 
 STREAM_END = b"</stream:stream>"
 
-_CONTENT_NAMESPACES = frozenset((ns.CLIENT, ns.SERVER))
+CONTENT_NAMESPACES = frozenset((ns.CLIENT, ns.SERVER))
 _ROOT_PREFIXES = {ns.STREAMS: "stream"}
 _SerializedXML = domish.SerializedXML
+_ATTRIBUTE_SPECIAL = re.compile("[&<>'\"\n\r\t]").search
 
 
 def _escape_text(text: str) -> str:
@@ -36,6 +41,8 @@ def _escape_text(text: str) -> str:
 
 def escape_attribute(value: str) -> str:
     """An attribute value (written between quotes) that parses back to exactly ``value``."""
+    if _ATTRIBUTE_SPECIAL(value) is None:  # most are addresses and ids: nothing to escape
+        return value
     value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     value = value.replace("'", "&apos;").replace('"', "&quot;")
     # Parsers turn raw white space in attribute values into spaces; references survive.
@@ -88,7 +95,7 @@ def _write(element, scope, inherited, in_content, stream_ns, root_prefixes, appe
     if prefix is not None:
         tag = f"{prefix}:{name}"
         append("<" + tag)
-    elif uri == scope or (in_content and uri in _CONTENT_NAMESPACES):
+    elif uri == scope or (in_content and uri in CONTENT_NAMESPACES):
         tag = name
         append("<" + tag)
     else:
@@ -97,7 +104,8 @@ def _write(element, scope, inherited, in_content, stream_ns, root_prefixes, appe
         scope = uri
         in_content = False
 
-    attributes = element.attributes
+    state = element.__dict__  # not through a KeptElement's properties: reading drops nothing
+    attributes = state["attributes"]
     if attributes:
         declared = None
         for key, value in attributes.items():
@@ -116,7 +124,7 @@ def _write(element, scope, inherited, in_content, stream_ns, root_prefixes, appe
                 append(f" xmlns:{attribute_prefix}='{escape_attribute(attribute_uri)}'")
             append(f" {attribute_prefix}:{attribute_name}='{escape_attribute(value)}'")
 
-    children = element.children
+    children = state["children"]
     if not children:
         append("/>")
         return
@@ -126,6 +134,8 @@ def _write(element, scope, inherited, in_content, stream_ns, root_prefixes, appe
     for child in children:
         if type(child) is str:
             append(_escape_text(child))
+        elif type(child) is KeptElement and (kept := kept_text(child, scope)) is not None:
+            append(kept)
         elif isinstance(child, _SerializedXML):
             append(child)
         elif isinstance(child, str):
