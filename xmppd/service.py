@@ -31,6 +31,7 @@ from xmppd.component.stream import ComponentFactory
 from xmppd.config import BUDDIES_ONLY
 from xmppd.interfaces import IServerTrust
 from xmppd.logs import get_logger
+from xmppd.ops import logline
 from xmppd.ops.logfiles import reopen_log_files
 from xmppd.ops.reload import Reloader
 from xmppd.registry import PluginRegistry
@@ -68,6 +69,7 @@ class XmppdService(service.MultiService):
         # per outgoing s2s connection too: noise an admin cannot act on. Listening ports
         # still log what they listen on.
         protocol.Factory.noisy = False
+        logline.install()  # twistd's log file lines, the same text for less CPU
         service.Service.startService(self)
         d = self._start()
         d.addCallbacks(self.ready.callback, self._start_failed)
