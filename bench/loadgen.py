@@ -305,7 +305,13 @@ async def login_many(target: Target, users: Sequence[str], concurrency: int, *,
             return await login(target, user, context, mechanism=mechanism,
                                resource=f"r{index}", presence=presence, timeout=timeout)
 
-    tasks = [asyncio.ensure_future(one(i, user)) for i, user in enumerate(users)]
+    return await gather_sessions([one(i, user) for i, user in enumerate(users)])
+
+
+async def gather_sessions(logins) -> list[Connection]:
+    """The sessions of these login coroutines, in order; if one fails, the others are
+    cancelled, those already made closed, and the error raised."""
+    tasks = [asyncio.ensure_future(login) for login in logins]
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:

@@ -34,7 +34,7 @@ import time
 from collections import defaultdict
 
 from bench.accounts import user_names
-from bench.loadgen import Connection, Target, close_all, login, settle
+from bench.loadgen import Connection, Target, close_all, gather_sessions, login, settle
 from bench.procstats import CpuMeter, rss_kib
 from bench.workloads import Plan, Results, fanout
 
@@ -100,15 +100,7 @@ class IdleSessions:
                 conn.sink = keepalive_sink(conn, self._pong)
                 return conn
 
-        tasks = [asyncio.ensure_future(one(i)) for i in range(len(self.sessions), level)]
-        try:
-            self.sessions += await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            done = await asyncio.gather(*tasks, return_exceptions=True)
-            close_all([conn for conn in done if isinstance(conn, Connection)])
-            raise
+        self.sessions += await gather_sessions(one(i) for i in range(len(self.sessions), level))
 
     async def keepalive_round(self, timeout: float = 300.0):
         """Every session pings the server; (seconds until the last answer, answers missing,

@@ -109,6 +109,13 @@ async def enter(client, room: str, nick: str):
     return presence, occupants, history
 
 
+async def one_user_per_node(a, b, c):
+    """alice on a, bob on b, carol on c, once the three nodes see each other."""
+    await settled((a, b, c), 3)
+    return (await connect(a, "alice@localhost/phone"), await connect(b, "bob@localhost/pc"),
+            await connect(c, "carol@localhost/laptop"))
+
+
 def test_three_nodes_one_room(cluster):
     redis, nodes = cluster
     a, b, c = (nodes[name] for name in NODES)
@@ -116,10 +123,7 @@ def test_three_nodes_one_room(cluster):
     room = room_on("b")  # run by b; alice on a, bob on b, carol on c
 
     async def scenario():
-        await settled((a, b, c), 3)
-        alice = await connect(a, "alice@localhost/phone")
-        bob = await connect(b, "bob@localhost/pc")
-        carol = await connect(c, "carol@localhost/laptop")
+        alice, bob, carol = await one_user_per_node(a, b, c)
         presence, _, _ = await enter(alice, room, "Alice")
         assert {"110", "201"} <= set(status_codes(presence))
         await configure(alice, room, roomname="Across", publicroom=True)
@@ -191,10 +195,7 @@ def test_the_node_of_a_persistent_room_killed(cluster):
     room = room_on("c", then="a", without="c")
 
     async def before():
-        await settled((a, b, c), 3)
-        alice = await connect(a, "alice@localhost/phone")
-        bob = await connect(b, "bob@localhost/pc")
-        carol = await connect(c, "carol@localhost/laptop")
+        alice, bob, carol = await one_user_per_node(a, b, c)
         await enter(alice, room, "Alice")
         await configure(alice, room, roomname="Kept", persistentroom=True, membersonly=True)
         await muc(alice).set_affiliation(room, "member", jid=JID("bob@localhost"), timeout=10)
@@ -247,10 +248,7 @@ def test_occupants_of_a_killed_node_leave_the_room(cluster):
     room = room_on("a")
 
     async def scenario():
-        await settled((a, b, c), 3)
-        alice = await connect(a, "alice@localhost/phone")
-        bob = await connect(b, "bob@localhost/pc")
-        carol = await connect(c, "carol@localhost/laptop")
+        alice, bob, carol = await one_user_per_node(a, b, c)
         await enter(alice, room, "Alice")
         await configure(alice, room)
         await enter(bob, room, "Bob")
