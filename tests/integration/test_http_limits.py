@@ -17,6 +17,7 @@ from tests.integration.conftest import serve
 from tests.integration.serverproc import XmppdProcess, free_port
 from tests.integration.test_bosh import BoshClient, ping
 from tests.integration.test_websocket import CLIENT, WsClient
+from tests.unit.test_http_server import closed_by_server
 
 PER_IP = 3
 
@@ -44,14 +45,6 @@ max_wait = 3
     yield from serve(proc, ("alice", "bob"))
 
 
-def closed_by_server(sock: socket.socket, wait: float) -> bool:
-    sock.settimeout(wait)
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
 
 
 def test_idle_connections_are_closed_but_not_websockets(server):

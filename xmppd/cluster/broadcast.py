@@ -65,3 +65,24 @@ class Broadcast:
         if isinstance(result, defer.Deferred):
             result.addErrback(lambda failure: log.failure(
                 "cluster news ({topic}) from {node} failed", failure, topic=topic, node=node))
+
+    def relay(self, bus, topic: str, here: str, elsewhere: str, encode: Callable,
+              decode: Callable, what: str) -> list[Callable[[], None]]:
+        """Carry the event ``here`` of the server's ``bus`` to the other nodes under
+        ``topic`` (``encode(*args)`` to text), and emit theirs on this bus as ``elsewhere``
+        (``decode(text)`` to the arguments; ValueError: malformed, logged as ``what``).
+        Returns the undo functions."""
+
+        def sent(*args) -> None:
+            self.send(topic, encode(*args))
+
+        def arrived(node: str, text: str):
+            try:
+                args = decode(text)
+            except ValueError as error:
+                log.warn("ignored a malformed {what} from node {node}: {error}",
+                         what=what, node=node, error=str(error))
+                return None
+            return bus.emit(elsewhere, *args)
+
+        return [bus.on(here, sent), self.on(topic, arrived)]

@@ -20,13 +20,10 @@ from collections.abc import Callable
 from xmppd import events
 from xmppd.cluster.broadcast import Broadcast
 from xmppd.jid import JID, InvalidJID, parse_jid
-from xmppd.logs import get_logger
 from xmppd.pubsub import Notification
 from xmppd.pubsub.config import PEP_DEFAULTS
 from xmppd.pubsub.model import Node
 from xmppd.xml.stored import stanza_from_text, stanza_to_text
-
-log = get_logger(__name__)
 
 TOPIC = "pep"
 
@@ -59,17 +56,6 @@ def decode(text: str) -> tuple[JID, Notification, frozenset[str]]:
 
 def relay_pep(bus, broadcast: Broadcast) -> list[Callable[[], None]]:
     """Wire the server's event ``bus`` to the other nodes; returns the undo functions."""
-
-    def notified(account: JID, notification: Notification, sent: frozenset[str]) -> None:
-        broadcast.send(TOPIC, encode(account, notification, sent))
-
-    def arrived(node: str, text: str):
-        try:
-            account, notification, sent = decode(text)
-        except ValueError as error:
-            log.warn("ignored a malformed PEP notification from node {node}: {error}",
-                     node=node, error=str(error))
-            return None
-        return bus.emit(events.PEP_NOTIFIED_ELSEWHERE, account, notification, sent)
-
-    return [bus.on(events.PEP_NOTIFIED, notified), broadcast.on(TOPIC, arrived)]
+    return broadcast.relay(bus, TOPIC, events.PEP_NOTIFIED, events.PEP_NOTIFIED_ELSEWHERE,
+                           encode, decode,
+                           "PEP notification")

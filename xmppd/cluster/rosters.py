@@ -22,10 +22,7 @@ from twisted.words.xish import domish
 from xmppd import events, ns
 from xmppd.cluster.broadcast import Broadcast
 from xmppd.jid import JID, InvalidJID, parse_jid
-from xmppd.logs import get_logger
 from xmppd.xml.stored import stanza_from_text, stanza_to_text
-
-log = get_logger(__name__)
 
 TOPIC = "roster"
 
@@ -52,17 +49,6 @@ def decode(text: str) -> tuple[JID, int, domish.Element]:
 
 def relay_rosters(bus, broadcast: Broadcast) -> list[Callable[[], None]]:
     """Wire the server's event ``bus`` to the other nodes; returns the undo functions."""
-
-    def changed(account: JID, version: int, item: domish.Element) -> None:
-        broadcast.send(TOPIC, encode(account, version, item))
-
-    def arrived(node: str, text: str):
-        try:
-            account, version, item = decode(text)
-        except ValueError as error:
-            log.warn("ignored a malformed roster change from node {node}: {error}",
-                     node=node, error=str(error))
-            return None
-        return bus.emit(events.ROSTER_CHANGED_ELSEWHERE, account, version, item)
-
-    return [bus.on(events.ROSTER_CHANGED, changed), broadcast.on(TOPIC, arrived)]
+    return broadcast.relay(bus, TOPIC, events.ROSTER_CHANGED, events.ROSTER_CHANGED_ELSEWHERE,
+                           encode, decode,
+                           "roster change")
