@@ -79,11 +79,9 @@ QUICK = Plan(reps=1, warmup=0.3, seconds=1.0, login_concurrency=2, pairs=6, wind
 
 def postgres_pids(server) -> list[int]:
     """The postmaster and its children (the backends of the nodes' connection pools)."""
-    import psutil
-
     with open(os.path.join(server.data, "postmaster.pid")) as pidfile:
-        postmaster = psutil.Process(int(pidfile.readline()))
-    return [postmaster.pid, *(child.pid for child in postmaster.children(recursive=True))]
+        postmaster = int(pidfile.readline())
+    return [postmaster, *procstats.descendants(postmaster)]
 
 
 class Meter:

@@ -41,6 +41,26 @@ def rss_kib(pid: int) -> int:
         return int(statm.read().split()[1]) * _PAGE_KIB
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), from psutil or from
+    the ``children`` lists in /proc."""
+    if psutil is not None:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        for task in os.listdir(f"/proc/{parent}/task"):
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as children:
+                    kids = [int(kid) for kid in children.read().split()]
+            except OSError:  # the thread or the process just ended
+                continue
+            found.extend(kids)
+            pending.extend(kids)
+    return found
+
+
 def machine_cpu_seconds() -> float:
     """CPU time every process on the machine has spent so far (user + nice + system, all
     cores; interrupt time left out, as it is from a process's own counters)."""
