@@ -293,9 +293,12 @@ def test_history_subject_and_persistence_across_a_restart(server):
         assert [identity[3] for identity in info["disco_info"]["identities"]] == ["Kept"]
         members = await muc(alice).get_affiliation_list(ROOM, "member", timeout=10)
         assert [str(jid) for jid in members] == ["carol@localhost"]
-        presence, subject, _, _ = await muc(alice).join_muc_wait(ROOM, "Alice", timeout=10)
+        presence, subject, _, history = await muc(alice).join_muc_wait(ROOM, "Alice",
+                                                                       timeout=10)
         assert presence["muc"]["affiliation"] == "owner"
         assert subject["subject"] == "Today: tests"
+        # a logging room's history comes back from its archive
+        assert [m["body"] for m in history] == ["line 1", "line 2"]
         # the archive's last batch was written at shutdown
         archived = [message async for message in alice.plugin["xep_0313"].iterate(
             jid=ROOM, total=10)]

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import pytest
 from twisted.internet import defer
+from twisted.words.xish import domish
 
 from tests.plugin_case import PluginServerCase
 from tests.unit.test_pep_plugin import error_conditions, iq_answer, wait_for
 from xmppd import ns
 from xmppd.jid import parse_jid
 from xmppd.muc.admin import Limits
-from xmppd.muc.archive import tombstone_of
+from xmppd.muc.archive import RoomArchive, tombstone_of
 from xmppd.muc.config import RoomConfig
 from xmppd.muc.service import MucService
 from xmppd.muc.store import RoomStore
@@ -143,6 +144,52 @@ class MucPluginTest(PluginServerCase):
         self.assertEqual(again.affiliation(parse_jid("alice@localhost/x")), "owner")
         self.assertEqual(again.occupant_id(parse_jid("bob@localhost")),
                          kept.occupant_id(parse_jid("bob@localhost")))
+
+    async def test_a_logging_room_comes_back_with_its_history_from_its_archive(self):
+        from twisted.internet import reactor
+
+        store = RoomStore(self.server.storage.open_store("muc_rooms", "map"))
+        archive = RoomArchive(self.server.storage.open_store("muc_archive", "archive"),
+                              reactor.callLater)
+        ids = iter(f"s{n:02}" for n in range(100))
+
+        def service() -> MucService:
+            return MucService(send=lambda e: None, clock=lambda: 1000.0, rooms=store,
+                              archive=archive, limits=Limits(), may_create=lambda j: True,
+                              defaults=RoomConfig(), new_id=lambda: next(ids))
+
+        def said(room, text: str | None) -> str:
+            message = domish.Element((None, "message"))
+            message["from"], message["type"] = f"{room.jid.full()}/Bob", "groupchat"
+            if text is not None:
+                message.addElement("body", content=text)
+            stanza_id = room.new_id()
+            room.archive(room, message, stanza_id, 1000.0)
+            return stanza_id
+
+        first = service()
+        config = RoomConfig(persistent=True, enable_logging=True, history_length=3)
+        logged = first.new_room(parse_jid(f"logged@{SERVICE}"), config)
+        await first.changed(logged)
+        quiet = first.new_room(parse_jid(f"quiet@{SERVICE}"),
+                               RoomConfig(persistent=True, history_length=3))
+        await first.changed(quiet)
+        for n in range(5):
+            said(logged, f"message {n}")
+        said(logged, None)  # no body (a retraction's announcement, say): not history
+        moderated = said(logged, "rude")
+        said(quiet, "never archived")
+        retracted = stanza_from_text(f"<retracted xmlns='{ns.MESSAGE_RETRACT}'/>")
+        self.assertTrue(await archive.tombstone(logged, moderated, retracted))
+
+        second = service()
+        self.assertEqual(await second.load([SERVICE]), 2)
+        history = second.rooms[parse_jid(f"logged@{SERVICE}")].history.entries
+        self.assertEqual([str(entry.message.body) for entry in history],
+                         ["message 2", "message 3", "message 4"])
+        self.assertEqual([entry.stanza_id for entry in history], ["s02", "s03", "s04"])
+        self.assertEqual({entry.stamp for entry in history}, {1000.0})
+        self.assertEqual(list(second.rooms[parse_jid(f"quiet@{SERVICE}")].history.entries), [])
 
     @defer.inlineCallbacks
     def test_update_payload_keeps_the_place(self):

@@ -15,13 +15,15 @@ import dataclasses
 from twisted.internet import defer
 from twisted.words.xish import domish
 
+from xmppd import ns
 from xmppd.errors import StanzaError
 from xmppd.forms import find_form
 from xmppd.jid import JID
 from xmppd.mam.query import Request, fin, parse_query, result_messages
 from xmppd.mam.writer import BatchWriter
+from xmppd.muc.history import Entry
 from xmppd.storage import ArchiveEntryNotFound
-from xmppd.storage.records import ArchiveEntry
+from xmppd.storage.records import ArchiveEntry, ArchiveQuery
 from xmppd.xml.stored import stanza_from_text, stanza_to_text
 
 STORE = "muc_archive"
@@ -53,6 +55,24 @@ class RoomArchive:
 
     def flush(self) -> defer.Deferred:
         return self.writer.flush()
+
+    async def recent(self, room, count: int) -> list[Entry]:
+        """The room's newest archived messages that a history shows (a body or a subject;
+        a moderated message's tombstone has neither), at most ``count``, oldest first: the
+        history of a logging room that comes back from the store (a restart, or its node
+        died) instead of an empty one. Looks back twice as far as asked, no further."""
+        owner = room.jid.full()
+        await self.settled(owner)
+        page = await self.store.query(owner, ArchiveQuery(last_page=True, limit=2 * count))
+        entries = []
+        for entry in page.entries:
+            message = stanza_from_text(entry.payload)
+            if message is None or not any(child.name in ("body", "subject")
+                                          and child.uri in ("", None, ns.CLIENT)
+                                          for child in message.elements()):
+                continue
+            entries.append(Entry(entry.stamp, message, len(message.toXml()), entry.id))
+        return entries[-count:]
 
     async def query(self, room, sender: JID, query: domish.Element,
                     send) -> domish.Element:

@@ -102,9 +102,23 @@ class MucService:
                               room=jid.full(), error=error)
                     continue
                 vcard.restore_hash(room)
+                await self._history_from_archive(room)
                 self._stored.add(jid)
                 count += 1
         return count
+
+    async def _history_from_archive(self, room: Room) -> None:
+        """A logging room's history is its archive's newest messages: what a joiner sees
+        survives a restart, and a node's death in a cluster."""
+        if self.archive is None or not room.config.enable_logging or not room.history.length:
+            return
+        try:
+            entries = await self.archive.recent(room, room.history.length)
+        except Exception:
+            log.failure("room {room}: history not read from its archive", room=room.jid.full())
+            return
+        for entry in entries:
+            room.history.add(entry)
 
     def changed(self, room: Room) -> defer.Deferred | None:
         """A persistent room saved (a temporary one deleted if it was kept)."""
