@@ -11,8 +11,11 @@ HEADER = ("<?xml version='1.0'?><stream:stream to='{to}' version='1.0' "
 
 
 class RawClient:
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0,
+                 source: str | None = None) -> None:
+        """``source``: the local address to connect from (127.0.0.x: another host)."""
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.timeout = timeout
         self.received = b""
 

@@ -1,7 +1,8 @@
 """XEP-0114 external components against a real server: a slixmpp ComponentXMPP connects with
 its secret, a client pings it and it pings the client back; a second connection for the same
 domain, a wrong secret, an unknown domain and a spoofed 'from' end with the stream errors of
-XEP-0114 / RFC 6120, read from raw sockets."""
+XEP-0114 / RFC 6120, read from raw sockets; failed handshakes are slowed per address and per
+domain."""
 
 from __future__ import annotations
 
@@ -52,17 +53,21 @@ async def component(proc: XmppdProcess, secret: str = SECRET):
     return comp
 
 
-def raw_component(proc: XmppdProcess, to: str = DOMAIN) -> tuple[RawClient, str]:
-    raw = RawClient(proc.component_port)
+def raw_component(proc: XmppdProcess, to: str = DOMAIN,
+                  source: str | None = None) -> tuple[RawClient, str]:
+    raw = RawClient(proc.component_port, source=source)
     raw.send(ACCEPT_HEADER.format(to=to))
     header = raw.read_until(b">", timeout=5).decode()
     match = re.search(r"id=['\"]([^'\"]+)['\"]", header)
     return raw, match.group(1) if match else ""
 
 
+def digest_of(stream_id: str, secret: str) -> str:
+    return hashlib.sha1((stream_id + secret).encode()).hexdigest()
+
+
 def handshake(raw: RawClient, stream_id: str, secret: str = SECRET) -> bytes:
-    digest = hashlib.sha1((stream_id + secret).encode()).hexdigest()
-    raw.send(f"<handshake>{digest}</handshake>")
+    raw.send(f"<handshake>{digest_of(stream_id, secret)}</handshake>")
     return raw.read_until_any(b"<handshake", b"</stream:stream>")
 
 
@@ -261,3 +266,82 @@ def test_connections_waiting_for_their_handshake_are_capped_per_address(gated):
         other.send(ACCEPT_HEADER.format(to="other.localhost"))
         assert b"<host-unknown" in other.read_until_closed()
     raw.close()
+
+
+OTHER = "bridge.localhost"
+
+
+@pytest.fixture
+def slowed(tmp_path):
+    """Two component domains and a short back-off: 0.5 s doubling to 2 s."""
+    port = free_port()
+    proc = XmppdProcess(tmp_path, extra=f"""
+[components]
+listen = ["tcp:{port}:interface=127.0.0.1"]
+[components.secrets]
+"{DOMAIN}" = "{SECRET}"
+"{OTHER}" = "{SECRET}-for-the-bridge"
+[limits]
+auth_delay = 0.5
+auth_max_delay = 2.0
+""")
+    proc.component_port = port
+    yield from serve(proc)
+
+
+def test_failed_handshakes_are_slowed_per_address_and_per_domain(slowed):
+    """A guesser at 127.0.0.7: its first wrong handshake is answered at once, the next only
+    0.5 s after the first was sent; four more at once on four connections are all checked
+    when the next step (1 s) has passed, each answered <not-authorized/>. Then the right
+    secret from another address waits for the domain's back-off (2 s) and is accepted, and
+    a guess for another domain from the guesser's address waits as long. The log names the
+    domain, never the secret or a digest. (Lower bounds only: a busy machine makes
+    everything slower, never faster.)"""
+    guesser = "127.0.0.7"
+    digests = []
+
+    def guess(raw: RawClient, stream_id: str, secret: str) -> None:
+        digests.append(digest_of(stream_id, secret))
+        raw.send(f"<handshake>{digests[-1]}</handshake>")
+
+    raw, stream_id = raw_component(slowed, source=guesser)
+    first = time.monotonic()
+    guess(raw, stream_id, "guess-1")
+    assert b"<not-authorized" in raw.read_until_closed()
+
+    raw, stream_id = raw_component(slowed, source=guesser)
+    second = time.monotonic()
+    guess(raw, stream_id, "guess-2")
+    assert b"<not-authorized" in raw.read_until_closed()
+    assert time.monotonic() - first >= 0.5
+
+    many = [raw_component(slowed, source=guesser) for _ in range(4)]
+    for n, (raw, stream_id) in enumerate(many):
+        guess(raw, stream_id, f"guess-{3 + n}")
+    for raw, _ in many:
+        closed = raw.read_until_closed()
+        assert b"<not-authorized" in closed and b"<handshake/>" not in closed, closed
+        assert time.monotonic() - second >= 1.0
+
+    # at once: the right secret from another address, a guess for another domain from the
+    # guesser's: both wait until 2 s after the last failure (after `second` + 1 s)
+    raw, stream_id = raw_component(slowed, source="127.0.0.1")
+    other, other_id = raw_component(slowed, to=OTHER, source=guesser)
+    raw.send(f"<handshake>{digest_of(stream_id, SECRET)}</handshake>")
+    guess(other, other_id, "guess-7")
+    assert raw.read_until_any(b"<handshake", b"</stream:stream>").endswith(b"<handshake/>")
+    assert time.monotonic() - second >= 3.0
+    assert b"<not-authorized" in other.read_until_closed()
+    assert time.monotonic() - second >= 3.0
+    raw.send(f"<iq type='get' id='p1' from='{DOMAIN}' to='localhost'>"
+             "<ping xmlns='urn:xmpp:ping'/></iq>")
+    assert "type='result'" in raw.read_until(b"id='p1'").decode()
+    raw.close()
+
+    log = slowed.log()
+    assert log.count(f"not-authorized to {guesser}") == 7, log
+    assert log.count(f"wrong handshake for {DOMAIN}") == 6
+    assert f"wrong handshake for {OTHER}" in log
+    assert f"component {DOMAIN} connected from 127.0.0.1" in log
+    for secret in digests + [SECRET, "guess-1"]:
+        assert secret not in log

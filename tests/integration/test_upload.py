@@ -2,13 +2,14 @@
 asks for slots; the file goes up and comes back over HTTPS (urllib, checking the server's
 certificate); oversize and over-quota requests get the XEP's errors; a PUT with a wrong
 token, a wrong size, a second PUT and a too large body are refused; the CORS preflight is
-answered."""
+answered; files are cached privately, never beyond their expiry, and not served after it."""
 
 from __future__ import annotations
 
 import asyncio
 import http.client
 import ssl
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -24,8 +25,9 @@ MAX = 2000
 QUOTA = 3000
 
 
-@pytest.fixture
-def server(tmp_path):
+def upload_server(tmp_path, upload_extra: str = ""):
+    """For fixtures: a server with the upload plugin on HTTPS, ``upload_extra`` added to
+    [plugins.upload]; its log checked after."""
     port = free_port()
     proc = XmppdProcess(tmp_path, extra=f"""
 [http]
@@ -37,12 +39,30 @@ enabled = ["disco", "ping", "roster", "presence", "upload"]
 [plugins.upload]
 max_file_size = {MAX}
 quota = {QUOTA}
+{upload_extra}
 """)
     proc.http_port = port
     yield from serve(proc)
     log = proc.log()
     assert "Bearer" not in log and "/upload/" not in log, log
     assert_log_for_admins(log)
+
+
+@pytest.fixture
+def server(tmp_path):
+    yield from upload_server(tmp_path)
+
+
+@pytest.fixture
+def short_lived(tmp_path):
+    """Files expire 3 s after their slot; the clean-up runs only at the start."""
+    yield from upload_server(tmp_path, "expire_after = 3\ncleanup_interval = 3600\n")
+
+
+def cache_directives(headers: dict) -> dict[str, str]:
+    """Cache-Control as {directive: value}."""
+    parts = (part.strip().partition("=") for part in headers["Cache-Control"].split(","))
+    return {name.lower(): value for name, _, value in parts}
 
 
 def https(proc: XmppdProcess, method: str, url: str, body: bytes | None = None,
@@ -90,6 +110,10 @@ def test_upload_a_file_and_get_it_back(server):
         assert answer["Content-Disposition"] == "inline; filename*=UTF-8''a%20cat.png"
         assert answer["Access-Control-Allow-Origin"] == "*"
         assert answer["X-Content-Type-Options"] == "nosniff"
+        # no shared cache keeps it; the downloader's at most until it expires (7 days)
+        cache = cache_directives(answer)
+        assert "private" in cache and "public" not in cache and "immutable" in cache, cache
+        assert 604800 - 600 < int(cache["max-age"]) <= 604800, cache
         status, answer, body = await asyncio.to_thread(https, server, "GET", get, None,
                                                        {"Range": "bytes=10-19"})
         assert (status, body, answer["Content-Range"]) == (206, data[10:20],
@@ -103,6 +127,36 @@ def test_upload_a_file_and_get_it_back(server):
         # another name on the same slot is nothing
         status, _, _ = await asyncio.to_thread(https, server, "GET", get + "x")
         assert status == 404
+        await logout(alice)
+
+    asyncio.run(scenario())
+
+
+def test_a_file_is_cached_privately_until_it_expires_and_not_served_after(short_lived):
+    """Cache-Control over real HTTPS: private, and a max-age within the file's 3 s; once
+    they are over, GET and HEAD are 404 although the file is still on disk (the clean-up
+    has not run)."""
+    data = b"short-lived"
+
+    async def scenario():
+        alice = await login(short_lived, "alice@localhost/phone")
+        alice.register_plugin("xep_0363")
+        put, headers, get = await request_slot(alice, len(data), "note.txt", "text/plain")
+        expires = time.monotonic() + 3  # the slot was made before this
+        status, _, _ = await asyncio.to_thread(
+            https, short_lived, "PUT", put, data, {**headers, "Content-Type": "text/plain"})
+        assert status == 201
+        status, answer, body = await asyncio.to_thread(https, short_lived, "GET", get)
+        assert (status, body) == (200, data)
+        cache = cache_directives(answer)
+        assert "private" in cache and "public" not in cache, cache
+        assert 0 <= int(cache["max-age"]) <= 3, cache
+        await asyncio.sleep(max(0.0, expires - time.monotonic()) + 0.2)
+        for method in ("GET", "HEAD"):
+            status, _, _ = await asyncio.to_thread(https, short_lived, method, get)
+            assert status == 404, method
+        stored = short_lived.directory / "data" / "upload" / urlsplit(get).path.split("/")[2]
+        assert stored.read_bytes() == data  # still there: refused for its age alone
         await logout(alice)
 
     asyncio.run(scenario())

@@ -1,7 +1,8 @@
 """XEP-0114 component streams over a StringTransport on a real Server with a Clock: the
 handshake (XEP-0114's own example), the domain served while connected and not after, and
 each stream error: host-unknown, not-authorized, conflict, invalid-from,
-improper-addressing, unsupported-stanza-type, connection-timeout."""
+improper-addressing, unsupported-stanza-type, connection-timeout; and the back-off of failed
+handshakes (per address and per domain) on the Clock."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ HEADER = ("<stream:stream xmlns='jabber:component:accept' "
 
 
 class Component:
-    def __init__(self, factory: ComponentFactory) -> None:
-        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+    def __init__(self, factory: ComponentFactory, ip: str = "127.0.0.1") -> None:
+        # lenient like TCP: resuming reading after loseConnection does nothing (a handshake
+        # that waited for its back-off and failed resumes the reading its wait paused)
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", ip, 40000),
+                                         lenient=True)
         self.stream = factory.buildProtocol(None)
         self.stream.makeConnection(self.transport)
 
@@ -117,3 +121,66 @@ class ComponentStreamTest(TestCase):
         comp.feed(HEADER.format(to=DOMAIN))
         self.fixture.clock.advance(self.server.config.c2s.auth_timeout + 1)
         self.assertIn("<connection-timeout ", comp.out())
+
+    # -- the back-off of failed handshakes (xmppd.limits.auth, [limits] auth_delay = 1.0)
+
+    def test_a_handshake_after_failures_is_checked_once_their_back_off_has_passed(self):
+        clock = self.fixture.clock
+        self.assertIn("<not-authorized ", Component(self.factory).connect(secret="nope"))
+        # the 2nd attempt waits 1 s: the stream reads nothing and answers nothing meanwhile,
+        # and a stanza pipelined behind the handshake waits for it, in order
+        comp = Component(self.factory)
+        comp.feed(HEADER.format(to=DOMAIN))
+        stream_id = re.search(r"id='([^']+)'", comp.out()).group(1)
+        comp.feed(f"<handshake>{handshake_digest(stream_id, 'nope')}</handshake>"
+                  f"<message from='{DOMAIN}' to='alice@localhost'/>")
+        self.assertEqual(comp.transport.producerState, "paused")
+        clock.advance(0.9)
+        self.assertNotIn("not-authorized", comp.out())
+        clock.advance(0.1)
+        self.assertIn("<not-authorized ", comp.out())
+        self.assertTrue(comp.transport.disconnecting)
+        # two failures in a row: the 3rd attempt, even the right one, waits 2 s after the last
+        comp = Component(self.factory)
+        comp.connect()
+        clock.advance(1.9)
+        self.assertNotIn("<handshake/>", comp.out())
+        clock.advance(0.1)
+        self.assertTrue(comp.out().endswith("<handshake/>"), comp.out())
+        self.assertIn(DOMAIN, self.server.router.services)
+        comp.stream.connectionLost(None)
+        # the success forgot the domain's failures: the next one is checked at once
+        self.assertTrue(Component(self.factory, "192.0.2.9").connect().endswith("<handshake/>"))
+
+    def test_failures_count_per_domain_whatever_the_address(self):
+        clock = self.fixture.clock
+        for n in range(4):  # 0, 1, 2, 4 s: from a new address each time
+            comp = Component(self.factory, f"192.0.2.{n}")
+            clock.advance(4)
+            self.assertIn("<not-authorized ", comp.connect(secret="nope"))
+            clock.advance(4)
+        self.assertNotIn("<not-authorized ", Component(self.factory, "198.51.100.1")
+                         .connect(secret="nope"))  # the 5th waits 8 s after the 4th
+        clock.advance(8)
+        # an unknown domain counts nothing and waits for nothing
+        self.assertIn("<host-unknown ", Component(self.factory, "192.0.2.1")
+                      .connect("other.localhost"))
+
+    def test_a_connection_gone_while_its_handshake_waits(self):
+        Component(self.factory).connect(secret="nope")
+        comp = Component(self.factory)
+        comp.connect()  # right, but it waits 1 s for the failure before
+        comp.stream.connectionLost(None)
+        self.fixture.clock.advance(1)
+        self.assertNotIn("<handshake/>", comp.out())
+        self.assertNotIn(DOMAIN, self.server.router.services)
+
+    def test_the_wait_stays_within_the_handshake_deadline(self):
+        limits = self.server.limits
+        limits.handshakes.delay, limits.handshakes.max_delay = 60.0, 600.0
+        Component(self.factory).connect(secret="nope")
+        Component(self.factory).connect(secret="nope")  # the next would wait 60 s
+        comp = Component(self.factory)
+        comp.connect()
+        self.fixture.clock.advance(self.server.config.c2s.auth_timeout / 2)
+        self.assertTrue(comp.out().endswith("<handshake/>"), comp.out())

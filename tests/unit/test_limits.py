@@ -81,6 +81,28 @@ def test_the_owner_s_success_forgets_the_account_but_not_the_guessing_ip():
     assert throttle.failed("192.0.2.1", "bob@example.org") == 8.0  # the guesser's IP: waits
 
 
+def test_the_wait_before_a_check_is_the_next_failure_s_back_off_from_the_last():
+    """For component handshakes (xmppd.component.stream): asked before a check, counts
+    nothing, and runs from the last failure of the worst key (IP, account or pair)."""
+    clock = Clock()
+    throttle = AuthThrottle(1.0, 8.0, 60.0, clock.seconds)
+    assert throttle.wait("192.0.2.1", "gw.example.org") == 0.0
+    throttle.failed("192.0.2.1", "gw.example.org")
+    assert throttle.wait("192.0.2.1", "gw.example.org") == 1.0  # the 2nd would wait 1 s
+    throttle.failed("192.0.2.1", "gw.example.org")
+    clock.advance(0.5)
+    assert throttle.wait("198.51.100.7", "gw.example.org") == 1.5  # the domain's: 2 s - 0.5
+    assert throttle.wait("192.0.2.1", "other.example.org") == 1.5  # the address's
+    assert throttle.wait("198.51.100.7", "other.example.org") == 0.0
+    assert throttle.wait("198.51.100.7", "gw.example.org") == 1.5  # asking counted nothing
+    clock.advance(60)  # beyond the window: forgotten
+    assert throttle.wait("192.0.2.1", "gw.example.org") == 0.0
+    off = AuthThrottle(0.0, 8.0, 60.0, clock.seconds)  # auth_delay = 0: no back-off
+    off.failed("192.0.2.1", None)
+    off.failed("192.0.2.1", None)
+    assert off.wait("192.0.2.1", None) == 0.0
+
+
 def test_failures_are_forgotten_after_the_window_and_the_table_is_bounded():
     clock = Clock()
     throttle = AuthThrottle(1.0, 8.0, 60.0, clock.seconds, max_entries=10)

@@ -21,8 +21,18 @@ from xmppd.jid import JID
 from xmppd.upload import NS
 from xmppd.upload.protocol import UploadError, parse_request, type_allowed
 from xmppd.upload.tokens import SlotSigner
+from xmppd.upload.web import MAX_AGE, cache_control
 
 SERVICE = "upload.localhost"
+
+
+class CacheControlTest(TestCase):
+    def test_never_shared_never_beyond_the_expiry_at_most_a_year(self):
+        self.assertEqual(cache_control(None), b"private, max-age=31536000, immutable")
+        self.assertEqual(MAX_AGE, 31536000)
+        self.assertEqual(cache_control(90.9), b"private, max-age=90, immutable")
+        self.assertEqual(cache_control(10 * MAX_AGE), cache_control(None))
+        self.assertEqual(cache_control(-5), b"private, max-age=0, immutable")
 
 
 class TokenTest(TestCase):
@@ -183,6 +193,25 @@ class PluginTest(PluginServerCase):
         await wait_for_true(lambda: not list(files.iterdir()))
         self.assertEqual(self.web(b"GET", url).responseCode, 404)
         self.assertEqual(plugin.slots.slots, {})
+
+    async def test_files_are_cached_privately_and_never_beyond_their_expiry(self):
+        alice = await self.client("alice", "phone")
+        url, token = await self.slot(alice, "s1", 3)
+        put = {"Authorization": token, "Content-Length": "3", "Content-Type": "text/plain"}
+        self.assertEqual((await self.finished(self.web(b"PUT", url, b"abc", put))).responseCode,
+                         201)
+
+        def cache_control() -> list:
+            return self.web(b"HEAD", url).responseHeaders.getRawHeaders(b"cache-control")
+
+        self.assertEqual(cache_control(), [b"private, max-age=3600, immutable"])
+        self.clock.advance(3000)
+        self.assertEqual(cache_control(), [b"private, max-age=600, immutable"])
+        self.clock.advance(600)  # expired: not served, though the clean-up has not removed it
+        plugin = self.fixture.registry._plugins["upload"]
+        self.assertTrue(plugin.slots.path(plugin.slots.get(url.split("/")[-2])).exists())
+        self.assertEqual(self.web(b"GET", url).responseCode, 404)
+        self.assertEqual(self.web(b"HEAD", url).responseCode, 404)
 
     async def test_one_put_at_a_time_a_failed_write_and_a_deleted_account(self):
         alice = await self.client("alice", "phone")

@@ -5,15 +5,22 @@ domain served through the services table (xmppd.services) while it is connected.
 A component opens a stream to the domain it runs (``[components.secrets]``: domain →
 secret; another is ``host-unknown``), answers our stream id with
 ``<handshake>hex(SHA-1(id + secret))</handshake>`` (checked in constant time; a wrong one is
-``not-authorized``), and is then one of our domains: stanzas to it, from our clients, other
-services or federation, are written to its stream. A second connection for a domain that is
-connected is ``conflict``. What it sends must come from its own domain (``anyone@domain/…``;
-another is ``invalid-from``) and name a recipient (else ``improper-addressing``); it is routed
-like a stanza of ours.
+``not-authorized``, logged without the digest), and is then one of our domains: stanzas to
+it, from our clients, other services or federation, are written to its stream. A second
+connection for a domain that is connected is ``conflict``. What it sends must come from its
+own domain (``anyone@domain/…``; another is ``invalid-from``) and name a recipient (else
+``improper-addressing``); it is routed like a stanza of ours.
 
 The stream itself is the shared XmlStream: parse, limits, stream errors, polite close. Its
 limits are the s2s class's (xmppd.limits): until its handshake a connection counts at the
 listener's gate (``[limits.s2s] unauthenticated_per_ip``), and its output is bounded.
+Failed handshakes are counted per address, per domain and per pair, and a handshake is only
+checked once the back-off of the recent failures has passed (``[limits] auth_delay``,
+``auth_max_delay``, ``auth_window``; xmppd.limits.auth): a secret cannot be guessed at line
+rate. Connections that wait at once are checked together when the back-off ends, so many of
+them get at most one guess each per ``auth_max_delay``, and how many may wait is the gate's
+cap; a correct handshake waits at most that long too, so a guesser cannot lock the
+component out.
 """
 
 from __future__ import annotations
@@ -22,12 +29,14 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 
+from twisted.internet import defer, task
 from twisted.internet.protocol import Factory
 from twisted.words.xish import domish
 
 from xmppd import ns
 from xmppd.errors import StanzaError, StreamError
 from xmppd.jid import InvalidJID, prepare_domain
+from xmppd.limits.auth import AuthThrottle
 from xmppd.limits.guard import guard_for
 from xmppd.logs import get_logger
 from xmppd.stanza import KINDS, Stanza, check_type, parse_address
@@ -101,15 +110,42 @@ class ComponentStream(XmlStream):
         if self.authenticated:
             return self._stanza(element)
         if element.uri == COMPONENT_ACCEPT and element.name == "handshake":
-            self._handshake(str(element).strip())
-            return None
+            return self._handshake(str(element).strip())
         raise StreamError("not-authorized", "complete the handshake before sending stanzas")
 
-    def _handshake(self, digest: str) -> None:
+    def _handshake(self, digest: str) -> defer.Deferred | None:
+        """Check the handshake now, or once the back-off of recent failures from this address
+        or for this domain has passed (xmppd.limits.auth); meanwhile the stream reads nothing
+        and what follows waits in order (XmlStream)."""
+        throttle = self._throttle()
+        wait = throttle.wait(self.guard.ip, self.domain) if throttle is not None else 0.0
+        if wait <= 0:
+            self._check(digest)
+            return None
+        # at most half the deadline: a component that answers at once is checked in time,
+        # whatever auth_max_delay says, so a guesser can slow it but never lock it out
+        wait = min(wait, self.factory.auth_timeout / 2)
+        return task.deferLater(self.reactor, wait, self._check_later, digest)
+
+    def _check_later(self, digest: str) -> None:
+        if not (self.disconnected or self.close_sent):
+            self.handle_input(self._check, digest)  # its stream error ends the stream
+
+    def _throttle(self) -> AuthThrottle | None:
+        """The component handshakes' back-off (None for streams without limits)."""
+        return self.guard.limits.handshakes if self.guard is not None else None
+
+    def _check(self, digest: str) -> None:
         expected = handshake_digest(self.stream_id, self.factory.secrets[self.domain])
+        throttle = self._throttle()
         if not hmac.compare_digest(digest.lower().encode("utf-8", "replace"),
                                    expected.encode("ascii")):
+            if throttle is not None:
+                throttle.failed(self.guard.ip, self.domain)
+            # logged by XmlStream.fail with the domain and the peer, never the digest
             raise StreamError("not-authorized", "wrong handshake for " + self.domain)
+        if throttle is not None:
+            throttle.succeeded(self.guard.ip, self.domain)  # the domain starts afresh
         try:
             self._remove_service = self.factory.add_service(self.domain, self._deliver)
         except ValueError:  # connected on another stream since our header

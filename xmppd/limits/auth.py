@@ -9,6 +9,12 @@ so however hard an attacker hammers an account, its owner, who knows the passwor
 at once; and a success forgets the account's failures. The stream itself still ends after
 ``sasl_failures_per_stream`` failures (RFC 6120 §6.4.5).
 
+XEP-0114 component handshakes use the same back-off in a table of their own
+(``Limits.handshakes``, counted per IP, per component domain and per pair), asked before a
+handshake is checked (``wait``): a guesser that does not wait for its answers, or opens many
+connections at once, is slowed as well, and a correct handshake waits at most
+``auth_max_delay``, so a guesser cannot lock the component out (xmppd.component.stream).
+
 The tables are bounded (``MAX_ENTRIES``; the oldest entries go first), so a botnet of many
 addresses costs memory only up to that bound.
 """
@@ -36,10 +42,25 @@ class AuthThrottle:
     def failed(self, ip: str, account: str | None) -> float:
         """Count one failure; how long its answer waits (seconds)."""
         now = self.clock()
-        worst = max(self._count(key, now) for key in _keys(ip, account))
-        if not self.delay or worst <= 1:
+        return self._delay(max(self._count(key, now) for key in _keys(ip, account)))
+
+    def wait(self, ip: str, account: str | None) -> float:
+        """How long a new attempt from ``ip`` for ``account`` must wait before it is checked:
+        what its failure would wait, counted from the last failure in a row (seconds; 0.0
+        when none is recent). Counts nothing."""
+        now = self.clock()
+        due = now
+        for key in _keys(ip, account):
+            count, last = self._failures.get(key, (0, now))
+            if now - last <= self.window:
+                due = max(due, last + self._delay(count + 1))
+        return due - now
+
+    def _delay(self, failures: int) -> float:
+        """The back-off of the ``failures``-th failure in a row."""
+        if not self.delay or failures <= 1:
             return 0.0
-        return min(self.max_delay, self.delay * 2 ** (worst - 2))
+        return min(self.max_delay, self.delay * 2 ** (failures - 2))
 
     def succeeded(self, ip: str, account: str) -> None:
         """The account's password was proven from ``ip``: the account and that pair start

@@ -2,8 +2,8 @@
 """The server-wide side of the limits: one per server, shared by every stream.
 
 It holds what outlives a stream: the connection gates of the listeners, the authentication
-back-off, the hourly subscription budget of each account. Each stream has a
-``StreamGuard`` (xmppd.limits.guard) that asks it.
+back-off (clients' and components'), the hourly subscription budget of each account. Each
+stream has a ``StreamGuard`` (xmppd.limits.guard) that asks it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ class Limits:
         self.gates: dict[str, ConnectionGate] = {}
         self.auth = AuthThrottle(config.auth_delay, config.auth_max_delay, config.auth_window,
                                  reactor.seconds)
+        # XEP-0114 handshakes: the same back-off, its own table, so that clients mistyping
+        # passwords from the component's address (loopback) do not slow the component
+        self.handshakes = AuthThrottle(config.auth_delay, config.auth_max_delay,
+                                       config.auth_window, reactor.seconds)
         self._subscriptions: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def stream_class(self, name: str) -> StreamClass:

@@ -168,9 +168,9 @@ class Reloader:
             kind = limits.stream_class("s2s" if name.startswith("s2s") else "c2s")
             gate.per_ip, gate.total = kind.unauthenticated_per_ip, kind.unauthenticated_total
             gate.exempt = tuple(config.exempt)
-        auth = limits.auth  # the failures counted so far stay
-        auth.delay, auth.max_delay, auth.window = (config.auth_delay, config.auth_max_delay,
-                                                   config.auth_window)
+        for auth in (limits.auth, limits.handshakes):  # the failures counted so far stay
+            auth.delay, auth.max_delay, auth.window = (config.auth_delay, config.auth_max_delay,
+                                                       config.auth_window)
         report.applied.extend(f"[limits] {key}" for key in keys)
         return dataclasses.replace(effective, limits=config)
 

@@ -146,6 +146,13 @@ class Slots:
         gone = [s for s in self.slots.values() if s.owner == owner]
         return defer.gatherResults([self.forget(slot) for slot in gone])
 
+    def lifetime(self, slot: Slot) -> float | None:
+        """Seconds until a stored file expires (0 or less: expired, not yet cleaned up);
+        None when files are kept (``expire_after`` 0) until their account goes."""
+        if not self.expire_after:
+            return None
+        return slot.created + self.expire_after - self.clock()
+
     def expired(self) -> list[Slot]:
         now = self.clock()
         return [s for s in self.slots.values()

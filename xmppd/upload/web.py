@@ -3,7 +3,14 @@
 size and type; then GET (and HEAD) for anyone with the URL, with the slot's type, length and
 a ``Content-Disposition``. CORS headers on every answer, and OPTIONS answered for the
 preflight a browser client sends before its PUT. Served files cannot run as a page of our
-origin (``nosniff``, a ``Content-Security-Policy`` that allows nothing)."""
+origin (``nosniff``, a ``Content-Security-Policy`` that allows nothing).
+
+Caching (``cache_control``): the URL is the only secret (XEP-0363 §Security: long random
+parts) and a file goes when it expires or its account is deleted, so no shared cache (a
+proxy, a CDN) may keep a copy we could no longer remove: ``private``. The downloader's own
+cache may keep it until the file expires (``max-age`` never beyond that), and need not
+revalidate meanwhile (``immutable``: a slot takes one PUT, the bytes at a URL never change).
+A file past its age is not served, even before the clean-up removes it."""
 
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ SAFE = {
     b"Content-Security-Policy": b"default-src 'none'; frame-ancestors 'none'",
 }
 INLINE = ("image/", "audio/", "video/")
+MAX_AGE = 365 * 86400  # the longest a downloader's cache keeps a file that does not expire
 
 
 class UploadResource(resource.Resource):
@@ -97,15 +105,20 @@ class UploadResource(resource.Resource):
         """The file through twisted.web's static.File (ranges, Last-Modified), with the
         slot's type and our headers."""
         slot = self._slot(request)
-        if slot is None or not slot.done:
+        lifetime = self.slots.lifetime(slot) if slot is not None else None
+        if slot is None or not slot.done or (lifetime is not None and lifetime <= 0):
             return _fail(request, 404, "no such file")
-        _describe(request, slot)
+        _describe(request, slot, lifetime)
         stored = static.File(str(self.slots.path(slot)))
         stored.type, stored.encoding = slot.type, None
         stored.childNotFound = pages.notFound()
         return stored.render(request)
 
-    render_HEAD = render_GET  # noqa: N815
+    def render_HEAD(self, request):  # noqa: N802
+        """GET's headers; an error's text is no body here (twisted.web would log a HEAD
+        answer with a body, and its line names the URL, which is the file's only secret)."""
+        result = self.render_GET(request)
+        return b"" if isinstance(result, bytes) else result
 
     def _slot(self, request) -> Slot | None:
         """The slot of /SLOT/NAME, where NAME must be the name it was asked for."""
@@ -118,13 +131,21 @@ class UploadResource(resource.Resource):
         return slot
 
 
-def _describe(request, slot: Slot) -> None:
+def _describe(request, slot: Slot, lifetime: float | None) -> None:
     disposition = "inline" if slot.type.startswith(INLINE) else "attachment"
     request.setHeader(b"content-disposition",
                       f"{disposition}; filename*=UTF-8''{quote(slot.name, safe='')}")
-    request.setHeader(b"cache-control", b"public, max-age=31536000, immutable")
+    request.setHeader(b"cache-control", cache_control(lifetime))
     for name, value in SAFE.items():
         request.setHeader(name, value)
+
+
+def cache_control(lifetime: float | None) -> bytes:
+    """The ``Cache-Control`` of a served file with ``lifetime`` seconds left (None: kept
+    until its account goes): the downloader's cache only, never beyond the file's expiry
+    (see the module docstring)."""
+    max_age = MAX_AGE if lifetime is None else max(0, min(MAX_AGE, int(lifetime)))
+    return f"private, max-age={max_age}, immutable".encode("ascii")
 
 
 def _header(request, name: bytes) -> str:
