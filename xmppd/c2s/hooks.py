@@ -253,8 +253,16 @@ class ClientHooks:
         ended one is (unbound, SESSION_CLOSED, so plugins drop what they keep about it), but
         with ``session.moved`` set, so that nobody tells its end to anyone (no unavailable
         presence, no last activity, no offline storage of its queue)."""
+        if session.ended:
+            return
+        old = session.stream
+        old.release(session)
         session.moved = True
-        self.session_ended(session, why, polite=False)
+        log.info("session {jid} moved away after {duration}: {why}", jid=session.jid,
+                 duration=format_duration(self._since(session)), why=why)
+        self._finish(session, polite=False)
+        if not old.disconnected:  # resumed elsewhere while this stream was still open
+            old.close_stream("conflict", "the session was resumed on another node")
 
     def adopt(self, session) -> None:
         """``session`` (its ``jid`` set, its stream an xmppd.c2s.detached.DetachedStream)
@@ -342,11 +350,15 @@ class ClientHooks:
         """The one end of a session: logged, unbound, announced (SESSION_CLOSED), once."""
         if session.ended:
             return
+        log.info("session {jid} ended after {duration}: {why}", jid=session.jid,
+                 duration=format_duration(self._since(session)), why=why)
+        self._finish(session, polite)
+
+    def _finish(self, session, polite: bool) -> None:
+        """Unbound and announced (SESSION_CLOSED), once."""
         session.ended = True
         session.hibernating = False
         self.hibernating.discard(session)
-        log.info("session {jid} ended after {duration}: {why}", jid=session.jid,
-                 duration=format_duration(self._since(session)), why=why)
         self.sessions.unbind(session)
         self.emit(events.SESSION_CLOSED, session, polite)
 
