@@ -133,3 +133,29 @@ def test_another_accounts_id_and_an_unknown_id_fail_on_the_other_node(nodes):
     for client in (alice, mallory, unknown):
         client.send("</stream:stream>")
         client.read_until_closed()
+
+
+def test_a_dead_holder_means_item_not_found_and_the_client_binds_anew(nodes):
+    redis, a, b = nodes
+    alice = online(a, "alice", "phone")
+    sm_id = enable(alice)
+    drop(alice)
+    wait_for_log(a, f"session {ALICE} hibernated after")
+    a.stop(signal.SIGKILL)  # its hibernated session dies with it
+    again = authenticated(b, "alice")
+    again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
+    refused = again.read_until(b"</failed>", timeout=10)
+    assert b"item-not-found" in refused, refused
+    # what is sent to her full JID meanwhile is kept offline (a's inbox, rescued, or b at
+    # once for a node seen dead), and reaches her new session on b
+    wait_for(lambda: ALICE not in registry(redis, "a"), "a's sessions gone", b)
+    bob = online(b, "bob", "desk")
+    send_messages(bob, ["while you were away"], to=ALICE)
+    again.send("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+               "<resource>phone</resource></bind></iq><presence/>")
+    assert bodies(again.read_until(b"<body>while you were away</body>", timeout=10)) == [
+        "while you were away"]
+    for client in (again, bob):
+        client.send("</stream:stream>")
+        client.read_until_closed()
+    a.start()  # the fixture stops both nodes cleanly

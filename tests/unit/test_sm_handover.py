@@ -58,6 +58,7 @@ class TwoNodes(TestCase):
                 await fixture.add_user(user, PASSWORD)
         self.wire = Wire(self.a.server, self.b.server)
         self.b.server.provide(IRemoteResumption, self.wire)
+        self.a.server.provide(IRemoteResumption, Wire(self.b.server, self.a.server))
 
     def setUp(self):
         self.addCleanup(lambda: defer.ensureDeferred(self.a.stop()))
@@ -164,6 +165,38 @@ class TwoNodes(TestCase):
         await bob.settle()
         self.assertEqual([p.getAttribute("type") for p in bob.elements()
                           if p.name == "presence" and p["from"] == ALICE], ["unavailable"])
+
+    async def test_never_two_live_copies_and_the_session_can_move_back(self):
+        _old, previd, _bob = await self.phone_on_a()
+        first, _ = await self.resume_on_b(previd, 1)
+        second, received = await self.resume_on_b(previd, 1)  # at once, on b again
+        self.assertEqual(received[0].name, "resumed")
+        self.assertEqual(first.stream_error(), "conflict")  # as a local resumption does
+        self.assertEqual(self.wire.asked, 1)  # the second found it on b
+        session = self.b.server.sessions.get(parse_jid(ALICE))
+        self.assertIs(second.stream.session, session)
+        second.stream.connectionLost(None)
+        # the same id, back on node a: b hands it over this time
+        back = StreamHarness(self.a.server)
+        await back.authenticate("alice", PASSWORD)
+        back.feed(f"<resume xmlns='{SM}' previd='{previd}' h='3'/>")
+        await back.settle()
+        (resumed,) = back.elements()
+        self.assertEqual(resumed.name, "resumed")
+        self.assertTrue(session.ended and session.moved)
+        self.assertIsNone(self.b.server.sessions.get(parse_jid(ALICE)))
+        self.assertIs(self.a.server.sessions.get(parse_jid(ALICE)), back.stream.session)
+
+    async def test_a_resume_of_a_session_still_open_on_the_holder_closes_that_stream(self):
+        alice = await self.client(self.a, "alice", "phone")
+        alice.feed(f"<enable xmlns='{SM}' resume='true'/>")
+        (enabled,) = sm(alice.elements(), "enabled")
+        again, received = await self.resume_on_b(enabled["id"], 0)
+        self.assertEqual(received[0].name, "resumed")
+        self.assertEqual(alice.stream_error(), "conflict")
+        alice.stream.connectionLost(None)  # its end is not the session's any more
+        self.assertIs(self.b.server.sessions.get(parse_jid(ALICE)), again.stream.session)
+        self.assertFalse(again.stream.session.ended)
 
     async def test_another_accounts_previd_and_an_unknown_one_fail_alike(self):
         _old, previd, _bob = await self.phone_on_a()
