@@ -278,3 +278,23 @@ class StateTests(TestCase):
         stream.close_stream("conflict")
         self.assertTrue(stream.disconnected)
         self.assertEqual(repr(stream), "<DetachedStream from 10.0.0.1:5>")
+
+
+class PepInterestTests(TestCase):
+    def test_what_a_jid_wants_is_found_by_account(self):
+        from xmppd.pep.interest import Interests
+
+        interests = Interests()
+        phone, laptop = parse_jid(ALICE), parse_jid("alice@localhost/laptop")
+        bob, carol = parse_jid("bob@localhost"), parse_jid("carol@localhost")
+        interests.set(bob, phone, frozenset({"urn:xmpp:avatar:metadata", "mood"}))
+        interests.set(carol, phone, frozenset())
+        interests.set(bob, laptop, frozenset({"mood"}))
+        wanted = interests.of(phone)
+        self.assertEqual(wanted, {"bob@localhost": ["mood", "urn:xmpp:avatar:metadata"],
+                                  "carol@localhost": []})
+        there = Interests()
+        for account, nodes in json.loads(json.dumps(wanted)).items():
+            there.set(parse_jid(account), phone, frozenset(nodes))
+        self.assertEqual(there.wanting(bob, "mood"), [phone])
+        self.assertEqual(interests.of(parse_jid("dave@localhost/x")), {})
