@@ -50,6 +50,7 @@ class FakeSessions:
         if "jid" not in state:
             raise ValueError("not a session")
         self.adopted.append(state)
+        return object()  # the ManagedSession made
 
 
 class ResumptionTests(TestCase):

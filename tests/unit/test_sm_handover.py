@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import json
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
@@ -198,6 +198,22 @@ class TwoNodes(TestCase):
         self.assertIs(self.b.server.sessions.get(parse_jid(ALICE)), again.stream.session)
         self.assertFalse(again.stream.session.ended)
 
+    async def test_a_late_session_yields_to_the_one_its_client_bound_meanwhile(self):
+        _old, previd, _bob = await self.phone_on_a()
+        state = self.a.server.query(IResumableSessions).hand_over(previd, parse_jid(
+            "alice@localhost"))
+        fresh = await self.client(self.b, "alice", "phone")  # told <failed/>, bound again
+        self.assertIsNone(self.b.server.query(IResumableSessions).adopt(
+            json.loads(json.dumps(state))))
+        self.assertIs(self.b.server.sessions.get(parse_jid(ALICE)), fresh.stream.session)
+        self.assertNotIn(previd, self.b.server.query(IResumableSessions).by_id)
+        for _ in range(200):  # two and three, kept offline (the database thread)
+            if await self.b.storage.offline.count("alice", "localhost") >= 2:
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(await self.b.storage.offline.count("alice", "localhost"), 2)
+        self.assertFalse(fresh.closed)
+
     async def test_another_accounts_previd_and_an_unknown_one_fail_alike(self):
         _old, previd, _bob = await self.phone_on_a()
         for id, user in ((previd, "mallory"), ("no-such-id", "alice")):
@@ -236,9 +252,6 @@ class TwoNodes(TestCase):
         for _ in range(200):
             if await self.b.storage.offline.count("alice", "localhost") >= 2:
                 break
-            await defer.succeed(None)
-            from twisted.internet import reactor, task
-
             await task.deferLater(reactor, 0.01, lambda: None)
         self.assertEqual(await self.b.storage.offline.count("alice", "localhost"), 2)
 

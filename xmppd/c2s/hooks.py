@@ -267,11 +267,11 @@ class ClientHooks:
     def adopt(self, session) -> None:
         """``session`` (its ``jid`` set, its stream an xmppd.c2s.detached.DetachedStream)
         arrives from another node: bound here under its own full JID (a session here with that
-        JID is replaced), its filters added, kept hibernated for a stream to ``attach`` it,
-        and announced (SESSION_BOUND: the cluster's registry now routes it here)."""
-        existing = self.sessions.get(session.jid)
-        if existing is not None and existing is not session:
-            existing.close("conflict", "replaced by the same session resumed from another node")
+        JID is refused), its filters added, kept hibernated for a stream to ``attach`` it,
+        and announced (SESSION_BOUND: the cluster's registry now routes it here). ValueError
+        when a session here has that JID already (the caller decides which one wins)."""
+        if self.sessions.get(session.jid) is not None:
+            raise ValueError(f"{session.jid} is bound here already")
         self.sessions.restore(session)
         session.bound_at = self.clock.seconds()
         self.session_bound(session)

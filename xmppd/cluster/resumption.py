@@ -141,11 +141,10 @@ class RemoteResumption:
             log.error("a session handed over to this node is lost: no smacks plugin here")
             return False
         try:
-            sessions.adopt(state)
+            return sessions.adopt(state) is not None
         except ValueError as error:
             log.error("ignored an unreadable session handed over: {error}", error=str(error))
             return False
-        return True
 
     # -- answering
 

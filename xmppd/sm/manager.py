@@ -302,12 +302,13 @@ class StreamManagement:
         previd = element.getAttribute("previd")
         if (remote is None or stream.session is not None or not previd
                 or parse_uint32(element.getAttribute("h")) is None
-                or self._resumable(previd, stream.account) is not None):
+                or self._resumable(previd, stream.account) is not None
+                or previd in self.ended):  # it ended here: no other node has it
             self._resume_now(element, stream)
             return None
         d = remote.fetch(previd, stream.account)
-        d.addErrback(lambda failure: log.failure("asking the cluster for session {id} failed",
-                                                 failure, id=previd[:8]))
+        d.addErrback(lambda failure: log.failure("asking the cluster for a session failed",
+                                                 failure))
         d.addCallback(lambda _: self._resume_now(element, stream))
         return d
 
@@ -383,10 +384,12 @@ class StreamManagement:
                  jid=session.jid, count=len(state["queue"]))
         return state
 
-    def adopt(self, state: dict) -> ManagedSession:
+    def adopt(self, state: dict) -> ManagedSession | None:
         """A session another node handed over (``hand_over`` there): made here, hibernated
         for at most what was left of its timeout, resumable by its id. ValueError when the
-        state is not one."""
+        state is not one. None when its client has bound the same full JID here meanwhile
+        (it was told <failed/> and started afresh): that session wins, and what this one
+        did not get acknowledged goes to offline storage, as for a session that ended."""
         taken = handover.read(state)
         if taken.id in self.by_id:
             raise ValueError("a session with this id is here already")
@@ -394,6 +397,11 @@ class StreamManagement:
         session = ClientSession(DetachedStream(hooks, taken.peer, taken.secure,
                                                taken.mechanism), taken.jid.bare())
         session.jid = taken.jid
+        if self.ctx.sessions.get(taken.jid) is not None:
+            log.info("session {jid} came from another node after its client bound again",
+                     jid=taken.jid)
+            self.rescue.save(session, taken.queue)
+            return None
         managed = self.managed[session] = ManagedSession(session, taken.id, taken.timeout)
         self.by_id[taken.id] = managed
         managed.handled = taken.handled
