@@ -177,7 +177,7 @@ class PresenceHandlers:
         """Polite or not, everyone who saw the session available sees it go (§4.5.2); after
         the client's own unavailable presence there is nobody left to tell. A session
         that moved to another node of a cluster has not gone: nobody is told."""
-        if session.moved:
+        if getattr(session, "moved", False):  # ISession.moved; drop-ins may lack it
             self.exchange.forget_session(session)
             return defer.succeed(None)
         return defer.ensureDeferred(self.exchange.broadcast_unavailable(session))
