@@ -220,6 +220,19 @@ class PluginContext(Registrations, PluginOptions):
     def end_session(self, session, why: str = "hibernation ended") -> None:
         self._server.c2s_hooks.end(session, why)
 
+    @property
+    def client_hooks(self):
+        """The server's IClientHooks, for what moves a session between the nodes of a cluster
+        (``export_state``, ``hand_over``, ``adopt``, ``restore_state``); registrations go
+        through this context's own methods, which undo them."""
+        return self._server.c2s_hooks
+
+    def carry_session_state(self, name: str, export: Callable, restore: Callable) -> None:
+        """What this plugin keeps about a session, carried when the session moves to another
+        node of a cluster (XEP-0198 resumption there): ``export(session)`` JSON-able or None,
+        ``restore(session, data)`` on the node it arrives at."""
+        self._undo.append(self._server.c2s_hooks.add_state_carrier(name, export, restore))
+
     # -- operators
 
     def admin_command(self, name: str, handler: Callable, help: str,

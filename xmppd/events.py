@@ -14,7 +14,9 @@ class Event:
 
 
 SESSION_BOUND = Event("session-bound", "a client session bound a resource: (session,)")
-SESSION_CLOSED = Event("session-closed", "a bound client session ended: (session, polite)")
+SESSION_CLOSED = Event("session-closed", "a bound client session ended: (session, polite); "
+                       "with session.moved it goes on on another cluster node: forget it, "
+                       "tell nobody")
 SESSION_HIBERNATED = Event("session-hibernated", "a bound session lost its connection and a "
                            "plugin keeps it, bound and routable, for a new stream: (session,)")
 SESSION_RESUMED = Event("session-resumed", "a session moved to a new stream (after "

@@ -189,6 +189,10 @@ class IPluginContext(Interface):
     def end_session(session, why="hibernation ended"):
         """End a kept session for good, once: SESSION_CLOSED, then unavailable presence."""
 
+    def carry_session_state(name, export, restore):
+        """What this plugin keeps about a session, carried when it moves to another node of a
+        cluster: ``export(session)`` JSON-able or None, ``restore(session, data)`` there."""
+
     def close():
         """Remove every registration made through this context."""
 
@@ -210,6 +214,8 @@ class ISession(Interface):
     filters = Attribute("Its SessionFilters (xmppd.c2s.filters), made on first use.")
     hibernating = Attribute("True while a plugin keeps it after its connection was lost.")
     ended = Attribute("True once SESSION_CLOSED was emitted for it.")
+    moved = Attribute("True when it ended here to go on on another node of a cluster (its "
+                      "SESSION_CLOSED is a clean-up: nobody is to be told of an end).")
 
     def send(element):
         """Write one stanza (domish.Element) to the stream."""
@@ -226,6 +232,9 @@ class ISessionRegistry(Interface):
 
     def unbind(session):
         """Forget a session that has ended."""
+
+    def restore(session):
+        """Bind a session that moved here from another node under its own full JID."""
 
     def get(full_jid):
         """The session bound to ``full_jid``, or None."""
@@ -279,6 +288,21 @@ class IClientHooks(Interface):
 
     def end_hibernated(why):
         """End every kept session (at shutdown)."""
+
+    def add_state_carrier(name, export, restore):
+        """Carry a plugin's state about a session to another node; returns the undo."""
+
+    def export_state(session):
+        """The carriers' data about a session, by carrier name (JSON-able)."""
+
+    def restore_state(session, state):
+        """Give each carrier its data back on a session adopted here."""
+
+    def hand_over(session, why):
+        """A session goes on on another node: forgotten here, its end told to nobody."""
+
+    def adopt(session):
+        """A session from another node: bound here under its JID, hibernated."""
 
 
 class IServer(Interface):
@@ -794,3 +818,26 @@ class IMucRooms(Interface):
     def leave_sessions(gone):
         """Every occupant session for which ``gone(full_jid)`` is true leaves its room, the
         others told as if it had left; returns how many left."""
+
+
+class IResumableSessions(Interface):
+    """Stream management's resumable sessions, as another node of a cluster asks for them
+    (provided by the smacks plugin, xmppd.sm.manager)."""
+
+    def hand_over(previd, account):
+        """The session ``previd`` of ``account`` leaves this node: its state (JSON-able,
+        xmppd.sm.handover) with it forgotten here, or None when there is no such session
+        (unknown, ended, or another account's: the same answer)."""
+
+    def adopt(state):
+        """A session handed over by another node, made here, hibernated and resumable."""
+
+
+class IRemoteResumption(Interface):
+    """Resumption of a session held by another node of the cluster (provided by
+    xmppd.cluster.resumption)."""
+
+    def fetch(previd, account):
+        """Ask the other nodes for the session ``previd`` of ``account``: a Deferred of True
+        once it was adopted here (resume it locally), False when no node has it or none
+        answered in time."""

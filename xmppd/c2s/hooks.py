@@ -16,6 +16,9 @@ three things the stream alone would not give them:
   names; unclaimed ones stay the stream errors they are today;
 - login gates (``add_login_gate``): an account that proved its credentials may still be
   refused (an administrator disabled it), by any mechanism, legacy SASL or SASL2 alike;
+- a session that moves to another node of a cluster (XEP-0198 resumption there): what
+  plugins keep about it travels with it (``add_state_carrier``), it leaves here without an
+  end anyone sees (``hand_over``) and arrives there hibernated (``adopt``);
 - before authentication, on an encrypted stream only: IQs of one payload namespace
   (``claim_iq_before_auth``: XEP-0077 in-band registration) and the stream features that
   announce them (``add_pre_auth_feature``). Nothing registers them by default, so an
@@ -90,6 +93,7 @@ class ClientHooks:
         self._pre_auth_iqs: dict[str, Callable] = {}  # payload namespace -> handler
         self._pre_auth_features = PrioritizedHandlers()
         self._login_gates = PrioritizedHandlers()
+        self._carriers: dict[str, tuple[Callable, Callable]] = {}  # name -> export, restore
         self.hibernating: set = set()  # sessions kept without a stream
 
     # -- registrations (each returns its undo)
@@ -154,6 +158,22 @@ class ClientHooks:
         refuse the account (``account-disabled``), None to let it in, or a Deferred of either."""
         return self._login_gates.add(gate, priority)
 
+    def add_state_carrier(self, name: str, export: Callable, restore: Callable
+                          ) -> Callable[[], None]:
+        """What a plugin keeps about a session, carried when the session moves to another
+        node: ``export(session)`` returns JSON-able data (None: nothing to carry), and
+        ``restore(session, data)`` puts it on the session adopted there (it may return a
+        Deferred, which nobody waits for)."""
+        if name in self._carriers:
+            raise ValueError(f"session state {name!r} already has a carrier")
+        carrier = self._carriers[name] = (export, restore)
+
+        def undo() -> None:
+            if self._carriers.get(name) is carrier:
+                del self._carriers[name]
+
+        return undo
+
     def add_pre_auth_feature(self, builder: Callable, priority: int = 0) -> Callable[[], None]:
         """``builder(stream)`` returns an element for the stream features offered before
         authentication on an encrypted stream, or None."""
@@ -193,6 +213,72 @@ class ClientHooks:
             self.session_ended(session, why, polite=False)
         else:
             session.close()
+
+    def export_state(self, session) -> dict:
+        """The carriers' data about ``session``, by carrier name (those with something)."""
+        state = {}
+        for name, (export, _restore) in self._carriers.items():
+            try:
+                data = export(session)
+            except Exception:
+                log.failure("session state {name} of {jid} not exported", name=name,
+                            jid=session.jid)
+                continue
+            if data is not None:
+                state[name] = data
+        return state
+
+    def restore_state(self, session, state: dict) -> None:
+        """Give each carrier its data back on ``session``; a carrier missing here (a plugin
+        this node does not run) or failing is logged, the others go on."""
+        for name, data in state.items():
+            carrier = self._carriers.get(name)
+            if carrier is None:
+                log.warn("session state {name} of {jid} dropped: no carrier here", name=name,
+                         jid=session.jid)
+                continue
+            try:
+                result = carrier[1](session, data)
+            except Exception:
+                log.failure("session state {name} of {jid} not restored", name=name,
+                            jid=session.jid)
+                continue
+            if isinstance(result, defer.Deferred):
+                result.addErrback(lambda failure, name=name: log.failure(
+                    "session state {name} of {jid} not restored", failure, name=name,
+                    jid=session.jid))
+
+    def hand_over(self, session, why: str) -> None:
+        """``session`` goes on elsewhere (resumed on another node): forgotten here as an
+        ended one is (unbound, SESSION_CLOSED, so plugins drop what they keep about it), but
+        with ``session.moved`` set, so that nobody tells its end to anyone (no unavailable
+        presence, no last activity, no offline storage of its queue)."""
+        if session.ended:
+            return
+        old = session.stream
+        old.release(session)
+        session.moved = True
+        log.info("session {jid} moved away after {duration}: {why}", jid=session.jid,
+                 duration=format_duration(self._since(session)), why=why)
+        self._finish(session, polite=False)
+        if not old.disconnected:  # resumed elsewhere while this stream was still open
+            old.close_stream("conflict", "the session was resumed on another node")
+
+    def adopt(self, session) -> None:
+        """``session`` (its ``jid`` set, its stream an xmppd.c2s.detached.DetachedStream)
+        arrives from another node: bound here under its own full JID (a session here with that
+        JID is refused), its filters added, kept hibernated for a stream to ``attach`` it,
+        and announced (SESSION_BOUND: the cluster's registry now routes it here). ValueError
+        when a session here has that JID already (the caller decides which one wins)."""
+        if self.sessions.get(session.jid) is not None:
+            raise ValueError(f"{session.jid} is bound here already")
+        self.sessions.restore(session)
+        session.bound_at = self.clock.seconds()
+        self.session_bound(session)
+        session.hibernating = True
+        self.hibernating.add(session)
+        log.info("session {jid} arrived from another node, hibernated", jid=session.jid)
+        self.emit(events.SESSION_BOUND, session)
 
     def end_hibernated(self, why: str = END_REASONS["system-shutdown"]) -> None:
         """End every hibernated session (at shutdown: no session outlives the server)."""
@@ -264,11 +350,15 @@ class ClientHooks:
         """The one end of a session: logged, unbound, announced (SESSION_CLOSED), once."""
         if session.ended:
             return
+        log.info("session {jid} ended after {duration}: {why}", jid=session.jid,
+                 duration=format_duration(self._since(session)), why=why)
+        self._finish(session, polite)
+
+    def _finish(self, session, polite: bool) -> None:
+        """Unbound and announced (SESSION_CLOSED), once."""
         session.ended = True
         session.hibernating = False
         self.hibernating.discard(session)
-        log.info("session {jid} ended after {duration}: {why}", jid=session.jid,
-                 duration=format_duration(self._since(session)), why=why)
         self.sessions.unbind(session)
         self.emit(events.SESSION_CLOSED, session, polite)
 

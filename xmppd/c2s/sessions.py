@@ -30,6 +30,7 @@ class ClientSession:
     # a session nobody filters pays no check on its way in or out.
     inbound = None  # the IN filter chain's run(element), or None: straight to the router
     _filters: SessionFilters | None = None
+    moved = False  # it ended here to go on on another node (ClientHooks.hand_over)
 
     def __init__(self, stream, account: JID) -> None:
         self.stream = stream
@@ -107,6 +108,11 @@ class SessionRegistry:
         session.jid = full
         resources[full.resource] = session
         return full
+
+    def restore(self, session: ClientSession) -> None:
+        """Put back ``session`` under the full JID it already has (a session moved here from
+        another node of a cluster, where it was bound and counted): no renaming, no limit."""
+        self._accounts.setdefault(session.account, {})[session.jid.resource] = session
 
     def unbind(self, session: ClientSession) -> None:
         if session.jid is None:

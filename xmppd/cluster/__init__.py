@@ -16,6 +16,7 @@ Redis. Off unless configured; without it none of this is imported.
 - ``node``: the wiring into a running server (events, links, the router's remote-sessions
   seam, which the presence and carbons plugins read through ``ctx.remote_sessions()``) and
   the stanzas and presence requests between nodes.
+- ``resumption``: XEP-0198 resumption of a session another node holds (handed over).
 - ``placement``, ``rooms``, ``memberships``: MUC rooms, each run by one node (rendezvous
   hashing over the live nodes), handed over or reloaded when the nodes change.
 """

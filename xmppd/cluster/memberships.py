@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from twisted.words.xish import domish
 
-from xmppd.jid import JID
+from xmppd.jid import JID, parse_jid
 from xmppd.muc import presence as codes
 from xmppd.muc.presence import Item, occupant_presence
 from xmppd.stanza import Stanza
@@ -58,6 +58,16 @@ class Memberships:
     def session_closed(self, session, polite=None) -> None:
         if session.jid is not None:
             self.joined.pop(session.jid, None)
+
+    def export(self, session) -> dict | None:
+        """The rooms of a session moving to another node (XEP-0198 resumption there): that
+        node sends it the 332 presences if one of those rooms' nodes dies later."""
+        rooms = self.joined.get(session.jid) if session.jid is not None else None
+        return {room.full(): nick for room, nick in rooms.items()} if rooms else None
+
+    def restore(self, session, rooms: dict) -> None:
+        self.joined[session.jid] = {parse_jid(str(room)): str(nick)
+                                    for room, nick in rooms.items()}
 
     def lost(self, lost: Callable[[JID], bool]) -> list[domish.Element]:
         """The 332 presences for every local session in a room for which ``lost(room)`` is

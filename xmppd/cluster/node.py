@@ -26,6 +26,7 @@ from xmppd.cluster.delivery import Arrivals, RemoteDelivery
 from xmppd.cluster.directory import REGISTRY_CHANNEL, SessionDirectory, stanza_channel
 from xmppd.cluster.pep import relay_pep
 from xmppd.cluster.rescue import Rescue
+from xmppd.cluster.resumption import RemoteResumption
 from xmppd.cluster.rooms import RoomCluster
 from xmppd.cluster.rosters import relay_rosters
 from xmppd.cluster.streams import StanzaStreams, stanza_of
@@ -33,7 +34,7 @@ from xmppd.cluster.view import ClusterView
 from xmppd.dispatch import DELIVERY_PRIORITY
 from xmppd.im.carbons import CARBONS_CHANGED
 from xmppd.im.presence_stanzas import readdressed
-from xmppd.interfaces import IMucRooms
+from xmppd.interfaces import IMucRooms, IRemoteResumption, IResumableSessions
 from xmppd.jid import InvalidJID, parse_jid
 from xmppd.logs import get_logger
 from xmppd.stanza import MESSAGE_TYPES, Stanza
@@ -61,6 +62,7 @@ class ClusterNode:
         self.rooms = None  # xmppd.cluster.rooms.RoomCluster, with the muc plugin
         self.broadcast: Broadcast | None = None  # news for every node (rosters, PEP)
         self.view: ClusterView | None = None  # what xmppdctl cluster shows
+        self.resumption: RemoteResumption | None = None  # XEP-0198 resumes across nodes
         self._undo: list = []
         self._stanza_reader = StanzaReader()  # the stanzas other nodes forward here
         deliver_to_all = server.config.c2s.bare_message_delivery == "all"
@@ -131,6 +133,11 @@ class ClusterNode:
             self._undo.append(dispatcher.add_stanza("message", type, "bare", links.to_bare,
                                                     DELIVERY_PRIORITY + 1))
         self._undo += relay_rosters(bus, self.broadcast) + relay_pep(bus, self.broadcast)
+        self.resumption = RemoteResumption(self.config.node, self.broadcast, self.redis.publish,
+                                           lambda: server.query(IResumableSessions),
+                                           server.reactor)
+        self._undo.append(self.resumption.start())
+        self._undo.append(server.provide(IRemoteResumption, self.resumption))
         for name, handler, help, args in self.view.admin_commands():
             self._undo.append(server.admin_commands.add(
                 AdminCommand(name, handler, help, args, plugin="cluster")))
@@ -141,6 +148,9 @@ class ClusterNode:
             return None
         self.rooms = RoomCluster(self.config.node, self.config.heartbeat, self.redis, muc,
                                  self.server, self.directory, self.server.reactor)
+        memberships = self.rooms.memberships  # a session resumed on another node: its rooms
+        self._undo.append(self.server.c2s_hooks.add_state_carrier(
+            "muc-rooms", memberships.export, memberships.restore))
         return self.rooms.start()
 
     @defer.inlineCallbacks
@@ -263,6 +273,8 @@ class ClusterNode:
 
     def _on_message(self, channel: str, message: str) -> None:
         if self.rooms is not None and self.rooms.takes(channel, message):
+            return
+        if self.resumption is not None and self.resumption.takes(channel, message):
             return
         if channel == REGISTRY_CHANNEL:
             self.directory.on_registry(message)

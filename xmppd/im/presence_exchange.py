@@ -39,9 +39,10 @@ from xmppd.im.contacts import Contacts
 from xmppd.im.presence_stanzas import addressed_copy, make_presence, readdressed
 from xmppd.im.remote_presence import RemotePresenceBook
 from xmppd.interfaces import IRoster
-from xmppd.jid import JID
+from xmppd.jid import JID, parse_jid
 from xmppd.logs import get_logger
 from xmppd.stanza import Stanza
+from xmppd.xml.stored import stanza_from_text, stanza_to_text
 
 log = get_logger(__name__)
 
@@ -110,6 +111,36 @@ class PresenceExchange:
                 self.route(readdressed(element, session.jid, recipient), session.jid, recipient)
         if was_available:
             await self._emit(events.RESOURCE_UNAVAILABLE, session)
+
+    # -- a session moving to another node of a cluster (xmppd.c2s.hooks.add_state_carrier)
+
+    def export_session(self, session) -> dict | None:
+        """Its presence and who got its directed presence, for the node it moves to."""
+        directed = self._directed.get(session)
+        if not session.available and not directed:
+            return None
+        return {"presence": stanza_to_text(session.presence) if session.available else None,
+                "priority": session.priority,
+                "directed": sorted(jid.full() for jid in directed or ())}
+
+    async def restore_session(self, session, state: dict) -> None:
+        """The state ``export_session`` made, on the session adopted here: available as it
+        was (nobody is told again: they saw it available), and RESOURCE_AVAILABLE for this
+        node's listeners (the cluster's registry, offline delivery)."""
+        directed = {parse_jid(str(jid)) for jid in state.get("directed", ())}
+        if directed:
+            self._directed[session] = directed
+        text = state.get("presence")
+        presence = stanza_from_text(str(text)) if text else None
+        if presence is None:
+            return
+        session.available, session.priority = True, int(state.get("priority", 0))
+        session.presence = presence
+        await self._emit(events.RESOURCE_AVAILABLE, session)
+
+    def forget_session(self, session) -> None:
+        """A session that moved to another node: its state goes, nobody is told."""
+        self._directed.pop(session, None)
 
     def directed(self, session, element: domish.Element, recipient: JID) -> None:
         """Directed presence (§4.6): route it, and remember who must see it end.

@@ -64,6 +64,12 @@ class Interests:
             return []
         return [jid for jid, nodes in table.items() if node in nodes]
 
+    def of(self, jid: JID) -> dict[str, list[str]]:
+        """What ``jid`` wants, by account (a session moving to another node of a cluster
+        takes it along); one pass over the accounts, for a rare event."""
+        return {account.full(): sorted(table[jid]) for account, table in self._tables.items()
+                if jid in table}
+
     def forget_account(self, account: JID) -> None:
         self._total -= len(self._tables.pop(account, {}))
 

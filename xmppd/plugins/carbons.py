@@ -45,6 +45,7 @@ class Carbons:
             ctx.stanza("message", type, "outgoing", copier.sent, PRIORITY)
             ctx.stanza("message", type, ("bare", "full"), copier.received, PRIORITY)
         ctx.on(events.SESSION_CLOSED, copier.disable)
+        ctx.carry_session_state("carbons", commands.export, commands.restore)
         ctx.bind2_feature(ns.CARBONS, commands.inline)  # XEP-0386: <enable/> in <bind/>
 
 
@@ -65,6 +66,15 @@ class Commands:
         session = self._session(stanza)
         self._copier.disable(session)
         self._emit(CARBONS_CHANGED, session, False)
+
+    def export(self, session) -> bool | None:
+        """A session moving to another node keeps carbons on there."""
+        return True if session in self._copier.enabled else None
+
+    def restore(self, session, enabled: bool) -> None:
+        if enabled:
+            self._copier.enable(session)
+            self._emit(CARBONS_CHANGED, session, True)
 
     def _session(self, stanza: Stanza):
         """The bound session that asked: only a resource of ours has carbons to switch."""

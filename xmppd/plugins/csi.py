@@ -28,6 +28,7 @@ from xmppd import events, ns
 from xmppd.c2s import filters
 from xmppd.interfaces import IXmppdPlugin
 from xmppd.plugins._config import reject_unknown_keys
+from xmppd.xml.stored import stanza_from_text, stanza_to_text
 
 FILTER_PRIORITY = 0  # agreed: stream management counts at OUT -1000, nearest the wire
 HELD_TYPES = (None, "unavailable")  # presence broadcasts; not subscriptions, probes, errors
@@ -45,6 +46,7 @@ class ClientStateIndication:
         ctx.claim(ns.CSI, "inactive", states.on_inactive)
         ctx.stream_feature(lambda stream: domish.Element((ns.CSI, "csi")))
         ctx.on(events.SESSION_CLOSED, states.forget)
+        ctx.carry_session_state("csi", states.export, states.restore)
         ctx.bind2_feature(ns.CSI, states.inline)  # XEP-0386: the session starts in a state
 
     def teardown(self) -> None:
@@ -80,6 +82,25 @@ class ClientStates:
             self.on_inactive(element, stream)
         elif element.name == "active":
             self.on_active(element, stream)
+
+    def export(self, session) -> dict | None:
+        """An inactive session moving to another node: inactive there too, holding what it
+        held here (stream management never saw it: this filter is above its counter)."""
+        state = self._inactive.get(session)
+        if state is None:
+            return None
+        return {"held": [stanza_to_text(element) for element in state.held.values()]}
+
+    def restore(self, session, data: dict) -> None:
+        if session in self._inactive:
+            return
+        state = ClientState(session, self.max_held)
+        for text in data.get("held", ()):
+            element = stanza_from_text(str(text))
+            if element is not None:
+                state.held[element.getAttribute("from")] = element
+        state.undo = session.filters.add(filters.OUT, state.filter, FILTER_PRIORITY)
+        self._inactive[session] = state
 
     def forget(self, session, *ignored) -> None:
         self._inactive.pop(session, None)  # what it held goes with it: nobody to read it

@@ -119,6 +119,8 @@ class LastActivity:
 
     def on_session_closed(self, session, polite: bool = False) -> None:
         status = self._status.pop(session, None)
+        if getattr(session, "moved", False):
+            return  # it goes on on another node of the cluster
         account = session.account
         if self.ctx.sessions.resources(account):
             return  # another resource is still bound: the account is not gone

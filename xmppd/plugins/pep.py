@@ -37,7 +37,7 @@ from xmppd import events, ns
 from xmppd.caps import DiscoInfo, find_caps
 from xmppd.errors import StanzaError
 from xmppd.interfaces import IPep, IRoster, IXmppdPlugin
-from xmppd.jid import JID
+from xmppd.jid import JID, parse_jid
 from xmppd.logs import get_logger
 from xmppd.pep.account import AccountPep
 from xmppd.pep.caps_cache import CapsCache, notify_nodes
@@ -88,6 +88,7 @@ class Pep:
             ctx.stanza("presence", type, "outgoing", handlers.on_own_presence,
                        PRESENCE_PRIORITY)
         ctx.on(events.SESSION_CLOSED, handlers.on_session_closed)
+        ctx.carry_session_state("pep", handlers.export_interests, handlers.restore_interests)
         ctx.on(events.USER_DELETED, handlers.on_user_deleted)
         ctx.on(events.S2S_LINK_DOWN, handlers.interests.forget_domain)
         ctx.on(events.PEP_NOTIFIED_ELSEWHERE, handlers.on_notified_elsewhere)
@@ -199,6 +200,15 @@ class PepHandlers:
 
     def on_session_closed(self, session, polite: bool = False) -> None:
         self.interests.remove(session.account, session.jid)
+
+    def export_interests(self, session) -> dict | None:
+        """The notifications a session moving to another node wants (from its caps)."""
+        return self.interests.of(session.jid) or None
+
+    def restore_interests(self, session, wanted: dict) -> None:
+        for account, nodes in wanted.items():
+            self.interests.set(parse_jid(str(account)), session.jid,
+                               frozenset(str(node) for node in nodes))
 
     def on_user_deleted(self, account: JID) -> None:
         self.interests.forget_account(account.bare())

@@ -68,6 +68,8 @@ class Presence:
         for target in ("bare", "full"):
             ctx.stanza("presence", "probe", target, handlers.on_probe)
         ctx.on(events.SESSION_CLOSED, handlers.on_session_closed)
+        ctx.carry_session_state("presence", handlers.exchange.export_session,
+                                handlers.on_session_arrived)
         ctx.on(events.USER_DELETING, handlers.on_user_deleting)
         ctx.on(events.USER_DELETED, handlers.on_user_deleted)
         ctx.on(events.S2S_LINK_DOWN, handlers.links.link_down)
@@ -173,8 +175,16 @@ class PresenceHandlers:
 
     def on_session_closed(self, session, polite: bool = False) -> defer.Deferred:
         """Polite or not, everyone who saw the session available sees it go (§4.5.2); after
-        the client's own unavailable presence there is nobody left to tell."""
+        the client's own unavailable presence there is nobody left to tell. A session
+        that moved to another node of a cluster has not gone: nobody is told."""
+        if getattr(session, "moved", False):  # ISession.moved; drop-ins may lack it
+            self.exchange.forget_session(session)
+            return defer.succeed(None)
         return defer.ensureDeferred(self.exchange.broadcast_unavailable(session))
+
+    def on_session_arrived(self, session, state: dict) -> defer.Deferred:
+        """A session moved here from another node: its presence as it was there."""
+        return defer.ensureDeferred(self.exchange.restore_session(session, state))
 
     def on_link_up(self, domain: str) -> defer.Deferred:
         return defer.ensureDeferred(self.links.link_up(domain))

@@ -215,6 +215,7 @@ class Roster:
         # after the other listeners: the presence plugin's unavailable broadcast still finds
         # the roster in memory
         ctx.on(events.SESSION_CLOSED, service.on_session_closed, priority=-100)
+        ctx.carry_session_state("roster", service.export_interest, service.restore_interest)
         ctx.on(events.USER_DELETED, service.on_user_deleted)
         ctx.on(events.ROSTER_CHANGED_ELSEWHERE, service.on_changed_elsewhere)
         ctx.provide(IRoster, service)
@@ -390,6 +391,14 @@ class RosterService:
         return requests
 
     # -- sessions
+
+    def export_interest(self, session) -> bool | None:
+        """A session moving to another node gets roster pushes there if it did here."""
+        return True if session in self.interested else None
+
+    def restore_interest(self, session, interested: bool) -> None:
+        if interested:
+            self.interested.add(session)
 
     def on_session_closed(self, session, polite=None) -> None:
         self.interested.discard(session)

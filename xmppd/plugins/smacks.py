@@ -16,7 +16,9 @@ Options, in ``[plugins.smacks]``:
 - ``ack_timeout`` (seconds, default 60; 0: off): a resumable session whose client leaves
   that request unanswered so long loses its connection, presumed dead, and hibernates.
 
-The logic is xmppd.sm; this module reads the options and registers it.
+In a cluster, a session hibernated on one node is resumed on any other (xmppd.sm.handover,
+xmppd.cluster.resumption). The logic is xmppd.sm; this module reads the options and
+registers it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from zope.interface import implementer
 
 from xmppd import events, ns
 from xmppd.c2s.hooks import BEFORE_BIND, BOUND
-from xmppd.interfaces import IXmppdPlugin
+from xmppd.interfaces import IResumableSessions, IXmppdPlugin
 from xmppd.plugins._config import reject_unknown_keys
 from xmppd.sasl2.sm import InlineStreamManagement
 from xmppd.sm.manager import Settings, StreamManagement
@@ -66,6 +68,7 @@ class Smacks:
         ctx.sasl2_extension(inline, priority=100)  # resume before FAST issues tokens
         ctx.bind2_feature(ns.SM, inline.enable)
         ctx.on(events.SESSION_CLOSED, manager.session_closed)
+        ctx.provide(IResumableSessions, manager)  # what another node of a cluster asks for
 
     def teardown(self) -> None:
         if self.manager is not None:

@@ -94,6 +94,12 @@ class OutboundQueue:
             self._items = ()
         return step
 
+    def refill(self, items: list[tuple[domish.Element, float]], sent: int) -> None:
+        """The queue of a session handed over by another node: ``items`` unacknowledged,
+        the last of them sequence number ``sent``."""
+        self._items = deque(items) if items else ()
+        self.sent = sent % MODULUS
+
     def drain(self) -> list[tuple[domish.Element, float]]:
         """Take every unacknowledged stanza out (the session ended for good)."""
         items = list(self._items)

@@ -19,6 +19,11 @@ hold or drop it; OUT at -1000 queues what is written to it after every other fil
   session over (its old stream, if still open, gets ``<conflict/>``) and sends again what
   the client did not acknowledge. An id that is unknown, expired or another account's
   is ``item-not-found``, the same answer for all three so ids cannot be probed.
+- In a cluster: a ``<resume/>`` whose session is not here asks the other nodes
+  (IRemoteResumption, xmppd.cluster.resumption); the node that holds it hands it over
+  (``hand_over``: its state, xmppd.sm.handover, and the session forgotten there without an
+  end anyone sees), it is ``adopt``-ed here, hibernated, and resumed as if it had always
+  been here. Same answer for the same refusals, whichever node is asked.
 - The end: a session that ends for good (timeout, a polite close, a stream error, a kick)
   hands what it did not acknowledge to xmppd.sm.rescue (offline storage, or an error to
   the sender).
@@ -33,13 +38,17 @@ from dataclasses import dataclass
 
 from twisted.internet import defer
 from twisted.words.xish import domish
+from zope.interface import implementer
 
 from xmppd.c2s import filters
+from xmppd.c2s.detached import DetachedStream
 from xmppd.c2s.hooks import format_duration
+from xmppd.c2s.sessions import ClientSession
 from xmppd.errors import StreamError
-from xmppd.interfaces import IArchiveWrites
+from xmppd.interfaces import IArchiveWrites, IRemoteResumption, IResumableSessions
 from xmppd.jid import JID
 from xmppd.logs import get_logger
+from xmppd.sm import handover
 from xmppd.sm.counter import OutboundQueue, increment, parse_uint32
 from xmppd.sm.elements import delayed, failed, sm_element
 from xmppd.sm.rescue import Rescue
@@ -94,6 +103,7 @@ class ManagedSession:
         self.expiry = None
 
 
+@implementer(IResumableSessions)
 class StreamManagement:
     """The state of every managed session and what the plugin registers; ``ctx`` is the
     plugin's context (reactor, sessions, providers, bounce, end_session)."""
@@ -285,11 +295,40 @@ class StreamManagement:
         self.ctx.end_session(managed.session, f"not resumed within "
                                               f"{format_duration(managed.timeout)}")
 
-    def on_resume(self, element: domish.Element, stream) -> None:
-        answer, replay = self.resume(element, stream)
+    def on_resume(self, element: domish.Element, stream) -> defer.Deferred | None:
+        """``<resume/>``: here at once; a session not here, in a cluster, is asked of the
+        other nodes first (the stream reads nothing more meanwhile)."""
+        remote = self.ctx.query(IRemoteResumption)
+        previd = element.getAttribute("previd")
+        if (remote is None or stream.session is not None or not previd
+                or parse_uint32(element.getAttribute("h")) is None
+                or self._resumable(previd, stream.account) is not None
+                or previd in self.ended):  # it ended here: no other node has it
+            self._resume_now(element, stream)
+            return None
+        d = remote.fetch(previd, stream.account)
+        d.addErrback(lambda failure: log.failure("asking the cluster for a session failed",
+                                                 failure))
+        d.addCallback(lambda _: self._resume_now(element, stream))
+        return d
+
+    def _resume_now(self, element: domish.Element, stream) -> None:
+        if stream.disconnected:  # gone while the cluster was asked: a later resume may
+            return               # find the session, here now if it came
+        try:
+            answer, replay = self.resume(element, stream)
+        except StreamError as error:  # an 'h' too high, after an answer from the cluster
+            stream.fail(error)
+            return
         stream.send(answer)
         if replay is not None:
             replay()
+
+    def _resumable(self, previd: str, account) -> ManagedSession | None:
+        managed = self.by_id.get(previd)
+        if managed is None or managed.session.account != account:
+            return None
+        return managed
 
     def resume(self, element: domish.Element, stream
                ) -> tuple[domish.Element, Callable[[], None] | None]:
@@ -302,8 +341,8 @@ class StreamManagement:
         h = parse_uint32(element.getAttribute("h"))
         if not previd or h is None:
             return failed("bad-request"), None
-        managed = self.by_id.get(previd)
-        if managed is None or managed.session.account != stream.account:
+        managed = self._resumable(previd, stream.account)
+        if managed is None:
             known = self.ended.get(previd)
             log.info("{account} from {peer} could not resume a session: unknown or expired",
                      account=stream.account, peer=stream.peer_address)
@@ -323,6 +362,66 @@ class StreamManagement:
             stream.send(delayed(queued, domain, when))
         if managed.queue:
             self._want_ack(managed)
+
+    # -- moving between the nodes of a cluster
+
+    def hand_over(self, previd: str, account: JID) -> dict | None:
+        """Another node resumes the session ``previd`` of ``account``: its state (for
+        ``adopt`` there), the session forgotten here as if resumed (its old stream, if still
+        open, gets <conflict/>); None when there is none (unknown, ended, another account's)."""
+        managed = self._resumable(previd, account)
+        if managed is None:
+            return None
+        session = managed.session
+        expiry = managed.expiry
+        remaining = (max(0.0, expiry.getTime() - self.clock.seconds())
+                     if expiry is not None and expiry.active() else float(managed.timeout))
+        hooks = self.ctx.client_hooks
+        state = handover.export(managed, remaining, hooks.export_state(session))
+        self._forget(managed)
+        hooks.hand_over(session, "resumed on another node")
+        log.info("session {jid} handed over with {count} stanzas unacknowledged",
+                 jid=session.jid, count=len(state["queue"]))
+        return state
+
+    def adopt(self, state: dict) -> ManagedSession | None:
+        """A session another node handed over (``hand_over`` there): made here, hibernated
+        for at most what was left of its timeout, resumable by its id. ValueError when the
+        state is not one. None when its client has bound the same full JID here meanwhile
+        (it was told <failed/> and started afresh): that session wins, and what this one
+        did not get acknowledged goes to offline storage, as for a session that ended."""
+        taken = handover.read(state)
+        if taken.id in self.by_id:
+            raise ValueError("a session with this id is here already")
+        hooks = self.ctx.client_hooks
+        session = ClientSession(DetachedStream(hooks, taken.peer, taken.secure,
+                                               taken.mechanism), taken.jid.bare())
+        session.jid = taken.jid
+        if self.ctx.sessions.get(taken.jid) is not None:
+            log.info("session {jid} came from another node after its client bound again",
+                     jid=taken.jid)
+            self.rescue.save(session, taken.queue)
+            return None
+        managed = self.managed[session] = ManagedSession(session, taken.id, taken.timeout)
+        self.by_id[taken.id] = managed
+        managed.handled = taken.handled
+        managed.queue.refill(taken.queue, taken.sent)
+        managed.undo = [session.filters.add(filters.IN, self._count_in, IN_PRIORITY),
+                        session.filters.add(filters.OUT, self._queue_out, OUT_PRIORITY)]
+        hooks.adopt(session)  # bound and hibernated: what it is sent now is queued
+        hooks.restore_state(session, taken.plugins)
+        managed.expiry = self.clock.callLater(taken.remaining, self._expire, managed)
+        return managed
+
+    def _forget(self, managed: ManagedSession) -> None:
+        """``managed`` leaves this node: no timers, no queue, no id here any more."""
+        session = managed.session
+        self.managed.pop(session, None)
+        self.acks.pop(session, None)
+        managed.cancel_timers()
+        managed.undo.clear()  # the filters end with their session
+        self.by_id.pop(managed.id, None)
+        managed.queue.drain()
 
     # -- the end
 
