@@ -11,7 +11,8 @@ What is inline is what plugins register here (through the plugin context), so th
 
 - ``Sasl2Extension`` objects: an element in SASL2's <inline/> (``feature``), mechanisms of
   their own (``mechanism``: FAST's HT-*), work once the mechanism succeeded and before a
-  session exists (``authenticated``: FAST's tokens), and resumption (``resume``: XEP-0198);
+  session exists (``authenticated``: FAST's tokens), and resumption (``resume``: XEP-0198,
+  after ``prepare`` brought the session from another node of a cluster);
 - Bind 2 features: ``handler(child, stream)`` for a child of <bind/> in a namespace, run
   once the session is bound; what it returns goes into <bound/>.
 """
@@ -64,6 +65,13 @@ class Sasl2Extension:
     def authenticated(self, attempt, stream):
         """The mechanism succeeded (``attempt.mechanism``, ``attempt.localpart``); nothing is
         bound yet. Returns elements for <success/> (or a Deferred of them), or None."""
+        return None
+
+    def prepare(self, attempt, stream):
+        """Every extension's ``authenticated`` succeeded (``attempt.localpart`` is the
+        account's); the stream is not authenticated yet. A Deferred to wait for what
+        ``resume`` needs that may be elsewhere (a session another node of a cluster holds),
+        or None: nothing to wait for, and <success/> goes out in this same turn."""
         return None
 
     def resume(self, attempt, stream) -> Resumption | None:

@@ -4,7 +4,10 @@
 0. A non-empty authorization identity must be the stream header's 'from' (XEP-0388 §5).
 1. The extensions' ``authenticated`` work (FAST: check, rotate or issue tokens); it may wait
    on storage, and may still fail the authentication: nothing about the stream has changed
-   yet. A SASLFailure there is the client's <failure/>.
+   yet. A SASLFailure there is the client's <failure/>. Then the extensions' ``prepare``:
+   in a cluster, an inline <resume/> of a session held by another node waits for its
+   hand-over (xmppd.sm.manager ``fetch``, as for a classic <resume/>); on one node, or when
+   nothing is to be asked, this waits for nothing and <success/> goes out in this turn.
 2. From here on, in one reactor turn, so nothing the server routes can slip between: the
    stream is authenticated (no restart); an inline <resume/> is tried first (XEP-0198 §7);
    if it resumed, <bind/> is ignored; otherwise <bind/> binds a session and runs the Bind 2
@@ -50,6 +53,7 @@ def complete(stream, registry: Sasl2Registry, attempt, result) -> defer.Deferred
     d = defer.succeed([])
     for extension in registry.extensions.handlers:
         d.addCallback(_gather, extension, attempt, stream)
+    d.addCallback(_prepare, stream, registry, attempt)
     d.addCallback(_finish, stream, registry, attempt, result)
     return d
 
@@ -72,6 +76,19 @@ def check_claimed_from(claimed: str | None, authzid: str | None) -> None:
 def _gather(children: list, extension, attempt, stream) -> defer.Deferred:
     d = defer.maybeDeferred(extension.authenticated, attempt, stream)
     d.addCallback(lambda more: children + list(more or ()))
+    return d
+
+
+def _prepare(children: list, stream, registry: Sasl2Registry, attempt):
+    """The extensions' waits before step 2, if any; ``children`` unchanged."""
+    if stream.disconnected:
+        return children
+    waits = [d for d in (extension.prepare(attempt, stream)
+                         for extension in registry.extensions.handlers) if d is not None]
+    if not waits:
+        return children
+    d = waits[0] if len(waits) == 1 else defer.gatherResults(waits, consumeErrors=True)
+    d.addCallback(lambda _: children)
     return d
 
 

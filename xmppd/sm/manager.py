@@ -298,18 +298,34 @@ class StreamManagement:
     def on_resume(self, element: domish.Element, stream) -> defer.Deferred | None:
         """``<resume/>``: here at once; a session not here, in a cluster, is asked of the
         other nodes first (the stream reads nothing more meanwhile)."""
-        remote = self.ctx.query(IRemoteResumption)
-        previd = element.getAttribute("previd")
-        if (remote is None or stream.session is not None or not previd
-                or parse_uint32(element.getAttribute("h")) is None
-                or self._resumable(previd, stream.account) is not None
-                or previd in self.ended):  # it ended here: no other node has it
+        d = self.fetch(element, stream, stream.account)
+        if d is None:
             self._resume_now(element, stream)
             return None
-        d = remote.fetch(previd, stream.account)
+        d.addCallback(lambda _: self._resume_now(element, stream))
+        return d
+
+    def fetch(self, element: domish.Element, stream, account: JID
+              ) -> defer.Deferred | None:
+        """Bring here the session ``element`` (a <resume/>) names when another node of the
+        cluster may hold it: a Deferred that fires (never errbacks) once it is here or no
+        node handed it over, then ``resume`` answers as for a local session. None, at once
+        and for free, when there is no cluster or nothing to ask: the session is here, the
+        <resume/> is malformed, or the id ended here. Used by ``on_resume`` and by SASL2's
+        inline resumption (xmppd.sasl2.sm), where ``account`` is authenticated but not yet
+        set on ``stream``."""
+        remote = self.ctx.query(IRemoteResumption)
+        if remote is None:
+            return None
+        previd = element.getAttribute("previd")
+        if (stream.session is not None or not previd
+                or parse_uint32(element.getAttribute("h")) is None
+                or self._resumable(previd, account) is not None
+                or previd in self.ended):  # it ended here: no other node has it
+            return None
+        d = remote.fetch(previd, account)
         d.addErrback(lambda failure: log.failure("asking the cluster for a session failed",
                                                  failure))
-        d.addCallback(lambda _: self._resume_now(element, stream))
         return d
 
     def _resume_now(self, element: domish.Element, stream) -> None:
