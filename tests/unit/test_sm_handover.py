@@ -44,7 +44,10 @@ class Wire:
         return defer.succeed(True)
 
 
-class TwoNodes(TestCase):
+class TwoNodesCase(TestCase):
+    """Two servers joined by ``Wire``s, and alice's phone on node a (no tests of its own:
+    tests/unit/test_sasl2_cluster_resume.py reuses it)."""
+
     async def asyncSetUp(self) -> None:
         self.a = ServerFixture(self.path("a"), C2S)
         self.b = ServerFixture(self.path("b"), C2S)
@@ -57,7 +60,7 @@ class TwoNodes(TestCase):
             for user in ("alice", "bob", "mallory"):
                 await fixture.add_user(user, PASSWORD)
         self.wire = Wire(self.a.server, self.b.server)
-        self.b.server.provide(IRemoteResumption, self.wire)
+        self.unwire_b = self.b.server.provide(IRemoteResumption, self.wire)
         self.a.server.provide(IRemoteResumption, Wire(self.b.server, self.a.server))
 
     def setUp(self):
@@ -113,6 +116,8 @@ class TwoNodes(TestCase):
         await again.settle()
         return again, again.elements()
 
+
+class TwoNodes(TwoNodesCase):
     async def test_resumed_on_the_other_node_with_everything_the_local_path_keeps(self):
         old, previd, bob = await self.phone_on_a()
         again, received = await self.resume_on_b(previd, 1)
