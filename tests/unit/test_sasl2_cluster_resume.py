@@ -142,17 +142,37 @@ class InlineResumeAcrossNodes(TwoNodesCase):
         self.assertEqual(len(held.pending), 1)
         self.assertIsNone(h.stream.account)  # not authenticated while it waits
         self.assertFalse(old.ended)
-        h.feed(f"<abort xmlns='{SASL2}'/>")  # the client must wait for the answer
-        self.assertEqual(h.stream_error(), "policy-violation")
-
-        h = await self.authenticate(self.b, resume(previd, 1) + BIND)
-        self.assertEqual(await self.idle(h), [])
-        held.pending.pop(0)  # the first stream's question, gone with it
         held.answer()
         received = h.elements()  # in the same turn as the hand-over
         self.assert_resumed(received, previd)
         self.assertEqual(bodies(received[1:]), ["two", "three"])
         self.assertTrue(old.moved)
+
+    async def test_a_stream_that_ends_while_waiting_resumes_nothing(self):
+        old, previd, _bob = await self.phone_on_a()
+        self.unwire_b()
+        held = Held(self.wire)
+        self.b.server.provide(IRemoteResumption, held)
+        impatient = await self.authenticate(self.b, resume(previd, 1) + BIND)
+        slow = await self.authenticate(self.b, resume(previd, 1) + BIND)
+        await self.idle(slow)
+        self.assertEqual(len(held.pending), 2)
+        impatient.feed(f"<abort xmlns='{SASL2}'/>")  # the client must wait for the answer
+        self.assertEqual(impatient.stream_error(), "policy-violation")
+        self.b.clock.advance(self.b.server.config.c2s.auth_timeout)
+        self.assertEqual(slow.stream_error(), "connection-timeout")
+        self.assertFalse(impatient.stream.disconnected or slow.stream.disconnected)
+        held.answer()  # both closing, neither gone yet: the session is not attached to one
+        held.answer()
+        self.assertEqual(impatient.elements() + slow.elements(), [])
+        self.assertIsNone(impatient.stream.account)
+        self.assertTrue(old.moved)
+        session = self.b.server.sessions.get(parse_jid(ALICE))
+        self.assertTrue(session.hibernating)  # on b now, resumable there
+        again = await self.authenticate(self.b, resume(previd, 1) + BIND)
+        received = await self.answer(again)
+        self.assert_resumed(received, previd)
+        self.assertEqual(held.pending, [])
 
     async def test_a_wait_that_ends_unanswered_fails_and_the_client_binds(self):
         old, previd, _bob = await self.phone_on_a()

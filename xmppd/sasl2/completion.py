@@ -81,7 +81,7 @@ def _gather(children: list, extension, attempt, stream) -> defer.Deferred:
 
 def _prepare(children: list, stream, registry: Sasl2Registry, attempt):
     """The extensions' waits before step 2, if any; ``children`` unchanged."""
-    if stream.disconnected:
+    if _gone(stream):
         return children
     waits = [d for d in (extension.prepare(attempt, stream)
                          for extension in registry.extensions.handlers) if d is not None]
@@ -92,8 +92,14 @@ def _prepare(children: list, stream, registry: Sasl2Registry, attempt):
     return d
 
 
+def _gone(stream) -> bool:
+    """Closed or closing (say, its authentication timer ran out during a wait): nothing
+    more may be sent, and a session resumed on it would be lost again at once."""
+    return stream.disconnected or stream.close_sent
+
+
 def _finish(children: list, stream, registry: Sasl2Registry, attempt, result) -> None:
-    if stream.disconnected:
+    if _gone(stream):
         return
     try:
         _establish(children, stream, registry, attempt, result)

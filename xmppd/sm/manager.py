@@ -329,8 +329,8 @@ class StreamManagement:
         return d
 
     def _resume_now(self, element: domish.Element, stream) -> None:
-        if stream.disconnected:  # gone while the cluster was asked: a later resume may
-            return               # find the session, here now if it came
+        if stream.disconnected or stream.close_sent:  # gone (or going) while the cluster
+            return  # was asked: a later resume may find the session, here now if it came
         try:
             answer, replay = self.resume(element, stream)
         except StreamError as error:  # an 'h' too high, after an answer from the cluster
