@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import signal
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -30,19 +31,20 @@ def node_config(dsn: str, redis_url: str, node: str) -> str:
             f"[plugins]\nenabled = [{PLUGINS}]\n")
 
 
-@pytest.fixture
-def nodes(tmp_path):
+@contextmanager
+def two_nodes(tmp_path, auth_timeout: float = 5.0):
+    """Redis, node a, node b and the database's DSN; alice, bob and mallory exist."""
     redis = RedisServer(tmp_path / "redis")
     redis.start()
     dsn = postgresql().fresh_database()
-    a = XmppdProcess(tmp_path / "a", extra=node_config(dsn, redis.url, "a"))
-    b = XmppdProcess(tmp_path / "b", extra=node_config(dsn, redis.url, "b"))
+    a, b = (XmppdProcess(tmp_path / node, extra=node_config(dsn, redis.url, node),
+                         auth_timeout=auth_timeout) for node in "ab")
     for user in ("alice", "bob", "mallory"):
         assert a.ctl("adduser", f"{user}@localhost", PASSWORD).returncode == 0
     a.start()
     b.start()
     try:
-        yield redis, a, b
+        yield redis, a, b, dsn
         for node in (a, b):
             assert node.stop(signal.SIGTERM) == 0, node.log()
             assert "Traceback" not in node.log(), node.log()
@@ -51,6 +53,12 @@ def nodes(tmp_path):
         for node in (a, b):
             node.stop(signal.SIGKILL)
         redis.stop()
+
+
+@pytest.fixture
+def nodes(tmp_path):
+    with two_nodes(tmp_path) as (redis, a, b, _dsn):
+        yield redis, a, b
 
 
 def wait_for(predicate, what: str, proc: XmppdProcess) -> None:
