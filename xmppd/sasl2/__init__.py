@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppd.handlers import PrioritizedHandlers
@@ -67,7 +68,7 @@ class Sasl2Extension:
         bound yet. Returns elements for <success/> (or a Deferred of them), or None."""
         return None
 
-    def prepare(self, attempt, stream):
+    def prepare(self, attempt, stream) -> defer.Deferred | None:
         """Every extension's ``authenticated`` succeeded (``attempt.localpart`` is the
         account's); the stream is not authenticated yet. A Deferred to wait for what
         ``resume`` needs that may be elsewhere (a session another node of a cluster holds),
