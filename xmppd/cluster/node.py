@@ -20,6 +20,7 @@ from xmppd import events
 from xmppd.admin.api import AdminAPI
 from xmppd.admin.commands import AdminCommand
 from xmppd.cluster import redis as cluster_redis
+from xmppd.cluster.accounts import relay_deletions
 from xmppd.cluster.address import parse_redis_url
 from xmppd.cluster.broadcast import BROADCAST_CHANNEL, Broadcast
 from xmppd.cluster.delivery import Arrivals, RemoteDelivery
@@ -131,6 +132,7 @@ class ClusterNode:
             self._undo.append(dispatcher.add_stanza("message", type, "bare", links.to_bare,
                                                     DELIVERY_PRIORITY + 1))
         self._undo += relay_rosters(bus, self.broadcast) + relay_pep(bus, self.broadcast)
+        self._undo += relay_deletions(bus, self.broadcast, server.sessions)
         for name, handler, help, args in self.view.admin_commands():
             self._undo.append(server.admin_commands.add(
                 AdminCommand(name, handler, help, args, plugin="cluster")))

