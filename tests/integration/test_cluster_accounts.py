@@ -19,6 +19,7 @@ from tests.integration.conftest import PASSWORD, assert_log_for_admins, login
 from tests.integration.serverproc import XmppdProcess
 from tests.integration.test_cluster import registry, wait_until
 from tests.integration.test_cluster_roster import HEARTBEAT, SECRET, run
+from tests.integration.test_im import Inbox
 from tests.integration.test_pep import PLUGINS
 from tests.redis_server import RedisServer
 from tests.storage_engines import postgresql
@@ -110,3 +111,64 @@ def test_in_band_removal_on_one_node_ends_the_sessions_on_the_other(cluster):
 
     run(scenario)
     assert "carol@localhost" not in a.ctl("users").stdout
+
+
+# -- one account's roster written from two nodes at once
+
+
+def roster_set(client, contact: str, name: str):
+    iq = client.Iq(stype="set")
+    iq["roster"]["items"] = {contact: {"name": name, "groups": ["race"]}}
+    return iq.send(timeout=30)
+
+
+def pushed_versions(inbox: Inbox) -> list[tuple[int, str, str]]:
+    """(version, contact, name) of each roster push the client got, in arrival order."""
+    seen = []
+    for iq in inbox.items:
+        if iq["type"] == "set":
+            for contact, item in iq["roster"]["items"].items():
+                seen.append((int(iq["roster"]["ver"]), str(contact), item["name"]))
+    return seen
+
+
+def test_roster_writes_racing_from_two_nodes_are_serialized(cluster):
+    """alice's phone on node a and desk on node b each add 25 contacts at once: every write
+    lands, each gets its own version, and each resource gets every push in version order
+    (RFC 6121 §2.6: a client that keeps the last version must never see an older one
+    after a newer); both nodes then answer a roster get with all of them."""
+    redis, a, b = cluster
+    count = 25
+
+    async def scenario():
+        phone = await login(a, "alice@localhost/phone")
+        desk = await login(b, "alice@localhost/desk")
+        inboxes = {phone: Inbox(phone, "roster_update"), desk: Inbox(desk, "roster_update")}
+        for client in (phone, desk):
+            await client.get_roster()
+        await wait_until(lambda: "alice@localhost/phone" in registry(redis, "a")
+                         and "alice@localhost/desk" in registry(redis, "b"))
+        await asyncio.gather(*(roster_set(client, f"{who}{i}@example.org", f"{who} {i}")
+                               for i in range(count)
+                               for client, who in ((phone, "p"), (desk, "d"))))
+        for inbox in inboxes.values():
+            await wait_until(lambda inbox=inbox: len(pushed_versions(inbox)) >= 2 * count)
+        expected = {f"{who}{i}@example.org": f"{who} {i}" for i in range(count)
+                    for who in ("p", "d")}
+        for client, inbox in inboxes.items():
+            seen = pushed_versions(inbox)
+            versions = [version for version, _, _ in seen]
+            assert versions == sorted(set(versions)), (client.boundjid, versions)
+            assert {contact: name for _, contact, name in seen} == expected
+        for client in (phone, desk):  # what each node keeps or reads is the whole roster
+            get = client.Iq(stype="get")
+            get.enable("roster")  # no 'ver': the whole roster
+            roster = await get.send(timeout=10)
+            items = roster["roster"]["items"]
+            assert {str(jid): item["name"] for jid, item in items.items()} == expected
+            assert int(roster["roster"]["ver"]) == max(v for v, _, _ in
+                                                       pushed_versions(inboxes[phone]))
+        phone.disconnect()
+        desk.disconnect()
+
+    run(scenario)

@@ -25,6 +25,7 @@ from xmppd.cluster.address import parse_redis_url
 from xmppd.cluster.broadcast import BROADCAST_CHANNEL, Broadcast
 from xmppd.cluster.delivery import Arrivals, RemoteDelivery
 from xmppd.cluster.directory import REGISTRY_CHANNEL, SessionDirectory, stanza_channel
+from xmppd.cluster.locks import ClusterLocks
 from xmppd.cluster.pep import relay_pep
 from xmppd.cluster.rescue import Rescue
 from xmppd.cluster.rooms import RoomCluster
@@ -34,7 +35,7 @@ from xmppd.cluster.view import ClusterView
 from xmppd.dispatch import DELIVERY_PRIORITY
 from xmppd.im.carbons import CARBONS_CHANGED
 from xmppd.im.presence_stanzas import readdressed
-from xmppd.interfaces import IMucRooms
+from xmppd.interfaces import IClusterLocks, IMucRooms
 from xmppd.jid import InvalidJID, parse_jid
 from xmppd.logs import get_logger
 from xmppd.stanza import MESSAGE_TYPES, Stanza
@@ -133,6 +134,9 @@ class ClusterNode:
                                                     DELIVERY_PRIORITY + 1))
         self._undo += relay_rosters(bus, self.broadcast) + relay_pep(bus, self.broadcast)
         self._undo += relay_deletions(bus, self.broadcast, server.sessions)
+        locks = ClusterLocks(self.redis, self.config.node,
+                             lambda: cluster_redis.connected(self.redis), server.reactor)
+        self._undo.append(server.provide(IClusterLocks, locks))  # the roster plugin's
         for name, handler, help, args in self.view.admin_commands():
             self._undo.append(server.admin_commands.add(
                 AdminCommand(name, handler, help, args, plugin="cluster")))
