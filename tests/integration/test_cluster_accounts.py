@@ -172,3 +172,47 @@ def test_roster_writes_racing_from_two_nodes_are_serialized(cluster):
         desk.disconnect()
 
     run(scenario)
+
+
+def test_a_rename_racing_a_subscription_on_another_node_keeps_both(cluster):
+    """Node a stores alice's outgoing subscription to bob (her phone's subscribe) while node
+    b stores her desk's rename of bob, again and again: each item must keep both halves
+    (a rename that read the item before the subscription landed would write it back
+    without its 'ask')."""
+    redis, a, b = cluster
+    rounds = 12
+
+    async def scenario():
+        phone = await login(a, "alice@localhost/phone")
+        desk = await login(b, "alice@localhost/desk")
+        await wait_until(lambda: "alice@localhost/phone" in registry(redis, "a")
+                         and "alice@localhost/desk" in registry(redis, "b"))
+        for i in range(rounds):
+            contact = f"bob{i}@example.org"
+            await roster_set(desk, contact, "before")
+            phone.send_presence_subscription(pto=contact)
+            await roster_set(desk, contact, f"bob {i}")
+
+        async def lost() -> list:
+            """The items of either node missing a half (the subscriptions are handled
+            after the renames' answers: they may still be on their way)."""
+            missing = []
+            for client in (phone, desk):
+                get = client.Iq(stype="get")
+                get.enable("roster")
+                items = (await get.send(timeout=10))["roster"]["items"]
+                for i in range(rounds):
+                    item = items[f"bob{i}@example.org"]
+                    if (item["name"], item["ask"]) != (f"bob {i}", "subscribe"):
+                        missing.append((str(client.boundjid), i, item["name"], item["ask"]))
+            return missing
+
+        for _ in range(50):
+            if not await lost():
+                break
+            await asyncio.sleep(0.2)
+        assert await lost() == []
+        phone.disconnect()
+        desk.disconnect()
+
+    run(scenario)
