@@ -132,7 +132,10 @@ class ClusterNode:
                                                     DELIVERY_PRIORITY + 1))
             self._undo.append(dispatcher.add_stanza("message", type, "bare", links.to_bare,
                                                     DELIVERY_PRIORITY + 1))
-        self._undo += relay_rosters(bus, self.broadcast) + relay_pep(bus, self.broadcast)
+        self._undo += relay_rosters(bus, self.broadcast)
+        self._undo += relay_pep(bus, self.broadcast, directory.receivers,
+                                lambda: cluster_redis.connected(self.redis), server.reactor,
+                                self.config.heartbeat)
         self._undo += relay_deletions(bus, self.broadcast, server.sessions)
         locks = ClusterLocks(self.redis, self.config.node,
                              lambda: cluster_redis.connected(self.redis), server.reactor)

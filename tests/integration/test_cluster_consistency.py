@@ -20,7 +20,7 @@ from tests.integration.serverproc import XmppdProcess
 from tests.integration.test_cluster import registry, wait_until
 from tests.integration.test_cluster_roster import HEARTBEAT, SECRET, run
 from tests.integration.test_im import Inbox
-from tests.integration.test_pep import PLUGINS
+from tests.integration.test_pep import PLUGINS, connect, metadata_id, publish_avatar
 from tests.redis_server import RedisServer
 from tests.storage_engines import postgresql
 
@@ -216,3 +216,51 @@ def test_a_rename_racing_a_subscription_on_another_node_keeps_both(cluster):
         desk.disconnect()
 
     run(scenario)
+
+
+# -- PEP across a Redis outage
+
+
+def test_a_pep_item_published_while_redis_is_down_reaches_the_other_node_after(cluster):
+    redis, a, b = cluster
+
+    async def scenario():
+        alice, _ = await connect(a, "alice@localhost/setup")
+        bob, _ = await connect(a, "bob@localhost/setup")
+        subscribed = Inbox(alice, "presence_subscribed")
+        alice.send_presence_subscription(pto="bob@localhost")  # slixmpp approves and asks back
+        await subscribed.wait_for(lambda p: True, timeout=20)
+        await wait_until(lambda: bob.client_roster["alice@localhost"]["subscription"] == "both"
+                         and alice.client_roster["bob@localhost"]["subscription"] == "both")
+        alice.disconnect()
+        bob.disconnect()
+
+        alice, alice_events = await connect(a, "alice@localhost/phone")
+        bob, bob_events = await connect(b, "bob@localhost/desk")
+        await wait_until(lambda: "alice@localhost/phone" in registry(redis, "a")
+                         and "bob@localhost/desk" in registry(redis, "b"))
+        await asyncio.sleep(1.0)  # the caps of each are resolved
+        await publish_avatar(alice, "before")
+        await bob_events.wait_for(lambda m: metadata_id(m) == "before", timeout=20)
+
+        # the subscriptions cut (node a can still publish, nobody listens for a second)
+        assert redis.command("CLIENT", "KILL", "TYPE", "pubsub") == 2
+        await publish_avatar(alice, "cut")
+        await bob_events.wait_for(lambda m: metadata_id(m) == "cut", timeout=30)
+
+        # Redis itself down
+        redis.stop()  # nothing saved: it comes back empty
+        await publish_avatar(alice, "during")  # stored and sent on node a alone
+        await alice_events.wait_for(lambda m: metadata_id(m) == "during", timeout=20)
+        await asyncio.sleep(2 * HEARTBEAT)
+        assert not bob_events.matching(lambda m: metadata_id(m) == "during")
+        redis.start()
+        await bob_events.wait_for(lambda m: metadata_id(m) == "during", timeout=30)
+        await asyncio.sleep(4 * HEARTBEAT)  # tried again until both nodes heard it: once
+        ids = [metadata_id(m) for m in bob_events.items]
+        assert [ids.count(id) for id in ("before", "cut", "during")] == [1, 1, 1], ids
+        alice.disconnect()
+        bob.disconnect()
+
+    run(scenario)
+    assert "cluster news (pep) heard by every node after" in a.log()
