@@ -113,6 +113,26 @@ def test_in_band_removal_on_one_node_ends_the_sessions_on_the_other(cluster):
     assert "carol@localhost" not in a.ctl("users").stdout
 
 
+def test_a_deletion_while_the_subscriptions_are_cut_reaches_the_other_node_after(cluster):
+    redis, a, b = cluster
+
+    async def scenario():
+        desk = await login(b, "bob@localhost/desk")
+        ended = ended_with(desk)
+        await wait_until(lambda: "bob@localhost/desk" in registry(redis, "b"))
+        deleting = asyncio.create_task(asyncio.to_thread(a.ctl, "deluser", "bob@localhost"))
+        while not deleting.done():  # nobody listens until the deletion is done
+            redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+            await asyncio.sleep(0.05)
+        deleted = await deleting
+        assert deleted.returncode == 0, deleted.stderr
+        assert not ended.done()
+        assert await asyncio.wait_for(ended, 30) == "not-authorized"
+
+    run(scenario)
+    assert "account bob@localhost deleted on node a: 1 sessions ended here" in b.log()
+
+
 # -- one account's roster written from two nodes at once
 
 

@@ -171,8 +171,9 @@ def test_a_deletion_ends_the_accounts_sessions_on_the_other_nodes_once():
     assert phone.closed == [("not-authorized", "account deleted")] and other.closed == []
     assert deleted_on_b == [parse_jid("alice@localhost")]
     assert len(redis.published) == 1  # b's own USER_DELETED is not news again
-    for junk in ("localhost", "alice@localhost/phone", "@@"):
-        casts["b"].received(f"{accounts.TOPIC} a\n{junk}")
+    for number, junk in enumerate(("localhost", "alice@localhost/phone", "@@")):
+        casts["b"].received(f"{accounts.TOPIC} a\na {number + 100}\n{junk}")
+    casts["b"].received(f"{accounts.TOPIC} a\nalice@localhost")  # no id: not news
     assert deleted_on_b == [parse_jid("alice@localhost")]
     for step in undo:
         step()

@@ -10,8 +10,8 @@ drop what they keep in memory of the account (a cached roster, vCard, block list
 do on the deleting node. The deleting node's ``USER_DELETING`` (subscriptions cancelled,
 the archive's pending writes dropped) runs there only: the data is shared.
 
-The news travels on pub/sub: a node that is cut from Redis at that moment does not hear it
-(its sessions of the account stay until they end; they can no longer log in again).
+The news is sent again until every node with sessions heard it (xmppd.cluster.insist), so
+a node cut from Redis at that moment ends its sessions of the account once Redis is back.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from xmppd import events
 from xmppd.admin.api import end_deleted_sessions
 from xmppd.cluster.broadcast import Broadcast
+from xmppd.cluster.insist import Insistent
 from xmppd.jid import JID, InvalidJID, parse_jid
 from xmppd.logs import get_logger
 
@@ -40,14 +41,14 @@ def decode(text: str) -> JID:
     return account
 
 
-def relay_deletions(bus, broadcast: Broadcast, sessions) -> list[Callable[[], None]]:
+def relay_deletions(bus, broadcast: Broadcast, sessions,
+                    receivers: Callable[[], int] = lambda: 0,
+                    connected: Callable[[], bool] = lambda: True, reactor=None,
+                    interval: float = 5.0) -> list[Callable[[], None]]:
     """Wire the server's event ``bus`` and its ``sessions`` (``resources(bare)``) to the other
-    nodes; returns the undo functions."""
+    nodes; returns the undo functions. ``receivers``, ``connected``, ``reactor`` and
+    ``interval``: as xmppd.cluster.insist.Insistent's (no ``reactor``: sent once)."""
     heard: set[str] = set()  # deletions this node is replaying: not news again
-
-    def deleted(account: JID) -> None:
-        if account.userhost() not in heard:
-            broadcast.send(TOPIC, account.userhost())
 
     def arrived(node: str, text: str):
         try:
@@ -65,4 +66,10 @@ def relay_deletions(bus, broadcast: Broadcast, sessions) -> list[Callable[[], No
         finally:
             heard.discard(account.userhost())
 
-    return [bus.on(events.USER_DELETED, deleted), broadcast.on(TOPIC, arrived)]
+    news = Insistent(broadcast, TOPIC, arrived, receivers, connected, reactor, interval)
+
+    def deleted(account: JID) -> None:
+        if account.userhost() not in heard:
+            news.send(account.userhost(), account.userhost())
+
+    return [bus.on(events.USER_DELETED, deleted), news.start()]

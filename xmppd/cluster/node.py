@@ -133,10 +133,11 @@ class ClusterNode:
             self._undo.append(dispatcher.add_stanza("message", type, "bare", links.to_bare,
                                                     DELIVERY_PRIORITY + 1))
         self._undo += relay_rosters(bus, self.broadcast)
-        self._undo += relay_pep(bus, self.broadcast, directory.receivers,
-                                lambda: cluster_redis.connected(self.redis), server.reactor,
-                                self.config.heartbeat)
-        self._undo += relay_deletions(bus, self.broadcast, server.sessions)
+        # news sent again until every node with sessions heard it (xmppd.cluster.insist)
+        insisting = (directory.receivers, lambda: cluster_redis.connected(self.redis),
+                     server.reactor, self.config.heartbeat)
+        self._undo += relay_pep(bus, self.broadcast, *insisting)
+        self._undo += relay_deletions(bus, self.broadcast, server.sessions, *insisting)
         locks = ClusterLocks(self.redis, self.config.node,
                              lambda: cluster_redis.connected(self.redis), server.reactor)
         self._undo.append(server.provide(IClusterLocks, locks))  # the roster plugin's
