@@ -260,6 +260,15 @@ class IRemoteRouter(Interface):
         """Send a stanza for a domain we do not host, or bounce it with an error."""
 
 
+class IClusterLocks(Interface):
+    """Work only one node of a cluster runs at a time under a name (xmppd.cluster.locks
+    provides it; on a single node nothing does, and a plugin's own order is enough)."""
+
+    def run(name, work):
+        """Call ``work()`` (returning a Deferred) once no other node runs work under
+        ``name``; Deferred firing its result."""
+
+
 class IClientHooks(Interface):
     """What plugins hook into client sessions beyond their stanzas (xmppd.c2s.hooks)."""
 

@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppd import events, ns
-from xmppd.cluster import pep, rosters
+from xmppd.cluster import accounts, pep, rosters
 from xmppd.cluster.broadcast import BROADCAST_CHANNEL, Broadcast
 from xmppd.eventbus import EventBus
 from xmppd.im.roster_items import item_element, removed_item_element
@@ -140,3 +140,42 @@ def test_the_relays_turn_one_nodes_events_into_the_others():
         step()
     bus_a.emit(events.ROSTER_CHANGED, account, 4, removed_item_element("bob@localhost"))
     assert len(heard) == 2
+
+
+class Session:
+    def __init__(self, jid: str) -> None:
+        self.jid = parse_jid(jid)
+        self.closed: list[tuple[str, str]] = []
+
+    def close(self, condition: str, text: str) -> None:
+        self.closed.append((condition, text))
+
+
+class Sessions:
+    def __init__(self, *sessions: Session) -> None:
+        self.sessions = sessions
+
+    def resources(self, bare):
+        return [session for session in self.sessions if session.jid.bare() == bare]
+
+
+def test_a_deletion_ends_the_accounts_sessions_on_the_other_nodes_once():
+    redis, casts = nodes("a", "b")
+    bus_a, bus_b = EventBus(), EventBus()
+    phone, other = Session("alice@localhost/phone"), Session("bob@localhost/pc")
+    accounts.relay_deletions(bus_a, casts["a"], Sessions())
+    undo = accounts.relay_deletions(bus_b, casts["b"], Sessions(phone, other))
+    deleted_on_b: list = []
+    bus_b.on(events.USER_DELETED, deleted_on_b.append)  # b's plugins forget the account
+    bus_a.emit(events.USER_DELETED, parse_jid("alice@localhost"))
+    assert phone.closed == [("not-authorized", "account deleted")] and other.closed == []
+    assert deleted_on_b == [parse_jid("alice@localhost")]
+    assert len(redis.published) == 1  # b's own USER_DELETED is not news again
+    for number, junk in enumerate(("localhost", "alice@localhost/phone", "@@")):
+        casts["b"].received(f"{accounts.TOPIC} a\na {number + 100}\n{junk}")
+    casts["b"].received(f"{accounts.TOPIC} a\nalice@localhost")  # no id: not news
+    assert deleted_on_b == [parse_jid("alice@localhost")]
+    for step in undo:
+        step()
+    bus_a.emit(events.USER_DELETED, parse_jid("bob@localhost"))
+    assert other.closed == []

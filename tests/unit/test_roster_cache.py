@@ -401,3 +401,42 @@ class ServiceCacheTests(TestCase):
         self.contacts()
         self.service.on_user_deleted(ALICE)
         self.assertNotIn(ALICE, self.service.cache)
+
+
+class ClusterLocks:
+    """IClusterLocks run at once, noting when each name is taken and given back."""
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def run(self, name, work):
+        self.log.append(("lock", name))
+        d = work()
+        d.addBoth(lambda result: self.log.append(("unlock", name)) or result)
+        return d
+
+
+class ClusterServiceTests(TestCase):
+    def test_in_a_cluster_a_change_reads_storage_and_is_told_under_the_accounts_lock(self):
+        """The roster kept here may miss another node's last change: under the cluster's
+        lock it is read again, and the push and the news go out before the lock does."""
+        server, store, log = FakeServer(), OneAtATimeStore(), []
+        service = RosterService(server.sessions, server.route, store,
+                                changed=lambda account, version, item: log.append(
+                                    ("changed", version)),
+                                cluster_locks=lambda: ClusterLocks(log))
+        server.sessions.bound[ALICE] = [type("Session", (), {"account": ALICE})()]
+        store.rosters[("alice", "localhost")] = {"bob@localhost": item("bob@localhost", "to")}
+        store.versions[("alice", "localhost")] = 1
+        kept = service.contacts(ALICE)
+        store.answer_all()
+        sync(kept)
+        self.assertIn(ALICE, service.cache)
+        change = service.set_state(ALICE, BOB, subscription.BOTH)
+        self.assertNotIn(ALICE, service.cache)  # dropped under the lock
+        self.assertEqual([name for name, _, _ in store.pending], ["get_item"])  # from storage
+        store.answer_all()
+        store.answer_all()
+        self.assertIsNone(sync(change))
+        self.assertEqual(log, [("lock", "roster:alice@localhost"), ("changed", 2),
+                               ("unlock", "roster:alice@localhost")])

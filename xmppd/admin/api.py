@@ -66,8 +66,7 @@ class AdminAPI:
         log.info("account {jid} deleted", jid=account.full())
         closed = 0
         if self.server is not None:
-            sessions = self.server.sessions.resources(account)
-            closed = _close_all(sessions, DELETED_CONDITION, DELETED_TEXT)
+            closed = end_deleted_sessions(self.server.sessions.resources(account))
             yield self.server.emit(events.USER_DELETED, account)
         return closed
 
@@ -170,6 +169,13 @@ class _PluginFace:
     def __init__(self, emit, sessions) -> None:
         self.emit = emit
         self.sessions = sessions
+
+
+def end_deleted_sessions(sessions) -> int:
+    """End the sessions of a deleted account as account removal does (XEP-0077 §3.2: the
+    stream closes with <not-authorized/>); also what a cluster's other nodes do with theirs
+    (xmppd.cluster.accounts). Returns how many."""
+    return _close_all(sessions, DELETED_CONDITION, DELETED_TEXT)
 
 
 def _close_all(sessions, condition: str, text: str) -> int:

@@ -8,7 +8,11 @@ Redis. Off unless configured; without it none of this is imported.
 - ``delivery``: the chain links that carry messages to sessions on other nodes, and what a
   node does with the stanzas forwarded to it.
 - ``broadcast``: news for every node on one channel; ``rosters`` and ``pep`` carry the roster
-  plugin's changes and the pep plugin's notifications on it to the other nodes.
+  plugin's changes and the pep plugin's notifications on it to the other nodes, ``accounts``
+  the deletion of an account (every node ends its sessions); ``insist``: news sent again
+  until every node heard it (PEP, across a Redis outage).
+- ``locks``: work one node at a time runs under a name (IClusterLocks: one account's roster
+  changes).
 - ``view``: what ``xmppdctl cluster`` and the manhole's ``admin.cluster()`` show.
 - ``streams``: each node's inbox in Redis (a stream): stanzas for its sessions, kept until
   handed over; ``rescue``: a dead node's inbox emptied by a live one.

@@ -129,6 +129,11 @@ class SessionDirectory:
     def __len__(self) -> int:
         return sum(len(sessions) for sessions in self._by_node.values())
 
+    def receivers(self) -> int:
+        """How many nodes' subscriptions news for sessions must reach: this node's and
+        those of every node with a session (xmppd.cluster.insist)."""
+        return 1 + len(self._by_node)
+
     # -- life
 
     @defer.inlineCallbacks

@@ -20,10 +20,12 @@ from xmppd import events
 from xmppd.admin.api import AdminAPI
 from xmppd.admin.commands import AdminCommand
 from xmppd.cluster import redis as cluster_redis
+from xmppd.cluster.accounts import relay_deletions
 from xmppd.cluster.address import parse_redis_url
 from xmppd.cluster.broadcast import BROADCAST_CHANNEL, Broadcast
 from xmppd.cluster.delivery import Arrivals, RemoteDelivery
 from xmppd.cluster.directory import REGISTRY_CHANNEL, SessionDirectory, stanza_channel
+from xmppd.cluster.locks import ClusterLocks
 from xmppd.cluster.pep import relay_pep
 from xmppd.cluster.rescue import Rescue
 from xmppd.cluster.resumption import RemoteResumption
@@ -34,7 +36,7 @@ from xmppd.cluster.view import ClusterView
 from xmppd.dispatch import DELIVERY_PRIORITY
 from xmppd.im.carbons import CARBONS_CHANGED
 from xmppd.im.presence_stanzas import readdressed
-from xmppd.interfaces import IMucRooms, IRemoteResumption, IResumableSessions
+from xmppd.interfaces import IClusterLocks, IMucRooms, IRemoteResumption, IResumableSessions
 from xmppd.jid import InvalidJID, parse_jid
 from xmppd.logs import get_logger
 from xmppd.stanza import MESSAGE_TYPES, Stanza
@@ -132,7 +134,15 @@ class ClusterNode:
                                                     DELIVERY_PRIORITY + 1))
             self._undo.append(dispatcher.add_stanza("message", type, "bare", links.to_bare,
                                                     DELIVERY_PRIORITY + 1))
-        self._undo += relay_rosters(bus, self.broadcast) + relay_pep(bus, self.broadcast)
+        self._undo += relay_rosters(bus, self.broadcast)
+        # news sent again until every node with sessions heard it (xmppd.cluster.insist)
+        insisting = (directory.receivers, lambda: cluster_redis.connected(self.redis),
+                     server.reactor, self.config.heartbeat)
+        self._undo += relay_pep(bus, self.broadcast, *insisting)
+        self._undo += relay_deletions(bus, self.broadcast, server.sessions, *insisting)
+        locks = ClusterLocks(self.redis, self.config.node,
+                             lambda: cluster_redis.connected(self.redis), server.reactor)
+        self._undo.append(server.provide(IClusterLocks, locks))  # the roster plugin's
         self.resumption = RemoteResumption(self.config.node, self.broadcast, self.redis.publish,
                                            lambda: server.query(IResumableSessions),
                                            server.reactor)

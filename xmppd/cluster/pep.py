@@ -10,6 +10,8 @@ was (its access model decides who may read) and the JIDs already reached; every 
 emits ``events.PEP_NOTIFIED_ELSEWHERE``, and its pep plugin sends copies to the JIDs it knows
 want the node and may have it, but not to those. The last items a newly interested JID gets
 need nothing of this: the node that saw its presence reads them from the shared database.
+A notification that some node missed (a Redis outage) is sent again until heard
+(xmppd.cluster.insist); a node drops a copy it already had.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from collections.abc import Callable
 
 from xmppd import events
 from xmppd.cluster.broadcast import Broadcast
+from xmppd.cluster.insist import Insistent
 from xmppd.jid import JID, InvalidJID, parse_jid
+from xmppd.logs import get_logger
 from xmppd.pubsub import Notification
 from xmppd.pubsub.config import PEP_DEFAULTS
 from xmppd.pubsub.model import Node
 from xmppd.xml.stored import stanza_from_text, stanza_to_text
+
+log = get_logger(__name__)
 
 TOPIC = "pep"
 
@@ -54,8 +60,29 @@ def decode(text: str) -> tuple[JID, Notification, frozenset[str]]:
     return account, Notification(kind, node, message), sent
 
 
-def relay_pep(bus, broadcast: Broadcast) -> list[Callable[[], None]]:
-    """Wire the server's event ``bus`` to the other nodes; returns the undo functions."""
-    return broadcast.relay(bus, TOPIC, events.PEP_NOTIFIED, events.PEP_NOTIFIED_ELSEWHERE,
-                           encode, decode,
-                           "PEP notification")
+def relay_pep(bus, broadcast: Broadcast, receivers: Callable[[], int] = lambda: 0,
+              connected: Callable[[], bool] = lambda: True, reactor=None,
+              interval: float = 5.0) -> list[Callable[[], None]]:
+    """Wire the server's event ``bus`` to the other nodes; returns the undo functions.
+
+    Each notification is news of its account's node (xmppd.cluster.insist): sent again at
+    every ``interval`` until ``receivers()`` subscriptions (those of the nodes with
+    sessions when it was published) heard it, so one published during a Redis outage
+    reaches the other nodes once Redis is back; only the last one of each node is. (No
+    ``reactor``: sent once, as in tests of the codec.)"""
+    def arrived(node: str, text: str):
+        try:
+            args = decode(text)
+        except ValueError as error:
+            log.warn("ignored a malformed PEP notification from node {node}: {error}",
+                     node=node, error=str(error))
+            return None
+        return bus.emit(events.PEP_NOTIFIED_ELSEWHERE, *args)
+
+    news = Insistent(broadcast, TOPIC, arrived, receivers, connected, reactor, interval)
+
+    def notified(account: JID, notification: Notification, sent: frozenset[str]) -> None:
+        news.send((account.userhost(), notification.node.name),
+                  encode(account, notification, sent))
+
+    return [bus.on(events.PEP_NOTIFIED, notified), news.start()]

@@ -170,6 +170,9 @@ class Mam:
         return self.writer.settled(account.userhost())
 
     def on_user_deleted(self, account: JID) -> defer.Deferred:
+        """The preferences go; so does what still waits for the archive: on a cluster's
+        other nodes (xmppd.cluster.accounts) this is the first word of the deletion."""
+        self.writer.forget(account.userhost())
         return defer.ensureDeferred(self.prefs.forget(account))
 
     def purge(self) -> defer.Deferred:

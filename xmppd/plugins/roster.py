@@ -30,6 +30,8 @@ Decisions worth knowing:
   told as ``events.ROSTER_CHANGED`` (xmppd.cluster.rosters carries it to the other nodes), and
   one stored elsewhere arrives as ``events.ROSTER_CHANGED_ELSEWHERE``: the kept roster is
   dropped (the next read goes to storage) and the push goes to the interested resources here.
+  Changes to one account are serialized across the nodes too (IClusterLocks): each runs,
+  pushes and tells the other nodes under the account's lock, from storage.
 * Which accounts hold stored subscription requests is known in memory on a single node
   (xmppd.im.holding): the initial presence of an account without any reads only its roster.
 """
@@ -53,7 +55,7 @@ from xmppd.im.keyed_queue import KeyedQueue
 from xmppd.im.roster_cache import CachedRoster, RosterCache
 from xmppd.im.roster_items import item_element, removed_item_element
 from xmppd.im.subscription import SubState
-from xmppd.interfaces import IRoster, IXmppdPlugin
+from xmppd.interfaces import IClusterLocks, IRoster, IXmppdPlugin
 from xmppd.jid import JID, InvalidJID, parse_jid
 from xmppd.logs import get_logger
 from xmppd.plugins._config import reject_unknown_keys
@@ -208,7 +210,8 @@ class Roster:
         requesters = Holding("subscription requests", lambda: ctx.remote_sessions() is None)
         service = RosterService(ctx.sessions, ctx.route, ctx.storage.roster, ctx.settings,
                                 changed=lambda *change: ctx.emit(events.ROSTER_CHANGED, *change),
-                                requesters=requesters)
+                                requesters=requesters,
+                                cluster_locks=lambda: ctx.query(IClusterLocks))
         requesters.load(ctx.storage.roster.accounts_with_requests)
         ctx.iq("get", ns.ROSTER, "query", service.on_get, to="bare")
         ctx.iq("set", ns.ROSTER, "query", service.on_set, to="bare")
@@ -228,8 +231,11 @@ class RosterService:
 
     def __init__(self, sessions, route: Callable, store,
                  max_items: int = DEFAULT_MAX_ITEMS, changed: Callable | None = None,
-                 requesters: Holding | None = None) -> None:
-        """``requesters``: which accounts hold stored requests (None: read them every time)."""
+                 requesters: Holding | None = None,
+                 cluster_locks: Callable[[], IClusterLocks | None] = lambda: None) -> None:
+        """``requesters``: which accounts hold stored requests (None: read them every time);
+        ``cluster_locks()``: the cluster's locks, None on a single node (asked at each change:
+        the cluster starts after the plugins)."""
         self._resources = sessions.resources  # sessions: read-only, as plugins see them
         self._route_stanza = route  # the server's route(stanza, origin)
         self.store = store  # IRosterStore
@@ -241,6 +247,7 @@ class RosterService:
         if requesters is None:
             requesters = Holding("subscription requests", lambda: False)
         self.requesters = requesters
+        self._cluster_locks = cluster_locks
 
     # -- jabber:iq:roster
 
@@ -266,20 +273,22 @@ class RosterService:
         if request.contact == account and not request.remove:
             raise StanzaError("not-allowed", "your own address is not a roster item")
         if request.remove:
-            change = self._exclusive(account, self._remove, account, request.contact)
-        else:
-            change = self._exclusive(account, self._update, account, request)
-        return self._answer_first(change)
+            return self._answer_first(account, self._remove, account, request.contact)
+        return self._answer_first(account, self._update, account, request)
 
-    def _answer_first(self, change: defer.Deferred) -> defer.Deferred:
-        """The Deferred the dispatcher answers the IQ from; the effects run right after it."""
+    def _answer_first(self, account: JID, work, *args) -> defer.Deferred:
+        """The Deferred the dispatcher answers the IQ from: it fires once ``work`` stored the
+        change, and its effects run right after it."""
         answered: defer.Deferred = defer.Deferred()
 
-        def stored(effects: Effects) -> None:
-            answered.callback(None)
-            self._run(effects)
+        def failed(failure) -> None:
+            if not answered.called:
+                answered.errback(failure)
+            else:
+                log.failure("a roster change failed after its answer", failure)
 
-        change.addCallbacks(stored, answered.errback)
+        self._exclusive(account, work, *args,
+                        stored=lambda: answered.callback(None)).addErrback(failed)
         return answered
 
     async def _update(self, account: JID, request: RosterSet) -> Effects:
@@ -338,9 +347,7 @@ class RosterService:
         if not isinstance(state, SubState):
             raise TypeError(f"expected a SubState, not {state!r}")
         account, contact = account.bare(), contact.bare()
-        d = self._exclusive(account, self._set_state, account, contact, state, request)
-        d.addCallback(self._run)
-        return d
+        return self._exclusive(account, self._set_state, account, contact, state, request)
 
     async def _set_state(self, account: JID, contact_jid: JID, state: SubState,
                          request: domish.Element | None) -> Effects:
@@ -418,9 +425,31 @@ class RosterService:
 
     # -- helpers
 
-    def _exclusive(self, account: JID, work, *args) -> defer.Deferred:
-        """Run the coroutine function ``work(*args)`` once no other change to ``account`` runs."""
-        return self.locks.run(account, lambda: defer.ensureDeferred(work(*args)))
+    def _exclusive(self, account: JID, work, *args,
+                   stored: Callable[[], None] | None = None) -> defer.Deferred:
+        """Run the coroutine function ``work(*args)``, then ``stored()`` and the effects it
+        returns (pushes, news for the other nodes, presence), once no other change to
+        ``account`` runs: on this node, and in a cluster on any node (IClusterLocks; the
+        roster kept here may miss the last node's change, so it is read again)."""
+
+        async def change() -> None:
+            effects = await work(*args)
+            if stored is not None:
+                stored()
+            self._run(effects)
+
+        def clustered() -> defer.Deferred:
+            cluster = self._cluster_locks()
+            if cluster is None:
+                return defer.ensureDeferred(change())
+
+            def locked() -> defer.Deferred:
+                self.cache.forget(account)
+                return defer.ensureDeferred(change())
+
+            return cluster.run(f"roster:{account.userhost()}", locked)
+
+        return self.locks.run(account, clustered)
 
     def _online(self, account: JID) -> bool:
         return bool(self._resources(account))
