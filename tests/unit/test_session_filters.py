@@ -161,6 +161,28 @@ class ZeroCostTests(FilterTestCase):
         alice.feed(MESSAGE.format(to="bob@localhost/phone", id="m1", body="still works"))
         self.assertEqual(self.bodies(bob), ["still works"])
 
+    async def test_each_undo_removes_its_own_registration_once(self):
+        alice, bob, _, bob_session = await self.two_sessions()
+        seen = []
+
+        def tag(element, session):
+            seen.append(element["id"])
+            return element
+
+        first = bob_session.filters.add(filters.OUT, tag)
+        second = bob_session.filters.add(filters.OUT, tag)  # the same function twice
+        alice.feed(MESSAGE.format(to="bob@localhost/phone", id="m1", body="one"))
+        self.assertEqual(seen, ["m1", "m1"])
+        first()
+        first()  # a second call changes nothing: the other registration stays
+        alice.feed(MESSAGE.format(to="bob@localhost/phone", id="m2", body="two"))
+        self.assertEqual(seen, ["m1", "m1", "m2"])
+        second()
+        self.assertNotIn("send", vars(bob_session))
+        alice.feed(MESSAGE.format(to="bob@localhost/phone", id="m3", body="three"))
+        self.assertEqual(seen, ["m1", "m1", "m2"])
+        self.assertEqual(self.bodies(bob), ["one", "two", "three"])
+
     async def test_unknown_direction_is_refused(self):
         _, _, alice_session, _ = await self.two_sessions()
         self.assertRaises(ValueError, alice_session.filters.add, "sideways", lambda e, s: e)

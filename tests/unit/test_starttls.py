@@ -78,9 +78,54 @@ class StartTLSTests(TestCase):
         self.assertTrue(transport.TLS)
         self.assertTrue(ISSLTransport.providedBy(transport))
         self.assertIsInstance(transport.getHandle(), SSL.Connection)
+        self.assertIsNone(transport.getPeerCertificate())  # the client sent none
+        # all of it from the transport's class, nothing set on the object itself
+        for name in ("TLS", "getHandle", "getPeerCertificate", "__provides__"):
+            self.assertNotIn(name, vars(transport), name)
         layer = transport.protocol
         self.assertIs(layer.wrappedProtocol, server)
         for interface in (ISSLTransport, ITCPTransport):
             self.assertTrue(interface.providedBy(layer), interface)
         client.transport.loseConnection()
         yield server.lost
+
+    @defer.inlineCallbacks
+    def test_connections_of_a_context_that_keeps_factories_share_one(self):
+        """ServerTLS keeps ``tls_layer_factories``: every connection's layer has the same
+        factory, which forgets each layer when its connection goes."""
+        path = Path(self.mktemp())
+        cert, key = path.with_suffix(".crt"), path.with_suffix(".key")
+        make_self_signed(cert, key, ["localhost"])
+        context = server_context_factory(cert, key)
+        context.tls_layer_factories = {}
+        servers = [_Server(context), _Server(context)]
+        port = reactor.listenTCP(0, protocol.Factory.forProtocol(lambda: servers.pop(0)),
+                                 interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        connected = list(servers)
+        clients = []
+        for _ in connected:
+            client = yield protocol.ClientCreator(reactor, _Client).connectTCP(
+                "127.0.0.1", port.getHost().port)
+            client.transport.write(b"tls")
+            yield client.wait()
+            client.received = b""
+            client.transport.startTLS(ssl.CertificateOptions())
+            yield client.wait()
+            self.assertEqual(client.received, b"encrypted hello")
+            clients.append(client)
+        layers = [server.transport.protocol for server in connected]
+        factory = layers[0].factory
+        self.assertIs(layers[1].factory, factory)
+        self.assertEqual(context.tls_layer_factories, {False: factory})
+        self.assertEqual(set(factory.protocols), set(layers))
+        clients[0].transport.loseConnection()
+        yield connected[0].lost
+        self.assertEqual(set(factory.protocols), {layers[1]})
+        clients[1].received = b""
+        clients[1].transport.write(b"still")
+        yield clients[1].wait()
+        self.assertEqual(clients[1].received, b"STILL")
+        clients[1].transport.loseConnection()
+        yield connected[1].lost
+        self.assertEqual(factory.protocols, {})

@@ -27,7 +27,10 @@ class ClientSession:
     """
 
     # Unfiltered defaults, overridden per instance while filters exist (xmppd.c2s.filters):
-    # a session nobody filters pays no check on its way in or out.
+    # a session nobody filters pays no check on its way in or out. ``inbound`` is set in
+    # __init__ as well: CPython gives an instance room for one attribute more than its
+    # __init__ set, and a second one (``inbound`` after ``send``) turns its shared-key
+    # values into a dict of its own (830 bytes more for a session with stream management).
     inbound = None  # the IN filter chain's run(element), or None: straight to the router
     _filters: SessionFilters | None = None
     moved = False  # it ended here to go on on another node (ClientHooks.hand_over)
@@ -44,6 +47,7 @@ class ClientSession:
         self.available = False
         self.priority = 0
         self.presence = None
+        self.inbound = None  # see the class attribute
 
     @property
     def secure(self) -> bool:

@@ -117,6 +117,8 @@ class StreamManagement:
         self.ended: OrderedDict[str, tuple[JID, int]] = OrderedDict()  # id -> account, h
         self.rescue = Rescue(ctx)
         self.acks: dict = {}  # session -> the Deferred its <a/> (and later ones) wait for
+        # the filters every managed session gets, bound once (not two new methods a session)
+        self._filter_in, self._filter_out = self._count_in, self._queue_out
 
     # -- the stream feature
 
@@ -138,8 +140,8 @@ class StreamManagement:
         timeout = self._timeout(element)
         sm_id = secrets.token_urlsafe(24) if timeout else None
         managed = self.managed[session] = ManagedSession(session, sm_id, timeout)
-        managed.undo = [session.filters.add(filters.IN, self._count_in, IN_PRIORITY),
-                        session.filters.add(filters.OUT, self._queue_out, OUT_PRIORITY)]
+        managed.undo = [session.filters.add(filters.IN, self._filter_in, IN_PRIORITY),
+                        session.filters.add(filters.OUT, self._filter_out, OUT_PRIORITY)]
         log.debug("stream management enabled for {jid}", jid=session.jid)
         if sm_id is not None:
             self.by_id[sm_id] = managed

@@ -65,6 +65,8 @@ class ServerTLS:
         self.store = store
         self.min_version = min_version
         self._contexts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # the TLS layers' factory, one for all connections (xmppd.stream.starttls)
+        self.tls_layer_factories: dict = {}
 
     def context_for(self, pair) -> SSL.Context:
         """The configured context presenting ``pair`` (a certstore.KeyPair), made once."""

@@ -158,6 +158,17 @@ class StreamParser:
     so the stream layer may reject a header or element by raising ``StreamError``.
     """
 
+    # One parser per stream, alive as long as the stream: with 31 attributes an instance dict
+    # no longer shares its class's keys and costs 1.6 KiB; slots cost 0.3 KiB.
+    __slots__ = (
+        "_active", "_anchor", "_buffer", "_buffer_base", "_carry", "_carry_base",
+        "_child_start", "_current", "_depth", "_failure", "_fed", "_finished", "_holder",
+        "_holder_ok", "_keeping", "_max_depth", "_max_stanza_size", "_on_element",
+        "_on_stream_end", "_on_stream_start", "_parser", "_pass_through", "_pending_default",
+        "_pending_prefixes", "_prologue", "_refused", "_resume_tag", "_root_default",
+        "_root_refused", "_slice", "_stopped",
+    )
+
     def __init__(
         self,
         on_stream_start: Callable[[StreamHeader], None],
