@@ -27,10 +27,11 @@ hold or drop it; OUT at -1000 queues what is written to it after every other fil
 from __future__ import annotations
 
 import secrets
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from twisted.internet import defer
 from twisted.words.xish import domish
 
 from xmppd.c2s import filters
@@ -105,7 +106,7 @@ class StreamManagement:
         self.by_id: dict[str, ManagedSession] = {}  # resumable ones
         self.ended: OrderedDict[str, tuple[JID, int]] = OrderedDict()  # id -> account, h
         self.rescue = Rescue(ctx)
-        self.acks: dict = {}  # session -> its <a/> answers waiting for the archive, in order
+        self.acks: dict = {}  # session -> the Deferred its <a/> (and later ones) wait for
 
     # -- the stream feature
 
@@ -189,38 +190,28 @@ class StreamManagement:
 
     def on_r(self, element: domish.Element, stream) -> None:
         managed = self._managed(stream)
+        answer = sm_element("a", h=managed.handled)
         # What <a/> counts must survive a SIGKILL: the stream waited for each stanza's work,
         # but the archive batches its copies; this account's go with its next write (group
         # commit: every <r/> of the moment shares it, xmppd.mam.writer) and the answer waits
-        # for that, in order behind the earlier answers still waiting, so h never goes back.
+        # for that (behind an earlier answer still waiting, so h never goes back).
         archive = self.ctx.query(IArchiveWrites)
         session = stream.session
         wait = None if archive is None else archive.settled(session.jid.userhost())
-        waiting = self.acks.get(session)
-        if waiting is None and wait is None:
-            stream.send(sm_element("a", h=managed.handled))
+        pending = [d for d in (self.acks.get(session), wait) if d is not None]
+        if not pending:
+            stream.send(answer)
             return
-        if waiting is None:
-            waiting = self.acks[session] = deque()
-        answer = [managed.handled, wait is None, stream]  # h, ready, the stream asked on
-        waiting.append(answer)
-        if wait is not None:
-            wait.addCallback(self._ready, session, answer)
+        done = pending[0] if len(pending) == 1 else defer.gatherResults(pending)
+        self.acks[session] = done
+        done.addCallback(self._answer, stream, answer, done)
 
-    def _ready(self, _result, session, answer: list) -> None:
-        """An answer's archive write is done: send it and every ready one behind it, in
-        order (one <a/> per <r/>, as §4 wants; not if the session ended meanwhile)."""
-        answer[1] = True
-        waiting = self.acks.get(session)
-        if waiting is None:
-            return
-        managed = self.managed.get(session)
-        while waiting and waiting[0][1]:
-            h, _, stream = waiting.popleft()
-            if managed is not None:
-                stream.send(sm_element("a", h=h))
-        if not waiting:
+    def _answer(self, _result, stream, answer: domish.Element, done) -> None:
+        session = stream.session
+        if self.acks.get(session) is done:
             del self.acks[session]
+        if self.managed.get(session) is not None:  # not if the session ended meanwhile
+            stream.send(answer)
 
     def on_a(self, element: domish.Element, stream) -> None:
         managed = self._managed(stream)
