@@ -105,8 +105,8 @@ class BatchWriter:
         self._next: _Write | None = None  # set: the batch is to be written, next
         self._writing: dict[str, _Write] = {}  # account -> the newest write that concerns it
         self._in_flight: list[_Write] = []  # one, but for flush()
-        self.writes = 0  # writes handed to the database, and the entries in them: the
-        self.written = 0  # average batch, for the bench and the metrics
+        self.writes = 0  # writes handed to the database, and the entries in them (the
+        self.written = 0  # average batch: tests, and a look with the manhole)
 
     @property
     def pending(self) -> int:
