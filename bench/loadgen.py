@@ -89,6 +89,8 @@ class Target:
     modern: bool = False  # clients enable SM, carbons and CSI (see the module docstring)
     websocket_url: str = ""  # wss://... of RFC 7395, when the bench set one up (bench/websocket.py)
     starttls: bool = True  # False: log in on the plain TCP stream (bench/workloads.py WITHOUT_TLS)
+    # modern clients leave these out ("smacks", "carbons", "csi"): bench/run.py --modern-without
+    modern_without: frozenset[str] = frozenset()
 
     @property
     def header(self) -> bytes:
@@ -224,20 +226,25 @@ async def finish_session(conn, target: Target, bind: bytes, presence: bool,
     conn.send(bind)
     await conn.expect(BOUND, timeout)
     if target.modern:
-        await _modern_session(conn, timeout)
+        await _modern_session(conn, timeout, target.modern_without)
     if presence:
         conn.send(PRESENCE)
         await conn.expect(OWN_PRESENCE, timeout)
 
 
-async def _modern_session(conn: Connection, timeout: float) -> None:
-    """Stream management, carbons and CSI, as a modern client sets them up after bind."""
-    conn.send(SM_ENABLE)
-    await conn.expect(SM_ENABLED, timeout)
-    conn.acks = StreamAcks()
-    conn.send(CARBONS_ENABLE)
-    await conn.expect(CARBONS_ENABLED, timeout)
-    conn.send(CSI_ACTIVE)
+async def _modern_session(conn: Connection, timeout: float,
+                          without: frozenset[str] = frozenset()) -> None:
+    """Stream management, carbons and CSI, as a modern client sets them up after bind
+    (less those in ``without``: a server without that feature, for attributing costs)."""
+    if "smacks" not in without:
+        conn.send(SM_ENABLE)
+        await conn.expect(SM_ENABLED, timeout)
+        conn.acks = StreamAcks()
+    if "carbons" not in without:
+        conn.send(CARBONS_ENABLE)
+        await conn.expect(CARBONS_ENABLED, timeout)
+    if "csi" not in without:
+        conn.send(CSI_ACTIVE)
 
 
 class StreamAcks:

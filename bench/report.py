@@ -62,6 +62,7 @@ def rows(plan: Plan) -> list[Row]:
         Row(f"Messages/s routed, saturated ({plan.pairs} pairs)", "messages", "msgs_per_s", 0,
             ratio_at_least(4)),
         Row("  server CPU (cores)", "messages", "server_cpu", 2),
+        Row("  server CPU per message (µs)", "messages", "server_cpu_us_per_msg", 1),
         Row("  load generator CPU (cores)", "messages", "loadgen_cpu", 2),
         Row(f"Latency p50 at {plan.latency_rate:,} msgs/s (ms)", "messages", "latency_p50_ms", 2),
         Row(f"Latency p99 at {plan.latency_rate:,} msgs/s (ms)", "messages", "latency_p99_ms", 2,

@@ -43,6 +43,7 @@ from bench.scaling import WORKLOADS as SCALING_WORKLOADS
 from bench.servers import (
     DOMAIN,
     PROFILES,
+    XMPPD_MODERN,
     XMPPD_PLUGINS,
     ProsodyUnderTest,
     XmppdUnderTest,
@@ -83,6 +84,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="xmppd's plugins: 'plain' (the IM set Prosody has too) or 'default' "
                              "(what make run loads: PEP, stream management, ...) or 'archive' "
                              "(plain with MAM)")
+    parser.add_argument("--modern-without", default="",
+                        help="xmppd's modern profile less these features (server plugin and "
+                             "client enable both), comma-separated, from: "
+                             + ", ".join(XMPPD_MODERN))
     parser.add_argument("--profiles", default=",".join(LOADS),
                         help="the loads to profile xmppd under, from: " + ", ".join(LOADS))
     args = parser.parse_args(argv)
@@ -91,6 +96,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.profile = _choices(parser, args.profile, PROFILES)
     args.workloads = _choices(parser, args.workloads, ALL_WORKLOADS)
     args.profiles = _choices(parser, args.profiles, LOADS)
+    args.modern_without = frozenset(
+        _choices(parser, args.modern_without, XMPPD_MODERN) if args.modern_without else ())
     scaling = [name for name in args.workloads if name in SCALING_WORKLOADS]
     if scaling and len(scaling) != len(args.workloads):
         parser.error(f"{', '.join(SCALING_WORKLOADS)} run on their own (a plan of their own: "
@@ -154,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="xmppd-bench-") as tmp:
         for server_profile in args.profile:
             under_test = _prepare(Path(tmp) / server_profile, args.servers, plan,
-                                  args.xmppd_plugins, server_profile)
+                                  args.xmppd_plugins, server_profile, args.modern_without)
             results = {server.name: {} for server in under_test}
             for workload in args.workloads:
                 for server in under_test:
@@ -188,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "xmppd_plugins": args.xmppd_plugins,
+        "modern_without": sorted(args.modern_without),
         "server_profiles": args.profile,
         "seconds": round(time.monotonic() - started, 1),
         "machine": _machine(cores),
@@ -207,12 +215,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _prepare(workdir: Path, names: list[str], plan, xmppd_plugins: str = "plain",
-             server_profile: str = "plain") -> list:
+             server_profile: str = "plain", modern_without: frozenset[str] = frozenset()
+             ) -> list:
     cert, key = workdir / "tls" / f"{DOMAIN}.crt", workdir / "tls" / f"{DOMAIN}.key"
     make_self_signed(cert, key, [DOMAIN])
     under_test = []
     for name in names:
-        extra = {"plugins": xmppd_plugins} if name == "xmppd" else {}
+        extra = ({"plugins": xmppd_plugins, "modern_without": modern_without}
+                 if name == "xmppd" else {})
         server = SERVERS[name](workdir / name, (cert, key), plan.users, plan.fanout_contacts,
                                profile=server_profile, **extra)
         _say(f"writing {plan.users + 1:,} accounts for {name}")

@@ -55,12 +55,18 @@ class XmppdUnderTest(ServerUnderTest):
     name = "xmppd"
 
     def __init__(self, workdir: Path, certificate: tuple[Path, Path], users: int,
-                 hub_contacts: int, plugins: str = "plain", profile: str = "plain") -> None:
+                 hub_contacts: int, plugins: str = "plain", profile: str = "plain",
+                 modern_without: frozenset[str] = frozenset()) -> None:
+        """``modern_without``: the modern profile less these of XMPPD_MODERN (server and
+        clients both), to tell what each feature costs."""
         super().__init__(workdir, certificate, users, hub_contacts, profile)
         self.plugins = XMPPD_PLUGINS[plugins]
+        self.modern_without = modern_without if profile == "modern" else frozenset()
         if profile == "modern":
             base = DEFAULT_PLUGINS if self.plugins is None else self.plugins
-            self.plugins = (*base, *(name for name in XMPPD_MODERN if name not in base))
+            self.plugins = (*(name for name in base if name not in modern_without),
+                            *(name for name in XMPPD_MODERN
+                              if name not in base and name not in modern_without))
         self.process: XmppdProcess | None = None
 
     def _config(self, directory: Path, websocket_port: int = 0,
@@ -103,7 +109,7 @@ class XmppdUnderTest(ServerUnderTest):
         self.process.start(timeout=60)
         return Target(self.name, "127.0.0.1", self.process.c2s_port, DOMAIN,
                       self.certificate[0], self.process.process.pid,
-                      modern=self.profile == "modern",
+                      modern=self.profile == "modern", modern_without=self.modern_without,
                       websocket_url=f"wss://127.0.0.1:{websocket_port}/xmpp-websocket"
                       if websocket_port else "")
 

@@ -599,8 +599,8 @@ class IArchiveWrites(Interface):
 
     def settled(account):
         """None when nothing concerning ``account`` (a bare JID str) waits to be written;
-        else commit it now and return a Deferred firing None once it is on disk (or the
-        failure logged)."""
+        else have it committed now (with the writes of the moment: group commit) and return
+        a Deferred firing None once it is on disk (or the failure logged)."""
 
 
 # --------------------------------------------------------------------------- administration

@@ -63,6 +63,7 @@ class MamCase(PluginServerCase):
         from twisted.internet import reactor, task
 
         for _ in range(500):
+            self.clock.advance(0)  # a reactor turn ends: the archive's write starts (writer.py)
             found = harness.elements()
             if found:
                 return found
@@ -271,7 +272,9 @@ class WhatIsArchivedTests(MamCase):
 
     async def test_entries_waiting_for_a_deleted_account_are_not_written_after(self):
         await self.send_chats(3)  # still in the batch: no IQ, no timer yet
-        await self.server.emit(USER_DELETING, parse_jid("bob@localhost"))
+        deleting = self.server.emit(USER_DELETING, parse_jid("bob@localhost"))
+        self.clock.advance(0)  # the end of the reactor turn: the write of alice's copies starts
+        await deleting
         await self.server.storage.users.delete_user("bob", "localhost")
         self.clock.advance(1)
         store = SQLArchiveLog(self.server.storage, "mam")

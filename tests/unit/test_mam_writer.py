@@ -1,7 +1,8 @@
 """The archive's batch writer on real SQLite, its timer on a task.Clock: entries wait for
-the delay or the batch size, one transaction per batch, ``settled`` commits at once what
-concerns an account, a slow disk makes senders wait, a failed write is logged and lets the
-waiters go."""
+the delay or the batch size, one transaction per batch, ``settled`` commits what concerns an
+account at the end of the reactor turn, group commit (one write at a time, the requests that
+come meanwhile share the next), a slow disk makes senders wait, a failed write is logged and
+lets the waiters go."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
-from xmppd.mam import writer as writer_module
 from xmppd.mam.writer import BatchWriter
 from xmppd.storage.records import ArchiveEntry, new_entry_id
 from xmppd.storage.sqlite import SQLiteStorage
@@ -22,12 +22,15 @@ class Recording:
         self.store = store
         self.batches: list[list] = []
         self.fail = False
+        self.hold: defer.Deferred | None = None  # set: writes wait for it (a slow disk)
 
     def append_many(self, entries):
         batch = list(entries)
         self.batches.append(batch)
         if self.fail:
             return defer.fail(OSError("disk full"))
+        if self.hold is not None:
+            return self.hold.addCallback(lambda _: self.store.append_many(batch))
         return self.store.append_many(batch)
 
 
@@ -59,7 +62,8 @@ class WriterTests(TestCase):
         for number in range(12):
             self.writer.add("alice@localhost", entry(number))
         self.assertEqual([len(batch) for batch in self.store.batches], [10])
-        self.clock.advance(0.05)
+        self.clock.advance(0.05)  # the rest goes once the first batch is on disk
+        await self.writer.settled("alice@localhost")
         self.assertEqual([len(batch) for batch in self.store.batches], [10, 2])
         page = await self.store.store.query("alice@localhost")
         self.assertEqual([each.stamp for each in page.entries], [float(n) for n in range(12)])
@@ -68,6 +72,8 @@ class WriterTests(TestCase):
         self.assertIsNone(self.writer.settled("alice@localhost"))
         self.writer.add("bob@localhost", entry(1), ("alice@localhost",))
         d = self.writer.settled("alice@localhost")  # alice sent it: her answer waits
+        self.assertEqual(len(self.store.batches), 0)  # at the end of the reactor turn
+        self.clock.advance(0)
         self.assertEqual(len(self.store.batches), 1)
         await d
         self.assertEqual(await self.store.store.count("bob@localhost"), 1)
@@ -86,18 +92,73 @@ class WriterTests(TestCase):
         writer = BatchWriter(self.store, self.clock.callLater, 0, 10)
         d = writer.add("alice@localhost", entry(1))
         self.assertIsNotNone(d)
+        self.clock.advance(0)
         await d
         self.assertEqual(await self.store.store.count("alice@localhost"), 1)
 
-    async def test_too_many_batches_in_flight_make_senders_wait(self):
-        self.patch(writer_module, "MAX_IN_FLIGHT", 2)
-        writer = BatchWriter(self.store, self.clock.callLater, 0.05, 1)
+    async def test_requests_of_one_turn_share_one_write(self):
+        for number, account in enumerate(("a@localhost", "b@localhost", "c@localhost")):
+            self.writer.add(account, entry(number))
+        waits = [self.writer.settled(account)
+                 for account in ("a@localhost", "b@localhost", "c@localhost", "a@localhost")]
+        self.clock.advance(0)
+        await defer.gatherResults(waits)
+        self.assertEqual([len(batch) for batch in self.store.batches], [3])
+        self.assertEqual((self.writer.writes, self.writer.written), (1, 3))
+
+    async def test_one_write_at_a_time_the_requests_meanwhile_share_the_next(self):
+        self.store.hold = defer.Deferred()  # the disk is slow: the first write waits
+        self.writer.add("a@localhost", entry(1))
+        first = self.writer.settled("a@localhost")
+        self.clock.advance(0)
+        self.assertEqual(len(self.store.batches), 1)
+        waits = []
+        for number in range(2, 6):  # four requests while the first write is under way
+            account = f"u{number}@localhost"
+            self.writer.add(account, entry(number))
+            waits.append(self.writer.settled(account))
+            self.clock.advance(0)
+        self.assertEqual(len(self.store.batches), 1)  # none started a write of its own
+        self.assertFalse(any(wait.called for wait in waits))
+        # a's entry is under way: a's answer waits for that write, not for the next one
+        self.assertIs(self.writer.settled("a@localhost").called, False)
+        hold, self.store.hold = self.store.hold, None
+        hold.callback(None)
+        await first
+        await defer.gatherResults(waits)
+        self.assertEqual([len(batch) for batch in self.store.batches], [1, 4])
+        self.assertEqual(await self.store.store.count("u5@localhost"), 1)
+        self.assertIsNone(self.writer.settled("u5@localhost"))
+
+    async def test_the_timer_during_a_write_waits_for_it(self):
+        self.store.hold = defer.Deferred()
+        self.writer.add("a@localhost", entry(1))
+        self.writer.settled("a@localhost")
+        self.clock.advance(0)
+        self.writer.add("b@localhost", entry(2))
+        self.clock.advance(0.05)  # the delay is over, but a write is under way
+        self.assertEqual(len(self.store.batches), 1)
+        hold, self.store.hold = self.store.hold, None
+        hold.callback(None)
+        await self.writer.flush()
+        self.assertEqual([len(batch) for batch in self.store.batches], [1, 1])
+
+    async def test_a_full_batch_behind_a_write_under_way_makes_senders_wait(self):
+        writer = BatchWriter(self.store, self.clock.callLater, 0.05, 2)
+        self.store.hold = defer.Deferred()
         self.assertIsNone(writer.add("a@localhost", entry(1)))
-        waiting = writer.add("a@localhost", entry(2))
+        self.assertIsNone(writer.add("a@localhost", entry(2)))  # full: written at once
+        self.assertEqual(len(self.store.batches), 1)
+        self.assertIsNone(writer.add("a@localhost", entry(3)))
+        waiting = writer.add("a@localhost", entry(4))  # full again, behind the first
         self.assertIsInstance(waiting, defer.Deferred)
+        self.assertFalse(waiting.called)
+        hold, self.store.hold = self.store.hold, None
+        hold.callback(None)
         await waiting
         await writer.flush()
-        self.assertEqual(await self.store.store.count("a@localhost"), 2)
+        self.assertEqual([len(batch) for batch in self.store.batches], [2, 2])
+        self.assertEqual(await self.store.store.count("a@localhost"), 4)
 
     async def test_a_failed_write_is_logged_and_releases_its_waiters(self):
         self.store.fail = True

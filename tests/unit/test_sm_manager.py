@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
+from zope.interface import implementer
 
 from tests.helpers import ServerFixture
 from tests.unit.test_c2s_stream import PASSWORD, StreamTestCase
 from xmppd import ns
+from xmppd.interfaces import IArchiveWrites
 from xmppd.jid import parse_jid
 from xmppd.plugins.smacks import smacks
 from xmppd.registry import PluginError
@@ -38,6 +40,20 @@ def bodies(elements) -> list[str]:
 
 def condition(element) -> str:
     return next(c.name for c in element.elements() if c.uri == ns.STANZA_ERRORS)
+
+
+@implementer(IArchiveWrites)
+class Archive:
+    """An archive whose writes the test finishes: ``settled`` answers the next of
+    ``waits`` (a Deferred, or None when nothing waits)."""
+
+    def __init__(self) -> None:
+        self.waits: list = []
+        self.asked: list[str] = []
+
+    def settled(self, account: str):
+        self.asked.append(account)
+        return self.waits.pop(0) if self.waits else None
 
 
 class SmTestCase(StreamTestCase):
@@ -145,6 +161,40 @@ class AckTests(SmTestCase):
             h.feed(MESSAGE.format(to="bob@localhost/phone", id=f"x{n}", body="hi"))
         h.feed(f"<iq type='get' id='p'><query xmlns='jabber:iq:roster'/></iq><r xmlns='{SM}'/>")
         self.assertEqual(sm(h.elements(), "a")[0]["h"], "4")
+
+    async def test_answers_wait_for_the_archive_in_order(self):
+        """Each <r/> waits for the archive's write of what came before it (IArchiveWrites:
+        the message archive's group commit); an answer that need not wait still goes out
+        behind the earlier ones, so h never goes back, and every <r/> gets its own <a/>."""
+        archive = Archive()
+        self.fixture.server.provide(IArchiveWrites, archive)
+        h, _ = await self.enabled()
+        first, third = defer.Deferred(), defer.Deferred()
+        archive.waits = [first, None, third]
+        for n in range(3):
+            h.feed(MESSAGE.format(to="bob@localhost/phone", id=f"x{n}", body="hi"))
+            h.feed(f"<r xmlns='{SM}'/>")
+        self.assertEqual(archive.asked, ["alice@localhost"] * 3)
+        third.callback(None)
+        self.assertEqual(sm(h.elements(), "a"), [])  # the first is still on its way
+        first.callback(None)
+        self.assertEqual([a["h"] for a in sm(h.elements(), "a")], ["1", "2", "3"])
+        self.assertNotIn(h.stream.session, self.manager().acks)
+
+    async def test_an_answer_for_a_session_that_ended_is_not_sent(self):
+        archive = Archive()
+        self.fixture.server.provide(IArchiveWrites, archive)
+        h, _ = await self.enabled(resume=False)
+        wait = defer.Deferred()
+        archive.waits = [wait]
+        h.feed(f"<r xmlns='{SM}'/>")
+        h.feed("</stream:stream>")
+        h.elements()
+        wait.callback(None)
+        self.assertEqual(sm(h.elements(), "a"), [])
+
+    def manager(self):
+        return smacks.manager
 
     async def test_the_server_asks_once_after_request_after_stanzas(self):
         h, _ = await self.enabled()

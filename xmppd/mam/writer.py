@@ -12,8 +12,9 @@ What that costs, and what keeps the README's promise ("an answer from the server
 earlier message was delivered or is on disk"): the message itself is delivered, or kept by
 offline storage with its own durable write, before the sender's next stanza, as before; only
 the archive copy lags. For the lag to stay invisible, every entry is tracked under the
-accounts it concerns (its owner and its local sender), and ``settled(account)`` commits at
-once what concerns that account and waits for it. The plugin calls it before answering any
+accounts it concerns (its owner and its local sender), and ``settled(account)`` has what
+concerns that account committed now (with the next write: see group commit below) and
+waits for it. The plugin calls it before answering any
 IQ from the account and before a MAM query, and stream management's ``<a/>`` waits for it
 (``IArchiveWrites``), so a ping reply or an ack also proves the archive copies of every
 earlier message are on disk (tests/integration/test_mam_durability.py kills the server
@@ -24,9 +25,19 @@ the messages were delivered, but a client that was offline then will not find th
 archive. ``[plugins.mam] batch_ms = 0`` commits each message's entries before it is
 delivered, for whom that matters more than throughput.
 
-Writes are not allowed to pile up unbounded: with ``MAX_IN_FLIGHT`` batches waiting for the
-database, ``add`` answers a Deferred that the message path waits for, so a slow disk slows
-the senders instead of filling memory.
+Group commit: one write at a time. ``settled`` calls (every ``<r/>`` of every client with
+stream management asks one, every IQ too) and full batches that come while a write is on
+its way to disk do not make writes of their own: they all wait for the next write, which
+takes everything collected meanwhile and starts as soon as the current one is done; those
+that come while the disk is idle start it at the end of the reactor turn, together. So a
+busy server commits back to back, each commit as large as the previous one took time, and
+never a transaction (with its fsync) per request; an answer waits at most for the write
+under way and the next. (``flush`` alone hands the batch over at once, whatever is under
+way: the server is stopping and the database thread writes its queue before it goes.)
+
+Writes are not allowed to pile up unbounded: once ``max_entries`` wait behind a write under
+way, ``add`` answers a Deferred that the message path waits for, so a slow disk slows the
+senders instead of filling memory.
 """
 
 from __future__ import annotations
@@ -43,17 +54,16 @@ from xmppd.stream import output
 
 log = get_logger(__name__)
 
-MAX_IN_FLIGHT = 4  # batches written or waiting for the database thread before senders wait
 
 
 class _Write:
-    """One batch on its way to disk, and who waits for it."""
+    """One batch on its way to disk (or the next one, still collecting), and who waits for it."""
 
     __slots__ = ("accounts", "size", "_waiters", "done")
 
-    def __init__(self, accounts: set[str], size: int) -> None:
-        self.accounts = accounts
-        self.size = size
+    def __init__(self) -> None:
+        self.accounts: set[str] = set()
+        self.size = 0
         self._waiters: list[defer.Deferred] = []
         self.done = False
 
@@ -78,7 +88,7 @@ class BatchWriter:
     first (``add_row``: the message archive's plain tuples, SQLArchiveLog.append_rows).
 
     ``call_later`` is the reactor's (a task.Clock in tests); ``delay`` in seconds, 0 for a
-    commit per ``add``.
+    commit per ``add`` (group-committed with the other ``add`` calls of the moment).
     """
 
     def __init__(self, store, call_later: Callable, delay: float, max_entries: int,
@@ -90,9 +100,13 @@ class BatchWriter:
         self._max_entries = max_entries
         self._batch: list[tuple] = []
         self._touched: set[str] = set()  # the accounts the batch concerns
-        self._timer = None
+        self._timer = None  # the batch's delay
+        self._start_call = None  # the start of the next write at the end of this turn
+        self._next: _Write | None = None  # set: the batch is to be written, next
         self._writing: dict[str, _Write] = {}  # account -> the newest write that concerns it
-        self._in_flight: list[_Write] = []
+        self._in_flight: list[_Write] = []  # one, but for flush()
+        self.writes = 0  # writes handed to the database, and the entries in them (the
+        self.written = 0  # average batch: tests, and a look with the manhole)
 
     @property
     def pending(self) -> int:
@@ -114,55 +128,84 @@ class BatchWriter:
         touched.add(row[0])
         if accounts:
             touched.update(accounts)
-        if self._delay <= 0 or len(batch) >= self._max_entries:
-            d = self.flush()
-            return d if self._delay <= 0 else self._backlog()
-        if self._timer is None:
+        if self._delay <= 0:
+            return self._request().wait()
+        if len(batch) >= self._max_entries:
+            if not self._in_flight:  # a full batch need not wait for the end of the turn
+                self._start()
+                return None
+            self._request()
+            return self._in_flight[0].wait()  # the disk is behind: wait for the write under way
+        elif self._timer is None:
             self._timer = self._call_later(self._delay, self._on_timer)
-        if len(self._in_flight) < MAX_IN_FLIGHT:
-            return None
-        return self._backlog()
+        return None
 
     def settled(self, account: str) -> defer.Deferred | None:
-        """None when nothing concerning ``account`` waits to be written; otherwise commit it
-        now and return a Deferred that fires (with None) once it is on disk."""
+        """None when nothing concerning ``account`` waits to be written; otherwise a
+        Deferred that fires (with None) once it is on disk: the next write (started at the
+        end of this reactor turn, or as soon as the one under way is done) for what is
+        still collected, else the write under way."""
         if account in self._touched:
-            self.flush()
+            return self._request().wait()
         write = self._writing.get(account)
         return None if write is None else write.wait()
 
     def flush(self) -> defer.Deferred:
-        """Commit everything collected; a Deferred firing (None) once it is on disk, or after
-        the failure was logged."""
-        if self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
-        batch, self._batch = self._batch, []
-        accounts, self._touched = self._touched, set()
-        if not batch:
+        """Hand everything collected to the database now; a Deferred firing (None) once it
+        and every write before it are on disk, or after a failure was logged."""
+        if not self._batch and self._next is None:
             return self._in_flight[-1].wait() if self._in_flight else defer.succeed(None)
-        write = _Write(accounts, len(batch))
-        for account in accounts:
-            self._writing[account] = write
-        self._in_flight.append(write)
-        d = self._append(batch)
-        d.addErrback(self._failed, write)
-        d.addBoth(self._written, write)
-        return write.wait()
+        return self._start().wait()
 
     def forget(self, owner: str) -> None:
         """Drop what waits for ``owner``'s archive (the account is being deleted)."""
         self._batch = [row for row in self._batch if row[0] != owner]
 
+    def _request(self) -> _Write:
+        """The batch is to be written as soon as may be: the write that will take it."""
+        write = self._next
+        if write is None:
+            write = self._next = _Write()
+            if not self._in_flight and self._start_call is None:
+                self._start_call = self._call_later(0, self._start_requested)
+        return write
+
+    def _start_requested(self) -> None:
+        self._start_call = None
+        if self._next is not None and not self._in_flight:
+            self._start()
+
+    def _start(self) -> _Write:
+        """Hand the batch to the database (its waiters, ``_next``, are released when it is
+        on disk; at once when there is nothing to write)."""
+        for call in (self._timer, self._start_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._timer = self._start_call = None
+        write = self._next or _Write()
+        self._next = None
+        batch, self._batch = self._batch, []
+        write.accounts, self._touched = self._touched, set()
+        write.size = len(batch)
+        if not batch:
+            if self._in_flight:  # nothing new: done when what is under way is
+                self._in_flight[-1].wait().addCallback(lambda _: write.finish())
+            else:
+                write.finish()
+            return write
+        for account in write.accounts:
+            self._writing[account] = write
+        self._in_flight.append(write)
+        self.writes += 1
+        self.written += len(batch)
+        d = self._append(batch)
+        d.addErrback(self._failed, write)
+        d.addBoth(self._written, write)
+        return write
+
     def _on_timer(self) -> None:
         self._timer = None
-        self.flush()
-
-    def _backlog(self) -> defer.Deferred | None:
-        if len(self._in_flight) < MAX_IN_FLIGHT:
-            return None
-        return self._in_flight[0].wait()
+        self._request()
 
     def _failed(self, failure, write: _Write) -> None:
         log.failure("archive write failed: {count} entries lost", failure, count=write.size)
@@ -172,6 +215,8 @@ class BatchWriter:
         for account in write.accounts:
             if self._writing.get(account) is write:
                 del self._writing[account]
+        if self._next is not None and not self._in_flight:
+            self._start()  # what came while this one was on its way
         # The waiters are streams that stopped for the disk (backlog, settled): they resume
         # here, outside any read, where each stanza they send would be its own TLS record
         # and send(); in one write batch they go out as after a read (xmppd.stream.output).

@@ -204,8 +204,9 @@ class StreamManagement:
         managed = self._managed(stream)
         answer = sm_element("a", h=managed.handled)
         # What <a/> counts must survive a SIGKILL: the stream waited for each stanza's work,
-        # but the archive batches its copies; it commits this account's at once and the
-        # answer waits for that (behind an earlier answer still waiting, so h never goes back).
+        # but the archive batches its copies; this account's go with its next write (group
+        # commit: every <r/> of the moment shares it, xmppd.mam.writer) and the answer waits
+        # for that (behind an earlier answer still waiting, so h never goes back).
         archive = self.ctx.query(IArchiveWrites)
         session = stream.session
         wait = None if archive is None else archive.settled(session.jid.userhost())
