@@ -43,10 +43,7 @@ def cluster(tmp_path):
     b.start()
     try:
         yield redis, a, b, dsn
-        for node in (a, b):
-            assert node.stop(signal.SIGTERM) == 0, node.log()
-            assert "Traceback" not in node.log(), node.log()
-            assert_log_for_admins(node.log())
+        stop_cleanly((a, b))
         # both left the registry on their clean stop
         assert redis.command("SMEMBERS", "xmppd:nodes") == []
         assert redis.command("KEYS", "xmppd:*") == []
@@ -54,6 +51,14 @@ def cluster(tmp_path):
         for node in (a, b):
             node.stop(signal.SIGKILL)
         redis.stop()
+
+
+def stop_cleanly(nodes) -> None:
+    """Each node stops on SIGTERM with status 0, no traceback, nothing for the admins."""
+    for node in nodes:
+        assert node.stop(signal.SIGTERM) == 0, node.log()
+        assert "Traceback" not in node.log(), node.log()
+        assert_log_for_admins(node.log())
 
 
 def registry(redis: RedisServer, node: str) -> dict:

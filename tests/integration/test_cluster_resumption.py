@@ -13,9 +13,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.integration.conftest import PASSWORD, assert_log_for_admins
+from tests.integration.conftest import PASSWORD
 from tests.integration.serverproc import XmppdProcess
-from tests.integration.test_cluster import HEARTBEAT, registry
+from tests.integration.test_cluster import HEARTBEAT, registry, stop_cleanly
 from tests.integration.test_session_hibernation import authenticated, drop, wait_for_log
 from tests.integration.test_stream_management import SM, bodies, enable, online, send_messages
 from tests.redis_server import RedisServer
@@ -45,10 +45,7 @@ def two_nodes(tmp_path, auth_timeout: float = 5.0):
     b.start()
     try:
         yield redis, a, b, dsn
-        for node in (a, b):
-            assert node.stop(signal.SIGTERM) == 0, node.log()
-            assert "Traceback" not in node.log(), node.log()
-            assert_log_for_admins(node.log())
+        stop_cleanly((a, b))
     finally:
         for node in (a, b):
             node.stop(signal.SIGKILL)
