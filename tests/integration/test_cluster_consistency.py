@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.conftest import login
 from tests.integration.test_cluster import registry, wait_until
-from tests.integration.test_cluster_roster import HEARTBEAT, run, running_cluster
+from tests.integration.test_cluster_roster import HEARTBEAT, befriend, run, running_cluster
 from tests.integration.test_im import Inbox
 from tests.integration.test_pep import PLUGINS, connect, metadata_id, publish_avatar
 
@@ -220,15 +220,7 @@ def test_a_pep_item_published_while_redis_is_down_reaches_the_other_node_after(c
     redis, a, b = cluster
 
     async def scenario():
-        alice, _ = await connect(a, "alice@localhost/setup")
-        bob, _ = await connect(a, "bob@localhost/setup")
-        subscribed = Inbox(alice, "presence_subscribed")
-        alice.send_presence_subscription(pto="bob@localhost")  # slixmpp approves and asks back
-        await subscribed.wait_for(lambda p: True, timeout=20)
-        await wait_until(lambda: bob.client_roster["alice@localhost"]["subscription"] == "both"
-                         and alice.client_roster["bob@localhost"]["subscription"] == "both")
-        alice.disconnect()
-        bob.disconnect()
+        await befriend(a)
 
         alice, alice_events = await connect(a, "alice@localhost/phone")
         bob, bob_events = await connect(b, "bob@localhost/desk")

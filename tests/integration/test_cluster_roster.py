@@ -198,20 +198,25 @@ def test_a_subscription_between_nodes_end_to_end(cluster):
     run(scenario)
 
 
+async def befriend(node) -> None:
+    """alice and bob mutual contacts ("both"), made through ``node``."""
+    alice, _ = await connect(node, "alice@localhost/setup")
+    bob, _ = await connect(node, "bob@localhost/setup")
+    subscribed = Inbox(alice, "presence_subscribed")
+    alice.send_presence_subscription(pto="bob@localhost")  # slixmpp approves and asks back
+    await subscribed.wait_for(lambda p: True, timeout=20)
+    await wait_until(lambda: bob.client_roster["alice@localhost"]["subscription"] == "both"
+                     and alice.client_roster["bob@localhost"]["subscription"] == "both")
+    await close(alice, bob)
+
+
 def test_pep_notifications_cross_nodes(cluster):
     redis, nodes = cluster
     a, b, c = nodes["a"], nodes["b"], nodes["c"]
 
     async def scenario():
         # friends first (on node a), then everyone where they live
-        alice, _ = await connect(a, "alice@localhost/setup")
-        bob, _ = await connect(a, "bob@localhost/setup")
-        subscribed = Inbox(alice, "presence_subscribed")
-        alice.send_presence_subscription(pto="bob@localhost")  # slixmpp approves and asks back
-        await subscribed.wait_for(lambda p: True, timeout=20)
-        await wait_until(lambda: bob.client_roster["alice@localhost"]["subscription"] == "both"
-                         and alice.client_roster["bob@localhost"]["subscription"] == "both")
-        await close(alice, bob)
+        await befriend(a)
 
         alice, alice_events = await connect(a, "alice@localhost/phone")
         bob, bob_events = await connect(b, "bob@localhost/desk")
